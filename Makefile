@@ -1,0 +1,28 @@
+# The two entry points of the README. Both create the environment first (idempotent).
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup system-packages demo test
+system-packages:
+	@if ! command -v plink1.9 >/dev/null || ! command -v chromium >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq plink1.9 chromium >/dev/null; fi
+
+$(BIN)/snpgen: requirements.txt requirements-dev.txt pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $(BIN)/snpgen
+
+setup: system-packages $(BIN)/snpgen
+
+demo: setup
+	$(BIN)/snpgen simulate --out data/demo/demo --n 2000 --snps 1000 --seed 0
+	$(BIN)/streamlit run app.py
+
+test: setup
+	$(BIN)/python -m pytest -q

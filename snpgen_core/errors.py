@@ -1,0 +1,24 @@
+"""Errors raised for bad user input: the CLI and the app turn them into one clear line."""
+
+
+class InputError(ValueError):
+    """A problem with a user's file, option or parameter.
+
+    The message names the file (and line or column) when there is one, says what is wrong and how to fix it.
+    Code that catches it shows ``str(err)`` to the user, never a traceback.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None, hint: str | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}"
+            if line is not None:
+                where += f", line {line}"
+            where += ": "
+        text = where + message
+        if hint:
+            text += f" ({hint})"
+        super().__init__(text)
+        self.path = path
+        self.line = line
+        self.hint = hint

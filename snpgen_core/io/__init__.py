@@ -1,0 +1,1 @@
+"""Readers and writers for genotype and summary-statistics files."""

@@ -1,0 +1,282 @@
+"""PLINK 1 binary files (.bed/.bim/.fam): validated reading, subsetting, atomic and streamed writing.
+
+Reading and writing of the genotype bits goes through ``bed_reader`` (count_A1=True: the dosage counts the
+``.bim`` column-5 allele). The ``.bim``/``.fam`` text files are parsed here so that every malformed line is
+reported with its file and line number, and the ``.bed`` header and size are checked before any genotype array is
+allocated.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from bed_reader import create_bed, open_bed
+
+from ..errors import InputError
+from ..genotypes import MISSING, SAMPLE_COLUMNS, VARIANT_COLUMNS, Genotypes
+from .atomic import atomic_paths
+
+BED_MAGIC = bytes([0x6C, 0x1B, 0x01])  # PLINK 1 magic + SNP-major mode
+
+
+def plink_prefix(path: str | os.PathLike) -> Path:
+    """Strip a trailing .bed/.bim/.fam so that either a prefix or a file name may be given."""
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in (".bed", ".bim", ".fam") else p
+
+
+def _read_fields(path: Path, n_fields: int, kind: str) -> list[list[str]]:
+    if not path.exists():
+        raise InputError(f"{kind} file not found", path=str(path), hint="give the PLINK prefix of an existing .bed/.bim/.fam trio")
+    rows = []
+    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+        for i, line in enumerate(fh, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != n_fields:
+                raise InputError(
+                    f"expected {n_fields} whitespace-separated fields in a {kind} line, found {len(fields)}",
+                    path=str(path), line=i, hint=f"a {kind} line is: " + " ".join(_HEADERS[kind]),
+                )
+            rows.append(fields)
+    if not rows:
+        raise InputError(f"{kind} file is empty", path=str(path))
+    return rows
+
+
+_HEADERS = {
+    ".bim": ["CHR", "SNP", "CM", "BP", "A1", "A2"],
+    ".fam": ["FID", "IID", "FATHER", "MOTHER", "SEX", "PHENO"],
+}
+
+
+def read_bim(path: str | os.PathLike) -> pd.DataFrame:
+    """Parse a ``.bim`` file into the canonical variant table (see :class:`Genotypes`)."""
+    path = Path(path)
+    rows = _read_fields(path, 6, ".bim")
+    df = pd.DataFrame(rows, columns=VARIANT_COLUMNS)
+    for col, conv in (("cm", float), ("pos", int)):
+        try:
+            df[col] = df[col].map(conv)
+        except ValueError:
+            bad = next(i for i, v in enumerate(df[col]) if not _parses(v, conv))
+            raise InputError(
+                f"column {_HEADERS['.bim'][VARIANT_COLUMNS.index(col)]} must be numeric, found {df[col][bad]!r}",
+                path=str(path), line=bad + 1, hint="a .bim line is: CHR SNP CM BP A1 A2",
+            ) from None
+    df["pos"] = df["pos"].astype(np.int64)
+    dup = df["snp"].duplicated(keep=False) & (df["snp"] != ".")
+    if dup.any():
+        first = df["snp"][dup].iloc[0]
+        lines = [str(i + 1) for i in np.flatnonzero(df["snp"] == first)[:3]]
+        raise InputError(
+            f"{int(dup.sum())} variant IDs are duplicated, e.g. {first!r} on lines {', '.join(lines)}",
+            path=str(path), hint="make IDs unique, e.g. plink --set-missing-var-ids @:#:$1:$2",
+        )
+    return df
+
+
+def read_fam(path: str | os.PathLike) -> pd.DataFrame:
+    """Parse a ``.fam`` file into the canonical sample table; phenotype kept as its raw text."""
+    path = Path(path)
+    rows = _read_fields(path, 6, ".fam")
+    df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+    try:
+        df["sex"] = df["sex"].astype(np.int64)
+    except ValueError:
+        bad = next(i for i, v in enumerate(df["sex"]) if not _parses(v, int))
+        raise InputError(f"column SEX must be 0, 1 or 2, found {df['sex'][bad]!r}", path=str(path), line=bad + 1) from None
+    key = df["fid"] + "\t" + df["iid"]
+    dup = key.duplicated(keep=False)
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        j = int(np.flatnonzero(key == key[i])[1])
+        raise InputError(
+            f"sample ID {df['fid'][i]} {df['iid'][i]} appears twice (lines {i + 1} and {j + 1})",
+            path=str(path), hint="each FID/IID pair must be unique",
+        )
+    return df
+
+
+def _parses(value: str, conv) -> bool:
+    try:
+        conv(value)
+        return True
+    except ValueError:
+        return False
+
+
+def check_bed(path: Path, n_samples: int, n_variants: int) -> None:
+    """Check magic bytes and the exact size ``3 + M * ceil(N / 4)`` before anything is allocated."""
+    if not path.exists():
+        raise InputError(".bed file not found", path=str(path))
+    with open(path, "rb") as fh:
+        magic = fh.read(3)
+    if magic[:2] != BED_MAGIC[:2]:
+        raise InputError(
+            f"not a PLINK 1 .bed file (first bytes {magic.hex(' ')}, expected 6c 1b 01)",
+            path=str(path), hint="PLINK 0.99 files and other formats must be converted with plink --make-bed",
+        )
+    if magic[2:3] != BED_MAGIC[2:]:
+        raise InputError(
+            "individual-major .bed (mode byte 00) is not supported", path=str(path),
+            hint="convert it with plink --bfile PREFIX --make-bed --out NEW",
+        )
+    expected = 3 + n_variants * ((n_samples + 3) // 4)
+    size = path.stat().st_size
+    if size != expected:
+        raise InputError(
+            f"size is {size} bytes but {n_variants} variants x {n_samples} samples need {expected}",
+            path=str(path),
+            hint="the file is truncated or the .bim/.fam belong to another .bed; re-export the trio together",
+        )
+
+
+def _index(selector, n: int, what: str) -> np.ndarray:
+    if selector is None:
+        return np.arange(n)
+    sel = np.asarray(selector)
+    if sel.dtype == bool:
+        if sel.shape != (n,):
+            raise ValueError(f"{what} mask has length {sel.shape[0]}, expected {n}")
+        return np.flatnonzero(sel)
+    sel = sel.astype(np.int64)
+    if sel.size and (sel.min() < -n or sel.max() >= n):
+        raise IndexError(f"{what} index out of range for {n} {what}")
+    return sel
+
+
+def read_plink(prefix: str | os.PathLike, samples=None, variants=None) -> Genotypes:
+    """Read a PLINK 1 trio, or only the given samples/variants (integer indices or boolean masks).
+
+    Only the selected genotypes are decoded: the rest of the ``.bed`` is never loaded. Missing calls become
+    ``MISSING`` (-1).
+    """
+    prefix = plink_prefix(prefix)
+    bim = read_bim(prefix.with_suffix(".bim"))
+    fam = read_fam(prefix.with_suffix(".fam"))
+    bed_path = prefix.with_suffix(".bed")
+    check_bed(bed_path, len(fam), len(bim))
+    s_idx = _index(samples, len(fam), "samples")
+    v_idx = _index(variants, len(bim), "variants")
+    with open_bed(bed_path, iid_count=len(fam), sid_count=len(bim), count_A1=True, skip_format_check=True,
+                  properties={"iid": fam["iid"].to_numpy(), "sid": bim["snp"].to_numpy()}) as bed:
+        dos = bed.read(index=np.s_[s_idx, v_idx], dtype="int8", order="C")
+    dos[dos == -127] = MISSING
+    return Genotypes(dos, bim.iloc[v_idx].reset_index(drop=True), fam.iloc[s_idx].reset_index(drop=True))
+
+
+def _properties(variants: pd.DataFrame, samples: pd.DataFrame | None) -> dict:
+    props = {
+        "chromosome": variants["chrom"].astype(str).tolist(),
+        "sid": variants["snp"].astype(str).tolist(),
+        "cm_position": variants["cm"].astype(float).tolist(),
+        "bp_position": variants["pos"].astype(np.int64).tolist(),
+        "allele_1": variants["a1"].astype(str).tolist(),
+        "allele_2": variants["a2"].astype(str).tolist(),
+    }
+    if samples is not None:
+        props.update({
+            "fid": samples["fid"].astype(str).tolist(),
+            "iid": samples["iid"].astype(str).tolist(),
+            "father": samples["father"].astype(str).tolist(),
+            "mother": samples["mother"].astype(str).tolist(),
+            "sex": samples["sex"].astype(np.int64).tolist(),
+        })
+    return props
+
+
+def _write_fam(path: Path, samples: pd.DataFrame) -> None:
+    cols = [samples[c].astype(str) for c in SAMPLE_COLUMNS]
+    with open(path, "w") as fh:
+        fh.writelines(" ".join(f) + "\n" for f in zip(*cols))
+
+
+def _write_bim(path: Path, variants: pd.DataFrame) -> None:
+    cm = variants["cm"].map(lambda x: f"{x:g}")
+    cols = [variants["chrom"].astype(str), variants["snp"].astype(str), cm,
+            variants["pos"].astype(str), variants["a1"].astype(str), variants["a2"].astype(str)]
+    with open(path, "w") as fh:
+        fh.writelines("\t".join(f) + "\n" for f in zip(*cols))
+
+
+class PlinkWriter:
+    """Stream samples into a PLINK 1 trio with bounded memory.
+
+    Blocks of samples (rows) are appended to a disk-backed scratch matrix; ``close()`` writes the SNP-major
+    ``.bed`` through ``bed_reader`` one variant at a time, writes the ``.bim``/``.fam``, and renames all three into
+    place. If anything fails, no file appears at ``prefix``.
+    """
+
+    def __init__(self, prefix: str | os.PathLike, variants: pd.DataFrame, n_samples: int):
+        self.prefix = plink_prefix(prefix)
+        self.variants = variants.reset_index(drop=True)
+        self.n_samples = int(n_samples)
+        self.prefix.parent.mkdir(parents=True, exist_ok=True)
+        self._scratch_path = self.prefix.with_name(f".{self.prefix.name}.scratch-{os.getpid()}")
+        self._scratch = np.lib.format.open_memmap(
+            self._scratch_path, mode="w+", dtype=np.int8, shape=(self.n_samples, len(self.variants))
+        )
+        self._samples: list[pd.DataFrame] = []
+        self._filled = 0
+
+    def write(self, dosages: np.ndarray, samples: pd.DataFrame) -> None:
+        """Append a block of samples: ``dosages`` (b, n_variants) int8 with -1 for missing, and their table."""
+        b = dosages.shape[0]
+        if len(samples) != b or dosages.shape[1] != len(self.variants):
+            raise ValueError("block shape does not match its sample table or the variant table")
+        if self._filled + b > self.n_samples:
+            raise ValueError(f"more than the declared {self.n_samples} samples written")
+        self._scratch[self._filled:self._filled + b] = dosages
+        self._samples.append(samples)
+        self._filled += b
+
+    def close(self) -> None:
+        try:
+            if self._filled != self.n_samples:
+                raise ValueError(f"{self._filled} samples written, {self.n_samples} declared")
+            samples = pd.concat(self._samples, ignore_index=True)
+            paths = [self.prefix.with_suffix(s) for s in (".bed", ".bim", ".fam")]
+            with atomic_paths(*paths) as (bed, bim, fam):
+                _write_bim(bim, self.variants)
+                _write_fam(fam, samples)
+                m = len(self.variants)
+                with create_bed(bed, iid_count=self.n_samples, sid_count=m, count_A1=True,
+                                properties=_properties(self.variants, samples),
+                                fam_location=fam, bim_location=bim) as writer:
+                    step = max(1, (1 << 26) // max(self.n_samples, 1))  # ~64 MB of columns at a time
+                    for start in range(0, m, step):
+                        block = np.asarray(self._scratch[:, start:start + step], dtype=np.float32)
+                        block[block == MISSING] = np.nan
+                        for j in range(block.shape[1]):
+                            writer.write(block[:, j])
+                # bed_reader rewrote .bim/.fam from the properties: put back our exact text
+                _write_bim(bim, self.variants)
+                _write_fam(fam, samples)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the scratch matrix; nothing is written at ``prefix`` unless ``close()`` succeeded."""
+        if self._scratch is not None:
+            del self._scratch
+            self._scratch = None
+            self._scratch_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "PlinkWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_plink(prefix: str | os.PathLike, genotypes: Genotypes) -> None:
+    """Write ``genotypes`` as a PLINK 1 trio, every ``.bim``/``.fam`` field set, atomically."""
+    with PlinkWriter(prefix, genotypes.variants, genotypes.n_samples) as w:
+        w.write(genotypes.dosages, genotypes.samples)
