@@ -19,6 +19,7 @@ from ..genotypes import MISSING, SAMPLE_COLUMNS, VARIANT_COLUMNS, Genotypes
 from .atomic import atomic_paths
 
 BED_MAGIC = bytes([0x6C, 0x1B, 0x01])  # PLINK 1 magic + SNP-major mode
+_BED_READER_MISSING = -127  # bed_reader's int8 code for a missing call
 
 
 def plink_prefix(path: str | os.PathLike) -> Path:
@@ -27,9 +28,21 @@ def plink_prefix(path: str | os.PathLike) -> Path:
     return p.with_suffix("") if p.suffix in (".bed", ".bim", ".fam") else p
 
 
-def _read_fields(path: Path, n_fields: int, kind: str) -> list[list[str]]:
+def _read_fields(path: Path, n_fields: int, kind: str) -> pd.DataFrame:
+    """All fields as text, one column per field. A fast C parse first; on anything unusual, a line-by-line
+    parse that names the first bad line."""
     if not path.exists():
         raise InputError(f"{kind} file not found", path=str(path), hint="give the PLINK prefix of an existing .bed/.bim/.fam trio")
+    try:
+        df = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, engine="c", na_filter=False)
+        if df.shape[1] == n_fields and len(df) and not (df == "").any().any():
+            return df
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        pass
+    return pd.DataFrame(_read_fields_slowly(path, n_fields, kind))
+
+
+def _read_fields_slowly(path: Path, n_fields: int, kind: str) -> list[list[str]]:
     rows = []
     with open(path, "r", encoding="utf-8", errors="replace") as fh:
         for i, line in enumerate(fh, start=1):
@@ -56,12 +69,12 @@ _HEADERS = {
 def read_bim(path: str | os.PathLike) -> pd.DataFrame:
     """Parse a ``.bim`` file into the canonical variant table (see :class:`Genotypes`)."""
     path = Path(path)
-    rows = _read_fields(path, 6, ".bim")
-    df = pd.DataFrame(rows, columns=VARIANT_COLUMNS)
+    df = _read_fields(path, 6, ".bim")
+    df.columns = VARIANT_COLUMNS
     for col, conv in (("cm", float), ("pos", int)):
         try:
-            df[col] = df[col].map(conv)
-        except ValueError:
+            df[col] = df[col].astype(np.float64 if conv is float else np.int64)
+        except (ValueError, OverflowError):
             bad = next(i for i, v in enumerate(df[col]) if not _parses(v, conv))
             raise InputError(
                 f"column {_HEADERS['.bim'][VARIANT_COLUMNS.index(col)]} must be numeric, found {df[col][bad]!r}",
@@ -82,8 +95,8 @@ def read_bim(path: str | os.PathLike) -> pd.DataFrame:
 def read_fam(path: str | os.PathLike) -> pd.DataFrame:
     """Parse a ``.fam`` file into the canonical sample table; phenotype kept as its raw text."""
     path = Path(path)
-    rows = _read_fields(path, 6, ".fam")
-    df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+    df = _read_fields(path, 6, ".fam")
+    df.columns = SAMPLE_COLUMNS
     try:
         df["sex"] = df["sex"].astype(np.int64)
     except ValueError:
@@ -165,7 +178,7 @@ def read_plink(prefix: str | os.PathLike, samples=None, variants=None) -> Genoty
     with open_bed(bed_path, iid_count=len(fam), sid_count=len(bim), count_A1=True, skip_format_check=True,
                   properties={"iid": fam["iid"].to_numpy(), "sid": bim["snp"].to_numpy()}) as bed:
         dos = bed.read(index=np.s_[s_idx, v_idx], dtype="int8", order="C")
-    dos[dos == -127] = MISSING
+    np.maximum(dos, MISSING, out=dos)  # bed_reader's -127 -> -1; nothing else is below -1
     return Genotypes(dos, bim.iloc[v_idx].reset_index(drop=True), fam.iloc[s_idx].reset_index(drop=True))
 
 
@@ -249,8 +262,8 @@ class PlinkWriter:
                                 fam_location=fam, bim_location=bim) as writer:
                     step = max(1, (1 << 26) // max(self.n_samples, 1))  # ~64 MB of columns at a time
                     for start in range(0, m, step):
-                        block = np.asarray(self._scratch[:, start:start + step], dtype=np.float32)
-                        block[block == MISSING] = np.nan
+                        block = np.array(self._scratch[:, start:start + step], order="F")
+                        block[block == MISSING] = _BED_READER_MISSING
                         for j in range(block.shape[1]):
                             writer.write(block[:, j])
                 # bed_reader rewrote .bim/.fam from the properties: put back our exact text
