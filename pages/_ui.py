@@ -1,0 +1,137 @@
+"""What every page shares: the session's workspace, the one way core calls are made and their errors shown, and the
+Manhattan plot (the other figures come from ``snpgen_core.evaluation.figures``).
+
+Genotype data live only in the session's ``Workspace`` (``st.session_state``), never in a cache shared between
+sessions. A training run's id rides in the URL (``?run=...``) so that a reloaded page finds its job again.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from snpgen_core.errors import InputError
+from snpgen_core.workspace import Workspace, find_job
+
+log = logging.getLogger("snpgen.app")
+
+APP_DIR = Path(__file__).resolve().parent.parent
+# written by `make demo`; simulated into the session workspace when absent
+DEMO_PREFIX = Path(os.environ.get("SNPGEN_DEMO_PREFIX", APP_DIR / "data" / "demo" / "demo"))
+EXPORT_ROOT = Path(os.environ.get("SNPGEN_EXPORT_DIR", APP_DIR / "out"))
+MANHATTAN_MAX_POINTS = 20_000
+MANHATTAN_KEEP_P = 1e-3  # every SNP below this p is drawn; the rest are thinned
+
+
+def attach_workspace() -> Workspace:
+    """The session's workspace: re-attached from the run id in the URL after a reload, else a new one.
+
+    Called by ``app.py`` on every rerun; also writes the current run id back into the URL, which page switches
+    clear.
+    """
+    ws = st.session_state.get("workspace")
+    run_id = st.query_params.get("run")
+    if ws is None or not ws.alive:
+        job = find_job(run_id)
+        if job is not None and job.workspace.alive:
+            ws = job.workspace
+            ws.run_id = job.run_id
+        else:
+            ws = Workspace()
+            if run_id:
+                st.query_params.pop("run", None)
+                st.toast("That training run is no longer on this server; start a new one.")
+        st.session_state["workspace"] = ws
+    if ws.run_id and run_id != ws.run_id:
+        st.query_params["run"] = ws.run_id
+    return ws
+
+
+def workspace() -> Workspace:
+    """The workspace ``app.py`` attached for this rerun."""
+    return st.session_state["workspace"]
+
+
+def core_call(fn, *args, **kwargs):
+    """Call the core; on failure show one readable line (never a traceback) and return None.
+
+    ``InputError`` (bad input) is shown as the CLI shows it; anything else is a bug: logged with its traceback on
+    the server, shown as its type and message. The session stays usable either way.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except InputError as err:
+        st.error(str(err), icon=":material/error:")
+    except Exception as err:  # noqa: BLE001 - the user gets one line, the log the traceback
+        log.exception("core call %s failed", getattr(fn, "__qualname__", fn))
+        st.error(f"Something went wrong ({type(err).__name__}: {err}). The details are in the server log.",
+                 icon=":material/bug_report:")
+    return None
+
+
+def require(ok: bool, message: str, page: str, label: str) -> None:
+    """Stop the page with a pointer to the step that must come first."""
+    if not ok:
+        st.info(message, icon=":material/info:")
+        st.page_link(page, label=label, icon=":material/arrow_forward:")
+        st.stop()
+
+
+def manhattan_positions(table: pd.DataFrame) -> pd.DataFrame:
+    """An aligned GWAS table's ``snp, chrom, pos, p`` with ``x`` (position laid end to end over chromosomes in
+    natural order, small gaps between them), ``chrom_rank`` and ``mlog10p``; rows without a finite p dropped."""
+    t = table[["snp", "chrom", "pos", "p"]].copy()
+    t = t[np.isfinite(t["p"].to_numpy(dtype=float))]
+    order = sorted(t["chrom"].astype(str).unique(), key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
+    t["chrom_rank"] = t["chrom"].astype(str).map({c: i for i, c in enumerate(order)})
+    t = t.sort_values(["chrom_rank", "pos"], kind="stable").reset_index(drop=True)
+    span = t.groupby("chrom_rank")["pos"].max().astype(float)
+    offset = span.cumsum().shift(fill_value=0.0) + np.arange(len(span)) * 0.02 * float(span.sum())
+    t["x"] = t["pos"].astype(float) + t["chrom_rank"].map(offset)
+    t["mlog10p"] = -np.log10(np.clip(t["p"].to_numpy(dtype=float), 1e-300, 1.0))
+    return t
+
+
+def thin_manhattan(points: pd.DataFrame, max_points: int = MANHATTAN_MAX_POINTS,
+                   keep_p: float = MANHATTAN_KEEP_P) -> pd.DataFrame:
+    """Rows worth drawing: every SNP with p < ``keep_p`` and an evenly spaced (deterministic) share of the rest,
+    at most ``max_points`` rows in all (more only if more than that many pass ``keep_p``)."""
+    strong = (points["p"] < keep_p).to_numpy()
+    rest = np.flatnonzero(~strong)
+    budget = max(max_points - int(strong.sum()), 0)
+    if len(rest) > budget:
+        rest = rest[np.linspace(0, len(rest) - 1, budget).astype(int)] if budget else rest[:0]
+    return points.iloc[np.sort(np.concatenate([np.flatnonzero(strong), rest]))]
+
+
+def manhattan_figure(table: pd.DataFrame, highlight=None, title: str = "") -> go.Figure:
+    """Manhattan plot of an aligned GWAS table, thinned by :func:`thin_manhattan`; SNPs named in ``highlight``
+    (every one of them, unthinned) are drawn on top in a contrasting colour."""
+    full = manhattan_positions(table)
+    pts = thin_manhattan(full)
+    fig = go.Figure()
+    for rank, part in pts.groupby("chrom_rank"):
+        fig.add_trace(go.Scattergl(
+            x=part["x"], y=part["mlog10p"], mode="markers", name=f"chr {part['chrom'].iloc[0]}",
+            marker=dict(size=4, color="#5b7db1" if rank % 2 == 0 else "#9bb3d9"), showlegend=False,
+            text=part["snp"], hovertemplate="%{text}<br>-log10 p = %{y:.2f}<extra></extra>",
+        ))
+    if highlight is not None:
+        hp = full[full["snp"].isin(set(highlight))]
+        fig.add_trace(go.Scattergl(
+            x=hp["x"], y=hp["mlog10p"], mode="markers", name=f"panel SNPs ({len(hp)})",
+            marker=dict(size=6, color="#d62728"), text=hp["snp"],
+            hovertemplate="%{text} (panel)<br>-log10 p = %{y:.2f}<extra></extra>",
+        ))
+    ticks = full.groupby("chrom_rank").agg(x=("x", "median"), chrom=("chrom", "first"))
+    fig.update_layout(
+        title=title or None, height=360, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        xaxis=dict(tickvals=ticks["x"].tolist(), ticktext=ticks["chrom"].tolist(), title="chromosome"),
+        yaxis=dict(title="-log10 p"), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
+    )
+    return fig

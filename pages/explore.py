@@ -1,0 +1,4 @@
+"""explore page (being written)."""
+import streamlit as st
+
+st.title("Explore")

@@ -1,0 +1,4 @@
+"""generate page (being written)."""
+import streamlit as st
+
+st.title("Generate")

@@ -1,0 +1,4 @@
+"""panel page (being written)."""
+import streamlit as st
+
+st.title("Panel")

@@ -1,0 +1,4 @@
+"""train page (being written)."""
+import streamlit as st
+
+st.title("Train")
