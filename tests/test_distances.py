@@ -125,7 +125,7 @@ def test_nearest_neighbours__bad_arguments_raise():
     with pytest.raises(InputError, match="reference has 5"):
         nearest_neighbours(x, np.zeros((2, 5), np.int8), device="cpu")
     with pytest.raises(InputError, match=r"\[0, 3\]"):
-        nearest_neighbours(np.full((1, 4), 3, np.int8), x, device="cpu")
+        nearest_neighbours(np.array([[0, 1, 2, 3]], np.int8), x, device="cpu")
     with pytest.raises(ValueError, match="offers only 2"):
         nearest_neighbours(x, x, 3, exclude_self=True, device="cpu")
     with pytest.raises(ValueError, match="same individuals"):
