@@ -70,10 +70,11 @@ def _check_inputs(y: np.ndarray, design: np.ndarray, kind: str) -> None:
     if kind == "binary":
         classes = np.unique(y)
         if not np.isin(classes, (0.0, 1.0)).all():
-            raise InputError(f"a binary phenotype must be coded 0 = control, 1 = case; found values {classes[:5].tolist()}",
+            raise InputError(f"a binary phenotype must be coded 0 = control, 1 = case; found {classes[:5].tolist()}",
                              hint="PLINK 1/2 coding is decoded by snpgen_core.phenotypes")
         if len(classes) < 2:
-            raise InputError("the binary phenotype has a single class", hint="association needs both cases and controls")
+            raise InputError("the binary phenotype has a single class",
+                             hint="association needs both cases and controls")
     if np.linalg.matrix_rank(design) < design.shape[1]:
         raise InputError("the covariates are constant or collinear", hint="drop redundant covariate columns")
 

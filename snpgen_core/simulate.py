@@ -27,6 +27,7 @@ from .io.plink import plink_prefix, write_plink
 from .selection import Split, split_samples, write_split
 
 GWAS_COLUMNS = ["SNP", "CHR", "BP", "A1", "A2", "A1_FREQ", "OR", "BETA", "SE", "P", "N"]
+POPULATIONS = ("AFR", "EUR", "EAS")  # the sampled populations of out_of_africa_demography()
 MAX_SNPS = 100_000  # beyond this one simulated region takes minutes; real cohorts are for big panels
 
 
@@ -34,14 +35,15 @@ MAX_SNPS = 100_000  # beyond this one simulated region takes minutes; real cohor
 class SimulationConfig:
     """Everything that defines a simulated cohort; saved in its ``.params.json``.
 
-    Demography: Gutenkunst et al. (2009) out-of-Africa model (as in stdpopsim ``OutOfAfrica_3G09``) with sample
-    shares per population. Recombination: ``recombination_rate`` per bp per generation in the background plus
-    hotspots of ``hotspot_width_bp`` every ``hotspot_spacing_bp`` on average, each ``hotspot_fold`` (log-uniform)
-    times hotter. The region is ``bp_per_snp * n_snps`` long (about 2.7 SNPs with MAF >= ``min_maf`` per kept SNP;
-    it is lengthened if too few pass); ``n_snps`` of them are kept at random.
-    Traits: ``n_causal`` SNPs with MAF >= ``causal_min_maf``, standardised effects ~ N(0, 1) (per-allele effect
-    ``z / sqrt(2 p (1 - p))``), genetic value scaled to variance ``h2_qt`` for ``QT`` and ``h2_liability`` for the
-    liability; ``CASE`` = liability above the standard-normal ``1 - prevalence`` quantile.
+    Demography: Gutenkunst et al. (2009) out-of-Africa model (as in stdpopsim ``OutOfAfrica_3G09``); samples are
+    drawn by ``population_shares`` (any of ``POPULATIONS``). Recombination: ``recombination_rate`` per bp per
+    generation in the background plus hotspots of ``hotspot_width_bp`` every ``hotspot_spacing_bp`` on average,
+    each ``hotspot_fold`` (log-uniform) times hotter. The region is ``bp_per_snp * n_snps`` long (about 2.7 SNPs
+    with MAF >= ``min_maf`` per kept SNP; it is lengthened if too few pass); ``n_snps`` of them are kept at random.
+    Traits: ``n_causal`` (default min(15, n_snps)) SNPs with MAF >= ``causal_min_maf``, standardised effects
+    ~ N(0, 1) (per-allele effect ``z / sqrt(2 p (1 - p))``), genetic value scaled to variance ``h2_qt`` for ``QT``
+    and ``h2_liability`` for the liability; ``CASE`` = liability above the standard-normal ``1 - prevalence``
+    quantile.
     ``population_shift`` > 0 adds a per-population offset ~ N(0, shift^2) to both traits (stratification).
     """
 
@@ -56,7 +58,7 @@ class SimulationConfig:
     hotspot_width_bp: float = 2_000.0
     hotspot_fold: tuple = (10.0, 100.0)
     min_maf: float = 0.01
-    n_causal: int = 15
+    n_causal: int | None = None  # None: min(15, n_snps)
     causal_min_maf: float = 0.05
     h2_qt: float = 0.5
     h2_liability: float = 0.5
@@ -70,12 +72,16 @@ class SimulationConfig:
         rules = [
             (self.n >= 10, f"n = {self.n}: simulate at least 10 individuals"),
             (0 < self.n_snps <= MAX_SNPS, f"snps = {self.n_snps}: choose between 1 and {MAX_SNPS}"),
-            (self.population_shares and all(v > 0 for v in self.population_shares.values()),
+            (bool(self.population_shares) and all(v > 0 for v in self.population_shares.values()),
              "population_shares must be positive"),
+            (set(self.population_shares) <= set(POPULATIONS),
+             f"population_shares names {sorted(self.population_shares)}: choose from {POPULATIONS}"),
             (self.bp_per_snp > 0, "bp_per_snp must be positive"),
-            (self.mutation_rate > 0 and self.recombination_rate > 0, "mutation and recombination rates must be positive"),
+            (self.mutation_rate > 0 and self.recombination_rate > 0,
+             "mutation and recombination rates must be positive"),
             (0 < self.min_maf < 0.5 and 0 < self.causal_min_maf < 0.5, "MAF thresholds must be in (0, 0.5)"),
-            (1 <= self.n_causal <= self.n_snps, f"n_causal = {self.n_causal}: choose between 1 and snps ({self.n_snps})"),
+            (self.n_causal is None or 1 <= self.n_causal <= self.n_snps,
+             f"n_causal = {self.n_causal}: choose between 1 and snps ({self.n_snps})"),
             (0 < self.h2_qt < 1 and 0 < self.h2_liability < 1, "heritabilities must be in (0, 1)"),
             (0 < self.prevalence < 1, f"prevalence = {self.prevalence}: must be in (0, 1)"),
             (self.population_shift >= 0, "population_shift must be >= 0"),
@@ -123,6 +129,8 @@ def simulate_cohort(n: int = 2000, n_snps: int = 1000, seed: int = 0, **options)
                          hint=f"choose from {sorted(SimulationConfig.__dataclass_fields__)}")
     config = SimulationConfig(n=n, n_snps=n_snps, seed=seed, **options)
     config.check()
+    if config.n_causal is None:
+        config.n_causal = min(15, config.n_snps)
     rng = np.random.default_rng(config.seed)
 
     genotypes, region = _simulate_genotypes(config, rng)
@@ -151,7 +159,8 @@ def out_of_africa_demography() -> msprime.Demography:
     """Gutenkunst et al. (2009) three-population out-of-Africa model, 25-year generations (stdpopsim OutOfAfrica_3G09).
 
     The ancestral population grows from 7,300 to 12,300 8,800 generations ago; AFR (N 12,300) and the
-    out-of-Africa bottleneck (N 2,100) split from it 5,600 generations ago; EUR and EAS split from the bottleneck 848 generations ago and grow exponentially to ~30,000 and ~54,000.
+    out-of-Africa bottleneck (N 2,100) split from it 5,600 generations ago; EUR and EAS split from the bottleneck
+    848 generations ago and grow exponentially to ~30,000 and ~54,000.
     """
     generation_time = 25
     t_af, t_b, t_eu_as = 220e3 / generation_time, 140e3 / generation_time, 21.2e3 / generation_time
@@ -327,18 +336,26 @@ def gwas_table(genotypes: Genotypes, case: np.ndarray, covariates: np.ndarray | 
 
 
 def mean_adjacent_r2(dosages: np.ndarray) -> float:
-    """Mean squared Pearson correlation of the dosages of consecutive SNPs (no missing calls expected)."""
+    """Mean squared Pearson correlation of the dosages of consecutive SNPs (no missing calls expected).
+
+    Pairs with a monomorphic SNP are skipped; NaN if there is no pair left.
+    """
+    if dosages.shape[1] < 2:
+        return float("nan")
     x = dosages.astype(float)
     x = x - x.mean(axis=0)
     norm = np.sqrt((x**2).sum(axis=0))
-    r = (x[:, :-1] * x[:, 1:]).sum(axis=0) / (norm[:-1] * norm[1:])
-    return float(np.nanmean(r**2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = ((x[:, :-1] * x[:, 1:]).sum(axis=0) / (norm[:-1] * norm[1:])) ** 2
+    r2 = r2[np.isfinite(r2)]
+    return float(r2.mean()) if r2.size else float("nan")
 
 
 def _summary(genotypes: Genotypes, case: np.ndarray, qt: np.ndarray) -> dict:
     freq = genotypes.a1_frequency()
     maf = np.minimum(freq, 1 - freq)
-    return {"mean_adjacent_r2": mean_adjacent_r2(genotypes.dosages), "maf_min": float(maf.min()),
+    r2 = mean_adjacent_r2(genotypes.dosages)
+    return {"mean_adjacent_r2": None if math.isnan(r2) else r2, "maf_min": float(maf.min()),
             "maf_max": float(maf.max()), "case_fraction": float(case.mean()), "qt_variance": float(qt.var())}
 
 
