@@ -1,5 +1,7 @@
-"""Nearest neighbours by exact L1 (IBS) distance: against a brute-force loop, plink1.9 --distance, chunk
-boundaries, self-exclusion, and refusal of missing calls."""
+"""Relations between individuals: nearest neighbours by exact L1 (IBS) distance (against a brute-force loop and
+plink1.9 --distance, across chunk boundaries, with self-exclusion, refusing missing calls) and KING-robust
+kinship (against a brute-force loop with missing calls, and known relatives: duplicates, parent-offspring,
+unrelated)."""
 import shutil
 import subprocess
 
@@ -15,6 +17,7 @@ from snpgen_core.evaluation.distances import (
     nearest_distance,
     nearest_neighbours,
 )
+from snpgen_core.evaluation.kinship import KING_DUPLICATE, KING_FIRST_DEGREE, king_kinship, max_kinship
 from snpgen_core.genotypes import MISSING, Genotypes, make_samples, make_variants
 from snpgen_core.io.plink import write_plink
 
@@ -70,7 +73,7 @@ def test_nearest_neighbours__exclude_self_never_returns_the_query_itself(k, chun
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.integers(1, 12), st.integers(2, 12), st.integers(1, 20), st.integers(1, 2), st.booleans(),
+    st.integers(1, 12), st.integers(3, 12), st.integers(1, 20), st.integers(1, 2), st.booleans(),
     st.integers(1, 6), st.integers(0, 2**32 - 1),
 )
 def test_nearest_neighbours__property_equals_brute_force(n_q, n_r, m, k, exclude_self, chunk_rows, seed):
@@ -148,3 +151,86 @@ def test_impute_missing__fills_only_missing_calls_seeded_from_frequencies():
     np.testing.assert_array_equal(a, impute_missing(x_missing, p, seed=1))
     assert (a[:, 0][holes[:, 0]] == 0).all() and (a[:, 2][holes[:, 2]] == 2).all()
     assert abs(a[:, 1][holes[:, 1]].mean() - 1.0) < 0.05  # Binomial(2, 0.5) has mean 1
+
+
+# ---------------------------------------------------------------- KING-robust kinship
+
+
+def brute_force_king(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Manichaikul et al. (2010) eq. 11, pair by pair over the SNPs both called, counting genotypes one by one."""
+    out = np.full((len(a), len(b)), np.nan)
+    for i in range(len(a)):
+        for j in range(len(b)):
+            hethet = ibs0 = het_i = het_j = 0
+            for x, y in zip(a[i].tolist(), b[j].tolist()):
+                if x < 0 or y < 0:
+                    continue
+                hethet += x == 1 and y == 1
+                ibs0 += abs(x - y) == 2
+                het_i += x == 1
+                het_j += y == 1
+            if min(het_i, het_j) > 0:
+                out[i, j] = 0.5 + (2 * hethet - 4 * ibs0 - het_i - het_j) / (4 * min(het_i, het_j))
+    return out
+
+
+@pytest.mark.parametrize("missing_share", [0.0, 0.1])
+@pytest.mark.parametrize("chunk_rows", [None, 4, 9])
+def test_king_kinship__matches_brute_force(missing_share, chunk_rows):
+    rng = np.random.default_rng(11)
+    a, b = random_dosages(rng, 13, 40), random_dosages(rng, 21, 40)
+    b[3] = a[2]  # a duplicate pair
+    a[5, :20] = 0  # fewer heterozygotes on one side: where min() and mean() differ
+    if missing_share:
+        a = np.where(rng.random(a.shape) < missing_share, MISSING, a).astype(np.int8)
+        b = np.where(rng.random(b.shape) < missing_share, MISSING, b).astype(np.int8)
+    expected = brute_force_king(a, b)
+    got = king_kinship(a, b, device="cpu", chunk_rows=chunk_rows)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    phi, idx = max_kinship(a, b, device="cpu", chunk_rows=chunk_rows)
+    np.testing.assert_allclose(phi, np.nanmax(expected, axis=1), atol=1e-12)
+    np.testing.assert_allclose(expected[np.arange(len(a)), idx], phi, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 8), st.integers(1, 15), st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_max_kinship__property_equals_brute_force(n_a, n_b, m, chunk_rows, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-1, 3, size=(n_a, m), dtype=np.int8)
+    b = rng.integers(-1, 3, size=(n_b, m), dtype=np.int8)
+    expected = brute_force_king(a, b)
+    phi, idx = max_kinship(a, b, device="cpu", chunk_rows=chunk_rows)
+    none = np.isnan(expected).all(axis=1)
+    assert (np.isnan(phi) == none).all() and (idx[none] == -1).all()
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(phi[~none], np.nanmax(expected[~none], axis=1), atol=1e-12)
+
+
+def _child(rng, mother, father):
+    """Mendelian transmission at unlinked SNPs: one allele drawn from each parent."""
+    return (rng.binomial(1, mother / 2) + rng.binomial(1, father / 2)).astype(np.int8)
+
+
+def test_king_kinship__known_relatives():
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.05, 0.95, size=3000)
+    parents = rng.binomial(2, p, size=(2, 3000)).astype(np.int8)
+    child = _child(rng, parents[0], parents[1])
+    sibling = _child(rng, parents[0], parents[1])
+    strangers = rng.binomial(2, p, size=(50, 3000)).astype(np.int8)
+    phi = king_kinship(np.vstack([parents[0], child, sibling]), np.vstack([parents[0], parents[1], strangers]),
+                       device="cpu")
+    assert phi[0, 0] == 0.5  # the same genome, exactly
+    assert abs(phi[1, 0] - 0.25) < 0.03 and abs(phi[1, 1] - 0.25) < 0.03  # parent-offspring
+    assert abs(phi[2, 0] - 0.25) < 0.03  # the sibling's parent
+    assert np.abs(phi[:, 2:]).max() < 0.05  # unrelated draws from the same frequencies
+    assert KING_FIRST_DEGREE < phi[1, 0] < KING_DUPLICATE
+
+
+def test_king_kinship__sibling_pair_and_missing_calls_keep_the_duplicate_at_one_half():
+    rng = np.random.default_rng(6)
+    x = rng.binomial(2, 0.4, size=(1, 2000)).astype(np.int8)
+    y = x.copy()
+    y[0, rng.random(2000) < 0.2] = MISSING  # a duplicate with 20% of calls missing is still a duplicate
+    assert king_kinship(x, y, device="cpu")[0, 0] == pytest.approx(0.5, abs=1e-12)
+    assert np.isnan(king_kinship(np.zeros((1, 5), np.int8), x[:, :5], device="cpu")[0, 0])  # no het: no estimate
