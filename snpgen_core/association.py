@@ -119,11 +119,18 @@ def _usable(called: np.ndarray, x: np.ndarray, q: int) -> np.ndarray:
     return (called.sum(axis=0) > q + 1) & (x_max > x_min)
 
 
-def _not_collinear(inverse: np.ndarray, mat: np.ndarray) -> np.ndarray:
-    """False where x_j is (numerically) a combination of the covariates: the Schur complement 1/inv[-1,-1] ~ 0."""
+def _identifiable(mat: np.ndarray) -> np.ndarray:
+    """False where x_j is (numerically) a linear combination of the intercept and covariates on its rows.
+
+    ``mat`` is the unweighted stack from :func:`_assemble`. The Schur complement ``x'x - x'C (C'C)^+ C'x`` (the
+    sum of squares of x left after regressing it on the covariates) is compared with x's centred sum of squares.
+    """
+    q = mat.shape[1] - 1
+    cross = mat[:, :q, q]
+    left = mat[:, q, q] - np.einsum("ma,mab,mb->m", cross, np.linalg.pinv(mat[:, :q, :q]), cross)
     with np.errstate(divide="ignore", invalid="ignore"):
-        residual_ss = 1.0 / inverse[:, -1, -1]
-    return residual_ss > 1e-9 * np.maximum(mat[:, -1, -1], 1e-300)
+        centred = mat[:, q, q] - mat[:, 0, q] ** 2 / mat[:, 0, 0]
+        return left > 1e-9 * centred
 
 
 def _fit_linear(block: np.ndarray, y: np.ndarray, design: np.ndarray, **_) -> np.ndarray:
@@ -131,8 +138,8 @@ def _fit_linear(block: np.ndarray, y: np.ndarray, design: np.ndarray, **_) -> np
     weights = called.astype(float)
     x = np.where(called, block, 0).astype(float)  # (n, b); zero where missing so that x = W x
     q = design.shape[1]
-    usable = _usable(called, x, q)
     mat = _assemble(weights, x, design, _design_blocks(design))
+    usable = _usable(called, x, q) & _identifiable(mat)
     rhs = np.column_stack([weights.T @ (design * y[:, None]), x.T @ y])  # (b, q+1)
     coef, inverse = _solve(mat, rhs, usable)
     residual = y[:, None] - design @ coef[:, :q].T - x * coef[:, q]  # (n, b)
@@ -142,10 +149,9 @@ def _fit_linear(block: np.ndarray, y: np.ndarray, design: np.ndarray, **_) -> np
         sigma2 = (weights * residual**2).sum(axis=0) / df
         se = np.sqrt(sigma2 * inverse[:, q, q])
         t = coef[:, q] / se
-    ok = usable & _not_collinear(inverse, mat)
     p = 2.0 * stats.t.sf(np.abs(t), np.maximum(df, 1))
     res = np.column_stack([coef[:, q], se, t, p, n_fit])
-    res[~ok, :4] = np.nan
+    res[~usable, :4] = np.nan
     return res
 
 
@@ -155,7 +161,7 @@ def _fit_logistic(block: np.ndarray, y: np.ndarray, design: np.ndarray, *, max_i
     x = np.where(called, block, 0).astype(float)
     q = design.shape[1]
     outer = _design_blocks(design)
-    usable = _usable(called, x, q)
+    usable = _usable(called, x, q) & _identifiable(_assemble(weights, x, design, outer))
     coef = np.zeros((x.shape[1], q + 1))
     active = usable.copy()  # SNPs still iterating; converged ones are frozen to save work
     converged = np.zeros_like(usable)
@@ -174,7 +180,6 @@ def _fit_logistic(block: np.ndarray, y: np.ndarray, design: np.ndarray, *, max_i
     mat, _ = _newton_terms(coef, x, weights, y, design, outer)
     ok = usable & converged
     _, inverse = _solve(mat, np.zeros_like(coef), ok)
-    ok &= _not_collinear(inverse, mat)
     with np.errstate(invalid="ignore"):
         se = np.sqrt(inverse[:, q, q])
         z = coef[:, q] / se
