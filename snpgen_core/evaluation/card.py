@@ -1,7 +1,21 @@
-"""Report-card entries: every metric is a value beside the real holdout's reference and a status."""
+"""Report-card entries and their grading: every metric is a value beside the real holdout's reference and a status.
+
+Statuses are "pass" (green), "warn" (amber) and "fail" (red). The privacy thresholds are those of the GUIDE's
+"suggested report card"; fidelity and utility metrics are graded relative to the real holdout's value (what a
+perfect generator would get), with the tolerances in :data:`DEFAULT_RULES`. Everything is configurable through
+:class:`CardThresholds`.
+
+A row is *critical* when it decides the verdict: the privacy grade is the worst critical privacy row, and
+``overall`` is "fail" if any critical row fails, "warn" if any critical row warns (or could not be computed), else
+"pass". Non-critical rows are still graded and coloured; they explain, they do not decide.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+STATUSES = ("pass", "warn", "fail")
+SECTIONS = ("fidelity", "association", "utility", "privacy")
 
 
 @dataclass
@@ -15,3 +29,201 @@ class MetricValue:
     status: str | None = None
     note: str = ""
     details: dict = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> bool:
+        return self.value is None or (isinstance(self.value, float) and math.isnan(self.value))
+
+
+def skipped(reason: str, **details) -> MetricValue:
+    """A metric that could not be computed (e.g. too few individuals): value NaN, the reason in ``note``."""
+    return MetricValue(value=float("nan"), reference=None, note=reason, details=dict(details))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one metric is graded. ``v`` = value, ``r`` = reference (holdout's value).
+
+    kind:
+      "max"          absolute: pass if v <= pass_at, fail if v > fail_at.
+      "max_shifted"  as "max", both limits raised by max(0, r - ideal): a classifier that already tells the
+                     holdout from training above chance (ideal) gets that much headroom.
+      "max_ratio"    relative error: pass if v <= pass_at * r + slack, fail if v > fail_at * r + slack.
+      "min_ratio"    relative similarity: pass if v >= pass_at * r - slack, fail if v < fail_at * r - slack.
+      "max_excess"   pass if v - r <= pass_at, fail if v - r > fail_at.
+      "near_ratio"   two-sided: pass if |v - r| <= pass_at * |r| + slack, fail if |v - r| > fail_at * |r| + slack.
+      "error_ratio"  distance to ``ideal``: e = |v - ideal|, e_r = |r - ideal|; pass if e <= pass_at * e_r + slack,
+                     fail if e > fail_at * e_r + slack (e.g. 1 - r for a correlation whose ideal is 1).
+      "skill_ratio"  skill over chance: s = (v - c) / (r - c), c = details["chance"] or ``ideal``; pass if
+                     s >= pass_at, fail if s < fail_at; when r - c <= slack the trait is not predictable even from
+                     real data and the row passes with a note.
+      "reference"    a reference row (e.g. TRTR): always "pass".
+    critical: whether the row decides the section grade and the overall verdict.
+    """
+
+    kind: str
+    pass_at: float = 0.0
+    fail_at: float = 0.0
+    critical: bool = False
+    slack: float = 0.0
+    ideal: float = 0.0
+    explain: str = ""
+
+
+def _r(kind, pass_at=0.0, fail_at=0.0, *, critical=False, slack=0.0, ideal=0.0, explain="") -> Rule:
+    return Rule(kind, pass_at, fail_at, critical, slack, ideal, explain)
+
+
+# Tolerances: chosen so that a fresh real sample from the training population (the holdout, by construction
+# about 1x its own reference) passes with room for sampling noise, while the failure modes the tests build
+# (independent per-SNP draws, verbatim copies) fail. See the GUIDE's "first calibration" table for scale.
+DEFAULT_RULES: dict[str, Rule] = {
+    # fidelity
+    "fidelity.allele_frequency_r": _r("error_ratio", 2.0, 3.0, ideal=1.0, slack=1e-4,
+                                      explain="1 - r within 2x the holdout's (fail > 3x)"),
+    "fidelity.allele_frequency_mae": _r("max_ratio", 2.0, 3.0, critical=True, slack=1e-4,
+                                        explain="<= 2x holdout (fail > 3x)"),
+    "fidelity.genotype_class_mae": _r("max_ratio", 2.0, 3.0, slack=1e-4, explain="<= 2x holdout (fail > 3x)"),
+    "fidelity.heterozygosity_mae": _r("max_ratio", 2.0, 3.0, slack=1e-4, explain="<= 2x holdout (fail > 3x)"),
+    # too little deviation from HWE is as telling as too much: a real cohort with structure has some
+    "fidelity.hwe_deviation": _r("near_ratio", 0.5, 1.0, slack=1e-3,
+                                 explain="within 0.5x of the holdout's (fail beyond 1x)"),
+    "fidelity.hwe_failure_share": _r("near_ratio", 0.5, 0.9, slack=0.01,
+                                     explain="within 0.5x + 1 point of the holdout's (fail beyond 0.9x)"),
+    "fidelity.ld_r": _r("min_ratio", 0.9, 0.75, critical=True, explain=">= 0.9x holdout (fail < 0.75x)"),
+    "fidelity.ld_decay_mae": _r("max_ratio", 2.0, 4.0, slack=0.005, explain="<= 2x holdout + 0.005 (fail > 4x)"),
+    "fidelity.pca_distance": _r("max_ratio", 2.0, 4.0, slack=0.01, explain="<= 2x holdout (fail > 4x)"),
+    "fidelity.knn_precision": _r("min_ratio", 0.9, 0.75, explain=">= 0.9x holdout (fail < 0.75x)"),
+    "fidelity.knn_recall": _r("min_ratio", 0.9, 0.75, explain=">= 0.9x holdout (fail < 0.75x)"),
+    "fidelity.fst": _r("max_excess", 0.002, 0.01, explain="at most 0.002 above holdout (fail > 0.01)"),
+    "fidelity.detection_auc": _r("max_shifted", 0.6, 0.75, critical=True, ideal=0.5,
+                                 explain="<= 0.6 (fail > 0.75), raised by the holdout's excess over 0.5"),
+    # association
+    "association.effect_r": _r("min_ratio", 0.8, 0.5, slack=0.02, explain=">= 0.8x holdout (fail < 0.5x)"),
+    "association.sign_agreement": _r("min_ratio", 0.9, 0.75, slack=0.02, explain=">= 0.9x holdout (fail < 0.75x)"),
+    "association.case_control_af_diff_r": _r("min_ratio", 0.8, 0.5, slack=0.02,
+                                             explain=">= 0.8x holdout (fail < 0.5x)"),
+    # utility: TSTR graded by its skill over chance relative to TRTR's
+    "utility.tstr_auc": _r("skill_ratio", 0.8, 0.5, critical=True, ideal=0.5, slack=0.02,
+                           explain="(AUC - 0.5) >= 0.8x TRTR's (fail < 0.5x)"),
+    "utility.tstr_auc_gbm": _r("skill_ratio", 0.8, 0.5, ideal=0.5, slack=0.02,
+                               explain="(AUC - 0.5) >= 0.8x TRTR's (fail < 0.5x)"),
+    "utility.tstr_r": _r("skill_ratio", 0.8, 0.5, critical=True, ideal=0.0, slack=0.02,
+                         explain="Pearson r >= 0.8x TRTR's (fail < 0.5x)"),
+    "utility.tstr_r_gbm": _r("skill_ratio", 0.8, 0.5, ideal=0.0, slack=0.02,
+                             explain="Pearson r >= 0.8x TRTR's (fail < 0.5x)"),
+    "utility.tstr_accuracy": _r("skill_ratio", 0.8, 0.5, critical=True, slack=0.02,
+                                explain="accuracy above the majority class >= 0.8x TRTR's (fail < 0.5x)"),
+    "utility.tstr_accuracy_gbm": _r("skill_ratio", 0.8, 0.5, slack=0.02,
+                                    explain="accuracy above the majority class >= 0.8x TRTR's (fail < 0.5x)"),
+    "utility.trtr_auc": _r("reference", explain="reference: train on real, test on real holdout"),
+    "utility.trtr_auc_gbm": _r("reference", explain="reference: train on real, test on real holdout"),
+    "utility.trtr_r": _r("reference", explain="reference: train on real, test on real holdout"),
+    "utility.trtr_r_gbm": _r("reference", explain="reference: train on real, test on real holdout"),
+    "utility.trtr_accuracy": _r("reference", explain="reference: train on real, test on real holdout"),
+    "utility.trtr_accuracy_gbm": _r("reference", explain="reference: train on real, test on real holdout"),
+    # privacy: the GUIDE's suggested report card
+    "privacy.exact_copies": _r("max", 0.0, 0.5, critical=True, explain="0 (fail >= 1)"),
+    "privacy.kinship_duplicates": _r("max", 0.0, 0.5, critical=True, explain="0 at KING >= 0.354 (fail >= 1)"),
+    "privacy.kinship_first_degree": _r("max_ratio", 1.0, 2.0, critical=True,
+                                       explain="KING >= 0.177 matches <= holdout count (fail > 2x)"),
+    "privacy.membership_auc": _r("max", 0.55, 0.60, critical=True, explain="<= 0.55 (fail > 0.60)"),
+    "privacy.membership_tpr_at_1pct_fpr": _r("max", 0.02, 0.05, critical=True, explain="<= 2% (fail > 5%)"),
+    "privacy.membership_tpr_at_0.1pct_fpr": _r("max", 0.005, 0.02, explain="<= 0.5% (fail > 2%)"),
+    "privacy.dcr_share": _r("max", 0.53, 0.60, critical=True, explain="<= 0.53 (fail > 0.60); ideal 0.5"),
+    "privacy.aats_privacy_loss": _r("max", 0.02, 0.05, critical=True, explain="<= 0.02 (fail > 0.05); ideal 0"),
+    "privacy.closer_than_holdout_p1": _r("max", 0.02, 0.05, explain="<= 0.02 (fail > 0.05); ideal 0.01"),
+    "privacy.nndr": _r("min_ratio", 0.95, 0.85, explain=">= 0.95x holdout (fail < 0.85x)"),
+    "privacy.aats": _r("error_ratio", 1.0, 2.0, ideal=0.5, slack=0.03,
+                       explain="|AATS - 0.5| within the holdout's + 0.03 (fail > 2x + 0.03)"),
+    "privacy.af_lr_membership_auc": _r("max", 0.55, 0.60, explain="<= 0.55 (fail > 0.60)"),
+}
+
+
+@dataclass
+class CardThresholds:
+    """The grading rules, one per metric name (``section.metric``); unknown metrics are graded "pass" with a note.
+
+    Change one rule with ``CardThresholds().with_rule("fidelity.ld_r", pass_at=0.95)``.
+    """
+
+    rules: dict[str, Rule] = field(default_factory=lambda: dict(DEFAULT_RULES))
+
+    def with_rule(self, name: str, **changes) -> "CardThresholds":
+        rules = dict(self.rules)
+        rules[name] = replace(rules[name], **changes) if name in rules else Rule(**changes)
+        return CardThresholds(rules)
+
+    def to_dict(self) -> dict:
+        return {name: asdict(rule) for name, rule in self.rules.items()}
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def grade(metric: MetricValue, rule: Rule | None) -> tuple[str, str]:
+    """(status, note) of one metric under ``rule``. A skipped metric, or a relative rule without a reference,
+    gives "warn": what could not be measured cannot be vouched for."""
+    if rule is None:
+        return "pass", "no grading rule"
+    if rule.kind == "reference":
+        return "pass", ""
+    v, r = metric.value, metric.reference
+    if not _finite(v):
+        return "warn", metric.note or "not computed"
+    kind = rule.kind
+    if kind in ("max", "max_shifted"):
+        shift = max(0.0, r - rule.ideal) if kind == "max_shifted" and _finite(r) else 0.0
+        return _band(v <= rule.pass_at + shift, v > rule.fail_at + shift), ""
+    if not _finite(r):
+        return "warn", "no holdout reference to grade against"
+    if kind == "max_ratio":
+        return _band(v <= rule.pass_at * r + rule.slack, v > rule.fail_at * r + rule.slack), ""
+    if kind == "min_ratio":
+        return _band(v >= rule.pass_at * r - rule.slack, v < rule.fail_at * r - rule.slack), ""
+    if kind == "near_ratio":
+        d = abs(v - r)
+        return _band(d <= rule.pass_at * abs(r) + rule.slack, d > rule.fail_at * abs(r) + rule.slack), ""
+    if kind == "max_excess":
+        return _band(v - r <= rule.pass_at, v - r > rule.fail_at), ""
+    if kind == "error_ratio":
+        e, er = abs(v - rule.ideal), abs(r - rule.ideal)
+        return _band(e <= rule.pass_at * er + rule.slack, e > rule.fail_at * er + rule.slack), ""
+    if kind == "skill_ratio":
+        chance = metric.details.get("chance", rule.ideal)
+        if r - chance <= rule.slack:
+            return "pass", "the trait is not predictable from these SNPs even when training on real data"
+        s = (v - chance) / (r - chance)
+        return _band(s >= rule.pass_at, s < rule.fail_at), ""
+    raise ValueError(f"rule kind {kind!r} unknown")
+
+
+def _band(passes: bool, fails: bool) -> str:
+    return "fail" if fails else ("pass" if passes else "warn")
+
+
+def worst(statuses) -> str:
+    """The worst of some statuses ("pass" when there are none)."""
+    statuses = list(statuses)
+    return max(statuses, key=STATUSES.index) if statuses else "pass"
+
+
+def grade_sections(sections: dict[str, dict[str, MetricValue]], thresholds: CardThresholds | None = None) -> dict:
+    """Set ``status`` (and a note where useful) on every metric of ``sections`` (section -> name -> MetricValue);
+    return ``{"overall": ..., "sections": {section: worst critical status}, "critical": [names]}``."""
+    thresholds = thresholds or CardThresholds()
+    critical: list[str] = []
+    per_section: dict[str, list[str]] = {s: [] for s in sections}
+    for section, metrics in sections.items():
+        for name, metric in metrics.items():
+            full = f"{section}.{name}"
+            rule = thresholds.rules.get(full)
+            metric.status, note = grade(metric, rule)
+            if note and not metric.note:
+                metric.note = note
+            if rule is not None and rule.critical:
+                critical.append(full)
+                per_section[section].append(metric.status)
+    grades = {s: worst(v) for s, v in per_section.items()}
+    return {"overall": worst(grades.values()), "sections": grades, "critical": critical}

@@ -1,0 +1,267 @@
+"""Population structure: PCA fitted on training, distance between clouds, k-NN precision/recall, Hudson Fst and a
+real-vs-synthetic detection classifier.
+
+Inputs: int8 dosage matrices (n_i, m) on the same SNPs and counted allele, missing = -1. For the statistics in PC
+space, each SNP is standardised with the training allele frequency, z = (x - 2p) / sqrt(2p(1 - p)) (Patterson,
+Price & Reich 2006), a missing call set to the training mean (z = 0), and projected on the top PCs of the
+training cohort. Holdout and synthetic are subsampled to equal size n (seeded); the training side of each
+two-sample statistic is one seeded training subsample of the same n, shared by the synthetic and the holdout
+comparison so that both see the same real cloud.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist
+
+from .align import TRAIN_STREAM, equal_size_rows, impute_mean, subsample_index, training_means
+from .card import MetricValue, skipped
+from .frequencies import allele_frequencies
+
+DEFAULT_COMPONENTS = 10
+
+
+@dataclass
+class TrainingPCA:
+    """Top principal axes of the standardised training genotypes.
+
+    mean: (m,) training mean dosage 2p; scale: (m,) sqrt(2p(1-p)), 0 for a SNP monomorphic in training (left
+    out); components: (k, m) unit axes; explained_variance: (k,) variance of the training scores per axis.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    components: np.ndarray
+    explained_variance: np.ndarray
+
+    def transform(self, dosages: np.ndarray) -> np.ndarray:
+        """PC scores (n, k) of dosages (n, m); missing calls count as the training mean."""
+        z = impute_mean(dosages, self.mean) - self.mean
+        np.divide(z, self.scale, out=z, where=self.scale > 0)
+        z[:, self.scale == 0] = 0.0
+        return z @ self.components.T
+
+
+def fit_pca(train: np.ndarray, n_components: int = DEFAULT_COMPONENTS, *, seed: int = 0) -> TrainingPCA | None:
+    """PCA of the standardised training dosages (randomised SVD, seeded); None if fewer than 3 individuals or
+    2 polymorphic SNPs (k is capped at min(n, m) - 1)."""
+    from sklearn.decomposition import PCA
+
+    mean = training_means(train)
+    p = mean / 2
+    scale = np.sqrt(2 * p * (1 - p))
+    k = min(n_components, train.shape[0] - 1, int((scale > 0).sum()) - 1)
+    if k < 1:
+        return None
+    z = (impute_mean(train, mean) - mean).astype(np.float32)
+    np.divide(z, scale.astype(np.float32), out=z, where=scale > 0)
+    z[:, scale == 0] = 0.0
+    pca = PCA(n_components=k, svd_solver="randomized", random_state=seed).fit(z)
+    return TrainingPCA(mean, scale, pca.components_.astype(np.float64), pca.explained_variance_)
+
+
+def _pc_sets(train, holdout, synthetic, pca, seed, max_points):
+    """Scores of (train subsample, holdout, synthetic), all of the same size min(n_h, n_s, max_points)."""
+    holdout, synthetic = equal_size_rows(holdout, synthetic, seed)
+    n = min(len(holdout), max_points)
+    h = holdout[subsample_index(len(holdout), n, seed, stream=11)]
+    s = synthetic[subsample_index(len(synthetic), n, seed, stream=12)]
+    t = train[subsample_index(len(train), n, seed, stream=TRAIN_STREAM)]
+    return pca.transform(t), pca.transform(h), pca.transform(s)
+
+
+def _ensure_pca(train, pca, n_components, seed):
+    if pca is None:
+        pca = fit_pca(train, n_components, seed=seed)
+    return pca
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Distance between clouds in PC space
+
+
+def energy_coefficient(a: np.ndarray, b: np.ndarray) -> float:
+    """Energy-distance coefficient of inhomogeneity H = (2 E|A-B| - E|A-A'| - E|B-B'|) / (2 E|A-B|) between two
+    point clouds (n_a, d), (n_b, d), Euclidean distance (Szekely & Rizzo 2013).
+
+    H lies in [0, 1]: 0 for identical clouds, 1 for clouds far apart relative to their spread; it is scale-free.
+    Means run over all pairs including each point with itself (V-statistic): H >= 0 always, and for two samples
+    of one distribution it keeps a small positive bias of order 1/n, the same for synthetic and holdout at equal
+    sizes.
+    """
+    ab = cdist(a, b).mean()
+    if ab == 0:
+        return 0.0
+    return float((2 * ab - cdist(a, a).mean() - cdist(b, b).mean()) / (2 * ab))
+
+
+def pca_distance(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *, pca: TrainingPCA | None = None,
+                 n_components: int = DEFAULT_COMPONENTS, max_points: int = 2000, seed: int = 0) -> MetricValue:
+    """Energy coefficient H (see :func:`energy_coefficient`) between the training cloud and a cohort's cloud in
+    the top training PCs (raw scores, so the axes keep their natural weight: structure over noise).
+
+    value: H(train, synthetic); reference: H(train, holdout); all three clouds of equal size, at most
+    ``max_points`` (seeded subsample; the cost is quadratic). details: centroid distances.
+    """
+    if min(len(train), len(holdout), len(synthetic)) < 3:
+        return skipped("needs at least 3 individuals in each cohort")
+    pca = _ensure_pca(train, pca, n_components, seed)
+    if pca is None:
+        return skipped("PCA needs at least 3 training individuals and 2 polymorphic SNPs")
+    t, h, s = _pc_sets(train, holdout, synthetic, pca, seed, max_points)
+    return MetricValue(energy_coefficient(t, s), energy_coefficient(t, h), details={
+        "centroid_distance": {"synthetic": float(np.linalg.norm(s.mean(0) - t.mean(0))),
+                              "holdout": float(np.linalg.norm(h.mean(0) - t.mean(0)))},
+        "n_points": int(len(t)), "n_components": int(pca.components.shape[0]),
+    })
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# k-NN precision and recall
+
+
+def _kth_neighbour_radius(points: np.ndarray, k: int) -> np.ndarray:
+    """Distance (n,) from each point to its k-th nearest other point in the same set."""
+    d, _ = cKDTree(points).query(points, k=k + 1)
+    return d[:, k]
+
+
+def _covered(queries: np.ndarray, centres: np.ndarray, radii: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Boolean (n_q,): whether each query lies within some centre's ball (||q - c|| <= r_c)."""
+    out = np.zeros(len(queries), dtype=bool)
+    for start in range(0, len(queries), chunk):
+        d = cdist(queries[start:start + chunk], centres)
+        out[start:start + chunk] = (d <= radii[None, :]).any(axis=1)
+    return out
+
+
+def knn_precision_recall(real: np.ndarray, generated: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al., NeurIPS 2019) of ``generated`` (n_g, d) against
+    ``real`` (n_r, d).
+
+    Each real point gets the ball reaching its k-th nearest real neighbour; precision = share of generated
+    points inside at least one real ball (are the generated points realistic?). Symmetrically, recall = share of
+    real points inside at least one generated point's k-NN ball (is the real variety covered?).
+    """
+    precision = _covered(generated, real, _kth_neighbour_radius(real, k)).mean()
+    recall = _covered(real, generated, _kth_neighbour_radius(generated, k)).mean()
+    return float(precision), float(recall)
+
+
+def _knn(train, holdout, synthetic, pca, n_components, k, max_points, seed):
+    if min(len(train), len(holdout), len(synthetic)) < k + 2:
+        return f"needs more than {k + 1} individuals in each cohort (k = {k})"
+    pca = _ensure_pca(train, pca, n_components, seed)
+    if pca is None:
+        return "PCA needs at least 3 training individuals and 2 polymorphic SNPs"
+    t, h, s = _pc_sets(train, holdout, synthetic, pca, seed, max_points)
+    return knn_precision_recall(t, s, k), knn_precision_recall(t, h, k), len(t)
+
+
+def knn_precision(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *, pca: TrainingPCA | None = None,
+                  n_components: int = DEFAULT_COMPONENTS, k: int = 3, max_points: int = 5000,
+                  seed: int = 0) -> MetricValue:
+    """k-NN precision (:func:`knn_precision_recall`) in the top training PCs, real = an equal-size training
+    subsample (at most ``max_points``). value: synthetic's; reference: holdout's."""
+    res = _knn(train, holdout, synthetic, pca, n_components, k, max_points, seed)
+    if isinstance(res, str):
+        return skipped(res)
+    (ps, _), (ph, _), n = res
+    return MetricValue(ps, ph, details={"k": k, "n_points": n})
+
+
+def knn_recall(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *, pca: TrainingPCA | None = None,
+               n_components: int = DEFAULT_COMPONENTS, k: int = 3, max_points: int = 5000,
+               seed: int = 0) -> MetricValue:
+    """k-NN recall (:func:`knn_precision_recall`) in the top training PCs, real = an equal-size training
+    subsample (at most ``max_points``). value: synthetic's; reference: holdout's."""
+    res = _knn(train, holdout, synthetic, pca, n_components, k, max_points, seed)
+    if isinstance(res, str):
+        return skipped(res)
+    (_, rs), (_, rh), n = res
+    return MetricValue(rs, rh, details={"k": k, "n_points": n})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fst
+
+
+def hudson_fst(a: np.ndarray, b: np.ndarray) -> float:
+    """Hudson's Fst between two cohorts' dosages (n_a, m), (n_b, m), combined over SNPs as a ratio of averages
+    (Bhatia, Patterson, Sankararaman & Price, Genome Res 2013, eq. 10):
+
+        N = (p1 - p2)^2 - p1 (1 - p1) / (n1 - 1) - p2 (1 - p2) / (n2 - 1),   D = p1 (1 - p2) + p2 (1 - p1),
+        Fst = sum N / sum D,
+
+    p = a1 frequency among called genotypes, n = number of called alleles (2 x called individuals) per SNP.
+    Unbiased: near 0 (possibly slightly negative) for two samples of one population. SNPs with fewer than 2
+    called alleles on a side, or D = 0, are left out; NaN if none remains.
+    """
+    p1, p2 = allele_frequencies(a), allele_frequencies(b)
+    n1 = 2.0 * (a >= 0).sum(axis=0)
+    n2 = 2.0 * (b >= 0).sum(axis=0)
+    ok = (n1 >= 2) & (n2 >= 2) & np.isfinite(p1) & np.isfinite(p2)
+    p1, p2, n1, n2 = p1[ok], p2[ok], n1[ok], n2[ok]
+    num = (p1 - p2) ** 2 - p1 * (1 - p1) / (n1 - 1) - p2 * (1 - p2) / (n2 - 1)
+    den = p1 * (1 - p2) + p2 * (1 - p1)
+    if den.sum() <= 0:
+        return float("nan")
+    return float(num.sum() / den.sum())
+
+
+def fst(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *, seed: int = 0) -> MetricValue:
+    """Hudson Fst (:func:`hudson_fst`) between training and a cohort. value: Fst(train, synthetic); reference:
+    Fst(train, holdout), holdout and synthetic at equal size."""
+    if min(len(train), len(holdout), len(synthetic)) < 2:
+        return skipped("needs at least 2 individuals in each cohort")
+    holdout, synthetic = equal_size_rows(holdout, synthetic, seed)
+    return MetricValue(hudson_fst(train, synthetic), hudson_fst(train, holdout))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Detection: can a classifier tell the cohorts apart?
+
+
+def classifier_auc(a: np.ndarray, b: np.ndarray, *, n_folds: int = 5, seed: int = 0) -> float:
+    """Cross-validated ROC AUC of a gradient-boosted classifier (scikit-learn HistGradientBoostingClassifier,
+    seeded) telling rows of ``a`` (n_a, d) from rows of ``b`` (n_b, d): out-of-fold probabilities of stratified,
+    shuffled ``n_folds``-fold splits, pooled into one AUC. 0.5 = indistinguishable, 1 = perfectly separable."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from threadpoolctl import threadpool_limits
+
+    x = np.vstack([a, b])
+    y = np.r_[np.zeros(len(a)), np.ones(len(b))]
+    clf = HistGradientBoostingClassifier(max_iter=100, early_stopping=True, random_state=seed)
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    # one OpenMP thread: on a few-thousand x 10 problem, thread start-up and spin-waiting on busy shared cores
+    # cost 10-50x the work itself
+    with threadpool_limits(limits=1, user_api="openmp"):
+        prob = cross_val_predict(clf, x, y, cv=folds, method="predict_proba")[:, 1]
+    return float(roc_auc_score(y, prob))
+
+
+def detection_auc(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *,
+                  pca: TrainingPCA | None = None, n_components: int = DEFAULT_COMPONENTS, n_folds: int = 5,
+                  max_per_class: int = 5000, seed: int = 0) -> MetricValue:
+    """Real-vs-synthetic detection: cross-validated AUC (:func:`classifier_auc`, gradient boosting sees
+    non-linear structure) on the top training PCs.
+
+    value: AUC(training subsample vs synthetic); reference: AUC(training subsample vs holdout), the same
+    training rows, equal class sizes (at most ``max_per_class``). A PCA fitted on training spreads training rows a
+    little more than fresh ones, so the reference may sit above 0.5: that is the floor a perfect generator gets.
+    details: ``holdout_vs_synthetic`` AUC (the GUIDE's "telling real holdout from synthetic").
+    """
+    if min(len(train), len(holdout), len(synthetic)) < 2 * n_folds:
+        return skipped(f"needs at least {2 * n_folds} individuals in each cohort for {n_folds}-fold cross-validation")
+    pca = _ensure_pca(train, pca, n_components, seed)
+    if pca is None:
+        return skipped("PCA needs at least 3 training individuals and 2 polymorphic SNPs")
+    t, h, s = _pc_sets(train, holdout, synthetic, pca, seed, max_per_class)
+    return MetricValue(classifier_auc(t, s, n_folds=n_folds, seed=seed), classifier_auc(t, h, n_folds=n_folds, seed=seed),
+                       details={"holdout_vs_synthetic": classifier_auc(h, s, n_folds=n_folds, seed=seed),
+                                "n_per_class": int(len(t)), "n_components": int(pca.components.shape[0])})
