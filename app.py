@@ -13,6 +13,7 @@ import streamlit as st  # noqa: E402
 from pages._ui import attach_workspace  # noqa: E402
 
 st.set_page_config(page_title="SNPgen Studio", page_icon=":material/genetics:", layout="wide")
+st.logo(os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "logo.svg"))
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

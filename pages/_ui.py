@@ -21,11 +21,24 @@ from snpgen_core.workspace import Workspace, find_job
 log = logging.getLogger("snpgen.app")
 
 APP_DIR = Path(__file__).resolve().parent.parent
-# written by `make demo`; simulated into the session workspace when absent
-DEMO_PREFIX = Path(os.environ.get("SNPGEN_DEMO_PREFIX", APP_DIR / "data" / "demo" / "demo"))
-EXPORT_ROOT = Path(os.environ.get("SNPGEN_EXPORT_DIR", APP_DIR / "out"))
 MANHATTAN_MAX_POINTS = 20_000
 MANHATTAN_KEEP_P = 1e-3  # every SNP below this p is drawn; the rest are thinned
+
+
+def demo_settings() -> dict:
+    """Where the demo cohort comes from: ``data/demo/demo`` written by ``make demo`` (``SNPGEN_DEMO_PREFIX``), else
+    a per-session simulation of ``SNPGEN_DEMO_N`` individuals x ``SNPGEN_DEMO_SNPS`` SNPs."""
+    return {
+        "prefix": Path(os.environ.get("SNPGEN_DEMO_PREFIX", APP_DIR / "data" / "demo" / "demo")),
+        "n": int(os.environ.get("SNPGEN_DEMO_N", 2000)),
+        "n_snps": int(os.environ.get("SNPGEN_DEMO_SNPS", 1000)),
+    }
+
+
+def export_root() -> Path:
+    """The server folder exports are written to (``SNPGEN_EXPORT_DIR``, default ``out/`` beside the app); users
+    choose only a sanitised sub-folder name, never a path."""
+    return Path(os.environ.get("SNPGEN_EXPORT_DIR", APP_DIR / "out"))
 
 
 def attach_workspace() -> Workspace:
@@ -134,4 +147,34 @@ def manhattan_figure(table: pd.DataFrame, highlight=None, title: str = "") -> go
         xaxis=dict(tickvals=ticks["x"].tolist(), ticktext=ticks["chrom"].tolist(), title="chromosome"),
         yaxis=dict(title="-log10 p"), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
     )
+    return fig
+
+
+LD_MAX_CELLS = 1000  # heatmaps above this many rows/columns are block-averaged down to it
+
+
+def downsample_square(matrix: np.ndarray, max_size: int = LD_MAX_CELLS) -> np.ndarray:
+    """A square matrix as float32, block-averaged (NaN-aware) to at most ``max_size`` rows and columns."""
+    m = np.asarray(matrix, dtype=np.float32)
+    k = m.shape[0]
+    if k <= max_size:
+        return m
+    edges = np.linspace(0, k, max_size + 1).astype(int)
+    rows = np.stack([np.nanmean(m[a:b], axis=0) for a, b in zip(edges[:-1], edges[1:])])
+    return np.stack([np.nanmean(rows[:, a:b], axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
+
+
+def ld_heatmap(ws: Workspace, which: str = "panel") -> go.Figure:
+    """LD r² heatmap of the panel SNPs in the training individuals (computed once per panel, kept in the
+    session's workspace)."""
+    from snpgen_core.selection import ld_r2
+
+    key = ("panel", "ld_r2")
+    if key not in ws.cache:
+        train = ws.training_genotypes(variants=ws.panel_info.variant_index)
+        ws.cache[key] = downsample_square(ld_r2(train.dosages, estimator="dosage"))
+    r2 = ws.cache[key]
+    fig = go.Figure(go.Heatmap(z=r2, zmin=0, zmax=1, colorscale="Reds", colorbar=dict(title="r²")))
+    fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(autorange="reversed",
+                      scaleanchor="x"), xaxis=dict(title="panel SNP (position order)"))
     return fig

@@ -1,10 +1,8 @@
 """Data: upload a PLINK trio, GWAS summary statistics and an optional phenotype file (or use the demo); summary and
 Manhattan plot."""
-import os
-
 import streamlit as st
 
-from pages._ui import DEMO_PREFIX, core_call, manhattan_figure, workspace
+from pages._ui import core_call, demo_settings, manhattan_figure, workspace
 
 st.title("Data")
 ws = workspace()
@@ -45,8 +43,7 @@ if ws.dataset is None:
     st.info("No cohort yet: upload one above, or use the simulated demo cohort.", icon=":material/info:")
     if st.button("Use the demo cohort", icon=":material/play_arrow:"):
         with st.spinner("Simulating a demo cohort with msprime (a few seconds)..."):
-            core_call(ws.load_demo, prefix=DEMO_PREFIX, n=int(os.environ.get("SNPGEN_DEMO_N", 2000)),
-                      n_snps=int(os.environ.get("SNPGEN_DEMO_SNPS", 1000)))
+            core_call(ws.load_demo, **demo_settings())
         st.rerun()
     st.stop()
 

@@ -1,9 +1,7 @@
 """Home: what SNPgen Studio does, and one button that loads the built-in demo cohort."""
-import os
-
 import streamlit as st
 
-from pages._ui import DEMO_PREFIX, core_call, workspace
+from pages._ui import core_call, demo_settings, workspace
 
 st.title("SNPgen Studio")
 st.markdown(
@@ -23,8 +21,7 @@ st.markdown(
 ws = workspace()
 if st.button("Load the demo cohort", type="primary", icon=":material/play_arrow:"):
     with st.spinner("Simulating a demo cohort with msprime (a few seconds)..."):
-        demo = core_call(ws.load_demo, prefix=DEMO_PREFIX, n=int(os.environ.get("SNPGEN_DEMO_N", 2000)),
-                         n_snps=int(os.environ.get("SNPGEN_DEMO_SNPS", 1000)))
+        demo = core_call(ws.load_demo, **demo_settings())
     if demo is not None:
         st.switch_page("pages/data.py")
 if ws.dataset is not None:

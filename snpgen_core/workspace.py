@@ -196,7 +196,7 @@ class Workspace:
         self.dataset: Dataset | None = None
         self.summary: DatasetSummary | None = None
         self.panel: Path | None = None
-        self.panel_table: pd.DataFrame | None = None
+        self.panel_info = None  # selection.Panel: table, variant_index, qc, clumps, notes
         self.jobs: dict[str, TrainingJob] = {}
         self.run_id: str | None = None  # the run Generate / Explore / Export use
         self.synthetic: Path | None = None  # PLINK prefix of the current synthetic cohort
@@ -225,7 +225,7 @@ class Workspace:
             self.dataset, self.summary = None, None
             shutil.rmtree(self.path / "data", ignore_errors=True)
         if "panel" in drop:
-            self.panel, self.panel_table = None, None
+            self.panel, self.panel_info = None, None
             shutil.rmtree(self.path / "panel", ignore_errors=True)
         if "run" in drop:
             self.run_id = None
@@ -317,6 +317,42 @@ class Workspace:
         summary.aligned = summary.aligned  # the aligned table holds no paths
         self.dataset, self.summary = dataset, summary
         return dataset
+
+
+    # -- panel -----------------------------------------------------------------------------------------------
+
+    def training_genotypes(self, variants=None):
+        """The training individuals of the current cohort (all SNPs, or the given variant indices)."""
+        from .io.plink import read_fam, read_plink
+        from .selection import read_split
+
+        self._need("a cohort", self.dataset is not None, "load one on the Data page")
+        split = read_split(self.dataset.split, read_fam(self.dataset.bfile.with_suffix(".fam")))
+        return read_plink(self.dataset.bfile, samples=split.train, variants=variants)
+
+    def choose_panel(self, **options):
+        """Select the SNP panel on the training individuals only (``selection.select_panel`` with ``options``:
+        top, p1, p2, r2, kb, maf, max_missing) and write it to ``panel/panel.tsv``. Returns the ``Panel``."""
+        import warnings
+
+        from .selection import PanelWarning, select_panel, write_panel
+
+        self._refuse_while_training("change the panel")
+        self._need("GWAS summary statistics", self.summary is not None and self.summary.aligned is not None,
+                   "upload them on the Data page")
+        train = self.training_genotypes()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PanelWarning)  # the same text is in panel.notes, shown by the page
+            panel = select_panel(train, self.summary.aligned, **options)
+        self._reset_from("panel")
+        path = self.path / "panel" / "panel.tsv"
+        write_panel(panel, path)
+        self.panel, self.panel_info = path, panel
+        return panel
+
+    def _need(self, what: str, ok: bool, hint: str) -> None:
+        if not ok:
+            raise InputError(f"this step needs {what} first", hint=hint)
 
 
 def _plink_parts(files) -> dict[str, tuple[str, bytes]]:
