@@ -1,0 +1,120 @@
+"""End to end in a real headless Chromium: ``streamlit run app.py`` as a subprocess, the demo flow clicked through
+every page, a PLINK trio uploaded through the browser's file input, no exception element anywhere, and a
+screenshot of each page saved to ``docs/screenshots/<page>.png``.
+
+Chromium comes from the system (Debian package ``chromium``); ``playwright install`` is never used. Without it the
+tests are skipped and say why.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOTS = REPO / "docs" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+EXCEPTION = '[data-testid="stException"]'
+
+# tiny settings keep the browser walk to about a minute on 2 cores
+TINY_ENV = {"SNPGEN_DEMO_N": "400", "SNPGEN_DEMO_SNPS": "300"}
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium'); "
+                                                "the browser tests need it and never download one"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def app_server(env: dict | None = None, timeout: float = 60.0):
+    """``streamlit run app.py`` on a free port; yields its URL once ``/_stcore/health`` answers, stops it after."""
+    port = free_port()
+    full_env = {**os.environ, "SNPGEN_DEMO_PREFIX": str(REPO / "no-demo-files" / "demo"), **(env or {})}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited ({proc.returncode}): {proc.stdout.read().decode()[-2000:]}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise RuntimeError("streamlit did not become healthy in time")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def browser_page(width: int = 1400, height: int = 1000):
+    """A fresh headless Chromium page (its own browser context: a new Streamlit session)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def wait_idle(page, timeout: float = 60.0) -> None:
+    """Wait until the script run triggered by the last interaction is over (the status widget is gone)."""
+    page.wait_for_timeout(150)  # the run starts a moment after the click
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout * 1000)
+    page.wait_for_timeout(100)
+
+
+def go_to(page, title: str) -> None:
+    """Click a page in the sidebar navigation and wait for its title."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    wait_idle(page)
+
+
+def assert_no_exception(page, where: str) -> None:
+    shown = page.locator(EXCEPTION)
+    assert shown.count() == 0, f"{where}: exception shown: {shown.first.inner_text()[:500]}"
+
+
+def screenshot(page, name: str) -> Path:
+    """Save the whole page (the app scrolls inside its main block, so the viewport is stretched to fit it)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate(
+        "() => Math.max(document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 0, 800)")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 4000)})
+    page.wait_for_timeout(400)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    return path
