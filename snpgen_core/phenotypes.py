@@ -98,10 +98,11 @@ def _to_float(text: str) -> float | None:
         return None
 
 
-def decode_trait(texts, name: str, where: str, lines=None) -> Phenotype:
+def decode_trait(texts, name: str, where: str, places=None) -> Phenotype:
     """Decode raw phenotype strings (one per sample, ``None`` = sample absent) with PLINK coding.
 
-    ``where`` names the file (or ``.fam`` column 6) in error messages; ``lines`` gives each value's file line.
+    ``where`` names the file (or ``.fam`` column 6) in error messages; ``places`` says where each value is
+    (e.g. "line 12" or "sample HG00096"), default its 1-based position.
     Raises InputError for mixed numbers and labels, all-missing traits and traits with a single class or value.
     """
     n = len(texts)
@@ -124,8 +125,8 @@ def decode_trait(texts, name: str, where: str, lines=None) -> Phenotype:
         stray = [i for i in np.flatnonzero(~np.isnan(numbers)) if numbers[i] != 0]
         if stray:
             i, j = stray[0], first_label_at
-            li = f"line {lines[i]}" if lines is not None else f"sample {i + 1}"
-            lj = f"line {lines[j]}" if lines is not None else f"sample {j + 1}"
+            li = places[i] if places is not None else f"sample {i + 1}"
+            lj = places[j] if places is not None else f"sample {j + 1}"
             raise InputError(
                 f"column {name} mixes numbers ({texts[i].strip()!r}, {li}) and labels ({texts[j].strip()!r}, {lj})",
                 path=where, hint="use numbers only (a trait) or labels only (categories); write NA for missing",
@@ -212,8 +213,12 @@ def _read_sample_table(samples: pd.DataFrame, path: str | os.PathLike, what: str
     header = _split(head_line, sep)
     upper = [h.lstrip("#").upper() for h in header]
     if "IID" not in upper:
+        known = set(samples["iid"].astype(str))
+        headerless = any(h in known for h in header[:2])
         raise InputError(
-            f"no IID column in the header {header}", path=where, line=head_no,
+            ("the file has no header line (its first line is a sample)" if headerless
+             else f"no IID column in the header {header}"),
+            path=where, line=head_no,
             hint="the first line must name the columns, e.g. 'FID IID TRAIT' or 'IID TRAIT'",
         )
     iid_col = upper.index("IID")
@@ -309,7 +314,8 @@ def read_phenotype(samples: pd.DataFrame, path: str | os.PathLike | None = None,
             raise InputError(f"a phenotype column ({column}) was given without a phenotype file",
                              hint="add --pheno FILE, or omit --pheno-col to use .fam column 6")
         texts = samples["pheno"].astype(str).tolist()
-        return decode_trait(texts, "PHENO", ".fam column 6", lines=list(range(1, len(texts) + 1)))
+        places = [f"sample {fid} {iid}" for fid, iid in zip(samples["fid"], samples["iid"])]
+        return decode_trait(texts, "PHENO", ".fam column 6", places=places)
     table = _read_sample_table(samples, path, "phenotype")
     if column is None:
         if len(table.header) > 1:
@@ -320,7 +326,8 @@ def read_phenotype(samples: pd.DataFrame, path: str | os.PathLike | None = None,
         name = table.header[0]
     else:
         name = _pick(table, column)
-    return decode_trait(table.values[name], name, table.path, lines=table.lines)
+    places = [f"line {no}" for no in table.lines]
+    return decode_trait(table.values[name], name, table.path, places=places)
 
 
 def read_covariates(samples: pd.DataFrame, path: str | os.PathLike,

@@ -242,9 +242,12 @@ def test_read_gwas__p_outside_unit_interval_suggests_log10p(tmp_path):
         read_gwas(_write(tmp_path, "SNP A1 A2 BETA P\nrs1 A G 0.5 0.01\nrs2 C T 0.3 7.3\n"))
 
 
-def test_read_gwas__ragged_row_raises(tmp_path):
-    with pytest.raises(InputError, match=r"gwas\.txt, line 3: a row does not have as many fields"):
+def test_read_gwas__ragged_rows_raise(tmp_path):
+    with pytest.raises(InputError, match=r"gwas\.txt, line 3: a row has 7 fields but the header has 5 \("):
         read_gwas(_write(tmp_path, "SNP A1 A2 BETA P\nrs1 A G 0.5 0.01\nrs2 C T 0.3 0.2 9 9\n"))
+    # a short whitespace-separated row would shift values into the wrong columns
+    with pytest.raises(InputError, match=r"gwas\.txt, line 4: a row has fewer fields than the header \(5\)"):
+        read_gwas(_write(tmp_path, "SNP A1 A2 BETA P\nrs1 A G 0.5 0.01\n\nrs2 C 0.3 0.2\n"))
 
 
 def test_align_gwas__no_overlap_shows_examples_from_both_sides(tmp_path):

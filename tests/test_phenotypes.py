@@ -156,6 +156,8 @@ def test_read_phenotype__missing_file_raises(tmp_path):
 def test_read_phenotype__no_iid_column_raises(tmp_path):
     with pytest.raises(InputError, match=r"pheno\.txt, line 1: no IID column .*'ID'.*'FID IID TRAIT'"):
         read_phenotype(_samples(), _write(tmp_path, "ID T\nHG00000 1\n"))
+    with pytest.raises(InputError, match=r"pheno\.txt, line 1: the file has no header line .*'FID IID TRAIT'"):
+        read_phenotype(_samples(), _write(tmp_path, "HG00000 HG00000 1\nHG00001 HG00001 2\n"))
 
 
 def test_read_phenotype__absent_column_lists_the_available_ones(tmp_path):
@@ -209,6 +211,12 @@ def test_read_phenotype__numbers_mixed_with_labels_name_the_lines(tmp_path):
     with pytest.raises(InputError, match=r"pheno\.txt: column T mixes numbers \('1\.5', line 2\) and labels "
                                          r"\('high', line 4\)"):
         read_phenotype(_samples(), path)
+
+
+def test_read_phenotype__fam_numbers_mixed_with_labels_name_the_samples():
+    with pytest.raises(InputError, match=r"\.fam column 6: column PHENO mixes numbers \('2', sample HG00001 HG00001\) "
+                                         r"and labels \('x', sample HG00003 HG00003\)"):
+        read_phenotype(_samples(["0", "2", "1", "x", "-9", "1"]))
 
 
 def test_read_phenotype__short_row_names_the_line(tmp_path):

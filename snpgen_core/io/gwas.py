@@ -209,8 +209,15 @@ def _apply_explicit(mapping: dict, columns: dict, header: list[str], where: str)
     return mapping
 
 
+STRING_FIELDS = ("snp", "chrom", "a1", "a2", "ref", "alt", "test")
+
+
 class _Frame:
-    """The raw string table and how to point at its lines in error messages."""
+    """The table as read, and how to point at its lines in error messages.
+
+    Text fields are pandas strings; numeric fields were parsed by the C reader when clean, else are text that
+    :meth:`numeric` converts, reporting the first value that is neither a number nor an NA token.
+    """
 
     def __init__(self, df: pd.DataFrame, path: Path, gz: bool, header_no: int):
         self.df, self.path, self.gz, self.header_no = df, path, gz, header_no
@@ -218,16 +225,23 @@ class _Frame:
     def text(self, col: str) -> pd.Series:
         return self.df[col].fillna("").astype(str).str.strip()
 
-    def missing(self, col: str) -> np.ndarray:
-        return self.text(col).str.upper().isin(NA_TOKENS).to_numpy()
-
     def fail(self, row_label, message: str, hint: str | None = None):
         # row labels are read_csv's data-row ordinals, kept through filtering
         line = _data_line(self.path, self.gz, self.header_no, int(row_label))
         raise InputError(message, path=str(self.path), line=line, hint=hint)
 
+    def strings(self, col: str, upper: bool = False) -> pd.Series:
+        """Column as stripped strings (upper-cased if asked), NA tokens as missing."""
+        t = self.df[col].astype("str").str.strip()
+        if upper:
+            t = t.str.upper()
+        return t.mask(t.str.upper().isin(NA_TOKENS) | t.isna())
+
     def numeric(self, col: str) -> np.ndarray:
         """Column as float64; NA tokens become NaN; anything else non-numeric is an error naming the line."""
+        raw = self.df[col]
+        if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+            return raw.to_numpy(dtype=np.float64)
         text = self.text(col)
         x = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
         bad = np.isnan(x) & ~text.str.upper().isin(NA_TOKENS).to_numpy()
@@ -238,18 +252,34 @@ class _Frame:
         return x
 
 
-def _read_frame(path: Path, gz: bool, header_no: int, header_line: str) -> pd.DataFrame:
-    sep = _separator(header_line)
+def _csv_options(path: Path, gz: bool, header_no: int, header_line: str) -> dict:
+    return dict(sep=_separator(header_line), skiprows=header_no - 1, header=0, keep_default_na=False,
+                compression="gzip" if gz else None, engine="c")
+
+
+def _read_header(path: Path, options: dict) -> list[str]:
+    return [str(c) for c in pd.read_csv(path, nrows=0, **options).columns]
+
+
+def _read_frame(path: Path, gz: bool, header_no: int, options: dict, text_columns: list[str]) -> _Frame:
+    """Read every row; ``text_columns`` stay strings, the rest are parsed as numbers where they are clean."""
     try:
-        df = pd.read_csv(path, sep=sep, skiprows=header_no - 1, header=0, dtype=str, keep_default_na=False,
-                         na_filter=False, compression="gzip" if gz else None, engine="c")
+        df = pd.read_csv(path, dtype={c: str for c in text_columns}, **options)
     except ParserError as err:
-        m = re.search(r"line (\d+)", str(err))
-        line = header_no - 1 + int(m.group(1)) if m else None
-        raise InputError(f"a row does not have as many fields as the header ({err})", path=str(path), line=line,
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+        if m is None:
+            raise InputError(f"cannot be parsed as a table: {' '.join(str(err).split())}", path=str(path)) from None
+        raise InputError(f"a row has {m.group(3)} fields but the header has {m.group(1)}", path=str(path),
+                         line=header_no - 1 + int(m.group(2)),
                          hint="every row needs one value per header column; write NA for missing") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    return df
+    frame = _Frame(df, path, gz, header_no)
+    last = df.columns[-1]
+    if options["sep"] == r"\s+" and len(df) and (df[last] == "").any():
+        # whitespace-separated rows cannot hold empty fields: an empty last field is a short row
+        frame.fail(df.index[int(np.flatnonzero((df[last] == "").to_numpy())[0])],
+                   f"a row has fewer fields than the header ({len(df.columns)})",
+                   hint="every row needs one value per header column; write NA for missing")
+    return frame
 
 
 def _filter_test(frame: _Frame, col: str, notes: list) -> None:
@@ -264,14 +294,19 @@ def _filter_test(frame: _Frame, col: str, notes: list) -> None:
                          path=str(frame.path), hint="keep one test per variant in the file")
 
 
+def _strip_chr(chrom: pd.Series) -> pd.Series:
+    return chrom.str.replace(r"^[Cc][Hh][Rr]", "", regex=True)  # spelled out: case=False leaves pyarrow's fast path
+
+
 def read_gwas(path: str | os.PathLike, columns: dict | None = None) -> GwasTable:
     """Read summary statistics in any supported format (see the module docstring) into a :class:`GwasTable`.
 
     ``columns`` maps field names (snp, chrom, pos, a1, a2, beta, se, p, and also ``or`` for an odds-ratio column
     and ``log10p`` for a -log10(p) column) to header names, overriding detection (CLI ``--gwas-columns p=NAME``).
-    Rows whose p-value is NA are dropped and counted in ``n_missing_p``; PLINK 1.9 --logistic/--linear and
-    REGENIE rows other than TEST == ADD are dropped. Raises InputError for a missing or empty file, no p-value or
-    allele column, and non-numeric numbers (naming the line and column).
+    Rows whose p-value is NA are dropped and counted in ``n_missing_p``; PLINK 1.9 --logistic/--linear, PLINK 2
+    and REGENIE rows other than TEST == ADD are dropped. Raises InputError for a missing or empty file, no p-value
+    or allele column, rows with too many or (whitespace-separated) too few fields, and non-numeric numbers
+    (naming the line and column).
     """
     path = Path(path)
     where = str(path)
@@ -281,10 +316,8 @@ def read_gwas(path: str | os.PathLike, columns: dict | None = None) -> GwasTable
         raise InputError("the GWAS file is empty", path=where, hint="give a summary-statistics table with a header")
     gz = _is_gzip(path)
     header_no, header_line = _header_line(path, gz)
-    df = _read_frame(path, gz, header_no, header_line)
-    if df.empty:
-        raise InputError("the GWAS file has a header but no rows", path=where)
-    header = list(df.columns)
+    options = _csv_options(path, gz, header_no, header_line)
+    header = _read_header(path, options)
 
     fmt, mapping = _detect(header, path)
     if columns:
@@ -306,42 +339,37 @@ def read_gwas(path: str | os.PathLike, columns: dict | None = None) -> GwasTable
         raise InputError(f"neither a variant ID column nor chromosome and position columns found among {header}",
                          path=where, hint="pass columns={'snp': NAME} or {'chrom': NAME, 'pos': NAME}")
 
-    frame = _Frame(df, path, gz, header_no)
+    text_columns = sorted({mapping[k] for k in STRING_FIELDS if mapping.get(k)} | {header[-1]})
+    frame = _read_frame(path, gz, header_no, options, text_columns)
+    if frame.df.empty:
+        raise InputError("the GWAS file has a header but no rows", path=where)
     notes: list[str] = []
     if mapping.get("test"):
         _filter_test(frame, mapping["test"], notes)
     n = len(frame.df)
     out = pd.DataFrame(index=frame.df.index)
+    none = pd.Series(pd.NA, index=frame.df.index, dtype="str")
 
-    def text_or_na(key: str, upper: bool = False) -> pd.Series:
-        if mapping.get(key) is None:
-            return pd.Series(pd.NA, index=frame.df.index, dtype=object)
-        t = frame.text(mapping[key])
-        if upper:
-            t = t.str.upper()
-        return t.where(~frame.missing(mapping[key]), pd.NA).astype(object)
-
-    out["snp"] = text_or_na("snp")
-    chrom = text_or_na("chrom")
-    out["chrom"] = chrom.where(chrom.isna(), chrom.astype(str).str.replace(r"^chr", "", case=False, regex=True))
+    out["snp"] = frame.strings(mapping["snp"]) if mapping.get("snp") else none
+    out["chrom"] = _strip_chr(frame.strings(mapping["chrom"])) if mapping.get("chrom") else none
     if mapping.get("pos") is not None:
         pos = frame.numeric(mapping["pos"])
         frac = ~np.isnan(pos) & (pos != np.round(pos))
         if frac.any():
             i = int(np.flatnonzero(frac)[0])
             frame.fail(frame.df.index[i], f"position {pos[i]} in column {mapping['pos']} is not a whole number")
-        out["pos"] = pd.array(np.where(np.isnan(pos), np.nan, pos), dtype="Float64").astype("Int64")
+        out["pos"] = pd.array(pos, dtype="Float64").astype("Int64")
     else:
         out["pos"] = pd.array([pd.NA] * n, dtype="Int64")
-    out["a1"] = text_or_na("a1", upper=True)
+    out["a1"] = frame.strings(mapping["a1"], upper=True)
     if mapping.get("a2") is not None:
-        out["a2"] = text_or_na("a2", upper=True)
+        out["a2"] = frame.strings(mapping["a2"], upper=True)
     elif mapping.get("ref") is not None and mapping.get("alt") is not None:
-        ref, alt = text_or_na("ref", upper=True), text_or_na("alt", upper=True)
-        out["a2"] = np.where(out["a1"] == ref, alt, ref)
+        ref, alt = frame.strings(mapping["ref"], upper=True), frame.strings(mapping["alt"], upper=True)
+        out["a2"] = ref.where(out["a1"] != ref, alt)
         notes.append(f"a2 is whichever of {mapping['ref']}/{mapping['alt']} is not {mapping['a1']}")
     else:
-        out["a2"] = pd.Series(pd.NA, index=out.index, dtype=object)
+        out["a2"] = none
 
     if mapping.get("beta") is not None:
         beta = frame.numeric(mapping["beta"])
@@ -449,41 +477,72 @@ def summarize_alignment(report: dict, fmt: str = "") -> str:
             + (f" ({dropped})" if dropped else ""))
 
 
-def _chrom_key(chrom: pd.Series) -> pd.Series:
-    """Chromosome names comparable across files: no "chr", no leading zeros, X/Y/XY/MT as PLINK numbers."""
-    c = chrom.astype(object).where(chrom.notna(), "").astype(str).str.strip().str.upper()
-    c = c.str.replace(r"^CHR", "", regex=True).str.replace(r"^0+(?=\d)", "", regex=True)
-    return c.replace(_CHROM_ALIASES)
+def _chrom_keys(*chroms: pd.Series) -> list[np.ndarray]:
+    """Integer chromosome codes shared by all inputs (-1 = missing), comparable across files: no "chr" prefix,
+    no leading zeros, X/Y/XY/MT as PLINK's 23/24/25/26."""
+    joined = pd.concat([pd.Series(c).astype("str").reset_index(drop=True) for c in chroms], ignore_index=True)
+    codes, uniques = pd.factorize(joined, use_na_sentinel=True)
+    names = []
+    for u in uniques:
+        c = re.sub(r"^CHR", "", str(u).strip().upper())
+        c = (c.lstrip("0") or c) if c.isdigit() else c
+        names.append(_CHROM_ALIASES.get(c, c))
+    canon, _ = pd.factorize(np.array(names + [""], dtype=object))
+    canon[-1] = -1  # factorize's missing sentinel indexes the last element
+    keys = canon[codes]
+    out, start = [], 0
+    for c in chroms:
+        out.append(keys[start:start + len(c)])
+        start += len(c)
+    return out
 
 
-def _position_key(chrom: pd.Series, pos: pd.Series) -> pd.Series:
-    pos = pd.Series(pos).astype("Int64")
-    key = _chrom_key(pd.Series(chrom).reset_index(drop=True)) + ":" + pos.astype(str).reset_index(drop=True)
-    bad = pos.isna().to_numpy() | (key.str.startswith(":")).to_numpy()
-    return key.where(~bad, None)
+def _position_keys(gwas: pd.DataFrame, variants: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """One int64 per row encoding chromosome and position (-1 when either is missing)."""
+    gchrom, vchrom = _chrom_keys(gwas["chrom"], variants["chrom"])
+    keys = []
+    for chrom, pos in ((gchrom, gwas["pos"]), (vchrom, variants["pos"])):
+        p = pd.array(pos, dtype="Int64")
+        ok = (chrom >= 0) & ~np.asarray(p.isna()) & (p.fillna(-1).to_numpy(dtype=np.int64) >= 0)
+        keys.append(np.where(ok, chrom.astype(np.int64) * (1 << 40) + p.fillna(0).to_numpy(dtype=np.int64), -1))
+    return keys[0], keys[1]
 
 
-def _alleles(series: pd.Series) -> np.ndarray:
-    return series.astype(object).where(series.notna(), "").astype(str).str.strip().str.upper().to_numpy(dtype=object)
+class _Alleles:
+    """Allele names of both tables as shared integer codes, with each code's strand complement."""
+
+    def __init__(self, *series: pd.Series):
+        joined = pd.concat([pd.Series(s).astype("str").reset_index(drop=True) for s in series], ignore_index=True)
+        codes, self.names = pd.factorize(joined.str.strip().str.upper().fillna(""))
+        self.names = [str(x) for x in self.names]
+        lookup = {name: k for k, name in enumerate(self.names)}
+        self.empty = lookup.get("", -3)
+        self.wild = np.array([lookup.get("0", -3), lookup.get(".", -3)])  # PLINK's "no second allele"
+        # -2 never equals a code: alleles without a complement (indels, N) cannot be strand-flipped
+        self.complement = np.array([lookup.get(_COMPLEMENT[nm], -2) if nm in _COMPLEMENT else -2
+                                    for nm in self.names], dtype=np.int64)
+        self.codes, start = [], 0
+        for s in series:
+            self.codes.append(codes[start:start + len(s)].astype(np.int64))
+            start += len(s)
+
+    def ambiguous(self, g1: np.ndarray, g2: np.ndarray) -> np.ndarray:
+        """A/T and C/G pairs: the two alleles are each other's complement."""
+        return self.complement[g1] == g2
 
 
-def _complement(alleles: np.ndarray) -> np.ndarray:
-    return np.array([_COMPLEMENT.get(a, "\0") for a in alleles], dtype=object)
-
-
-def _orientation(e1, e2, g1, g2) -> tuple[np.ndarray, np.ndarray]:
+def _orientation(al: _Alleles, e1, e2, g1, g2) -> tuple[np.ndarray, np.ndarray]:
     """+1 when the GWAS effect allele is the genotypes' a1, -1 when it is a2, 0 when the alleles disagree.
 
     Also returns which matches needed the opposite strand (complemented alleles; only for SNPs that are not A/T or
     C/G and only when the GWAS gives both alleles). A ``.bim`` a2 of "0" (monomorphic) matches any other allele.
     """
-    has2 = e2 != ""
-    wild = np.isin(g2, ["0", "."])
+    has2 = e2 != al.empty
+    wild = np.isin(g2, al.wild)
     same = (e1 == g1) & (~has2 | (e2 == g2) | wild)
     swap = ((e1 == g2) & (~has2 | (e2 == g1)) & ~wild) | (wild & has2 & (e2 == g1) & (e1 != g1))
-    ambiguous = np.array([(a, b) in _AMBIGUOUS for a, b in zip(g1, g2)], dtype=bool)
-    c1, c2 = _complement(e1), _complement(e2)
-    strand = has2 & ~ambiguous & ~same & ~swap
+    c1, c2 = al.complement[e1], al.complement[e2]
+    strand = has2 & ~al.ambiguous(g1, g2) & ~same & ~swap
     same_c = strand & (c1 == g1) & (c2 == g2)
     swap_c = strand & (c1 == g2) & (c2 == g1)
     orient = np.where(same | same_c, 1, np.where(swap | swap_c, -1, 0)).astype(np.int8)
@@ -503,43 +562,41 @@ def align_gwas(gwas: GwasTable, variants: pd.DataFrame) -> AlignedGwas:
     t = gwas.table.reset_index(drop=True)
     v = variants.reset_index(drop=True)
     m, n = len(v), len(t)
-    g1_all, g2_all = _alleles(v["a1"]), _alleles(v["a2"])
-    e1_all, e2_all = _alleles(t["a1"]), _alleles(t["a2"])
+    al = _Alleles(t["a1"], t["a2"], v["a1"], v["a2"])
+    e1_all, e2_all, g1_all, g2_all = al.codes
 
     # 1. by ID (IDs that are missing, "." or repeated in the genotypes are left to position matching)
     vid = v["snp"].astype(str)
-    unique_id = ~vid.duplicated(keep=False) & (vid != ".")
-    id_index = pd.Index(vid[unique_id].to_numpy())
-    id_pos = np.flatnonzero(unique_id.to_numpy())
-    snp = t["snp"].astype(object).where(t["snp"].notna(), "\0").astype(str)
-    hit = id_index.get_indexer(snp.to_numpy())
+    unique_id = (~vid.duplicated(keep=False) & (vid != ".")).to_numpy()
+    id_index = pd.Index(vid.to_numpy()[unique_id])
+    id_pos = np.flatnonzero(unique_id)
+    hit = id_index.get_indexer(t["snp"].astype(object).where(t["snp"].notna(), "\0").to_numpy())
     by_id = hit >= 0
     vidx = np.full(n, -1, dtype=np.int64)
     vidx[by_id] = id_pos[hit[by_id]]
     orient = np.zeros(n, dtype=np.int8)
     strand = np.zeros(n, dtype=bool)
     rows = np.flatnonzero(by_id)
-    o, s = _orientation(e1_all[rows], e2_all[rows], g1_all[vidx[rows]], g2_all[vidx[rows]])
-    orient[rows], strand[rows] = o, s
+    orient[rows], strand[rows] = _orientation(al, e1_all[rows], e2_all[rows], g1_all[vidx[rows]],
+                                              g2_all[vidx[rows]])
 
     # 2. by chromosome:position for rows whose ID was not found
-    gkey = _position_key(t["chrom"], t["pos"])
-    vkey = _position_key(v["chrom"], v["pos"])
-    todo = np.flatnonzero(~by_id & gkey.notna().to_numpy())
+    gkey, vkey = _position_keys(t, v)
+    todo = np.flatnonzero(~by_id & (gkey >= 0))
     pos_candidates = np.zeros(n, dtype=bool)
     by_pos = np.zeros(n, dtype=bool)
     if todo.size:
-        pairs = pd.DataFrame({"row": todo, "key": gkey.to_numpy()[todo]}).merge(
-            pd.DataFrame({"vi": np.arange(m), "key": vkey.to_numpy()}).dropna(), on="key", how="inner")
+        pairs = pd.DataFrame({"row": todo, "key": gkey[todo]}).merge(
+            pd.DataFrame({"vi": np.flatnonzero(vkey >= 0), "key": vkey[vkey >= 0]}), on="key", how="inner")
         if len(pairs):
             r, vi = pairs["row"].to_numpy(), pairs["vi"].to_numpy()
             pos_candidates[r] = True
-            o, s = _orientation(e1_all[r], e2_all[r], g1_all[vi], g2_all[vi])
+            o, s = _orientation(al, e1_all[r], e2_all[r], g1_all[vi], g2_all[vi])
             good = pd.DataFrame({"row": r[o != 0], "vi": vi[o != 0], "o": o[o != 0], "s": s[o != 0]})
             good = good.drop_duplicates("row", keep="first")  # several variants at one position: the first that fits
             gr = good["row"].to_numpy()
-            vidx[gr], orient[gr], strand[gr], by_pos[gr] = good["vi"].to_numpy(), good["o"].to_numpy(), \
-                good["s"].to_numpy(), True
+            vidx[gr], orient[gr], strand[gr] = good["vi"].to_numpy(), good["o"].to_numpy(), good["s"].to_numpy()
+            by_pos[gr] = True
 
     found = by_id | pos_candidates
     if not found.any():
@@ -548,21 +605,22 @@ def align_gwas(gwas: GwasTable, variants: pd.DataFrame) -> AlignedGwas:
     if not matched.any():
         i = int(np.flatnonzero(found)[0])
         j = int(vidx[i]) if vidx[i] >= 0 else None
-        ex = (f"e.g. {t['snp'][i]}: GWAS {e1_all[i]}/{e2_all[i] or '?'}"
-              + (f", genotypes {g1_all[j]}/{g2_all[j]}" if j is not None else ""))
+        names = al.names
+        ex = (f"e.g. {t['snp'][i]}: GWAS {names[e1_all[i]]}/{names[e2_all[i]] or '?'}"
+              + (f", genotypes {names[g1_all[j]]}/{names[g2_all[j]]}" if j is not None else ""))
         raise InputError(f"{int(found.sum())} GWAS rows were found in the genotypes but no alleles agree ({ex})",
                          path=gwas.source, hint="check that both files use the same genome build and allele coding")
 
     # 3. one row per variant: the first matching row wins (ID matches before position matches)
     order = np.flatnonzero(matched)
     order = order[np.lexsort((order, ~by_id[order], vidx[order]))]
-    dup = pd.Series(vidx[order]).duplicated().to_numpy()
-    keep = order[~dup]
-    keep = keep[np.argsort(vidx[keep], kind="stable")]
+    dup = np.zeros(order.size, dtype=bool)
+    dup[1:] = vidx[order][1:] == vidx[order][:-1]
+    keep = order[~dup]  # sorted by variant index
 
     vi = vidx[keep]
     sign = orient[keep].astype(np.float64)
-    ambiguous = np.array([(a, b) in _AMBIGUOUS for a, b in zip(g1_all[vi], g2_all[vi])], dtype=bool)
+    ambiguous = al.ambiguous(g1_all[vi], g2_all[vi])
     table = pd.DataFrame({
         "variant_index": vi.astype(np.int64),
         "snp": v["snp"].to_numpy()[vi],
@@ -596,16 +654,16 @@ def align_gwas(gwas: GwasTable, variants: pd.DataFrame) -> AlignedGwas:
     return AlignedGwas(table, report, gwas.format)
 
 
-def _refuse_no_overlap(gwas: GwasTable, t: pd.DataFrame, v: pd.DataFrame, gkey: pd.Series, vkey: pd.Series):
+def _refuse_no_overlap(gwas: GwasTable, t: pd.DataFrame, v: pd.DataFrame, gkey: np.ndarray, vkey: np.ndarray):
+    def where(df, keys):
+        ok = np.flatnonzero(keys >= 0)[:3]
+        return [f"{df['chrom'][i]}:{df['pos'][i]}" for i in ok]
+
     gids = [str(x) for x in t["snp"].dropna().head(3)]
     vids = [str(x) for x in v["snp"].head(3)]
-    gpos = [str(x) for x in gkey.dropna().head(3)]
-    vpos = [str(x) for x in vkey.dropna().head(3)]
-    n_ids = int(t["snp"].notna().sum())
-    n_pos = int(gkey.notna().sum())
     raise InputError(
-        f"no SNP overlap with the genotypes: tried {n_ids} IDs (GWAS {', '.join(gids) or 'none'}; genotypes "
-        f"{', '.join(vids)}) and {n_pos} chromosome:positions (GWAS {', '.join(gpos) or 'none'}; genotypes "
-        f"{', '.join(vpos)})",
+        f"no SNP overlap with the genotypes: tried {int(t['snp'].notna().sum())} IDs (GWAS "
+        f"{', '.join(gids) or 'none'}; genotypes {', '.join(vids)}) and {int((gkey >= 0).sum())} "
+        f"chromosome:positions (GWAS {', '.join(where(t, gkey)) or 'none'}; genotypes {', '.join(where(v, vkey))})",
         path=gwas.source, hint="check that the GWAS is for these genotypes: same ID scheme or same genome build",
     )
