@@ -25,6 +25,7 @@ CANONICAL = ["snp", "chrom", "pos", "a1", "a2", "beta", "se", "p"]
 # names accepted in an explicit ``columns`` mapping: the canonical ones plus an odds-ratio and a -log10(p) column
 MAPPABLE = CANONICAL + ["or", "log10p"]
 NA_TOKENS = frozenset({"", "NA", "NAN", "-NAN", "N/A", ".", "NULL", "NONE"})  # compared upper-case
+STRING_FIELDS = ("snp", "chrom", "a1", "a2", "ref", "alt", "test")  # read as text, never as numbers
 
 # Generic tables: header synonyms (upper-case), most specific first.
 SYNONYMS = {
@@ -44,7 +45,6 @@ SYNONYMS = {
 }
 
 _COMPLEMENT = {"A": "T", "T": "A", "C": "G", "G": "C"}
-_AMBIGUOUS = frozenset({("A", "T"), ("T", "A"), ("C", "G"), ("G", "C")})
 _CHROM_ALIASES = {"X": "23", "Y": "24", "XY": "25", "M": "26", "MT": "26"}  # PLINK numeric codes
 
 
@@ -167,7 +167,7 @@ def _detect(header: list[str], path: Path) -> tuple[str, dict]:
         )
     if has("CHR", "SNP", "BP", "A1", "TEST", "NMISS", "P") and (has("OR") or has("BETA")):
         logistic = has("OR") or re.search(r"\.logistic(\.gz)?$", path.name, re.IGNORECASE) is not None
-        name = "PLINK 1.9 --logistic" + ("" if has("OR") else " --beta") if logistic else "PLINK 1.9 --linear"
+        name = ("PLINK 1.9 --logistic" + ("" if has("OR") else " --beta")) if logistic else "PLINK 1.9 --linear"
         return name, dict(
             chrom=cols["CHR"], snp=cols["SNP"], pos=cols["BP"], a1=cols["A1"], a2=first("A2"),
             beta=first("BETA"), **{"or": first("OR")}, se=first("SE"), p=cols["P"], stat=first("STAT"),
@@ -207,9 +207,6 @@ def _apply_explicit(mapping: dict, columns: dict, header: list[str], where: str)
         elif k == "a2":
             mapping["ref"] = mapping["alt"] = None
     return mapping
-
-
-STRING_FIELDS = ("snp", "chrom", "a1", "a2", "ref", "alt", "test")
 
 
 class _Frame:
