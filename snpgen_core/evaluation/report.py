@@ -1,0 +1,448 @@
+"""The evaluation report: every statistic for synthetic vs training beside real holdout vs training, graded into a
+report card, with the data for its plots and the provenance of the run.
+
+``evaluate`` returns a dict laid out as ``report.json`` (top-level ``overall``, ``fidelity``, ``association``,
+``utility``, ``privacy``, ``provenance``; each metric ``{"value", "reference", "status"[, "note"]}``) plus a
+``plots`` key with the plot data, which ``write_report`` writes beside it as ``plots.json`` and draws into a
+self-contained ``report.html``.
+
+Missing genotypes: frequency statistics use called genotypes, LD uses pairwise-complete individuals, PCA,
+k-NN, detection and prediction models replace a missing call by the training mean dosage; the privacy
+statistics impute as ``evaluation.privacy`` documents.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..genotypes import MISSING, Genotypes
+from ..io.atomic import atomic_paths
+from . import association, frequencies, ld, structure, utility
+from .align import align_cohorts, check_holdout_distinct, equal_size_rows, subsample_index
+from .card import SECTIONS, CardThresholds, MetricValue, grade_sections, skipped
+
+REPORT_KEYS = ("overall", "fidelity", "association", "utility", "privacy", "provenance")
+COHORTS = ("training", "holdout", "synthetic")
+
+
+@dataclass
+class EvaluationConfig:
+    """Parameters of the statistics (recorded in the report's provenance).
+
+    ld_window: SNP pairs at most this many SNPs apart (same chromosome) enter LD r and LD decay.
+    n_components: training PCs for the PCA distance, k-NN precision/recall and detection.
+    knn_k: k of the k-NN precision/recall. n_folds: cross-validation folds of the detection classifier.
+    max_points_energy / max_points_knn / max_per_class_detection: caps on the points of the quadratic-cost
+    statistics (seeded subsamples). n_boot: bootstrap resamples of the holdout for the TSTR/TRTR intervals.
+    top_snps: SNPs (by training p-value) for sign agreement and case-control differences.
+    heatmap_snps: SNPs in the LD heatmap window. plot_points: individuals per cohort in the PCA plot.
+    """
+
+    ld_window: int = ld.DEFAULT_WINDOW
+    n_components: int = structure.DEFAULT_COMPONENTS
+    knn_k: int = 3
+    n_folds: int = 5
+    max_points_energy: int = 2000
+    max_points_knn: int = 5000
+    max_per_class_detection: int = 5000
+    n_boot: int = utility.DEFAULT_BOOTSTRAP
+    top_snps: int = association.TOP_SNPS
+    heatmap_snps: int = 200
+    plot_points: int = 1000
+    plot_max_snps: int = 20000
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Phenotypes
+
+
+def _cohort_phenotype(genotypes: Genotypes, given, who: str):
+    """The cohort's Phenotype: ``given`` (checked) or decoded from its .fam column 6; (None, reason) if none."""
+    from ..phenotypes import read_phenotype
+
+    if given is not None:
+        if len(given.values) != genotypes.n_samples:
+            raise InputError(f"the {who} phenotype has {len(given.values)} values for {genotypes.n_samples} "
+                             "individuals", hint="give one value per individual, in .fam order")
+        return given, ""
+    try:
+        return read_phenotype(genotypes.samples), ""
+    except InputError as err:  # a .fam without a usable trait is normal (e.g. -9 everywhere): no phenotype
+        return None, f"no usable phenotype in the {who} .fam column 6 ({err})"
+
+
+def _recode_like(pheno, reference, who: str):
+    """``pheno`` values in ``reference``'s coding (kind and category codes); (None, reason) if incompatible."""
+    if pheno.kind != reference.kind:
+        return None, f"the {who} phenotype is {pheno.kind} but the training phenotype is {reference.kind}"
+    if pheno.kind != "categorical":
+        return pheno.values, ""
+    code = {label: k for k, label in enumerate(reference.labels)}
+    values = np.full(len(pheno.values), np.nan)
+    for k, label in enumerate(pheno.labels):
+        if label in code:
+            values[pheno.values == k] = code[label]
+    unknown = sorted(set(pheno.labels) - set(code))
+    return values, (f"{who} categories absent from training left out: {unknown}" if unknown else "")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sections
+
+
+def _fidelity(t, h, s, variants, config: EvaluationConfig, seed: int, pca) -> dict[str, MetricValue]:
+    chrom, pos = variants["chrom"].to_numpy(), variants["pos"].to_numpy()
+    out = {
+        "allele_frequency_r": frequencies.allele_frequency_r(t, h, s, seed=seed),
+        "allele_frequency_mae": frequencies.allele_frequency_mae(t, h, s, seed=seed),
+        "genotype_class_mae": frequencies.genotype_class_mae(t, h, s, seed=seed),
+        "heterozygosity_mae": frequencies.heterozygosity_mae(t, h, s, seed=seed),
+        "hwe_deviation": frequencies.hwe_deviation(t, h, s, seed=seed),
+        "hwe_failure_share": frequencies.hwe_failure_share(t, h, s, seed=seed),
+        "ld_r": ld.ld_r(t, h, s, chrom, window=config.ld_window, seed=seed),
+        "ld_decay_mae": ld.ld_decay(t, h, s, chrom, pos, window=config.ld_window, seed=seed),
+        "fst": structure.fst(t, h, s, seed=seed),
+    }
+    if pca is None:
+        reason = "PCA needs at least 3 training individuals and 2 polymorphic SNPs"
+        for name in ("pca_distance", "knn_precision", "knn_recall", "detection_auc"):
+            out[name] = skipped(reason)
+        return out
+    common = {"pca": pca, "seed": seed}
+    out["pca_distance"] = structure.pca_distance(t, h, s, max_points=config.max_points_energy, **common)
+    out["knn_precision"] = structure.knn_precision(t, h, s, k=config.knn_k, max_points=config.max_points_knn,
+                                                   **common)
+    out["knn_recall"] = structure.knn_recall(t, h, s, k=config.knn_k, max_points=config.max_points_knn, **common)
+    out["detection_auc"] = structure.detection_auc(t, h, s, n_folds=config.n_folds,
+                                                   max_per_class=config.max_per_class_detection, **common)
+    return out
+
+
+def _association(t, h, s, yt, yh, ys, kind, config, seed) -> dict[str, MetricValue]:
+    args = (t, h, s, yt, yh, ys, kind)
+    effects = association.cohort_effects(*args, seed=seed)
+    return {
+        "effect_r": association.effect_r(*args, effects=effects, seed=seed),
+        "sign_agreement": association.sign_agreement(*args, effects=effects, top=config.top_snps, seed=seed),
+        "case_control_af_diff_r": association.case_control_af_diff_r(*args, effects=effects, top=config.top_snps,
+                                                                     seed=seed),
+    }
+
+
+_UTILITY_NAMES = {"binary": "auc", "quantitative": "r", "categorical": "accuracy"}
+
+
+def _utility(t, h, s, yt, yh, ys, kind, config, seed) -> dict[str, MetricValue]:
+    out = {}
+    short = _UTILITY_NAMES[kind]
+    for model in utility.MODELS:
+        suffix = "" if model == "linear" else f"_{model}"
+        m = utility.tstr(t, h, s, yt, yh, ys, kind, model=model, n_boot=config.n_boot, seed=seed)
+        if not m.skipped:
+            d = m.details
+            m.note = (f"{model} model, n_fit {d['n_fit']}, n_test {d['n_test']}; 95% CI {_ci(d['ci'])} "
+                      f"({d['n_boot']} bootstrap resamples of the holdout)")
+            trtr = MetricValue(m.reference, None, details=dict(d), note=(
+                f"{model} model trained on {d['n_fit']} real training individuals; 95% CI {_ci(d['reference_ci'])}"))
+        else:
+            trtr = skipped(m.note)
+        out[f"tstr_{short}{suffix}"] = m
+        out[f"trtr_{short}{suffix}"] = trtr
+    return out
+
+
+def _ci(ci) -> str:
+    return "n/a" if ci[0] is None else f"{ci[0]:.3f}-{ci[1]:.3f}"
+
+
+def _privacy(t, h, s, seed: int, device: str) -> tuple[dict[str, MetricValue], str]:
+    if importlib.util.find_spec(f"{__package__}.privacy") is None:
+        return {}, "the privacy statistics (snpgen_core.evaluation.privacy) are not installed"
+    from .distances import impute_missing
+    from .privacy import privacy_metrics
+
+    note = ""
+    if any((x == MISSING).any() for x in (t, h, s)):
+        # distances need complete rows: each missing call drawn from Binomial(2, training a1 frequency), seeded
+        p = frequencies.allele_frequencies(t)
+        t, h, s = (impute_missing(x, p, seed=np.random.default_rng([seed, 51, k])) for k, x in enumerate((t, h, s)))
+        note = "privacy statistics: missing calls imputed from training allele frequencies (seeded)"
+    return privacy_metrics(t, h, s, seed=seed, device=device), note
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plot data
+
+
+def _rounded(a, digits=4) -> list:
+    a = np.asarray(a, dtype=np.float64)
+    return [None if not math.isfinite(x) else round(float(x), digits) for x in a.ravel()] if a.ndim <= 1 else \
+        [_rounded(row, digits) for row in a]
+
+
+def _heatmap_window(train: np.ndarray, chrom: np.ndarray, size: int) -> np.ndarray:
+    """Column indices of the ``size`` consecutive SNPs on one chromosome with the strongest adjacent LD in
+    training (the most informative picture)."""
+    i, _, r2 = ld.ld_r2_pairs(train, chrom, window=1)
+    adjacent = np.zeros(train.shape[1])
+    adjacent[i] = np.nan_to_num(r2)
+    best, best_score = np.arange(min(size, train.shape[1])), -1.0
+    chrom = np.asarray(chrom).astype(str)
+    for c in dict.fromkeys(chrom):
+        cols = np.flatnonzero(chrom == c)
+        w = min(size, len(cols))
+        sums = np.convolve(adjacent[cols], np.ones(w), mode="valid")
+        k = int(np.argmax(sums))
+        if sums[k] > best_score:
+            best, best_score = cols[k:k + w], float(sums[k])
+    return best
+
+
+def _plots(t, h, s, variants, fidelity, assoc, util, privacy, pca, config, seed) -> dict:
+    plots: dict = {}
+    rng_cols = subsample_index(t.shape[1], config.plot_max_snps, seed, stream=41)
+    af = fidelity["allele_frequency_r"].details
+    if af:
+        plots["af"] = {"snp": variants["snp"].to_numpy()[rng_cols].tolist(),
+                       **{k: _rounded(np.asarray(af[k])[rng_cols]) for k in ("train", "holdout", "synthetic")}}
+    if t.shape[1] >= 2 and min(len(t), len(h), len(s)) >= 3:
+        cols = _heatmap_window(t, variants["chrom"].to_numpy(), config.heatmap_snps)
+        he, se = equal_size_rows(h, s, seed)
+        plots["ld_heatmap"] = {"snp": variants["snp"].to_numpy()[cols].tolist(),
+                               "pos": variants["pos"].to_numpy()[cols].tolist(),
+                               "chrom": str(variants["chrom"].to_numpy()[cols[0]]),
+                               **{k: _rounded(ld.ld_matrix(x[:, cols]), 3)
+                                  for k, x in (("train", t), ("holdout", he), ("synthetic", se))}}
+    decay = fidelity["ld_decay_mae"].details
+    if decay:
+        plots["ld_decay"] = {k: decay[k] for k in ("distance", "n_pairs", "train", "holdout", "synthetic")}
+    if pca is not None:
+        n = config.plot_points
+        coords = {k: pca.transform(x[subsample_index(len(x), n, seed, stream=42 + j)])[:, :4]
+                  for j, (k, x) in enumerate((("train", t), ("holdout", h), ("synthetic", s)))}
+        total = pca.explained_variance.sum()
+        plots["pca"] = {**{k: _rounded(v, 3) for k, v in coords.items()},
+                        "explained_variance": _rounded(pca.explained_variance, 4),
+                        "explained_share_of_top": _rounded(pca.explained_variance / total, 4)}
+    effects = assoc.get("effect_r")
+    if effects is not None and effects.details.get("beta"):
+        plots["effects"] = {k: _rounded(v) for k, v in effects.details["beta"].items()}
+    rows = []
+    for name, m in util.items():
+        if name.startswith("tstr_") and not m.skipped:
+            d = m.details
+            rows.append({"model": d["model"], "score": d["score"], "tstr": m.value, "tstr_ci": d["ci"],
+                         "trtr": m.reference, "trtr_ci": d["reference_ci"], "n_fit": d["n_fit"],
+                         "n_test": d["n_test"], "status": m.status})
+    if rows:
+        plots["tstr"] = rows
+    dist = _distance_histogram_data(privacy)
+    if dist:
+        plots["distances"] = dist
+    return plots
+
+
+def _distance_histogram_data(privacy: dict) -> dict:
+    """Nearest-distance samples synthetic->train and holdout->train from the DCR row's details."""
+    dcr = privacy.get("dcr_share")
+    if dcr is None:
+        return {}
+    keys = ("synthetic_to_train", "holdout_to_train")
+    if not all(k in dcr.details for k in keys):
+        return {}
+    return {k: _rounded(dcr.details[k], 3) for k in keys}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Provenance
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sha256_genotypes(g: Genotypes) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(g.dosages).tobytes())
+    h.update("\n".join(g.variants["snp"].astype(str)).encode())
+    return h.hexdigest()
+
+
+def _software() -> dict:
+    import sklearn
+    import scipy
+
+    from .. import __version__
+
+    return {"snpgen": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
+
+
+def _inputs(cohorts: dict[str, Genotypes], sources: dict | None) -> dict:
+    out = {}
+    for who, g in cohorts.items():
+        entry = {"n_samples": g.n_samples, "n_snps": g.n_variants, "sha256_genotypes": _sha256_genotypes(g),
+                 "missing_rate": float((g.dosages == MISSING).mean()) if g.dosages.size else 0.0}
+        files = (sources or {}).get(who) or []
+        if files:
+            entry["files"] = {str(p): _sha256_file(Path(p)) for p in files}
+        out[who] = entry
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The report
+
+
+def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, train_pheno=None, holdout_pheno=None,
+             synthetic_pheno=None, seed: int = 0, thresholds: CardThresholds | None = None, device: str = "auto",
+             config: EvaluationConfig | None = None, sources: dict | None = None) -> dict:
+    """Evaluate ``synthetic`` against ``train``, with ``holdout`` (real individuals never used in training) as
+    the reference, and grade the result.
+
+    Cohorts are aligned on shared SNP IDs (training order; swapped alleles flipped, others refused; what was
+    dropped is in ``provenance.alignment``). A holdout that is the training cohort is refused (InputError).
+    Phenotypes (``snpgen_core.phenotypes.Phenotype``, one value per individual in .fam order) default to each
+    cohort's .fam column 6; without a training phenotype the association and utility sections are empty.
+    ``sources`` (cohort name -> list of file paths) adds the files' SHA-256 to the provenance.
+
+    Returns the report.json dict (see the module docstring) with an extra ``plots`` key.
+    """
+    config = config or EvaluationConfig()
+    thresholds = thresholds or CardThresholds()
+    raw = {"training": train, "holdout": holdout, "synthetic": synthetic}
+    t, h, s, alignment = align_cohorts(train, holdout, synthetic)
+    check_holdout_distinct(t, h)
+    notes: list[str] = []
+    if alignment.n_shared < max(g.n_variants for g in raw.values()):
+        notes.append(f"{alignment.n_shared} SNPs shared by all three cohorts; dropped "
+                     + ", ".join(f"{k}: {v}" for k, v in alignment.dropped.items()))
+
+    pca = structure.fit_pca(t.dosages, config.n_components, seed=seed)
+    sections: dict[str, dict[str, MetricValue]] = {name: {} for name in SECTIONS}
+    sections["fidelity"] = _fidelity(t.dosages, h.dosages, s.dosages, t.variants, config, seed, pca)
+
+    phenotype_info: dict = {}
+    tp, why = _cohort_phenotype(t, train_pheno, "training")
+    if tp is None:
+        notes.append(why + "; association and utility not evaluated")
+        phenotype_info = {"present": False, "note": why}
+    else:
+        phenotype_info = {"present": True, "name": tp.name, "kind": tp.kind, "labels": list(tp.labels),
+                          "source": "given" if train_pheno is not None else ".fam column 6"}
+        hp, why_h = _cohort_phenotype(h, holdout_pheno, "holdout")
+        sp, why_s = _cohort_phenotype(s, synthetic_pheno, "synthetic")
+        yh, why_h = _recode_like(hp, tp, "holdout") if hp is not None else (None, why_h)
+        ys, why_s = _recode_like(sp, tp, "synthetic") if sp is not None else (None, why_s)
+        reason = why_h if yh is None else (why_s if ys is None else "")
+        if reason:
+            for name in (_assoc_names(tp.kind) + _util_names(tp.kind)):
+                section, metric = name.split(".")
+                sections[section][metric] = skipped(reason)
+        else:
+            args = (t.dosages, h.dosages, s.dosages, tp.values, yh, ys, tp.kind)
+            sections["association"] = _association(*args, config, seed)
+            sections["utility"] = _utility(*args, config, seed)
+        notes += [n for n in (why_h, why_s) if n]
+
+    privacy, why = _privacy(t.dosages, h.dosages, s.dosages, seed, device)
+    sections["privacy"] = privacy
+    if why:
+        notes.append(why)
+
+    card = grade_sections(sections, thresholds)
+    plots = _plots(t.dosages, h.dosages, s.dosages, t.variants, sections["fidelity"], sections["association"],
+                   sections["utility"], sections["privacy"], pca, config, seed)
+    n_equal = min(h.n_samples, s.n_samples)
+    provenance = {
+        "software": _software(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed, "device": device,
+        "parameters": asdict(config),
+        "inputs": _inputs(raw, sources),
+        "alignment": alignment.to_dict(),
+        "sizes": {"training": t.n_samples, "holdout": h.n_samples, "synthetic": s.n_samples,
+                  "equal_size": n_equal, "snps": t.n_variants},
+        "phenotype": phenotype_info,
+        "grades": card["sections"], "critical": card["critical"],
+        "thresholds": thresholds.to_dict(),
+        "notes": notes,
+    }
+    report = {"overall": card["overall"]}
+    for name in SECTIONS:
+        report[name] = {metric: _metric_json(m) for metric, m in sections[name].items()}
+    report["provenance"] = provenance
+    report["plots"] = _jsonable(plots)
+    return report
+
+
+def _jsonable(obj):
+    """Plain JSON types: numpy scalars and arrays to Python, NaN/inf to None."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _number(obj)
+    return obj
+
+
+def _assoc_names(kind: str) -> list[str]:
+    names = ["association.effect_r", "association.sign_agreement"]
+    return names + (["association.case_control_af_diff_r"] if kind == "binary" else [])
+
+
+def _util_names(kind: str) -> list[str]:
+    short = _UTILITY_NAMES[kind]
+    return [f"utility.{p}_{short}{sfx}" for sfx in ("", "_gbm") for p in ("tstr", "trtr")]
+
+
+def _number(x):
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _metric_json(m: MetricValue) -> dict:
+    out = {"value": _number(m.value), "reference": _number(m.reference), "status": m.status}
+    if m.note:
+        out["note"] = m.note
+    return out
+
+
+def report_json(report: dict) -> dict:
+    """The report.json part of an :func:`evaluate` result (everything but the plot data)."""
+    return {k: report[k] for k in REPORT_KEYS}
+
+
+def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``report.json``, ``plots.json`` and a self-contained ``report.html`` into ``out_dir``, atomically
+    (all three appear together or none does). Returns their paths by name."""
+    from .report_html import render_html
+
+    out_dir = Path(out_dir)
+    paths = {"json": out_dir / "report.json", "plots": out_dir / "plots.json", "html": out_dir / "report.html"}
+    html = render_html(report)
+    with atomic_paths(*paths.values()) as (tmp_json, tmp_plots, tmp_html):
+        tmp_json.write_text(json.dumps(report_json(report), indent=2, allow_nan=False) + "\n")
+        tmp_plots.write_text(json.dumps(report.get("plots", {}), allow_nan=False) + "\n")
+        tmp_html.write_text(html, encoding="utf-8")
+    return paths
