@@ -49,6 +49,94 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"report: {paths['json']}  {paths['html']}")
 
 
+def _cmd_select(args: argparse.Namespace) -> None:
+    import warnings
+
+    import numpy as np
+
+    from .io.gwas import align_gwas, parse_column_mapping, read_gwas
+    from .io.plink import plink_prefix, read_bim, read_fam, read_plink
+    from .phenotypes import read_phenotype
+    from .selection import (PanelWarning, check_clump_parameters, read_snp_list, read_split, select_panel,
+                            split_file_beside, write_panel)
+
+    check_clump_parameters(args.clump_p1, args.clump_p2, args.clump_r2, args.clump_kb)
+    prefix = plink_prefix(args.bfile)
+    fam, bim = read_fam(prefix.with_name(prefix.name + ".fam")), read_bim(prefix.with_name(prefix.name + ".bim"))
+    split_path = args.split or (split_file_beside(prefix) if split_file_beside(prefix).exists() else None)
+    if split_path:
+        split = read_split(split_path, fam)
+        train = split.train
+        found = "" if args.split else " (found next to the .bed)"
+        print(f"split {split_path}{found}: {train.size} train / {split.validation.size} validation / "
+              f"{split.holdout.size} holdout individuals; only the {train.size} train individuals choose SNPs")
+    else:
+        train = np.arange(len(fam))
+        print(f"split: none given and no {split_file_beside(prefix).name}: all {len(fam)} individuals choose SNPs "
+              "(run snpgen split first to keep a holdout out of selection)")
+    if args.pheno or args.pheno_col:
+        trait = read_phenotype(fam, args.pheno, args.pheno_col).subset(train)
+        if trait.kind != "quantitative" and len([c for c in trait.classes().values() if c]) < 2:
+            raise InputError(f"trait {trait.name} has a single class among the {train.size} training individuals",
+                             path=args.pheno, hint="check the column, or make a split stratified on it")
+        print(f"phenotype (training individuals) {trait.describe()}")
+    gwas = read_gwas(args.gwas, columns=parse_column_mapping(args.gwas_columns))
+    print(f"GWAS {gwas.describe()}")
+    aligned = align_gwas(gwas, bim)
+    print(f"alignment: {aligned.summary()}")
+    snps = read_snp_list(args.snps) if args.snps else None
+    genotypes = read_plink(prefix, samples=train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PanelWarning)  # the same text is in panel.notes, printed below
+        panel = select_panel(genotypes, aligned, top=args.top, p1=args.clump_p1, p2=args.clump_p2,
+                             r2=args.clump_r2, kb=args.clump_kb, maf=args.maf, max_missing=args.max_missing,
+                             estimator=args.r2_estimator, snps=snps)
+    print(panel.qc.describe())
+    if panel.clumps is not None:
+        print(f"clumping ({args.r2_estimator} r^2 > {args.clump_r2:g} within {args.clump_kb:g} kb, p1 "
+              f"{args.clump_p1:g}, p2 {args.clump_p2:g}): {panel.n_candidates} candidate SNPs -> "
+              f"{len(panel.clumps)} index SNPs")
+    for note in panel.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    write_panel(panel, args.out)
+    print(f"selected {len(panel)} SNPs on {panel.table['CHR'].nunique()} chromosome(s) -> {args.out}")
+
+
+def _cmd_split(args: argparse.Namespace) -> None:
+    from .io.plink import plink_prefix, read_fam
+    from .phenotypes import read_phenotype
+    from .selection import SPLIT_NAMES, read_split, split_samples, trait_strata, write_split_cohorts
+
+    if not 0 < args.holdout < 1:
+        raise InputError(f"--holdout {args.holdout} must be a fraction in (0, 1)", hint="e.g. --holdout 0.2")
+    prefix = plink_prefix(args.bfile)
+    fam = read_fam(prefix.with_name(prefix.name + ".fam"))
+    trait = None
+    if args.pheno or args.pheno_col:
+        trait = read_phenotype(fam, args.pheno, args.pheno_col)
+    elif not fam["pheno"].isin(["-9", "0", "NA"]).all():
+        try:
+            trait = read_phenotype(fam)
+        except InputError as err:  # an uninformative .fam column 6 only means no stratification
+            print(f"note: not stratified: {err}")
+    if args.split_file:
+        split = read_split(args.split_file, fam)
+        print(f"reusing the split recorded in {args.split_file}")
+    else:
+        strata = None if trait is None else trait_strata(trait.values, trait.kind)
+        split = split_samples(len(fam), strata=strata, holdout=args.holdout, validation=args.validation,
+                              seed=args.seed)
+        how = f"stratified on {trait.name} ({trait.kind})" if trait else "not stratified (no trait given)"
+        print(f"split of {len(fam)} individuals, seed {args.seed}, {how}")
+    for part in SPLIT_NAMES:
+        idx = getattr(split, part)
+        if idx.size:
+            classes = f": {trait.subset(idx).describe()}" if trait is not None else ""
+            print(f"  {part}: {idx.size} individuals{classes}")
+    paths = write_split_cohorts(prefix, split, args.out)
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
 # Subcommands registered below; each entry: name -> (help, add_arguments, handler)
 def _add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output prefix")
@@ -70,10 +158,55 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for report.json and report.html")
 
 
+
+def _add_select(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the cohort")
+    p.add_argument("--gwas", required=True, metavar="FILE",
+                   help="summary statistics (PLINK 1.9/2, REGENIE, BOLT-LMM, GWAS-SSF or a generic table; .gz ok)")
+    p.add_argument("--gwas-columns", metavar="FIELD=COLUMN,...", help="explicit GWAS columns, e.g. p=PVAL,a1=EA")
+    p.add_argument("--top", type=int, default=1000, metavar="K",
+                   help="panel size: the K clumped index SNPs with the smallest p (default 1000)")
+    p.add_argument("--snps", metavar="FILE", help="use these SNPs instead (one ID per line, or a table with a SNP "
+                   "column); --top and clumping are then ignored")
+    p.add_argument("--clump-p1", type=float, default=1.0, metavar="P",
+                   help="index SNPs need p <= P (default 1: every SNP is a candidate; PLINK's default is 1e-4)")
+    p.add_argument("--clump-p2", type=float, default=1.0, metavar="P",
+                   help="clumped SNPs listed need p < P, P >= p1 (default 1; PLINK's default is 0.01)")
+    p.add_argument("--clump-r2", type=float, default=0.5, metavar="R",
+                   help="SNPs with r^2 > R to an index SNP join its clump (default 0.5, as PLINK)")
+    p.add_argument("--clump-kb", type=float, default=250, metavar="KB",
+                   help="clumping window: SNPs less than KB kilobases away (default 250, as PLINK)")
+    p.add_argument("--r2-estimator", choices=["haplotype", "dosage"], default="haplotype",
+                   help="haplotype: PLINK 1.9 --clump's r^2 (default); dosage: squared correlation of dosages")
+    p.add_argument("--maf", type=float, default=0.01, help="minimum minor-allele frequency (default 0.01)")
+    p.add_argument("--max-missing", type=float, default=0.05, metavar="SHARE",
+                   help="maximum share of missing calls per SNP (default 0.05)")
+    p.add_argument("--split", metavar="SPLIT.tsv", help="recorded split (FID IID SPLIT): only its train part chooses "
+                   "SNPs (default PREFIX.split.tsv when it exists, else every individual)")
+    p.add_argument("--pheno", metavar="FILE", help="phenotype file to validate the trait (header FID IID NAME ...)")
+    p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
+    p.add_argument("--out", required=True, metavar="PANEL.tsv", help="output panel (SNP CHR BP A1 A2 BETA P)")
+
+
+def _add_split(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the cohort")
+    p.add_argument("--pheno", metavar="FILE", help="phenotype file to stratify on (default .fam column 6, if set)")
+    p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
+    p.add_argument("--holdout", type=float, default=0.2, help="share of individuals held out (default 0.2)")
+    p.add_argument("--validation", type=float, default=0.0, help="share for validation (default 0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-file", metavar="SPLIT.tsv", help="reuse this recorded split instead of drawing one")
+    p.add_argument("--out", required=True, metavar="OUTPREFIX",
+                   help="writes OUTPREFIX.train/.holdout(.validation).bed/.bim/.fam and OUTPREFIX.split.tsv")
+
 COMMANDS = {
     "evaluate": ("evaluate a synthetic cohort against training and a real holdout: report.json + report.html",
                  _add_evaluate, _cmd_evaluate),
     "simulate": ("simulate a realistic cohort with msprime (demo and test data)", _add_simulate, _cmd_simulate),
+    "select": ("choose the SNP panel: QC, LD clumping (PLINK --clump rules) and top-K GWAS SNPs, on training "
+               "individuals only", _add_select, _cmd_select),
+    "split": ("split a cohort into train / holdout (/ validation) PLINK files, stratified on the trait",
+              _add_split, _cmd_split),
 }
 
 
