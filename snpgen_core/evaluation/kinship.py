@@ -30,7 +30,7 @@ import torch
 
 from ..errors import InputError
 from ..genotypes import MISSING
-from .distances import FP32_EXACT_MAX_SNPS, default_chunk_rows, resolve_device
+from .distances import FP32_EXACT_MAX_SNPS, default_chunk_rows, genotype_indicators, resolve_device
 
 KING_DUPLICATE = 2**-1.5  # 0.3536: duplicate or monozygotic twin
 KING_FIRST_DEGREE = 2**-2.5  # 0.1768: parent-offspring or full sibling
@@ -45,33 +45,39 @@ def _check(dosages: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int8)
 
 
-class _Indicators:
-    """Genotype indicators of one chunk on the compute device: het, hom-0, hom-2, called; (c, m) each."""
+class _Side:
+    """One chunk's share of the products, on the compute device (c individuals, m SNPs).
 
-    def __init__(self, chunk: np.ndarray, device: torch.device, dtype: torch.dtype):
-        x = torch.from_numpy(chunk).to(device)
-        self.het = (x == 1).to(dtype)
-        self.hom0 = (x == 0).to(dtype)
-        self.hom2 = (x == 2).to(dtype)
-        self.called = (x != MISSING).to(dtype)
-        self.complete = bool(self.called.all())
-        self.n_het = self.het.sum(dim=1)  # (c,): het count over all SNPs (pairwise counts when calls are missing)
+    ``pairs``: [H, R, A] for the query side, [H, -2A, -2R] for the reference side, (c, 3m); ``het`` its first m
+    columns; ``n_het`` (c,) heterozygote counts; ``called`` (c, m) indicators, only when a call is missing."""
+
+    def __init__(self, chunk: np.ndarray, reference_side: bool, device: torch.device, dtype: torch.dtype):
+        m = chunk.shape[1]
+        order = (("eq", 1), ("eq", 2), ("eq", 0)) if reference_side else (("eq", 1), ("eq", 0), ("eq", 2))
+        self.pairs = genotype_indicators(chunk, order, device, dtype)
+        if reference_side:
+            self.pairs[:, m:] *= -2
+        self.het = self.pairs[:, :m]
+        self.n_het = self.het.sum(dim=1)
+        self.called = None
+        if (chunk == MISSING).any():
+            self.called = genotype_indicators(chunk, (("ne", MISSING),), device, dtype)
 
 
-def _king_block(a: _Indicators, b: _Indicators) -> torch.Tensor:
+def _king_block(a: _Side, b: _Side) -> torch.Tensor:
     """KING-robust phi (ca, cb) float64 between the individuals of two chunks (NaN where min het count is 0)."""
-    left = torch.cat([a.het, a.hom0, a.hom2], dim=1)
-    right = torch.cat([b.het, -2 * b.hom2, -2 * b.hom0], dim=1)
-    balance = (left @ right.T).double()  # N_Aa,Aa - 2 N_AA,aa
-    if a.complete and b.complete:
+    balance = (a.pairs @ b.pairs.T).double()  # N_Aa,Aa - 2 N_AA,aa
+    if a.called is None and b.called is None:
         het_a = a.n_het.double().unsqueeze(1).expand_as(balance)
         het_b = b.n_het.double().unsqueeze(0).expand_as(balance)
     else:  # heterozygote counts over the SNPs the other individual has called too
-        het_a = (a.het @ b.called.T).double()
-        het_b = (a.called @ b.het.T).double()
+        called_a = a.called if a.called is not None else torch.ones_like(a.het)
+        called_b = b.called if b.called is not None else torch.ones_like(b.het)
+        het_a = (a.het @ called_b.T).double()
+        het_b = (called_a @ b.het.T).double()
     smallest = torch.minimum(het_a, het_b)
     phi = 0.5 + (2 * balance - het_a - het_b) / (4 * smallest)
-    return torch.where(smallest > 0, phi, torch.full_like(phi, float("nan")))
+    return phi.masked_fill_(smallest == 0, float("nan"))
 
 
 def _chunks(queries, reference, device, chunk_rows):
@@ -83,10 +89,10 @@ def _chunks(queries, reference, device, chunk_rows):
     with torch.no_grad(), torch.autocast(dev.type, enabled=False):
         for qs in range(0, queries.shape[0], chunk):
             qe = min(qs + chunk, queries.shape[0])
-            a = _Indicators(queries[qs:qe], dev, dtype)
+            a = _Side(queries[qs:qe], False, dev, dtype)
             for rs in range(0, reference.shape[0], chunk):
                 re = min(rs + chunk, reference.shape[0])
-                yield qs, qe, rs, re, _king_block(a, _Indicators(reference[rs:re], dev, dtype))
+                yield qs, qe, rs, re, _king_block(a, _Side(reference[rs:re], True, dev, dtype))
 
 
 def _aligned(queries, reference):
