@@ -553,14 +553,14 @@ def check_clump_parameters(p1: float, p2: float, r2: float, kb: float) -> None:
     """InputError unless 0 < p1 <= p2 <= 1 (PLINK refuses p2 < p1), 0 < r2 <= 1 and kb > 0."""
     for name, value in (("p1", p1), ("p2", p2)):
         if not (0 < value <= 1):
-            raise InputError(f"clump {name} = {value} must be in (0, 1]", hint=f"e.g. --clump-{name} 1e-4")
+            raise InputError(f"clump {name} = {value:g} must be in (0, 1]", hint=f"e.g. --clump-{name} 1e-4")
     if p2 < p1:
         raise InputError(f"clump p2 = {p2:g} is below p1 = {p1:g}; like PLINK, p2 must be at least p1",
                          hint="p1 chooses index SNPs, p2 (>= p1) the clumped SNPs listed with them")
     if not (0 < r2 <= 1):
-        raise InputError(f"clump r2 = {r2} must be in (0, 1]", hint="LD threshold, e.g. --clump-r2 0.5")
+        raise InputError(f"clump r2 = {r2:g} must be in (0, 1]", hint="LD threshold, e.g. --clump-r2 0.5")
     if not (kb > 0 and math.isfinite(kb)):
-        raise InputError(f"clump kb = {kb} must be a positive distance in kilobases", hint="e.g. --clump-kb 250")
+        raise InputError(f"clump kb = {kb:g} must be a positive distance in kilobases", hint="e.g. --clump-kb 250")
 
 
 def _chrom_rank(chrom: np.ndarray) -> np.ndarray:
@@ -835,16 +835,16 @@ def read_panel(path: str | os.PathLike) -> pd.DataFrame:
     if raw.empty:
         raise InputError("panel has no SNPs", path=where)
     out = pd.DataFrame({c: raw[c].str.strip() for c in ("SNP", "CHR", "A1", "A2")})
-    for col, kind in (("BP", "integer"), ("BETA", "number"), ("P", "number")):
+    for col, kind in (("BP", "an integer"), ("BETA", "a number"), ("P", "a number")):
         text = raw[col].str.strip()
         na = text.str.upper().isin(["NA", "NAN", ""])
         values = pd.to_numeric(text.where(~na, None), errors="coerce")
         bad = values.isna() & ~na | (na & (col == "BP"))
-        if kind == "integer":
+        if col == "BP":
             bad |= values.notna() & (values != values.round())
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"column {col} must be a {kind}, found {raw[col][i]!r}", path=where, line=i + 2)
+            raise InputError(f"column {col} must be {kind}, found {raw[col][i]!r}", path=where, line=i + 2)
         out[col] = values.astype(np.int64) if col == "BP" else values.astype(np.float64)
     dup = out["SNP"].duplicated()
     if dup.any():
