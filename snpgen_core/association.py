@@ -80,21 +80,25 @@ def _check_inputs(y: np.ndarray, design: np.ndarray, kind: str) -> None:
 
 
 def _design_blocks(design: np.ndarray) -> np.ndarray:
-    """Row-wise outer products of the covariate design, (n, q*q): one product with weights gives C' W_j C for all j."""
+    """Row-wise outer products of the covariate design, (n, q*q): one product with weights gives C' V_j C for all j."""
     q = design.shape[1]
     return (design[:, :, None] * design[:, None, :]).reshape(len(design), q * q)
 
 
-def _assemble(weights: np.ndarray, x: np.ndarray, design: np.ndarray, outer: np.ndarray) -> np.ndarray:
-    """Stack of per-SNP matrices [[C'V C, C'V x], [x'V C, x'V x]] with V = diag(weights[:, j]); shape (m, q+1, q+1)."""
-    n, m = x.shape
+def _assemble(v: np.ndarray, x: np.ndarray, design: np.ndarray, outer: np.ndarray, *, x_weighted: bool) -> np.ndarray:
+    """Stack of per-SNP matrices [[C'V C, C'V x], [x'V C, x'V x]], shape (m, q+1, q+1), V_j = diag(v[:, j]).
+
+    ``v`` (n, m) is zero for individuals not called at SNP j, and so is ``x``; when ``v`` is just that 0/1 mask
+    (``x_weighted=False``) the products with x need no weighting.
+    """
+    m = x.shape[1]
     q = design.shape[1]
-    wx = weights * x
+    vx = v * x if x_weighted else x
     mat = np.empty((m, q + 1, q + 1))
-    mat[:, :q, :q] = (weights.T @ outer).reshape(m, q, q)
-    mat[:, :q, q] = wx.T @ design
+    mat[:, :q, :q] = (v.T @ outer).reshape(m, q, q)
+    mat[:, :q, q] = vx.T @ design
     mat[:, q, :q] = mat[:, :q, q]
-    mat[:, q, q] = (wx * x).sum(axis=0)
+    mat[:, q, q] = np.einsum("nb,nb->b", vx, x)
     return mat
 
 
@@ -133,20 +137,25 @@ def _identifiable(mat: np.ndarray) -> np.ndarray:
         return left > 1e-9 * centred
 
 
-def _fit_linear(block: np.ndarray, y: np.ndarray, design: np.ndarray, **_) -> np.ndarray:
+def _prepare(block: np.ndarray, design: np.ndarray):
+    """Called mask, its 0/1 float form, dosages as float with 0 where not called, and the unweighted stack."""
     called = block != MISSING
-    weights = called.astype(float)
-    x = np.where(called, block, 0).astype(float)  # (n, b); zero where missing so that x = W x
+    mask = called.astype(float)
+    x = np.where(called, block, 0).astype(float)  # (n, b)
+    return called, mask, x, _assemble(mask, x, design, _design_blocks(design), x_weighted=False)
+
+
+def _fit_linear(block: np.ndarray, y: np.ndarray, design: np.ndarray, **_) -> np.ndarray:
     q = design.shape[1]
-    mat = _assemble(weights, x, design, _design_blocks(design))
+    called, mask, x, mat = _prepare(block, design)
     usable = _usable(called, x, q) & _identifiable(mat)
-    rhs = np.column_stack([weights.T @ (design * y[:, None]), x.T @ y])  # (b, q+1)
+    rhs = np.column_stack([mask.T @ (design * y[:, None]), x.T @ y])  # (b, q+1)
     coef, inverse = _solve(mat, rhs, usable)
     residual = y[:, None] - design @ coef[:, :q].T - x * coef[:, q]  # (n, b)
     n_fit = called.sum(axis=0)
     df = n_fit - (q + 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sigma2 = (weights * residual**2).sum(axis=0) / df
+        sigma2 = np.einsum("nb,nb->b", mask * residual, residual) / df
         se = np.sqrt(sigma2 * inverse[:, q, q])
         t = coef[:, q] / se
     p = 2.0 * stats.t.sf(np.abs(t), np.maximum(df, 1))
@@ -156,12 +165,11 @@ def _fit_linear(block: np.ndarray, y: np.ndarray, design: np.ndarray, **_) -> np
 
 
 def _fit_logistic(block: np.ndarray, y: np.ndarray, design: np.ndarray, *, max_iter: int, tol: float) -> np.ndarray:
-    called = block != MISSING
-    weights = called.astype(float)
-    x = np.where(called, block, 0).astype(float)
     q = design.shape[1]
+    called, mask, x, mat = _prepare(block, design)
+    mask = None if called.all() else mask  # nothing to zero out: skip the masking passes
     outer = _design_blocks(design)
-    usable = _usable(called, x, q) & _identifiable(_assemble(weights, x, design, outer))
+    usable = _usable(called, x, q) & _identifiable(mat)
     coef = np.zeros((x.shape[1], q + 1))
     active = usable.copy()  # SNPs still iterating; converged ones are frozen to save work
     converged = np.zeros_like(usable)
@@ -169,7 +177,8 @@ def _fit_logistic(block: np.ndarray, y: np.ndarray, design: np.ndarray, *, max_i
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        mat, grad = _newton_terms(coef[idx], x[:, idx], weights[:, idx], y, design, outer)
+        sub_mask = None if mask is None else mask[:, idx]
+        mat, grad = _newton_terms(coef[idx], x[:, idx], sub_mask, y, design, outer)
         step, _ = _solve(mat, grad, np.ones(idx.size, dtype=bool))
         bad = ~np.isfinite(step).all(axis=1)
         coef[idx] += np.where(bad[:, None], 0.0, step)
@@ -177,7 +186,7 @@ def _fit_logistic(block: np.ndarray, y: np.ndarray, design: np.ndarray, *, max_i
         converged[idx[done]] = True
         active[idx[done | bad]] = False
     # SE from the Hessian at the final estimate
-    mat, _ = _newton_terms(coef, x, weights, y, design, outer)
+    mat, _ = _newton_terms(coef, x, mask, y, design, outer)
     ok = usable & converged
     _, inverse = _solve(mat, np.zeros_like(coef), ok)
     with np.errstate(invalid="ignore"):
@@ -189,11 +198,19 @@ def _fit_logistic(block: np.ndarray, y: np.ndarray, design: np.ndarray, *, max_i
     return res
 
 
-def _newton_terms(coef, x, weights, y, design, outer):
-    """Negative Hessian (b, q+1, q+1) and score (b, q+1) of the log-likelihood of every SNP's logistic model."""
+def _newton_terms(coef, x, mask, y, design, outer):
+    """Negative Hessian (b, q+1, q+1) and score (b, q+1) of every SNP's logistic log-likelihood.
+
+    ``mask`` (n, b) is 1 where called, 0 where not (``None``: all called); ``x`` is 0 where not called.
+    """
     q = design.shape[1]
-    eta = design @ coef[:, :q].T + x * coef[:, q]  # (n, b)
-    mu = special.expit(eta)
-    resid = weights * (y[:, None] - mu)
-    grad = np.column_stack([resid.T @ design, (resid * x).sum(axis=0)])
-    return _assemble(weights * mu * (1.0 - mu), x, design, outer), grad
+    eta = design @ coef[:, :q].T  # (n, b)
+    eta += x * coef[:, q]
+    mu = special.expit(eta, out=eta)
+    resid = y[:, None] - mu
+    v = mu * (1.0 - mu)  # binomial variance: the IRLS weights
+    if mask is not None:
+        resid *= mask
+        v *= mask
+    grad = np.column_stack([resid.T @ design, np.einsum("nb,nb->b", resid, x)])
+    return _assemble(v, x, design, outer, x_weighted=True), grad
