@@ -103,7 +103,7 @@ def check_holdout_distinct(train: Genotypes, holdout: Genotypes, *, names=("trai
     """
     key_t = set(zip(train.samples["fid"].astype(str), train.samples["iid"].astype(str)))
     key_h = set(zip(holdout.samples["fid"].astype(str), holdout.samples["iid"].astype(str)))
-    fix = "give real individuals that were never used for training (e.g. snpgen split)"
+    fix = "give real individuals never used for training: a holdout split off before training"
     if key_t == key_h:
         raise InputError(f"the {names[1]} cohort has exactly the sample IDs of the {names[0]} cohort", hint=fix)
     if train.dosages.shape == holdout.dosages.shape and np.array_equal(train.dosages, holdout.dosages):

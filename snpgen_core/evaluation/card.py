@@ -51,6 +51,8 @@ class Rule:
       "max_ratio"    relative error: pass if v <= pass_at * r + slack, fail if v > fail_at * r + slack.
       "min_ratio"    relative similarity: pass if v >= pass_at * r - slack, fail if v < fail_at * r - slack.
       "max_excess"   pass if v - r <= pass_at, fail if v - r > fail_at.
+      "max_count"    counts with Poisson noise: sd = sqrt(max(r, 1)); pass if v <= pass_at * r + slack * sd,
+                     fail if v > fail_at * r + slack * sd.
       "near_ratio"   two-sided: pass if |v - r| <= pass_at * |r| + slack, fail if |v - r| > fail_at * |r| + slack.
       "error_ratio"  distance to ``ideal``: e = |v - ideal|, e_r = |r - ideal|; pass if e <= pass_at * e_r + slack,
                      fail if e > fail_at * e_r + slack (e.g. 1 - r for a correlation whose ideal is 1).
@@ -124,9 +126,13 @@ DEFAULT_RULES: dict[str, Rule] = {
     "utility.trtr_accuracy_gbm": _r("reference", explain="reference: train on real, test on real holdout"),
     # privacy: the GUIDE's suggested report card
     "privacy.exact_copies": _r("max", 0.0, 0.5, critical=True, explain="0 (fail >= 1)"),
-    "privacy.kinship_duplicates": _r("max", 0.0, 0.5, critical=True, explain="0 at KING >= 0.354 (fail >= 1)"),
-    "privacy.kinship_first_degree": _r("max_ratio", 1.0, 2.0, critical=True,
-                                       explain="KING >= 0.177 matches <= holdout count (fail > 2x)"),
+    # KING on a panel of a few hundred SNPs is noisy: unrelated real individuals can cross 0.354. A duplicate
+    # fails when the real holdout (same size) shows none, as the GUIDE says, and beyond twice the holdout's count
+    # otherwise; the first-degree count allows two Poisson standard deviations over the holdout's.
+    "privacy.kinship_duplicates": _r("max_ratio", 1.0, 2.0, critical=True,
+                                     explain="KING >= 0.354 matches <= holdout count (fail > 2x; any if holdout 0)"),
+    "privacy.kinship_first_degree": _r("max_count", 1.0, 2.0, critical=True, slack=2.0,
+                                       explain="KING >= 0.177 matches <= holdout count + 2 sd (fail > 2x + 2 sd)"),
     "privacy.membership_auc": _r("max", 0.55, 0.60, critical=True, explain="<= 0.55 (fail > 0.60)"),
     "privacy.membership_tpr_at_1pct_fpr": _r("max", 0.02, 0.05, critical=True, explain="<= 2% (fail > 5%)"),
     "privacy.membership_tpr_at_0.1pct_fpr": _r("max", 0.005, 0.02, explain="<= 0.5% (fail > 2%)"),
@@ -182,6 +188,9 @@ def grade(metric: MetricValue, rule: Rule | None) -> tuple[str, str]:
         return _band(v <= rule.pass_at * r + rule.slack, v > rule.fail_at * r + rule.slack), ""
     if kind == "min_ratio":
         return _band(v >= rule.pass_at * r - rule.slack, v < rule.fail_at * r - rule.slack), ""
+    if kind == "max_count":
+        sd = math.sqrt(max(r, 1.0))
+        return _band(v <= rule.pass_at * r + rule.slack * sd, v > rule.fail_at * r + rule.slack * sd), ""
     if kind == "near_ratio":
         d = abs(v - r)
         return _band(d <= rule.pass_at * abs(r) + rule.slack, d > rule.fail_at * abs(r) + rule.slack), ""

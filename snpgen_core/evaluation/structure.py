@@ -53,7 +53,7 @@ def fit_pca(train: np.ndarray, n_components: int = DEFAULT_COMPONENTS, *, seed: 
     p = mean / 2
     scale = np.sqrt(2 * p * (1 - p))
     k = min(n_components, train.shape[0] - 1, int((scale > 0).sum()) - 1)
-    if k < 1:
+    if k < 1 or train.shape[0] < 3:
         return None
     z = (impute_mean(train, mean) - mean).astype(np.float32)
     np.divide(z, scale.astype(np.float32), out=z, where=scale > 0)
