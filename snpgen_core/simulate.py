@@ -72,11 +72,14 @@ class SimulationConfig:
         rules = [
             (self.n >= 10, f"n = {self.n}: simulate at least 10 individuals"),
             (0 < self.n_snps <= MAX_SNPS, f"snps = {self.n_snps}: choose between 1 and {MAX_SNPS}"),
+            (0 <= self.seed < 2**63, f"seed = {self.seed}: use a non-negative integer"),
             (bool(self.population_shares) and all(v > 0 for v in self.population_shares.values()),
              "population_shares must be positive"),
             (set(self.population_shares) <= set(POPULATIONS),
              f"population_shares names {sorted(self.population_shares)}: choose from {POPULATIONS}"),
             (self.bp_per_snp > 0, "bp_per_snp must be positive"),
+            (1 <= self.hotspot_fold[0] <= self.hotspot_fold[1] and self.hotspot_width_bp > 0
+             and self.hotspot_spacing_bp > 0, "hotspots need width and spacing > 0 and 1 <= fold low <= fold high"),
             (self.mutation_rate > 0 and self.recombination_rate > 0,
              "mutation and recombination rates must be positive"),
             (0 < self.min_maf < 0.5 and 0 < self.causal_min_maf < 0.5, "MAF thresholds must be in (0, 0.5)"),

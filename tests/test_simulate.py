@@ -251,6 +251,7 @@ def test_cli_simulate__writes_files_that_read_back(tmp_path):
     (["--snps", "0"], "snps = 0"),
     (["--snps", "-3"], "snps = -3"),
     (["--snps", "1000000"], "snps = 1000000"),
+    (["--seed", "-1"], "seed = -1"),
 ])
 def test_cli_simulate__bad_parameters_exit_2_with_one_line(argv, word, tmp_path, capsys):
     code = cli.main(["simulate", "--out", str(tmp_path / "x"), *argv])
@@ -263,7 +264,7 @@ def test_cli_simulate__bad_parameters_exit_2_with_one_line(argv, word, tmp_path,
 @pytest.mark.parametrize("options", [
     {"prevalence": 1.5}, {"h2_qt": 0.0}, {"h2_liability": 1.0}, {"n_causal": 0}, {"n_causal": 300},
     {"holdout": 1.0}, {"min_maf": 0.6}, {"population_shares": {"AFR": 0.0, "EUR": 1.0}},
-    {"population_shares": {"SAS": 1.0}}, {"colour": "red"},
+    {"population_shares": {"SAS": 1.0}}, {"hotspot_fold": (50.0, 10.0)}, {"colour": "red"},
 ])
 def test_simulate_cohort__bad_options_raise_input_error(options):
     with pytest.raises(InputError):
