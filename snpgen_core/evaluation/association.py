@@ -67,7 +67,7 @@ def cohort_effects(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray
     rows["holdout"] = (rows["holdout"][0][h], rows["holdout"][1][h])
     rows["synthetic"] = (rows["synthetic"][0][s], rows["synthetic"][1][s])
     for who, (_, y) in rows.items():
-        if (why := _unusable(y, kind, who)) is not None:
+        if (why := _unusable(y, kind, "training" if who == "train" else who)) is not None:
             return why
     tables = {who: per_snp_association(x, y, kind) for who, (x, y) in rows.items()}
     return CohortEffects(kind, tables["train"], tables["holdout"], tables["synthetic"], rows)

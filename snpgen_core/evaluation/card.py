@@ -173,11 +173,11 @@ def grade(metric: MetricValue, rule: Rule | None) -> tuple[str, str]:
     gives "warn": what could not be measured cannot be vouched for."""
     if rule is None:
         return "pass", "no grading rule"
-    if rule.kind == "reference":
-        return "pass", ""
     v, r = metric.value, metric.reference
     if not _finite(v):
         return "warn", metric.note or "not computed"
+    if rule.kind == "reference":
+        return "pass", ""
     kind = rule.kind
     if kind in ("max", "max_shifted"):
         shift = max(0.0, r - rule.ideal) if kind == "max_shifted" and _finite(r) else 0.0

@@ -1,0 +1,294 @@
+"""The evaluation report end to end: the metrics' known answers on simulated cohorts, report.json layout, the
+self-contained HTML, the CLI and bad inputs."""
+import json
+import re
+
+import numpy as np
+import pytest
+
+from snpgen_core.cli import main
+from snpgen_core.errors import InputError
+from snpgen_core.genotypes import Genotypes, make_samples
+from snpgen_core.io.plink import read_plink, write_plink
+from snpgen_core.phenotypes import Phenotype
+from snpgen_core.evaluation import EvaluationConfig, evaluate, report_json, write_report
+from snpgen_core.evaluation.report import REPORT_KEYS, card_markdown
+
+FAST = EvaluationConfig(n_boot=20)
+REQUIRED = ["fidelity.allele_frequency_r", "fidelity.ld_r", "fidelity.detection_auc", "privacy.exact_copies",
+            "privacy.dcr_share", "privacy.membership_auc", "privacy.aats_privacy_loss", "privacy.kinship_duplicates",
+            "utility.tstr_auc", "utility.trtr_auc"]
+
+
+@pytest.fixture(scope="module")
+def population():
+    """One simulated African population (900 individuals x 200 SNPs over 2 Mb: LD, no close relatives) split
+    into three disjoint real cohorts of 300: training, holdout and 'fresh' individuals."""
+    from snpgen_core.simulate import simulate_cohort
+
+    c = simulate_cohort(n=900, n_snps=200, seed=3, bp_per_snp=10_000, population_shares={"AFR": 1.0})
+    order = np.random.default_rng(0).permutation(900)
+    return tuple(c.genotypes.subset(samples=np.sort(order[k * 300:(k + 1) * 300])) for k in range(3))
+
+
+def renamed(g: Genotypes, prefix: str, dosages=None) -> Genotypes:
+    d = g.dosages.copy() if dosages is None else dosages
+    return Genotypes(d, g.variants.copy(), make_samples([f"{prefix}{i}" for i in range(len(d))],
+                                                        pheno=g.samples["pheno"].tolist()))
+
+
+def independent_draws(train: Genotypes, n: int, seed: int, pheno) -> Genotypes:
+    """Each SNP drawn independently from Binomial(2, training a1 frequency): right frequencies, no LD."""
+    rng = np.random.default_rng(seed)
+    x = rng.binomial(2, train.a1_frequency(), size=(n, train.n_variants)).astype(np.int8)
+    return Genotypes(x, train.variants.copy(), make_samples([f"ind{i}" for i in range(n)], pheno=pheno))
+
+
+def statuses(report):
+    return {f"{s}.{k}": m["status"] for s in ("fidelity", "association", "utility", "privacy")
+            for k, m in report[s].items()}
+
+
+@pytest.fixture(scope="module")
+def fresh_report(population):
+    train, holdout, fresh = population
+    return evaluate(train, holdout, fresh, seed=0, config=FAST)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# known answers
+
+
+@pytest.mark.slow
+def test_evaluate__verbatim_copies_are_counted_and_privacy_fails(population):
+    train, holdout, _ = population
+    copies = renamed(train, "copy")
+    report = evaluate(train, holdout, copies, seed=0, config=FAST)
+    assert report["privacy"]["exact_copies"]["value"] == train.n_samples
+    assert report["privacy"]["exact_copies"]["status"] == "fail"
+    assert report["privacy"]["membership_auc"]["status"] == "fail"
+    assert report["provenance"]["grades"]["privacy"] == "fail"
+    assert report["overall"] == "fail"
+    # a copy is perfectly faithful: fidelity alone would not catch it
+    assert report["fidelity"]["allele_frequency_mae"]["value"] == 0.0
+
+
+@pytest.mark.slow
+def test_evaluate__independent_snp_draws_fail_ld_and_detection(population):
+    train, holdout, fresh = population
+    synthetic = independent_draws(train, 300, seed=1, pheno=fresh.samples["pheno"].tolist())
+    report = evaluate(train, holdout, synthetic, seed=0, config=FAST)
+    assert report["fidelity"]["ld_r"]["status"] == "fail"
+    assert abs(report["fidelity"]["ld_r"]["value"]) < 0.2 < report["fidelity"]["ld_r"]["reference"]
+    assert report["fidelity"]["detection_auc"]["status"] == "fail"
+    assert report["fidelity"]["detection_auc"]["value"] > 0.9
+    # allele frequencies are right: that row passes, the card fails on structure
+    assert report["fidelity"]["allele_frequency_mae"]["status"] == "pass"
+    assert report["overall"] == "fail"
+
+
+@pytest.mark.slow
+def test_evaluate__fresh_real_individuals_stay_within_their_holdout_reference(fresh_report):
+    report = fresh_report
+    failed = [name for name, status in statuses(report).items() if status == "fail"]
+    assert failed == []
+    assert report["overall"] in ("pass", "warn")
+    for name in report["provenance"]["critical"]:
+        if name.startswith(("fidelity", "utility")):
+            section, metric = name.split(".")
+            assert report[section][metric]["status"] == "pass", name
+    f = report["fidelity"]
+    assert f["allele_frequency_mae"]["value"] < 2 * f["allele_frequency_mae"]["reference"]
+    assert f["ld_r"]["value"] > 0.9 * f["ld_r"]["reference"]
+    assert report["privacy"]["exact_copies"]["value"] == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report.json and report.html
+
+
+@pytest.mark.slow
+def test_report_json__layout_and_required_names(fresh_report, tmp_path):
+    paths = write_report(fresh_report, tmp_path / "out")
+    data = json.loads(paths["json"].read_text())
+    assert tuple(data) == REPORT_KEYS
+    assert data["overall"] in ("pass", "warn", "fail")
+    for name in REQUIRED:
+        section, metric = name.split(".")
+        assert metric in data[section], name
+    for section in ("fidelity", "association", "utility", "privacy"):
+        for name, m in data[section].items():
+            assert set(m) <= {"value", "reference", "status", "note"} and {"value", "reference", "status"} <= set(m)
+            assert m["status"] in ("pass", "warn", "fail")
+            assert m["value"] is None or isinstance(m["value"], (int, float))
+            assert m["reference"] is None or isinstance(m["reference"], (int, float))
+            if m["value"] is None:
+                assert m.get("note"), f"{section}.{name} skipped without a reason"
+    assert data["utility"]["tstr_auc"]["reference"] == data["utility"]["trtr_auc"]["value"]
+    prov = data["provenance"]
+    assert prov["seed"] == 0 and prov["software"]["snpgen"]
+    assert prov["inputs"]["training"]["n_samples"] == 300 and len(prov["inputs"]["training"]["sha256_genotypes"]) == 64
+    assert paths["json"].stat().st_size < 100_000  # plot data lives in plots.json
+    plots = json.loads(paths["plots"].read_text())
+    assert {"af", "ld_heatmap", "ld_decay", "pca", "tstr", "distances"} <= set(plots)
+    assert len(plots["ld_heatmap"]["train"]) == len(plots["ld_heatmap"]["snp"]) <= 200
+
+
+@pytest.mark.slow
+def test_report_html__self_contained_card_first_then_figures(fresh_report, tmp_path):
+    paths = write_report(fresh_report, tmp_path / "out")
+    page = paths["html"].read_text()
+    assert not re.search(r"<script[^>]+src=", page)  # plotly.js inlined: readable offline
+    assert not re.search(r"<link[^>]+href=[\"']https?:", page)
+    assert page.count("Plotly.newPlot") >= 6
+    assert len(page) > 1_000_000  # the plotly.js bundle itself
+    card, af, ld_heat, decay, pca, dist, tstr, prov = (page.index(s) for s in (
+        "Report card", "Allele frequencies", "Linkage disequilibrium", "LD decay", "Population structure",
+        "Distances to training", "Utility (TSTR vs TRTR)", "Provenance"))
+    assert card < af < ld_heat < decay < pca < dist < tstr < prov
+    assert "class='pass'" in page and "@media print" in page
+    assert fresh_report["provenance"]["inputs"]["synthetic"]["sha256_genotypes"] in page
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# phenotypes, small sets
+
+
+def small(rng, n, m, prefix, pheno=True):
+    x = rng.binomial(2, 0.3, size=(n, m)).astype(np.int8)
+    from snpgen_core.genotypes import make_variants
+
+    variants = make_variants("1", [f"rs{j}" for j in range(m)], np.arange(1, m + 1) * 1000, ["A"] * m, ["G"] * m)
+    ph = rng.integers(1, 3, n) if pheno else None
+    return Genotypes(x, variants, make_samples([f"{prefix}{i}" for i in range(n)], pheno=ph))
+
+
+def test_evaluate__too_small_sets_are_skipped_with_reasons_never_a_crash():
+    rng = np.random.default_rng(0)
+    report = evaluate(small(rng, 4, 3, "T"), small(rng, 4, 3, "H"), small(rng, 4, 3, "S"), config=FAST)
+    skipped = {f"{s}.{k}": m for s in ("fidelity", "association", "utility", "privacy")
+               for k, m in report[s].items() if m["value"] is None}
+    assert "fidelity.detection_auc" in skipped and "utility.tstr_auc" in skipped
+    assert all(m["note"] and m["status"] == "warn" for m in skipped.values())
+    json.dumps(report_json(report), allow_nan=False)
+
+
+def test_evaluate__without_phenotype_association_and_utility_are_empty():
+    rng = np.random.default_rng(1)
+    report = evaluate(small(rng, 40, 30, "T", False), small(rng, 40, 30, "H", False),
+                      small(rng, 40, 30, "S", False), config=FAST)
+    assert report["association"] == {} and report["utility"] == {}
+    assert not report["provenance"]["phenotype"]["present"]
+    assert any("phenotype" in n for n in report["provenance"]["notes"])
+
+
+def test_evaluate__quantitative_phenotype_gives_pearson_r_rows():
+    rng = np.random.default_rng(2)
+    cohorts = [small(rng, 120, 20, p) for p in "THS"]
+    phenos = [Phenotype("QT", "quantitative", g.dosages[:, 0] + rng.normal(0, 0.5, 120)) for g in cohorts]
+    report = evaluate(*cohorts, train_pheno=phenos[0], holdout_pheno=phenos[1], synthetic_pheno=phenos[2],
+                      config=FAST)
+    assert {"tstr_r", "trtr_r", "tstr_r_gbm", "trtr_r_gbm"} == set(report["utility"])
+    assert report["utility"]["tstr_r"]["value"] > 0.5
+    assert "case_control_af_diff_r" not in report["association"] or \
+        report["association"]["case_control_af_diff_r"]["value"] is None
+
+
+def test_evaluate__phenotype_of_the_wrong_length_raises():
+    rng = np.random.default_rng(3)
+    cohorts = [small(rng, 20, 5, p) for p in "THS"]
+    with pytest.raises(InputError, match="training phenotype has 3 values for 20"):
+        evaluate(*cohorts, train_pheno=Phenotype("Q", "quantitative", np.arange(3.0)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# aligning the cohorts
+
+
+@pytest.mark.slow
+def test_evaluate__flipped_alleles_give_the_same_report_as_the_original():
+    rng = np.random.default_rng(4)
+    train, holdout, synthetic = (small(rng, 60, 25, p) for p in "THS")
+    flipped = Genotypes((2 - synthetic.dosages).astype(np.int8),
+                        synthetic.variants.assign(a1=synthetic.variants["a2"], a2=synthetic.variants["a1"]),
+                        synthetic.samples)
+    a = evaluate(train, holdout, synthetic, config=FAST)
+    b = evaluate(train, holdout, flipped, config=FAST)
+    for section in ("fidelity", "privacy"):
+        assert {k: m["value"] for k, m in a[section].items()} == {k: m["value"] for k, m in b[section].items()}
+    assert b["provenance"]["alignment"]["flipped"]["synthetic"] == 25
+
+
+def test_evaluate__partial_overlap_uses_shared_snps_and_reports_the_dropped():
+    rng = np.random.default_rng(5)
+    train, holdout, synthetic = (small(rng, 60, 25, p) for p in "THS")
+    partial = synthetic.subset(variants=np.arange(5, 25))
+    report = evaluate(train, holdout, partial, config=FAST)
+    al = report["provenance"]["alignment"]
+    assert al["n_shared_snps"] == 20 and al["dropped"]["training"] == 5 and al["dropped"]["synthetic"] == 0
+    assert report["provenance"]["sizes"]["snps"] == 20
+    assert any("20 SNPs shared" in n for n in report["provenance"]["notes"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the command line
+
+
+def write_three(tmp_path, rng, n=60, m=25):
+    prefixes = []
+    for p in "THS":
+        write_plink(tmp_path / p, small(rng, n, m, p))
+        prefixes.append(str(tmp_path / p))
+    return prefixes
+
+
+def test_cli_evaluate__writes_the_report_and_prints_the_card(tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    t, h, s = write_three(tmp_path, rng)
+    pheno = tmp_path / "pheno.tsv"
+    rows = ["FID\tIID\tBMI"] + [f"{p}{i}\t{p}{i}\t{rng.normal():.3f}" for p in "TH" for i in range(60)]
+    pheno.write_text("\n".join(rows) + "\n")
+    code = main(["evaluate", "--real", t, "--holdout", h, "--synthetic", s, "--pheno", str(pheno),
+                 "--pheno-col", "bmi", "--seed", "1", "--device", "cpu", "--out", str(tmp_path / "rep")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| fidelity.ld_r * |" in out and "report.html" in out
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert data["provenance"]["seed"] == 1 and data["provenance"]["phenotype"]["name"] == "BMI"
+    files = data["provenance"]["inputs"]["training"]["files"]
+    assert set(files) == {t + ".bed", t + ".bim", t + ".fam"} and all(len(v) == 64 for v in files.values())
+    # the synthetic cohort is not in the phenotype file: its .fam column 6 (binary) disagrees with BMI
+    assert data["utility"]["tstr_r"]["value"] is None and "quantitative" in data["utility"]["tstr_r"]["note"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("holdout_is_train", "exactly the sample IDs"),
+    ("no_overlap", "share no SNP ID"),
+    ("bad_alleles", "match neither"),
+])
+def test_cli_evaluate__bad_inputs_exit_2_with_one_line(tmp_path, capsys, case, message):
+    rng = np.random.default_rng(7)
+    t, h, s = write_three(tmp_path, rng)
+    if case == "holdout_is_train":
+        h = t
+    else:
+        syn = read_plink(s)
+        if case == "no_overlap":
+            syn.variants["snp"] = [f"other{j}" for j in range(syn.n_variants)]
+        else:
+            syn.variants["a1"] = "C"
+        write_plink(tmp_path / "S2", syn)
+        s = str(tmp_path / "S2")
+    code = main(["evaluate", "--real", t, "--holdout", h, "--synthetic", s, "--out", str(tmp_path / "rep")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "rep" / "report.json").exists()
+
+
+def test_card_markdown__one_row_per_metric_and_the_verdict():
+    rng = np.random.default_rng(8)
+    report = evaluate(*(small(rng, 40, 10, p) for p in "THS"), config=FAST)
+    text = card_markdown(report)
+    n_metrics = sum(len(report[s]) for s in ("fidelity", "association", "utility", "privacy"))
+    assert text.count("\n") == n_metrics + 2
+    assert f"**{report['overall']}**" in text
