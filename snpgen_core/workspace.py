@@ -162,7 +162,7 @@ def _run_training(job: TrainingJob, bfile: Path, kwargs: dict) -> None:
     """Worker thread body: one ``train_run`` call; its outcome is recorded on the job, never raised."""
     import torch
 
-    from .training import train_run
+    from .training import Cancelled, train_run
 
     torch.set_num_threads(1)  # leave the other cores to the web server and the other sessions
     try:
@@ -170,9 +170,11 @@ def _run_training(job: TrainingJob, bfile: Path, kwargs: dict) -> None:
         if result is not None:
             job.run_dir = Path(result)
         job.state = "cancelled" if job.stop_event.is_set() else "done"
+    except Cancelled:
+        job.state = "cancelled"
     except InputError as err:
         job.error, job.state = str(err), "failed"
-    except Exception as err:  # a bug, not bad input: keep the traceback in the server log, one line for the user
+    except Exception as err:  # a bug, not bad input: the traceback goes to the server log, one line to the user
         log.exception("training run %s failed", job.run_id)
         job.error, job.state = f"training failed ({type(err).__name__}: {err}); details are in the server log", "failed"
     finally:
@@ -203,6 +205,7 @@ class Workspace:
         self.generation: dict = {}  # the settings that produced it
         self.report: dict | None = None
         self.report_dir: Path | None = None
+        self._lock = threading.Lock()
         self.cache: dict = {}  # per-session results of slow computations (UMAP, LD), keyed by what they depend on
 
     # -- lifetime --------------------------------------------------------------------------------------------
@@ -349,6 +352,66 @@ class Workspace:
         write_panel(panel, path)
         self.panel, self.panel_info = path, panel
         return panel
+
+
+    # -- training --------------------------------------------------------------------------------------------
+
+    def training_cohort(self) -> Path:
+        """PLINK prefix of the training individuals only (written once per cohort): what the model learns from,
+        so the holdout cannot reach training whatever the training code does with its input."""
+        from .io.plink import write_plink
+
+        prefix = self.path / "data" / "train"
+        if not prefix.with_suffix(".bed").exists():
+            write_plink(prefix, self.training_genotypes())
+        return prefix
+
+    def start_training(self, *, config=None, seed: int = 0, epochs: int | None = None,
+                       device: str = "auto") -> TrainingJob:
+        """Start ``training.train_run`` on the training individuals and the panel in a worker thread.
+
+        Returns the new job; while one is running, returns that one instead of starting a second (a double click
+        or two tabs cannot start two runs on one workspace). The run folder is ``runs/<run_id>``; the run id is
+        random (128 bits) because it is what a reloaded page presents to re-attach.
+        """
+        with self._lock:
+            running = self.active_job()
+            if running is not None:
+                return running
+            self._need("a SNP panel", self.panel is not None, "select one on the Panel page")
+            bfile = self.training_cohort()
+            run_id = secrets.token_hex(16)
+            job = TrainingJob(run_id, self.path / "runs" / run_id, self,
+                              settings={"seed": seed, "epochs": epochs, "device": device, "config": config})
+            kwargs = {"pheno_path": self.dataset.pheno, "pheno_col": self.dataset.pheno_col,
+                      "panel_path": self.panel, "config": config, "seed": seed, "device": device,
+                      "epochs": epochs}
+            job.thread = threading.Thread(target=_run_training, args=(job, bfile, kwargs), daemon=True,
+                                          name=f"snpgen-train-{run_id[:8]}")
+            with _JOBS_LOCK:
+                _prune_jobs()
+                _JOBS[run_id] = job
+            self.jobs[run_id] = job
+            self._reset_from("synthetic")
+            self.run_id = run_id
+            job.thread.start()
+            return job
+
+    def use_run(self, run_id: str) -> TrainingJob:
+        """Make a finished run of this session the one Generate, Explore and Export use."""
+        job = self.jobs.get(run_id)
+        if job is None:
+            raise InputError(f"run {run_id} is not in this session")
+        if job.state != "done":
+            raise InputError(f"run {run_id[:8]} is {job.state}", hint="choose a finished run")
+        if run_id != self.run_id:
+            self._reset_from("synthetic")
+            self.run_id = run_id
+        return job
+
+    def current_run(self) -> TrainingJob | None:
+        """The job of the run in use (None before any training)."""
+        return self.jobs.get(self.run_id) if self.run_id else None
 
     def _need(self, what: str, ok: bool, hint: str) -> None:
         if not ok:

@@ -89,11 +89,37 @@ def browser_page(width: int = 1400, height: int = 1000):
             browser.close()
 
 
-def wait_idle(page, timeout: float = 60.0) -> None:
-    """Wait until the script run triggered by the last interaction is over (the status widget is gone)."""
+def wait_idle(page, timeout: float = 90.0, quiet: float = 0.6) -> None:
+    """Wait until the app's script has been idle (``data-test-script-state`` = notRunning) for ``quiet`` seconds:
+    a click's rerun, and the page switch or rerun it may trigger, are over."""
     page.wait_for_timeout(150)  # the run starts a moment after the click
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout * 1000)
-    page.wait_for_timeout(100)
+    deadline = time.monotonic() + timeout
+    idle_since = None
+    while time.monotonic() < deadline:
+        state = page.evaluate(
+            "() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')")
+        now = time.monotonic()
+        if state == "notRunning" and page.locator('[data-testid="stSkeleton"]').count() == 0:
+            idle_since = idle_since or now
+            if now - idle_since >= quiet:
+                return
+        else:
+            idle_since = None
+        page.wait_for_timeout(100)
+    raise TimeoutError(f"the app was still running after {timeout} s")
+
+
+def upload_files(page, index: int, paths) -> None:
+    """Put files into the ``index``-th file uploader and wait until the browser has sent them all."""
+    paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    uploader = page.locator('[data-testid="stFileUploader"]').nth(index)
+    chips = uploader.locator('[data-testid="stFileChip"]')
+    expected = chips.count() + len(paths)
+    uploader.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(paths)
+    deadline = time.monotonic() + 30
+    while chips.count() < expected and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(500)  # the chips appear as the upload starts; give the bytes time to arrive
 
 
 def go_to(page, title: str) -> None:
@@ -118,3 +144,43 @@ def screenshot(page, name: str) -> Path:
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 1000})
     return path
+
+
+@pytest.fixture(scope="module")
+def server():
+    with app_server(TINY_ENV) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def cohort_files(tmp_path_factory):
+    from snpgen_core.simulate import simulate_cohort, write_cohort
+
+    prefix = tmp_path_factory.mktemp("browser_cohort") / "browsercohort"
+    write_cohort(simulate_cohort(n=200, n_snps=150, seed=11), prefix)
+    return prefix
+
+
+def test_browser__upload_plink_trio_through_the_file_input(server, cohort_files):
+    with browser_page() as page:
+        page.goto(server)
+        page.get_by_role("heading", name="SNPgen Studio").wait_for()
+        go_to(page, "Data")
+        # first a wrong file: the CLI's one-line message, no exception, the page still works
+        bad = cohort_files.parent / "notes.txt"
+        bad.write_text("not genotypes\n")
+        upload_files(page, 0, bad)
+        page.get_by_role("button", name="Check and load").click()
+        wait_idle(page)
+        assert "notes.txt: not a PLINK 1 binary file" in page.locator('[data-testid="stAlertContentError"]').first.inner_text()
+        assert_no_exception(page, "bad upload")
+        page.locator('[data-testid="stFileChipDeleteBtn"]').first.click()  # drop the wrong file
+        page.locator('[data-testid="stFileChipName"]', has_text="notes.txt").wait_for(state="detached")
+        upload_files(page, 0, [f"{cohort_files}{s}" for s in (".bed", ".bim", ".fam")])
+        upload_files(page, 1, f"{cohort_files}.gwas.tsv")
+        page.get_by_role("button", name="Check and load").click()
+        wait_idle(page)
+        page.get_by_text("Cohort: browsercohort").wait_for()
+        metrics = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+        assert metrics[:2] == ["200", "150"]
+        assert_no_exception(page, "upload")
