@@ -251,16 +251,21 @@ def pack_genotype_classes(dosages: np.ndarray, columns: np.ndarray | None = None
     at variant ``columns[j]``. Missing calls set no bit, so counts from these masks are pairwise complete.
     """
     n, m = dosages.shape
-    columns = np.arange(m) if columns is None else np.asarray(columns)
+    columns = np.arange(m) if columns is None else np.asarray(columns, dtype=np.int64)
     k = columns.size
     words = max(1, -(-n // 64))
     bits = np.zeros((k, 3, words), dtype=np.uint64)
     raw = np.zeros((min(block, k), words * 8), dtype=np.uint8)
+    rows = np.empty((min(block, k), n), dtype=dosages.dtype)
     for lo in range(0, k, block):
-        cols = np.ascontiguousarray(dosages[:, columns[lo:lo + block]].T)  # (b, n), one variant per row
-        b = cols.shape[0]
+        cols = columns[lo:lo + block]
+        b = cols.size
+        contiguous = cols[-1] - cols[0] == b - 1 and np.all(np.diff(cols) == 1)
+        src = dosages[:, cols[0]:cols[-1] + 1] if contiguous else dosages[:, cols]
+        for i in range(0, n, 256):  # transposed in cache-sized tiles: numpy's whole-array transpose is slow
+            rows[:b, i:i + 256] = src[i:i + 256].T
         for c in range(3):
-            packed = np.packbits(cols == c, axis=1, bitorder="little")
+            packed = np.packbits(rows[:b] == c, axis=1, bitorder="little")
             raw[:b, :packed.shape[1]] = packed
             bits[lo:lo + b, c] = raw[:b].view("<u8")
     return bits
@@ -480,20 +485,31 @@ def r2_haplotype(counts: np.ndarray) -> np.ndarray:
 
 
 def _haplotype_r2_exceeds(counts: np.ndarray, threshold: float) -> np.ndarray:
-    """``r2_haplotype(counts) > threshold`` (w,) bool, phasing only the pairs that might exceed it.
+    """``r2_haplotype(counts) > threshold`` (w,) bool, phasing only the pairs whose answer depends on the phase.
 
-    The double heterozygotes move f11 by an increment in [0, h], so |D| <= max(|D(0)|, |D(h)|) and r^2(0), r^2(h)
-    bound r^2 from above (exactly so in floating point, where every step is monotonic). Pairs whose bound is at
-    most ``threshold`` cannot be clumped and skip the cubic.
+    The double heterozygotes move f11 by an increment in [0, h], so D lies between D(0) and D(h): r^2 is at most
+    max(r^2(0), r^2(h)), and at least min(r^2(0), r^2(h)) when D(0) and D(h) share their sign (exactly so in
+    floating point, where every step is monotonic). Pairs decided by these bounds skip the cubic.
     """
     pairs = _TwoLocus.from_counts(counts)
-    bound = np.fmax(pairs.r2(0.0), pairs.r2(pairs.half))
-    out = np.zeros(bound.size, dtype=bool)
-    maybe = np.flatnonzero(bound > threshold)  # NaN (failed): False
-    if maybe.size:
-        some = pairs.take(maybe)
-        out[maybe] = some.r2(some.phase_increment()) > threshold
+    r2_low, r2_high = pairs.r2(0.0), pairs.r2(pairs.half)
+    expected = pairs.freqx1 * pairs.freq1x
+    same_sign = ((pairs.f11 - expected) > 0) == (((pairs.f11 + pairs.half) - expected) > 0)
+    out = same_sign & (np.fmin(r2_low, r2_high) > threshold)  # NaN: False
+    unsure = np.flatnonzero(~out & (np.fmax(r2_low, r2_high) > threshold))
+    if unsure.size:
+        some = pairs.take(unsure)
+        out[unsure] = some.r2(some.phase_increment()) > threshold
     return out
+
+
+def haplotype_r2_ceiling(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
+    """The largest haplotype r^2 two SNPs with a1 frequencies ``pa`` and ``pb`` allow (NaN if one is monomorphic):
+    D <= min(pa qb, qa pb) and D >= -min(pa pb, qa qb), so r^2 <= max of their squares / (pa qa pb qb)."""
+    qa, qb = 1 - pa, 1 - pb
+    d = np.maximum(np.minimum(pa * qb, qa * pb), np.minimum(pa * pb, qa * qb))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((pa > 0) & (qa > 0) & (pb > 0) & (qb > 0), d * d / (pa * qa * pb * qb), np.nan)
 
 
 def _r2_function(estimator: str):
@@ -628,12 +644,22 @@ def clump(genotypes: Genotypes, aligned, p1: float = 1e-4, p2: float = 1e-2, r2:
     key = rank * (1 << 40) + pos
     lo_all = np.searchsorted(key, key - radius, side="left")
     hi_all = np.searchsorted(key, key + radius, side="right")
-    bits = pack_genotype_classes(genotypes.dosages, vi)
-    class_counts = np.bitwise_count(bits).sum(axis=-1, dtype=np.int64)  # (k, 3) individuals per dosage
-    complete = class_counts.sum(axis=1) == genotypes.n_samples  # no missing call at this SNP
-
     candidates = np.flatnonzero(pv <= p1)
     candidates = candidates[np.lexsort((vi[candidates], pv[candidates]))]
+    # genotypes are only needed within the windows of candidate index SNPs
+    cover = np.zeros(vi.size + 1, dtype=np.int64)
+    np.add.at(cover, lo_all[candidates], 1)
+    np.add.at(cover, hi_all[candidates], -1)
+    needed = np.flatnonzero(np.cumsum(cover[:-1]) > 0)
+    n = genotypes.n_samples
+    bits = np.zeros((vi.size, 3, max(1, -(-n // 64))), dtype=np.uint64)
+    bits[needed] = pack_genotype_classes(genotypes.dosages, vi[needed])
+    class_counts = np.bitwise_count(bits).sum(axis=-1, dtype=np.int64)  # (k, 3) individuals per dosage
+    complete = class_counts.sum(axis=1) == n  # no missing call at this SNP
+    freq = (class_counts[:, 1] + 2 * class_counts[:, 2]) / (2.0 * n)  # a1 frequency where complete
+    # pairs whose allele frequencies cap the haplotype r^2 at r2 or below cannot be clumped: skip their counts
+    # (complete SNPs only, where the pair's frequencies are these; the margin absorbs rounding)
+    prune = estimator == "haplotype"
     clumped = np.zeros(vi.size, dtype=bool)
     ids = variants["snp"].astype(str).to_numpy()[vi]
     chrom_names = variants["chrom"].astype(str).to_numpy()[vi]
@@ -644,6 +670,9 @@ def clump(genotypes: Genotypes, aligned, p1: float = 1e-4, p2: float = 1e-2, r2:
         lo, hi = lo_all[row], hi_all[row]
         window = np.arange(lo, hi)
         window = window[~clumped[lo:hi] & (window != row)]
+        if prune and complete[row] and window.size:
+            ceiling = haplotype_r2_ceiling(freq[row], freq[window])
+            window = window[~(complete[window] & (ceiling * (1 + 1e-9) <= r2))]
         members = window[:0]
         if window.size:
             margins = (class_counts[row], class_counts[window]) if complete[row] and complete[window].all() else None
