@@ -547,7 +547,7 @@ def ld_r2(a: np.ndarray, b: np.ndarray | None = None, *, estimator: str = "dosag
     k, l = a.shape[1], b.shape[1]
     ind_b = [(b == c).astype(np.float32) for c in range(3)]  # (n, l) class indicators
     out = np.empty((k, l))
-    block = max(1, (1 << 22) // max(l, 1))  # (block, l, 3, 3) counts at a time
+    block = max(1, (1 << 19) // max(l, 1))  # (block, l, 3, 3) counts at a time, ~40 MB
     for lo in range(0, k, block):
         ind_a = [(a[:, lo:lo + block] == c).astype(np.float32) for c in range(3)]
         counts = np.empty((ind_a[0].shape[1], l, 3, 3), dtype=np.int64)
@@ -794,6 +794,10 @@ def select_panel(genotypes_train: Genotypes, aligned, top: int = 1000, p1: float
         raise InputError(f"no GWAS SNP passes QC ({qc.describe()})",
                          hint="lower --maf or raise --max-missing, or check that the GWAS matches the genotypes")
     clumps = clump(genotypes_train, eligible, p1=p1, p2=p2, r2=r2, kb=kb, estimator=estimator)
+    if clumps.empty:
+        best = float(pd.to_numeric(eligible["p"], errors="coerce").min())
+        raise InputError(f"no GWAS SNP passing QC has p <= p1 = {p1:g} (smallest p {best:.3g})",
+                         hint="raise --clump-p1 (1 makes every SNP a candidate)")
     if len(clumps) < top:
         _note(notes, f"--top {top} asked for more SNPs than the {len(clumps)} index SNPs left after QC and "
                      f"clumping (r2 > {r2:g} within {kb:g} kb, p <= {p1:g}); using all {len(clumps)}")

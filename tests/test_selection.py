@@ -494,10 +494,13 @@ def test_select_panel__snp_list_reports_ids_absent_from_genotypes():
         select_panel(g, table, snps=["nope"])
 
 
-def test_select_panel__bad_top_raises():
+def test_select_panel__bad_top_and_no_candidate_raise():
     g, table = _panel_cohort()
     with pytest.raises(InputError, match="top = 0"):
         select_panel(g, table, top=0)
+    with pytest.raises(InputError, match="no GWAS SNP passing QC has p <= p1 = 1e-09"):
+        select_panel(g, table, p1=1e-9)
+    assert clump(g, table, p1=1e-9).empty
 
 
 @settings(max_examples=30, deadline=None)
