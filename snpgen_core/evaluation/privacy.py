@@ -69,8 +69,13 @@ class PrivacyInputs:
         }
         self.index = {name: np.sort(rows) for name, rows in subsets.items()}
         self.sets = dict(sets)
+        self._same = {name: name for name in sets}  # subsets with the same rows share their searches
         for name, rows in self.index.items():
-            self.sets[name] = sets[name.split("_")[0]][rows]
+            base = name.split("_")[0]
+            self.sets[name] = sets[base][rows]
+            twins = [other for other, o_rows in self.index.items() if other.split("_")[0] == base
+                     and other in self._same and np.array_equal(o_rows, rows)]
+            self._same[name] = base if len(rows) == len(sets[base]) else (twins[0] if twins else name)
         self._nearest: dict = {}
         self._kinship: dict = {}
 
@@ -81,6 +86,7 @@ class PrivacyInputs:
         """(n_queries, k) L1 distances from each individual of set ``queries`` to its k nearest in ``reference``
         (itself excluded when both name the same set). Two neighbours are searched whenever available, since
         the second costs almost nothing more."""
+        queries, reference = self._same[queries], self._same[reference]
         own = queries == reference
         cached = self._nearest.get((queries, reference))
         if cached is None or cached.shape[1] < k:
