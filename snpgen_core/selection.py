@@ -752,8 +752,9 @@ def select_panel(genotypes_train: Genotypes, aligned, top: int = 1000, p1: float
     When fewer index SNPs than ``top`` exist, all are used and a :class:`PanelWarning` says so.
 
     With ``snps`` (variant IDs, e.g. from :func:`read_snp_list`) the panel is exactly those found in the
-    genotypes, whatever their p or QC; BETA/P come from the GWAS where it has them. IDs not in the genotypes are
-    reported (``missing_ids``, a warning); none found raises InputError.
+    genotypes, whatever their p or QC; BETA/P come from the GWAS rows with the same ID (by ``variant_index`` when
+    the table has no ``snp`` column) where it has them. IDs not in the genotypes are reported (``missing_ids``, a
+    warning); none found raises InputError.
     """
     variants = genotypes_train.variants
     notes: list[str] = []
@@ -776,7 +777,13 @@ def select_panel(genotypes_train: Genotypes, aligned, top: int = 1000, p1: float
         if missing:
             _note(notes, f"{len(missing)} of {len(wanted)} listed SNPs are not in the genotypes "
                          f"(e.g. {', '.join(missing[:3])}); the panel has the other {vi.size}")
-        stats = by_variant.reindex(vi)
+        if "snp" in table.columns:  # listed SNPs are IDs: take their GWAS rows by ID too
+            by_id = pd.DataFrame({"beta": table["beta"].to_numpy(dtype=np.float64),
+                                  "p": table["p"].to_numpy(dtype=np.float64)},
+                                 index=table["snp"].astype(str)).groupby(level=0).first()
+            stats = by_id.reindex(variants["snp"].astype(str).to_numpy()[vi])
+        else:
+            stats = by_variant.reindex(vi)
         if stats["p"].isna().any():
             _note(notes, f"{int(stats['p'].isna().sum())} listed SNPs have no GWAS row: BETA and P are NA for them")
         failing = int((~qc.mask[vi]).sum())

@@ -492,6 +492,11 @@ def test_select_panel__snp_list_reports_ids_absent_from_genotypes():
     assert panel.missing_ids == ["nope", "gone"]
     with pytest.raises(InputError, match="none of the 1 listed SNPs"):
         select_panel(g, table, snps=["nope"])
+    # genotypes read for the listed SNPs only: the GWAS rows are found by ID, not by a row number that moved
+    named = table.assign(snp=g.variants["snp"])
+    sub = g.subset(variants=[3, 25])
+    panel = select_panel(sub, named, snps=["s25", "s3"])
+    assert np.allclose(panel.table["BETA"], table["beta"].to_numpy()[[3, 25]])
 
 
 def test_select_panel__bad_top_and_no_candidate_raise():
