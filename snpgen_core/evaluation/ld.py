@@ -18,6 +18,7 @@ from .card import MetricValue, skipped
 
 DEFAULT_WINDOW = 50
 N_DECAY_BINS = 12
+MIN_PAIRS_PER_BIN = 20
 _BLOCK = 128
 
 
@@ -118,13 +119,15 @@ def ld_r(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, chrom, *
 
 
 def ld_decay(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, chrom, pos, *,
-             window: int = DEFAULT_WINDOW, n_bins: int = N_DECAY_BINS, seed: int = 0) -> MetricValue:
+             window: int = DEFAULT_WINDOW, n_bins: int = N_DECAY_BINS, min_pairs: int = MIN_PAIRS_PER_BIN,
+             seed: int = 0) -> MetricValue:
     """LD-decay curves (mean r^2 of the pairs in each physical-distance bin) and their mean absolute difference.
 
     pos: (m,) base-pair positions. Bins are log-spaced between the shortest and longest pair distance (at most
-    ``n_bins``; empty bins dropped). value: mean over bins of |curve_synthetic - curve_train|; reference: the
-    holdout's. details: ``bin_edges``, ``distance`` (geometric bin centres, bp), ``n_pairs`` per bin and the
-    three curves ``train``, ``holdout``, ``synthetic``.
+    ``n_bins``); bins with fewer than ``min_pairs`` pairs are dropped (a mean of one or two r^2 values is noise,
+    common on sparse panels). value: mean over bins of |curve_synthetic - curve_train|; reference: the holdout's.
+    details: ``bin_edges``, ``distance`` (geometric bin centres, bp), ``n_pairs`` per bin and the three curves
+    ``train``, ``holdout``, ``synthetic``.
     """
     if (why := _too_small(train, holdout, synthetic)) is not None:
         return skipped(why)
@@ -138,7 +141,7 @@ def ld_decay(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, chro
     edges = np.geomspace(dist.min(), dist.max() * (1 + 1e-9), n_bins + 1)
     b = np.clip(np.searchsorted(edges, dist, side="right") - 1, 0, n_bins - 1)
     counts = np.bincount(b, minlength=n_bins)
-    full = counts > 0
+    full = counts >= min(min_pairs, counts.max())  # keep the best-filled bin even on a tiny panel
 
     def curve(r2):
         return (np.bincount(b, weights=r2, minlength=n_bins)[full] / counts[full])
