@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .genotypes import MISSING, Genotypes
+from .genotypes import Genotypes
 from .io.atomic import atomic_path
 
 SPLIT_NAMES = ("train", "validation", "holdout")

@@ -2,7 +2,6 @@
 reference, plink1.9 itself), panels and the select / split commands."""
 import shutil
 import subprocess
-import warnings
 
 import msprime
 import numpy as np
