@@ -14,6 +14,7 @@ from snpgen_core.errors import InputError
 from snpgen_core.evaluation.distances import (
     FP32_EXACT_MAX_SNPS,
     impute_missing,
+    nearest_both_ways,
     nearest_distance,
     nearest_neighbours,
 )
@@ -81,6 +82,20 @@ def test_nearest_neighbours__property_equals_brute_force(n_q, n_r, m, k, exclude
     r = rng.integers(0, 3, size=(n_r, m), dtype=np.int8)  # uniform 0/1/2: many ties and duplicates
     q = r.copy() if exclude_self else rng.integers(0, 3, size=(n_q, m), dtype=np.int8)
     assert_matches_brute_force(q, r, k, exclude_self, chunk_rows)
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 1, 6])
+def test_nearest_both_ways__equals_two_one_way_searches(chunk_rows):
+    rng = np.random.default_rng(9)
+    a, b = random_dosages(rng, 17, 25), random_dosages(rng, 26, 25)
+    b[4] = a[3]
+    (d_ab, i_ab), (d_ba, i_ba) = nearest_both_ways(a, b, 2, device="cpu", chunk_rows=chunk_rows)
+    full = brute_force_l1(a, b)
+    np.testing.assert_array_equal(d_ab, np.sort(full, axis=1)[:, :2])
+    np.testing.assert_array_equal(np.take_along_axis(full, i_ab, axis=1), d_ab)
+    np.testing.assert_array_equal(d_ba[:, 0], full.min(axis=0))
+    np.testing.assert_array_equal(full[i_ba[:, 0], np.arange(len(b))], d_ba[:, 0])
+    assert d_ba[4, 0] == 0 and i_ba[4, 0] == 3
 
 
 def test_nearest_neighbours__known_answer_on_hand_built_genomes():

@@ -116,6 +116,21 @@ _NUMPY_TESTS = {"ge": "greater_equal", "eq": "equal", "ne": "not_equal"}
 TWO_BIT_ENCODING = (("ge", 1), ("ge", 2))  # t(x) = [x >= 1, x >= 2]
 
 
+def _checked_pair(queries, reference, k: int, exclude_self: bool) -> tuple[np.ndarray, np.ndarray]:
+    q = check_complete_dosages(queries, "queries")
+    r = check_complete_dosages(reference, "reference")
+    if q.shape[1] != r.shape[1]:
+        raise InputError(f"queries have {q.shape[1]} SNPs but reference has {r.shape[1]}; align the SNP sets first")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if exclude_self and (q.shape != r.shape or not np.array_equal(q, r)):
+        raise ValueError("exclude_self=True needs queries and reference to be the same individuals in the same order")
+    available = r.shape[0] - int(exclude_self)
+    if available < k:
+        raise ValueError(f"{k} nearest neighbours asked but the reference offers only {available} individuals")
+    return q, r
+
+
 def nearest_neighbours(
     queries: np.ndarray,
     reference: np.ndarray,
@@ -136,30 +151,39 @@ def nearest_neighbours(
     Returns ``(distances, indices)``, both (q, k) int64, sorted by increasing distance per row; equally distant
     reference individuals are returned in any order.
     """
-    q = check_complete_dosages(queries, "queries")
-    r = check_complete_dosages(reference, "reference")
-    if q.shape[1] != r.shape[1]:
-        raise InputError(f"queries have {q.shape[1]} SNPs but reference has {r.shape[1]}; align the SNP sets first")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if exclude_self and (q.shape != r.shape or not np.array_equal(q, r)):
-        raise ValueError("exclude_self=True needs queries and reference to be the same individuals in the same order")
-    available = r.shape[0] - int(exclude_self)
-    if available < k:
-        raise ValueError(f"{k} nearest neighbours asked but the reference offers only {available} individuals")
-    dev = resolve_device(device)
+    q, r = _checked_pair(queries, reference, k, exclude_self)
+    return _search(q, r, k, exclude_self, resolve_device(device), chunk_rows, reverse=False)[0]
+
+
+def nearest_both_ways(
+    a: np.ndarray, b: np.ndarray, k: int = 1, *, device: str = "auto", chunk_rows: int | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``nearest_neighbours(a, b, k)`` and ``nearest_neighbours(b, a, 1)`` from one pass over the distance blocks
+    (the product, the expensive part, is shared). Returns ((distances (na, k), indices (na, k)),
+    (distances (nb, 1), indices (nb, 1))), int64."""
+    q, r = _checked_pair(a, b, k, False)
+    if len(q) == 0:
+        raise ValueError("nearest_both_ways needs at least one individual in each set")
+    return _search(q, r, k, False, resolve_device(device), chunk_rows, reverse=True)
+
+
+def _search(q: np.ndarray, r: np.ndarray, k: int, exclude_self: bool, dev: torch.device, chunk_rows: int | None,
+            reverse: bool):
+    """Chunked k-nearest search of the rows of q among the rows of r; with ``reverse`` also the nearest row of q
+    of every row of r. Inputs already checked. Returns ((d, i) (q, k), (d, i) (r, 1) or None)."""
     n_q, m = q.shape
     distances = np.empty((n_q, k), dtype=np.int64)
     indices = np.empty((n_q, k), dtype=np.int64)
-    if n_q == 0:
-        return distances, indices
     chunk = int(chunk_rows) if chunk_rows else default_chunk_rows(m, dev)
     dtype = _compute_dtype(m)
     reference_norms = torch.from_numpy(r.sum(axis=1, dtype=np.int64)).to(dev, dtype)  # |t(y)|^2 = sum_j y_j
+    back_d = torch.full((len(r),), float("inf"), device=dev, dtype=dtype)  # reverse direction, full distances
+    back_i = torch.full((len(r),), -1, device=dev, dtype=torch.long)
     with torch.no_grad(), torch.autocast(dev.type, enabled=False):
         for qs in range(0, n_q, chunk):
             qe = min(qs + chunk, n_q)
             tq = genotype_indicators(q[qs:qe], TWO_BIT_ENCODING, dev, dtype)  # (cq, 2m)
+            query_norms = torch.from_numpy(q[qs:qe].sum(axis=1, dtype=np.int64)).to(dev, dtype)
             best_d = torch.full((qe - qs, k), float("inf"), device=dev, dtype=dtype)
             best_i = torch.full((qe - qs, k), -1, device=dev, dtype=torch.long)
             for rs in range(0, r.shape[0], chunk):
@@ -182,10 +206,17 @@ def nearest_neighbours(
                 order = torch.argsort(merged_d, dim=1, stable=True)[:, :k]
                 best_d = torch.gather(merged_d, 1, order)
                 best_i = torch.gather(merged_i, 1, order)
-            query_norms = torch.from_numpy(q[qs:qe].sum(axis=1, dtype=np.int64)).to(dev)
-            distances[qs:qe] = (torch.round(best_d).long() + query_norms.unsqueeze(1)).cpu().numpy()
+                if reverse:
+                    d, i = torch.min(block.add_(query_norms.unsqueeze(1)), dim=0)  # (cr,) full distances
+                    better = d < back_d[rs:re]
+                    back_d[rs:re] = torch.where(better, d, back_d[rs:re])
+                    back_i[rs:re] = torch.where(better, i + qs, back_i[rs:re])
+            distances[qs:qe] = torch.round(best_d + query_norms.unsqueeze(1)).long().cpu().numpy()
             indices[qs:qe] = best_i.cpu().numpy()
-    return distances, indices
+    if not reverse:
+        return (distances, indices), None
+    back = (torch.round(back_d).long().cpu().numpy()[:, None], back_i.cpu().numpy()[:, None])
+    return (distances, indices), back
 
 
 def nearest_distance(queries: np.ndarray, reference: np.ndarray, **kwargs) -> np.ndarray:

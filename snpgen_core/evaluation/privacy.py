@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from ..errors import InputError
 from .card import MetricValue
-from .distances import check_complete_dosages, nearest_neighbours
+from .distances import check_complete_dosages, nearest_both_ways, nearest_neighbours
 from .kinship import KING_DUPLICATE, KING_FIRST_DEGREE, max_kinship
 
 MIN_PERCENTILE_SAMPLE = 100  # below this many holdout individuals per half, a 1st percentile is a coarse estimate
@@ -85,14 +85,18 @@ class PrivacyInputs:
     def nearest(self, queries: str, reference: str, k: int = 1) -> np.ndarray:
         """(n_queries, k) L1 distances from each individual of set ``queries`` to its k nearest in ``reference``
         (itself excluded when both name the same set). Two neighbours are searched whenever available, since
-        the second costs almost nothing more."""
+        the second costs almost nothing more, and the nearest of the other direction comes with the same pass."""
         queries, reference = self._same[queries], self._same[reference]
         own = queries == reference
         cached = self._nearest.get((queries, reference))
         if cached is None or cached.shape[1] < k:
             k_search = max(k, min(2, self.size(reference) - int(own)))
-            cached, _ = nearest_neighbours(self.sets[queries], self.sets[reference], k_search, exclude_self=own,
-                                           device=self.device)
+            q, r = self.sets[queries], self.sets[reference]
+            if own or len(q) == 0 or (reference, queries) in self._nearest:
+                cached, _ = nearest_neighbours(q, r, k_search, exclude_self=own, device=self.device)
+            else:  # the statistics ask for most pairs both ways: one pass over the blocks serves both
+                (cached, _), (back, _) = nearest_both_ways(q, r, k_search, device=self.device)
+                self._nearest[(reference, queries)] = back
             self._nearest[(queries, reference)] = cached
         return cached[:, :k]
 
