@@ -21,12 +21,12 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate, write_report
     from .evaluation.report import card_markdown
-    from .io.plink import plink_prefix, read_plink
+    from .io.plink import plink_path, read_plink
     from .phenotypes import read_phenotype
 
     prefixes = {"training": args.real, "holdout": args.holdout, "synthetic": args.synthetic}
     cohorts = {who: read_plink(p) for who, p in prefixes.items()}
-    sources = {who: [str(plink_prefix(p).with_suffix(s)) for s in (".bed", ".bim", ".fam")]
+    sources = {who: [str(plink_path(p, s)) for s in (".bed", ".bim", ".fam")]
                for who, p in prefixes.items()}
     phenos = {}
     if args.pheno:
@@ -137,6 +137,55 @@ def _cmd_split(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(str(p) for p in paths))
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    import warnings
+
+    from tqdm import tqdm
+
+    from .training import train_run
+
+    if args.top is not None and args.gwas is None:
+        raise InputError("--top needs --gwas FILE", hint="or give a fixed panel with --snps PANEL.tsv")
+    bars: dict = {}
+
+    def progress(event: dict) -> None:  # one tqdm bar (stderr) per stage, driven by the training callback
+        stage = event.get("stage")
+        if event["event"] == "message":
+            tqdm.write(f"{stage}: {event['message']}", file=sys.stderr)
+        elif event["event"] == "start":
+            bars[stage] = tqdm(total=event["n_epochs"], initial=event.get("epoch", 0), desc=stage, unit="epoch",
+                               file=sys.stderr, leave=True, dynamic_ncols=True)
+        elif event["event"] == "epoch" and stage in bars:
+            losses = event["losses"]
+            bars[stage].set_postfix({k: f"{losses[k]:.4g}" for k in ("train", "val") if k in losses})
+            bars[stage].update(event["epoch"] - bars[stage].n)
+        elif event["event"] == "end" and stage in bars:
+            bars.pop(stage).close()
+            tqdm.write(f"{stage}: {event['stopped'].replace('_', ' ')} after {event['epoch']} epochs, "
+                       f"best epoch {event['best_epoch']}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "no CUDA: CPU" is reported below instead
+        try:
+            out = train_run(args.bfile, args.out, pheno_path=args.pheno, pheno_col=args.pheno_col,
+                            gwas_path=args.gwas, top=args.top, panel_path=args.snps, config=args.config,
+                            seed=args.seed, device=args.device, epochs=args.epochs, callback=progress,
+                            resume=args.resume)
+        finally:
+            for bar in bars.values():
+                bar.close()
+    print(f"trained run -> {out}")
+
+
+def _cmd_generate(args: argparse.Namespace) -> None:
+    from .generation import generate
+
+    prefix = generate(args.run, args.n, out_prefix=args.out, case_fraction=args.case_fraction, label=args.label,
+                      value=args.value, guidance=args.guidance, steps=args.steps, seed=args.seed,
+                      sample=args.sample, temperature=args.temperature, model=args.model, device=args.device)
+    print(f"generated {args.n} individuals ({args.model}) -> {prefix}.bed/.bim/.fam, {prefix}.pheno.tsv")
+
+
 # Subcommands registered below; each entry: name -> (help, add_arguments, handler)
 def _add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output prefix")
@@ -199,6 +248,43 @@ def _add_split(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="OUTPREFIX",
                    help="writes OUTPREFIX.train/.holdout(.validation).bed/.bim/.fam and OUTPREFIX.split.tsv")
 
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the training cohort")
+    p.add_argument("--pheno", metavar="FILE", help="phenotype file (header FID IID NAME ...); default .fam column 6")
+    p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
+    p.add_argument("--gwas", metavar="FILE", help="GWAS summary statistics to choose the panel from (with --top)")
+    p.add_argument("--top", type=int, metavar="K", help="panel size chosen from --gwas (default 1000)")
+    p.add_argument("--snps", metavar="PANEL.tsv", help="a fixed panel instead (snpgen select output or SNP list)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="output run directory (new or empty)")
+    p.add_argument("--config", metavar="FILE", help="JSON settings, e.g. {\"vae\": {\"latent_dim\": 32}}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: CUDA when present, else the CPU")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help="maximum VAE epochs (the diffusion's scale in proportion; early stopping may end sooner)")
+    p.add_argument("--resume", action="store_true", help="continue an unfinished run in --out")
+
+
+def _add_generate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory written by snpgen train")
+    p.add_argument("--n", type=int, required=True, metavar="N", help="individuals to generate")
+    cond = p.add_mutually_exclusive_group()
+    cond.add_argument("--case-fraction", type=float, metavar="F", help="binary trait: share of cases in [0, 1]")
+    cond.add_argument("--label", metavar="VALUE", help="one class for everyone (categorical label; case/control)")
+    cond.add_argument("--value", type=float, metavar="X", help="quantitative trait: this value for everyone")
+    p.add_argument("--guidance", type=float, default=2.0, metavar="G",
+                   help="classifier-free guidance scale (default 2; 1 = plain conditional, 0 = unconditional)")
+    p.add_argument("--steps", type=int, metavar="S", help="DDIM sampling steps (default: the run's, 50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", choices=["diffusion", "vae_gaussian", "independent"], default="diffusion",
+                   help="our latent diffusion (default) or a baseline")
+    p.add_argument("--sample", choices=["probabilities", "argmax"], default="probabilities",
+                   help="draw genotypes from the decoder's probabilities (default) or take the most probable")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of genotype draws")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    p.add_argument("--out", required=True, metavar="PREFIX", help="output PLINK prefix")
+
+
 COMMANDS = {
     "evaluate": ("evaluate a synthetic cohort against training and a real holdout: report.json + report.html",
                  _add_evaluate, _cmd_evaluate),
@@ -207,6 +293,10 @@ COMMANDS = {
                "individuals only", _add_select, _cmd_select),
     "split": ("split a cohort into train / holdout (/ validation) PLINK files, stratified on the trait",
               _add_split, _cmd_split),
+    "train": ("train the VAE + conditional latent diffusion (and baselines) on a cohort: a run directory",
+              _add_train, _cmd_train),
+    "generate": ("generate a synthetic PLINK cohort from a trained run, for a mix of conditions",
+                 _add_generate, _cmd_generate),
 }
 
 

@@ -95,7 +95,7 @@ def split_file_beside(prefix: str | os.PathLike) -> Path:
 def write_split_cohorts(bfile: str | os.PathLike, split: Split, out: str | os.PathLike) -> list[Path]:
     """Write each non-empty part of ``split`` of the PLINK cohort ``bfile`` as ``OUT.<part>.bed/.bim/.fam`` and
     the split itself as ``OUT.split.tsv``; returns the paths written. Every file is written atomically."""
-    from .io.plink import plink_prefix, read_fam, read_plink, write_plink
+    from .io.plink import plink_path, read_fam, read_plink, write_plink
 
     out = Path(out)
     written = []
@@ -103,17 +103,11 @@ def write_split_cohorts(bfile: str | os.PathLike, split: Split, out: str | os.Pa
         idx = getattr(split, part)
         if idx.size == 0:
             continue
-        # a dot-free temporary prefix, renamed: io.plink derives names with Path.with_suffix, which would turn
-        # the prefix "OUT.train" into "OUT.bed"
-        tmp = out.parent / f"_snpgen_split_{part}_{os.getpid()}"
-        write_plink(tmp, read_plink(bfile, samples=idx))
-        for suffix in (".bed", ".bim", ".fam"):
-            final = out.with_name(f"{out.name}.{part}{suffix}")
-            os.replace(tmp.with_suffix(suffix), final)
-            written.append(final)
+        part_prefix = out.with_name(f"{out.name}.{part}")
+        write_plink(part_prefix, read_plink(bfile, samples=idx))
+        written += [plink_path(part_prefix, s) for s in (".bed", ".bim", ".fam")]
     path = out.with_name(out.name + ".split.tsv")
-    prefix = plink_prefix(bfile)
-    write_split(split, read_fam(prefix.with_name(prefix.name + ".fam")), path)
+    write_split(split, read_fam(plink_path(bfile, ".fam")), path)
     return written + [path]
 
 

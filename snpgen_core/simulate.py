@@ -23,7 +23,7 @@ from .association import per_snp_association
 from .errors import InputError
 from .genotypes import Genotypes, make_samples, make_variants
 from .io.atomic import atomic_paths
-from .io.plink import plink_prefix, write_plink
+from .io.plink import plink_path, plink_prefix, write_plink
 from .selection import Split, split_samples, write_split
 
 GWAS_COLUMNS = ["SNP", "CHR", "BP", "A1", "A2", "A1_FREQ", "OR", "BETA", "SE", "P", "N"]
@@ -388,7 +388,7 @@ def write_cohort(cohort: SimulatedCohort, prefix: str | os.PathLike) -> list[Pat
         temps[-1].write_text(json.dumps(cohort.params, indent=2, default=_json_default) + "\n")
         write_plink(prefix, cohort.genotypes)
         write_split(cohort.split, cohort.genotypes.samples, split_path)
-    plink = [prefix.with_suffix(s) for s in (".bed", ".bim", ".fam")]
+    plink = [plink_path(prefix, s) for s in (".bed", ".bim", ".fam")]
     return plink + [Path(p) for p in tables] + [split_path, params_path]
 
 

@@ -173,3 +173,11 @@ def test_read_plink__reads_a_bed_written_by_plink19(tmp_path):
                     "--make-bed", "--out", str(tmp_path / "p")], check=True, capture_output=True)
     back = read_plink(tmp_path / "p")
     np.testing.assert_array_equal(back.dosages, d)
+
+
+def test_write_read__dotted_prefix_keeps_its_dots(tmp_path):
+    g = _cohort(np.ones((3, 2), np.int8))
+    write_plink(tmp_path / "cohort.v1.train", g)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.v1.train.bed", "cohort.v1.train.bim", "cohort.v1.train.fam"]
+    np.testing.assert_array_equal(read_plink(tmp_path / "cohort.v1.train").dosages, g.dosages)
+    np.testing.assert_array_equal(read_plink(tmp_path / "cohort.v1.train.bed").dosages, g.dosages)

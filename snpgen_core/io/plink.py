@@ -28,6 +28,13 @@ def plink_prefix(path: str | os.PathLike) -> Path:
     return p.with_suffix("") if p.suffix in (".bed", ".bim", ".fam") else p
 
 
+def plink_path(prefix: str | os.PathLike, ext: str) -> Path:
+    """``prefix`` + ``ext`` (".bed", ".bim", ".fam", ...). Never ``Path.with_suffix``: a prefix such as
+    ``cohort.train`` has a dot of its own that must stay."""
+    p = plink_prefix(prefix)
+    return p.with_name(p.name + ext)
+
+
 def _read_fields(path: Path, n_fields: int, kind: str) -> pd.DataFrame:
     """All fields as text, one column per field. A fast C parse first; on anything unusual, a line-by-line
     parse that names the first bad line."""
@@ -169,9 +176,9 @@ def read_plink(prefix: str | os.PathLike, samples=None, variants=None) -> Genoty
     ``MISSING`` (-1).
     """
     prefix = plink_prefix(prefix)
-    bim = read_bim(prefix.with_suffix(".bim"))
-    fam = read_fam(prefix.with_suffix(".fam"))
-    bed_path = prefix.with_suffix(".bed")
+    bim = read_bim(plink_path(prefix, ".bim"))
+    fam = read_fam(plink_path(prefix, ".fam"))
+    bed_path = plink_path(prefix, ".bed")
     check_bed(bed_path, len(fam), len(bim))
     s_idx = _index(samples, len(fam), "samples")
     v_idx = _index(variants, len(bim), "variants")
@@ -252,7 +259,7 @@ class PlinkWriter:
             if self._filled != self.n_samples:
                 raise ValueError(f"{self._filled} samples written, {self.n_samples} declared")
             samples = pd.concat(self._samples, ignore_index=True)
-            paths = [self.prefix.with_suffix(s) for s in (".bed", ".bim", ".fam")]
+            paths = [plink_path(self.prefix, s) for s in (".bed", ".bim", ".fam")]
             with atomic_paths(*paths) as (bed, bim, fam):
                 _write_bim(bim, self.variants)
                 _write_fam(fam, samples)
