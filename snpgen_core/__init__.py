@@ -1,15 +1,48 @@
 """SNPgen Studio core: synthetic, phenotype-conditioned genotype cohorts, and the evidence that they are useful
 and private.
 
-Public API (samples x variants; dosage counts the .bim column-5 allele; missing = -1):
+Conventions: samples x variants; a dosage (int8) counts the .bim column-5 allele (a1); missing calls are -1.
 
-    Genotypes, read_plink, write_plink, PlinkWriter      genotype data and PLINK 1 binary I/O
-    InputError                                            bad user input, with a message fit to show
+Public API, in workflow order (heavy modules load on first use):
+
+    Genotypes, MISSING, InputError                      data model, bad-input error
+    read_plink, write_plink, PlinkWriter                PLINK 1 binary I/O (bed-reader underneath)
+    read_gwas, align_gwas                               GWAS summary statistics: formats, allele alignment
+    read_phenotype, read_covariates, Phenotype          PLINK-coded traits: binary, categorical, quantitative
+    simulate_cohort, write_cohort                       msprime demo/test cohorts with known causal SNPs
+    per_snp_association                                 per-SNP linear / logistic regression
+    qc_mask, split_samples, read_split, write_split     QC and the recorded train/validation/holdout split
+    clump, select_panel, read_panel, write_panel        PLINK --clump and the SNP panel
+    TrainConfig, train_run                              VAE + conditional latent diffusion, one training loop
+    generate, load_run                                  conditioned generation streamed to PLINK
+    evaluate, write_report                              fidelity / association / utility / privacy report card
 """
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
 from .errors import InputError
 from .genotypes import MISSING, Genotypes
 from .io.plink import PlinkWriter, read_plink, write_plink
 
-__all__ = ["__version__", "InputError", "MISSING", "Genotypes", "PlinkWriter", "read_plink", "write_plink"]
+_LAZY = {
+    "read_gwas": "io.gwas", "align_gwas": "io.gwas",
+    "read_phenotype": "phenotypes", "read_covariates": "phenotypes", "Phenotype": "phenotypes",
+    "simulate_cohort": "simulate", "write_cohort": "simulate",
+    "per_snp_association": "association",
+    "qc_mask": "selection", "split_samples": "selection", "read_split": "selection", "write_split": "selection",
+    "clump": "selection", "select_panel": "selection", "read_panel": "selection", "write_panel": "selection",
+    "TrainConfig": "training", "train_run": "training",
+    "generate": "generation", "load_run": "generation",
+    "evaluate": "evaluation", "write_report": "evaluation",
+}
+
+__all__ = ["__version__", "InputError", "MISSING", "Genotypes", "PlinkWriter", "read_plink", "write_plink", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'snpgen_core' has no attribute {name!r}")
