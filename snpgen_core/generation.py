@@ -1,0 +1,192 @@
+"""Generation: synthetic individuals for a mix of conditions, sampled in batches and streamed to PLINK.
+
+Output ``PREFIX.bed/.bim/.fam``: the run's panel ``.bim`` exactly (IDs, cM, positions, alleles; dosages count
+a1); ``.fam`` FID = IID = ``SYN000001``..., no parents, sex 0, column 6 the condition in PLINK coding (binary
+1 = control / 2 = case, quantitative the value, categorical and unconditioned -9). ``PREFIX.pheno.tsv`` (FID IID
+<trait>) holds each individual's condition for every kind (binary as 1/2, categorical as its label,
+quantitative as its value, NA when unconditioned), readable by ``phenotypes.read_phenotype``.
+``PREFIX.provenance.json`` records the run, the model, the condition mix and every sampling setting.
+Memory is bounded by ``batch_size`` (the ``.bed`` is assembled on disk by ``PlinkWriter``); nothing appears at
+``PREFIX`` unless every file was written.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import InputError
+from .genotypes import make_samples
+from .io.atomic import atomic_paths
+from .io.plink import PlinkWriter, plink_prefix
+from .models.generators import SamplingOptions
+from .runs import MODELS, load_run, now_utc, software_versions, write_json  # noqa: F401  (write_json: API)
+
+DEFAULT_GUIDANCE = 2.0
+SAMPLE_MODES = ("probabilities", "argmax")
+
+
+def condition_mix(phenotype: dict, n: int, *, case_fraction: float | None = None, label: str | None = None,
+                  value: float | None = None, values=None, seed: int = 0) -> np.ndarray:
+    """The condition of each of ``n`` individuals, (n,) float (class code, trait value, or NaN = unconditioned).
+
+    At most one of: ``case_fraction`` (binary: round(f * n) cases, the rest controls, in seeded random order),
+    ``label`` (binary or categorical: everyone that class; binary also takes PLINK's "1"/"2"), ``value``
+    (quantitative: everyone that value), ``values`` (quantitative: drawn with replacement from this array).
+    None of them: the training distribution (class shares of the training part; a quantitative trait from a
+    normal with its mean and sd). A model trained without a trait only takes none of them.
+    """
+    kind = phenotype["kind"]
+    given = {k: v for k, v in (("case_fraction", case_fraction), ("label", label), ("value", value),
+                               ("values", values)) if v is not None}
+    if len(given) > 1:
+        raise InputError(f"give at most one of {', '.join(given)}",
+                         hint="--case-fraction, --label and --value exclude each other")
+    rng = np.random.default_rng(seed)
+    trait = phenotype.get("name") or "(none)"
+    if kind == "none":
+        if given:
+            raise InputError(f"this model was trained without a trait; {next(iter(given))} cannot be used",
+                             hint="generate without a condition")
+        return np.full(n, np.nan)
+    if case_fraction is not None:
+        if kind != "binary":
+            raise InputError(f"--case-fraction needs a case/control model; {trait} is {kind}",
+                             hint="use --label for a categorical trait, --value for a quantitative one")
+        f = float(case_fraction)
+        if not 0.0 <= f <= 1.0:
+            raise InputError(f"case fraction {case_fraction} is outside [0, 1]", hint="e.g. --case-fraction 0.5")
+        n_case = int(round(f * n))
+        return rng.permutation(np.r_[np.ones(n_case), np.zeros(n - n_case)])
+    if label is not None:
+        if kind == "quantitative":
+            raise InputError(f"--label needs a binary or categorical model; {trait} is quantitative",
+                             hint="use --value X")
+        labels = list(phenotype["labels"])
+        aliases = {"1": "control", "2": "case"} if kind == "binary" else {}
+        name = aliases.get(str(label), str(label))
+        if name not in labels:
+            raise InputError(f"label {label!r} was never seen in training; the labels of {trait} are "
+                             f"{', '.join(labels)}", hint="choose one of them")
+        return np.full(n, float(labels.index(name)))
+    if value is not None or values is not None:
+        if kind != "quantitative":
+            what = "--case-fraction or --label" if kind == "binary" else "--label"
+            raise InputError(f"a quantitative value was given but {trait} is {kind}", hint=f"use {what}")
+        if value is not None:
+            v = float(value)
+            if not np.isfinite(v):
+                raise InputError(f"value {value} is not a finite number")
+            return np.full(n, v)
+        pool = np.asarray(values, dtype=np.float64).ravel()
+        pool = pool[np.isfinite(pool)]
+        if pool.size == 0:
+            raise InputError("the distribution of values is empty", hint="give at least one finite value")
+        return rng.choice(pool, size=n, replace=True)
+    if kind == "quantitative":
+        return rng.normal(phenotype["mean"], phenotype["sd"], size=n)
+    counts = np.asarray(phenotype["counts"], dtype=np.float64)
+    return rng.choice(len(counts), size=n, p=counts / counts.sum()).astype(np.float64)
+
+
+def _pheno_columns(phenotype: dict, cond: np.ndarray) -> tuple[list[str], list[str]]:
+    """(.fam column 6 texts, sidecar texts) for conditions ``cond``."""
+    kind = phenotype["kind"]
+    missing = np.isnan(cond)
+    if kind == "binary":
+        codes = ["-9" if m else str(int(c) + 1) for c, m in zip(cond, missing)]
+        return codes, [("NA" if c == "-9" else c) for c in codes]
+    if kind == "categorical":
+        labels = phenotype["labels"]
+        return ["-9"] * len(cond), ["NA" if m else labels[int(c)] for c, m in zip(cond, missing)]
+    if kind == "quantitative":
+        texts = ["-9" if m else f"{c:.6g}" for c, m in zip(cond, missing)]
+        return texts, [("NA" if t == "-9" else t) for t in texts]
+    return ["-9"] * len(cond), ["NA"] * len(cond)
+
+
+def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None, label: str | None = None,
+             value: float | None = None, values=None, guidance: float = DEFAULT_GUIDANCE, steps: int | None = None,
+             seed: int = 0, sample: str = "probabilities", temperature: float = 1.0, batch_size: int = 4096,
+             model: str = "diffusion", device: str = "cpu",
+             callback: Callable[[dict], None] | None = None) -> Path:
+    """Generate ``n`` synthetic individuals from the run in ``run_dir`` and write the PLINK trio ``out_prefix``
+    (see the module docstring for the files). Conditions: ``condition_mix``. ``guidance``: classifier-free
+    guidance scale (diffusion). ``sample``: "probabilities" draws each genotype from the decoder's softmax at
+    ``temperature``; "argmax" takes the most probable one. ``model``: "diffusion" (ours), "vae_gaussian" or
+    "independent" (baselines). The same run, arguments and ``seed`` give the same files (on the same device).
+    ``callback`` receives ``{"event": "batch", "stage": "generate", "done", "total", "eta_s"}``.
+    Returns the output prefix.
+    """
+    if int(n) != n or n <= 0:
+        raise InputError(f"N = {n} must be a positive whole number of individuals", hint="e.g. --n 1000")
+    n = int(n)
+    if sample not in SAMPLE_MODES:
+        raise InputError(f"sampling mode {sample!r} unknown", hint=f"choose from {', '.join(SAMPLE_MODES)}")
+    if model not in MODELS:
+        raise InputError(f"model {model!r} unknown", hint=f"choose from {', '.join(MODELS)}")
+    if not temperature > 0:
+        raise InputError(f"temperature {temperature} must be positive", hint="1.0 samples the model as trained")
+    if not np.isfinite(guidance) or guidance < 0:
+        raise InputError(f"guidance {guidance} must be a number >= 0", hint="1 = plain conditional, e.g. 2")
+    if steps is not None and (int(steps) != steps or steps < 1):
+        raise InputError(f"steps = {steps} must be a positive whole number", hint="e.g. 50")
+    from .training import resolve_device
+
+    dev = resolve_device(device)
+    run = load_run(run_dir, device=dev)
+    cond = condition_mix(run.phenotype, n, case_fraction=case_fraction, label=label, value=value, values=values,
+                         seed=seed)
+    prefix = plink_prefix(out_prefix)
+    width = max(6, len(str(n)))
+    ids = [f"SYN{i:0{width}d}" for i in range(1, n + 1)]
+    fam6, sidecar = _pheno_columns(run.phenotype, cond)
+    trait = run.phenotype.get("name") or "PHENO"
+    gen = run.generator(model)
+    options = SamplingOptions(guidance=float(guidance), steps=steps, temperature=float(temperature), mode=sample)
+    torch_gen = torch.Generator(device=dev).manual_seed(int(seed))
+    pheno_path = prefix.with_name(prefix.name + ".pheno.tsv")
+    prov_path = prefix.with_name(prefix.name + ".provenance.json")
+    t0 = time.perf_counter()
+    writer = PlinkWriter(prefix, run.variants, n)
+    try:
+        with atomic_paths(pheno_path, prov_path) as (tmp_pheno, tmp_prov):
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                c = torch.as_tensor(cond[start:stop], dtype=torch.float32, device=dev)
+                dosages = gen.sample(c, torch_gen, options).cpu().numpy().astype(np.int8, copy=False)
+                samples = make_samples(ids[start:stop], pheno=fam6[start:stop])
+                writer.write(dosages, samples)
+                if callback is not None:
+                    elapsed = time.perf_counter() - t0
+                    callback({"event": "batch", "stage": "generate", "done": stop, "total": n,
+                              "eta_s": elapsed / stop * (n - stop)})
+            pd.DataFrame({"FID": ids, "IID": ids, trait: sidecar}).to_csv(tmp_pheno, sep="\t", index=False)
+            write_json(tmp_prov, {
+                "software": software_versions(), "created": now_utc(), "run_dir": str(Path(run_dir).resolve()),
+                "run_provenance": _read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
+                "seed": seed, "guidance": guidance, "steps": steps or run.config.diffusion.sampling_steps,
+                "sample": sample, "temperature": temperature, "device": str(dev), "batch_size": batch_size,
+                "trait": run.phenotype, "condition": {"case_fraction": case_fraction, "label": label,
+                                                      "value": value, "values": None if values is None else "given"},
+                "seconds": time.perf_counter() - t0,
+            })
+            writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return prefix
+
+
+def _read_json(path: Path):
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

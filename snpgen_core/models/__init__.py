@@ -1,0 +1,19 @@
+"""Generative models over a SNP panel, one file each, every one with its config dataclass beside it.
+
+    vae.py         GenotypeVAE, VAEConfig: phenotype-supervised VAE, genotypes as 3-class categorical data
+    denoiser.py    Denoiser, DenoiserConfig: residual MLP with timestep and condition embeddings
+    diffusion.py   NoiseSchedule, GaussianDiffusion, DiffusionConfig: conditional DDPM / DDIM on VAE latents
+    generators.py  Generator (the shared sample interface), SamplingOptions, LatentDiffusion (our model)
+    baselines.py   IndependentSNPs (the floor), LatentGaussian + VAEGaussian (the VAE alone)
+"""
+from .baselines import IndependentSNPs, LatentGaussian, VAEGaussian
+from .denoiser import Denoiser, DenoiserConfig
+from .diffusion import DiffusionConfig, GaussianDiffusion, NoiseSchedule
+from .generators import Generator, LatentDiffusion, SamplingOptions
+from .vae import GenotypeVAE, VAEConfig, reconstruction_report, sample_genotypes
+
+__all__ = [
+    "IndependentSNPs", "LatentGaussian", "VAEGaussian", "Denoiser", "DenoiserConfig", "DiffusionConfig",
+    "GaussianDiffusion", "NoiseSchedule", "Generator", "LatentDiffusion", "SamplingOptions", "GenotypeVAE",
+    "VAEConfig", "reconstruction_report", "sample_genotypes",
+]

@@ -1,0 +1,188 @@
+"""Conditional latent diffusion: the noise schedule, and ``GaussianDiffusion`` wrapping any denoiser.
+
+The schedule (``NoiseSchedule``) knows the forward process and the DDIM update and nothing of networks; the
+network (``models/denoiser.py``) knows nothing of the schedule. ``GaussianDiffusion(denoiser)`` joins them, in the
+style of lucidrains' ``denoising-diffusion-pytorch``: ``training_loss(batch)`` returns the loss and ``sample(cond)``
+returns latents.
+
+Data: VAE latents (B, d), standardised inside with the stored ``latent_mean`` / ``latent_std`` of the training
+latents, so that the diffusion works on roughly unit-variance data. With ``posterior_samples`` each training pass
+draws a fresh ``z = mu + sigma * eps`` from the encoder's posterior (the distribution the decoder was trained on;
+it also keeps the diffusion from learning the exact posterior means of individuals).
+
+Forward process: ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps`` (Ho et al. 2020), cosine ``abar`` (Nichol &
+Dhariwal 2021). The network predicts ``v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0`` (Salimans & Ho 2022; stable
+at both ends of the schedule) or ``eps``. Classifier-free guidance (Ho & Salimans 2022): conditions are dropped
+with probability ``cond_drop`` in training; at sampling ``pred = pred_null + g * (pred_cond - pred_null)``.
+Sampling is deterministic DDIM (Song et al. 2021, eta = 0) on ``sampling_steps`` evenly spaced timesteps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .denoiser import Denoiser
+
+
+@dataclass
+class DiffusionConfig:
+    timesteps: int = 1000
+    schedule: str = "cosine"  # "cosine" or "linear"
+    prediction: str = "v"  # "v" or "eps"
+    cond_drop: float = 0.15  # classifier-free guidance: share of training examples seen unconditioned
+    sampling_steps: int = 50
+    posterior_samples: bool = True  # train on z ~ q(z|x) rather than on the posterior means
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("cosine", "linear"):
+            raise ValueError(f"noise schedule {self.schedule!r} unknown; choose 'cosine' or 'linear'")
+        if self.prediction not in ("v", "eps"):
+            raise ValueError(f"prediction target {self.prediction!r} unknown; choose 'v' or 'eps'")
+
+
+class NoiseSchedule:
+    """Cumulative signal levels ``abar_t`` for t = 0..T-1, with the forward noising and the DDIM update."""
+
+    def __init__(self, timesteps: int = 1000, schedule: str = "cosine"):
+        self.timesteps = timesteps
+        if schedule == "cosine":
+            s = 0.008
+            steps = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
+            f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+            betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+        else:
+            betas = torch.linspace(1e-4, 0.02, timesteps, dtype=torch.float64)
+        self.alphas_cumprod = torch.cumprod(1 - betas, dim=0).float()  # (T,)
+
+    def _abar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """abar at integer timesteps ``t`` (B,), with t = -1 meaning abar = 1 (clean data); shape (B, 1)."""
+        ab = self.alphas_cumprod.to(like.device)[t.clamp(min=0)]
+        return torch.where(t < 0, torch.ones_like(ab), ab).unsqueeze(-1)
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise; x0, noise (B, d), t (B,) int."""
+        ab = self._abar(t, x0)
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+    def velocity(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """v = sqrt(abar_t) noise - sqrt(1 - abar_t) x0."""
+        ab = self._abar(t, x0)
+        return ab.sqrt() * noise - (1 - ab).sqrt() * x0
+
+    def sampling_timesteps(self, steps: int) -> list[int]:
+        """``steps`` timesteps evenly spaced from T-1 down to 0."""
+        steps = max(1, min(steps, self.timesteps))
+        return sorted({round(x) for x in torch.linspace(0, self.timesteps - 1, steps).tolist()}, reverse=True)
+
+    def step(self, pred: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, prediction: str = "v") -> torch.Tensor:
+        """Deterministic DDIM update from timestep ``t`` to ``t_prev`` (-1 = the end) given the network output."""
+        tt = torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
+        ab = self._abar(tt, x_t)
+        ab_prev = self._abar(torch.full_like(tt, t_prev), x_t)
+        if prediction == "v":
+            x0 = ab.sqrt() * x_t - (1 - ab).sqrt() * pred
+            eps = (1 - ab).sqrt() * x_t + ab.sqrt() * pred
+        else:
+            eps = pred
+            x0 = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+        return ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+
+
+class GaussianDiffusion(nn.Module):
+    """A denoiser trained and sampled as a conditional DDPM over standardised VAE latents."""
+
+    def __init__(self, denoiser: Denoiser, config: DiffusionConfig):
+        super().__init__()
+        self.denoiser = denoiser
+        self.config = config
+        self.schedule = NoiseSchedule(config.timesteps, config.schedule)
+        d = denoiser.config.latent_dim
+        self.register_buffer("latent_mean", torch.zeros(d))
+        self.register_buffer("latent_std", torch.ones(d))
+        # standardisation of a quantitative condition and of covariates (identity for class codes)
+        self.register_buffer("cond_mean", torch.zeros(()))
+        self.register_buffer("cond_std", torch.ones(()))
+        n_cov = denoiser.config.n_covariates
+        self.register_buffer("cov_mean", torch.zeros(n_cov))
+        self.register_buffer("cov_std", torch.ones(n_cov))
+
+    @torch.no_grad()
+    def set_statistics(self, mu: torch.Tensor, logvar: torch.Tensor, cond: torch.Tensor,
+                       covariates: torch.Tensor | None = None) -> None:
+        """Record the moments of the aggregate posterior (mean of mu; variance = var(mu) + mean sigma^2) of the
+        training latents, and those of a quantitative condition and of covariates (NaN ignored)."""
+        self.latent_mean.copy_(mu.mean(0))
+        self.latent_std.copy_((mu.var(0, unbiased=False) + logvar.exp().mean(0)).sqrt().clamp(min=1e-4))
+        if self.denoiser.config.cond_kind == "quantitative":
+            ok = cond[~torch.isnan(cond)]
+            self.cond_mean.fill_(float(ok.mean()))
+            self.cond_std.fill_(float(ok.std(unbiased=False)) or 1.0)
+        if covariates is not None and covariates.shape[1]:
+            self.cov_mean.copy_(torch.nanmean(covariates, 0))
+            centred = torch.nan_to_num(covariates - self.cov_mean, nan=0.0)
+            n_ok = (~torch.isnan(covariates)).sum(0).clamp(min=1)
+            self.cov_std.copy_(((centred ** 2).sum(0) / n_ok).sqrt().clamp(min=1e-8))
+
+    def _condition(self, cond: torch.Tensor, covariates: torch.Tensor | None):
+        if self.denoiser.config.cond_kind == "quantitative":
+            cond = (cond - self.cond_mean) / self.cond_std
+        if covariates is not None:
+            covariates = (covariates - self.cov_mean) / self.cov_std
+        return cond, covariates
+
+    def training_loss(self, batch: tuple[torch.Tensor, ...], epoch: float | None = None) -> dict[str, torch.Tensor]:
+        """``batch`` = (mu (B, d), logvar (B, d), cond (B,) NaN = none[, covariates (B, c)]) -> {"loss"}: the mean
+        squared error of the network's ``v`` (or ``eps``) prediction at a uniformly drawn timestep."""
+        mu, logvar, cond = batch[0], batch[1], batch[2]
+        covariates = batch[3] if len(batch) > 3 else None
+        z = mu
+        if self.config.posterior_samples and self.training:
+            z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        x0 = (z - self.latent_mean) / self.latent_std
+        cond, covariates = self._condition(cond, covariates)
+        if self.training and self.config.cond_drop > 0:
+            drop = torch.rand(cond.shape, device=cond.device) < self.config.cond_drop
+            cond = torch.where(drop, torch.full_like(cond, float("nan")), cond)
+            if covariates is not None:
+                covariates = torch.where(drop[:, None], torch.full_like(covariates, float("nan")), covariates)
+        t = torch.randint(0, self.config.timesteps, (x0.shape[0],), device=x0.device)
+        noise = torch.randn_like(x0)
+        x_t = self.schedule.add_noise(x0, noise, t)
+        target = self.schedule.velocity(x0, noise, t) if self.config.prediction == "v" else noise
+        pred = self.denoiser(x_t, t, cond, covariates).float()
+        return {"loss": F.mse_loss(pred, target)}
+
+    def _guided(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, covariates, guidance: float):
+        if guidance == 1.0:
+            return self.denoiser(x, t, cond, covariates)
+        null = torch.full_like(cond, float("nan"))
+        if guidance == 0.0:
+            return self.denoiser(x, t, null, None if covariates is None else torch.full_like(covariates, float("nan")))
+        both_cov = None
+        if covariates is not None:
+            both_cov = torch.cat([covariates, torch.full_like(covariates, float("nan"))])
+        out = self.denoiser(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, null]), both_cov)
+        pred_cond, pred_null = out.chunk(2)
+        return pred_null + guidance * (pred_cond - pred_null)
+
+    @torch.no_grad()
+    def sample(self, cond: torch.Tensor, *, covariates: torch.Tensor | None = None, guidance: float = 2.0,
+               steps: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Latents (n, d) for conditions ``cond`` (n,) (class codes or raw trait values; NaN = unconditional),
+        by deterministic DDIM from Gaussian noise drawn with ``generator``. ``guidance`` 1 = plain conditional
+        model, 0 = unconditional, > 1 = stronger conditioning."""
+        n, d = cond.shape[0], self.denoiser.config.latent_dim
+        device = self.latent_mean.device
+        x = torch.randn(n, d, generator=generator, device=device)
+        cond, covariates = self._condition(cond.to(device), None if covariates is None else covariates.to(device))
+        ts = self.schedule.sampling_timesteps(steps or self.config.sampling_steps)
+        for i, t in enumerate(ts):
+            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+            tt = torch.full((n,), t, device=device, dtype=torch.long)
+            pred = self._guided(x, tt, cond, covariates, guidance).float()
+            x = self.schedule.step(pred, t, t_prev, x, self.config.prediction)
+        return x * self.latent_std + self.latent_mean

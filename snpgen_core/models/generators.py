@@ -1,0 +1,48 @@
+"""The one interface every genotype generator offers, and the latent-diffusion generator (our model).
+
+``Generator.sample(cond, generator, options)`` turns conditions (n,) float (class codes 0..k-1 for a binary or
+categorical trait, the raw value for a quantitative one, NaN = unconditional) into dosages (n, m) int8 (copies of
+the panel's a1 allele), drawing all randomness from the ``torch.Generator``. Benchmarks loop over generators
+through this interface; ``generation.generate`` batches and streams it to PLINK.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from .diffusion import GaussianDiffusion
+from .vae import GenotypeVAE, sample_genotypes
+
+
+@dataclass
+class SamplingOptions:
+    """Knobs of sampling; each generator uses those that apply to it."""
+
+    guidance: float = 2.0  # classifier-free guidance scale (diffusion only); 1 = plain conditional
+    steps: int | None = None  # DDIM steps (diffusion only); None = the trained default
+    temperature: float = 1.0  # softmax temperature of the genotype probabilities
+    mode: str = "probabilities"  # "probabilities" (draw genotypes) or "argmax"
+
+
+class Generator(Protocol):
+    def sample(self, cond: torch.Tensor, generator: torch.Generator,
+               options: SamplingOptions) -> torch.Tensor:  # (n,) -> (n, m) int8
+        ...
+
+
+class LatentDiffusion:
+    """Diffusion-sampled latents decoded by the VAE: noise -> DDIM -> latent -> decoder -> genotypes."""
+
+    def __init__(self, vae: GenotypeVAE, diffusion: GaussianDiffusion):
+        self.vae = vae
+        self.diffusion = diffusion
+
+    @torch.no_grad()
+    def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions) -> torch.Tensor:
+        self.vae.eval()
+        self.diffusion.eval()
+        z = self.diffusion.sample(cond, guidance=options.guidance, steps=options.steps, generator=generator)
+        return sample_genotypes(self.vae.decode(z), generator=generator, temperature=options.temperature,
+                                mode=options.mode)

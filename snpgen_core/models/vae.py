@@ -1,0 +1,248 @@
+"""Phenotype-supervised VAE over a SNP panel: genotypes in and out as 3-class categorical data.
+
+Input: dosages (B, m) int8, 0/1/2 copies of the ``.bim`` a1 allele, -1 = missing. Each genotype is one-hot
+encoded over the three classes; a missing call is the all-zero vector, so it contributes nothing to the encoder
+(a one-hot input times a linear layer is exactly a learned per-SNP, per-class embedding, summed over SNPs).
+Output: per-SNP logits (B, m, 3); the reconstruction loss is the per-SNP softmax cross-entropy, summed over the
+*called* genotypes only (missing calls are masked out of the loss, never imputed as 0).
+
+Loss per individual, averaged over the batch (nats):
+
+    recon + beta(epoch) * KL(q(z|x) || N(0, I)) + pheno_weight * m * pheno
+
+with ``beta`` rising linearly from 0 to ``kl_weight`` over ``kl_warmup_epochs`` and ``pheno`` the phenotype head's
+loss on the sampled latent (cross-entropy for binary/categorical traits, half the squared error of the
+standardised value for quantitative ones; individuals with a missing trait are left out of it). ``pheno_weight``
+is relative to the panel size ``m`` so that the same value means the same balance on 1,000 or 2,000 SNPs.
+
+Privacy knobs (the decoder can memorise individuals): ``dropout``, ``input_dropout`` (genotypes hidden from the
+encoder at random while training), ``kl_weight`` (a tighter bottleneck), and at sampling time ``temperature``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PHENO_KINDS = ("none", "binary", "categorical", "quantitative")
+ENCODERS = ("mlp", "conv")
+
+
+@dataclass
+class VAEConfig:
+    n_snps: int = 0  # set from the panel
+    latent_dim: int = 64
+    encoder: str = "mlp"  # "mlp" or "conv" (1D convolution over position-ordered SNPs, as in SNPgen)
+    hidden: int = 512  # width of the first encoder / last decoder layer; the middle layer has hidden // 2
+    conv_channels: int = 32
+    conv_kernel: int = 9
+    conv_stride: int = 4
+    dropout: float = 0.2
+    input_dropout: float = 0.0  # share of called genotypes hidden from the encoder while training
+    kl_weight: float = 1.0
+    kl_warmup_epochs: int = 10
+    pheno_kind: str = "none"  # one of PHENO_KINDS
+    n_classes: int = 0  # binary: 2; categorical: k
+    pheno_weight: float = 0.05  # phenotype loss weight, as a multiple of n_snps
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"VAE encoder {self.encoder!r} unknown; choose from {ENCODERS}")
+        if self.pheno_kind not in PHENO_KINDS:
+            raise ValueError(f"phenotype kind {self.pheno_kind!r} unknown; choose from {PHENO_KINDS}")
+
+
+def one_hot_genotypes(dosages: torch.Tensor) -> torch.Tensor:
+    """(B, m) integer dosages with -1 = missing -> (B, m, 3) float one-hot; a missing call is all zeros."""
+    d = dosages.long()
+    called = (d >= 0).unsqueeze(-1)
+    return F.one_hot(d.clamp(min=0), 3).float() * called
+
+
+class _MLPEncoder(nn.Module):
+    def __init__(self, c: VAEConfig):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(3 * c.n_snps, c.hidden), nn.GELU(), nn.Dropout(c.dropout),
+            nn.Linear(c.hidden, c.hidden // 2), nn.GELU(), nn.Dropout(c.dropout),
+            nn.Linear(c.hidden // 2, 2 * c.latent_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (B, m, 3) -> (B, 2d)
+        return self.net(x.flatten(1))
+
+
+class _ConvEncoder(nn.Module):
+    """Two strided 1D convolutions along the position-ordered panel, then a dense layer."""
+
+    def __init__(self, c: VAEConfig):
+        super().__init__()
+        k, s, ch = c.conv_kernel, c.conv_stride, c.conv_channels
+        self.conv = nn.Sequential(
+            nn.Conv1d(3, ch, k, stride=s, padding=k // 2), nn.GELU(),
+            nn.Conv1d(ch, 2 * ch, k, stride=s, padding=k // 2), nn.GELU(),
+        )
+        with torch.no_grad():
+            n_out = self.conv(torch.zeros(1, 3, c.n_snps)).numel()
+        self.head = nn.Sequential(
+            nn.Dropout(c.dropout), nn.Linear(n_out, c.hidden // 2), nn.GELU(), nn.Dropout(c.dropout),
+            nn.Linear(c.hidden // 2, 2 * c.latent_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (B, m, 3) -> (B, 2d)
+        return self.head(self.conv(x.transpose(1, 2)).flatten(1))
+
+
+class GenotypeVAE(nn.Module):
+    """Encoder q(z|x), decoder p(x|z) with per-SNP softmax, and a phenotype head on z."""
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        if config.n_snps < 1:
+            raise ValueError("VAEConfig.n_snps must be set to the panel size")
+        self.config = c = config
+        self.encoder = _MLPEncoder(c) if c.encoder == "mlp" else _ConvEncoder(c)
+        self.decoder = nn.Sequential(
+            nn.Linear(c.latent_dim, c.hidden // 2), nn.GELU(), nn.Dropout(c.dropout),
+            nn.Linear(c.hidden // 2, c.hidden), nn.GELU(), nn.Dropout(c.dropout),
+            nn.Linear(c.hidden, 3 * c.n_snps),
+        )
+        n_out = {"none": 0, "binary": 2, "categorical": c.n_classes, "quantitative": 1}[c.pheno_kind]
+        self.pheno_head = (
+            nn.Sequential(nn.Linear(c.latent_dim, 64), nn.GELU(), nn.Linear(64, n_out)) if n_out else None
+        )
+        # standardisation of a quantitative trait (set by init_from_data, saved with the weights)
+        self.register_buffer("pheno_mean", torch.zeros(()))
+        self.register_buffer("pheno_std", torch.ones(()))
+
+    @torch.no_grad()
+    def init_from_data(self, dosages: np.ndarray, pheno: np.ndarray | None = None) -> None:
+        """Start the output layer at the panel's log genotype frequencies (faster, stabler training) and record
+        the trait's mean and sd for standardisation. ``dosages`` (n, m) int8 with -1 missing; ``pheno`` (n,)."""
+        counts = np.stack([(dosages == g).sum(axis=0) for g in range(3)], axis=1).astype(np.float64) + 0.5
+        logp = np.log(counts / counts.sum(axis=1, keepdims=True))
+        self.decoder[-1].bias.copy_(torch.as_tensor(logp, dtype=torch.float32).reshape(-1))
+        if self.config.pheno_kind == "quantitative" and pheno is not None:
+            ok = pheno[~np.isnan(pheno)]
+            self.pheno_mean.fill_(float(ok.mean()))
+            self.pheno_std.fill_(float(ok.std()) or 1.0)
+
+    def encode(self, dosages: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, m) dosages -> posterior mean and log-variance, each (B, d)."""
+        h = self.encoder(one_hot_genotypes(dosages))
+        mu, logvar = h.chunk(2, dim=-1)
+        return mu, logvar.clamp(-12.0, 8.0)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, d) latents -> per-SNP genotype logits (B, m, 3)."""
+        return self.decoder(z).view(z.shape[0], self.config.n_snps, 3)
+
+    def kl_beta(self, epoch: float | None) -> float:
+        """KL weight at ``epoch`` (0-based; ``None`` = after warm-up, used for validation)."""
+        c = self.config
+        if epoch is None or c.kl_warmup_epochs <= 0:
+            return c.kl_weight
+        return c.kl_weight * min(1.0, (epoch + 1) / c.kl_warmup_epochs)
+
+    def training_loss(self, batch: tuple[torch.Tensor, ...], epoch: float | None = None) -> dict[str, torch.Tensor]:
+        """``batch`` = (dosages (B, m) int8, trait (B,) float NaN = missing). Returns {"loss", "recon", "kl",
+        "pheno"}, each averaged over the batch (recon and kl in nats per individual)."""
+        dosages, trait = batch[0], batch[1]
+        x_in = dosages
+        if self.training and self.config.input_dropout > 0:
+            hide = torch.rand(dosages.shape, device=dosages.device) < self.config.input_dropout
+            x_in = torch.where(hide, torch.full_like(dosages, -1), dosages)
+        mu, logvar = self.encode(x_in)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        logits = self.decode(z).float()  # (B, m, 3)
+        called = dosages >= 0
+        ce = F.cross_entropy(logits.reshape(-1, 3), dosages.long().clamp(min=0).reshape(-1), reduction="none")
+        recon = (ce.view(dosages.shape) * called).sum(1).mean()
+        kl = (0.5 * (mu.float() ** 2 + logvar.float().exp() - 1.0 - logvar.float())).sum(1).mean()
+        pheno = self.pheno_loss(z, trait)
+        loss = recon + self.kl_beta(epoch) * kl + self.config.pheno_weight * self.config.n_snps * pheno
+        return {"loss": loss, "recon": recon, "kl": kl, "pheno": pheno}
+
+    def pheno_loss(self, z: torch.Tensor, trait: torch.Tensor) -> torch.Tensor:
+        """Phenotype head loss on latents ``z`` (B, d) for ``trait`` (B,) (NaN = missing, left out)."""
+        if self.pheno_head is None:
+            return z.new_zeros(())
+        known = ~torch.isnan(trait)
+        if not known.any():
+            return z.new_zeros(())
+        out = self.pheno_head(z[known]).float()
+        y = trait[known]
+        if self.config.pheno_kind == "quantitative":
+            y_std = (y - self.pheno_mean) / self.pheno_std
+            return 0.5 * ((out.squeeze(-1) - y_std) ** 2).mean()
+        return F.cross_entropy(out, y.long())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# From logits to genotypes
+
+
+def sample_genotypes(logits: torch.Tensor, *, generator: torch.Generator | None = None, temperature: float = 1.0,
+                     mode: str = "probabilities") -> torch.Tensor:
+    """Per-SNP genotypes from decoder logits (B, m, 3) -> (B, m) int8 dosages.
+
+    ``mode="probabilities"`` draws each genotype from softmax(logits / temperature) (inverse-CDF with one uniform
+    per genotype from ``generator``); ``"argmax"`` takes the most probable class (no randomness).
+    """
+    if mode == "argmax":
+        return logits.argmax(-1).to(torch.int8)
+    if mode != "probabilities":
+        raise ValueError(f"sampling mode {mode!r} unknown; choose 'probabilities' or 'argmax'")
+    p = torch.softmax(logits.float() / temperature, dim=-1)
+    u = torch.rand(logits.shape[:-1], generator=generator, device=logits.device)
+    return ((u > p[..., 0]).to(torch.int8) + (u > p[..., 0] + p[..., 1]).to(torch.int8))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reconstruction accuracy
+
+MAF_BINS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+@torch.no_grad()
+def reconstruction_report(vae: GenotypeVAE, dosages: np.ndarray, *, batch_size: int = 1024,
+                          device: torch.device | str = "cpu") -> pd.DataFrame:
+    """Per-SNP reconstruction accuracy of ``dosages`` (n, m) int8 (-1 missing), by genotype class and MAF bin.
+
+    Each individual is encoded to its posterior mean and decoded to the most probable genotype per SNP; missing
+    calls are skipped. Accuracy in a cell = share of the called genotypes of that class (0/1/2 copies of a1), on
+    the SNPs whose minor-allele frequency (in ``dosages``) falls in the bin, that come back as the same class.
+    Returns one row per (maf_bin, genotype) plus "all" rows: columns maf_bin, genotype, n_snps, n_genotypes,
+    accuracy.
+    """
+    vae.eval()
+    hits = np.zeros((dosages.shape[1], 3))
+    totals = np.zeros((dosages.shape[1], 3))
+    for start in range(0, dosages.shape[0], batch_size):
+        x = torch.as_tensor(dosages[start:start + batch_size], device=device)
+        mu, _ = vae.encode(x)
+        pred = vae.decode(mu).argmax(-1).cpu().numpy()
+        block = dosages[start:start + batch_size]
+        for g in range(3):
+            is_g = block == g
+            totals[:, g] += is_g.sum(0)
+            hits[:, g] += (is_g & (pred == g)).sum(0)
+    called = dosages >= 0
+    af = np.where(called, dosages, 0).sum(0) / np.maximum(2 * called.sum(0), 1)
+    maf = np.minimum(af, 1 - af)
+    edges = np.array(MAF_BINS)
+    which = np.clip(np.searchsorted(edges, maf, side="right") - 1, 0, len(edges) - 2)
+    rows = []
+    for b in list(range(len(edges) - 1)) + ["all"]:
+        snps = np.ones_like(which, dtype=bool) if b == "all" else which == b
+        label = "all" if b == "all" else f"[{edges[b]:.2f}, {edges[b + 1]:.2f})"
+        for g in (0, 1, 2, "all"):
+            h = hits[snps].sum() if g == "all" else hits[snps, g].sum()
+            t = totals[snps].sum() if g == "all" else totals[snps, g].sum()
+            rows.append({"maf_bin": label, "genotype": str(g), "n_snps": int(snps.sum()), "n_genotypes": int(t),
+                         "accuracy": h / t if t else float("nan")})
+    return pd.DataFrame(rows)
