@@ -6,14 +6,18 @@ sessions. A training run's id rides in the URL (``?run=...``) so that a reloaded
 """
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
 from snpgen_core.errors import InputError
 from snpgen_core.workspace import Workspace, find_job
@@ -177,4 +181,88 @@ def ld_heatmap(ws: Workspace, which: str = "panel") -> go.Figure:
     fig = go.Figure(go.Heatmap(z=r2, zmin=0, zmax=1, colorscale="Reds", colorbar=dict(title="r²")))
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(autorange="reversed",
                       scaleanchor="x"), xaxis=dict(title="panel SNP (position order)"))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training settings and progress
+
+DATA_SET_FIELDS = {"n_snps", "pheno_kind", "n_classes", "cond_kind", "n_covariates"}  # filled in from the data
+SECTION_TITLES = {"vae": "VAE", "denoiser": "Denoiser", "diffusion": "Diffusion", "vae_fit": "VAE training",
+                  "diffusion_fit": "Diffusion training"}
+
+
+def field_comments(cls) -> dict[str, str]:
+    """Each dataclass field's trailing ``# comment`` in the source: the config classes document their fields
+    that way, and the widgets show it as help."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, re.M)}
+
+
+def _field_widget(label: str, value, help_text: str | None, key: str):
+    choices = re.findall(r'"(\w+)"', help_text or "")
+    if isinstance(value, bool):
+        return st.checkbox(label, value=value, help=help_text, key=key)
+    if isinstance(value, int):
+        return int(st.number_input(label, value=value, step=1, help=help_text, key=key))
+    if isinstance(value, float):
+        step = abs(value) / 10 if value else 0.01
+        return float(st.number_input(label, value=value, step=step, format="%g", help=help_text, key=key))
+    if isinstance(value, str):
+        if value in choices and len(choices) > 1:
+            return st.selectbox(label, choices, index=choices.index(value), help=help_text, key=key)
+        return st.text_input(label, value=value, help=help_text, key=key)
+    return None  # lists, dicts: left at their defaults
+
+
+def config_widgets(config, skip: set = frozenset({"epochs"})) -> dict:
+    """One widget per setting of a nested config dataclass (``runs.TrainConfig``), a tab per section, defaults
+    and help from the dataclasses themselves. Returns the nested dict of chosen values (for ``from_dict``);
+    fields filled in from the data, and ``skip`` (epochs: set by its own widget), are left out."""
+    sections = [f.name for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))]
+    scalars = [f.name for f in dataclasses.fields(config) if f.name not in sections]
+    tabs = st.tabs([SECTION_TITLES.get(s, s) for s in sections] + (["Other"] if scalars else []))
+    out: dict = {}
+    for tab, name in zip(tabs, sections + ["__top__"]):
+        obj = config if name == "__top__" else getattr(config, name)
+        names = scalars if name == "__top__" else [f.name for f in dataclasses.fields(obj)]
+        comments = field_comments(type(obj))
+        values = {}
+        with tab:
+            cols = st.columns(3)
+            shown = [n for n in names if n not in DATA_SET_FIELDS and n not in skip
+                     and not (name == "denoiser" and n == "latent_dim")]
+            for i, field_name in enumerate(shown):
+                with cols[i % 3]:
+                    v = _field_widget(field_name.replace("_", " "), getattr(obj, field_name),
+                                      comments.get(field_name), key=f"cfg.{name}.{field_name}")
+                if v is not None:
+                    values[field_name] = v
+        if name == "__top__":
+            out.update(values)
+        else:
+            out[name] = values
+    return out
+
+
+def loss_figure(losses: pd.DataFrame) -> go.Figure | None:
+    """Training and validation loss by epoch, one panel per stage (VAE, diffusion)."""
+    main = losses[losses["loss"].isin(["train", "val"])]
+    if main.empty:
+        return None
+    stages = list(dict.fromkeys(main["stage"]))
+    fig = make_subplots(rows=1, cols=len(stages), subplot_titles=[SECTION_TITLES.get(s, s) for s in stages])
+    colours = {"train": "#1f77b4", "val": "#d62728"}
+    for col, stage in enumerate(stages, start=1):
+        for loss, part in main[main["stage"] == stage].groupby("loss"):
+            fig.add_trace(go.Scatter(x=part["epoch"], y=part["value"], mode="lines+markers", marker=dict(size=4),
+                                     name="training" if loss == "train" else "validation", legendgroup=loss,
+                                     showlegend=col == 1, line=dict(color=colours[loss])), row=1, col=col)
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",
+                      legend=dict(orientation="h", y=1.15, x=1, xanchor="right"))
     return fig

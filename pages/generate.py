@@ -1,4 +1,87 @@
-"""generate page (being written)."""
+"""Generate: a synthetic cohort of N individuals for a chosen condition, guidance and seed; a preview of it."""
+import numpy as np
+import pandas as pd
 import streamlit as st
 
+from pages._ui import core_call, require, workspace
+from snpgen_core.generation import DEFAULT_GUIDANCE
+
 st.title("Generate")
+ws = workspace()
+job = ws.current_run()
+require(ws.dataset is not None, "Load a cohort first.", "pages/data.py", "Go to Data")
+require(job is not None and job.state == "done",
+        "Train a model first (or reopen a finished run)." + (" The current run is still training."
+                                                              if job is not None and job.running else ""),
+        "pages/train.py", "Go to Train")
+info = core_call(ws.run_info)
+if info is None:
+    st.stop()
+trait = info["phenotype"]
+kind = trait["kind"]
+holdout_n = ws.summary.split_counts["holdout"]
+
+with st.form("generate_form"):
+    c1, c2, c3 = st.columns(3)
+    n = c1.number_input("Individuals (N)", min_value=1, max_value=1_000_000, value=max(holdout_n, 1), step=100,
+                        help=f"The evaluation compares equal-size sets: N = the holdout size ({holdout_n}) "
+                             "uses every holdout individual.")
+    guidance = c2.number_input("Guidance scale", min_value=0.0, max_value=20.0, value=float(DEFAULT_GUIDANCE),
+                               step=0.5, help="Classifier-free guidance: 1 = plain conditional sampling; higher "
+                                              "values push individuals towards their condition.")
+    seed = c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=1,
+                           help="Same run, settings and seed: the same cohort.")
+    condition = {}
+    if kind == "binary":
+        counts = trait.get("counts") or [1, 1]
+        share = counts[1] / max(sum(counts), 1)
+        condition["case_fraction"] = st.slider(
+            f"Share of cases ({trait['name']})", 0.0, 1.0, round(float(share), 2), 0.01,
+            help=f"The training individuals have {share:.0%} cases.")
+    elif kind == "categorical":
+        choice = st.selectbox(f"Class ({trait['name']})", ["training mix"] + list(trait["labels"]),
+                              help="Everyone in one class, or the class shares of the training individuals.")
+        if choice != "training mix":
+            condition["label"] = choice
+    elif kind == "quantitative":
+        fixed = st.checkbox(f"One value of {trait['name']} for everyone",
+                            help="Otherwise values are drawn from the training distribution.")
+        if fixed:
+            condition["value"] = st.number_input("Value", value=float(trait.get("mean", 0.0)))
+    else:
+        st.caption("This model was trained without a trait: individuals are drawn unconditioned.")
+    with st.expander("Generator"):
+        model = st.selectbox("Model", ["diffusion", "vae_gaussian", "independent"],
+                             format_func={"diffusion": "SNPgen latent diffusion",
+                                          "vae_gaussian": "baseline: VAE + per-class Gaussian latent",
+                                          "independent": "baseline: independent SNPs (floor)"}.get,
+                             help="The baselines show what the diffusion model adds.")
+    go = st.form_submit_button("Generate", type="primary")
+
+if go:
+    with st.spinner(f"Generating {int(n):,} individuals..."):
+        core_call(ws.generate, int(n), guidance=float(guidance), seed=int(seed), model=model, **condition)
+
+if ws.synthetic is None:
+    st.info("Choose the settings and generate.", icon=":material/info:")
+    st.stop()
+
+cohort = core_call(ws.synthetic_cohort)
+if cohort is None:
+    st.stop()
+synthetic, synthetic_trait = cohort
+st.subheader("Preview")
+c = st.columns(4)
+c[0].metric("Individuals", f"{synthetic.n_samples:,}")
+c[1].metric("SNPs", f"{synthetic.n_variants:,}")
+if synthetic_trait is not None and synthetic_trait.kind != "quantitative":
+    classes = synthetic_trait.classes()
+    c[2].metric("Classes", " / ".join(f"{v:,} {k}" for k, v in classes.items()))
+c[3].metric("Mean a1 frequency", f"{np.nanmean(synthetic.a1_frequency()):.3f}")
+preview = pd.DataFrame(synthetic.dosages[:12, :16], columns=synthetic.variants["snp"][:16])
+preview.insert(0, "trait", synthetic.samples["pheno"][:12].to_numpy())
+preview.insert(0, "IID", synthetic.samples["iid"][:12].to_numpy())
+st.dataframe(preview, hide_index=True, width="stretch")
+st.caption(f"The first 12 individuals and 16 SNPs (dosage = copies of the .bim A1 allele). Settings: "
+           f"{ws.generation}.")
+st.page_link("pages/explore.py", label="Next: explore the evaluation", icon=":material/arrow_forward:")

@@ -1,4 +1,98 @@
-"""train page (being written)."""
+"""Train: model settings (defaults from ``runs.TrainConfig``), a background training run with live progress, loss
+curves and a cancel button; a reload finds the run again through ``?run=`` in the URL; finished runs can be reopened."""
+import datetime
+
 import streamlit as st
 
+from pages._ui import config_widgets, core_call, loss_figure, require, workspace
+from snpgen_core.runs import TrainConfig
+
 st.title("Train")
+ws = workspace()
+require(ws.dataset is not None, "Load a cohort first.", "pages/data.py", "Go to Data")
+require(ws.panel is not None, "Select the SNP panel first.", "pages/panel.py", "Go to Panel")
+
+defaults = TrainConfig()
+running = ws.active_job()
+st.caption(f"The model learns the {len(ws.panel_info)} panel SNPs of the {ws.summary.split_counts['train']:,} "
+           "training individuals; the holdout stays out. Training runs in the background: you can leave this page "
+           "and come back, or reload it.")
+with st.form("train_form"):
+    c1, c2, c3 = st.columns(3)
+    epochs = c1.number_input("Epochs (VAE)", min_value=1, max_value=5000, value=defaults.vae_fit.epochs,
+                             help="Maximum VAE epochs; the diffusion gets "
+                                  f"{defaults.diffusion_fit.epochs // max(defaults.vae_fit.epochs, 1)}x as many. "
+                                  "Both stop early when the validation loss stops improving.")
+    seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0,
+                           help="Same data, settings and seed: the same model.")
+    device = c3.selectbox("Device", ["auto", "cpu", "cuda"], help="auto = the GPU when there is one, else the CPU.")
+    with st.expander("Model settings"):
+        settings = config_widgets(defaults)
+    start = st.form_submit_button("Start training", type="primary", disabled=running is not None)
+
+if start:
+    config = core_call(TrainConfig.from_dict, settings, "model settings")
+    if config is not None:
+        job = core_call(ws.start_training, config=config, seed=int(seed), epochs=int(epochs), device=device)
+        if job is not None:
+            st.query_params["run"] = job.run_id
+            running = job
+
+
+def show_job(run_id: str) -> None:
+    """Progress, ETA, loss curves and a cancel button for one run (re-drawn every second while it runs)."""
+    job = ws.jobs[run_id]
+    ev = next((e for e in reversed(job.events) if e.get("event") == "epoch"), None)
+    if job.running:
+        stage = f"{ev['stage']}: epoch {ev['epoch']} of at most {ev['n_epochs']}" if ev else "preparing"
+        st.progress(job.progress(), text=f"Run {run_id[:8]} - {stage}")
+        c1, c2, c3 = st.columns([1, 1, 1])
+        c1.metric("Elapsed", f"{time_text(job.elapsed())}")
+        c2.metric("ETA (this stage)", time_text(ev["eta_s"]) if ev else "-")
+        if c3.button("Cancel", icon=":material/stop_circle:", key=f"cancel_{run_id}"):
+            job.cancel()
+            st.toast("Cancelling: the run stops after the current batch.")
+    elif job.state == "done":
+        st.success(f"Run {run_id[:8]} finished in {time_text(job.elapsed())}.", icon=":material/check_circle:")
+    elif job.state == "cancelled":
+        st.warning(f"Run {run_id[:8]} was cancelled; start a new one when you are ready.", icon=":material/stop_circle:")
+    else:
+        st.error(job.error or "training failed", icon=":material/error:")
+    fig = loss_figure(job.loss_table())
+    if fig is not None:
+        st.plotly_chart(fig, width="stretch", key=f"loss_{run_id}")
+    notes = [e["message"] for e in job.events if e.get("event") == "message" and e.get("stage") == "panel"]
+    for note in notes:
+        st.caption(note)
+    if running is not None and not job.running:
+        st.rerun()  # the run just ended: redraw the whole page (form enabled, run list)
+
+
+def time_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return str(datetime.timedelta(seconds=int(round(seconds))))
+
+
+current = running or ws.current_run()
+if current is not None:
+    st.subheader("Training run")
+    if current.running:
+        st.fragment(run_every=1.0)(show_job)(current.run_id)
+    else:
+        show_job(current.run_id)
+
+finished = {r: j for r, j in ws.jobs.items() if j.state == "done"}
+if finished:
+    st.subheader("Finished runs")
+    labels = {r: f"{r[:8]} - {datetime.datetime.fromtimestamp(j.started):%H:%M:%S}, seed {j.settings['seed']}, "
+                 f"{j.settings['epochs']} epochs" for r, j in finished.items()}
+    ids = list(finished)
+    chosen = st.selectbox("Run", ids, index=ids.index(ws.run_id) if ws.run_id in ids else len(ids) - 1,
+                          format_func=labels.get, help="Generate, Explore and Export use this run.")
+    if chosen != ws.run_id and st.button("Use this run", icon=":material/history:"):
+        if core_call(ws.use_run, chosen) is not None:
+            st.query_params["run"] = chosen
+            st.rerun()
+    if ws.run_id in finished:
+        st.page_link("pages/generate.py", label="Next: generate a synthetic cohort", icon=":material/arrow_forward:")

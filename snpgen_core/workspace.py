@@ -111,27 +111,31 @@ class TrainingJob:
             self.thread.join(timeout)
         return not self.running
 
+    def elapsed(self) -> float:
+        """Seconds since the start (until the end, once finished)."""
+        return (self.finished or time.time()) - self.started
+
     def last_event(self) -> dict | None:
         return self.events[-1] if self.events else None
 
-    def progress(self) -> float:
-        """Fraction of the planned epochs done over all stages, in [0, 1] (1 once finished)."""
+    def progress(self, stages: tuple = ("vae", "diffusion")) -> float:
+        """Share of the work done, in [0, 1]: each of ``stages`` counts equally, a stage by its epochs out of its
+        maximum (early stopping jumps ahead). 1 once finished."""
         if self.state == "done":
             return 1.0
-        ev = self.last_event()
-        if not ev or not ev.get("n_epochs"):
-            return 0.0
-        stages = list(dict.fromkeys(e.get("stage") for e in self.events))
-        total = self.settings.get("n_stages") or len(stages)
-        done_before = max(len(stages) - 1, 0)
-        frac = (done_before + min(ev.get("epoch", 0) / ev["n_epochs"], 1.0)) / max(total, len(stages))
-        return float(min(max(frac, 0.0), 1.0))
+        done = 0.0
+        for e in list(self.events):
+            if e.get("event") == "epoch" and e.get("stage") in stages and e.get("n_epochs"):
+                done = stages.index(e["stage"]) + min(e["epoch"] / e["n_epochs"], 1.0)
+            elif e.get("event") == "end" and e.get("stage") in stages:
+                done = stages.index(e["stage"]) + 1.0
+        return float(min(max(done / len(stages), 0.0), 1.0))
 
     def loss_table(self) -> pd.DataFrame:
         """Long table of the losses reported so far: columns stage, epoch, loss, value."""
         rows = [
-            {"stage": e.get("stage"), "epoch": e.get("epoch"), "loss": name, "value": float(v)}
-            for e in list(self.events)
+            {"stage": e["stage"], "epoch": e["epoch"], "loss": name, "value": float(v)}
+            for e in list(self.events) if e.get("event") == "epoch"
             for name, v in (e.get("losses") or {}).items()
             if v is not None and np.isfinite(v)
         ]
@@ -283,13 +287,14 @@ class Workspace:
         The split holds out ``HOLDOUT_FRACTION`` of the individuals, stratified on the trait.
         """
         from .phenotypes import read_phenotype
-        from .selection import split_samples, write_split
+        from .selection import split_samples, trait_strata, write_split
 
         self._refuse_while_training("load another cohort")
         staging = Path(tempfile.mkdtemp(prefix="upload-", dir=self.path))
         try:
             parts = _plink_parts(plink_files)
-            stem = safe_name(Path(parts[".bed"][0]).stem, "cohort")
+            # no dots: PLINK prefixes get their suffixes by Path.with_suffix, which a dotted stem would break
+            stem = safe_name(Path(parts[".bed"][0]).stem, "cohort").replace(".", "_")
             for suffix, (_, data) in parts.items():
                 (staging / f"{stem}{suffix}").write_bytes(data)
             dataset = Dataset(stem, staging / stem, staging / f"{stem}.split.tsv")
@@ -305,7 +310,8 @@ class Workspace:
 
                 samples = read_fam(dataset.bfile.with_suffix(".fam"))
                 trait = read_phenotype(samples, dataset.pheno, dataset.pheno_col)
-                split = split_samples(len(samples), strata=trait.values, holdout=HOLDOUT_FRACTION, seed=seed)
+                split = split_samples(len(samples), strata=trait_strata(trait.values, trait.kind),
+                                      holdout=HOLDOUT_FRACTION, seed=seed)
                 write_split(split, samples, dataset.split)
                 summary = summarize(dataset)
             except InputError as err:  # show the user's file names, not the server's temporary folder
@@ -316,9 +322,7 @@ class Workspace:
         self._reset_from("data")
         final = self.path / "data"
         staging.rename(final)
-        dataset = _moved(dataset, staging, final)
-        summary.aligned = summary.aligned  # the aligned table holds no paths
-        self.dataset, self.summary = dataset, summary
+        self.dataset, self.summary = _moved(dataset, staging, final), summary
         return dataset
 
 
@@ -413,6 +417,247 @@ class Workspace:
         """The job of the run in use (None before any training)."""
         return self.jobs.get(self.run_id) if self.run_id else None
 
+
+    # -- generation and evaluation ---------------------------------------------------------------------------
+
+    def generate(self, n: int, *, case_fraction: float | None = None, label: str | None = None,
+                 value: float | None = None, guidance: float | None = None, seed: int = 0,
+                 model: str = "diffusion") -> Path:
+        """Generate ``n`` individuals from the run in use (``generation.generate``) into ``synthetic/``; the new
+        cohort replaces the previous one (and its report)."""
+        from .generation import DEFAULT_GUIDANCE, generate
+
+        job = self.current_run()
+        self._need("a finished training run", job is not None and job.state == "done",
+                   "train a model on the Train page (or reopen a finished run there)")
+        self._reset_from("synthetic")
+        prefix = self.path / "synthetic" / f"synthetic_n{int(n)}_seed{int(seed)}"
+        generate(job.run_dir, n, out_prefix=prefix, case_fraction=case_fraction, label=label, value=value,
+                 guidance=DEFAULT_GUIDANCE if guidance is None else guidance, seed=seed, model=model)
+        self.synthetic = prefix
+        self.generation = {"run_id": job.run_id, "n": int(n), "case_fraction": case_fraction, "label": label,
+                           "value": value, "guidance": guidance, "seed": int(seed), "model": model}
+        return prefix
+
+    def real_cohorts(self):
+        """(training, holdout) Genotypes at the run's panel SNPs and their Phenotypes: what the synthetic cohort
+        is compared with. The holdout never took part in SNP selection or training."""
+        from .io.plink import read_bim, read_fam, read_plink
+        from .phenotypes import read_phenotype
+        from .runs import panel_indices
+        from .selection import read_split
+
+        job = self.current_run()
+        self._need("a finished training run", job is not None and job.state == "done", "train one first")
+        key = ("run", "real", job.run_id)
+        if key not in self.cache:
+            fam = read_fam(self.dataset.bfile.with_suffix(".fam"))
+            split = read_split(self.dataset.split, fam)
+            cols = panel_indices(job.run_dir / "panel.bim", read_bim(self.dataset.bfile.with_suffix(".bim")))
+            trait = read_phenotype(fam, self.dataset.pheno, self.dataset.pheno_col)
+            self.cache[key] = tuple(
+                (read_plink(self.dataset.bfile, samples=idx, variants=cols), trait.subset(idx))
+                for idx in (split.train, split.holdout))
+        return self.cache[key]
+
+    def synthetic_cohort(self):
+        """The current synthetic Genotypes and their Phenotype (the generation's ``.pheno.tsv``)."""
+        from .io.plink import read_plink
+        from .phenotypes import read_phenotype
+
+        self._need("a synthetic cohort", self.synthetic is not None, "generate one on the Generate page")
+        synthetic = read_plink(self.synthetic)
+        sidecar = self.synthetic.with_name(self.synthetic.name + ".pheno.tsv")
+        try:
+            trait = read_phenotype(synthetic.samples, sidecar)
+        except InputError:  # an unconditioned model: no trait to compare
+            trait = None
+        return synthetic, trait
+
+    def evaluate(self, seed: int = 0) -> dict:
+        """The evaluation report of the current synthetic cohort against the training individuals and the real
+        holdout (``evaluation.evaluate``), written to ``report/`` (report.json, plots.json, report.html)."""
+        from .evaluation import evaluate, write_report
+
+        if self.report is not None:
+            return self.report
+        (train, train_trait), (holdout, holdout_trait) = self.real_cohorts()
+        synthetic, synthetic_trait = self.synthetic_cohort()
+        report = evaluate(train, holdout, synthetic, train_pheno=train_trait, holdout_pheno=holdout_trait,
+                          synthetic_pheno=synthetic_trait, seed=seed, device="auto")
+        write_report(report, self.path / "report")
+        self.report, self.report_dir = report, self.path / "report"
+        return report
+
+
+    def run_info(self) -> dict:
+        """The run in use, as the Generate page needs it: ``phenotype`` (name, kind, labels, counts / mean, sd),
+        ``n_snps``, ``sampling_steps`` (from ``runs.load_run``; read once per run)."""
+        from .runs import load_run
+
+        job = self.current_run()
+        self._need("a finished training run", job is not None and job.state == "done", "train one first")
+        key = ("run", "info", job.run_id)
+        if key not in self.cache:
+            run = load_run(job.run_dir)
+            self.cache[key] = {"phenotype": run.phenotype, "n_snps": len(run.variants),
+                               "sampling_steps": run.config.diffusion.sampling_steps, "history": run.history()}
+        return self.cache[key]
+
+    # -- UMAP views (computed once per cohort and kept in the session) ----------------------------------------
+
+    def umap_individuals(self, seed: int = 0, max_per_cohort: int = 1000) -> pd.DataFrame:
+        """2-D UMAP of training, holdout and synthetic individuals (at most ``max_per_cohort`` each, seeded
+        subsample): genotypes with missing calls set to the training mean, projected on 20 PCs fitted on the
+        training individuals, then UMAP. Columns x, y, cohort."""
+        from .evaluation.align import impute_mean, training_means
+
+        key = ("synthetic", "umap", seed, max_per_cohort)
+        if key not in self.cache:
+            (train, _), (holdout, _) = self.real_cohorts()
+            synthetic, _ = self.synthetic_cohort()
+            rng = np.random.default_rng(seed)
+            parts = {name: _subsample(g.dosages, max_per_cohort, rng)
+                     for name, g in (("training", train), ("holdout", holdout), ("synthetic", synthetic))}
+            means = training_means(train.dosages)
+            x = {k: impute_mean(v, means).astype(np.float32) for k, v in parts.items()}
+            pcs = _pca_projection(x["training"], list(x.values()), seed)
+            xy = _umap(np.vstack(pcs), seed)
+            self.cache[key] = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1],
+                                            "cohort": np.repeat(list(x), [len(v) for v in x.values()])})
+        return self.cache[key]
+
+    def umap_latents(self, seed: int = 0, max_individuals: int = 2000) -> pd.DataFrame:
+        """2-D UMAP of the VAE latent space: posterior means (``training.encode_all``) of real training and
+        holdout individuals (seeded subsample of at most ``max_individuals``), with their phenotype.
+        Columns x, y, cohort, phenotype (the label, or the value of a quantitative trait)."""
+        from .runs import load_run
+        from .training import encode_all
+
+        job = self.current_run()
+        key = ("run", "latent_umap", job.run_id if job else None, seed)
+        if key not in self.cache:
+            (train, train_trait), (holdout, holdout_trait) = self.real_cohorts()
+            run = load_run(job.run_dir)
+            rng = np.random.default_rng(seed)
+            n_each = max_individuals // 2
+            rows, labels, cohorts = [], [], []
+            for name, g, trait in (("training", train, train_trait), ("holdout", holdout, holdout_trait)):
+                idx = np.sort(rng.choice(g.n_samples, min(n_each, g.n_samples), replace=False))
+                mu, _ = encode_all(run.models.vae, g.dosages[idx], "cpu")
+                rows.append(mu.numpy())
+                labels += _trait_labels(trait.subset(idx))
+                cohorts += [name] * len(idx)
+            xy = _umap(np.vstack(rows), seed)
+            self.cache[key] = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "cohort": cohorts, "phenotype": labels})
+        return self.cache[key]
+
+    # -- export ----------------------------------------------------------------------------------------------
+
+    def export(self, name: str, out_root: str | os.PathLike) -> dict:
+        """Write the synthetic PLINK files (with their .pheno.tsv and .provenance.json), report.html, report.json
+        and MODEL_CARD.md to ``out_root/<name>/`` (``name`` sanitised; an existing folder is never overwritten)
+        and the same files as ``<name>.zip`` in the workspace. Returns {"name", "folder", "zip", "files"}."""
+        self._need("a synthetic cohort", self.synthetic is not None, "generate one on the Generate page")
+        report = self.evaluate()
+        name = safe_name(name, "snpgen_synthetic").replace(".", "_")
+        folder = Path(out_root) / name
+        if folder.exists():
+            raise InputError(f"export folder {name} already exists", path=str(Path(out_root)),
+                             hint="choose another name")
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=_made(Path(out_root))))
+        try:
+            files = {}
+            for src in sorted(self.synthetic.parent.glob(self.synthetic.name + ".*")):
+                files[f"{name}{src.name[len(self.synthetic.name):]}"] = src.read_bytes()
+            for what in ("report.html", "report.json"):
+                files[what] = (self.report_dir / what).read_bytes()
+            files["MODEL_CARD.md"] = self.model_card(name, report).encode()
+            for file_name, data in files.items():
+                (staging / file_name).write_bytes(data)
+            staging.rename(folder)  # the folder appears complete or not at all
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+            for file_name, data in files.items():
+                zf.writestr(f"{name}/{file_name}", data)
+        zip_path = _made(self.path / "export") / f"{name}.zip"
+        zip_path.write_bytes(buffer.getvalue())
+        return {"name": name, "folder": folder, "zip": zip_path, "files": sorted(files)}
+
+    def model_card(self, name: str, report: dict) -> str:
+        """A Markdown model card: what the files are, the data and model behind them, how they were generated,
+        the report card against the real holdout, and what they may and may not be used for."""
+        from . import __version__
+        from .evaluation.report import card_markdown
+
+        job = self.current_run()
+        info = self.run_info()
+        prov = _read_json(job.run_dir / "provenance.json")
+        config = _read_json(job.run_dir / "config.json").get("train", {})
+        history = info["history"]
+        trait = info["phenotype"]
+        g = self.generation
+        sizes = report["provenance"]["sizes"]
+        condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
+                          if (v := g.get(k)) is not None), "the training distribution of the trait")
+        notes = "".join(f"- {n}\n" for n in report["provenance"].get("notes", []))
+        vae, diffusion = config.get("vae", {}), config.get("diffusion", {})
+        return f"""# Model card: {name}
+
+Synthetic genotypes made by SNPgen Studio {__version__}. **No row is a real person**; every individual was
+sampled from a generative model trained on a real cohort. Overall report-card grade: **{report['overall']}**.
+
+## Files
+
+- `{name}.bed/.bim/.fam`: PLINK 1 binary, {g['n']} synthetic individuals x {info['n_snps']} SNPs; dosages count
+  the `.bim` column-5 allele; `.fam` column 6 holds each individual's generated condition (PLINK coding).
+- `{name}.pheno.tsv`: the condition of each individual; `{name}.provenance.json`: every generation setting.
+- `report.html`, `report.json`: the evaluation report (fidelity, association, utility, privacy).
+
+## Training data
+
+- Cohort `{self.dataset.name}`{' (simulated demo)' if self.dataset.demo else ''}: {self.summary.n_samples} individuals,
+  {self.summary.n_variants} SNPs; trait {trait.get('name') or '(none)'} ({trait.get('kind')}).
+- The model learnt from {prov.get('n_train')} training individuals (plus {prov.get('n_validation')} for early
+  stopping) at a panel of {info['n_snps']} GWAS-selected, LD-clumped SNPs chosen on training individuals only.
+- {sizes['holdout']} real **holdout** individuals never trained the model or chose a SNP: the report compares
+  with them.
+
+## Model
+
+- SNPgen: a VAE ({vae.get('encoder')} encoder, {vae.get('latent_dim')}-d latent) and a latent diffusion model
+  ({diffusion.get('timesteps')} steps, {diffusion.get('prediction')}-prediction, classifier-free guidance),
+  conditioned on the trait.
+- Epochs: VAE {len(history.get('vae', []))} (best {history.get('vae_best_epoch')}), diffusion
+  {len(history.get('diffusion', []))} (best {history.get('diffusion_best_epoch')}); seed {prov.get('seed')};
+  device {prov.get('device')}; software {prov.get('software')}.
+
+## Generation
+
+- {g['n']} individuals from the `{g.get('model')}` generator, condition: {condition}; guidance
+  {g.get('guidance')}; seed {g['seed']}.
+
+## Evaluation against the real holdout
+
+Each row: the synthetic cohort vs training, beside the real holdout vs training computed the same way (what a
+perfect generator would score). Critical rows are marked *.
+
+{card_markdown(report)}
+
+{notes}
+## Intended use and limits
+
+- For method development, teaching, pipeline testing and sharing where the report card's privacy rows pass.
+- Not for clinical decisions or for inferring anything about individuals of the training cohort.
+- Only the {info['n_snps']} panel SNPs are modelled; other variants, relatedness and rare variation are not.
+- Privacy is measured (distances to closest records, membership inference, kinship), not guaranteed: a model
+  that memorises can leak. Do not filter synthetic individuals by their distance to real ones: the filter itself
+  leaks (Ganev & De Cristofaro, "ReconSyn").
+"""
+
     def _need(self, what: str, ok: bool, hint: str) -> None:
         if not ok:
             raise InputError(f"this step needs {what} first", hint=hint)
@@ -479,3 +724,44 @@ def summarize(dataset: Dataset) -> DatasetSummary:
         summary.aligned = align_gwas(table, variants)
         summary.gwas_format = table.format
     return summary
+
+
+def _subsample(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    return rows if len(rows) <= n else rows[np.sort(rng.choice(len(rows), n, replace=False))]
+
+
+def _pca_projection(fit_rows: np.ndarray, parts: list[np.ndarray], seed: int, n_components: int = 20):
+    from sklearn.decomposition import PCA
+
+    k = max(1, min(n_components, fit_rows.shape[0] - 1, fit_rows.shape[1]))
+    pca = PCA(n_components=k, random_state=seed).fit(fit_rows)
+    return [pca.transform(p) for p in parts]
+
+
+def _umap(points: np.ndarray, seed: int) -> np.ndarray:
+    """2-D UMAP (umap-learn, seeded). numba compiles it on first use (~30 s) into ``NUMBA_CACHE_DIR``."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "snpgen-numba-cache"))
+    import umap
+
+    n_neighbors = int(max(2, min(15, len(points) - 1)))
+    # 200 optimisation epochs (umap picks 500 below 10,000 points): the same picture here, in half the time
+    return umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=0.3, n_epochs=200,
+                     random_state=seed).fit_transform(points)
+
+
+def _trait_labels(trait) -> list:
+    if trait.kind == "quantitative":
+        return [None if np.isnan(v) else float(v) for v in trait.values]
+    return ["missing" if np.isnan(v) else trait.labels[int(v)] for v in trait.values]
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
