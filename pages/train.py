@@ -36,7 +36,7 @@ if start:
         job = core_call(ws.start_training, config=config, seed=int(seed), epochs=int(epochs), device=device)
         if job is not None:
             st.query_params["run"] = job.run_id
-            running = job
+            st.rerun()  # redraw with the start button disabled and the live progress
 
 
 def show_job(run_id: str) -> None:

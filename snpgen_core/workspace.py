@@ -8,6 +8,7 @@ module only decides where files go and remembers what the session has done so fa
 """
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import logging
@@ -153,6 +154,20 @@ def find_job(run_id: str | None) -> TrainingJob | None:
     with _JOBS_LOCK:
         _prune_jobs()
         return _JOBS.get(str(run_id))
+
+
+def stop_all_jobs(timeout: float = 10.0) -> None:
+    """Cancel every running job and wait up to ``timeout`` s for each to stop (server shutdown, tests): a worker
+    thread killed inside torch at interpreter exit aborts the process."""
+    with _JOBS_LOCK:
+        jobs = [j for j in _JOBS.values() if j.running]
+    for job in jobs:
+        job.cancel()
+    for job in jobs:
+        job.wait(timeout)
+
+
+atexit.register(stop_all_jobs)
 
 
 def _prune_jobs() -> None:
@@ -745,7 +760,7 @@ def _umap(points: np.ndarray, seed: int) -> np.ndarray:
 
     n_neighbors = int(max(2, min(15, len(points) - 1)))
     # 200 optimisation epochs (umap picks 500 below 10,000 points): the same picture here, in half the time
-    return umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=0.3, n_epochs=200,
+    return umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=0.3, n_epochs=200, n_jobs=1,
                      random_state=seed).fit_transform(points)
 
 

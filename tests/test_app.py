@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from snpgen_core.errors import InputError
 from snpgen_core.io.plink import read_fam, read_plink
-from snpgen_core.workspace import Workspace, find_job, safe_name
+from snpgen_core.workspace import Workspace, find_job, safe_name, stop_all_jobs
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["home", "data", "panel", "train", "generate", "explore", "export"]
@@ -29,6 +29,12 @@ def tiny_demo(monkeypatch, tmp_path):
     monkeypatch.setenv("SNPGEN_DEMO_N", "300")
     monkeypatch.setenv("SNPGEN_DEMO_SNPS", "200")
     monkeypatch.setenv("SNPGEN_EXPORT_DIR", str(tmp_path / "out"))
+
+
+@pytest.fixture(autouse=True)
+def no_job_outlives_its_test():
+    yield
+    stop_all_jobs()
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +198,143 @@ def test_data__wrong_file_type_and_incomplete_trio_are_refused_readably(cohort_f
     assert at.error[0].value.startswith("cohort.vcf: not a PLINK 1 binary file")
     upload(at, trio(cohort_files)[:2])
     assert "incomplete: .fam missing" in at.error[0].value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the workflow
+
+
+def demo_with_panel(top: int = 60) -> AppTest:
+    at = new_app()
+    at.button[0].click().run()
+    at.switch_page("pages/panel.py").run()
+    at.number_input[0].set_value(top)
+    at.button(key="FormSubmitter:panel_form-Select panel").click().run()
+    no_exceptions(at)
+    return at
+
+
+def start_training(at: AppTest, epochs: int) -> AppTest:
+    at.switch_page("pages/train.py").run()
+    at.number_input[0].set_value(epochs)
+    return at.button(key="FormSubmitter:train_form-Start training").click().run()
+
+
+@pytest.mark.slow
+def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
+    from snpgen_core.selection import read_split, select_panel
+
+    at = demo_with_panel(top=60)
+    ws = at.session_state["workspace"]
+    # the panel is what select_panel gives on the training individuals alone (the holdout chooses nothing)
+    fam = read_fam(ws.dataset.bfile.with_suffix(".fam"))
+    split = read_split(ws.dataset.split, fam)
+    direct = select_panel(read_plink(ws.dataset.bfile, samples=split.train), ws.summary.aligned, top=60)
+    assert ws.panel_info.table["SNP"].tolist() == direct.table["SNP"].tolist()
+    assert metrics(at)["Panel SNPs"] == str(len(direct))
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # Manhattan with the panel highlighted, LD heatmap
+
+    start_training(at, epochs=2)
+    no_exceptions(at)
+    job = ws.active_job() or ws.current_run()
+    assert at.query_params["run"] == job.run_id  # a reload finds the run through the URL
+    assert job.wait(300) and job.state == "done", job.error
+    at.run()
+    no_exceptions(at)
+    assert at.success and "finished" in at.success[0].value
+    # the model learnt from training individuals only: its own split (train + validation) is exactly ours
+    run_split = (job.run_dir / "split.tsv").read_text().splitlines()[1:]
+    run_iids = {line.split("\t")[1] for line in run_split}
+    assert run_iids == set(fam["iid"].to_numpy()[split.train])
+
+    at.switch_page("pages/generate.py").run()
+    no_exceptions(at)
+    at.number_input[0].set_value(60)
+    at.slider[0].set_value(0.5)
+    at.button(key="FormSubmitter:generate_form-Generate").click().run()
+    no_exceptions(at)
+    synthetic = read_plink(ws.synthetic)
+    assert synthetic.n_samples == 60 and synthetic.n_variants == 60
+    assert (synthetic.samples["pheno"] == "2").sum() == 30  # case fraction 0.5 of 60
+
+    at.switch_page("pages/explore.py").run()
+    no_exceptions(at)
+    report = ws.report
+    assert report["overall"] in ("pass", "warn", "fail")
+    assert report["provenance"]["sizes"]["holdout"] == len(split.holdout) == 60
+    assert report["provenance"]["sizes"]["training"] == len(split.train)
+    shown = {m.label for m in at.metric}
+    assert {"Fidelity", "Association", "Utility", "Privacy"} <= shown
+    assert len(at.get("plotly_chart")) >= 6  # LD heatmaps, LD decay, AF, PCA, distances, TSTR (+ effects)
+    at.button[0].click().run()  # Compute UMAP views
+    no_exceptions(at)
+    umap_real = ws.umap_individuals()
+    assert umap_real["cohort"].value_counts().to_dict() == {"training": 240, "holdout": 60, "synthetic": 60}
+    latent = ws.umap_latents()
+    assert np.isfinite(latent[["x", "y"]].to_numpy()).all()
+    assert set(latent["phenotype"]) == {"case", "control"}
+
+    at.switch_page("pages/export.py").run()
+    at.text_input[0].set_value("../My export!")
+    at.button(key="FormSubmitter:export_form-Export").click().run()
+    no_exceptions(at)
+    result = at.session_state["export"]
+    assert result["name"] == "My_export"  # sanitised: no path, no odd characters
+    folder = Path(os.environ["SNPGEN_EXPORT_DIR"]) / "My_export"
+    assert folder.is_dir() and result["folder"] == folder
+    with zipfile.ZipFile(io.BytesIO(result["zip"].read_bytes())) as zf:
+        names = set(zf.namelist())
+        assert {f"My_export/My_export{s}" for s in (".bed", ".bim", ".fam")} <= names
+        assert {"My_export/report.html", "My_export/MODEL_CARD.md", "My_export/report.json"} <= names
+        zf.extractall(tmp_path)
+    exported = read_plink(tmp_path / "My_export" / "My_export")
+    assert np.array_equal(exported.dosages, synthetic.dosages)
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "No row is a real person" in card and "60 real **holdout** individuals" in card
+    assert len(at.download_button) == 3
+
+
+@pytest.mark.slow
+def test_train__double_start_page_switch_reload_and_cancel_keep_one_sound_run():
+    at = demo_with_panel(top=40)
+    ws = at.session_state["workspace"]
+    start_training(at, epochs=3000)  # long enough to still be running through the checks below
+    no_exceptions(at)
+    job = ws.active_job()
+    assert job is not None and job.running
+    # starting again (a second click, a second tab) returns the running job instead of a second run
+    assert ws.start_training(epochs=5) is job and len(ws.jobs) == 1
+    assert at.button(key="FormSubmitter:train_form-Start training").disabled
+    # leaving the page mid-job: the other pages render, Generate refuses until the run is done
+    for page in PAGES:
+        at.switch_page(f"pages/{page}.py").run()
+        no_exceptions(at)
+    at.switch_page("pages/generate.py").run()
+    assert "still training" in at.info[0].value
+    # a reload is a new session: the run id in the URL re-attaches it to the same workspace and job
+    again = AppTest.from_file(APP, default_timeout=120)
+    again.query_params["run"] = job.run_id
+    again.run()
+    again.switch_page("pages/train.py").run()
+    no_exceptions(again)
+    assert again.session_state["workspace"] is ws and find_job(job.run_id) is job
+    assert again.progress and again.progress[0].value >= 0
+    again.button(key=f"cancel_{job.run_id}").click().run()
+    assert job.wait(120) and job.state == "cancelled"
+    again.run()
+    no_exceptions(again)
+    assert "cancelled" in again.warning[0].value
+    assert not (job.run_dir / "run.json").exists()  # an unfinished run is never mistaken for a model
+    at.switch_page("pages/generate.py").run()
+    no_exceptions(at)
+    assert at.info and not at.error
+
+
+def test_reload__unknown_run_id_starts_a_fresh_workspace():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = "0" * 32
+    at.run()
+    no_exceptions(at)
+    assert at.session_state["workspace"].dataset is None
+    assert "run" not in at.query_params
