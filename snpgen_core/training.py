@@ -417,6 +417,10 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     fam = read_fam(prefix.with_suffix(".fam"))
     inputs = {"bed": prefix.with_suffix(".bed"), "bim": prefix.with_suffix(".bim"), "fam": prefix.with_suffix(".fam"),
               "pheno": pheno_path, "gwas": gwas_path, "panel": panel_path}
+    what = {"bed": ".bed", "pheno": "phenotype", "gwas": "GWAS", "panel": "panel"}
+    for k, v in inputs.items():
+        if v is not None and not Path(v).is_file():
+            raise InputError(f"{what.get(k, k)} file not found", path=str(v), hint="check the path")
     hashes = {k: {"path": str(Path(v).resolve()), "sha256": runs.sha256_file(v)}
               for k, v in inputs.items() if v is not None}
 
@@ -462,7 +466,9 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     dosages = read_plink(prefix, variants=panel_index).dosages
     cond = values.astype(np.float32)
     tr, va = split.train, split.validation
-    models = runs.RunModels.build(cfg, kind, len(trait.get("labels", [])))
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, caller's RNG untouched
+        torch.manual_seed(seed)
+        models = runs.RunModels.build(cfg, kind, len(trait.get("labels", [])))
     ckpt = out / "checkpoints"
 
     last_saved = [time.perf_counter()]

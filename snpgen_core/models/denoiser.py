@@ -23,8 +23,9 @@ COND_KINDS = ("none", "binary", "categorical", "quantitative")
 @dataclass
 class DenoiserConfig:
     latent_dim: int = 64
-    hidden: int = 256
+    hidden: int = 128
     depth: int = 3  # residual blocks
+    mlp_ratio: int = 2  # width of each block's inner layer, in multiples of hidden
     time_dim: int = 64  # sinusoidal features of the timestep
     cond_kind: str = "none"  # one of COND_KINDS
     n_classes: int = 0
@@ -83,18 +84,21 @@ class ConditionEmbedding(nn.Module):
 class _Block(nn.Module):
     """Pre-norm residual MLP block; the embedding shifts and scales the normalised input (adaLN)."""
 
-    def __init__(self, h: int, dropout: float):
+    def __init__(self, h: int, ratio: int, dropout: float):
         super().__init__()
         self.norm = nn.LayerNorm(h, elementwise_affine=False)
         self.modulation = nn.Linear(h, 2 * h)
-        self.mlp = nn.Sequential(nn.Linear(h, 2 * h), nn.SiLU(), nn.Dropout(dropout), nn.Linear(2 * h, h))
+        self.mlp = nn.Sequential(nn.Linear(h, ratio * h), nn.SiLU(), nn.Dropout(dropout), nn.Linear(ratio * h, h))
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
         nn.init.zeros_(self.mlp[-1].weight)  # each block starts as the identity
         nn.init.zeros_(self.mlp[-1].bias)
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """``emb`` (B, h), or (U, h) distinct embeddings with ``rows`` (B,) picking one per sample."""
         scale, shift = self.modulation(emb).chunk(2, dim=-1)
+        if rows is not None:
+            scale, shift = scale[rows], shift[rows]
         return x + self.mlp(self.norm(x) * (1 + scale) + shift)
 
 
@@ -108,7 +112,7 @@ class Denoiser(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(c.time_dim, h), nn.SiLU(), nn.Linear(h, h))
         self.condition = ConditionEmbedding(c)
         self.inp = nn.Linear(c.latent_dim, h)
-        self.blocks = nn.ModuleList(_Block(h, c.dropout) for _ in range(c.depth))
+        self.blocks = nn.ModuleList(_Block(h, c.mlp_ratio, c.dropout) for _ in range(c.depth))
         self.out_norm = nn.LayerNorm(h)
         self.out = nn.Linear(h, c.latent_dim)
         nn.init.zeros_(self.out.weight)
@@ -116,12 +120,19 @@ class Denoiser(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                 covariates: torch.Tensor | None = None) -> torch.Tensor:
-        emb = self.time_mlp(timestep_embedding(t, self.config.time_dim))  # (B, h)
+        rows = None
+        if covariates is None and bool((t == t[0]).all()):
+            # sampling: one timestep and few distinct conditions per batch, so the embedding and the blocks'
+            # modulations are computed once per distinct condition (a third of the work at hidden 128)
+            key = torch.nan_to_num(cond, nan=float("inf"))
+            distinct, rows = torch.unique(key, return_inverse=True)
+            t, cond = t[:distinct.shape[0]], torch.where(torch.isinf(distinct), torch.nan, distinct)
+        emb = self.time_mlp(timestep_embedding(t, self.config.time_dim))  # (B or U, h)
         c = self.condition(cond, covariates)
         if c.shape[1]:
             emb = emb + c
         emb = nn.functional.silu(emb)
         h = self.inp(x)
         for block in self.blocks:
-            h = block(h, emb)
+            h = block(h, emb, rows)
         return self.out(self.out_norm(h))

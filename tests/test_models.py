@@ -1,0 +1,250 @@
+"""Models: VAE encoding and loss, genotype sampling, noise schedule and DDIM, denoiser conditioning, baselines."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from snpgen_core.models import (Denoiser, DenoiserConfig, DiffusionConfig, GaussianDiffusion, GenotypeVAE,
+                                IndependentSNPs, LatentGaussian, NoiseSchedule, SamplingOptions, VAEConfig,
+                                reconstruction_report, sample_genotypes)
+from snpgen_core.models.vae import one_hot_genotypes
+
+
+def test_one_hot_genotypes__known_answer_and_missing_is_all_zero():
+    x = torch.tensor([[0, 1, 2, -1]], dtype=torch.int8)
+    expected = torch.tensor([[[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]]], dtype=torch.float32)
+    assert torch.equal(one_hot_genotypes(x), expected)
+
+
+@pytest.mark.parametrize("encoder", ["mlp", "conv"])
+def test_vae__shapes(encoder):
+    vae = GenotypeVAE(VAEConfig(n_snps=37, latent_dim=5, hidden=32, encoder=encoder, pheno_kind="categorical",
+                                n_classes=4))
+    x = torch.randint(-1, 3, (6, 37), dtype=torch.int8)
+    mu, logvar = vae.encode(x)
+    assert mu.shape == logvar.shape == (6, 5)
+    assert vae.decode(mu).shape == (6, 37, 3)
+    out = vae.training_loss((x, torch.tensor([0, 1, 2, 3, float("nan"), 1])), epoch=0)
+    assert set(out) == {"loss", "recon", "kl", "pheno"} and all(torch.isfinite(v) for v in out.values())
+
+
+def test_vae_loss__missing_genotypes_are_masked_out_of_the_reconstruction():
+    torch.manual_seed(0)
+    vae = GenotypeVAE(VAEConfig(n_snps=10, latent_dim=3, hidden=16, dropout=0.0)).eval()
+    x = torch.randint(0, 3, (4, 10), dtype=torch.int8)
+    x[0, 3] = x[2, 7] = x[3, 0] = -1
+    out = vae.training_loss((x, torch.full((4,), float("nan"))), epoch=None)
+    logits = vae.decode(vae.encode(x)[0])  # eval: z = posterior mean
+    brute = 0.0
+    for i in range(4):
+        for j in range(10):
+            if x[i, j] >= 0:
+                brute += -F.log_softmax(logits[i, j], -1)[int(x[i, j])].item()
+    assert out["recon"].item() == pytest.approx(brute / 4, rel=1e-5)
+
+
+def test_vae_kl_weight__linear_warmup():
+    vae = GenotypeVAE(VAEConfig(n_snps=4, kl_weight=0.5, kl_warmup_epochs=4, hidden=8))
+    assert [vae.kl_beta(e) for e in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
+    assert vae.kl_beta(None) == 0.5
+
+
+def test_vae_pheno_loss__quantitative_uses_standardised_trait():
+    vae = GenotypeVAE(VAEConfig(n_snps=4, latent_dim=2, hidden=8, pheno_kind="quantitative"))
+    vae.init_from_data(np.zeros((3, 4), dtype=np.int8), np.array([10.0, 12.0, np.nan]))
+    assert vae.pheno_mean.item() == 11.0 and vae.pheno_std.item() == 1.0
+    z = torch.zeros(3, 2)
+    pred = vae.pheno_head(z).squeeze(-1)[:2]
+    expected = 0.5 * ((pred - torch.tensor([-1.0, 1.0])) ** 2).mean()
+    assert vae.pheno_loss(z, torch.tensor([10.0, 12.0, float("nan")])).item() == pytest.approx(expected.item())
+
+
+def test_init_from_data__output_bias_is_log_genotype_frequency():
+    x = np.array([[0, 2], [0, 1], [1, -1], [0, 2]], dtype=np.int8)
+    vae = GenotypeVAE(VAEConfig(n_snps=2, hidden=8))
+    vae.init_from_data(x)
+    probs = torch.softmax(vae.decoder[-1].bias.detach().view(2, 3), -1).numpy()
+    counts = np.array([[3, 1, 0], [0, 1, 2]]) + 0.5
+    np.testing.assert_allclose(probs, counts / counts.sum(1, keepdims=True), rtol=1e-5)
+
+
+def test_sample_genotypes__frequencies_match_probabilities_and_argmax():
+    p = torch.tensor([[0.7, 0.2, 0.1], [0.05, 0.15, 0.8]])
+    logits = p.log().expand(20000, 2, 3)
+    draws = sample_genotypes(logits, generator=torch.Generator().manual_seed(1))
+    assert draws.dtype == torch.int8 and draws.shape == (20000, 2)
+    freq = torch.stack([(draws == g).float().mean(0) for g in range(3)], -1)
+    assert torch.allclose(freq, p, atol=0.015)
+    assert sample_genotypes(logits[:3], mode="argmax").tolist() == [[0, 2]] * 3
+    cold = sample_genotypes(logits, generator=torch.Generator().manual_seed(1), temperature=0.05)
+    assert (cold == torch.tensor([0, 2])).float().mean() > 0.999
+
+
+def test_reconstruction_report__matches_brute_force():
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).integers(0, 3, (50, 12)).astype(np.int8)
+    x[3, 4] = -1
+    vae = GenotypeVAE(VAEConfig(n_snps=12, latent_dim=4, hidden=16))
+    report = reconstruction_report(vae, x, batch_size=7)
+    with torch.no_grad():
+        pred = vae.decode(vae.encode(torch.as_tensor(x))[0]).argmax(-1).numpy()
+    overall = report.query("maf_bin == 'all' and genotype == 'all'").iloc[0]
+    called = x >= 0
+    assert overall.n_genotypes == called.sum()
+    assert overall.accuracy == pytest.approx((pred == x)[called].mean())
+    het = report.query("maf_bin == 'all' and genotype == '1'").iloc[0]
+    assert het.accuracy == pytest.approx((pred == 1)[x == 1].mean())
+    per_bin = report[(report.maf_bin != "all") & (report.genotype == "all")]
+    assert per_bin.n_snps.sum() == 12 and per_bin.n_genotypes.sum() == called.sum()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Noise schedule and sampler
+
+
+def test_noise_schedule__cosine_levels_and_add_noise():
+    s = NoiseSchedule(1000, "cosine")
+    ab = s.alphas_cumprod
+    assert ab.shape == (1000,) and (ab[1:] < ab[:-1]).all() and ab[0] > 0.999 and ab[-1] < 1e-3
+    x0, noise, t = torch.randn(5, 3), torch.randn(5, 3), torch.tensor([0, 10, 500, 900, 999])
+    expected = ab[t].sqrt()[:, None] * x0 + (1 - ab[t]).sqrt()[:, None] * noise
+    assert torch.allclose(s.add_noise(x0, noise, t), expected)
+
+
+@pytest.mark.parametrize("prediction", ["v", "eps"])
+def test_ddim_step__exact_prediction_recovers_the_clean_data(prediction):
+    s = NoiseSchedule(1000, "linear")
+    x0, noise = torch.randn(8, 4), torch.randn(8, 4)
+    t = torch.full((8,), 600)
+    x_t = s.add_noise(x0, noise, t)
+    pred = s.velocity(x0, noise, t) if prediction == "v" else noise
+    assert torch.allclose(s.step(pred, 600, -1, x_t, prediction), x0, atol=1e-4)
+    # one step to an intermediate time lands exactly on the same noise path
+    assert torch.allclose(s.step(pred, 600, 200, x_t, prediction), s.add_noise(x0, noise, torch.full((8,), 200)),
+                          atol=1e-4)
+
+
+class _GaussianOracle(torch.nn.Module):
+    """The exact v-prediction for data x0 ~ N(m, s^2 I): E[x0 | x_t] is linear in x_t."""
+
+    def __init__(self, schedule: NoiseSchedule, m: float, s: float, d: int):
+        super().__init__()
+        self.config = DenoiserConfig(latent_dim=d)
+        self.schedule, self.m, self.s = schedule, m, s
+
+    def forward(self, x, t, cond, covariates=None):
+        ab = self.schedule.alphas_cumprod[t][:, None]
+        x0 = self.m + ab.sqrt() * self.s ** 2 / (ab * self.s ** 2 + 1 - ab) * (x - ab.sqrt() * self.m)
+        eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+        return ab.sqrt() * eps - (1 - ab).sqrt() * x0
+
+
+def test_ddim_sampler__exact_denoiser_transports_noise_to_the_data_distribution():
+    config = DiffusionConfig(schedule="cosine", sampling_steps=50)
+    schedule = NoiseSchedule(config.timesteps, config.schedule)
+    diffusion = GaussianDiffusion(_GaussianOracle(schedule, m=2.0, s=0.5, d=4), config)
+    nan = torch.full((20000,), float("nan"))
+    z = diffusion.sample(nan, guidance=1.0, generator=torch.Generator().manual_seed(0))
+    assert z.mean().item() == pytest.approx(2.0, abs=0.01)
+    assert z.std().item() == pytest.approx(0.5, rel=0.04)  # first-order DDIM shrinks the spread by ~3% at 50 steps
+    fine = diffusion.sample(nan, guidance=1.0, steps=400, generator=torch.Generator().manual_seed(0))
+    assert abs(fine.std().item() - 0.5) < abs(z.std().item() - 0.5) / 4  # and converges with more steps
+
+
+def test_diffusion_sample__seeded_and_standardisation_round_trip():
+    torch.manual_seed(0)
+    den = Denoiser(DenoiserConfig(latent_dim=3, hidden=16, depth=1, cond_kind="binary", n_classes=2))
+    diffusion = GaussianDiffusion(den, DiffusionConfig(sampling_steps=5)).eval()
+    diffusion.latent_mean.copy_(torch.tensor([10.0, -5.0, 0.0]))
+    diffusion.latent_std.copy_(torch.tensor([2.0, 1.0, 3.0]))
+    cond = torch.tensor([0.0, 1.0, float("nan"), 1.0])
+    a = diffusion.sample(cond, generator=torch.Generator().manual_seed(3))
+    b = diffusion.sample(cond, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    # an untrained denoiser outputs 0 (zero-initialised head): v = 0 maps noise x_T to sqrt(abar) x_T ~ 0 scale,
+    # so samples sit at the stored mean, up to the stored scale
+    assert torch.allclose(a.mean(0), torch.tensor([10.0, -5.0, 0.0]), atol=3 * 3.0)
+
+
+def test_condition_embedding__nan_takes_the_null_token():
+    den = Denoiser(DenoiserConfig(latent_dim=2, hidden=8, cond_kind="categorical", n_classes=3))
+    e = den.condition(torch.tensor([0.0, 2.0, float("nan")]))
+    assert torch.equal(e[2], den.condition.classes.weight[3])
+    assert torch.equal(e[0], den.condition.classes.weight[0]) and not torch.equal(e[0], e[1])
+    q = Denoiser(DenoiserConfig(latent_dim=2, hidden=8, cond_kind="quantitative"))
+    eq = q.condition(torch.tensor([0.3, float("nan")]))
+    assert torch.equal(eq[1], q.condition.null) and not torch.equal(eq[0], eq[1])
+
+
+def test_guidance__one_is_conditional_zero_is_unconditional_and_linear_between():
+    torch.manual_seed(0)
+    den = Denoiser(DenoiserConfig(latent_dim=3, hidden=16, depth=1, cond_kind="binary", n_classes=2))
+    for p in den.parameters():  # the zero-initialised output would hide any difference
+        torch.nn.init.normal_(p, std=0.3)
+    diffusion = GaussianDiffusion(den, DiffusionConfig()).eval()
+    x, t, c = torch.randn(4, 3), torch.full((4,), 500), torch.tensor([0.0, 1.0, 1.0, 0.0])
+    with torch.no_grad():
+        cond, null = den(x, t, c), den(x, t, torch.full_like(c, float("nan")))
+        assert torch.allclose(diffusion._guided(x, t, c, None, 1.0), cond, atol=1e-5)
+        assert torch.allclose(diffusion._guided(x, t, c, None, 0.0), null, atol=1e-5)
+        assert torch.allclose(diffusion._guided(x, t, c, None, 3.0), null + 3 * (cond - null), atol=1e-4)
+
+
+def test_diffusion_training_loss__finite_and_covariates_accepted():
+    den = Denoiser(DenoiserConfig(latent_dim=4, hidden=16, depth=1, cond_kind="quantitative", n_covariates=2))
+    diffusion = GaussianDiffusion(den, DiffusionConfig())
+    mu, lv = torch.randn(32, 4), torch.full((32, 4), -2.0)
+    cond, cov = torch.randn(32) * 5 + 3, torch.randn(32, 2)
+    diffusion.set_statistics(mu, lv, cond, cov)
+    assert diffusion.cond_mean.item() == pytest.approx(cond.mean().item(), rel=1e-5)
+    expected_std = (mu.var(0, unbiased=False) + math.exp(-2.0)).sqrt()
+    assert torch.allclose(diffusion.latent_std, expected_std, rtol=1e-5)
+    loss = diffusion.training_loss((mu, lv, cond, cov))["loss"]
+    assert torch.isfinite(loss) and loss.item() > 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Baselines
+
+
+def test_independent_snps__fit_is_per_group_genotype_frequency():
+    x = np.array([[0, 2], [0, 1], [1, -1], [2, 2], [0, 0]], dtype=np.int8)
+    cond = np.array([0, 0, 0, 1, np.nan])
+    model = IndependentSNPs(2, "binary").fit(x, cond)
+    np.testing.assert_allclose(model.probs[0].numpy(), [[2 / 3, 1 / 3, 0], [0, 0.5, 0.5]])
+    np.testing.assert_allclose(model.probs[1].numpy(), [[0, 0, 1], [0, 0, 1]])
+    np.testing.assert_allclose(model.probs[2].numpy(), [[0.6, 0.2, 0.2], [0.25, 0.25, 0.5]])  # pooled
+    draws = model.sample(torch.full((4000,), 0.0), torch.Generator().manual_seed(0), SamplingOptions())
+    assert (draws[:, 0] == 0).float().mean().item() == pytest.approx(2 / 3, abs=0.03)
+    assert set(draws[:, 1].tolist()) == {1, 2}
+
+
+def test_independent_snps__quantitative_bins_by_training_quantiles():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=1000)
+    x = (y[:, None] > 0).astype(np.int8) * 2  # genotype 2 exactly when y > 0
+    model = IndependentSNPs(1, "quantitative", n_bins=4).fit(x, y)
+    np.testing.assert_allclose(model.edges.numpy(), np.quantile(y, [0.25, 0.5, 0.75]), rtol=1e-5)
+    g = torch.Generator().manual_seed(0)
+    assert model.sample(torch.tensor([-3.0] * 50), g, SamplingOptions()).eq(0).all()
+    assert model.sample(torch.tensor([3.0] * 50), g, SamplingOptions()).eq(2).all()
+
+
+def test_latent_gaussian__recovers_class_means_and_quantitative_slope():
+    gen = torch.Generator().manual_seed(0)
+    cls = torch.randint(0, 2, (4000,), generator=gen).float()
+    mu = torch.randn(4000, 2, generator=gen) * 0.5 + cls[:, None] * torch.tensor([3.0, -1.0])
+    lv = torch.full((4000, 2), math.log(0.25))
+    model = LatentGaussian(2, "binary").fit(mu, lv, cls)
+    assert torch.allclose(model.mean[1], torch.tensor([3.0, -1.0]), atol=0.05)
+    z = model.sample_latents(torch.zeros(4000), gen)
+    assert torch.allclose(z.var(0), torch.tensor([0.5, 0.5]), rtol=0.1)  # 0.25 (means) + 0.25 (posterior)
+
+    y = torch.randn(4000, generator=gen)
+    mu_q = y[:, None] * torch.tensor([2.0, 0.0]) + 0.1 * torch.randn(4000, 2, generator=gen)
+    q = LatentGaussian(2, "quantitative").fit(mu_q, torch.full((4000, 2), -10.0), y)
+    assert torch.allclose(q.slope, torch.tensor([2.0, 0.0]), atol=0.02)
+    zq = q.sample_latents(torch.full((2000,), 1.5), gen)
+    assert zq[:, 0].mean().item() == pytest.approx(3.0, abs=0.05)
