@@ -285,6 +285,7 @@ def test_fit_pca__separates_populations_and_projects_missing_as_mean(sim_cohort)
     assert structure.fit_pca(g.dosages[:2], 4) is None
 
 
+@pytest.mark.slow
 def test_detection_auc__tells_shuffled_genotypes_from_real_ones(sim_cohort):
     x = sim_cohort.genotypes.dosages
     rng = np.random.default_rng(1)

@@ -194,6 +194,17 @@ def test_evaluate__quantitative_phenotype_gives_pearson_r_rows():
         report["association"]["case_control_af_diff_r"]["value"] is None
 
 
+def test_evaluate__missing_calls_are_handled_and_stated():
+    rng = np.random.default_rng(9)
+    train, holdout, synthetic = (small(rng, 50, 20, p) for p in "THS")
+    synthetic.dosages[rng.random(synthetic.dosages.shape) < 0.05] = -1
+    report = evaluate(train, holdout, synthetic, config=FAST)
+    assert report["provenance"]["inputs"]["synthetic"]["missing_rate"] > 0.03
+    assert report["fidelity"]["allele_frequency_mae"]["value"] is not None
+    assert report["privacy"]["exact_copies"]["value"] is not None
+    assert any("imputed" in n for n in report["provenance"]["notes"])
+
+
 def test_evaluate__phenotype_of_the_wrong_length_raises():
     rng = np.random.default_rng(3)
     cohorts = [small(rng, 20, 5, p) for p in "THS"]

@@ -1,6 +1,11 @@
 """Population structure: PCA fitted on training, distance between clouds, k-NN precision/recall, Hudson Fst and a
 real-vs-synthetic detection classifier.
 
+Sources: PCA of standardised genotypes, Patterson, Price & Reich (PLoS Genet 2006); energy distance, Szekely &
+Rizzo (2013); improved precision/recall, Kynkaanniemi et al. (NeurIPS 2019); Hudson Fst, Bhatia et al. (Genome
+Res 2013); PCA, k-NN and detection for synthetic genomes, Yelmen et al. (PLoS Genet 2021), SNPgen (Lampis et al.
+2026), Xie et al. (GigaScience 2026).
+
 Inputs: int8 dosage matrices (n_i, m) on the same SNPs and counted allele, missing = -1. For the statistics in PC
 space, each SNP is standardised with the training allele frequency, z = (x - 2p) / sqrt(2p(1 - p)) (Patterson,
 Price & Reich 2006), a missing call set to the training mean (z = 0), and projected on the top PCs of the
@@ -249,7 +254,8 @@ def detection_auc(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray,
                   pca: TrainingPCA | None = None, n_components: int = DEFAULT_COMPONENTS, n_folds: int = 5,
                   max_per_class: int = 5000, seed: int = 0) -> MetricValue:
     """Real-vs-synthetic detection: cross-validated AUC (:func:`classifier_auc`, gradient boosting sees
-    non-linear structure) on the top training PCs.
+    non-linear structure) on the top training PCs. A classifier two-sample test (Lopez-Paz & Oquab, ICLR 2017),
+    as the detection AUC of SNPgen (Lampis et al. 2026) and Xie et al. (GigaScience 2026).
 
     value: AUC(training subsample vs synthetic); reference: AUC(training subsample vs holdout), the same
     training rows, equal class sizes (at most ``max_per_class``). A PCA fitted on training spreads training rows a
