@@ -50,7 +50,7 @@ MODELS = ("diffusion", "vae_gaussian", "independent")
 
 
 def _vae_fit() -> FitConfig:
-    return FitConfig(epochs=100, batch_size=64, lr=1e-3, weight_decay=1e-2, patience=10, min_epochs=10)
+    return FitConfig(epochs=100, batch_size=128, lr=1e-3, weight_decay=1e-2, patience=10, min_epochs=10)
 
 
 def _diffusion_fit() -> FitConfig:

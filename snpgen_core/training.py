@@ -531,3 +531,13 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     shutil.rmtree(ckpt, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")
     return out
+
+
+def __getattr__(name: str):
+    # TrainConfig lives beside the run directory code (runs.py imports this module); offered here too because
+    # it is what train_run takes
+    if name == "TrainConfig":
+        from .runs import TrainConfig
+
+        return TrainConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -140,7 +140,7 @@ class GaussianDiffusion(nn.Module):
         mu, logvar, cond = batch[0], batch[1], batch[2]
         covariates = batch[3] if len(batch) > 3 else None
         z = mu
-        if self.config.posterior_samples and self.training:
+        if self.config.posterior_samples:  # validation too (seeded by fit): the same objective as training
             z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         x0 = (z - self.latent_mean) / self.latent_std
         cond, covariates = self._condition(cond, covariates)

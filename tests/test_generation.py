@@ -1,0 +1,247 @@
+"""Generation: PLINK output (read back by bed-reader and plink1.9), seeding, checkpoint round trip, condition
+control on a planted causal SNP, condition mixes and bad input."""
+import json
+import shutil
+import subprocess
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from snpgen_core.cli import main
+from snpgen_core.errors import InputError
+from snpgen_core.genotypes import make_samples, make_variants, Genotypes
+from snpgen_core.generation import condition_mix, generate
+from snpgen_core.io.plink import read_plink, write_plink
+from snpgen_core.models import SamplingOptions
+from snpgen_core.phenotypes import read_phenotype
+from snpgen_core.runs import RunModels, load_run
+from snpgen_core.training import train_run
+
+CAUSAL = 7  # the planted causal SNP (column of the panel)
+
+
+def _planted_cohort(n=800, m=24, seed=0) -> Genotypes:
+    """Blocks of 3 SNPs in strong LD; SNP ``CAUSAL`` raises the odds of being a case ~4.5x per copy of a1."""
+    rng = np.random.default_rng(seed)
+    base = rng.binomial(2, rng.uniform(0.2, 0.5, m // 3), size=(n, m // 3))
+    x = np.repeat(base, 3, axis=1)
+    flip = rng.random(x.shape) < 0.03
+    x[flip] = rng.integers(0, 3, flip.sum())
+    logit = -2.2 + 1.5 * x[:, CAUSAL]
+    case = rng.random(n) < 1 / (1 + np.exp(-logit))
+    variants = make_variants("3", [f"rs{100 + j}" for j in range(m)], 10_000 + 500 * np.arange(m),
+                             ["A"] * m, ["G"] * m, cm=np.round(np.arange(m) * 0.01, 2))
+    samples = make_samples([f"P{i:04d}" for i in range(n)], pheno=np.where(case, "2", "1"))
+    return Genotypes(x.astype(np.int8), variants, samples)
+
+
+CONFIG = {
+    "vae": {"hidden": 64, "latent_dim": 8, "kl_warmup_epochs": 5, "dropout": 0.1, "kl_weight": 0.1},
+    "denoiser": {"hidden": 64, "depth": 2},
+    "vae_fit": {"epochs": 40, "batch_size": 64, "lr": 1e-2, "min_epochs": 0},
+    "diffusion_fit": {"epochs": 120, "batch_size": 128, "lr": 2e-3, "min_epochs": 0, "patience": 1000,
+                      "val_repeats": 1, "ema_decay": 0.99},
+}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """(cohort prefix, trained run dir) of the planted cohort, trained once for the module (seconds)."""
+    root = tmp_path_factory.mktemp("planted")
+    write_plink(root / "cohort", _planted_cohort())
+    (root / "panel.txt").write_text("\n".join(f"rs{100 + j}" for j in range(24)) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = train_run(root / "cohort", root / "run", panel_path=root / "panel.txt", config=CONFIG, seed=0,
+                        device="cpu")
+    return root / "cohort", run
+
+
+def test_generate__plink_files_match_the_panel_and_the_conditions(planted, tmp_path):
+    cohort, run = planted
+    prefix = generate(run, 50, out_prefix=tmp_path / "syn", case_fraction=0.3, seed=1, batch_size=16)
+    g = read_plink(prefix)
+    assert g.dosages.shape == (50, 24) and g.dosages.dtype == np.int8 and set(np.unique(g.dosages)) <= {0, 1, 2}
+    assert (tmp_path / "syn.bim").read_bytes() == (run / "panel.bim").read_bytes()
+    assert g.samples["iid"].tolist() == [f"SYN{i:06d}" for i in range(1, 51)]
+    assert (g.samples["fid"] == g.samples["iid"]).all()
+    assert (g.samples["pheno"] == "2").sum() == 15 and set(g.samples["pheno"]) == {"1", "2"}
+    side = pd.read_csv(tmp_path / "syn.pheno.tsv", sep="\t", dtype=str)
+    assert side.columns.tolist() == ["FID", "IID", "PHENO"] and (side["PHENO"] == g.samples["pheno"]).all()
+    trait = read_phenotype(g.samples, tmp_path / "syn.pheno.tsv")
+    assert trait.kind == "binary" and np.nansum(trait.values) == 15
+    prov = json.loads((tmp_path / "syn.provenance.json").read_text())
+    assert prov["seed"] == 1 and prov["model"] == "diffusion" and prov["guidance"] == 2.0
+    assert prov["run_provenance"]["inputs"]["bed"]["sha256"]
+    assert not list(tmp_path.glob(".*"))  # no scratch or temporary file left
+
+
+def test_generate__plink19_reads_the_output(planted, tmp_path):
+    plink = shutil.which("plink1.9") or shutil.which("plink")
+    if plink is None:
+        pytest.skip("plink1.9 is not installed")
+    _, run = planted
+    prefix = generate(run, 200, out_prefix=tmp_path / "syn", seed=2)
+    done = subprocess.run([plink, "--bfile", str(prefix), "--freq", "--keep-allele-order", "--out",
+                           str(tmp_path / "freq")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    frq = pd.read_csv(tmp_path / "freq.frq", sep=r"\s+")
+    ours = read_plink(prefix).a1_frequency()
+    assert frq["SNP"].tolist() == [f"rs{100 + j}" for j in range(24)]
+    np.testing.assert_allclose(frq["MAF"].to_numpy(), ours, atol=1e-4)  # --keep-allele-order: MAF of A1
+
+
+def test_generate__same_seed_same_files_other_seed_differs(planted, tmp_path):
+    _, run = planted
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        generate(run, 100, out_prefix=tmp_path / name, seed=seed)
+    assert (tmp_path / "a.bed").read_bytes() == (tmp_path / "b.bed").read_bytes()
+    assert (tmp_path / "a.fam").read_bytes() == (tmp_path / "b.fam").read_bytes()
+    assert (tmp_path / "a.bed").read_bytes() != (tmp_path / "c.bed").read_bytes()
+
+
+def test_checkpoint_round_trip__reloaded_weights_give_identical_samples(planted, tmp_path):
+    _, run_dir = planted
+    run = load_run(run_dir)
+    save_file(run.models.state_tensors(), str(tmp_path / "copy.safetensors"))
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "copy.safetensors"), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    fresh = RunModels.build(run.config, run.phenotype["kind"], len(run.phenotype["labels"]))
+    fresh.load_tensors(tensors, "copy")
+    fresh.to(torch.device("cpu"))
+    cond = torch.tensor([0.0, 1.0] * 20)
+    for model in ("diffusion", "vae_gaussian", "independent"):
+        a = run.generator(model).sample(cond, torch.Generator().manual_seed(9), SamplingOptions())
+        b = fresh.generator(model).sample(cond, torch.Generator().manual_seed(9), SamplingOptions())
+        assert torch.equal(a, b), model
+
+
+@pytest.mark.parametrize("model", ["diffusion", "vae_gaussian", "independent"])
+def test_condition_control__cases_carry_more_risk_alleles_at_the_causal_snp(planted, tmp_path, model):
+    cohort, run = planted
+    real = read_plink(cohort)
+    is_case = real.samples["pheno"] == "2"
+    real_diff = real.dosages[is_case, CAUSAL].mean() / 2 - real.dosages[~is_case, CAUSAL].mean() / 2
+    assert real_diff > 0.15  # the planted effect
+    freq = {}
+    for label in ("case", "control"):
+        prefix = generate(run, 1500, out_prefix=tmp_path / label, label=label, seed=3, model=model)
+        freq[label] = read_plink(prefix).a1_frequency()
+    diff = freq["case"] - freq["control"]
+    assert diff[CAUSAL] > 0.5 * real_diff  # the condition moves the causal SNP, in the right direction
+    far = [j for j in range(24) if j // 3 != CAUSAL // 3]  # SNPs outside the causal LD block
+    assert diff[CAUSAL] > np.abs(diff[far]).max()
+
+
+def test_condition_mix__shares_labels_values_and_training_default():
+    binary = {"kind": "binary", "labels": ["control", "case"], "counts": [300, 100], "name": "CASE"}
+    mix = condition_mix(binary, 1000, case_fraction=0.25, seed=0)
+    assert mix.sum() == 250 and set(np.unique(mix)) == {0.0, 1.0}
+    assert (condition_mix(binary, 10, label="2") == 1).all() and (condition_mix(binary, 10, label="control") == 0).all()
+    default = condition_mix(binary, 20000, seed=1)
+    assert default.mean() == pytest.approx(0.25, abs=0.01)
+    cat = {"kind": "categorical", "labels": ["AFR", "EAS", "EUR"], "counts": [1, 1, 2], "name": "POP"}
+    assert (condition_mix(cat, 5, label="EUR") == 2).all()
+    qt = {"kind": "quantitative", "labels": [], "mean": 10.0, "sd": 2.0, "name": "QT"}
+    assert (condition_mix(qt, 4, value=1.5) == 1.5).all()
+    drawn = condition_mix(qt, 500, values=[1.0, 2.0, np.nan], seed=0)
+    assert set(np.unique(drawn)) == {1.0, 2.0}
+    assert condition_mix(qt, 20000, seed=0).std() == pytest.approx(2.0, rel=0.03)
+    assert np.isnan(condition_mix({"kind": "none", "name": ""}, 3)).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"case_fraction": 1.5}, "outside"),
+    ({"case_fraction": -0.1}, "outside"),
+    ({"label": "sick"}, "never seen"),
+    ({"value": 2.5}, "quantitative value"),
+    ({"case_fraction": 0.5, "label": "case"}, "at most one"),
+])
+def test_condition_mix__bad_conditions_for_a_binary_model(kwargs, message):
+    binary = {"kind": "binary", "labels": ["control", "case"], "counts": [3, 1], "name": "CASE"}
+    with pytest.raises(InputError, match=message):
+        condition_mix(binary, 10, **kwargs)
+
+
+def test_condition_mix__bad_conditions_for_other_kinds():
+    qt = {"kind": "quantitative", "labels": [], "mean": 0.0, "sd": 1.0, "name": "QT"}
+    with pytest.raises(InputError, match="case/control"):
+        condition_mix(qt, 10, case_fraction=0.5)
+    with pytest.raises(InputError, match="--value"):
+        condition_mix(qt, 10, label="high")
+    with pytest.raises(InputError, match="without a trait"):
+        condition_mix({"kind": "none", "name": ""}, 10, label="x")
+
+
+def test_generate__bad_run_directories_and_arguments(planted, tmp_path):
+    _, run = planted
+    out = tmp_path / "syn"
+    with pytest.raises(InputError, match="not found"):
+        generate(tmp_path / "nowhere", 10, out_prefix=out)
+    incomplete = tmp_path / "incomplete"
+    shutil.copytree(run, incomplete)
+    (incomplete / "run.json").unlink()
+    with pytest.raises(InputError, match="incomplete.*--resume"):
+        generate(incomplete, 10, out_prefix=out)
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    marker = json.loads((old / "run.json").read_text())
+    (old / "run.json").write_text(json.dumps({**marker, "format_version": 0}))
+    with pytest.raises(InputError, match="format version 0"):
+        generate(old, 10, out_prefix=out)
+    for kwargs, message in [({"n": 0}, "positive"), ({"n": -5}, "positive"), ({"n": 10, "model": "gan"}, "unknown"),
+                            ({"n": 10, "sample": "mode"}, "unknown"), ({"n": 10, "temperature": 0}, "positive"),
+                            ({"n": 10, "guidance": -1}, ">= 0"), ({"n": 10, "label": "sick"}, "never seen")]:
+        n = kwargs.pop("n")
+        with pytest.raises(InputError, match=message):
+            generate(run, n, out_prefix=out, **kwargs)
+    assert not list(tmp_path.glob("syn*")) and not list(tmp_path.glob(".syn*"))
+
+
+def test_cli_generate__writes_and_bad_input_exits_2(planted, tmp_path, capsys):
+    _, run = planted
+    assert main(["generate", "--run", str(run), "--n", "30", "--case-fraction", "0.5", "--seed", "4",
+                 "--model", "independent", "--out", str(tmp_path / "ok")]) == 0
+    assert read_plink(tmp_path / "ok").n_samples == 30
+    capsys.readouterr()
+    bad = [
+        (["--run", str(tmp_path / "nowhere"), "--n", "5"], "run directory not found"),
+        (["--run", str(run), "--n", "0"], "positive"),
+        (["--run", str(run), "--n", "5", "--case-fraction", "2"], "outside [0, 1]"),
+        (["--run", str(run), "--n", "5", "--label", "sick"], "never seen"),
+        (["--run", str(run), "--n", "5", "--value", "1.5"], "quantitative value"),
+    ]
+    if not torch.cuda.is_available():
+        bad.append((["--run", str(run), "--n", "5", "--device", "cuda"], "CUDA is not available"))
+    for args, message in bad:
+        assert main(["generate", *args, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("snpgen generate: error:") and message in err[0]
+    assert not list(tmp_path.glob("bad*"))
+
+
+def test_generate__categorical_and_quantitative_runs(sim_prefix, tmp_path):
+    tiny = {"vae": {"hidden": 32, "latent_dim": 4}, "denoiser": {"hidden": 32, "depth": 1},
+            "vae_fit": {"epochs": 1}, "diffusion_fit": {"epochs": 1, "val_repeats": 1}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = {col: train_run(sim_prefix, tmp_path / col, pheno_path=str(sim_prefix) + ".pheno.tsv",
+                               pheno_col=col, gwas_path=str(sim_prefix) + ".gwas.tsv", top=20, config=tiny,
+                               device="cpu") for col in ("POP", "QT")}
+    pop = generate(runs["POP"], 12, out_prefix=tmp_path / "pop", label="EAS")
+    assert (read_plink(pop).samples["pheno"] == "-9").all()  # categorical: the label lives in the sidecar
+    side = pd.read_csv(tmp_path / "pop.pheno.tsv", sep="\t")
+    assert side.columns.tolist() == ["FID", "IID", "POP"] and (side["POP"] == "EAS").all()
+    qt = generate(runs["QT"], 12, out_prefix=tmp_path / "qt", value=1.25)
+    assert (read_plink(qt).samples["pheno"] == "1.25").all()
+    assert (pd.read_csv(tmp_path / "qt.pheno.tsv", sep="\t")["QT"] == 1.25).all()
+    with pytest.raises(InputError, match="never seen"):
+        generate(runs["POP"], 5, out_prefix=tmp_path / "x", label="MARS")
+    with pytest.raises(InputError, match="case/control"):
+        generate(runs["QT"], 5, out_prefix=tmp_path / "x", case_fraction=0.5)
