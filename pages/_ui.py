@@ -146,10 +146,14 @@ def manhattan_figure(table: pd.DataFrame, highlight=None, title: str = "") -> go
             hovertemplate="%{text} (panel)<br>-log10 p = %{y:.2f}<extra></extra>",
         ))
     ticks = full.groupby("chrom_rank").agg(x=("x", "median"), chrom=("chrom", "first"))
+    if len(ticks) == 1:  # one region: show positions, not a single chromosome tick
+        xaxis = dict(title=f"chromosome {ticks['chrom'].iloc[0]} position (bp)")
+    else:
+        xaxis = dict(tickvals=ticks["x"].tolist(), ticktext=ticks["chrom"].tolist(), title="chromosome")
     fig.update_layout(
-        title=title or None, height=360, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        xaxis=dict(tickvals=ticks["x"].tolist(), ticktext=ticks["chrom"].tolist(), title="chromosome"),
+        title=title or None, height=360, margin=dict(l=10, r=10, t=40 if title else 10, b=10), xaxis=xaxis,
         yaxis=dict(title="-log10 p"), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
+        template="plotly_white",
     )
     return fig
 
@@ -179,8 +183,9 @@ def ld_heatmap(ws: Workspace, which: str = "panel") -> go.Figure:
         ws.cache[key] = downsample_square(ld_r2(train.dosages, estimator="dosage"))
     r2 = ws.cache[key]
     fig = go.Figure(go.Heatmap(z=r2, zmin=0, zmax=1, colorscale="Reds", colorbar=dict(title="r²")))
-    fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(autorange="reversed",
-                      scaleanchor="x"), xaxis=dict(title="panel SNP (position order)"))
+    fig.update_layout(height=520, margin=dict(l=10, r=10, t=10, b=10),
+                      yaxis=dict(autorange="reversed", scaleanchor="x", title="panel SNP"),
+                      xaxis=dict(constrain="domain", title="panel SNP (position order)"))
     return fig
 
 
@@ -263,6 +268,6 @@ def loss_figure(losses: pd.DataFrame) -> go.Figure | None:
                                      showlegend=col == 1, line=dict(color=colours[loss])), row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col)
     fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",
-                      legend=dict(orientation="h", y=1.15, x=1, xanchor="right"))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=60, b=10), template="plotly_white",
+                      legend=dict(orientation="h", y=1.25, x=0, xanchor="left"))
     return fig

@@ -9,7 +9,8 @@ from snpgen_core.evaluation.figures import (COLOURS, LABELS, figure_af_scatter, 
                                             figure_effects, figure_ld_decay, figure_ld_heatmaps, figure_pca,
                                             figure_tstr)
 
-STATUS = {"pass": "🟢 pass", "warn": "🟠 warn", "fail": "🔴 fail", None: "⚪ not graded"}
+STATUS_COLOURS = {"pass": "#d8f3dc", "warn": "#ffe8cc", "fail": "#ffd6d6"}
+BADGES = {"pass": ":green-badge[pass]", "warn": ":orange-badge[warn]", "fail": ":red-badge[fail]"}
 SECTIONS = ("fidelity", "association", "utility", "privacy")
 
 st.title("Explore")
@@ -32,25 +33,32 @@ def card_table(report: dict) -> pd.DataFrame:
     for section in SECTIONS:
         for name, m in (report.get(section) or {}).items():
             rows.append({"section": section, "metric": name + (" *" if f"{section}.{name}" in critical else ""),
-                         "synthetic": m["value"], "holdout (reference)": m["reference"],
-                         "status": STATUS.get(m["status"], m["status"]), "note": m.get("note", "")})
+                         "synthetic": _num(m["value"]), "holdout (reference)": _num(m["reference"]),
+                         "status": m["status"] or "not graded", "note": m.get("note", "")})
     return pd.DataFrame(rows)
 
 
-overall = report["overall"]
-badge = {"pass": ":green-badge[pass]", "warn": ":orange-badge[warn]", "fail": ":red-badge[fail]"}.get(overall, overall)
-st.markdown(f"### Report card: {badge}")
+def _num(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def styled(table: pd.DataFrame):
+    """The card with its status cells coloured (green pass, orange warn, red fail)."""
+    return table.style.map(lambda v: f"background-color: {STATUS_COLOURS[v]}" if v in STATUS_COLOURS else "",
+                           subset=["status"]).format({"synthetic": "{:.4g}", "holdout (reference)": "{:.4g}"},
+                                                     na_rep="-")
+
+
+st.markdown(f"### Report card: {BADGES.get(report['overall'], report['overall'])}")
 st.caption(f"{sizes['synthetic']:,} synthetic vs {sizes['training']:,} training individuals, beside "
            f"{sizes['holdout']:,} real holdout individuals (never used for training or SNP selection) scored the "
            f"same way; {sizes['snps']:,} SNPs; compared at equal size ({sizes['equal_size']:,}). Rows marked * are "
            "critical: the overall grade is the worst of them.")
 grades = prov.get("grades", {})
-cols = st.columns(len(SECTIONS))
-for col, section in zip(cols, SECTIONS):
-    col.metric(section.capitalize(), STATUS.get(grades.get(section), grades.get(section) or "-"))
-st.dataframe(card_table(report), hide_index=True, width="stretch",
-             column_config={"synthetic": st.column_config.NumberColumn(format="%.4g"),
-                            "holdout (reference)": st.column_config.NumberColumn(format="%.4g")})
+st.markdown("  ".join(f"**{section.capitalize()}** {BADGES.get(grades.get(section), '-')}" for section in SECTIONS))
+card = card_table(report)
+with st.expander(f"All {len(card)} metrics", expanded=True):
+    st.dataframe(styled(card), hide_index=True, width="stretch", height=38 + 35 * len(card))
 for note in prov.get("notes", []):
     st.caption(f"Note: {note}")
 
@@ -86,7 +94,8 @@ with structure:
         st.caption("UMAP views are computed on request (the first one in a server's life compiles for ~30 s).")
         if st.button("Compute UMAP views", icon=":material/scatter_plot:"):
             with st.spinner("Computing UMAP of real and synthetic individuals and of the VAE latent space..."):
-                have = core_call(ws.umap_individuals) is not None and core_call(ws.umap_latents) is not None
+                if core_call(ws.umap_individuals) is not None and core_call(ws.umap_latents) is not None:
+                    st.rerun()  # draw them in place of the button
     if have:
         left, right = st.columns(2)
         with left:
@@ -100,8 +109,7 @@ with structure:
                 chart(fig, "umap_latent")
 with privacy:
     chart(figure_distance_histograms(plots), "distances")
-    rows = card_table(report)
-    st.dataframe(rows[rows["section"] == "privacy"].drop(columns="section"), hide_index=True, width="stretch")
+    st.dataframe(styled(card[card["section"] == "privacy"].drop(columns="section")), hide_index=True, width="stretch")
     st.caption("Synthetic individuals should be no closer to the training individuals than fresh real ones "
                "(the holdout) are. Filtering synthetic individuals by their distance to real ones is not offered: "
                "the filter itself leaks.")

@@ -34,5 +34,5 @@ if result is not None and result["zip"].exists():
     card = (result["folder"] / "MODEL_CARD.md").read_text()
     c2.download_button("Model card", data=card, file_name=f"{safe_name(result['name'])}_MODEL_CARD.md",
                        mime="text/markdown")
-    with st.expander("Model card", expanded=True):
+    with st.expander("Model card"):
         st.markdown(card)

@@ -74,14 +74,20 @@ st.subheader("Preview")
 c = st.columns(4)
 c[0].metric("Individuals", f"{synthetic.n_samples:,}")
 c[1].metric("SNPs", f"{synthetic.n_variants:,}")
-if synthetic_trait is not None and synthetic_trait.kind != "quantitative":
+if synthetic_trait is not None and synthetic_trait.kind == "binary":
     classes = synthetic_trait.classes()
-    c[2].metric("Classes", " / ".join(f"{v:,} {k}" for k, v in classes.items()))
+    c[2].metric("Cases / controls", f"{classes['case']:,} / {classes['control']:,}")
+elif synthetic_trait is not None and synthetic_trait.kind == "categorical":
+    c[2].metric("Classes", len([v for v in synthetic_trait.classes().values() if v]),
+                help=", ".join(f"{k}: {v:,}" for k, v in synthetic_trait.classes().items()))
+elif synthetic_trait is not None:
+    c[2].metric(f"Mean {synthetic_trait.name}", f"{np.nanmean(synthetic_trait.values):.3g}")
 c[3].metric("Mean a1 frequency", f"{np.nanmean(synthetic.a1_frequency()):.3f}")
 preview = pd.DataFrame(synthetic.dosages[:12, :16], columns=synthetic.variants["snp"][:16])
 preview.insert(0, "trait", synthetic.samples["pheno"][:12].to_numpy())
 preview.insert(0, "IID", synthetic.samples["iid"][:12].to_numpy())
 st.dataframe(preview, hide_index=True, width="stretch")
-st.caption(f"The first 12 individuals and 16 SNPs (dosage = copies of the .bim A1 allele). Settings: "
-           f"{ws.generation}.")
+g = ws.generation
+st.caption(f"The first 12 individuals and 16 SNPs (dosage = copies of the .bim A1 allele; trait in PLINK coding). "
+           f"Run {g['run_id'][:8]}, {g['model']} generator, guidance {g['guidance']}, seed {g['seed']}.")
 st.page_link("pages/explore.py", label="Next: explore the evaluation", icon=":material/arrow_forward:")

@@ -53,7 +53,7 @@ c[2].metric("Chromosomes", panel.table["CHR"].nunique())
 for note in panel.notes:
     st.warning(note, icon=":material/warning:")
 if panel.qc is not None:
-    st.caption(f"QC on the training individuals: {panel.qc.describe()}")
+    st.caption(f"{panel.qc.describe()}: the training individuals only.")
 st.plotly_chart(manhattan_figure(ws.summary.aligned.table, highlight=panel.table["SNP"]), width="stretch",
                 key="panel_manhattan")
 st.subheader("Linkage disequilibrium in the panel")

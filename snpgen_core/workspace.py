@@ -648,7 +648,7 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
   conditioned on the trait.
 - Epochs: VAE {len(history.get('vae', []))} (best {history.get('vae_best_epoch')}), diffusion
   {len(history.get('diffusion', []))} (best {history.get('diffusion_best_epoch')}); seed {prov.get('seed')};
-  device {prov.get('device')}; software {prov.get('software')}.
+  device {prov.get('device')}; software {', '.join(f'{k} {v}' for k, v in (prov.get('software') or {}).items())}.
 
 ## Generation
 

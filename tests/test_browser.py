@@ -147,8 +147,10 @@ def screenshot(page, name: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server():
-    with app_server(TINY_ENV) as url:
+def server(tmp_path_factory):
+    exports = tmp_path_factory.mktemp("exports")
+    with app_server({**TINY_ENV, "SNPGEN_EXPORT_DIR": str(exports),
+                     "NUMBA_CACHE_DIR": str(REPO / ".numba_cache")}) as url:
         yield url
 
 
@@ -184,3 +186,76 @@ def test_browser__upload_plink_trio_through_the_file_input(server, cohort_files)
         metrics = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
         assert metrics[:2] == ["200", "150"]
         assert_no_exception(page, "upload")
+
+
+def test_browser__demo_flow_through_every_page(server, tmp_path):
+    """Home's button -> Data -> Panel -> Train (live progress) -> Generate -> Explore -> Export (zip download),
+    with no exception anywhere and a screenshot of each page."""
+    import zipfile
+
+    with browser_page() as page:
+        page.goto(server)
+        page.get_by_role("heading", name="SNPgen Studio").wait_for()
+        wait_idle(page)
+        assert_no_exception(page, "Home")
+        screenshot(page, "home")
+
+        page.get_by_role("button", name="Load the demo cohort").click()
+        page.get_by_role("heading", name="Cohort: demo").wait_for()
+        wait_idle(page)
+        assert page.locator('[data-testid="stMetricValue"]').all_inner_texts()[:2] == ["400", "300"]
+        assert_no_exception(page, "Data")
+        screenshot(page, "data")
+
+        go_to(page, "Panel")
+        page.get_by_role("spinbutton", name="SNPs in the panel (top K)").fill("80")
+        page.get_by_role("button", name="Select panel").click()
+        page.get_by_text("Linkage disequilibrium in the panel").wait_for()
+        wait_idle(page)
+        assert_no_exception(page, "Panel")
+        screenshot(page, "panel")
+
+        go_to(page, "Train")
+        page.get_by_role("spinbutton", name="Epochs (VAE)").fill("3")
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("finished in").wait_for(timeout=240_000)  # the live fragment ends with a full rerun
+        wait_idle(page)
+        assert "run=" in page.url  # what a reload uses to find the run again
+        assert_no_exception(page, "Train")
+        screenshot(page, "train")
+
+        go_to(page, "Generate")
+        page.get_by_role("button", name="Generate").click()
+        page.get_by_role("heading", name="Preview").wait_for()
+        wait_idle(page)
+        assert_no_exception(page, "Generate")
+        screenshot(page, "generate")
+
+        go_to(page, "Explore")
+        page.get_by_text("Report card").wait_for(timeout=180_000)
+        wait_idle(page)
+        assert_no_exception(page, "Explore")
+        screenshot(page, "explore")
+        page.get_by_role("tab", name="Structure").click()
+        page.get_by_role("button", name="Compute UMAP views").click()
+        page.get_by_role("button", name="Compute UMAP views").wait_for(state="detached", timeout=300_000)
+        wait_idle(page, timeout=300)
+        page.get_by_role("tab", name="Structure").click()
+        page.wait_for_timeout(500)
+        assert_no_exception(page, "Explore (UMAP)")
+        screenshot(page, "explore_structure")
+
+        go_to(page, "Export")
+        page.get_by_role("button", name="Export").click()
+        page.get_by_role("button", name="Download zip").wait_for(timeout=120_000)
+        wait_idle(page)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download zip").click()
+        path = tmp_path / "export.zip"
+        download.value.save_as(path)
+        with zipfile.ZipFile(path) as zf:
+            names = [n.split("/", 1)[1] for n in zf.namelist()]
+        assert {"MODEL_CARD.md", "report.html", "report.json"} <= set(names)
+        assert sum(n.endswith((".bed", ".bim", ".fam")) for n in names) == 3
+        assert_no_exception(page, "Export")
+        screenshot(page, "export")
