@@ -14,7 +14,7 @@ from snpgen_core.phenotypes import Phenotype
 from snpgen_core.evaluation import EvaluationConfig, evaluate, report_json, write_report
 from snpgen_core.evaluation.report import REPORT_KEYS, card_markdown
 
-FAST = EvaluationConfig(n_boot=20)
+FAST = EvaluationConfig(n_boot=20, threads=1)  # one thread: faster on the shared 2-core CI machine
 REQUIRED = ["fidelity.allele_frequency_r", "fidelity.ld_r", "fidelity.detection_auc", "privacy.exact_copies",
             "privacy.dcr_share", "privacy.membership_auc", "privacy.aats_privacy_loss", "privacy.kinship_duplicates",
             "utility.tstr_auc", "utility.trtr_auc"]
