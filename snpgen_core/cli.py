@@ -182,7 +182,8 @@ def _cmd_generate(args: argparse.Namespace) -> None:
 
     prefix = generate(args.run, args.n, out_prefix=args.out, case_fraction=args.case_fraction, label=args.label,
                       value=args.value, guidance=args.guidance, steps=args.steps, seed=args.seed,
-                      sample=args.sample, temperature=args.temperature, model=args.model, device=args.device)
+                      sample=args.sample, temperature=args.temperature, latent_noise=args.latent_noise,
+                      model=args.model, device=args.device)
     print(f"generated {args.n} individuals ({args.model}) -> {prefix}.bed/.bim/.fam, {prefix}.pheno.tsv")
 
 
@@ -281,6 +282,8 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", choices=["probabilities", "argmax"], default="probabilities",
                    help="draw genotypes from the decoder's probabilities (default) or take the most probable")
     p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of genotype draws")
+    p.add_argument("--latent-noise", type=float, default=0.0, metavar="S",
+                   help="add Gaussian noise of S latent sds before decoding (privacy knob; default 0)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     p.add_argument("--out", required=True, metavar="PREFIX", help="output PLINK prefix")
 

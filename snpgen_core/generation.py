@@ -112,13 +112,16 @@ def _pheno_columns(phenotype: dict, cond: np.ndarray) -> tuple[list[str], list[s
 
 def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None, label: str | None = None,
              value: float | None = None, values=None, guidance: float = DEFAULT_GUIDANCE, steps: int | None = None,
-             seed: int = 0, sample: str = "probabilities", temperature: float = 1.0, batch_size: int = 4096,
+             seed: int = 0, sample: str = "probabilities", temperature: float = 1.0, latent_noise: float = 0.0,
+             batch_size: int = 4096,
              model: str = "diffusion", device: str = "cpu",
              callback: Callable[[dict], None] | None = None) -> Path:
     """Generate ``n`` synthetic individuals from the run in ``run_dir`` and write the PLINK trio ``out_prefix``
     (see the module docstring for the files). Conditions: ``condition_mix``. ``guidance``: classifier-free
     guidance scale (diffusion). ``sample``: "probabilities" draws each genotype from the decoder's softmax at
-    ``temperature``; "argmax" takes the most probable one. ``model``: "diffusion" (ours), "vae_gaussian" or
+    ``temperature``; "argmax" takes the most probable one. ``latent_noise`` adds Gaussian noise of that many
+    latent standard deviations to each sampled latent before decoding (a privacy knob; not for "independent").
+    ``model``: "diffusion" (ours), "vae_gaussian" or
     "independent" (baselines). The same run, arguments and ``seed`` give the same files (on the same device).
     ``callback`` receives ``{"event": "batch", "stage": "generate", "done", "total", "eta_s"}``.
     Returns the output prefix.
@@ -132,6 +135,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
         raise InputError(f"model {model!r} unknown", hint=f"choose from {', '.join(MODELS)}")
     if not temperature > 0:
         raise InputError(f"temperature {temperature} must be positive", hint="1.0 samples the model as trained")
+    if not np.isfinite(latent_noise) or latent_noise < 0:
+        raise InputError(f"latent noise {latent_noise} must be a number >= 0", hint="0 = none, e.g. 0.2")
     if not np.isfinite(guidance) or guidance < 0:
         raise InputError(f"guidance {guidance} must be a number >= 0", hint="1 = plain conditional, e.g. 2")
     if steps is not None and (int(steps) != steps or steps < 1):
@@ -148,7 +153,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     fam6, sidecar = _pheno_columns(run.phenotype, cond)
     trait = run.phenotype.get("name") or "PHENO"
     gen = run.generator(model)
-    options = SamplingOptions(guidance=float(guidance), steps=steps, temperature=float(temperature), mode=sample)
+    options = SamplingOptions(guidance=float(guidance), steps=steps, temperature=float(temperature), mode=sample,
+                              latent_noise=float(latent_noise))
     torch_gen = torch.Generator(device=dev).manual_seed(int(seed))
     pheno_path = prefix.with_name(prefix.name + ".pheno.tsv")
     prov_path = prefix.with_name(prefix.name + ".provenance.json")
@@ -171,7 +177,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 "software": software_versions(), "created": now_utc(), "run_dir": str(Path(run_dir).resolve()),
                 "run_provenance": _read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
                 "seed": seed, "guidance": guidance, "steps": steps or run.config.diffusion.sampling_steps,
-                "sample": sample, "temperature": temperature, "device": str(dev), "batch_size": batch_size,
+                "sample": sample, "temperature": temperature, "latent_noise": latent_noise, "device": str(dev),
+                "batch_size": batch_size,
                 "trait": run.phenotype, "condition": {"case_fraction": case_fraction, "label": label,
                                                       "value": value, "values": None if values is None else "given"},
                 "seconds": time.perf_counter() - t0,

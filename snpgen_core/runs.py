@@ -54,8 +54,8 @@ def _vae_fit() -> FitConfig:
 
 
 def _diffusion_fit() -> FitConfig:
-    return FitConfig(epochs=400, batch_size=256, lr=1e-3, weight_decay=0.0, patience=40, min_epochs=40,
-                     ema_decay=0.995, val_repeats=8)
+    return FitConfig(epochs=800, batch_size=128, lr=1e-3, weight_decay=0.0, patience=80, min_epochs=100,
+                     ema_decay=0.995, val_repeats=4)
 
 
 @dataclass

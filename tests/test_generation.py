@@ -139,6 +139,17 @@ def test_condition_control__cases_carry_more_risk_alleles_at_the_causal_snp(plan
     assert diff[CAUSAL] > np.abs(diff[far]).max()
 
 
+def test_generate__latent_noise_moves_samples_and_is_recorded(planted, tmp_path):
+    _, run = planted
+    for name, noise in (("plain", 0.0), ("noisy", 0.5)):
+        generate(run, 200, out_prefix=tmp_path / name, seed=8, latent_noise=noise, model="vae_gaussian")
+    plain, noisy = read_plink(tmp_path / "plain").dosages, read_plink(tmp_path / "noisy").dosages
+    assert (plain != noisy).any()
+    assert json.loads((tmp_path / "noisy.provenance.json").read_text())["latent_noise"] == 0.5
+    with pytest.raises(InputError, match="latent noise"):
+        generate(run, 5, out_prefix=tmp_path / "bad", latent_noise=-1)
+
+
 def test_condition_mix__shares_labels_values_and_training_default():
     binary = {"kind": "binary", "labels": ["control", "case"], "counts": [300, 100], "name": "CASE"}
     mix = condition_mix(binary, 1000, case_fraction=0.25, seed=0)

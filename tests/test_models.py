@@ -52,7 +52,7 @@ def test_vae_kl_weight__linear_warmup():
 
 
 def test_vae_pheno_loss__quantitative_uses_standardised_trait():
-    vae = GenotypeVAE(VAEConfig(n_snps=4, latent_dim=2, hidden=8, pheno_kind="quantitative"))
+    vae = GenotypeVAE(VAEConfig(n_snps=4, latent_dim=2, hidden=8, pheno_kind="quantitative")).eval()
     vae.init_from_data(np.zeros((3, 4), dtype=np.int8), np.array([10.0, 12.0, np.nan]))
     assert vae.pheno_mean.item() == 11.0 and vae.pheno_std.item() == 1.0
     z = torch.zeros(3, 2)
@@ -65,7 +65,7 @@ def test_init_from_data__output_bias_is_log_genotype_frequency():
     x = np.array([[0, 2], [0, 1], [1, -1], [0, 2]], dtype=np.int8)
     vae = GenotypeVAE(VAEConfig(n_snps=2, hidden=8))
     vae.init_from_data(x)
-    probs = torch.softmax(vae.decoder[-1].bias.detach().view(2, 3), -1).numpy()
+    probs = torch.softmax(vae.decoder[-1].bias.detach().view(3, 2).T, -1).numpy()
     counts = np.array([[3, 1, 0], [0, 1, 2]]) + 0.5
     np.testing.assert_allclose(probs, counts / counts.sum(1, keepdims=True), rtol=1e-5)
 
@@ -176,6 +176,23 @@ def test_condition_embedding__nan_takes_the_null_token():
     q = Denoiser(DenoiserConfig(latent_dim=2, hidden=8, cond_kind="quantitative"))
     eq = q.condition(torch.tensor([0.3, float("nan")]))
     assert torch.equal(eq[1], q.condition.null) and not torch.equal(eq[0], eq[1])
+
+
+def test_denoiser__shared_timestep_fast_path_equals_per_row_embeddings():
+    from snpgen_core.models.denoiser import timestep_embedding
+
+    torch.manual_seed(0)
+    den = Denoiser(DenoiserConfig(latent_dim=3, hidden=16, depth=2, cond_kind="binary", n_classes=2))
+    for p in den.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x, t = torch.randn(6, 3), torch.full((6,), 321)
+    c = torch.tensor([0.0, 1.0, float("nan"), 1.0, 0.0, float("nan")])
+    emb = F.silu(den.time_mlp(timestep_embedding(t, den.config.time_dim)) + den.condition(c))
+    h = den.inp(x)
+    for block in den.blocks:
+        h = block(h, emb)
+    with torch.no_grad():
+        assert torch.allclose(den(x, t, c), den.out(den.out_norm(h)), atol=1e-5)
 
 
 def test_guidance__one_is_conditional_zero_is_unconditional_and_linear_between():

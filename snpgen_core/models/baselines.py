@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .generators import SamplingOptions
+from .generators import SamplingOptions, perturb_latents
 from .vae import GenotypeVAE, sample_genotypes
 
 
@@ -162,5 +162,7 @@ class VAEGaussian:
     def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions) -> torch.Tensor:
         self.vae.eval()
         z = self.latents.sample_latents(cond, generator)
+        scale = self.latents.chol[-1].norm(dim=1)  # sd of the pooled latents: sqrt(diag(L L^T))
+        z = perturb_latents(z, scale, options, generator)
         return sample_genotypes(self.vae.decode(z), generator=generator, temperature=options.temperature,
                                 mode=options.mode)

@@ -24,7 +24,7 @@ COND_KINDS = ("none", "binary", "categorical", "quantitative")
 class DenoiserConfig:
     latent_dim: int = 64
     hidden: int = 128
-    depth: int = 3  # residual blocks
+    depth: int = 2  # residual blocks (sampling cost grows with depth x hidden^2)
     mlp_ratio: int = 2  # width of each block's inner layer, in multiples of hidden
     time_dim: int = 64  # sinusoidal features of the timestep
     cond_kind: str = "none"  # one of COND_KINDS

@@ -24,6 +24,16 @@ class SamplingOptions:
     steps: int | None = None  # DDIM steps (diffusion only); None = the trained default
     temperature: float = 1.0  # softmax temperature of the genotype probabilities
     mode: str = "probabilities"  # "probabilities" (draw genotypes) or "argmax"
+    latent_noise: float = 0.0  # Gaussian noise added to sampled latents, in units of the latents' sd (privacy)
+
+
+def perturb_latents(z: torch.Tensor, scale: torch.Tensor, options: SamplingOptions,
+                    generator: torch.Generator) -> torch.Tensor:
+    """z + latent_noise * scale * N(0, I): blurs sampled latents away from those of training individuals."""
+    if options.latent_noise <= 0:
+        return z
+    noise = torch.randn(z.shape, generator=generator, device=z.device)
+    return z + options.latent_noise * scale * noise
 
 
 class Generator(Protocol):
@@ -44,5 +54,6 @@ class LatentDiffusion:
         self.vae.eval()
         self.diffusion.eval()
         z = self.diffusion.sample(cond, guidance=options.guidance, steps=options.steps, generator=generator)
+        z = perturb_latents(z, self.diffusion.latent_std, options, generator)
         return sample_genotypes(self.vae.decode(z), generator=generator, temperature=options.temperature,
                                 mode=options.mode)

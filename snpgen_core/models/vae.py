@@ -43,11 +43,11 @@ class VAEConfig:
     conv_stride: int = 4
     dropout: float = 0.2
     input_dropout: float = 0.0  # share of called genotypes hidden from the encoder while training
-    kl_weight: float = 1.0
+    kl_weight: float = 0.02  # measured on 1000G AGBL4: 0.02 beat 0.1 and 1 on LD, detection AUC and DCR
     kl_warmup_epochs: int = 10
     pheno_kind: str = "none"  # one of PHENO_KINDS
     n_classes: int = 0  # binary: 2; categorical: k
-    pheno_weight: float = 0.05  # phenotype loss weight, as a multiple of n_snps
+    pheno_weight: float = 0.01  # phenotype loss weight, as a multiple of n_snps (higher: the head overfits)
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -113,7 +113,8 @@ class GenotypeVAE(nn.Module):
         )
         n_out = {"none": 0, "binary": 2, "categorical": c.n_classes, "quantitative": 1}[c.pheno_kind]
         self.pheno_head = (
-            nn.Sequential(nn.Linear(c.latent_dim, 64), nn.GELU(), nn.Linear(64, n_out)) if n_out else None
+            nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.latent_dim, 64), nn.GELU(), nn.Dropout(c.dropout),
+                          nn.Linear(64, n_out)) if n_out else None
         )
         # standardisation of a quantitative trait (set by init_from_data, saved with the weights)
         self.register_buffer("pheno_mean", torch.zeros(()))
@@ -125,7 +126,7 @@ class GenotypeVAE(nn.Module):
         the trait's mean and sd for standardisation. ``dosages`` (n, m) int8 with -1 missing; ``pheno`` (n,)."""
         counts = np.stack([(dosages == g).sum(axis=0) for g in range(3)], axis=1).astype(np.float64) + 0.5
         logp = np.log(counts / counts.sum(axis=1, keepdims=True))
-        self.decoder[-1].bias.copy_(torch.as_tensor(logp, dtype=torch.float32).reshape(-1))
+        self.decoder[-1].bias.copy_(torch.as_tensor(logp.T, dtype=torch.float32).reshape(-1))  # class-major
         if self.config.pheno_kind == "quantitative" and pheno is not None:
             ok = pheno[~np.isnan(pheno)]
             self.pheno_mean.fill_(float(ok.mean()))
@@ -138,8 +139,11 @@ class GenotypeVAE(nn.Module):
         return mu, logvar.clamp(-12.0, 8.0)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, d) latents -> per-SNP genotype logits (B, m, 3)."""
-        return self.decoder(z).view(z.shape[0], self.config.n_snps, 3)
+        """(B, d) latents -> per-SNP genotype logits (B, m, 3).
+
+        The output layer is laid out class-major (B, 3, m), so each class's logits are contiguous; the (B, m, 3)
+        result is a transposed view of it (``sample_genotypes`` works on the contiguous class planes)."""
+        return self.decoder(z).view(z.shape[0], 3, self.config.n_snps).transpose(1, 2)
 
     def kl_beta(self, epoch: float | None) -> float:
         """KL weight at ``epoch`` (0-based; ``None`` = after warm-up, used for validation)."""
@@ -197,9 +201,14 @@ def sample_genotypes(logits: torch.Tensor, *, generator: torch.Generator | None 
         return logits.argmax(-1).to(torch.int8)
     if mode != "probabilities":
         raise ValueError(f"sampling mode {mode!r} unknown; choose 'probabilities' or 'argmax'")
-    p = torch.softmax(logits.float() / temperature, dim=-1)
-    u = torch.rand(logits.shape[:-1], generator=generator, device=logits.device)
-    return ((u > p[..., 0]).to(torch.int8) + (u > p[..., 0] + p[..., 1]).to(torch.int8))
+    # unnormalised probabilities per class plane (a softmax over a last dimension of 3 is slow on CPU); a draw
+    # u ~ U(0, e0 + e1 + e2) falls below e0 with probability p0, between e0 and e0 + e1 with probability p1
+    l0, l1, l2 = (x.float() / temperature for x in logits.unbind(-1))
+    top = torch.maximum(torch.maximum(l0, l1), l2)
+    e0, e1, e2 = (l0 - top).exp_(), (l1 - top).exp_(), (l2 - top).exp_()
+    cut = e0 + e1
+    u = torch.rand(l0.shape, generator=generator, device=logits.device).mul_(cut + e2)
+    return (u > e0).to(torch.int8) + (u > cut).to(torch.int8)
 
 
 # ---------------------------------------------------------------------------------------------------------------
