@@ -7,6 +7,7 @@ sessions. A training run's id rides in the URL (``?run=...``) so that a reloaded
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import logging
 import os
@@ -197,6 +198,7 @@ SECTION_TITLES = {"vae": "VAE", "denoiser": "Denoiser", "diffusion": "Diffusion"
                   "diffusion_fit": "Diffusion training"}
 
 
+@functools.lru_cache(maxsize=None)  # source text of our own classes: nothing of a user's in this cache
 def field_comments(cls) -> dict[str, str]:
     """Each dataclass field's trailing ``# comment`` in the source: the config classes document their fields
     that way, and the widgets show it as help."""

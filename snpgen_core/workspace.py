@@ -1,5 +1,6 @@
 """The app's session workspace: a private temporary folder per browser session, the cohort (uploaded or the demo)
-saved there with its recorded split, and background training jobs that a reloaded page finds again by run id.
+saved there with its recorded split, and background training jobs (child processes) that a reloaded page finds
+again by run id.
 
 Nothing here imports streamlit. The app keeps one ``Workspace`` in ``st.session_state`` (never in a cache shared
 between sessions); its folder is deleted by ``cleanup()``, when the workspace is garbage-collected (the session
@@ -12,6 +13,7 @@ import atexit
 import io
 import json
 import logging
+import multiprocessing
 import os
 import re
 import secrets
@@ -83,13 +85,14 @@ class DatasetSummary:
 
 @dataclass
 class TrainingJob:
-    """One background training run. ``events`` are the training callback's dicts, in order
-    (``{stage, epoch, n_epochs, losses, eta_s}``); ``state`` is running / done / cancelled / failed."""
+    """One background training run (a child process, followed by ``thread``). ``events`` are the training
+    callback's dicts in order (see ``training``: start / epoch / end / message); ``state`` is running, done,
+    cancelled or failed (then ``error`` is the one line to show)."""
 
     run_id: str
     run_dir: Path
     workspace: "Workspace"
-    stop_event: threading.Event = field(default_factory=threading.Event)
+    stop_event: object = field(default_factory=threading.Event)  # threading or multiprocessing Event
     events: list[dict] = field(default_factory=list)
     state: str = "running"
     error: str | None = None
@@ -177,27 +180,55 @@ def _prune_jobs() -> None:
             del _JOBS[run_id]
 
 
-def _run_training(job: TrainingJob, bfile: Path, kwargs: dict) -> None:
-    """Worker thread body: one ``train_run`` call; its outcome is recorded on the job, never raised."""
+# Training runs in a child process (spawned: safe with CUDA, and no GIL shared with the web server, which must
+# answer clicks while a run trains). Callback events come back through a queue that a thread of the server
+# copies into ``job.events``; cancelling sets an inter-process event that ``train_run`` checks between batches.
+_MP = multiprocessing.get_context("spawn")
+
+
+def _train_process(bfile: Path, run_dir: Path, kwargs: dict, events, stop) -> None:
+    """Child process body: one ``train_run`` call; its outcome is sent as a last ``{"event": "job"}`` message."""
     import torch
 
     from .training import Cancelled, train_run
 
     torch.set_num_threads(1)  # leave the other cores to the web server and the other sessions
     try:
-        result = train_run(bfile, job.run_dir, callback=job.events.append, stop_event=job.stop_event, **kwargs)
-        if result is not None:
-            job.run_dir = Path(result)
-        job.state = "cancelled" if job.stop_event.is_set() else "done"
+        train_run(bfile, run_dir, callback=events.put, stop_event=stop, **kwargs)
+        outcome = {"state": "cancelled" if stop.is_set() else "done"}
     except Cancelled:
-        job.state = "cancelled"
+        outcome = {"state": "cancelled"}
     except InputError as err:
-        job.error, job.state = str(err), "failed"
+        outcome = {"state": "failed", "error": str(err)}
     except Exception as err:  # a bug, not bad input: the traceback goes to the server log, one line to the user
-        log.exception("training run %s failed", job.run_id)
-        job.error, job.state = f"training failed ({type(err).__name__}: {err}); details are in the server log", "failed"
-    finally:
-        job.finished = time.time()
+        log.exception("training run in %s failed", run_dir)
+        outcome = {"state": "failed",
+                   "error": f"training failed ({type(err).__name__}: {err}); details are in the server log"}
+    events.put({"event": "job", **outcome})
+
+
+def _follow(job: TrainingJob, process, events) -> None:
+    """Server thread: copy the child's events into ``job.events`` until it reports its outcome or dies."""
+    import queue
+
+    outcome = None
+    while outcome is None:
+        try:
+            event = events.get(timeout=0.5)
+        except queue.Empty:
+            if process.is_alive():
+                continue
+            outcome = {"state": "failed", "error": f"the training process ended unexpectedly (exit code "
+                                                   f"{process.exitcode}); details are in the server log"}
+            break
+        if event.get("event") == "job":
+            outcome = event
+        else:
+            job.events.append(event)
+    process.join(timeout=30)
+    job.error = outcome.get("error")
+    job.finished = time.time()
+    job.state = outcome["state"]  # last: readers see a finished job only once everything above is set
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -405,8 +436,13 @@ class Workspace:
             kwargs = {"pheno_path": self.dataset.pheno, "pheno_col": self.dataset.pheno_col,
                       "panel_path": self.panel, "config": config, "seed": seed, "device": device,
                       "epochs": epochs}
-            job.thread = threading.Thread(target=_run_training, args=(job, bfile, kwargs), daemon=True,
-                                          name=f"snpgen-train-{run_id[:8]}")
+            job.stop_event = _MP.Event()
+            events = _MP.Queue()
+            process = _MP.Process(target=_train_process, args=(bfile, job.run_dir, kwargs, events, job.stop_event),
+                                  daemon=True, name=f"snpgen-train-{run_id[:8]}")
+            process.start()
+            job.thread = threading.Thread(target=_follow, args=(job, process, events), daemon=True,
+                                          name=f"snpgen-follow-{run_id[:8]}")
             with _JOBS_LOCK:
                 _prune_jobs()
                 _JOBS[run_id] = job

@@ -264,8 +264,12 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     assert report["overall"] in ("pass", "warn", "fail")
     assert report["provenance"]["sizes"]["holdout"] == len(split.holdout) == 60
     assert report["provenance"]["sizes"]["training"] == len(split.train)
-    shown = {m.label for m in at.metric}
-    assert {"Fidelity", "Association", "Utility", "Privacy"} <= shown
+    grades = next(m.value for m in at.markdown if m.value.startswith("**Fidelity**"))
+    for section in ("fidelity", "association", "utility", "privacy"):  # each section's grade, as the report has it
+        assert f"**{section.capitalize()}** :" in grades
+        assert f"[{report['provenance']['grades'][section]}]" in grades.split(f"**{section.capitalize()}**")[1]
+    card = at.dataframe[0].value
+    assert len(card) == sum(len(report[s]) for s in ("fidelity", "association", "utility", "privacy"))
     assert len(at.get("plotly_chart")) >= 6  # LD heatmaps, LD decay, AF, PCA, distances, TSTR (+ effects)
     at.button[0].click().run()  # Compute UMAP views
     no_exceptions(at)
