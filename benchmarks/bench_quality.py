@@ -17,7 +17,8 @@ Datasets:
   sim_qt  a ``simulate_cohort`` cohort (n=2,500, 1,000 SNPs), quantitative trait QT, GWAS panel
 
     .venv/bin/python benchmarks/bench_quality.py [--dataset agbl4|805|sim_qt|all] [--epochs N] [--config JSON]
-        [--guidance G] [--temperature T] [--top 2000] [--clump-r2 0.5] [--tag NAME] [--work /tmp/snpgen-bench/quality]
+        [--guidance G] [--temperature T] [--latent-noise S] [--top 2000] [--clump-r2 0.5]
+        [--tag NAME] [--reuse TAG] [--work /tmp/snpgen-bench/quality]
 
 Writes ``benchmarks/results/quality_<dataset>[_<tag>].md`` and ``.json`` (targets table, machine, date, load,
 train time); the full reports stay under ``--work``.
@@ -140,7 +141,8 @@ def condition_args(prep: dict) -> dict:
     return {}  # categorical: the training class shares (generate's default)
 
 
-def synthesize(prep: dict, run_dir: Path, model: str, out: Path, seed: int, guidance: float, temperature: float):
+def synthesize(prep: dict, run_dir: Path, model: str, out: Path, seed: int, guidance: float, temperature: float,
+               latent_noise: float):
     from snpgen_core.generation import generate
     from snpgen_core.io.plink import read_plink
     from snpgen_core.phenotypes import read_phenotype
@@ -148,7 +150,8 @@ def synthesize(prep: dict, run_dir: Path, model: str, out: Path, seed: int, guid
     n = prep["train"].n_samples
     t0 = time.perf_counter()
     prefix = generate(run_dir, n, out_prefix=out, model=model, guidance=guidance, temperature=temperature,
-                      seed=seed, device="cpu", **condition_args(prep))
+                      latent_noise=0.0 if model == "independent" else latent_noise, seed=seed, device="cpu",
+                      **condition_args(prep))
     took = time.perf_counter() - t0
     synthetic = read_plink(prefix)
     pheno = read_phenotype(synthetic.samples, Path(str(prefix) + ".pheno.tsv"), prep["spec"]["column"])
@@ -294,12 +297,16 @@ def run_dataset(name: str, args) -> dict:
     print(f"[{name}] {prep['panel_note']}; train {prep['train'].n_samples}, holdout {prep['holdout'].n_samples}",
           flush=True)
     tag = f"_{args.tag}" if args.tag else ""
-    run_dir = work / name / f"run{tag}"
-    train_s = train(prep, run_dir, args.seed, args.epochs, args.config, args.threads)
+    run_dir = work / name / f"run_{args.reuse or args.tag or 'default'}"
+    if args.reuse and (run_dir / "run.json").exists():  # sampling sweeps on a trained run
+        train_s = json.loads((run_dir / "run.json").read_text())["train_seconds"]
+    else:
+        train_s = train(prep, run_dir, args.seed, args.epochs, args.config, args.threads)
     history = json.loads((run_dir / "history.json").read_text())
     train_note = (f"VAE {len(history['vae'])} epochs (best {history['vae_best_epoch']}), diffusion "
                   f"{len(history['diffusion'])} epochs (best {history['diffusion_best_epoch']}); "
-                  f"--epochs {args.epochs}, config {args.config or 'defaults'}")
+                  + (f"run {args.reuse} reused" if args.reuse else
+                                f"--epochs {args.epochs}, config {args.config or 'defaults'}"))
     print(f"[{name}] trained in {train_s:.0f} s: {train_note}", flush=True)
     result = {"dataset": name, "machine": machine(), "load_start": load_start, "threads": args.threads,
               "data": str(prep["spec"]["prefix"]) + f" ({prep['spec']['column']}, {prep['trait'].kind})",
@@ -307,10 +314,10 @@ def run_dataset(name: str, args) -> dict:
                        f"{prep['holdout'].n_samples} holdout",
               "panel": prep["panel_note"], "train_s": train_s, "train_note": train_note,
               "sampling": f"N = training size, training condition mix, guidance {args.guidance}, temperature "
-                          f"{args.temperature}", "models": {}}
+                          f"{args.temperature}, latent noise {args.latent_noise}", "models": {}}
     for model in args.models:
         synthetic, pheno, gen_s = synthesize(prep, run_dir, model, work / name / f"syn{tag}_{model}", args.seed,
-                                             args.guidance, args.temperature)
+                                             args.guidance, args.temperature, args.latent_noise)
         t0 = time.perf_counter()
         report = score(prep, synthetic, pheno, args.seed, work / name / f"report{tag}_{model}")
         extra = {}
@@ -347,12 +354,14 @@ def main() -> None:
     ap.add_argument("--config", default=None, help="TrainConfig JSON (default: TrainConfig())")
     ap.add_argument("--guidance", type=float, default=2.0)
     ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--latent-noise", type=float, default=0.0)
     ap.add_argument("--top", type=int, default=2000)
     ap.add_argument("--clump-r2", type=float, default=0.5)
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="", help="suffix of the result files (tuning runs)")
+    ap.add_argument("--reuse", default="", help="tag of an earlier run to sample from again (no training)")
     ap.add_argument("--work", default="/tmp/snpgen-bench/quality")
     args = ap.parse_args()
     for name in (["agbl4", "805", "sim_qt"] if args.dataset == "all" else [args.dataset]):
