@@ -150,8 +150,12 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
     n = train[0].shape[0]
     if n == 0:
         raise InputError(f"no training samples for stage {stage}")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    # multi-tensor (foreach) updates: per-parameter Python loops dominate small models on the CPU
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if config.ema_decay > 0 else None
+    ema_params = [p for p in ema.parameters()] if ema is not None else []
+    ema_buffers = list(zip(ema.buffers(), model.buffers())) if ema is not None else []
     state = resume or FitState()
     if resume is not None:
         model.load_state_dict(resume.model)
@@ -188,15 +192,14 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
                 optimizer.step()
                 if ema is not None:
                     step = epoch * steps_per_epoch + b
                     decay = min(config.ema_decay, (1 + step) / (10 + step))  # short runs: no stale start
                     with torch.no_grad():
-                        for e, p in zip(ema.parameters(), model.parameters()):
-                            e.lerp_(p, 1 - decay)
-                        for e, p in zip(ema.buffers(), model.buffers()):
+                        torch._foreach_lerp_(ema_params, params, 1 - decay)
+                        for e, p in ema_buffers:
                             e.copy_(p)
                 for k, v in out.items():  # summed as tensors: no GPU sync per batch
                     sums[k] = sums.get(k, 0.0) + v.detach().float() * idx.shape[0]
