@@ -201,10 +201,10 @@ def test_king_kinship__matches_brute_force(missing_share, chunk_rows):
         b = np.where(rng.random(b.shape) < missing_share, MISSING, b).astype(np.int8)
     expected = brute_force_king(a, b)
     got = king_kinship(a, b, device="cpu", chunk_rows=chunk_rows)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     phi, idx = max_kinship(a, b, device="cpu", chunk_rows=chunk_rows)
-    np.testing.assert_allclose(phi, np.nanmax(expected, axis=1), atol=1e-12)
-    np.testing.assert_allclose(expected[np.arange(len(a)), idx], phi, atol=1e-12)
+    np.testing.assert_allclose(phi, np.nanmax(expected, axis=1), atol=1e-6)
+    np.testing.assert_allclose(expected[np.arange(len(a)), idx], phi, atol=1e-6)
 
 
 @settings(max_examples=40, deadline=None)
@@ -218,7 +218,7 @@ def test_max_kinship__property_equals_brute_force(n_a, n_b, m, chunk_rows, seed)
     none = np.isnan(expected).all(axis=1)
     assert (np.isnan(phi) == none).all() and (idx[none] == -1).all()
     with np.errstate(all="ignore"):
-        np.testing.assert_allclose(phi[~none], np.nanmax(expected[~none], axis=1), atol=1e-12)
+        np.testing.assert_allclose(phi[~none], np.nanmax(expected[~none], axis=1), atol=1e-6)
 
 
 def _child(rng, mother, father):

@@ -19,9 +19,11 @@ has no heterozygous call has no estimate (NaN).
 minimum heterozygote count; it over-estimates kinship between individuals of different heterozygosity, e.g. a
 synthetic individual and a real one, so we do not use it.)
 
-Computation: with indicator matrices H (het), R (0 copies), A (2 copies) of a query chunk and a reference chunk,
-N_Aa,Aa - 2 N_AA,aa = [H, R, A] . [H, -2A, -2R]^T, one product of width 3m (exact integers in float32, see
-``distances``); with missing calls the pairwise heterozygote counts are H . C^T and C . H^T (C = called).
+Computation, chunk by chunk: per SNP, [both heterozygous] - 2 [opposite homozygotes] = x y - 2 [x = 2] - 2 [y = 2]
+for dosages x, y in {0, 1, 2}, so N_Aa,Aa - 2 N_AA,aa = X . Y^T - 2 N_2(i) - 2 N_2(j) (N_2: count of 2s): one
+product of the dosage matrices, exact integers in float32 (see ``distances``). With missing calls (dosage 0 in the
+product) the counts become pairwise through products with the called indicators C: X . Y^T - 2 A . C^T - 2 C . A^T
+(A = [x = 2]) and N_Aa(i) = H . C^T (H = [x = 1]).
 """
 from __future__ import annotations
 
@@ -48,51 +50,70 @@ def _check(dosages: np.ndarray, name: str) -> np.ndarray:
 class _Side:
     """One chunk's share of the products, on the compute device (c individuals, m SNPs).
 
-    ``pairs``: [H, R, A] for the query side, [H, -2A, -2R] for the reference side, (c, 3m); ``het`` its first m
-    columns; ``n_het`` (c,) heterozygote counts; ``called`` (c, m) indicators, only when a call is missing."""
+    ``dosage`` (c, m) float, missing as 0; ``n_het`` (c,) count of 1s, ``u`` (c,) 4 x count of 2s + ``n_het``.
+    Only when a call is missing: ``het``, ``hom2``, ``called`` (c, m) indicators for the pairwise counts."""
 
-    def __init__(self, chunk: np.ndarray, reference_side: bool, device: torch.device, dtype: torch.dtype):
+    def __init__(self, chunk: np.ndarray, device: torch.device, dtype: torch.dtype):
+        self.missing = bool((chunk == MISSING).any())
+        dosage = np.where(chunk == MISSING, 0, chunk) if self.missing else chunk
+        if device.type == "cpu":  # numpy's int8 -> float conversion is the faster one on a CPU
+            self.dosage = torch.from_numpy(dosage.astype(np.float32 if dtype == torch.float32 else np.float64))
+        else:
+            self.dosage = torch.from_numpy(dosage).to(device).to(dtype)
+        indicators = genotype_indicators(chunk, (("eq", 1), ("eq", 2), ("ne", MISSING)), device, dtype)
         m = chunk.shape[1]
-        order = (("eq", 1), ("eq", 2), ("eq", 0)) if reference_side else (("eq", 1), ("eq", 0), ("eq", 2))
-        self.pairs = genotype_indicators(chunk, order, device, dtype)
-        if reference_side:
-            self.pairs[:, m:] *= -2
-        self.het = self.pairs[:, :m]
+        self.het, self.hom2, self.called = indicators[:, :m], indicators[:, m: 2 * m], indicators[:, 2 * m:]
         self.n_het = self.het.sum(dim=1)
-        self.called = None
-        if (chunk == MISSING).any():
-            self.called = genotype_indicators(chunk, (("ne", MISSING),), device, dtype)
+        self.u = 4 * self.hom2.sum(dim=1) + self.n_het  # (c,): the individual's own part of the numerator
+        if not self.missing:
+            self.het = self.hom2 = self.called = None  # row counts suffice: free the (c, m) indicators
 
 
 def _king_block(a: _Side, b: _Side) -> torch.Tensor:
-    """KING-robust phi (ca, cb) float64 between the individuals of two chunks (NaN where min het count is 0)."""
-    balance = (a.pairs @ b.pairs.T).double()  # N_Aa,Aa - 2 N_AA,aa
-    if a.called is None and b.called is None:
-        het_a = a.n_het.double().unsqueeze(1).expand_as(balance)
-        het_b = b.n_het.double().unsqueeze(0).expand_as(balance)
-    else:  # heterozygote counts over the SNPs the other individual has called too
-        called_a = a.called if a.called is not None else torch.ones_like(a.het)
-        called_b = b.called if b.called is not None else torch.ones_like(b.het)
-        het_a = (a.het @ called_b.T).double()
-        het_b = (called_a @ b.het.T).double()
+    """KING-robust phi (ca, cb) between the individuals of two chunks (NaN where the min het count is 0).
+
+    Per SNP, [both het] - 2 [opposite homozygotes] = x y - 2 [x = 2] - 2 [y = 2] for x, y in {0, 1, 2} (check the
+    nine genotype pairs), so the numerator 2 N_Aa,Aa - 4 N_AA,aa - N_Aa(i) - N_Aa(j) = 2 X.Y^T - u_i - u_j with
+    u = 4 N_2 + N_Aa: one product of the dosages and in-place passes, all exact integers until the division (one
+    float32 rounding, |error| < 1e-7)."""
+    if not (a.missing or b.missing):
+        phi = torch.addmm(b.u.unsqueeze(0), a.dosage, b.dosage.T, beta=-1, alpha=2)  # 2 X.Y^T - u_j
+        phi.sub_(a.u.unsqueeze(1))
+        smallest = torch.minimum(a.n_het.unsqueeze(1), b.n_het.unsqueeze(0))
+        phi.div_(4 * smallest).add_(0.5)
+        return phi.masked_fill_(smallest == 0, float("nan"))
+    # every count over the SNPs both individuals have called (missing dosages are 0 in the product)
+    het_a_m, hom2_a, called_a = _pairwise(a)
+    het_b_m, hom2_b, called_b = _pairwise(b)
+    balance = (a.dosage @ b.dosage.T - 2 * (hom2_a @ called_b.T) - 2 * (called_a @ hom2_b.T)).double()
+    het_a = (het_a_m @ called_b.T).double()
+    het_b = (called_a @ het_b_m.T).double()
     smallest = torch.minimum(het_a, het_b)
     phi = 0.5 + (2 * balance - het_a - het_b) / (4 * smallest)
     return phi.masked_fill_(smallest == 0, float("nan"))
+
+
+def _pairwise(side: _Side) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(het, hom2, called) indicator matrices of a chunk, rebuilt from its dosages when it has no missing call."""
+    if side.missing:
+        return side.het, side.hom2, side.called
+    d = side.dosage
+    return (d == 1).to(d.dtype), (d == 2).to(d.dtype), torch.ones_like(d)
 
 
 def _chunks(queries, reference, device, chunk_rows):
     """Yield (query start, query end, reference start, reference end, phi block) over all chunk pairs."""
     dev = resolve_device(device)
     m = queries.shape[1]
-    chunk = int(chunk_rows) if chunk_rows else default_chunk_rows(3 * m, dev)  # ~7m floats per chunk row here
+    chunk = int(chunk_rows) if chunk_rows else default_chunk_rows(m, dev)
     dtype = torch.float32 if m <= FP32_EXACT_MAX_SNPS else torch.float64
     with torch.no_grad(), torch.autocast(dev.type, enabled=False):
         for qs in range(0, queries.shape[0], chunk):
             qe = min(qs + chunk, queries.shape[0])
-            a = _Side(queries[qs:qe], False, dev, dtype)
+            a = _Side(queries[qs:qe], dev, dtype)
             for rs in range(0, reference.shape[0], chunk):
                 re = min(rs + chunk, reference.shape[0])
-                yield qs, qe, rs, re, _king_block(a, _Side(reference[rs:re], True, dev, dtype))
+                yield qs, qe, rs, re, _king_block(a, _Side(reference[rs:re], dev, dtype))
 
 
 def _aligned(queries, reference):
