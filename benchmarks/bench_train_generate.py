@@ -36,7 +36,7 @@ def _cohort(workdir: Path, n: int, m: int, seed: int = 0) -> Path:
     from snpgen_core.simulate import simulate_cohort, write_cohort
 
     prefix = workdir / f"sim_{n}x{m}"
-    if not prefix.with_suffix(".bed").exists():
+    if not prefix.with_name(prefix.name + ".bed").exists():
         cohort = simulate_cohort(n=n, n_snps=m, seed=seed)
         write_cohort(cohort, prefix)
         (workdir / f"sim_{n}x{m}.snps.txt").write_text("\n".join(cohort.genotypes.variants["snp"]) + "\n")

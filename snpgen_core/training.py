@@ -388,7 +388,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
 
     from . import runs
     from .io.atomic import atomic_path
-    from .io.plink import plink_prefix, read_bim, read_fam, read_plink
+    from .io.plink import plink_path, plink_prefix, read_bim, read_fam, read_plink
     from .models.vae import reconstruction_report
     from .selection import read_split, split_samples, trait_strata, write_panel, write_split
 
@@ -416,10 +416,10 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     if torch.get_num_threads() != cap:
         torch.set_num_threads(cap)
 
-    bim = read_bim(prefix.with_suffix(".bim"))
-    fam = read_fam(prefix.with_suffix(".fam"))
-    inputs = {"bed": prefix.with_suffix(".bed"), "bim": prefix.with_suffix(".bim"), "fam": prefix.with_suffix(".fam"),
-              "pheno": pheno_path, "gwas": gwas_path, "panel": panel_path}
+    bim = read_bim(plink_path(prefix, ".bim"))
+    fam = read_fam(plink_path(prefix, ".fam"))
+    inputs = {"bed": plink_path(prefix, ".bed"), "bim": plink_path(prefix, ".bim"),
+              "fam": plink_path(prefix, ".fam"), "pheno": pheno_path, "gwas": gwas_path, "panel": panel_path}
     what = {"bed": ".bed", "pheno": "phenotype", "gwas": "GWAS", "panel": "panel"}
     for k, v in inputs.items():
         if v is not None and not Path(v).is_file():
@@ -463,6 +463,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         })
         runs.write_json(out / "config.json", {"format_version": runs.FORMAT_VERSION, "train": cfg.to_dict(),
                                               "phenotype": trait, "n_snps": len(panel_index)})
+    if str(device) == "auto" and dev.type == "cpu":
+        _emit(callback, "setup", "no CUDA GPU found: training on the CPU")
     _emit(callback, "setup", f"{len(panel_index)} SNPs, {split.train.size} training and {split.validation.size} "
                              f"validation individuals, trait {trait['name'] or '(none)'} ({kind}), device {dev}")
 

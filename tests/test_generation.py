@@ -64,6 +64,8 @@ def planted(tmp_path_factory):
 def test_generate__plink_files_match_the_panel_and_the_conditions(planted, tmp_path):
     cohort, run = planted
     prefix = generate(run, 50, out_prefix=tmp_path / "syn", case_fraction=0.3, seed=1, batch_size=16)
+    dotted = generate(run, 5, out_prefix=tmp_path / "syn.cases", case_fraction=1.0)
+    assert read_plink(dotted).n_samples == 5 and (tmp_path / "syn.cases.pheno.tsv").exists()
     g = read_plink(prefix)
     assert g.dosages.shape == (50, 24) and g.dosages.dtype == np.int8 and set(np.unique(g.dosages)) <= {0, 1, 2}
     assert (tmp_path / "syn.bim").read_bytes() == (run / "panel.bim").read_bytes()

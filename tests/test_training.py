@@ -237,11 +237,15 @@ def test_train_run__trait_kinds_from_a_phenotype_file(sim_prefix, tmp_path, colu
         assert run.models.vae.pheno_std.item() > 0 and run.models.diffusion.cond_std.item() > 0
 
 
-def test_train_run__fixed_panel_file(sim_prefix, tmp_path):
+def test_train_run__fixed_panel_file_and_a_dotted_prefix(sim_prefix, tmp_path):
+    import shutil
+
+    for ext in (".bed", ".bim", ".fam"):  # snpgen split writes OUT.train.bed: the dot belongs to the prefix
+        shutil.copy(str(sim_prefix) + ext, tmp_path / f"cohort.train{ext}")
     bim = read_bim(str(sim_prefix) + ".bim")
     (tmp_path / "snps.txt").write_text("\n".join(bim["snp"].iloc[[30, 5, 17]]) + "\n")
-    out = _train(sim_prefix, tmp_path / "run", gwas_path=None, top=None, panel_path=tmp_path / "snps.txt",
-                 epochs=1)
+    out = _train(tmp_path / "cohort.train", tmp_path / "run", gwas_path=None, top=None,
+                 panel_path=tmp_path / "snps.txt", epochs=1)
     assert read_bim(out / "panel.bim")["snp"].tolist() == bim["snp"].iloc[[5, 17, 30]].tolist()  # position order
     assert json.loads((out / "config.json").read_text())["train"]["vae_fit"]["epochs"] == 1
 
