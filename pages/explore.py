@@ -38,15 +38,14 @@ def card_table(report: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _num(x) -> float:
-    return float("nan") if x is None else float(x)
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.4g}"
 
 
 def styled(table: pd.DataFrame):
     """The card with its status cells coloured (green pass, orange warn, red fail)."""
     return table.style.map(lambda v: f"background-color: {STATUS_COLOURS[v]}" if v in STATUS_COLOURS else "",
-                           subset=["status"]).format({"synthetic": "{:.4g}", "holdout (reference)": "{:.4g}"},
-                                                     na_rep="-")
+                           subset=["status"])
 
 
 st.markdown(f"### Report card: {BADGES.get(report['overall'], report['overall'])}")
@@ -75,54 +74,62 @@ def umap_figure(frame: pd.DataFrame, colour: str, title: str) -> go.Figure:
             x=part["x"], y=part["y"], mode="markers", name=str(value),
             marker=dict(size=4, opacity=0.6, color=COLOURS.get({"training": "train"}.get(value, value)))))
     fig.update_layout(title=title, template="plotly_white", height=420, margin=dict(l=10, r=10, t=50, b=10),
-                      xaxis=dict(title="UMAP 1", showticklabels=False), yaxis=dict(title="UMAP 2", showticklabels=False))
+                      xaxis=dict(title="UMAP 1", showticklabels=False),
+                      yaxis=dict(title="UMAP 2", showticklabels=False))
     return fig
 
 
-fidelity, structure, privacy, utility = st.tabs(["Fidelity", "Structure", "Privacy", "Utility"])
-with fidelity:
-    chart(figure_ld_heatmaps(plots), "ld_heatmaps")
-    left, right = st.columns(2)
-    with left:
-        chart(figure_ld_decay(plots), "ld_decay")
-    with right:
-        chart(figure_af_scatter(plots), "af_scatter")
-with structure:
-    chart(figure_pca(plots), "pca")
-    have = ws.cache.get(("synthetic", "umap", 0, 1000)) is not None
-    if not have:
-        st.caption("UMAP views are computed on request (the first one in a server's life compiles for ~30 s).")
-        if st.button("Compute UMAP views", icon=":material/scatter_plot:"):
-            with st.spinner("Computing UMAP of real and synthetic individuals and of the VAE latent space..."):
-                if core_call(ws.umap_individuals) is not None and core_call(ws.umap_latents) is not None:
-                    st.rerun()  # draw them in place of the button
-    if have:
+# lazy tabs: only the open one is computed and sent (a page of seven plotly figures is slow to draw)
+fidelity, structure, privacy, utility = st.tabs(["Fidelity", "Structure", "Privacy", "Utility"], key="explore_tab",
+                                                on_change="rerun")
+if fidelity.open:
+    with fidelity:
+        chart(figure_ld_heatmaps(plots), "ld_heatmaps")
         left, right = st.columns(2)
         with left:
-            chart(umap_figure(ws.umap_individuals(), "cohort", "UMAP of individuals: real vs synthetic"),
-                  "umap_individuals")
+            chart(figure_ld_decay(plots), "ld_decay")
         with right:
-            latent = core_call(ws.umap_latents)
-            if latent is not None:
-                fig = umap_figure(latent, "phenotype", "UMAP of the VAE latent space (real individuals), "
-                                                       "by phenotype")
-                chart(fig, "umap_latent")
-with privacy:
-    chart(figure_distance_histograms(plots), "distances")
-    st.dataframe(styled(card[card["section"] == "privacy"].drop(columns="section")), hide_index=True, width="stretch")
-    st.caption("Synthetic individuals should be no closer to the training individuals than fresh real ones "
-               "(the holdout) are. Filtering synthetic individuals by their distance to real ones is not offered: "
-               "the filter itself leaks.")
-with utility:
-    if plots.get("tstr"):
-        table = pd.DataFrame(plots["tstr"])
-        table["tstr_ci"] = table["tstr_ci"].map(lambda ci: f"{ci[0]:.3f}-{ci[1]:.3f}" if None not in ci else "-")
-        table["trtr_ci"] = table["trtr_ci"].map(lambda ci: f"{ci[0]:.3f}-{ci[1]:.3f}" if None not in ci else "-")
-        st.markdown("**Train on synthetic, test on real (TSTR) vs train on real, test on real (TRTR)**, at equal "
-                    "sample size, on the real holdout, with 95% bootstrap intervals")
-        st.dataframe(table, hide_index=True, width="stretch")
-        chart(figure_tstr(plots), "tstr")
-    else:
-        st.info("No utility results (the model has no trait, or too few individuals).", icon=":material/info:")
-    chart(figure_effects(plots), "effects")
+            chart(figure_af_scatter(plots), "af_scatter")
+if structure.open:
+    with structure:
+        chart(figure_pca(plots), "pca")
+        have = ws.cache.get(("synthetic", "umap", 0, 1000)) is not None
+        if not have:
+            st.caption("UMAP views are computed on request (the first one in a server's life compiles for ~30 s).")
+            if st.button("Compute UMAP views", icon=":material/scatter_plot:"):
+                with st.spinner("Computing UMAP of real and synthetic individuals and of the VAE latent space..."):
+                    if core_call(ws.umap_individuals) is not None and core_call(ws.umap_latents) is not None:
+                        st.rerun()  # draw them in place of the button
+        if have:
+            left, right = st.columns(2)
+            with left:
+                chart(umap_figure(ws.umap_individuals(), "cohort", "UMAP of individuals: real vs synthetic"),
+                      "umap_individuals")
+            with right:
+                latent = core_call(ws.umap_latents)
+                if latent is not None:
+                    fig = umap_figure(latent, "phenotype", "UMAP of the VAE latent space (real individuals), "
+                                                           "by phenotype")
+                    chart(fig, "umap_latent")
+if privacy.open:
+    with privacy:
+        chart(figure_distance_histograms(plots), "distances")
+        rows = card[card["section"] == "privacy"].drop(columns="section")
+        st.dataframe(styled(rows), hide_index=True, width="stretch")
+        st.caption("Synthetic individuals should be no closer to the training individuals than fresh real ones "
+                   "(the holdout) are. Filtering synthetic individuals by their distance to real ones is not "
+                   "offered: the filter itself leaks.")
+if utility.open:
+    with utility:
+        if plots.get("tstr"):
+            table = pd.DataFrame(plots["tstr"])
+            for col in ("tstr_ci", "trtr_ci"):
+                table[col] = table[col].map(lambda ci: f"{ci[0]:.3f}-{ci[1]:.3f}" if None not in ci else "-")
+            st.markdown("**Train on synthetic, test on real (TSTR) vs train on real, test on real (TRTR)**, at equal "
+                        "sample size, on the real holdout, with 95% bootstrap intervals")
+            st.dataframe(table, hide_index=True, width="stretch")
+            chart(figure_tstr(plots), "tstr")
+        else:
+            st.info("No utility results (the model has no trait, or too few individuals).", icon=":material/info:")
+        chart(figure_effects(plots), "effects")
 st.page_link("pages/export.py", label="Next: export the synthetic cohort", icon=":material/arrow_forward:")

@@ -311,11 +311,11 @@ class Workspace:
         from .simulate import simulate_cohort, write_cohort
 
         self._refuse_while_training("load another cohort")
-        if prefix is not None and all(Path(f"{prefix}{s}").exists() for s in (*PLINK_SUFFIXES, ".gwas.tsv", ".split.tsv")):
-            bfile = Path(prefix)
-            self._reset_from("data")
+        demo_files = (*PLINK_SUFFIXES, ".gwas.tsv", ".split.tsv")
+        self._reset_from("data")
+        if prefix is not None and all(Path(f"{prefix}{s}").exists() for s in demo_files):
+            bfile = Path(prefix)  # read only: nothing is ever written beside it
         else:
-            self._reset_from("data")
             bfile = self.path / "data" / "demo"
             write_cohort(simulate_cohort(n=n, n_snps=n_snps, seed=seed), bfile)
         dataset = Dataset("demo", bfile, Path(f"{bfile}.split.tsv"), gwas=Path(f"{bfile}.gwas.tsv"), demo=True)

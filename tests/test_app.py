@@ -270,14 +270,23 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
         assert f"[{report['provenance']['grades'][section]}]" in grades.split(f"**{section.capitalize()}**")[1]
     card = at.dataframe[0].value
     assert len(card) == sum(len(report[s]) for s in ("fidelity", "association", "utility", "privacy"))
-    assert len(at.get("plotly_chart")) >= 6  # LD heatmaps, LD decay, AF, PCA, distances, TSTR (+ effects)
+    assert len(at.get("plotly_chart")) == 3  # the open tab only: LD heatmaps, LD decay, AF scatter
+    at.session_state["explore_tab"] = "Structure"  # what a click on the tab does
+    at.run()
+    no_exceptions(at)
     at.button[0].click().run()  # Compute UMAP views
+    assert len(at.get("plotly_chart")) == 3  # PCA, UMAP of individuals, UMAP of the latent space
     no_exceptions(at)
     umap_real = ws.umap_individuals()
     assert umap_real["cohort"].value_counts().to_dict() == {"training": 240, "holdout": 60, "synthetic": 60}
     latent = ws.umap_latents()
     assert np.isfinite(latent[["x", "y"]].to_numpy()).all()
     assert set(latent["phenotype"]) == {"case", "control"}
+    for tab in ("Privacy", "Utility"):
+        at.session_state["explore_tab"] = tab
+        at.run()
+        no_exceptions(at)
+        assert at.get("plotly_chart"), tab  # distance histograms; TSTR and effects
 
     at.switch_page("pages/export.py").run()
     at.text_input[0].set_value("../My export!")

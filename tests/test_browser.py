@@ -174,7 +174,8 @@ def test_browser__upload_plink_trio_through_the_file_input(server, cohort_files)
         upload_files(page, 0, bad)
         page.get_by_role("button", name="Check and load").click()
         wait_idle(page)
-        assert "notes.txt: not a PLINK 1 binary file" in page.locator('[data-testid="stAlertContentError"]').first.inner_text()
+        error = page.locator('[data-testid="stAlertContentError"]').first.inner_text()
+        assert "notes.txt: not a PLINK 1 binary file" in error
         assert_no_exception(page, "bad upload")
         page.locator('[data-testid="stFileChipDeleteBtn"]').first.click()  # drop the wrong file
         page.locator('[data-testid="stFileChipName"]', has_text="notes.txt").wait_for(state="detached")
@@ -236,12 +237,11 @@ def test_browser__demo_flow_through_every_page(server, tmp_path):
         wait_idle(page)
         assert_no_exception(page, "Explore")
         screenshot(page, "explore")
-        page.get_by_role("tab", name="Structure").click()
+        page.get_by_role("tab", name="Structure").click()  # lazy tabs: a rerun draws the open one
+        wait_idle(page)
         page.get_by_role("button", name="Compute UMAP views").click()
         page.get_by_role("button", name="Compute UMAP views").wait_for(state="detached", timeout=300_000)
         wait_idle(page, timeout=300)
-        page.get_by_role("tab", name="Structure").click()
-        page.wait_for_timeout(500)
         assert_no_exception(page, "Explore (UMAP)")
         screenshot(page, "explore_structure")
 
