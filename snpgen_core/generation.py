@@ -114,8 +114,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
              value: float | None = None, values=None, guidance: float = DEFAULT_GUIDANCE, steps: int | None = None,
              seed: int = 0, sample: str = "probabilities", temperature: float = 1.0, latent_noise: float = 0.0,
              batch_size: int = 4096,
-             model: str = "diffusion", device: str = "cpu",
-             callback: Callable[[dict], None] | None = None) -> Path:
+             model: str = "diffusion", device: str = "cpu", callback: Callable[[dict], None] | None = None,
+             stop_event=None) -> Path:
     """Generate ``n`` synthetic individuals from the run in ``run_dir`` and write the PLINK trio ``out_prefix``
     (see the module docstring for the files). Conditions: ``condition_mix``. ``guidance``: classifier-free
     guidance scale (diffusion). ``sample``: "probabilities" draws each genotype from the decoder's softmax at
@@ -123,7 +123,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     latent standard deviations to each sampled latent before decoding (a privacy knob; not for "independent").
     ``model``: "diffusion" (ours), "vae_gaussian" or
     "independent" (baselines). The same run, arguments and ``seed`` give the same files (on the same device).
-    ``callback`` receives ``{"event": "batch", "stage": "generate", "done", "total", "eta_s"}``.
+    ``callback`` receives ``{"event": "batch", "stage": "generate", "done", "total", "eta_s"}``; a set
+    ``stop_event`` (``threading.Event``) stops between batches with ``training.Cancelled`` and writes nothing.
     Returns the output prefix.
     """
     if int(n) != n or n <= 0:
@@ -139,9 +140,11 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
         raise InputError(f"latent noise {latent_noise} must be a number >= 0", hint="0 = none, e.g. 0.2")
     if not np.isfinite(guidance) or guidance < 0:
         raise InputError(f"guidance {guidance} must be a number >= 0", hint="1 = plain conditional, e.g. 2")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise InputError(f"batch size {batch_size} must be a positive whole number", hint="e.g. 4096")
     if steps is not None and (int(steps) != steps or steps < 1):
         raise InputError(f"steps = {steps} must be a positive whole number", hint="e.g. 50")
-    from .training import resolve_device
+    from .training import Cancelled, resolve_device
 
     dev = resolve_device(device)
     run = load_run(run_dir, device=dev)
@@ -163,6 +166,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     try:
         with atomic_paths(pheno_path, prov_path) as (tmp_pheno, tmp_prov):
             for start in range(0, n, batch_size):
+                if stop_event is not None and stop_event.is_set():
+                    raise Cancelled(f"generation cancelled after {start} of {n} individuals")
                 stop = min(start + batch_size, n)
                 c = torch.as_tensor(cond[start:stop], dtype=torch.float32, device=dev)
                 dosages = gen.sample(c, torch_gen, options).cpu().numpy().astype(np.int8, copy=False)

@@ -152,6 +152,24 @@ def test_generate__latent_noise_moves_samples_and_is_recorded(planted, tmp_path)
         generate(run, 5, out_prefix=tmp_path / "bad", latent_noise=-1)
 
 
+def test_generate__stop_event_writes_nothing(planted, tmp_path):
+    import threading
+
+    from snpgen_core.training import Cancelled
+
+    _, run = planted
+    stop = threading.Event()
+    seen = []
+
+    def callback(event):
+        seen.append(event["done"])
+        stop.set()
+
+    with pytest.raises(Cancelled):
+        generate(run, 100, out_prefix=tmp_path / "syn", batch_size=30, callback=callback, stop_event=stop)
+    assert seen == [30] and not list(tmp_path.iterdir())
+
+
 def test_condition_mix__shares_labels_values_and_training_default():
     binary = {"kind": "binary", "labels": ["control", "case"], "counts": [300, 100], "name": "CASE"}
     mix = condition_mix(binary, 1000, case_fraction=0.25, seed=0)
