@@ -21,7 +21,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from snpgen_core.errors import InputError
-from snpgen_core.workspace import Workspace, find_job
+from snpgen_core.workspace import Workspace, find_job, sweep_idle_workspaces
 
 log = logging.getLogger("snpgen.app")
 
@@ -52,6 +52,7 @@ def attach_workspace() -> Workspace:
     Called by ``app.py`` on every rerun; also writes the current run id back into the URL, which page switches
     clear.
     """
+    sweep_idle_workspaces()
     ws = st.session_state.get("workspace")
     run_id = st.query_params.get("run")
     if ws is None or not ws.alive:
@@ -60,19 +61,29 @@ def attach_workspace() -> Workspace:
             ws = job.workspace
             ws.run_id = job.run_id
         else:
+            if ws is not None:
+                st.toast("This session was idle too long: its files were deleted. Start again from Data.")
             ws = Workspace()
             if run_id:
                 st.query_params.pop("run", None)
                 st.toast("That training run is no longer on this server; start a new one.")
         st.session_state["workspace"] = ws
+    ws.touch()
     if ws.run_id and run_id != ws.run_id:
         st.query_params["run"] = ws.run_id
     return ws
 
 
 def workspace() -> Workspace:
-    """The workspace ``app.py`` attached for this rerun."""
-    return st.session_state["workspace"]
+    """The session's workspace, for a page. Attaching again is cheap and makes a page whole on its own: Streamlit
+    runs a page without ``app.py`` when a ``pages/`` folder sits beside it and no ``st.navigation`` call has been
+    made yet in the server's life (a first request straight to /data; AppTest after its first run)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # That legacy mode (every file of pages/ listed as a page, app.py skipped) lasts until some run calls
+    # st.navigation; ending it here means the next rerun goes through app.py and its navigation.
+    PagesManager.uses_pages_directory = False
+    return attach_workspace()
 
 
 def core_call(fn, *args, **kwargs):
@@ -163,14 +174,18 @@ LD_MAX_CELLS = 1000  # heatmaps above this many rows/columns are block-averaged 
 
 
 def downsample_square(matrix: np.ndarray, max_size: int = LD_MAX_CELLS) -> np.ndarray:
-    """A square matrix as float32, block-averaged (NaN-aware) to at most ``max_size`` rows and columns."""
+    """A square matrix as float32, averaged over blocks (NaN cells left out of their block's mean) down to at most
+    ``max_size`` rows and columns; smaller matrices are only cast."""
     m = np.asarray(matrix, dtype=np.float32)
     k = m.shape[0]
     if k <= max_size:
         return m
-    edges = np.linspace(0, k, max_size + 1).astype(int)
-    rows = np.stack([np.nanmean(m[a:b], axis=0) for a, b in zip(edges[:-1], edges[1:])])
-    return np.stack([np.nanmean(rows[:, a:b], axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
+    starts = np.linspace(0, k, max_size + 1).astype(int)[:-1]
+    finite = np.isfinite(m)
+    sums = np.add.reduceat(np.add.reduceat(np.where(finite, m, 0), starts, axis=0), starts, axis=1)
+    counts = np.add.reduceat(np.add.reduceat(finite.astype(np.int32), starts, axis=0), starts, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sums / counts).astype(np.float32)
 
 
 def ld_heatmap(ws: Workspace, which: str = "panel") -> go.Figure:

@@ -55,7 +55,8 @@ def show_job(run_id: str) -> None:
     elif job.state == "done":
         st.success(f"Run {run_id[:8]} finished in {time_text(job.elapsed())}.", icon=":material/check_circle:")
     elif job.state == "cancelled":
-        st.warning(f"Run {run_id[:8]} was cancelled; start a new one when you are ready.", icon=":material/stop_circle:")
+        st.warning(f"Run {run_id[:8]} was cancelled; start a new one when you are ready.",
+                   icon=":material/stop_circle:")
     else:
         st.error(job.error or "training failed", icon=":material/error:")
     fig = loss_figure(job.loss_table())

@@ -37,6 +37,9 @@ DEMO_PHENO_COLUMN = "CASE"
 HOLDOUT_FRACTION = 0.2  # uploads: share of individuals kept out of SNP selection and training
 PLINK_SUFFIXES = (".bed", ".bim", ".fam")
 FINISHED_JOB_TTL_S = 3600.0  # a finished job stays re-attachable (and its workspace alive) this long
+# Streamlit drops a closed session's state lazily (its session cache expires entries only when touched), so idle
+# workspaces are also swept: one unused this long (and not training) is deleted.
+IDLE_LIMIT_S = float(os.environ.get("SNPGEN_SESSION_IDLE_S", 2 * 3600))
 
 
 def safe_name(name: str, default: str = "file", max_len: int = 80) -> str:
@@ -234,6 +237,21 @@ def _follow(job: TrainingJob, process, events) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # The workspace
 
+_WORKSPACES: "weakref.WeakSet[Workspace]" = weakref.WeakSet()
+
+
+def sweep_idle_workspaces(idle_limit_s: float = IDLE_LIMIT_S) -> int:
+    """Delete every workspace not used for ``idle_limit_s`` seconds that has no running job; returns how many.
+    The app calls it on each script run, so a closed browser tab's files do not wait for Streamlit's lazy
+    session expiry."""
+    now = time.time()
+    stale = [ws for ws in list(_WORKSPACES)
+             if ws.alive and now - ws.last_seen > idle_limit_s and ws.active_job() is None]
+    for ws in stale:
+        ws.cleanup()
+    return len(stale)
+
+
 
 class Workspace:
     """A session's private folder and the state of its workflow (dataset, panel, runs, synthetic cohort, report).
@@ -256,19 +274,28 @@ class Workspace:
         self.report: dict | None = None
         self.report_dir: Path | None = None
         self._lock = threading.Lock()
+        self.last_seen = time.time()
+        _WORKSPACES.add(self)
         self.cache: dict = {}  # per-session results of slow computations (UMAP, LD), keyed by what they depend on
 
     # -- lifetime --------------------------------------------------------------------------------------------
 
     def cleanup(self) -> None:
-        """Delete the folder now (also done on garbage collection and at exit). Running jobs are cancelled."""
+        """Delete the folder and forget the data now (also done on garbage collection and at exit). Running jobs
+        are cancelled."""
         for job in self.jobs.values():
             job.cancel()
         self._finalizer()
+        self.dataset = self.summary = self.panel = self.panel_info = self.synthetic = self.report = None
+        self.cache = {}
 
     @property
     def alive(self) -> bool:
         return self._finalizer.alive
+
+    def touch(self) -> None:
+        """Record a use (the idle sweep spares workspaces in use)."""
+        self.last_seen = time.time()
 
     def _reset_from(self, stage: str) -> None:
         """Forget ``stage`` and everything computed after it (data > panel > run > synthetic > report)."""

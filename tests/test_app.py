@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import io
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -16,9 +17,12 @@ from streamlit.testing.v1 import AppTest
 
 from snpgen_core.errors import InputError
 from snpgen_core.io.plink import read_fam, read_plink
-from snpgen_core.workspace import Workspace, find_job, safe_name, stop_all_jobs
+from snpgen_core.workspace import (TrainingJob, Workspace, find_job, safe_name, stop_all_jobs,
+                                   sweep_idle_workspaces)
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
+sys.path.insert(0, str(REPO))  # the app's own helpers (pages/_ui.py) import as streamlit run finds them
 PAGES = ["home", "data", "panel", "train", "generate", "explore", "export"]
 
 
@@ -103,6 +107,32 @@ def test_workspace__folder_removed_on_cleanup_and_on_garbage_collection():
     del ws
     gc.collect()
     assert not path.exists()
+
+
+def test_workspace__idle_sweep_deletes_unused_workspaces_but_not_one_that_trains():
+    idle, busy, fresh = Workspace(), Workspace(), Workspace()
+    idle.last_seen = busy.last_seen = fresh.last_seen - 100
+    busy.jobs["r"] = TrainingJob("r", busy.path / "runs" / "r", busy)  # state "running"
+    try:
+        assert sweep_idle_workspaces(idle_limit_s=50) == 1
+        assert not idle.alive and not idle.path.exists()
+        assert busy.alive and fresh.alive
+        busy.jobs["r"].state = "cancelled"
+        assert sweep_idle_workspaces(idle_limit_s=50) == 1 and not busy.path.exists()
+    finally:
+        for ws in (idle, busy, fresh):
+            ws.cleanup()
+
+
+def test_app__an_expired_workspace_is_replaced_and_the_user_told():
+    at = new_app()
+    at.button[0].click().run()
+    old = at.session_state["workspace"]
+    old.cleanup()  # what the idle sweep does
+    at.run()
+    no_exceptions(at)
+    assert at.session_state["workspace"] is not old and at.session_state["workspace"].alive
+    assert "idle too long" in at.toast[0].value
 
 
 def test_workspace__bad_upload_keeps_previous_cohort(cohort_files):
@@ -351,3 +381,42 @@ def test_reload__unknown_run_id_starts_a_fresh_workspace():
     no_exceptions(at)
     assert at.session_state["workspace"].dataset is None
     assert "run" not in at.query_params
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# plots that stay fast
+
+
+def test_downsample_square__block_means_known_answer_and_float32():
+    from pages._ui import downsample_square
+
+    m = np.arange(16, dtype=np.float64).reshape(4, 4)
+    small = downsample_square(m, max_size=2)
+    assert small.dtype == np.float32
+    assert np.array_equal(small, [[2.5, 4.5], [10.5, 12.5]])  # means of the four 2 x 2 blocks
+    with_nan = m.copy()
+    with_nan[0, 0] = np.nan  # a monomorphic SNP's NaN r^2 does not blank its block
+    assert downsample_square(with_nan, max_size=2)[0, 0] == np.float32((1 + 4 + 5) / 3)
+    big = np.random.default_rng(0).random((2500, 2500))
+    assert downsample_square(big).shape == (1000, 1000)
+    assert downsample_square(m).shape == (4, 4)  # small matrices untouched
+
+
+def test_thin_manhattan__keeps_every_strong_snp_and_caps_the_rest():
+    import pandas as pd
+
+    from pages._ui import manhattan_positions, thin_manhattan
+
+    rng = np.random.default_rng(1)
+    n = 50_000
+    table = pd.DataFrame({"snp": [f"rs{i}" for i in range(n)], "chrom": rng.choice(["1", "2", "10", "X"], n),
+                          "pos": rng.integers(1, 10**8, n), "p": rng.uniform(size=n)})
+    table.loc[:99, "p"] = 1e-12  # 100 strong hits
+    pts = thin_manhattan(manhattan_positions(table), max_points=5000, keep_p=1e-3)
+    assert len(pts) == 5000
+    assert set(table["snp"][:100]) <= set(pts["snp"])
+    assert (pts["p"] < 1e-3).sum() == (table["p"] < 1e-3).sum()  # every SNP below keep_p is drawn
+    full = manhattan_positions(table)
+    # chromosomes laid out in natural order without overlap: 1 < 2 < 10 < X
+    spans = full.groupby("chrom")["x"].agg(["min", "max"]).loc[["1", "2", "10", "X"]]
+    assert (spans["min"].to_numpy()[1:] > spans["max"].to_numpy()[:-1]).all()

@@ -44,12 +44,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_server(env: dict | None = None, timeout: float = 60.0):
-    """``streamlit run app.py`` on a free port; yields its URL once ``/_stcore/health`` answers, stops it after."""
+def app_server(env: dict | None = None, timeout: float = 60.0, args: tuple = ()):
+    """``streamlit run app.py`` on a free port (``args``: more ``--option value`` flags); yields its URL once
+    ``/_stcore/health`` answers, stops it after."""
     port = free_port()
     full_env = {**os.environ, "SNPGEN_DEMO_PREFIX": str(REPO / "no-demo-files" / "demo"), **(env or {})}
     cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           *args]
     proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
