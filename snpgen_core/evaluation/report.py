@@ -29,7 +29,7 @@ from ..genotypes import MISSING, Genotypes
 from ..io.atomic import atomic_paths
 from . import association, frequencies, ld, structure, utility
 from .align import align_cohorts, check_holdout_distinct, equal_size_rows, subsample_index
-from .card import SECTIONS, CardThresholds, MetricValue, grade_sections, skipped
+from .card import SECTIONS, CardThresholds, MetricValue, grade_sections, skipped, worst
 
 REPORT_KEYS = ("overall", "fidelity", "association", "utility", "privacy", "provenance")
 COHORTS = ("training", "holdout", "synthetic")
@@ -379,6 +379,9 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
         notes.append(why)
 
     card = grade_sections(sections, thresholds)
+    if not privacy:  # a release cannot be vouched for without its privacy rows
+        card["sections"]["privacy"] = "warn"
+        card["overall"] = worst([card["overall"], "warn"])
     plots = _plots(t.dosages, h.dosages, s.dosages, t.variants, sections["fidelity"], sections["association"],
                    sections["utility"], sections["privacy"], pca, config, seed)
     n_equal = min(h.n_samples, s.n_samples)
