@@ -57,7 +57,7 @@ if panel.qc is not None:
 st.plotly_chart(manhattan_figure(ws.summary.aligned.table, highlight=panel.table["SNP"]), width="stretch",
                 key="panel_manhattan")
 st.subheader("Linkage disequilibrium in the panel")
-fig = core_call(ld_heatmap, ws, "panel")
+fig = core_call(ld_heatmap, ws)
 if fig is not None:
     st.plotly_chart(fig, width="stretch", key="panel_ld")
 with st.expander("Panel table"):

@@ -91,7 +91,7 @@ def browser_page(width: int = 1400, height: int = 1000):
             browser.close()
 
 
-def wait_idle(page, timeout: float = 90.0, quiet: float = 0.6) -> None:
+def wait_idle(page, timeout: float = 90.0, quiet: float = 0.4) -> None:
     """Wait until the app's script has been idle (``data-test-script-state`` = notRunning) for ``quiet`` seconds:
     a click's rerun, and the page switch or rerun it may trigger, are over."""
     page.wait_for_timeout(150)  # the run starts a moment after the click
@@ -219,7 +219,7 @@ def test_browser__demo_flow_through_every_page(server, tmp_path):
         screenshot(page, "panel")
 
         go_to(page, "Train")
-        page.get_by_role("spinbutton", name="Epochs (VAE)").fill("3")
+        page.get_by_role("spinbutton", name="Epochs (VAE)").fill("1")
         page.get_by_role("button", name="Start training").click()
         page.get_by_text("finished in").wait_for(timeout=240_000)  # the live fragment ends with a full rerun
         wait_idle(page)
