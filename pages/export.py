@@ -2,7 +2,6 @@
 import streamlit as st
 
 from pages._ui import core_call, export_root, require, workspace
-from snpgen_core.workspace import safe_name
 
 st.title("Export")
 ws = workspace()
@@ -18,21 +17,18 @@ st.caption(f"Files are written to the server folder {export_root()}/<name>/ and 
 if go:
     with st.spinner("Writing the files (and the evaluation report if it is not ready yet)..."):
         result = core_call(ws.export, name, export_root())
-    if result is not None:
-        st.session_state["export"] = result
-        if result["name"] != name:
-            st.info(f"Saved as {result['name']} (sanitised from {name!r}).", icon=":material/info:")
+    if result is not None and result["name"] != name:
+        st.info(f"Saved as {result['name']} (sanitised from {name!r}).", icon=":material/info:")
 
-result = st.session_state.get("export")
+result = ws.exported
 if result is not None and result["zip"].exists():
     st.success(f"Written to {result['folder']}: {', '.join(result['files'])}.", icon=":material/check_circle:")
     st.download_button("Download zip", data=result["zip"].read_bytes(), file_name=f"{result['name']}.zip",
                        mime="application/zip", type="primary", icon=":material/download:")
     c1, c2 = st.columns(2)
-    c1.download_button("report.html", data=(result["folder"] / "report.html").read_bytes(),
-                       file_name=f"{safe_name(result['name'])}_report.html", mime="text/html")
-    card = (result["folder"] / "MODEL_CARD.md").read_text()
-    c2.download_button("Model card", data=card, file_name=f"{safe_name(result['name'])}_MODEL_CARD.md",
+    c1.download_button("report.html", data=(ws.report_dir / "report.html").read_bytes(),
+                       file_name=f"{result['name']}_report.html", mime="text/html")
+    c2.download_button("Model card", data=result["model_card"], file_name=f"{result['name']}_MODEL_CARD.md",
                        mime="text/markdown")
     with st.expander("Model card"):
-        st.markdown(card)
+        st.markdown(result["model_card"])

@@ -3,9 +3,10 @@ saved there with its recorded split, and background training jobs (child process
 again by run id.
 
 Nothing here imports streamlit. The app keeps one ``Workspace`` in ``st.session_state`` (never in a cache shared
-between sessions); its folder is deleted by ``cleanup()``, when the workspace is garbage-collected (the session
-ended and no training job holds it), or at interpreter exit. Every step is one call to the public core API; this
-module only decides where files go and remembers what the session has done so far.
+between sessions); its folder is deleted by ``cleanup()``: when a new cohort replaces the old one (``data/``),
+when the workspace is garbage-collected (its session is gone and no job holds it), when it has been idle for
+``IDLE_LIMIT_S`` (``sweep_idle_workspaces``), and at interpreter exit. Every step is one call to the public core
+API; this module only decides where files go and remembers what the session has done so far.
 """
 from __future__ import annotations
 
@@ -33,7 +34,6 @@ from .errors import InputError
 
 log = logging.getLogger(__name__)
 
-DEMO_PHENO_COLUMN = "CASE"
 HOLDOUT_FRACTION = 0.2  # uploads: share of individuals kept out of SNP selection and training
 PLINK_SUFFIXES = (".bed", ".bim", ".fam")
 FINISHED_JOB_TTL_S = 3600.0  # a finished job stays re-attachable (and its workspace alive) this long
@@ -83,7 +83,7 @@ class DatasetSummary:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Training jobs: a worker thread per run, found again by run id after a page reload
+# Training jobs: a child process per run, found again by run id after a page reload
 
 
 @dataclass
@@ -121,9 +121,6 @@ class TrainingJob:
     def elapsed(self) -> float:
         """Seconds since the start (until the end, once finished)."""
         return (self.finished or time.time()) - self.started
-
-    def last_event(self) -> dict | None:
-        return self.events[-1] if self.events else None
 
     def progress(self, stages: tuple = ("vae", "diffusion")) -> float:
         """Share of the work done, in [0, 1]: each of ``stages`` counts equally, a stage by its epochs out of its
@@ -163,8 +160,8 @@ def find_job(run_id: str | None) -> TrainingJob | None:
 
 
 def stop_all_jobs(timeout: float = 10.0) -> None:
-    """Cancel every running job and wait up to ``timeout`` s for each to stop (server shutdown, tests): a worker
-    thread killed inside torch at interpreter exit aborts the process."""
+    """Cancel every running job and wait up to ``timeout`` s for each to stop (server shutdown, tests), so no
+    training process outlives the server and no half-written run is left behind unnoticed."""
     with _JOBS_LOCK:
         jobs = [j for j in _JOBS.values() if j.running]
     for job in jobs:
@@ -252,7 +249,6 @@ def sweep_idle_workspaces(idle_limit_s: float = IDLE_LIMIT_S) -> int:
     return len(stale)
 
 
-
 class Workspace:
     """A session's private folder and the state of its workflow (dataset, panel, runs, synthetic cohort, report).
 
@@ -273,6 +269,7 @@ class Workspace:
         self.generation: dict = {}  # the settings that produced it
         self.report: dict | None = None
         self.report_dir: Path | None = None
+        self.exported: dict | None = None  # the last export of the current synthetic cohort (see export())
         self._lock = threading.Lock()
         self.last_seen = time.time()
         _WORKSPACES.add(self)
@@ -312,8 +309,9 @@ class Workspace:
             for run_id in [r for r, j in self.jobs.items() if not j.running]:
                 shutil.rmtree(self.jobs.pop(run_id).run_dir, ignore_errors=True)
         if "synthetic" in drop:
-            self.synthetic, self.generation = None, {}
-            shutil.rmtree(self.path / "synthetic", ignore_errors=True)
+            self.synthetic, self.generation, self.exported = None, {}, None
+            for folder in ("synthetic", "export"):
+                shutil.rmtree(self.path / folder, ignore_errors=True)
         if "report" in drop or "synthetic" in drop:
             self.report, self.report_dir = None, None
             shutil.rmtree(self.path / "report", ignore_errors=True)
@@ -635,7 +633,8 @@ class Workspace:
     def export(self, name: str, out_root: str | os.PathLike) -> dict:
         """Write the synthetic PLINK files (with their .pheno.tsv and .provenance.json), report.html, report.json
         and MODEL_CARD.md to ``out_root/<name>/`` (``name`` sanitised; an existing folder is never overwritten)
-        and the same files as ``<name>.zip`` in the workspace. Returns {"name", "folder", "zip", "files"}."""
+        and the same files as ``<name>.zip`` in the workspace. Returns (and keeps as ``exported``) {"name",
+        "folder", "zip", "files", "model_card"}."""
         self._need("a synthetic cohort", self.synthetic is not None, "generate one on the Generate page")
         report = self.evaluate()
         name = safe_name(name, "snpgen_synthetic").replace(".", "_")
@@ -663,7 +662,9 @@ class Workspace:
                 zf.writestr(f"{name}/{file_name}", data)
         zip_path = _made(self.path / "export") / f"{name}.zip"
         zip_path.write_bytes(buffer.getvalue())
-        return {"name": name, "folder": folder, "zip": zip_path, "files": sorted(files)}
+        self.exported = {"name": name, "folder": folder, "zip": zip_path, "files": sorted(files),
+                         "model_card": files["MODEL_CARD.md"].decode()}
+        return self.exported
 
     def model_card(self, name: str, report: dict) -> str:
         """A Markdown model card: what the files are, the data and model behind them, how they were generated,

@@ -322,7 +322,7 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     at.text_input[0].set_value("../My export!")
     at.button(key="FormSubmitter:export_form-Export").click().run()
     no_exceptions(at)
-    result = at.session_state["export"]
+    result = ws.exported
     assert result["name"] == "My_export"  # sanitised: no path, no odd characters
     folder = Path(os.environ["SNPGEN_EXPORT_DIR"]) / "My_export"
     assert folder.is_dir() and result["folder"] == folder
