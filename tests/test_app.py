@@ -420,3 +420,17 @@ def test_thin_manhattan__keeps_every_strong_snp_and_caps_the_rest():
     # chromosomes laid out in natural order without overlap: 1 < 2 < 10 < X
     spans = full.groupby("chrom")["x"].agg(["min", "max"]).loc[["1", "2", "10", "X"]]
     assert (spans["min"].to_numpy()[1:] > spans["max"].to_numpy()[:-1]).all()
+
+
+def test_home__demo_uses_the_make_demo_files_when_present_and_writes_nothing_beside_them(monkeypatch, cohort_files):
+    monkeypatch.setenv("SNPGEN_DEMO_PREFIX", str(cohort_files))
+    before = sorted(p.name for p in cohort_files.parent.iterdir())
+    at = new_app()
+    at.button[0].click().run()
+    at.switch_page("pages/panel.py").run()
+    at.button(key="FormSubmitter:panel_form-Select panel").click().run()
+    no_exceptions(at)
+    ws = at.session_state["workspace"]
+    assert ws.dataset.bfile == cohort_files and ws.dataset.demo
+    assert metrics(at)["Panel SNPs"] == str(len(ws.panel_info))
+    assert sorted(p.name for p in cohort_files.parent.iterdir()) == before  # the shared demo stays read-only
