@@ -1,6 +1,6 @@
 """End to end in a real headless Chromium: ``streamlit run app.py`` as a subprocess, the demo flow clicked through
 every page, a PLINK trio uploaded through the browser's file input, no exception element anywhere, and a
-screenshot of each page saved to ``docs/screenshots/<page>.png``.
+screenshot of each page (``benchmarks/screenshots.py`` runs the same walk to make ``docs/screenshots/``).
 
 Chromium comes from the system (Debian package ``chromium``); ``playwright install`` is never used. Without it the
 tests are skipped and say why.
@@ -135,14 +135,15 @@ def assert_no_exception(page, where: str) -> None:
     assert shown.count() == 0, f"{where}: exception shown: {shown.first.inner_text()[:500]}"
 
 
-def screenshot(page, name: str) -> Path:
-    """Save the whole page (the app scrolls inside its main block, so the viewport is stretched to fit it)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def screenshot(page, name: str, folder: Path = SCREENSHOTS) -> Path:
+    """Save the whole page as ``folder/<name>.png`` (the app scrolls inside its main block, so the viewport is
+    stretched to fit it)."""
+    folder.mkdir(parents=True, exist_ok=True)
     height = page.evaluate(
         "() => Math.max(document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 0, 800)")
     page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 4000)})
     page.wait_for_timeout(400)
-    path = SCREENSHOTS / f"{name}.png"
+    path = folder / f"{name}.png"
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 1000})
     return path
@@ -191,61 +192,68 @@ def test_browser__upload_plink_trio_through_the_file_input(server, cohort_files)
         assert_no_exception(page, "upload")
 
 
-def test_browser__demo_flow_through_every_page(server, tmp_path):
-    """Home's button -> Data -> Panel -> Train (live progress) -> Generate -> Explore -> Export (zip download),
-    with no exception anywhere and a screenshot of each page."""
+def walk_demo_flow(url: str, shots: Path, downloads: Path, *, n_individuals: int, top: int, epochs: int) -> None:
+    """Home's button -> Data -> Panel -> Train (live progress) -> Generate -> Explore (with UMAP) -> Export (zip
+    download) in a fresh browser session, checking each page for exceptions and saving its screenshot into
+    ``shots``. Also what ``benchmarks/screenshots.py`` runs, with realistic settings, for docs/screenshots."""
     import zipfile
 
     with browser_page() as page:
-        page.goto(server)
+        page.goto(url)
         page.get_by_role("heading", name="SNPgen Studio").wait_for()
         wait_idle(page)
         assert_no_exception(page, "Home")
-        screenshot(page, "home")
+        screenshot(page, "home", shots)
 
         page.get_by_role("button", name="Load the demo cohort").click()
-        page.get_by_role("heading", name="Cohort: demo").wait_for()
+        page.get_by_role("heading", name="Cohort: demo").wait_for(timeout=120_000)
         wait_idle(page)
-        assert page.locator('[data-testid="stMetricValue"]').all_inner_texts()[:2] == ["400", "300"]
+        assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == f"{n_individuals:,}"
         assert_no_exception(page, "Data")
-        screenshot(page, "data")
+        screenshot(page, "data", shots)
 
         go_to(page, "Panel")
-        page.get_by_role("spinbutton", name="SNPs in the panel (top K)").fill("80")
+        page.get_by_role("spinbutton", name="SNPs in the panel (top K)").fill(str(top))
         page.get_by_role("button", name="Select panel").click()
-        page.get_by_text("Linkage disequilibrium in the panel").wait_for()
+        page.get_by_text("Linkage disequilibrium in the panel").wait_for(timeout=120_000)
         wait_idle(page)
         assert_no_exception(page, "Panel")
-        screenshot(page, "panel")
+        screenshot(page, "panel", shots)
 
         go_to(page, "Train")
-        page.get_by_role("spinbutton", name="Epochs (VAE)").fill("1")
+        page.get_by_role("spinbutton", name="Epochs (VAE)").fill(str(epochs))
         page.get_by_role("button", name="Start training").click()
-        page.get_by_text("finished in").wait_for(timeout=240_000)  # the live fragment ends with a full rerun
+        page.locator('[data-testid="stProgress"]').wait_for(timeout=120_000)
+        if epochs >= 10:  # long enough to catch it live: progress bar, ETA, loss curves so far
+            page.locator('[data-testid="stPlotlyChart"]').wait_for(timeout=300_000)
+            page.wait_for_timeout(8000)
+            assert_no_exception(page, "Train (running)")
+            screenshot(page, "train_running", shots)
+        page.get_by_text("finished in").wait_for(timeout=900_000)  # the live fragment ends with a full rerun
         wait_idle(page)
         assert "run=" in page.url  # what a reload uses to find the run again
         assert_no_exception(page, "Train")
-        screenshot(page, "train")
+        screenshot(page, "train", shots)
 
         go_to(page, "Generate")
         page.get_by_role("button", name="Generate").click()
-        page.get_by_role("heading", name="Preview").wait_for()
+        page.get_by_role("heading", name="Preview").wait_for(timeout=120_000)
         wait_idle(page)
         assert_no_exception(page, "Generate")
-        screenshot(page, "generate")
+        screenshot(page, "generate", shots)
 
         go_to(page, "Explore")
-        page.get_by_text("Report card").wait_for(timeout=180_000)
+        page.get_by_text("Report card").wait_for(timeout=600_000)  # the evaluation runs on the first visit
         wait_idle(page)
         assert_no_exception(page, "Explore")
-        screenshot(page, "explore")
+        screenshot(page, "explore", shots)
         page.get_by_role("tab", name="Structure").click()  # lazy tabs: a rerun draws the open one
         wait_idle(page)
         page.get_by_role("button", name="Compute UMAP views").click()
         page.get_by_role("button", name="Compute UMAP views").wait_for(state="detached", timeout=300_000)
         wait_idle(page, timeout=300)
         assert_no_exception(page, "Explore (UMAP)")
-        screenshot(page, "explore_structure")
+        screenshot(page, "explore_structure", shots)
 
         go_to(page, "Export")
         page.get_by_role("button", name="Export").click()
@@ -253,11 +261,19 @@ def test_browser__demo_flow_through_every_page(server, tmp_path):
         wait_idle(page)
         with page.expect_download() as download:
             page.get_by_role("button", name="Download zip").click()
-        path = tmp_path / "export.zip"
+        path = downloads / "export.zip"
         download.value.save_as(path)
         with zipfile.ZipFile(path) as zf:
             names = [n.split("/", 1)[1] for n in zf.namelist()]
         assert {"MODEL_CARD.md", "report.html", "report.json"} <= set(names)
         assert sum(n.endswith((".bed", ".bim", ".fam")) for n in names) == 3
         assert_no_exception(page, "Export")
-        screenshot(page, "export")
+        screenshot(page, "export", shots)
+
+
+def test_browser__demo_flow_through_every_page(server, tmp_path):
+    """The whole demo flow in the browser with tiny settings; screenshots go to a temporary folder (the ones in
+    docs/screenshots come from benchmarks/screenshots.py, with realistic settings)."""
+    walk_demo_flow(server, tmp_path / "shots", tmp_path, n_individuals=int(TINY_ENV["SNPGEN_DEMO_N"]), top=80,
+                   epochs=1)
+    assert len(list((tmp_path / "shots").glob("*.png"))) == 8
