@@ -108,6 +108,7 @@ def main() -> None:
     p.add_argument("--gpu", action="store_true", help="50,000 x 2,000 on CUDA")
     p.add_argument("--quick", action="store_true", help="small sizes, to check the script itself")
     p.add_argument("--workdir", help="where cohorts and runs go (default: a temporary folder)")
+    p.add_argument("--only", choices=["train", "generate"], help="measure one step only")
     # child-process arguments
     p.add_argument("--child", choices=["train", "generate"], help=argparse.SUPPRESS)
     p.add_argument("--prefix", help=argparse.SUPPRESS)
@@ -138,16 +139,21 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     common = ["--threads", str(args.threads), "--device", device]
 
-    t = time.perf_counter()
-    train_prefix = _cohort(work, *train_size)
-    print(f"simulated {train_size[0]} x {train_size[1]} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
-    train = _measure("train", args.train_repeats, [*common, "--prefix", str(train_prefix)],
-                     [str(work / f"run_train_{i}") for i in range(args.train_repeats)])
-    # generation speed does not depend on how long the model trained: a 2-epoch model of the right size
-    gen_prefix = _cohort(work, *gen_size, seed=1)
-    _measure("train", 1, [*common, "--prefix", str(gen_prefix), "--epochs", "2"], [str(work / "run_gen")])
-    gen = _measure("generate", args.repeats, [*common, "--run", str(work / "run_gen"), "--n", str(gen_n)],
-                   [str(work / f"syn_{i}") for i in range(args.repeats)])
+    train = gen = None
+    stamp = int(time.time())
+    if args.only != "generate":
+        t = time.perf_counter()
+        train_prefix = _cohort(work, *train_size)
+        print(f"simulated {train_size[0]} x {train_size[1]} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+        train = _measure("train", args.train_repeats, [*common, "--prefix", str(train_prefix)],
+                         [str(work / f"run_train_{stamp}_{i}") for i in range(args.train_repeats)])
+    if args.only != "train":
+        # generation speed does not depend on how long the model trained: a 2-epoch model of the right size
+        gen_prefix = _cohort(work, *gen_size, seed=1)
+        run_gen = work / f"run_gen_{stamp}"
+        _measure("train", 1, [*common, "--prefix", str(gen_prefix), "--epochs", "2"], [str(run_gen)])
+        gen = _measure("generate", args.repeats, [*common, "--run", str(run_gen), "--n", str(gen_n)],
+                       [str(work / f"syn_{stamp}_{i}") for i in range(args.repeats)])
 
     def row(what, size, results, target):
         walls = [r["wall_s"] for r in results]
@@ -167,8 +173,10 @@ def main() -> None:
 
     print("| step | size | wall (median) | CPU time | peak RSS | target met | machine | date | software |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    print(row("train (defaults)", train_size, train, 300))
-    print(row("generate (diffusion, guidance 2, 50 steps)", (gen_n, gen_size[1]), gen, 60))
+    if train:
+        print(row("train (defaults)", train_size, train, 300))
+    if gen:
+        print(row("generate (diffusion, guidance 2, 50 steps)", (gen_n, gen_size[1]), gen, 60))
 
 
 if __name__ == "__main__":

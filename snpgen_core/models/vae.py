@@ -203,12 +203,15 @@ def sample_genotypes(logits: torch.Tensor, *, generator: torch.Generator | None 
         raise ValueError(f"sampling mode {mode!r} unknown; choose 'probabilities' or 'argmax'")
     # unnormalised probabilities per class plane (a softmax over a last dimension of 3 is slow on CPU); a draw
     # u ~ U(0, e0 + e1 + e2) falls below e0 with probability p0, between e0 and e0 + e1 with probability p1
-    l0, l1, l2 = (x.float() / temperature for x in logits.unbind(-1))
+    planes = logits.unbind(-1)
+    if temperature != 1.0 or logits.dtype != torch.float32:
+        planes = [x.float() / temperature for x in planes]
+    l0, l1, l2 = planes
     top = torch.maximum(torch.maximum(l0, l1), l2)
     e0, e1, e2 = (l0 - top).exp_(), (l1 - top).exp_(), (l2 - top).exp_()
-    cut = e0 + e1
-    u = torch.rand(l0.shape, generator=generator, device=logits.device).mul_(cut + e2)
-    return (u > e0).to(torch.int8) + (u > cut).to(torch.int8)
+    cut = e1.add_(e0)  # e0 + e1 (e1 itself is not needed again)
+    u = torch.rand(l0.shape, generator=generator, device=logits.device).mul_(e2.add_(cut))
+    return torch.gt(u, e0).to(torch.int8).add_(torch.gt(u, cut))
 
 
 # ---------------------------------------------------------------------------------------------------------------
