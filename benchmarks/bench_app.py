@@ -109,7 +109,7 @@ def main() -> None:
         page.get_by_role("button", name="Start training").click()
         page.locator('[data-testid="stProgress"]').wait_for(timeout=60_000)
         page.wait_for_timeout(3000)  # well into the first epochs
-        busy = render_times(page, ["Data", "Train", "Generate"])
+        busy = render_times(page, ["Home", "Data", "Train", "Generate"])
         nav(page, "Train").click()
         wait_idle(page)
         still = page.locator('[data-testid="stProgress"]').count() > 0

@@ -143,16 +143,17 @@ def manhattan_figure(table: pd.DataFrame, highlight=None, title: str = "") -> go
     (every one of them, unthinned) are drawn on top in a contrasting colour."""
     full = manhattan_positions(table)
     pts = thin_manhattan(full)
+    scatter = go.Scattergl if len(pts) > 5000 else go.Scatter  # WebGL pays off only for many points
     fig = go.Figure()
     for rank, part in pts.groupby("chrom_rank"):
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(scatter(
             x=part["x"], y=part["mlog10p"], mode="markers", name=f"chr {part['chrom'].iloc[0]}",
             marker=dict(size=4, color="#5b7db1" if rank % 2 == 0 else "#9bb3d9"), showlegend=False,
             text=part["snp"], hovertemplate="%{text}<br>-log10 p = %{y:.2f}<extra></extra>",
         ))
     if highlight is not None:
         hp = full[full["snp"].isin(set(highlight))]
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(scatter(
             x=hp["x"], y=hp["mlog10p"], mode="markers", name=f"panel SNPs ({len(hp)})",
             marker=dict(size=6, color="#d62728"), text=hp["snp"],
             hovertemplate="%{text} (panel)<br>-log10 p = %{y:.2f}<extra></extra>",

@@ -193,6 +193,8 @@ def _train_process(bfile: Path, run_dir: Path, kwargs: dict, events, stop) -> No
     from .training import Cancelled, train_run
 
     torch.set_num_threads(1)  # leave the other cores to the web server and the other sessions
+    if hasattr(os, "nice"):
+        os.nice(10)  # and yield the CPU to them when they need it: clicks answer first, training waits
     try:
         train_run(bfile, run_dir, callback=events.put, stop_event=stop, **kwargs)
         outcome = {"state": "cancelled" if stop.is_set() else "done"}
