@@ -67,8 +67,12 @@ st.caption(
 )
 
 if s.aligned is None:
-    st.warning("No GWAS summary statistics: the Panel step needs them. Upload a GWAS file above.",
-               icon=":material/warning:")
+    st.warning("No GWAS summary statistics: the Panel step needs them. Upload a GWAS file above, or compute one "
+               "on the training individuals here (the holdout stays out of it).", icon=":material/warning:")
+    if st.button("Compute a GWAS on the training individuals", icon=":material/calculate:"):
+        with st.spinner("Per-SNP regressions on the training individuals..."):
+            if core_call(ws.compute_gwas) is not None:
+                st.rerun()
 else:
     st.markdown(f"**GWAS**: {s.gwas_format}. {s.aligned.summary()}")
     if not ws.dataset.demo:

@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages._ui import core_call, require, workspace
-from snpgen_core.evaluation.figures import (COLOURS, LABELS, figure_af_scatter, figure_distance_histograms,
+from snpgen_core.evaluation.figures import (COLOURS, figure_af_scatter, figure_distance_histograms,
                                             figure_effects, figure_ld_decay, figure_ld_heatmaps, figure_pca,
                                             figure_tstr)
 

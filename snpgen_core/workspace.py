@@ -399,6 +399,38 @@ class Workspace:
         return dataset
 
 
+    def compute_gwas(self):
+        """Without uploaded summary statistics: a GWAS of the trait on the training individuals only
+        (``association.per_snp_association``: logistic for case/control, linear for quantitative, no covariates),
+        written as ``data/gwas_train.tsv`` and aligned like an uploaded one (returned: ``AlignedGwas``). The holdout
+        stays independent."""
+        from .association import per_snp_association
+        from .io.atomic import atomic_path
+        from .io.gwas import align_gwas, read_gwas
+        from .io.plink import read_fam
+        from .selection import read_split
+
+        self._need("a cohort", self.dataset is not None, "load one on the Data page")
+        self._refuse_while_training("change the GWAS")
+        trait = self.summary.phenotype
+        if trait.kind not in ("binary", "quantitative"):
+            raise InputError(f"a GWAS needs a case/control or quantitative trait; {trait.name} is {trait.kind}",
+                             hint="upload summary statistics instead")
+        train = self.training_genotypes()
+        split = read_split(self.dataset.split, read_fam(self.dataset.bfile.with_suffix(".fam")))
+        result = per_snp_association(train.dosages, trait.values[split.train], trait.kind)
+        v = train.variants
+        table = pd.DataFrame({"SNP": v["snp"], "CHR": v["chrom"], "BP": v["pos"], "A1": v["a1"], "A2": v["a2"],
+                              "BETA": result["beta"], "SE": result["se"], "P": result["p"], "N": result["n"]})
+        path = self.path / "data" / "gwas_train.tsv"
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.6g")
+        self._reset_from("panel")
+        gwas = read_gwas(path)
+        self.summary.aligned, self.summary.gwas_format = align_gwas(gwas, v), f"{gwas.format}, computed here"
+        self.dataset.gwas = path
+        return self.summary.aligned
+
     # -- panel -----------------------------------------------------------------------------------------------
 
     def training_genotypes(self, variants=None):

@@ -434,3 +434,31 @@ def test_home__demo_uses_the_make_demo_files_when_present_and_writes_nothing_bes
     assert ws.dataset.bfile == cohort_files and ws.dataset.demo
     assert metrics(at)["Panel SNPs"] == str(len(ws.panel_info))
     assert sorted(p.name for p in cohort_files.parent.iterdir()) == before  # the shared demo stays read-only
+
+
+def test_data__upload_without_gwas_computes_one_on_the_training_individuals_only(cohort_files):
+    from snpgen_core.association import per_snp_association
+    from snpgen_core.phenotypes import read_phenotype
+    from snpgen_core.selection import read_split
+
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    upload(at, trio(cohort_files))
+    assert "No GWAS summary statistics" in at.warning[0].value
+    next(b for b in at.button if b.label.startswith("Compute a GWAS")).click().run()
+    no_exceptions(at)
+    ws = at.session_state["workspace"]
+    aligned = ws.summary.aligned.table
+    # the same regressions, done independently on the recorded training part
+    real = read_plink(cohort_files)
+    split = read_split(ws.dataset.split, real.samples)
+    trait = read_phenotype(real.samples)
+    direct = per_snp_association(real.dosages[split.train], trait.values[split.train], "binary")
+    ok = np.isfinite(direct["p"].to_numpy())
+    assert len(aligned) == ok.sum()
+    np.testing.assert_allclose(aligned["p"].to_numpy(), direct["p"].to_numpy()[ok], rtol=1e-4)
+    assert any("computed here" in m.value for m in at.markdown)
+    at.switch_page("pages/panel.py").run()
+    at.button(key="FormSubmitter:panel_form-Select panel").click().run()
+    no_exceptions(at)
+    assert len(ws.panel_info) > 0
