@@ -44,10 +44,12 @@ with st.form("generate_form"):
         if choice != "training mix":
             condition["label"] = choice
     elif kind == "quantitative":
-        fixed = st.checkbox(f"One value of {trait['name']} for everyone",
-                            help="Otherwise values are drawn from the training distribution.")
-        if fixed:
-            condition["value"] = st.number_input("Value", value=float(trait.get("mean", 0.0)))
+        value = st.number_input(f"Value of {trait['name']} for everyone", value=None,
+                                placeholder=f"empty: drawn from the training distribution (mean {trait['mean']:.3g}, "
+                                            f"sd {trait['sd']:.3g})",
+                                help="Leave empty to draw each individual's value from the training distribution.")
+        if value is not None:
+            condition["value"] = float(value)
     else:
         st.caption("This model was trained without a trait: individuals are drawn unconditioned.")
     with st.expander("Generator"):

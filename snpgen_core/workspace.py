@@ -573,16 +573,27 @@ class Workspace:
     def synthetic_cohort(self):
         """The current synthetic Genotypes and their Phenotype (the generation's ``.pheno.tsv``)."""
         from .io.plink import read_plink
-        from .phenotypes import read_phenotype
+        from .phenotypes import Phenotype
 
         self._need("a synthetic cohort", self.synthetic is not None, "generate one on the Generate page")
         synthetic = read_plink(self.synthetic)
-        sidecar = self.synthetic.with_name(self.synthetic.name + ".pheno.tsv")
-        try:
-            trait = read_phenotype(synthetic.samples, sidecar)
-        except InputError:  # an unconditioned model: no trait to compare
-            trait = None
-        return synthetic, trait
+        info = self.run_info()["phenotype"]
+        if info["kind"] == "none":
+            return synthetic, None
+        # the generation's own record, decoded with the run's labels (phenotypes.read_phenotype would refuse a
+        # cohort generated for one class only, which is a legitimate request here)
+        sidecar = pd.read_csv(self.synthetic.with_name(self.synthetic.name + ".pheno.tsv"), sep="\t", dtype=str,
+                              keep_default_na=False)
+        text = sidecar.iloc[:, 2].to_numpy()
+        missing = np.isin(text, ["NA", ""])
+        if info["kind"] == "quantitative":
+            values = np.where(missing, np.nan, pd.to_numeric(pd.Series(text).where(~missing), errors="coerce"))
+        elif info["kind"] == "binary":
+            values = np.where(missing, np.nan, np.where(text == "2", 1.0, 0.0))
+        else:
+            code = {label: float(k) for k, label in enumerate(info["labels"])}
+            values = np.array([np.nan if m else code[t] for t, m in zip(text, missing)])
+        return synthetic, Phenotype(info["name"], info["kind"], values, list(info.get("labels") or []))
 
     def evaluate(self, seed: int = 0) -> dict:
         """The evaluation report of the current synthetic cohort against the training individuals and the real

@@ -462,3 +462,42 @@ def test_data__upload_without_gwas_computes_one_on_the_training_individuals_only
     at.button(key="FormSubmitter:panel_form-Select panel").click().run()
     no_exceptions(at)
     assert len(ws.panel_info) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("column", ["QT", "POP"])
+def test_generate__quantitative_and_categorical_traits_get_their_own_condition(cohort_files, column):
+    import pandas as pd
+
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    pheno = (f"{cohort_files.name}.pheno.tsv", Path(f"{cohort_files}.pheno.tsv").read_bytes(), "text/plain")
+    gwas = (f"{cohort_files.name}.gwas.tsv", Path(f"{cohort_files}.gwas.tsv").read_bytes(), "text/plain")
+    upload(at, trio(cohort_files), gwas=gwas, pheno=pheno, column=column)
+    no_exceptions(at)
+    ws = at.session_state["workspace"]
+    assert ws.summary.phenotype.kind == {"QT": "quantitative", "POP": "categorical"}[column]
+    at.switch_page("pages/panel.py").run()
+    at.number_input[0].set_value(40)
+    at.button(key="FormSubmitter:panel_form-Select panel").click().run()
+    start_training(at, epochs=1)
+    assert ws.current_run().wait(300) and ws.current_run().state == "done", ws.current_run().error
+    at.switch_page("pages/generate.py").run()
+    no_exceptions(at)
+    if column == "QT":
+        next(n for n in at.number_input if n.label == "Value of QT for everyone").set_value(1.5)
+    else:
+        at.selectbox[0].set_value("EUR")
+    at.button(key="FormSubmitter:generate_form-Generate").click().run()
+    no_exceptions(at)
+    synthetic, trait = ws.synthetic_cohort()
+    recorded = pd.read_csv(f"{ws.synthetic}.pheno.tsv", sep="\t", dtype=str)[column]
+    if column == "QT":
+        assert trait.kind == "quantitative" and np.all(trait.values == 1.5)
+        assert (recorded == "1.5").all() and (synthetic.samples["pheno"] == "1.5").all()
+    else:  # one class on request: everyone EUR, .fam column 6 missing as PLINK has no categorical coding
+        assert trait.kind == "categorical" and {trait.labels[int(v)] for v in trait.values} == {"EUR"}
+        assert (recorded == "EUR").all() and (synthetic.samples["pheno"] == "-9").all()
+    at.switch_page("pages/explore.py").run()  # a one-class or one-value cohort still gets its report
+    no_exceptions(at)
+    assert ws.report is not None and not at.error
