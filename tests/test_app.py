@@ -501,3 +501,19 @@ def test_generate__quantitative_and_categorical_traits_get_their_own_condition(c
     at.switch_page("pages/explore.py").run()  # a one-class or one-value cohort still gets its report
     no_exceptions(at)
     assert ws.report is not None and not at.error
+
+
+def test_data__malformed_gwas_shows_the_cli_message_with_the_users_file_name(cohort_files, tmp_path):
+    from snpgen_core.io.gwas import read_gwas
+
+    bad = b"SNP\tA1\tBETA\nrs1\tA\t0.1\n"  # no p-value column
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    upload(at, trio(cohort_files), gwas=("my gwas.txt", bad, "text/plain"))
+    no_exceptions(at)
+    (tmp_path / "my_gwas.txt").write_bytes(bad)
+    with pytest.raises(InputError) as err:
+        read_gwas(tmp_path / "my_gwas.txt")
+    assert [e.value for e in at.error] == [str(err.value).replace(f"{tmp_path}{os.sep}", "")]
+    assert at.error[0].value.startswith("my_gwas.txt")
+    assert at.session_state["workspace"].dataset is None
