@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .io.plink import plink_path
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +367,7 @@ class Workspace:
         staging = Path(tempfile.mkdtemp(prefix="upload-", dir=self.path))
         try:
             parts = _plink_parts(plink_files)
-            # no dots: PLINK prefixes get their suffixes by Path.with_suffix, which a dotted stem would break
+            # a dot-free prefix: no tool can mistake part of it for a file suffix
             stem = safe_name(Path(parts[".bed"][0]).stem, "cohort").replace(".", "_")
             for suffix, (_, data) in parts.items():
                 (staging / f"{stem}{suffix}").write_bytes(data)
@@ -381,7 +382,7 @@ class Workspace:
             try:
                 from .io.plink import read_fam
 
-                samples = read_fam(dataset.bfile.with_suffix(".fam"))
+                samples = read_fam(plink_path(dataset.bfile, ".fam"))
                 trait = read_phenotype(samples, dataset.pheno, dataset.pheno_col)
                 split = split_samples(len(samples), strata=trait_strata(trait.values, trait.kind),
                                       holdout=HOLDOUT_FRACTION, seed=seed)
@@ -417,7 +418,7 @@ class Workspace:
             raise InputError(f"a GWAS needs a case/control or quantitative trait; {trait.name} is {trait.kind}",
                              hint="upload summary statistics instead")
         train = self.training_genotypes()
-        split = read_split(self.dataset.split, read_fam(self.dataset.bfile.with_suffix(".fam")))
+        split = read_split(self.dataset.split, read_fam(plink_path(self.dataset.bfile, ".fam")))
         result = per_snp_association(train.dosages, trait.values[split.train], trait.kind)
         v = train.variants
         table = pd.DataFrame({"SNP": v["snp"], "CHR": v["chrom"], "BP": v["pos"], "A1": v["a1"], "A2": v["a2"],
@@ -439,7 +440,7 @@ class Workspace:
         from .selection import read_split
 
         self._need("a cohort", self.dataset is not None, "load one on the Data page")
-        split = read_split(self.dataset.split, read_fam(self.dataset.bfile.with_suffix(".fam")))
+        split = read_split(self.dataset.split, read_fam(plink_path(self.dataset.bfile, ".fam")))
         return read_plink(self.dataset.bfile, samples=split.train, variants=variants)
 
     def choose_panel(self, **options):
@@ -471,7 +472,7 @@ class Workspace:
         from .io.plink import write_plink
 
         prefix = self.path / "data" / "train"
-        if not prefix.with_suffix(".bed").exists():
+        if not plink_path(prefix, ".bed").exists():
             write_plink(prefix, self.training_genotypes())
         return prefix
 
@@ -561,9 +562,9 @@ class Workspace:
         self._need("a finished training run", job is not None and job.state == "done", "train one first")
         key = ("run", "real", job.run_id)
         if key not in self.cache:
-            fam = read_fam(self.dataset.bfile.with_suffix(".fam"))
+            fam = read_fam(plink_path(self.dataset.bfile, ".fam"))
             split = read_split(self.dataset.split, fam)
-            cols = panel_indices(job.run_dir / "panel.bim", read_bim(self.dataset.bfile.with_suffix(".bim")))
+            cols = panel_indices(job.run_dir / "panel.bim", read_bim(plink_path(self.dataset.bfile, ".bim")))
             trait = read_phenotype(fam, self.dataset.pheno, self.dataset.pheno_col)
             self.cache[key] = tuple(
                 (read_plink(self.dataset.bfile, samples=idx, variants=cols), trait.subset(idx))
@@ -825,9 +826,9 @@ def summarize(dataset: Dataset) -> DatasetSummary:
     from .phenotypes import read_phenotype
     from .selection import read_split
 
-    variants = read_bim(dataset.bfile.with_suffix(".bim"))
-    samples = read_fam(dataset.bfile.with_suffix(".fam"))
-    check_bed(dataset.bfile.with_suffix(".bed"), len(samples), len(variants))
+    variants = read_bim(plink_path(dataset.bfile, ".bim"))
+    samples = read_fam(plink_path(dataset.bfile, ".fam"))
+    check_bed(plink_path(dataset.bfile, ".bed"), len(samples), len(variants))
     n, m = len(samples), len(variants)
     step = max(1, 50_000_000 // max(n, 1))
     missing = np.empty(m)

@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from snpgen_core.errors import InputError
-from snpgen_core.io.plink import read_fam, read_plink
+from snpgen_core.io.plink import plink_path, read_fam, read_plink
 from snpgen_core.workspace import (TrainingJob, Workspace, find_job, safe_name, stop_all_jobs,
                                    sweep_idle_workspaces)
 
@@ -145,7 +145,7 @@ def test_workspace__bad_upload_keeps_previous_cohort(cohort_files):
             ws.load_upload([("cohort.vcf", b"##fileformat=VCFv4.2\n")])
         with pytest.raises(InputError, match=r"\.fam missing"):
             ws.load_upload(good[:2])
-        assert ws.dataset == before and ws.dataset.bfile.with_suffix(".bed").exists()
+        assert ws.dataset == before and plink_path(ws.dataset.bfile, ".bed").exists()
         # only the cohort folder is left: no staging folders from the failed uploads
         assert sorted(p.name for p in ws.path.iterdir()) == ["data"]
     finally:
@@ -174,7 +174,7 @@ def test_home__demo_button_loads_the_simulated_cohort_and_opens_data():
     no_exceptions(at)
     assert at.title[0].value == "Data"
     ws = at.session_state["workspace"]
-    fam = read_fam(ws.dataset.bfile.with_suffix(".fam"))
+    fam = read_fam(plink_path(ws.dataset.bfile, ".fam"))
     shown = metrics(at)
     assert shown["Individuals"] == "300" and shown["SNPs"] == "200"
     cases = int((fam["pheno"] == "2").sum())
@@ -257,7 +257,7 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     at = demo_with_panel(top=60)
     ws = at.session_state["workspace"]
     # the panel is what select_panel gives on the training individuals alone (the holdout chooses nothing)
-    fam = read_fam(ws.dataset.bfile.with_suffix(".fam"))
+    fam = read_fam(plink_path(ws.dataset.bfile, ".fam"))
     split = read_split(ws.dataset.split, fam)
     direct = select_panel(read_plink(ws.dataset.bfile, samples=split.train), ws.summary.aligned, top=60)
     assert ws.panel_info.table["SNP"].tolist() == direct.table["SNP"].tolist()
