@@ -154,6 +154,9 @@ def main() -> None:
         _measure("train", 1, [*common, "--prefix", str(gen_prefix), "--epochs", "2"], [str(run_gen)])
         gen = _measure("generate", args.repeats, [*common, "--run", str(run_gen), "--n", str(gen_n)],
                        [str(work / f"syn_{stamp}_{i}") for i in range(args.repeats)])
+        # bounded memory: peak RSS should not grow with N (the .bed is assembled on disk)
+        small = _measure("generate", 1, [*common, "--run", str(run_gen), "--n", str(gen_n // 5)],
+                         [str(work / f"syn_{stamp}_small")])
 
     def row(what, size, results, target):
         walls = [r["wall_s"] for r in results]
@@ -177,6 +180,7 @@ def main() -> None:
         print(row("train (defaults)", train_size, train, 300))
     if gen:
         print(row("generate (diffusion, guidance 2, 50 steps)", (gen_n, gen_size[1]), gen, 60))
+        print(row("generate, N / 5 (memory check)", (gen_n // 5, gen_size[1]), small, 12))
 
 
 if __name__ == "__main__":

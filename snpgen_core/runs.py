@@ -54,9 +54,9 @@ def _vae_fit() -> FitConfig:
 
 
 def _diffusion_fit() -> FitConfig:
-    # small batches cost mostly per-step overhead on a CPU; 600 x 9 steps of 256 reached the validation plateau
-    # of 800 x 18 steps of 128 on 1000G AGBL4 (stopped at 531)
-    return FitConfig(epochs=600, batch_size=256, lr=1e-3, weight_decay=0.0, patience=60, min_epochs=100,
+    # on 1000G AGBL4 (2,000 training latents) batches of 128 for up to 800 epochs reached a lower validation loss
+    # and detection AUC than batches of 256 for 600-1,000 epochs or a doubled learning rate, for ~60 s of CPU
+    return FitConfig(epochs=800, batch_size=128, lr=1e-3, weight_decay=0.0, patience=80, min_epochs=100,
                      ema_decay=0.995, val_repeats=4)
 
 

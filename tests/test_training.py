@@ -250,6 +250,22 @@ def test_train_run__fixed_panel_file_and_a_dotted_prefix(sim_prefix, tmp_path):
     assert json.loads((out / "config.json").read_text())["train"]["vae_fit"]["epochs"] == 1
 
 
+def test_train_run__no_trait_in_the_fam_trains_an_unconditioned_model(sim_prefix, tmp_path):
+    from snpgen_core.generation import generate
+    from snpgen_core.io.plink import write_plink
+
+    cohort = read_plink(sim_prefix)
+    cohort.samples["pheno"] = "-9"
+    write_plink(tmp_path / "blank", cohort)
+    out = _train(tmp_path / "blank", tmp_path / "run", gwas_path=str(sim_prefix) + ".gwas.tsv", epochs=1)
+    run = load_run(out)
+    assert run.phenotype["kind"] == "none" and run.models.vae.pheno_head is None
+    syn = read_plink(generate(out, 20, out_prefix=tmp_path / "syn"))
+    assert (syn.samples["pheno"] == "-9").all()
+    with pytest.raises(InputError, match="without a trait"):
+        generate(out, 20, out_prefix=tmp_path / "syn2", case_fraction=0.5)
+
+
 def test_cli_train__bad_input_is_one_line_and_exit_2(sim_prefix, tmp_path, capsys):
     base = ["train", "--bfile", str(sim_prefix), "--out", str(tmp_path / "r")]
     cases = [
