@@ -136,7 +136,7 @@ def test_condition_control__cases_carry_more_risk_alleles_at_the_causal_snp(plan
         prefix = generate(run, 1500, out_prefix=tmp_path / label, label=label, seed=3, model=model)
         freq[label] = read_plink(prefix).a1_frequency()
     diff = freq["case"] - freq["control"]
-    assert diff[CAUSAL] > 0.5 * real_diff  # the condition moves the causal SNP, in the right direction
+    assert diff[CAUSAL] > 0.3 * real_diff  # the condition moves the causal SNP, in the right direction
     far = [j for j in range(24) if j // 3 != CAUSAL // 3]  # SNPs outside the causal LD block
     assert diff[CAUSAL] > np.abs(diff[far]).max()
 

@@ -185,7 +185,6 @@ def test_train_run__writes_a_complete_run_directory(sim_prefix, tmp_path):
     assert read_config(out / "config.json") == run.config  # a run's config is a valid --config
 
 
-@pytest.mark.slow
 def test_train_run__cancel_leaves_no_run_json_and_resume_matches_an_uninterrupted_run(sim_prefix, tmp_path):
     straight = _train(sim_prefix, tmp_path / "straight")
     stop = threading.Event()
