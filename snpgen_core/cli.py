@@ -161,8 +161,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
             bars[stage].update(event["epoch"] - bars[stage].n)
         elif event["event"] == "end" and stage in bars:
             bars.pop(stage).close()
-            tqdm.write(f"{stage}: {event['stopped'].replace('_', ' ')} after {event['epoch']} epochs, "
-                       f"best epoch {event['best_epoch']}", file=sys.stderr)
+            how = "stopped early" if event["stopped"] == "early_stopping" else "done"
+            tqdm.write(f"{stage}: {how} after {event['epoch']} epochs, best epoch {event['best_epoch']}",
+                       file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "no CUDA: CPU" is reported below instead
