@@ -118,6 +118,25 @@ def write_split(split: Split, samples: pd.DataFrame, path: str | Path) -> None:
         frame.to_csv(tmp, sep="\t", index=False)
 
 
+def read_text_table(path: str | os.PathLike, columns: list[str], what: str, origin: str) -> pd.DataFrame:
+    """A tab-separated table with a header holding at least ``columns``, every cell as text (nothing turned into
+    NaN). InputError for a missing, unreadable or incomplete file; ``what`` names it, ``origin`` says where a good
+    one comes from."""
+    where = str(path)
+    header = "a tab-separated header " + " ".join(columns)
+    if not Path(path).is_file():
+        raise InputError(f"{what} not found", path=where, hint=origin)
+    try:
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot be read as a tab-separated table ({str(err).splitlines()[0]})", path=where,
+                         hint=f"expected {header}") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"{what} lacks column(s) {missing}", path=where, hint=f"expected {header}")
+    return frame
+
+
 def read_split(path: str | Path, samples: pd.DataFrame) -> Split:
     """Reuse a recorded split for the cohort whose sample table is ``samples`` (matched by FID and IID).
 
@@ -125,17 +144,7 @@ def read_split(path: str | Path, samples: pd.DataFrame) -> Split:
     samples absent from the file, and a split without training samples.
     """
     where = str(path)
-    if not Path(path).is_file():
-        raise InputError("split file not found", path=where, hint="give a FID IID SPLIT table, e.g. from snpgen split")
-    try:
-        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot be read as a tab-separated table ({str(err).splitlines()[0]})", path=where,
-                         hint="expected a header FID IID SPLIT and one tab-separated row per sample") from None
-    missing = {"FID", "IID", "SPLIT"} - set(frame.columns)
-    if missing:
-        raise InputError(f"split file lacks column(s) {sorted(missing)}", path=where,
-                         hint="expected a tab-separated header FID IID SPLIT")
+    frame = read_text_table(path, ["FID", "IID", "SPLIT"], "split file", "make one with snpgen split")
     keys = frame["FID"] + "\t" + frame["IID"]
     dup = keys.duplicated()
     if dup.any():
@@ -856,16 +865,7 @@ def read_panel(path: str | os.PathLike) -> pd.DataFrame:
     A1, A2 as text, BP int64, BETA and P float (NA -> NaN), rows in file order. Raises InputError for a missing
     file, missing columns, non-numeric values and repeated SNP IDs."""
     where = str(path)
-    if not Path(path).is_file():
-        raise InputError("panel file not found", path=where, hint="make one with snpgen select")
-    try:
-        raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot be read as a tab-separated table ({str(err).splitlines()[0]})", path=where,
-                         hint="a panel has a header SNP CHR BP A1 A2 BETA P") from None
-    missing = [c for c in PANEL_COLUMNS if c not in raw.columns]
-    if missing:
-        raise InputError(f"panel lacks column(s) {missing}", path=where, hint="a panel has a header " + " ".join(PANEL_COLUMNS))
+    raw = read_text_table(path, PANEL_COLUMNS, "panel", "make one with snpgen select")
     if raw.empty:
         raise InputError("panel has no SNPs", path=where)
     out = pd.DataFrame({c: raw[c].str.strip() for c in ("SNP", "CHR", "A1", "A2")})
