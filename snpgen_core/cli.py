@@ -55,14 +55,14 @@ def _cmd_select(args: argparse.Namespace) -> None:
     import numpy as np
 
     from .io.gwas import align_gwas, parse_column_mapping, read_gwas
-    from .io.plink import plink_prefix, read_bim, read_fam, read_plink
+    from .io.plink import plink_path, plink_prefix, read_bim, read_fam, read_plink
     from .phenotypes import read_phenotype
     from .selection import (PanelWarning, check_clump_parameters, read_snp_list, read_split, select_panel,
                             split_file_beside, write_panel)
 
     check_clump_parameters(args.clump_p1, args.clump_p2, args.clump_r2, args.clump_kb)
     prefix = plink_prefix(args.bfile)
-    fam, bim = read_fam(prefix.with_name(prefix.name + ".fam")), read_bim(prefix.with_name(prefix.name + ".bim"))
+    fam, bim = read_fam(plink_path(prefix, ".fam")), read_bim(plink_path(prefix, ".bim"))
     split_path = args.split or (split_file_beside(prefix) if split_file_beside(prefix).exists() else None)
     if split_path:
         split = read_split(split_path, fam)
@@ -103,14 +103,13 @@ def _cmd_select(args: argparse.Namespace) -> None:
 
 
 def _cmd_split(args: argparse.Namespace) -> None:
-    from .io.plink import plink_prefix, read_fam
+    from .io.plink import plink_path, read_fam
     from .phenotypes import read_phenotype
     from .selection import SPLIT_NAMES, read_split, split_samples, trait_strata, write_split_cohorts
 
     if not 0 < args.holdout < 1:
         raise InputError(f"--holdout {args.holdout} must be a fraction in (0, 1)", hint="e.g. --holdout 0.2")
-    prefix = plink_prefix(args.bfile)
-    fam = read_fam(prefix.with_name(prefix.name + ".fam"))
+    fam = read_fam(plink_path(args.bfile, ".fam"))
     trait = None
     if args.pheno or args.pheno_col:
         trait = read_phenotype(fam, args.pheno, args.pheno_col)
@@ -133,7 +132,7 @@ def _cmd_split(args: argparse.Namespace) -> None:
         if idx.size:
             classes = f": {trait.subset(idx).describe()}" if trait is not None else ""
             print(f"  {part}: {idx.size} individuals{classes}")
-    paths = write_split_cohorts(prefix, split, args.out)
+    paths = write_split_cohorts(args.bfile, split, args.out)
     print("wrote " + ", ".join(str(p) for p in paths))
 
 
