@@ -17,7 +17,6 @@ Weights are read with ``safetensors`` only (never pickle), so opening a run dire
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -34,6 +33,7 @@ from safetensors.torch import save_file
 
 from .errors import InputError
 from .io.atomic import atomic_path
+from .provenance import json_default, sha256_file  # noqa: F401  (sha256_file: part of this module's API)
 from .models.baselines import IndependentSNPs, LatentGaussian, VAEGaussian
 from .models.denoiser import Denoiser, DenoiserConfig
 from .models.diffusion import DiffusionConfig, GaussianDiffusion
@@ -126,29 +126,9 @@ def read_config(path: str | os.PathLike) -> TrainConfig:
 # Small file helpers
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_json(path: Path, data) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, (np.ndarray,)):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+        tmp.write_text(json.dumps(data, indent=2, default=json_default) + "\n")
 
 
 def software_versions() -> dict:
@@ -204,7 +184,7 @@ def save_fit_state(path: Path, state: FitState) -> None:
             "param_groups": opt.get("param_groups", [])}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"state": json.dumps(meta, default=_json_default)})
+        save_file(tensors, str(tmp), metadata={"state": json.dumps(meta, default=json_default)})
 
 
 def load_fit_state(path: Path) -> FitState:

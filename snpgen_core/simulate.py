@@ -22,6 +22,7 @@ from scipy import stats
 from .association import per_snp_association
 from .errors import InputError
 from .genotypes import Genotypes, make_samples, make_variants
+from .provenance import json_default
 from .io.atomic import atomic_paths
 from .io.plink import plink_path, plink_prefix, write_plink
 from .selection import Split, split_samples, write_split
@@ -385,16 +386,8 @@ def write_cohort(cohort: SimulatedCohort, prefix: str | os.PathLike) -> list[Pat
     with atomic_paths(*tables, params_path) as temps:
         for table, tmp in zip(tables.values(), temps):
             table.to_csv(tmp, sep="\t", index=False, float_format="%.8g")
-        temps[-1].write_text(json.dumps(cohort.params, indent=2, default=_json_default) + "\n")
+        temps[-1].write_text(json.dumps(cohort.params, indent=2, default=json_default) + "\n")
         write_plink(prefix, cohort.genotypes)
         write_split(cohort.split, cohort.genotypes.samples, split_path)
     plink = [plink_path(prefix, s) for s in (".bed", ".bim", ".fam")]
     return plink + [Path(p) for p in tables] + [split_path, params_path]
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot record {type(value).__name__} in params.json")

@@ -22,7 +22,6 @@ import os
 import shutil
 import threading
 import time
-import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .devices import resolve_device  # noqa: F401  (re-exported: part of this module's API)
 from .errors import InputError
 
 Callback = Callable[[dict], None]
@@ -44,24 +44,6 @@ class Cancelled(Exception):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Devices and threads
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" -> CUDA when available, else the CPU (with a warning); "cuda" without CUDA -> InputError."""
-    name = str(device)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        warnings.warn("no CUDA GPU available: running on the CPU", RuntimeWarning, stacklevel=2)
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"device {name!r} requested but CUDA is not available on this machine",
-                             hint="use --device cpu or --device auto")
-        return torch.device(name)
-    if name == "cpu":
-        return torch.device("cpu")
-    raise InputError(f"device {name!r} unknown", hint="choose auto, cpu or cuda")
 
 
 def default_threads() -> int:

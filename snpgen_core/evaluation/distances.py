@@ -31,24 +31,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..devices import resolve_device
 from ..errors import InputError
 from ..genotypes import MISSING
 
 FP32_EXACT_MAX_SNPS = 2**21  # 6 * 2^21 < 2^24: every partial sum of the product is an exact float32 integer
 _BLOCK_ELEMENTS = {"cpu": 2**24, "cuda": 2**28}  # floats per (chunk x 2m) encoding or (chunk x chunk) block
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> the first CUDA GPU when one is present, else the CPU; any torch device name otherwise."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise InputError(f"unknown device {device!r}", hint="use 'auto', 'cpu' or 'cuda'") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} requested but no CUDA GPU is available", hint="use 'auto' or 'cpu'")
-    return resolved
 
 
 def check_complete_dosages(dosages: np.ndarray, name: str) -> np.ndarray:
@@ -152,7 +140,7 @@ def nearest_neighbours(
     reference individuals are returned in any order.
     """
     q, r = _checked_pair(queries, reference, k, exclude_self)
-    return _search(q, r, k, exclude_self, resolve_device(device), chunk_rows, reverse=False)[0]
+    return _search(q, r, k, exclude_self, resolve_device(device, warn=False), chunk_rows, reverse=False)[0]
 
 
 def nearest_both_ways(
@@ -164,7 +152,7 @@ def nearest_both_ways(
     q, r = _checked_pair(a, b, k, False)
     if len(q) == 0:
         raise ValueError("nearest_both_ways needs at least one individual in each set")
-    return _search(q, r, k, False, resolve_device(device), chunk_rows, reverse=True)
+    return _search(q, r, k, False, resolve_device(device, warn=False), chunk_rows, reverse=True)
 
 
 def _search(q: np.ndarray, r: np.ndarray, k: int, exclude_self: bool, dev: torch.device, chunk_rows: int | None,

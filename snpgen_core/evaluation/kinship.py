@@ -103,7 +103,7 @@ def _pairwise(side: _Side) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def _chunks(queries, reference, device, chunk_rows):
     """Yield (query start, query end, reference start, reference end, phi block) over all chunk pairs."""
-    dev = resolve_device(device)
+    dev = resolve_device(device, warn=False)
     m = queries.shape[1]
     chunk = int(chunk_rows) if chunk_rows else default_chunk_rows(m, dev)
     dtype = torch.float32 if m <= FP32_EXACT_MAX_SNPS else torch.float64

@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import InputError
 from ..genotypes import MISSING, Genotypes
 from ..io.atomic import atomic_paths
+from ..provenance import sha256_file
 from . import association, frequencies, ld, structure, utility
 from .align import align_cohorts, check_holdout_distinct, equal_size_rows, subsample_index
 from .card import SECTIONS, CardThresholds, MetricValue, grade_sections, skipped, worst
@@ -270,14 +271,6 @@ def _distance_histogram_data(privacy: dict) -> dict:
 # Provenance
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _sha256_genotypes(g: Genotypes) -> str:
     h = hashlib.sha256(np.ascontiguousarray(g.dosages).tobytes())
     h.update("\n".join(g.variants["snp"].astype(str)).encode())
@@ -301,7 +294,7 @@ def _inputs(cohorts: dict[str, Genotypes], sources: dict | None) -> dict:
                  "missing_rate": float((g.dosages == MISSING).mean()) if g.dosages.size else 0.0}
         files = (sources or {}).get(who) or []
         if files:
-            entry["files"] = {str(p): _sha256_file(Path(p)) for p in files}
+            entry["files"] = {str(p): sha256_file(p) for p in files}
         out[who] = entry
     return out
 
