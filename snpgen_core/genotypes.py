@@ -66,11 +66,16 @@ class Genotypes:
 
     def a1_frequency(self) -> np.ndarray:
         """Per-variant frequency of the counted allele ``a1`` among called genotypes (NaN if none called)."""
-        called = self.dosages != MISSING
-        total = np.where(called, self.dosages, 0).sum(axis=0, dtype=np.int64)
-        n_called = called.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return total / (2.0 * n_called)
+        return allele_frequencies(self.dosages)
+
+
+def allele_frequencies(dosages: np.ndarray) -> np.ndarray:
+    """Frequency p (m,) of the counted allele among called genotypes: sum(x) / (2 n_called); NaN if none called."""
+    called = dosages != MISSING
+    total = np.where(called, dosages, 0).sum(axis=0, dtype=np.int64)
+    n_called = called.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / (2.0 * n_called)
 
 
 def make_variants(chrom, snp, pos, a1, a2, cm=None) -> pd.DataFrame:

@@ -15,20 +15,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
-from ..genotypes import MISSING
+from ..genotypes import allele_frequencies  # noqa: F401  (allele_frequencies: part of this module's API)
 from .align import equal_size_rows
 from .card import MetricValue, skipped
 
 HWE_P_THRESHOLD = 1e-6
-
-
-def allele_frequencies(dosages: np.ndarray) -> np.ndarray:
-    """Frequency p (m,) of the counted allele among called genotypes: sum(x) / (2 n_called); NaN if none called."""
-    called = dosages != MISSING
-    total = np.where(called, dosages, 0).sum(axis=0, dtype=np.int64)
-    n = called.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return total / (2.0 * n)
 
 
 def genotype_counts(dosages: np.ndarray) -> np.ndarray:
