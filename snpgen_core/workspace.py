@@ -630,9 +630,9 @@ class Workspace:
 
     def umap_individuals(self, seed: int = 0, max_per_cohort: int = 1000) -> pd.DataFrame:
         """2-D UMAP of training, holdout and synthetic individuals (at most ``max_per_cohort`` each, seeded
-        subsample): genotypes with missing calls set to the training mean, projected on 20 PCs fitted on the
-        training individuals, then UMAP. Columns x, y, cohort."""
-        from .evaluation.align import impute_mean, training_means
+        subsample): genotypes on the report's training PCA (``evaluation.structure.fit_pca``, 20 PCs, missing
+        calls at the training mean), then UMAP. Columns x, y, cohort."""
+        from .evaluation.structure import fit_pca
 
         key = ("synthetic", "umap", seed, max_per_cohort)
         if key not in self.cache:
@@ -641,12 +641,13 @@ class Workspace:
             rng = np.random.default_rng(seed)
             parts = {name: _subsample(g.dosages, max_per_cohort, rng)
                      for name, g in (("training", train), ("holdout", holdout), ("synthetic", synthetic))}
-            means = training_means(train.dosages)
-            x = {k: impute_mean(v, means).astype(np.float32) for k, v in parts.items()}
-            pcs = _pca_projection(x["training"], list(x.values()), seed)
-            xy = _umap(np.vstack(pcs), seed)
+            pca = fit_pca(parts["training"], 20, seed=seed)
+            if pca is None:
+                raise InputError("too few training individuals or polymorphic SNPs for a PCA",
+                                 hint="a UMAP needs at least 3 training individuals and 2 polymorphic SNPs")
+            xy = _umap(np.vstack([pca.transform(v) for v in parts.values()]), seed)
             self.cache[key] = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1],
-                                            "cohort": np.repeat(list(x), [len(v) for v in x.values()])})
+                                            "cohort": np.repeat(list(parts), [len(v) for v in parts.values()])})
         return self.cache[key]
 
     def umap_latents(self, seed: int = 0, max_individuals: int = 2000) -> pd.DataFrame:
@@ -853,14 +854,6 @@ def summarize(dataset: Dataset) -> DatasetSummary:
 
 def _subsample(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return rows if len(rows) <= n else rows[np.sort(rng.choice(len(rows), n, replace=False))]
-
-
-def _pca_projection(fit_rows: np.ndarray, parts: list[np.ndarray], seed: int, n_components: int = 20):
-    from sklearn.decomposition import PCA
-
-    k = max(1, min(n_components, fit_rows.shape[0] - 1, fit_rows.shape[1]))
-    pca = PCA(n_components=k, random_state=seed).fit(fit_rows)
-    return [pca.transform(p) for p in parts]
 
 
 def _umap(points: np.ndarray, seed: int) -> np.ndarray:
