@@ -118,7 +118,7 @@ def prepare(name: str, work: Path, seed: int, top: int, clump_r2: float) -> dict
 
 
 def train(prep: dict, run_dir: Path, seed: int, epochs: int | None, config: str | None, threads: int) -> float:
-    from snpgen_core.training import train_run
+    from snpgen_core.pipeline import train_run
 
     if run_dir.exists():
         shutil.rmtree(run_dir)

@@ -34,7 +34,7 @@ _LAZY = {
     "per_snp_association": "association",
     "qc_mask": "selection", "split_samples": "selection", "read_split": "selection", "write_split": "selection",
     "clump": "selection", "select_panel": "selection", "read_panel": "selection", "write_panel": "selection",
-    "TrainConfig": "training", "train_run": "training",
+    "TrainConfig": "runs", "train_run": "pipeline",
     "generate": "generation", "load_run": "generation",
     "evaluate": "evaluation", "write_report": "evaluation",
 }

@@ -141,7 +141,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
-    from .training import train_run
+    from .pipeline import train_run
 
     if args.top is not None and args.gwas is None:
         raise InputError("--top needs --gwas FILE", hint="or give a fixed panel with --snps PANEL.tsv")

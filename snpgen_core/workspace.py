@@ -191,7 +191,8 @@ def _train_process(bfile: Path, run_dir: Path, kwargs: dict, events, stop) -> No
     """Child process body: one ``train_run`` call; its outcome is sent as a last ``{"event": "job"}`` message."""
     import torch
 
-    from .training import Cancelled, train_run
+    from .pipeline import train_run
+    from .training import Cancelled
 
     torch.set_num_threads(1)  # leave the other cores to the web server and the other sessions
     if hasattr(os, "nice"):
@@ -478,7 +479,7 @@ class Workspace:
 
     def start_training(self, *, config=None, seed: int = 0, epochs: int | None = None,
                        device: str = "auto") -> TrainingJob:
-        """Start ``training.train_run`` on the training individuals and the panel in a worker thread.
+        """Start ``pipeline.train_run`` on the training individuals and the panel in a worker thread.
 
         Returns the new job; while one is running, returns that one instead of starting a second (a double click
         or two tabs cannot start two runs on one workspace). The run folder is ``runs/<run_id>``; the run id is
@@ -651,11 +652,11 @@ class Workspace:
         return self.cache[key]
 
     def umap_latents(self, seed: int = 0, max_individuals: int = 2000) -> pd.DataFrame:
-        """2-D UMAP of the VAE latent space: posterior means (``training.encode_all``) of real training and
+        """2-D UMAP of the VAE latent space: posterior means (``pipeline.encode_all``) of real training and
         holdout individuals (seeded subsample of at most ``max_individuals``), with their phenotype.
         Columns x, y, cohort, phenotype (the label, or the value of a quantitative trait)."""
         from .runs import load_run
-        from .training import encode_all
+        from .pipeline import encode_all
 
         job = self.current_run()
         key = ("run", "latent_umap", job.run_id if job else None, seed)
