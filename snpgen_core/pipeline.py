@@ -25,6 +25,7 @@ from . import runs
 from .devices import resolve_device
 from .errors import InputError
 from .provenance import sha256_file
+from .splits import Split, read_split, split_samples, trait_strata, write_split
 from .training import Callback, Cancelled, FitState, default_threads, fit
 
 
@@ -81,7 +82,7 @@ def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, pan
     """The panel as (table with PANEL_COLUMNS, variant indices into the .bim), chosen on training rows only."""
     from .io.gwas import align_gwas, read_gwas
     from .io.plink import read_plink
-    from .selection import PANEL_COLUMNS, PanelWarning, read_panel, read_snp_list, select_panel
+    from .panel import PANEL_COLUMNS, PanelWarning, read_panel, read_snp_list, select_panel
 
     aligned = None
     if gwas_path is not None:
@@ -149,7 +150,7 @@ class _Setup(NamedTuple):
     trait: dict
     kind: str
     values: np.ndarray
-    split: object  # selection.Split
+    split: Split
     panel_index: np.ndarray
 
 
@@ -185,8 +186,6 @@ def _hash_inputs(prefix: Path, pheno_path, gwas_path, panel_path) -> dict:
 
 def _resume_setup(out: Path, fam, bim, hashes: dict, pheno_path, callback) -> _Setup:
     """The setup of the unfinished run in ``out``, after checking it started from the same inputs."""
-    from .selection import read_split
-
     info = json.loads((out / "config.json").read_text())
     prov = json.loads((out / "provenance.json").read_text())
     for k in ("bed", "bim", "fam", "pheno"):
@@ -207,7 +206,7 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
                pheno_col, gwas_path, top, panel_path, epochs, seed, device, dev, threads, resume,
                callback) -> _Setup:
     """Split, trait, panel and config of a new run, written to ``out`` (panel, split, provenance, config)."""
-    from .selection import split_samples, trait_strata, write_panel, write_split
+    from .panel import write_panel
 
     kind, values, name, labels = _read_trait(fam, pheno_path, pheno_col)
     strata = trait_strata(values, kind) if kind != "none" else None

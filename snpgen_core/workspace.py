@@ -266,7 +266,7 @@ class Workspace:
         self.dataset: Dataset | None = None
         self.summary: DatasetSummary | None = None
         self.panel: Path | None = None
-        self.panel_info = None  # selection.Panel: table, variant_index, qc, clumps, notes
+        self.panel_info = None  # panel.Panel: table, variant_index, qc, clumps, notes
         self.jobs: dict[str, TrainingJob] = {}
         self.run_id: str | None = None  # the run Generate / Explore / Export use
         self.synthetic: Path | None = None  # PLINK prefix of the current synthetic cohort
@@ -362,7 +362,7 @@ class Workspace:
         The split holds out ``HOLDOUT_FRACTION`` of the individuals, stratified on the trait.
         """
         from .phenotypes import read_phenotype
-        from .selection import split_samples, trait_strata, write_split
+        from .splits import split_samples, trait_strata, write_split
 
         self._refuse_while_training("load another cohort")
         staging = Path(tempfile.mkdtemp(prefix="upload-", dir=self.path))
@@ -410,7 +410,7 @@ class Workspace:
         from .io.atomic import atomic_path
         from .io.gwas import align_gwas, read_gwas
         from .io.plink import read_fam
-        from .selection import read_split
+        from .splits import read_split
 
         self._need("a cohort", self.dataset is not None, "load one on the Data page")
         self._refuse_while_training("change the GWAS")
@@ -438,18 +438,18 @@ class Workspace:
     def training_genotypes(self, variants=None):
         """The training individuals of the current cohort (all SNPs, or the given variant indices)."""
         from .io.plink import read_fam, read_plink
-        from .selection import read_split
+        from .splits import read_split
 
         self._need("a cohort", self.dataset is not None, "load one on the Data page")
         split = read_split(self.dataset.split, read_fam(plink_path(self.dataset.bfile, ".fam")))
         return read_plink(self.dataset.bfile, samples=split.train, variants=variants)
 
     def choose_panel(self, **options):
-        """Select the SNP panel on the training individuals only (``selection.select_panel`` with ``options``:
+        """Select the SNP panel on the training individuals only (``panel.select_panel`` with ``options``:
         top, p1, p2, r2, kb, maf, max_missing) and write it to ``panel/panel.tsv``. Returns the ``Panel``."""
         import warnings
 
-        from .selection import PanelWarning, select_panel, write_panel
+        from .panel import PanelWarning, select_panel, write_panel
 
         self._refuse_while_training("change the panel")
         self._need("GWAS summary statistics", self.summary is not None and self.summary.aligned is not None,
@@ -557,7 +557,7 @@ class Workspace:
         from .io.plink import read_bim, read_fam, read_plink
         from .phenotypes import read_phenotype
         from .runs import panel_indices
-        from .selection import read_split
+        from .splits import read_split
 
         job = self.current_run()
         self._need("a finished training run", job is not None and job.state == "done", "train one first")
@@ -826,7 +826,7 @@ def summarize(dataset: Dataset) -> DatasetSummary:
     """
     from .io.plink import check_bed, read_bim, read_fam, read_plink
     from .phenotypes import read_phenotype
-    from .selection import read_split
+    from .splits import read_split
 
     variants = read_bim(plink_path(dataset.bfile, ".bim"))
     samples = read_fam(plink_path(dataset.bfile, ".fam"))
