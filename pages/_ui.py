@@ -21,7 +21,8 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from snpgen_core.errors import InputError
-from snpgen_core.workspace import Workspace, find_job, sweep_idle_workspaces
+from snpgen_core.jobs import find_job
+from snpgen_core.workspace import Workspace, sweep_idle_workspaces
 
 log = logging.getLogger("snpgen.app")
 
@@ -57,8 +58,8 @@ def attach_workspace() -> Workspace:
     run_id = st.query_params.get("run")
     if ws is None or not ws.alive:
         job = find_job(run_id)
-        if job is not None and job.workspace.alive:
-            ws = job.workspace
+        if job is not None and job.owner is not None and job.owner.alive:
+            ws = job.owner
             ws.run_id = job.run_id
         else:
             if ws is not None:

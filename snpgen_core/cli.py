@@ -188,6 +188,38 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     print(f"generated {args.n} individuals ({args.model}) -> {prefix}.bed/.bim/.fam, {prefix}.pheno.tsv")
 
 
+def _cmd_gwas(args: argparse.Namespace) -> None:
+    from .association import gwas_table, write_gwas_table
+    from .io.plink import plink_path, read_fam, read_plink
+    from .phenotypes import read_phenotype
+    from .splits import read_split
+
+    if args.pheno_col and not args.pheno:
+        raise InputError("--pheno-col needs --pheno FILE", hint="omit both to use .fam column 6")
+    fam = read_fam(plink_path(args.bfile, ".fam"))
+    rows = read_split(args.split, fam).train if args.split else None
+    genotypes = read_plink(args.bfile, samples=rows)
+    trait = read_phenotype(genotypes.samples, args.pheno, args.pheno_col)
+    table = gwas_table(genotypes, trait.values, trait.kind)
+    write_gwas_table(table, args.out)
+    test = "logistic" if trait.kind == "binary" else "linear"
+    part = " (the split's train part)" if args.split else ""
+    print(f"{test} GWAS of {trait.name} on {genotypes.n_samples} individuals{part} x {genotypes.n_variants} SNPs "
+          f"({int(table['P'].notna().sum())} with a p-value) -> {args.out}")
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .export import export_cohort, export_name
+
+    name = export_name(args.name or Path(args.synthetic).name)
+    zip_path = Path(args.out) / f"{name}.zip" if args.zip else None
+    result = export_cohort(args.synthetic, args.report, args.run, args.out, name, zip_path=zip_path)
+    print(f"exported {', '.join(result['files'])} -> {result['folder']}"
+          + (f" and {result['zip']}" if result["zip"] else ""))
+
+
 # Subcommands registered below; each entry: name -> (help, add_arguments, handler)
 def _add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output prefix")
@@ -289,6 +321,24 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="PREFIX", help="output PLINK prefix")
 
 
+def _add_gwas(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the (training) cohort")
+    p.add_argument("--pheno", metavar="FILE", help="phenotype file (header FID IID NAME ...); default .fam column 6")
+    p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
+    p.add_argument("--split", metavar="SPLIT.tsv", help="recorded split (FID IID SPLIT): analyse its train part only")
+    p.add_argument("--out", required=True, metavar="GWAS.tsv",
+                   help="output table: SNP CHR BP A1 A2 A1_FREQ (OR) BETA SE P N, readable by --gwas")
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--synthetic", required=True, metavar="SYN_PREFIX", help="PLINK prefix written by snpgen generate")
+    p.add_argument("--report", required=True, metavar="DIR", help="report folder written by snpgen evaluate")
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="the run directory that generated the cohort")
+    p.add_argument("--out", required=True, metavar="DIR", help="exports go to DIR/NAME/ (never overwritten)")
+    p.add_argument("--name", metavar="NAME", help="export name (default: the synthetic prefix's name)")
+    p.add_argument("--zip", action="store_true", help="also write DIR/NAME.zip")
+
+
 COMMANDS = {
     "evaluate": ("evaluate a synthetic cohort against training and a real holdout: report.json + report.html",
                  _add_evaluate, _cmd_evaluate),
@@ -301,6 +351,10 @@ COMMANDS = {
               _add_train, _cmd_train),
     "generate": ("generate a synthetic PLINK cohort from a trained run, for a mix of conditions",
                  _add_generate, _cmd_generate),
+    "gwas": ("per-SNP association (PLINK 1.9 --logistic / --linear equivalent) on the given individuals: a GWAS "
+             "table for select and train", _add_gwas, _cmd_gwas),
+    "export": ("export a synthetic cohort with its report and a model card: a folder (and zip) to share",
+               _add_export, _cmd_export),
 }
 
 

@@ -17,8 +17,8 @@ from streamlit.testing.v1 import AppTest
 
 from snpgen_core.errors import InputError
 from snpgen_core.io.plink import plink_path, read_fam, read_plink
-from snpgen_core.workspace import (TrainingJob, Workspace, find_job, safe_name, stop_all_jobs,
-                                   sweep_idle_workspaces)
+from snpgen_core.jobs import TrainingJob, find_job, stop_all_jobs
+from snpgen_core.workspace import Workspace, sweep_idle_workspaces
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -85,15 +85,6 @@ def upload(at: AppTest, plink, gwas=None, pheno=None, column: str = "") -> AppTe
 
 # ---------------------------------------------------------------------------------------------------------------
 # workspace on its own
-
-
-def test_safe_name__strips_paths_and_odd_characters():
-    assert safe_name("../../etc/passwd") == "passwd"
-    assert safe_name("C:\\Users\\me\\my cohort (v2).bed") == "my_cohort_v2_.bed"
-    assert safe_name("..hidden") == "hidden"
-    assert safe_name("///") == "file"
-    assert safe_name("a" * 500, max_len=20) == "a" * 20
-    assert safe_name("résumé;rm -rf.fam") == "r_sum_rm_-rf.fam"
 
 
 def test_workspace__folder_removed_on_cleanup_and_on_garbage_collection():
