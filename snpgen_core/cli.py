@@ -20,7 +20,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate, write_report
-    from .evaluation.report import card_markdown
+    from .evaluation.card import card_markdown
     from .io.plink import plink_path, read_plink
     from .phenotypes import read_phenotype
 

@@ -76,7 +76,7 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
     ``run_dir`` the run that generated the cohort, ``generation`` its settings (:func:`generation_settings`),
     ``cohort`` the real cohort ({"name", "demo", "n_samples", "n_variants"}; default: as the run recorded it)."""
     from . import __version__
-    from .evaluation.report import card_markdown
+    from .evaluation.card import card_markdown
 
     run_dir = Path(run_dir)
     prov = _read_json(run_dir / "provenance.json")

@@ -290,6 +290,21 @@ class Workspace:
         return panel
 
 
+    def panel_ld(self, max_cells: int = 1000) -> np.ndarray:
+        """LD r² (``ld.ld_r2``, dosage) of the panel SNPs in the training individuals, block-averaged to at most
+        ``max_cells`` square (``figures.downsample_square``) and stored as uint8 (r² in steps of 1/255: a 1,000 x
+        1,000 map is 1 MB instead of 4 MB of float32); computed once per panel."""
+        from .evaluation.figures import downsample_square
+        from .ld import ld_r2
+
+        self._need("a SNP panel", self.panel_info is not None, "select one on the Panel page")
+        key = ("panel", "ld_r2_uint8", max_cells)
+        if key not in self.cache:
+            train = self.training_genotypes(variants=self.panel_info.variant_index)
+            r2 = downsample_square(ld_r2(train.dosages, estimator="dosage"), max_cells)
+            self.cache[key] = np.round(np.nan_to_num(r2, nan=0.0) * 255).astype(np.uint8)
+        return self.cache[key]
+
     # -- training --------------------------------------------------------------------------------------------
 
     def training_cohort(self) -> Path:

@@ -380,7 +380,7 @@ def test_reload__unknown_run_id_starts_a_fresh_workspace():
 
 
 def test_downsample_square__block_means_known_answer_and_float32():
-    from pages._ui import downsample_square
+    from snpgen_core.evaluation.figures import downsample_square
 
     m = np.arange(16, dtype=np.float64).reshape(4, 4)
     small = downsample_square(m, max_size=2)
@@ -397,7 +397,7 @@ def test_downsample_square__block_means_known_answer_and_float32():
 def test_thin_manhattan__keeps_every_strong_snp_and_caps_the_rest():
     import pandas as pd
 
-    from pages._ui import manhattan_positions, thin_manhattan
+    from snpgen_core.evaluation.figures import manhattan_positions, thin_manhattan
 
     rng = np.random.default_rng(1)
     n = 50_000

@@ -12,7 +12,8 @@ from snpgen_core.genotypes import Genotypes, make_samples
 from snpgen_core.io.plink import read_plink, write_plink
 from snpgen_core.phenotypes import Phenotype
 from snpgen_core.evaluation import EvaluationConfig, evaluate, report_json, write_report
-from snpgen_core.evaluation.report import REPORT_KEYS, card_markdown
+from snpgen_core.evaluation.card import card_markdown
+from snpgen_core.evaluation.report import REPORT_KEYS
 
 FAST = EvaluationConfig(n_boot=20, threads=1)  # one thread: faster on the shared 2-core CI machine
 REQUIRED = ["fidelity.allele_frequency_r", "fidelity.ld_r", "fidelity.detection_auc", "privacy.exact_copies",

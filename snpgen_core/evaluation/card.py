@@ -8,6 +8,9 @@ perfect generator would get), with the tolerances in :data:`DEFAULT_RULES`. Ever
 A row is *critical* when it decides the verdict: the privacy grade is the worst critical privacy row, and
 ``overall`` is "fail" if any critical row fails, "warn" if any critical row warns (or could not be computed), else
 "pass". Non-critical rows are still graded and coloured; they explain, they do not decide.
+
+The card as a table (:func:`card_rows`) is rendered from here only: as Markdown (:func:`card_markdown`: the CLI,
+the model card, benchmark records), as HTML (``report_html``) and in the app (``pages/explore``).
 """
 from __future__ import annotations
 
@@ -236,3 +239,48 @@ def grade_sections(sections: dict[str, dict[str, MetricValue]], thresholds: Card
                 per_section[section].append(metric.status)
     grades = {s: worst(v) for s, v in per_section.items()}
     return {"overall": worst(grades.values()), "sections": grades, "critical": critical}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The card as a table
+
+CARD_COLUMNS = ["section", "metric", "critical", "synthetic", "holdout", "status", "rule", "note"]
+
+
+def format_number(x) -> str:
+    """A card cell: "-" for no value, whole numbers as integers, anything else to 4 significant digits."""
+    if x is None:
+        return "-"
+    if float(x).is_integer() and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:.4g}"
+
+
+def card_rows(report: dict, sections=SECTIONS):
+    """The report card of an evaluation (``evaluate``'s dict or report.json) as a DataFrame, one row per metric
+    in section order: ``CARD_COLUMNS`` = section, metric, critical (bool), synthetic and holdout (the value and
+    its reference, formatted by :func:`format_number`), status, rule (the grading rule's explanation), note."""
+    import pandas as pd
+
+    prov = report.get("provenance", {})
+    critical = set(prov.get("critical", []))
+    rules = prov.get("thresholds", {})
+    rows = []
+    for section in sections:
+        for name, m in (report.get(section) or {}).items():
+            full = f"{section}.{name}"
+            rows.append((section, name, full in critical, format_number(m.get("value")),
+                         format_number(m.get("reference")), m.get("status") or "warn",
+                         rules.get(full, {}).get("explain", ""), m.get("note", "")))
+    return pd.DataFrame(rows, columns=CARD_COLUMNS)
+
+
+def card_markdown(report: dict, sections=SECTIONS) -> str:
+    """The report card as a Markdown table: metric, synthetic value, holdout reference, status (critical rows
+    marked *), and the overall verdict."""
+    lines = ["| metric | synthetic | holdout | status |", "| --- | --- | --- | --- |"]
+    for r in card_rows(report, sections).itertuples():
+        lines.append(f"| {r.section}.{r.metric}{' *' if r.critical else ''} | {r.synthetic} | {r.holdout} | "
+                     f"{r.status} |")
+    lines.append(f"| **overall** | | | **{report['overall']}** |")
+    return "\n".join(lines)

@@ -445,28 +445,6 @@ def report_json(report: dict) -> dict:
     return {k: report[k] for k in REPORT_KEYS}
 
 
-def card_markdown(report: dict, sections=SECTIONS) -> str:
-    """The report card as a Markdown table: metric, synthetic value, holdout reference, status (critical rows
-    marked *), for printing and for benchmark records."""
-    critical = set(report.get("provenance", {}).get("critical", []))
-    lines = ["| metric | synthetic | holdout | status |", "| --- | --- | --- | --- |"]
-    for section in sections:
-        for name, m in (report.get(section) or {}).items():
-            full = f"{section}.{name}"
-            lines.append(f"| {full}{' *' if full in critical else ''} | {_short(m['value'])} | "
-                         f"{_short(m['reference'])} | {m['status']} |")
-    lines.append(f"| **overall** | | | **{report['overall']}** |")
-    return "\n".join(lines)
-
-
-def _short(x) -> str:
-    if x is None:
-        return "-"
-    if float(x).is_integer() and abs(x) < 1e6:
-        return str(int(x))
-    return f"{x:.4g}"
-
-
 def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write ``report.json``, ``plots.json`` and a self-contained ``report.html`` into ``out_dir``, atomically
     (all three appear together or none does). Returns their paths by name."""
