@@ -105,7 +105,7 @@ def _cmd_select(args: argparse.Namespace) -> None:
 
 def _cmd_split(args: argparse.Namespace) -> None:
     from .io.plink import plink_path, read_fam
-    from .phenotypes import read_phenotype
+    from .phenotypes import fam_trait_is_empty, read_phenotype
     from .splits import SPLIT_NAMES, read_split, split_samples, trait_strata, write_split_cohorts
 
     if not 0 < args.holdout < 1:
@@ -114,7 +114,7 @@ def _cmd_split(args: argparse.Namespace) -> None:
     trait = None
     if args.pheno or args.pheno_col:
         trait = read_phenotype(fam, args.pheno, args.pheno_col)
-    elif not fam["pheno"].isin(["-9", "0", "NA"]).all():
+    elif not fam_trait_is_empty(fam):
         try:
             trait = read_phenotype(fam)
         except InputError as err:  # an uninformative .fam column 6 only means no stratification

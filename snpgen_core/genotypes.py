@@ -105,7 +105,9 @@ def make_variants(chrom, snp, pos, a1, a2, cm=None) -> pd.DataFrame:
 
 
 def make_samples(iid, fid=None, sex=None, pheno=None) -> pd.DataFrame:
-    """Build a sample table with the canonical columns (father/mother '0'; pheno as text, '-9' if unknown)."""
+    """Build a sample table with the canonical columns (father/mother '0'; pheno as PLINK text, ``trait_text``)."""
+    from .phenotypes import trait_text
+
     n = len(iid)
     iid = np.asarray(iid, dtype=str)
     return pd.DataFrame(
@@ -115,16 +117,6 @@ def make_samples(iid, fid=None, sex=None, pheno=None) -> pd.DataFrame:
             "father": ["0"] * n,
             "mother": ["0"] * n,
             "sex": np.zeros(n, dtype=np.int64) if sex is None else np.asarray(sex, dtype=np.int64),
-            "pheno": ["-9"] * n if pheno is None else [_pheno_text(p) for p in pheno],
+            "pheno": ["-9"] * n if pheno is None else [trait_text(p) for p in pheno],
         }
     )
-
-
-def _pheno_text(value) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-9"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))

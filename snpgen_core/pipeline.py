@@ -38,27 +38,11 @@ def _emit(callback: Callback | None, stage: str, message: str) -> None:
 # The trait
 
 
-def _fam_trait_is_empty(samples) -> bool:
-    """True when ``.fam`` column 6 is missing for everyone (no trait: the run is trained unconditioned)."""
-    from .phenotypes import MISSING_TOKENS, PLINK_MISSING
-
-    def missing(text: str) -> bool:
-        t = text.strip().upper()
-        if t in MISSING_TOKENS:
-            return True
-        try:
-            return float(t) in (PLINK_MISSING, 0.0)
-        except ValueError:
-            return False
-
-    return all(missing(str(t)) for t in samples["pheno"])
-
-
 def _read_trait(samples, pheno_path, pheno_col):
     """(kind, values (n,) float NaN = missing, name, labels)."""
-    from .phenotypes import read_phenotype
+    from .phenotypes import fam_trait_is_empty, read_phenotype
 
-    if pheno_path is None and pheno_col is None and _fam_trait_is_empty(samples):
+    if pheno_path is None and pheno_col is None and fam_trait_is_empty(samples):
         return "none", np.full(len(samples), np.nan), "", []
     p = read_phenotype(samples, pheno_path, pheno_col)
     return p.kind, p.values, p.name, list(p.labels)

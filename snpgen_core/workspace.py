@@ -404,7 +404,7 @@ class Workspace:
     def synthetic_cohort(self):
         """The current synthetic Genotypes and their Phenotype (the generation's ``.pheno.tsv``)."""
         from .io.plink import read_plink
-        from .phenotypes import Phenotype
+        from .phenotypes import decode_trait_as
 
         self._need("a synthetic cohort", self.synthetic is not None, "generate one on the Generate page")
         synthetic = read_plink(self.synthetic)
@@ -415,16 +415,8 @@ class Workspace:
         # cohort generated for one class only, which is a legitimate request here)
         sidecar = pd.read_csv(self.synthetic.with_name(self.synthetic.name + ".pheno.tsv"), sep="\t", dtype=str,
                               keep_default_na=False)
-        text = sidecar.iloc[:, 2].to_numpy()
-        missing = np.isin(text, ["NA", ""])
-        if info["kind"] == "quantitative":
-            values = np.where(missing, np.nan, pd.to_numeric(pd.Series(text).where(~missing), errors="coerce"))
-        elif info["kind"] == "binary":
-            values = np.where(missing, np.nan, np.where(text == "2", 1.0, 0.0))
-        else:
-            code = {label: float(k) for k, label in enumerate(info["labels"])}
-            values = np.array([np.nan if m else code[t] for t, m in zip(text, missing)])
-        return synthetic, Phenotype(info["name"], info["kind"], values, list(info.get("labels") or []))
+        return synthetic, decode_trait_as(sidecar.iloc[:, 2].tolist(), info["name"], info["kind"],
+                                          info.get("labels") or [], where=str(self.synthetic) + ".pheno.tsv")
 
     def evaluate(self, seed: int = 0) -> dict:
         """The evaluation report of the current synthetic cohort against the training individuals and the real

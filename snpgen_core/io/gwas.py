@@ -20,11 +20,11 @@ import pandas as pd
 from pandas.errors import ParserError
 
 from ..errors import InputError
+from .tables import MISSING_TOKENS
 
 CANONICAL = ["snp", "chrom", "pos", "a1", "a2", "beta", "se", "p"]
 # names accepted in an explicit ``columns`` mapping: the canonical ones plus an odds-ratio and a -log10(p) column
 MAPPABLE = CANONICAL + ["or", "log10p"]
-NA_TOKENS = frozenset({"", "NA", "NAN", "-NAN", "N/A", ".", "NULL", "NONE"})  # compared upper-case
 STRING_FIELDS = ("snp", "chrom", "a1", "a2", "ref", "alt", "test")  # read as text, never as numbers
 
 # Generic tables: header synonyms (upper-case), most specific first.
@@ -232,7 +232,7 @@ class _Frame:
         t = self.df[col].astype("str").str.strip()
         if upper:
             t = t.str.upper()
-        return t.mask(t.str.upper().isin(NA_TOKENS) | t.isna())
+        return t.mask(t.str.upper().isin(MISSING_TOKENS) | t.isna())
 
     def numeric(self, col: str) -> np.ndarray:
         """Column as float64; NA tokens become NaN; anything else non-numeric is an error naming the line."""
@@ -241,7 +241,7 @@ class _Frame:
             return raw.to_numpy(dtype=np.float64)
         text = self.text(col)
         x = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isnan(x) & ~text.str.upper().isin(NA_TOKENS).to_numpy()
+        bad = np.isnan(x) & ~text.str.upper().isin(MISSING_TOKENS).to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             self.fail(text.index[i], f"non-numeric value {text.iloc[i]!r} in column {col}",
