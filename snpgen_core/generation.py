@@ -26,7 +26,8 @@ from .io.atomic import atomic_paths
 from .io.plink import PlinkWriter, plink_prefix
 from .models.generators import SamplingOptions
 from .phenotypes import encode_trait
-from .runs import MODELS, load_run, now_utc, software_versions, write_json  # noqa: F401  (write_json: API)
+from .provenance import now_utc, software_versions, write_json
+from .runs import MODELS, load_run
 
 DEFAULT_GUIDANCE = 2.0
 SAMPLE_MODES = ("probabilities", "argmax")
@@ -165,7 +166,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                               "eta_s": elapsed / stop * (n - stop)})
             pd.DataFrame({"FID": ids, "IID": ids, trait: sidecar}).to_csv(tmp_pheno, sep="\t", index=False)
             write_json(tmp_prov, {
-                "software": software_versions(), "created": now_utc(), "run_dir": str(Path(run_dir).resolve()),
+                "software": software_versions("torch", "pandas"), "created": now_utc(), "run_dir": str(Path(run_dir).resolve()),
                 "run_provenance": _read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
                 "seed": seed, "guidance": guidance, "steps": steps or run.config.diffusion.sampling_steps,
                 "sample": sample, "temperature": temperature, "latent_noise": latent_noise, "device": str(dev),

@@ -22,7 +22,7 @@ from scipy import stats
 from .association import gwas_table
 from .errors import InputError
 from .genotypes import Genotypes, make_samples, make_variants
-from .provenance import json_default
+from .provenance import json_default, software_versions
 from .io.atomic import atomic_paths
 from .io.plink import plink_path, plink_prefix, write_plink
 from .ld import ld_r2_pairs
@@ -152,7 +152,7 @@ def simulate_cohort(n: int = 2000, n_snps: int = 1000, seed: int = 0, **options)
     gwas = gwas_table(genotypes.subset(samples=split.train), case[split.train].astype(float), "binary", ancestry)
 
     params = {**asdict(config), **region, "gwas_model": "logistic CASE ~ 1 + POP indicators + dosage, train only",
-              "software": {"snpgen": _version(), "msprime": msprime.__version__, "tskit": tskit.__version__},
+              "software": software_versions("msprime", "tskit"),
               "realised": _summary(genotypes, case, qt)}
     return SimulatedCohort(genotypes, phenotypes, causal, gwas, split, params)
 
@@ -339,14 +339,6 @@ def _summary(genotypes: Genotypes, case: np.ndarray, qt: np.ndarray) -> dict:
     return {"mean_adjacent_r2": None if math.isnan(r2) else r2, "maf_min": float(maf.min()),
             "maf_max": float(maf.max()), "case_fraction": float(case.mean()), "qt_variance": float(qt.var())}
 
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-# --- files -------------------------------------------------------------------------------------------------------
 
 def write_cohort(cohort: SimulatedCohort, prefix: str | os.PathLike) -> list[Path]:
     """Write PREFIX.bed/.bim/.fam, .pheno.tsv, .gwas.tsv, .causal.tsv, .split.tsv and .params.json (all atomic).

@@ -171,7 +171,7 @@ def test_train_run__writes_a_complete_run_directory(sim_prefix, tmp_path):
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["inputs"]["bed"]["sha256"] == sha256_file(str(sim_prefix) + ".bed")
     assert prov["inputs"]["gwas"]["sha256"] == sha256_file(str(sim_prefix) + ".gwas.tsv")
-    assert {"snpgen_core", "torch", "numpy", "python"} <= set(prov["software"]) and prov["seed"] == 0
+    assert {"snpgen", "torch", "numpy", "python"} <= set(prov["software"]) and prov["seed"] == 0
     # the panel .bim lines are the cohort's own lines for those SNPs
     bim_lines = {ln.split("\t")[1]: ln for ln in open(str(sim_prefix) + ".bim")}
     panel_lines = open(out / "panel.bim").readlines()

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
+
 STATUSES = ("pass", "warn", "fail")
 SECTIONS = ("fidelity", "association", "utility", "privacy")
 
@@ -36,6 +38,16 @@ class MetricValue:
     @property
     def skipped(self) -> bool:
         return self.value is None or (isinstance(self.value, float) and math.isnan(self.value))
+
+
+def pearson_r(a, b) -> float:
+    """Pearson r of two per-SNP (or per-pair) statistics over the entries where both are finite: the agreement
+    every correlation metric reports. NaN with fewer than 3 such entries or a constant side."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
 def skipped(reason: str, **details) -> MetricValue:
