@@ -78,12 +78,22 @@ def allele_frequencies(dosages: np.ndarray) -> np.ndarray:
         return total / (2.0 * n_called)
 
 
+_CHROMOSOME_CODES = {"X": "23", "Y": "24", "XY": "25", "M": "26", "MT": "26"}  # PLINK's numeric codes
+
+
+def canonical_chromosome(chrom) -> pd.Series:
+    """Chromosome names as PLINK numbers them, so that files spelling them differently compare equal: stripped,
+    no "chr" prefix, no leading zeros, X/Y/XY/MT as 23/24/25/26, other contigs upper-cased."""
+    canon = pd.Series(chrom, dtype=str).str.strip().str.replace(r"^[Cc][Hh][Rr]", "", regex=True).str.upper()
+    digits = canon.str.isdigit()
+    canon = canon.where(~digits, canon.str.lstrip("0").where(canon.str.lstrip("0") != "", canon))
+    return canon.replace(_CHROMOSOME_CODES)
+
+
 def chromosome_rank(chrom) -> np.ndarray:
-    """Integer rank (n,) of each chromosome name in natural order: 1..22 (numerically), X/23, Y/24, XY/25, MT/26,
-    then other contigs alphabetically. "chr1" and "1" are the same chromosome."""
-    names = pd.Series(chrom, dtype=str).str.strip()
-    canon = names.str.replace(r"^chr", "", case=False, regex=True).str.upper()
-    canon = canon.replace({"X": "23", "Y": "24", "XY": "25", "M": "26", "MT": "26"})
+    """Integer rank (n,) of each chromosome in natural order (the one chromosome order): 1..22 numerically,
+    X/23, Y/24, XY/25, MT/26, then other contigs alphabetically; names compared by :func:`canonical_chromosome`."""
+    canon = canonical_chromosome(chrom)
     uniq = sorted(set(canon), key=lambda c: (0, int(c), "") if c.isdigit() else (1, 0, c))
     rank = {c: i for i, c in enumerate(uniq)}
     return canon.map(rank).to_numpy(dtype=np.int64)

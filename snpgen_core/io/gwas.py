@@ -20,6 +20,7 @@ import pandas as pd
 from pandas.errors import ParserError
 
 from ..errors import InputError
+from ..genotypes import canonical_chromosome
 from .tables import MISSING_TOKENS
 
 CANONICAL = ["snp", "chrom", "pos", "a1", "a2", "beta", "se", "p"]
@@ -45,7 +46,6 @@ SYNONYMS = {
 }
 
 _COMPLEMENT = {"A": "T", "T": "A", "C": "G", "G": "C"}
-_CHROM_ALIASES = {"X": "23", "Y": "24", "XY": "25", "M": "26", "MT": "26"}  # PLINK numeric codes
 
 
 @dataclass
@@ -479,11 +479,7 @@ def _chrom_keys(*chroms: pd.Series) -> list[np.ndarray]:
     no leading zeros, X/Y/XY/MT as PLINK's 23/24/25/26."""
     joined = pd.concat([pd.Series(c).astype("str").reset_index(drop=True) for c in chroms], ignore_index=True)
     codes, uniques = pd.factorize(joined, use_na_sentinel=True)
-    names = []
-    for u in uniques:
-        c = re.sub(r"^CHR", "", str(u).strip().upper())
-        c = (c.lstrip("0") or c) if c.isdigit() else c
-        names.append(_CHROM_ALIASES.get(c, c))
+    names = canonical_chromosome(pd.Series(uniques, dtype=str)).tolist()
     canon, _ = pd.factorize(np.array(names + [""], dtype=object))
     canon[-1] = -1  # factorize's missing sentinel indexes the last element
     keys = canon[codes]
