@@ -1,7 +1,6 @@
 """association: per-SNP linear/logistic regression against brute force, scipy.optimize and plink1.9."""
 import shutil
 import subprocess
-import time
 
 import numpy as np
 import pandas as pd
@@ -192,15 +191,20 @@ def test_per_snp_association__bad_inputs():
         per_snp_association(x, np.arange(9.0), "quantitative")
 
 
-def test_per_snp_association__2000_by_1000_logistic_is_fast():
+def test_per_snp_association__2000_by_1000_logistic_converges_and_matches_one_snp_fits():
+    # speed is measured by benchmarks/bench_simulate.py, not asserted here (a wall clock on a shared machine
+    # proves nothing); this checks the blocked, vectorised solve at a realistic size against independent fits
     rng = np.random.default_rng(7)
     x = rng.binomial(2, rng.uniform(0.05, 0.5, 1000), size=(2000, 1000)).astype(np.int8)
     x[rng.random(x.shape) < 0.01] = -1
     y = (rng.random(2000) < 0.3).astype(float)
-    start = time.perf_counter()
-    res = per_snp_association(x, y, "binary", rng.standard_normal((2000, 2)))
-    assert time.perf_counter() - start < 5.0  # ~0.3 s alone; generous for a shared 2-core machine
+    cov = rng.standard_normal((2000, 2))
+    res = per_snp_association(x, y, "binary", cov)
     assert res["beta"].notna().all()
+    for j in (0, 499, 999):
+        beta, se, p, n = _logistic_one(x[:, j], y, cov)
+        assert res["beta"][j] == pytest.approx(beta, abs=1e-5) and res["se"][j] == pytest.approx(se, rel=1e-4)
+        assert res["p"][j] == pytest.approx(p, rel=1e-3, abs=1e-8) and res["n"][j] == n
 
 
 # --- plink1.9 ----------------------------------------------------------------------------------------------------
