@@ -2,7 +2,8 @@
 Manhattan plot."""
 import streamlit as st
 
-from pages._ui import core_call, demo_settings, manhattan_figure, workspace
+from pages._ui import core_call, demo_settings, workspace
+from snpgen_core.evaluation.figures import figure_manhattan
 
 st.title("Data")
 ws = workspace()
@@ -78,5 +79,5 @@ else:
     if not ws.dataset.demo:
         st.caption("If your GWAS included the holdout individuals, the holdout is not fully independent of SNP "
                    "selection; a GWAS computed on the training part only avoids that.")
-    st.plotly_chart(manhattan_figure(s.aligned.table), width="stretch", key="manhattan")
+    st.plotly_chart(figure_manhattan(s.aligned.table), width="stretch", key="manhattan")
 st.page_link("pages/panel.py", label="Next: choose the SNP panel", icon=":material/arrow_forward:")

@@ -3,7 +3,8 @@ import inspect
 
 import streamlit as st
 
-from pages._ui import core_call, ld_heatmap, manhattan_figure, require, workspace
+from pages._ui import core_call, require, workspace
+from snpgen_core.evaluation.figures import figure_manhattan, figure_panel_ld
 from snpgen_core.panel import select_panel
 
 st.title("SNP panel")
@@ -54,12 +55,12 @@ for note in panel.notes:
     st.warning(note, icon=":material/warning:")
 if panel.qc is not None:
     st.caption(f"{panel.qc.describe()}: the training individuals only.")
-st.plotly_chart(manhattan_figure(ws.summary.aligned.table, highlight=panel.table["SNP"]), width="stretch",
+st.plotly_chart(figure_manhattan(ws.summary.aligned.table, highlight=panel.table["SNP"]), width="stretch",
                 key="panel_manhattan")
 st.subheader("Linkage disequilibrium in the panel")
-fig = core_call(ld_heatmap, ws)
-if fig is not None:
-    st.plotly_chart(fig, width="stretch", key="panel_ld")
+ld = core_call(ws.panel_ld)
+if ld is not None:
+    st.plotly_chart(figure_panel_ld(ld, len(panel)), width="stretch", key="panel_ld")
 with st.expander("Panel table"):
     st.dataframe(panel.table, hide_index=True, width="stretch")
 st.page_link("pages/train.py", label="Next: train the model", icon=":material/arrow_forward:")

@@ -24,7 +24,7 @@ import torch
 from . import runs
 from .devices import resolve_device
 from .errors import InputError
-from .provenance import sha256_file
+from .provenance import now_utc, sha256_file, software_versions, write_json
 from .splits import Split, read_split, split_samples, trait_strata, write_split
 from .memorisation import MemorisationCheck, release_warning
 from .models.generators import LatentDiffusion
@@ -40,27 +40,11 @@ def _emit(callback: Callback | None, stage: str, message: str) -> None:
 # The trait
 
 
-def _fam_trait_is_empty(samples) -> bool:
-    """True when ``.fam`` column 6 is missing for everyone (no trait: the run is trained unconditioned)."""
-    from .phenotypes import MISSING_TOKENS, PLINK_MISSING
-
-    def missing(text: str) -> bool:
-        t = text.strip().upper()
-        if t in MISSING_TOKENS:
-            return True
-        try:
-            return float(t) in (PLINK_MISSING, 0.0)
-        except ValueError:
-            return False
-
-    return all(missing(str(t)) for t in samples["pheno"])
-
-
 def _read_trait(samples, pheno_path, pheno_col):
     """(kind, values (n,) float NaN = missing, name, labels)."""
-    from .phenotypes import read_phenotype
+    from .phenotypes import fam_trait_is_empty, read_phenotype
 
-    if pheno_path is None and pheno_col is None and _fam_trait_is_empty(samples):
+    if pheno_path is None and pheno_col is None and fam_trait_is_empty(samples):
         return "none", np.full(len(samples), np.nan), "", []
     p = read_phenotype(samples, pheno_path, pheno_col)
     return p.kind, p.values, p.name, list(p.labels)
@@ -208,6 +192,8 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
                pheno_col, gwas_path, top, panel_path, epochs, seed, device, dev, threads, resume,
                callback) -> _Setup:
     """Split, trait, panel and config of a new run, written to ``out`` (panel, split, provenance, config)."""
+    from .io.atomic import atomic_path
+    from .io.plink import write_bim
     from .panel import write_panel
 
     kind, values, name, labels = _read_trait(fam, pheno_path, pheno_col)
@@ -218,18 +204,19 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
     cfg = _apply_data_to_config(config, len(panel_index), kind, len(labels), epochs)
     out.mkdir(parents=True, exist_ok=True)
     write_panel(table, out / "panel.tsv")
-    runs.write_bim_lines(out / "panel.bim", bim.iloc[panel_index])
+    with atomic_path(out / "panel.bim") as tmp:
+        write_bim(tmp, bim.iloc[panel_index])
     write_split(split, fam, out / "split.tsv")
     params = {"bfile": str(prefix), "pheno_path": None if pheno_path is None else str(pheno_path),
               "pheno_col": pheno_col, "gwas_path": None if gwas_path is None else str(gwas_path), "top": top,
               "panel_path": None if panel_path is None else str(panel_path), "epochs": epochs,
               "device": str(device), "resume": resume}
-    runs.write_json(out / "provenance.json", {
-        "software": runs.software_versions(), "seed": seed, "device": str(dev), "threads": threads,
-        "started": runs.now_utc(), "inputs": hashes, "parameters": params,
+    write_json(out / "provenance.json", {
+        "software": software_versions("torch", "pandas"), "seed": seed, "device": str(dev), "threads": threads,
+        "started": now_utc(), "inputs": hashes, "parameters": params,
         "n_samples": len(fam), "n_train": int(split.train.size), "n_validation": int(split.validation.size),
     })
-    runs.write_json(out / "config.json", {"format_version": runs.FORMAT_VERSION, "train": cfg.to_dict(),
+    write_json(out / "config.json", {"format_version": runs.FORMAT_VERSION, "train": cfg.to_dict(),
                                           "phenotype": trait, "n_snps": len(panel_index)})
     return _Setup(cfg, trait, kind, values, split, panel_index)
 
@@ -328,15 +315,15 @@ def _write_run(out: Path, models: runs.RunModels, vae_state: FitState, diff_stat
         recon.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     with atomic_path(out / "model.safetensors") as tmp:
         save_file(models.state_tensors(), str(tmp), metadata={"format_version": str(runs.FORMAT_VERSION)})
-    runs.write_json(out / "history.json", {
+    write_json(out / "history.json", {
         "vae": vae_state.history, "diffusion": diff_state.history,
         "vae_best_epoch": vae_state.best_epoch, "diffusion_best_epoch": diff_state.best_epoch,
         "vae_stopped": vae_state.stopped, "diffusion_stopped": diff_state.stopped,
     })
     files = ["config.json", "panel.tsv", "panel.bim", "split.tsv", "provenance.json", "model.safetensors",
              "history.json", "reconstruction.tsv"]
-    runs.write_json(out / "run.json", {
-        "format_version": runs.FORMAT_VERSION, "finished": runs.now_utc(),
+    write_json(out / "run.json", {
+        "format_version": runs.FORMAT_VERSION, "finished": now_utc(),
         "train_seconds": time.perf_counter() - t0,
         "privacy_check": privacy_check,  # memorisation.MemorisationCheck on the validation individuals, or None
         "files": {f: sha256_file(out / f) for f in files},

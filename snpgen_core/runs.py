@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import sys
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -124,33 +121,7 @@ def read_config(path: str | os.PathLike) -> TrainConfig:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Small file helpers
-
-
-def write_json(path: Path, data) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=json_default) + "\n")
-
-
-def software_versions() -> dict:
-    from . import __version__
-
-    return {"snpgen_core": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "pandas": pd.__version__, "python": sys.version.split()[0], "platform": platform.platform()}
-
-
-def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_bim_lines(path: Path, variants: pd.DataFrame) -> None:
-    """The panel's variants as ``.bim`` text (same formatting as io.plink writes)."""
-    cm = variants["cm"].map(lambda x: f"{x:g}")
-    lines = ["\t".join(f) + "\n" for f in zip(variants["chrom"].astype(str), variants["snp"].astype(str), cm,
-                                                 variants["pos"].astype(str), variants["a1"].astype(str),
-                                                 variants["a2"].astype(str))]
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(lines))
+# The panel of a run
 
 
 def panel_indices(panel_bim: Path, variants: pd.DataFrame) -> np.ndarray:

@@ -12,13 +12,11 @@ statistics impute as ``evaluation.privacy`` documents.
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import importlib.util
 import json
 import math
 import os
-import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from ..errors import InputError
 from ..genotypes import MISSING, Genotypes
 from ..io.atomic import atomic_paths
 from ..ld import dosage_r2, ld_r2_pairs
-from ..provenance import sha256_file
+from ..provenance import now_utc, sha256_file, software_versions
 from . import association, frequencies, ld, structure, utility
 from .align import align_cohorts, check_holdout_distinct, equal_size_rows, subsample_index
 from .card import SECTIONS, CardThresholds, MetricValue, grade_sections, skipped, worst
@@ -278,16 +276,6 @@ def _sha256_genotypes(g: Genotypes) -> str:
     return h.hexdigest()
 
 
-def _software() -> dict:
-    import sklearn
-    import scipy
-
-    from .. import __version__
-
-    return {"snpgen": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
-
-
 def _inputs(cohorts: dict[str, Genotypes], sources: dict | None) -> dict:
     out = {}
     for who, g in cohorts.items():
@@ -380,8 +368,8 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
                    sections["utility"], sections["privacy"], pca, config, seed)
     n_equal = min(h.n_samples, s.n_samples)
     provenance = {
-        "software": _software(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "software": software_versions("scipy", "sklearn"),
+        "date": now_utc(),
         "seed": seed, "device": device,
         "parameters": asdict(config),
         "inputs": _inputs(raw, sources),
@@ -443,28 +431,6 @@ def _metric_json(m: MetricValue) -> dict:
 def report_json(report: dict) -> dict:
     """The report.json part of an :func:`evaluate` result (everything but the plot data)."""
     return {k: report[k] for k in REPORT_KEYS}
-
-
-def card_markdown(report: dict, sections=SECTIONS) -> str:
-    """The report card as a Markdown table: metric, synthetic value, holdout reference, status (critical rows
-    marked *), for printing and for benchmark records."""
-    critical = set(report.get("provenance", {}).get("critical", []))
-    lines = ["| metric | synthetic | holdout | status |", "| --- | --- | --- | --- |"]
-    for section in sections:
-        for name, m in (report.get(section) or {}).items():
-            full = f"{section}.{name}"
-            lines.append(f"| {full}{' *' if full in critical else ''} | {_short(m['value'])} | "
-                         f"{_short(m['reference'])} | {m['status']} |")
-    lines.append(f"| **overall** | | | **{report['overall']}** |")
-    return "\n".join(lines)
-
-
-def _short(x) -> str:
-    if x is None:
-        return "-"
-    if float(x).is_integer() and abs(x) < 1e6:
-        return str(int(x))
-    return f"{x:.4g}"
 
 
 def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:

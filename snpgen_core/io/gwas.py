@@ -20,11 +20,12 @@ import pandas as pd
 from pandas.errors import ParserError
 
 from ..errors import InputError
+from ..genotypes import canonical_chromosome
+from .tables import MISSING_TOKENS
 
 CANONICAL = ["snp", "chrom", "pos", "a1", "a2", "beta", "se", "p"]
 # names accepted in an explicit ``columns`` mapping: the canonical ones plus an odds-ratio and a -log10(p) column
 MAPPABLE = CANONICAL + ["or", "log10p"]
-NA_TOKENS = frozenset({"", "NA", "NAN", "-NAN", "N/A", ".", "NULL", "NONE"})  # compared upper-case
 STRING_FIELDS = ("snp", "chrom", "a1", "a2", "ref", "alt", "test")  # read as text, never as numbers
 
 # Generic tables: header synonyms (upper-case), most specific first.
@@ -45,7 +46,6 @@ SYNONYMS = {
 }
 
 _COMPLEMENT = {"A": "T", "T": "A", "C": "G", "G": "C"}
-_CHROM_ALIASES = {"X": "23", "Y": "24", "XY": "25", "M": "26", "MT": "26"}  # PLINK numeric codes
 
 
 @dataclass
@@ -232,7 +232,7 @@ class _Frame:
         t = self.df[col].astype("str").str.strip()
         if upper:
             t = t.str.upper()
-        return t.mask(t.str.upper().isin(NA_TOKENS) | t.isna())
+        return t.mask(t.str.upper().isin(MISSING_TOKENS) | t.isna())
 
     def numeric(self, col: str) -> np.ndarray:
         """Column as float64; NA tokens become NaN; anything else non-numeric is an error naming the line."""
@@ -241,7 +241,7 @@ class _Frame:
             return raw.to_numpy(dtype=np.float64)
         text = self.text(col)
         x = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isnan(x) & ~text.str.upper().isin(NA_TOKENS).to_numpy()
+        bad = np.isnan(x) & ~text.str.upper().isin(MISSING_TOKENS).to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             self.fail(text.index[i], f"non-numeric value {text.iloc[i]!r} in column {col}",
@@ -479,11 +479,7 @@ def _chrom_keys(*chroms: pd.Series) -> list[np.ndarray]:
     no leading zeros, X/Y/XY/MT as PLINK's 23/24/25/26."""
     joined = pd.concat([pd.Series(c).astype("str").reset_index(drop=True) for c in chroms], ignore_index=True)
     codes, uniques = pd.factorize(joined, use_na_sentinel=True)
-    names = []
-    for u in uniques:
-        c = re.sub(r"^CHR", "", str(u).strip().upper())
-        c = (c.lstrip("0") or c) if c.isdigit() else c
-        names.append(_CHROM_ALIASES.get(c, c))
+    names = canonical_chromosome(pd.Series(uniques, dtype=str)).tolist()
     canon, _ = pd.factorize(np.array(names + [""], dtype=object))
     canon[-1] = -1  # factorize's missing sentinel indexes the last element
     keys = canon[codes]
