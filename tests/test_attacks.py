@@ -231,3 +231,39 @@ def test_attack_metrics__keys(cohort, releases):
     train, holdout, _ = cohort
     got = attack_metrics(train, holdout, releases["fresh"], seed=0, device="cpu")
     assert list(got) == ["domias_auc", "domias_tpr_at_1pct_fpr", "attribute_inference_gap"]
+
+
+# ------------------------------------------------------------------------------------------------ in the report
+
+
+@pytest.fixture(scope="module")
+def population():
+    """One simulated African population (900 x 200 SNPs, as test_report's) cut into three real cohorts of 300."""
+    from snpgen_core.simulate import simulate_cohort
+
+    c = simulate_cohort(n=900, n_snps=200, seed=3, bp_per_snp=10_000, population_shares={"AFR": 1.0})
+    order = np.random.default_rng(0).permutation(900)
+    return tuple(c.genotypes.subset(samples=np.sort(order[k * 300:(k + 1) * 300])) for k in range(3))
+
+
+def test_evaluate__attack_rows_graded_and_kinship_explained(population):
+    from snpgen_core.evaluation import EvaluationConfig, evaluate
+    from snpgen_core.evaluation.report import card_markdown
+    from snpgen_core.genotypes import Genotypes, make_samples
+
+    train, holdout, fresh = population
+    fast = EvaluationConfig(n_boot=20, threads=1)
+    copies = Genotypes(train.dosages[::-1].copy(), train.variants.copy(),
+                       make_samples([f"copy{i}" for i in range(train.n_samples)],
+                                    pheno=train.samples["pheno"].tolist()[::-1]))
+    good = evaluate(train, holdout, fresh, seed=0, config=fast)["privacy"]
+    bad = evaluate(train, holdout, copies, seed=0, config=fast)
+    for name in ("domias_auc", "domias_tpr_at_1pct_fpr", "attribute_inference_gap"):
+        assert good[name]["status"] == "pass", name
+        assert bad["privacy"][name]["status"] == "fail", name
+    assert "95% CI" in good["domias_auc"]["note"]
+    assert "no more than chance" in good["kinship_duplicates"]["note"]
+    assert "200-SNP panel" in good["kinship_first_degree"]["note"]
+    assert "more than chance: synthetic" in bad["privacy"]["kinship_duplicates"]["note"]
+    assert {"privacy.domias_auc", "privacy.attribute_inference_gap"} <= set(bad["provenance"]["critical"])
+    assert "privacy.domias_auc" in card_markdown(bad)
