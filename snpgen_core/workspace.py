@@ -81,6 +81,8 @@ class DatasetSummary:
     split_counts: dict[str, int]
     gwas_format: str | None = None
     aligned: object | None = None  # snpgen_core.io.gwas.AlignedGwas, None without GWAS
+    gwas_n_max: int | None = None  # individuals the GWAS was computed on, as its N/NMISS/OBS_CT column states
+    gwas_on_training: bool = False  # the GWAS was computed here on the training individuals
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -429,6 +431,7 @@ class Workspace:
         self._reset_from("panel")
         gwas = read_gwas(path)
         self.summary.aligned, self.summary.gwas_format = align_gwas(gwas, v), f"{gwas.format}, computed here"
+        self.summary.gwas_n_max, self.summary.gwas_on_training = gwas.n_samples_max, True
         self.dataset.gwas = path
         return self.summary.aligned
 
@@ -731,6 +734,7 @@ class Workspace:
                           if (v := g.get(k)) is not None), "the training distribution of the trait")
         notes = "".join(f"- {n}\n" for n in report["provenance"].get("notes", []))
         vae, diffusion = config.get("vae", {}), config.get("diffusion", {})
+        chosen = self.panel_provenance()
         return f"""# Model card: {name}
 
 Synthetic genotypes made by SNPgen Studio {__version__}. **No row is a real person**; every individual was
@@ -748,9 +752,8 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
 - Cohort `{self.dataset.name}`{' (simulated demo)' if self.dataset.demo else ''}: {self.summary.n_samples} individuals,
   {self.summary.n_variants} SNPs; trait {trait.get('name') or '(none)'} ({trait.get('kind')}).
 - The model learnt from {prov.get('n_train')} training individuals (plus {prov.get('n_validation')} for early
-  stopping) at a panel of {info['n_snps']} GWAS-selected, LD-clumped SNPs chosen on training individuals only.
-- {sizes['holdout']} real **holdout** individuals never trained the model or chose a SNP: the report compares
-  with them.
+  stopping) at a panel of {info['n_snps']} GWAS-selected, LD-clumped SNPs {chosen['panel']}.
+- {sizes['holdout']} real **holdout** individuals {chosen['holdout']}: the report compares with them.
 
 ## Model
 
@@ -783,6 +786,16 @@ perfect generator would score). Critical rows are marked *.
   that memorises can leak. Do not filter synthetic individuals by their distance to real ones: the filter itself
   leaks (Ganev & De Cristofaro, "ReconSyn").
 """
+
+    def panel_provenance(self) -> dict:
+        """Which individuals chose the panel's SNPs, as far as it is known (``io.gwas.panel_provenance``): the
+        model card's wording, and a ``warning`` line for the Panel page when the GWAS used more individuals than
+        the cohort has outside its holdout."""
+        from .io.gwas import panel_provenance
+
+        s = self.summary
+        return panel_provenance(s.gwas_n_max, s.n_samples - s.split_counts.get("holdout", 0),
+                                computed_on_training=s.gwas_on_training)
 
     def _need(self, what: str, ok: bool, hint: str) -> None:
         if not ok:
@@ -849,6 +862,7 @@ def summarize(dataset: Dataset) -> DatasetSummary:
         table = read_gwas(dataset.gwas)
         summary.aligned = align_gwas(table, variants)
         summary.gwas_format = table.format
+        summary.gwas_n_max = table.n_samples_max
     return summary
 
 

@@ -3,7 +3,8 @@ kinship replay against its null, and shadow models (TAPAS).
 
 Inputs: ``train``, ``holdout``, ``synthetic``, each (n, m) int8 dosages 0/1/2 over the same aligned SNPs
 (samples x variants; the dosage counts the ``.bim`` column-5 allele); missing calls are refused (impute first with
-``distances.impute_missing``, as ``evaluate`` does). The holdout never trained the generator nor chose a SNP.
+``distances.impute_missing``, as ``evaluate`` does). The holdout never trained the generator (whether it took part
+in the GWAS that ranked the SNPs is stated by ``io.gwas.panel_provenance``).
 
 Every attack is run twice, the same way: against the synthetic cohort (``MetricValue.value``) and against a fresh
 real sample in its place (``MetricValue.reference``: what a generator that learnt the population and nothing of its
