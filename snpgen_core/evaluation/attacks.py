@@ -263,11 +263,12 @@ def kinship_null(synthetic_max_kinship: np.ndarray, holdout_max_kinship: np.ndar
     finite = hold[np.isfinite(hold)]
     q50, q99, top = (float(v) for v in np.percentile(finite, [50, 99, 100])) if len(finite) else (np.nan,) * 3
     panel = f" on this {n_snps}-SNP panel" if n_snps else ""
+    chance = "< 1e-15" if p < 1e-15 else f"= {p:.2g}"
     verdict = ("no more than chance" if p >= 0.05 else
                "more than chance: synthetic individuals replay real ones' genomes")
     note = (f"{c_s} of {n_s} synthetic individuals have a training relative at KING >= {threshold:.3f}; "
             f"{c_h} of {n_h} real holdout strangers do{panel} (their closest: median {q50:.3f}, 99th percentile "
-            f"{q99:.3f}), so a real sample of {n_s} would show {lo}-{hi} (95%); P(>= {c_s} by chance) = {p:.2g}: "
+            f"{q99:.3f}), so a real sample of {n_s} would show {lo}-{hi} (95%); P(>= {c_s} by chance) {chance}: "
             f"{verdict}")
     return MetricValue(float(c_s), c_h * n_s / n_h, note=note, details={
         "ci": [lo, hi], "p_value": p, "threshold": threshold, "synthetic_count": c_s, "holdout_count": c_h,
