@@ -73,7 +73,7 @@ def test_train_panel__warning_reaches_the_callback(sim_prefix, wide_gwas):
     import numpy as np
 
     from snpgen_core.io.plink import plink_path, read_bim
-    from snpgen_core.training import _choose_panel
+    from snpgen_core.pipeline import _choose_panel
 
     events = []
     bim = read_bim(plink_path(sim_prefix, ".bim"))
