@@ -26,6 +26,8 @@ from .devices import resolve_device
 from .errors import InputError
 from .provenance import sha256_file
 from .splits import Split, read_split, split_samples, trait_strata, write_split
+from .memorisation import MemorisationCheck
+from .models.generators import LatentDiffusion
 from .training import Callback, Cancelled, FitState, default_threads, fit
 
 
@@ -250,8 +252,76 @@ def encode_all(vae, dosages: np.ndarray, device: torch.device, batch_size: int =
     return (torch.cat(mus) if mus else torch.zeros(0, d)), (torch.cat(logvars) if logvars else torch.zeros(0, d))
 
 
+class _Cohort(NamedTuple):
+    """What the memorisation checks compare: training and validation dosages (missing calls imputed from the
+    training frequencies, seeded), their conditions, and an equal-size training subsample (likelihood gap)."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    cond_train: np.ndarray
+    cond_validation: np.ndarray
+    train_rows: np.ndarray
+
+
+def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, seed: int) -> _Cohort | None:
+    """None when the validation part is too small (< 10 individuals) to measure anything."""
+    from .evaluation.distances import impute_missing
+
+    tr, va = split.train, split.validation
+    if va.size < 10:
+        return None
+    called = dosages[tr] >= 0
+    freq = np.where(called, dosages[tr], 0).sum(0) / np.maximum(2 * called.sum(0), 1)
+    rng = np.random.default_rng([seed, 7])
+    return _Cohort(impute_missing(dosages[tr], freq, seed=rng), impute_missing(dosages[va], freq, seed=rng),
+                   cond[tr], cond[va], np.sort(rng.choice(tr.size, min(tr.size, va.size), replace=False)))
+
+
+@torch.no_grad()
+def _nll(vae, dosages: np.ndarray, device: torch.device) -> np.ndarray:
+    """Per-individual reconstruction NLL (nats) at the posterior mean."""
+    vae.eval()
+    x = torch.as_tensor(dosages, device=device)
+    return (-vae.decoder.log_prob(x, vae.encode(x)[0])).cpu().numpy()
+
+
+def _memorisation_monitor(cohort: _Cohort, generator_of, vae_of, device: torch.device, seed: int):
+    """``fit``'s monitor: as many synthetic individuals as validation ones, drawn with the validation conditions
+    from ``generator_of(model)`` (a ``models.Generator``), graded by ``memorisation.check_memorisation``; the
+    likelihood gap from ``vae_of(model)``'s reconstruction."""
+    from .memorisation import check_memorisation
+    from .models.generators import SamplingOptions
+
+    cond = torch.as_tensor(cohort.cond_validation, dtype=torch.float32, device=device)
+
+    def monitor(model) -> dict:
+        gen = torch.Generator(device=device).manual_seed(seed)
+        synthetic = generator_of(model).sample(cond, gen, SamplingOptions()).cpu().numpy()
+        vae = vae_of(model)
+        return check_memorisation(cohort.train, cohort.validation, synthetic, seed=seed,
+                                  nll_train=_nll(vae, cohort.train[cohort.train_rows], device),
+                                  nll_validation=_nll(vae, cohort.validation, device)).to_dict()
+
+    return monitor
+
+
+def _vae_with_gaussian_prior(models: runs.RunModels, cohort: _Cohort, device: torch.device):
+    """The VAE stage's generator: the decoder on latents from a Gaussian fitted to the current training latents
+    (the diffusion prior is trained later, on the final latents)."""
+    from .models.baselines import VAEGaussian
+
+    cond = torch.as_tensor(cohort.cond_train, dtype=torch.float32, device=device)
+
+    def generator_of(vae):
+        mu, logvar = encode_all(vae, cohort.train, device)
+        prior = copy.deepcopy(models.latent_gaussian).to(device).fit(mu.to(device), logvar.to(device), cond)
+        return VAEGaussian(vae, prior)
+
+    return generator_of
+
+
 def _write_run(out: Path, models: runs.RunModels, vae_state: FitState, diff_state: FitState,
-               recon_dosages: np.ndarray, dev: torch.device, t0: float) -> None:
+               recon_dosages: np.ndarray, dev: torch.device, t0: float, privacy_check: dict | None) -> None:
     """Weights, history, reconstruction, then ``run.json`` (the completeness marker)."""
     from safetensors.torch import save_file
 
@@ -273,6 +343,7 @@ def _write_run(out: Path, models: runs.RunModels, vae_state: FitState, diff_stat
     runs.write_json(out / "run.json", {
         "format_version": runs.FORMAT_VERSION, "finished": runs.now_utc(),
         "train_seconds": time.perf_counter() - t0,
+        "privacy_check": privacy_check,  # memorisation.MemorisationCheck on the validation individuals, or None
         "files": {f: sha256_file(out / f) for f in files},
     })
 
@@ -350,14 +421,24 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         p = ckpt / f"{name}.safetensors"
         return runs.load_fit_state(p) if p.exists() else None
 
+    # memorisation is measured on the validation individuals while training (never on any evaluation holdout)
+    cohort = _check_cohort(dosages, cond, split, seed)
+    if cohort is None:
+        _emit(callback, "setup", f"only {va.size} validation individuals: memorisation is not checked while "
+                                 "training (give the run more individuals or a larger validation share)")
+
+    def monitor(generator_of, vae_of):
+        return None if cohort is None else _memorisation_monitor(cohort, generator_of, vae_of, dev, seed)
+
     # 1. VAE
     vae = models.vae
-    vae.init_from_data(dosages[tr], values[tr])
+    vae.init_from_data(dosages[tr], values[tr], chrom=bim["chrom"].to_numpy()[panel_index])
     as_t = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt)  # noqa: E731
     vae_state = fit(vae, (as_t(dosages[tr], torch.int8), as_t(cond[tr], torch.float32)),
                     (as_t(dosages[va], torch.int8), as_t(cond[va], torch.float32)), cfg.vae_fit, stage="vae",
                     seed=seed, device=dev, callback=callback, stop_event=stop_event,
-                    on_epoch_end=checkpoint("vae"), resume=previous("vae"))
+                    on_epoch_end=checkpoint("vae"), resume=previous("vae"),
+                    monitor=monitor(_vae_with_gaussian_prior(models, cohort, dev), lambda m: m) if cohort else None)
 
     # 2. latent diffusion on the training latents (validation latents for early stopping)
     mu_tr, lv_tr = encode_all(vae, dosages[tr], dev)
@@ -367,16 +448,21 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     diff_state = fit(diffusion, (mu_tr, lv_tr, as_t(cond[tr], torch.float32)),
                      (mu_va, lv_va, as_t(cond[va], torch.float32)), cfg.diffusion_fit, stage="diffusion",
                      seed=seed, device=dev, callback=callback, stop_event=stop_event,
-                     on_epoch_end=checkpoint("diffusion"), resume=previous("diffusion"))
+                     on_epoch_end=checkpoint("diffusion"), resume=previous("diffusion"),
+                     monitor=monitor(lambda d: LatentDiffusion(vae, d), lambda d: vae))
 
     # 3. baselines (seconds)
     models.independent.fit(dosages[tr], cond[tr])
     models.latent_gaussian.to(dev).fit(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))
 
-    # 4. the run directory
+    # 4. the release check of the default generator, then the run directory
     if stop_event is not None and stop_event.is_set():
         raise Cancelled("training cancelled before the run was written")
-    _write_run(out, models, vae_state, diff_state, dosages[va] if va.size else dosages[tr], dev, t0)
+    check = None
+    if cohort is not None:
+        check = monitor(lambda _: models.generator("diffusion"), lambda _: vae)(None)
+        _emit(callback, "check", MemorisationCheck(**check).summary())
+    _write_run(out, models, vae_state, diff_state, dosages[va] if va.size else dosages[tr], dev, t0, check)
     shutil.rmtree(ckpt, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")
     return out

@@ -50,14 +50,15 @@ MODELS = ("diffusion", "vae_gaussian", "independent")
 
 
 def _vae_fit() -> FitConfig:
-    return FitConfig(epochs=100, batch_size=128, lr=1e-3, weight_decay=1e-2, patience=10, min_epochs=10)
+    return FitConfig(epochs=100, batch_size=128, lr=1e-3, weight_decay=1e-2, patience=10, min_epochs=10,
+                     check_every=5)
 
 
 def _diffusion_fit() -> FitConfig:
     # on 1000G AGBL4 (2,000 training latents) batches of 128 for up to 800 epochs reached a lower validation loss
     # and detection AUC than batches of 256 for 600-1,000 epochs or a doubled learning rate, for ~60 s of CPU
     return FitConfig(epochs=800, batch_size=128, lr=1e-3, weight_decay=0.0, patience=80, min_epochs=100,
-                     ema_decay=0.995, val_repeats=4)
+                     ema_decay=0.995, val_repeats=4, check_every=50)
 
 
 @dataclass
@@ -171,7 +172,9 @@ def panel_indices(panel_bim: Path, variants: pd.DataFrame) -> np.ndarray:
 def save_fit_state(path: Path, state: FitState) -> None:
     """One safetensors file with the weights, optimizer tensors and, in its metadata, the counters and history."""
     tensors: dict[str, torch.Tensor] = {}
-    for prefix, sd in (("model", state.model), ("ema", state.ema), ("best", state.best)):
+    safe_is_best = state.safe is state.best  # usually the same weights: stored once
+    for prefix, sd in (("model", state.model), ("ema", state.ema), ("best", state.best),
+                       ("safe", None if safe_is_best else state.safe)):
         for k, v in (sd or {}).items():
             tensors[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
     opt = state.optimizer or {}
@@ -180,7 +183,9 @@ def save_fit_state(path: Path, state: FitState) -> None:
             tensors[f"opt.{idx}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
     meta = {"epoch": state.epoch, "best_val": state.best_val, "best_epoch": state.best_epoch,
             "bad_epochs": state.bad_epochs, "history": state.history, "done": state.done, "stopped": state.stopped,
-            "has_ema": state.ema is not None, "has_best": state.best is not None,
+            "has_ema": state.ema is not None, "has_best": state.best is not None, "has_safe": state.safe is not None,
+            "safe_is_best": safe_is_best,
+            "safe_epoch": state.safe_epoch, "failed_checks": state.failed_checks,
             "param_groups": opt.get("param_groups", [])}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -191,7 +196,7 @@ def load_fit_state(path: Path) -> FitState:
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["state"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    groups: dict[str, dict] = {"model": {}, "ema": {}, "best": {}}
+    groups: dict[str, dict] = {"model": {}, "ema": {}, "best": {}, "safe": {}}
     opt_state: dict[int, dict] = {}
     for k, v in tensors.items():
         prefix, rest = k.split(".", 1)
@@ -205,7 +210,10 @@ def load_fit_state(path: Path) -> FitState:
                     ema=groups["ema"] if meta["has_ema"] else None,
                     best=groups["best"] if meta["has_best"] else None, best_val=meta["best_val"],
                     best_epoch=meta["best_epoch"], bad_epochs=meta["bad_epochs"], history=meta["history"],
-                    done=meta["done"], stopped=meta["stopped"])
+                    done=meta["done"], stopped=meta["stopped"],
+                    safe=(None if not meta.get("has_safe") else groups["best"] if meta["safe_is_best"]
+                          else groups["safe"]), safe_epoch=meta.get("safe_epoch", 0),
+                    failed_checks=meta.get("failed_checks", 0))
 
 
 # ---------------------------------------------------------------------------------------------------------------
