@@ -25,36 +25,6 @@ from _common import machine  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 
-def noisy_copy(rows: np.ndarray, share: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    out = rows.copy()
-    p = np.broadcast_to(rows.mean(axis=0) / 2, rows.shape)
-    redraw = rng.random(rows.shape) < share
-    out[redraw] = rng.binomial(2, p[redraw])
-    return out
-
-
-def _copier(dosages, cond, seed):
-    return dosages
-
-
-def _resample(generator, n, seed):
-    return generator[np.random.default_rng(seed).integers(len(generator), size=n)]
-
-
-def _noisy_resample(generator, n, seed):
-    return noisy_copy(_resample(generator, n, seed), 0.3, seed)
-
-
-def _independent(dosages, cond, seed):
-    return np.stack([(dosages == g).mean(axis=0) for g in (0, 1, 2)], axis=1)
-
-
-def _draw_independent(freqs, n, seed):
-    u = np.random.default_rng(seed).random((n, len(freqs), 1))
-    return (u > np.cumsum(freqs, axis=1)[None]).sum(axis=-1).astype(np.int8)
-
-
 def cohorts(data: Path) -> dict[str, np.ndarray]:
     from snpgen_core.evaluation.distances import impute_missing
     from snpgen_core.io.plink import read_plink
@@ -71,7 +41,8 @@ def cohorts(data: Path) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    from snpgen_core.evaluation.attacks import (attribute_inference, domias_membership, kinship_replay,
+    from snpgen_core.evaluation.attacks import (attribute_inference, copier, domias_membership, draw_independent,
+                                                independent_snps, kinship_replay, noisy_copy, resample,
                                                 shadow_model_attack)
     from snpgen_core.io.gwas import panel_provenance, read_gwas
 
@@ -103,8 +74,9 @@ def main() -> None:
             print(f"| {name} | {label} | {auc.value:.3f} ({auc.details['ci'][0]:.3f}-{auc.details['ci'][1]:.3f}); "
                   f"{auc.reference:.3f} | {tpr.value:.3f}; {tpr.reference:.3f} | {a.value:+.3f} "
                   f"({a.details['ci'][0]:+.3f} to {a.details['ci'][1]:+.3f}); {a.reference:+.3f} | {kin[0]} | {kin[1]} |")
-        for label, (fit, sample) in {"bootstrap copier": (_copier, _resample), "noisy copier 30%": (_copier,
-                                     _noisy_resample), "independent SNPs": (_independent, _draw_independent)}.items():
+        noisy_resample = lambda g, n, seed: resample(g, n, seed, noise=0.3)  # noqa: E731
+        for label, (fit, sample) in {"bootstrap copier": (copier, resample), "noisy copier 30%": (copier,
+                                     noisy_resample), "independent SNPs": (independent_snps, draw_independent)}.items():
             t0 = time.perf_counter()
             r = shadow_model_attack(train, hold, fit, sample, n_shadow=4, seed=0, device="cpu")
             shadow_rows.append(f"| {name} | {label} | {r.value:.3f} ({r.details['ci'][0]:.3f}-{r.details['ci'][1]:.3f})"

@@ -13,9 +13,14 @@ from snpgen_core.evaluation.attacks import (
     attack_metrics,
     attribute_inference,
     auc_ci,
+    copier,
     domias_membership,
+    draw_independent,
+    independent_snps,
     kinship_null,
     kinship_replay,
+    noisy_copy,
+    resample,
     shadow_model_attack,
 )
 from snpgen_core.evaluation.kinship import KING_DUPLICATE
@@ -32,20 +37,10 @@ def cohort():
     return x[perm[:500]], x[perm[500:950]], x[perm[950:]]
 
 
-def _noisy_copy(rows: np.ndarray, share: float, seed: int) -> np.ndarray:
-    """Training rows with a share of genotypes redrawn from the rows' allele frequencies (an overfitted model)."""
-    rng = np.random.default_rng(seed)
-    out = rows.copy()
-    p = np.broadcast_to(rows.mean(axis=0) / 2, rows.shape)
-    redraw = rng.random(rows.shape) < share
-    out[redraw] = rng.binomial(2, p[redraw])
-    return out
-
-
 @pytest.fixture(scope="module")
 def releases(cohort):
     train, _, fresh = cohort
-    return {"fresh": fresh, "copy": train[::-1].copy(), "noisy": _noisy_copy(train, 0.2, seed=3)}
+    return {"fresh": fresh, "copy": train[::-1].copy(), "noisy": noisy_copy(train, 0.2, seed=3)}
 
 
 # ------------------------------------------------------------------------------------------------ building blocks
@@ -73,6 +68,15 @@ def test_roles__members_and_holdout_parts_are_disjoint_equal_and_seeded():
     assert len(np.unique(np.concatenate(parts))) == 90
     again = _roles(100, 91, 3, seed=4)
     assert np.array_equal(again[0], members) and all(np.array_equal(a, b) for a, b in zip(again[1], parts))
+
+
+def test_noisy_copy__share_zero_is_verbatim_share_one_keeps_only_frequencies(cohort):
+    train = cohort[0]
+    assert np.array_equal(noisy_copy(train, 0.0, seed=1), train)
+    redrawn = noisy_copy(train, 1.0, seed=1)
+    assert np.abs(redrawn.mean(axis=0) - train.mean(axis=0)).max() < 0.2  # 500 draws per SNP
+    assert (redrawn == train).all(axis=1).sum() == 0
+    assert np.array_equal(noisy_copy(train, 0.3, seed=2), noisy_copy(train, 0.3, seed=2))
 
 
 # ------------------------------------------------------------------------------------------------ DOMIAS
@@ -166,36 +170,19 @@ def test_kinship_replay__copies_far_beyond_the_null_fresh_within(cohort, release
 # ------------------------------------------------------------------------------------------------ shadow models
 
 
-def _bootstrap_copier(dosages, cond, seed):  # "trains" by remembering its individuals: overfitted
-    return dosages
-
-
-def _resample(generator, n, seed):
-    return generator[np.random.default_rng(seed).integers(len(generator), size=n)]
-
-
 def _noisy_resample(generator, n, seed):
-    return _noisy_copy(_resample(generator, n, seed), 0.3, seed)
-
-
-def _independent_snps(dosages, cond, seed):  # per-SNP genotype-class frequencies: private by construction
-    return np.stack([(dosages == g).mean(axis=0) for g in (0, 1, 2)], axis=1)
-
-
-def _draw_independent(freqs, n, seed):
-    u = np.random.default_rng(seed).random((n, len(freqs), 1))
-    return (u > np.cumsum(freqs, axis=1)[None]).sum(axis=-1).astype(np.int8)
+    return resample(generator, n, seed, noise=0.3)
 
 
 def test_shadow_models__copier_caught_independent_snps_near_half(cohort):
     train, holdout, _ = cohort
     train, holdout = train[:300], holdout[:150]
-    copier = shadow_model_attack(train, holdout, _bootstrap_copier, _resample, n_shadow=4, seed=0, device="cpu")
-    noisy = shadow_model_attack(train, holdout, _bootstrap_copier, _noisy_resample, n_shadow=4, seed=0,
+    overfit = shadow_model_attack(train, holdout, copier, resample, n_shadow=4, seed=0, device="cpu")
+    noisy = shadow_model_attack(train, holdout, copier, _noisy_resample, n_shadow=4, seed=0,
                                 device="cpu")
-    private = shadow_model_attack(train, holdout, _independent_snps, _draw_independent, n_shadow=4, seed=0,
+    private = shadow_model_attack(train, holdout, independent_snps, draw_independent, n_shadow=4, seed=0,
                                   device="cpu")
-    assert copier.value > 0.75 and copier.details["ci"][0] > 0.65
+    assert overfit.value > 0.75 and overfit.details["ci"][0] > 0.65
     assert noisy.value > 0.7 and noisy.details["ci"][0] > 0.6
     assert abs(private.value - 0.5) < 0.06 and private.reference == 0.5
     assert private.details["ci"][0] < 0.5 < private.details["ci"][1]
@@ -211,7 +198,7 @@ def test_shadow_models__passes_halves_and_seeds_and_reports_progress(cohort):
         return dosages
 
     cond = np.arange(len(train[:60]), dtype=float)
-    shadow_model_attack(train[:60], holdout[:30], recording, _resample, cond=cond, n_shadow=5, seed=1,
+    shadow_model_attack(train[:60], holdout[:30], recording, resample, cond=cond, n_shadow=5, seed=1,
                         device="cpu", callback=events.append)
     assert [s[:2] for s in seen] == [(30, 30)] * 5 and len({s[2] for s in seen}) == 5
     assert [e["index"] for e in events] == [1, 2, 3, 4, 5]
@@ -220,11 +207,11 @@ def test_shadow_models__passes_halves_and_seeds_and_reports_progress(cohort):
 def test_shadow_models__impossible_values_are_clear_errors(cohort):
     train, holdout, _ = cohort
     with pytest.raises(InputError, match="at least 4 shadow generators"):
-        shadow_model_attack(train, holdout, _bootstrap_copier, _resample, n_shadow=3)
+        shadow_model_attack(train, holdout, copier, resample, n_shadow=3)
     with pytest.raises(InputError, match="too few individuals for shadow models"):
-        shadow_model_attack(train[:15], holdout, _bootstrap_copier, _resample, n_shadow=4)
+        shadow_model_attack(train[:15], holdout, copier, resample, n_shadow=4)
     with pytest.raises(InputError, match="cond has 3 values"):
-        shadow_model_attack(train, holdout, _bootstrap_copier, _resample, cond=np.zeros(3))
+        shadow_model_attack(train, holdout, copier, resample, cond=np.zeros(3))
 
 
 def test_attack_metrics__keys(cohort, releases):

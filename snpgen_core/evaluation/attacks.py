@@ -395,6 +395,44 @@ def shadow_model_attack(train: np.ndarray, holdout: np.ndarray, train_generator:
         "null_sd": auc_null_sd(n_pairs // 2, n_pairs - n_pairs // 2), "features": list(SHADOW_FEATURES)})
 
 
+# ------------------------------------------------------------------------------------------------ known answers
+# Releases and shadow generators whose leak is known, to calibrate the attacks on a cohort (tests, benchmarks).
+
+
+def noisy_copy(rows: np.ndarray, share: float, seed: int = 0) -> np.ndarray:
+    """A copy of ``rows`` (n, m) int8 dosages with each genotype, with probability ``share``, redrawn from
+    Binomial(2, p_j), p_j the rows' own allele frequency: an overfitted model's release (share 0: verbatim)."""
+    rng = np.random.default_rng(seed)
+    out = np.array(rows, dtype=np.int8, copy=True)
+    p = np.broadcast_to(out.mean(axis=0) / 2, out.shape)
+    redraw = rng.random(out.shape) < share
+    out[redraw] = rng.binomial(2, p[redraw])
+    return out
+
+
+def copier(dosages: np.ndarray, cond: np.ndarray | None, seed: int) -> np.ndarray:
+    """Shadow "training" that remembers its individuals (overfit); sample with ``resample``."""
+    return dosages
+
+
+def resample(generator: np.ndarray, n: int, seed: int, *, noise: float = 0.0) -> np.ndarray:
+    """n individuals drawn with replacement from a ``copier``'s (n_g, m) rows, then ``noisy_copy``-ed."""
+    rows = generator[np.random.default_rng(seed).integers(len(generator), size=n)]
+    return noisy_copy(rows, noise, seed) if noise else rows
+
+
+def independent_snps(dosages: np.ndarray, cond: np.ndarray | None, seed: int) -> np.ndarray:
+    """Shadow training of a private generator: each SNP's genotype-class frequencies (m, 3), nothing else;
+    sample with ``draw_independent``."""
+    return np.stack([(dosages == g).mean(axis=0) for g in (0, 1, 2)], axis=1)
+
+
+def draw_independent(frequencies: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """(n, m) int8 dosages, each SNP drawn on its own from its (m, 3) genotype-class frequencies."""
+    u = np.random.default_rng(seed).random((n, len(frequencies), 1))
+    return (u > np.cumsum(frequencies, axis=1)[None]).sum(axis=-1).astype(np.int8)
+
+
 def attack_metrics(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *, seed: int = 0,
                    device: str = "auto") -> dict[str, MetricValue]:
     """The attacks cheap enough for every evaluation: DOMIAS (AUC, TPR at 1% FPR) and attribute inference.
