@@ -611,6 +611,9 @@ class Workspace:
         synthetic, synthetic_trait = self.synthetic_cohort()
         report = evaluate(train, holdout, synthetic, train_pheno=train_trait, holdout_pheno=holdout_trait,
                           synthetic_pheno=synthetic_trait, seed=seed, device="auto")
+        chosen = self.panel_provenance()  # the report says who chose the SNPs, as the model card does
+        report["provenance"]["snp_panel"] = {"training_only": chosen["training_only"], "text": chosen["panel"]}
+        report["provenance"]["notes"].append(f"SNP panel: {chosen['panel']}")
         write_report(report, self.path / "report")
         self.report, self.report_dir = report, self.path / "report"
         return report
