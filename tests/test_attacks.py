@@ -112,6 +112,8 @@ def test_domias__score_is_the_domias_kde_ratio(cohort, releases):
 
 def test_domias__too_small_a_holdout_is_skipped_with_a_reason(cohort):
     train, holdout, _ = cohort
+    with pytest.raises(InputError, match="0 < fpr < 1"):
+        domias_membership(train, holdout, train, fpr=0.0)
     got = domias_membership(train, holdout[:20], train[:50], seed=0)
     assert all(math.isnan(m.value) and "needs at least" in m.note for m in got.values())
 

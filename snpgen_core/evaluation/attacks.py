@@ -134,6 +134,8 @@ def domias_membership(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndar
     individuals). ``details``: ``ci``, ``reference_ci`` (95%: DeLong for the AUC, bootstrap for the TPR),
     ``n_each``, ``null_sd``."""
     train, holdout, synthetic = _checked(train, holdout, synthetic)
+    if not 0 < fpr < 1 or n_components < 1:
+        raise InputError(f"DOMIAS needs 0 < fpr < 1 and n_components >= 1, got {fpr} and {n_components}")
     tpr_name = f"domias_tpr_at_{fpr * 100:g}pct_fpr"
     members, (pop, non, fresh) = _roles(len(train), len(holdout), 3, seed)
     n = len(non)
@@ -336,6 +338,8 @@ def shadow_model_attack(train: np.ndarray, holdout: np.ndarray, train_generator:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if not 0 < fpr < 1:
+        raise InputError(f"fpr {fpr} must lie in (0, 1)")
     if n_shadow < 4:
         raise InputError(f"shadow-model attack needs at least 4 shadow generators, got {n_shadow}",
                          hint="use --shadow-models 4 or more")
