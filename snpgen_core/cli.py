@@ -191,6 +191,23 @@ def _cmd_generate(args: argparse.Namespace) -> None:
                       sample=args.sample, temperature=args.temperature, latent_noise=args.latent_noise,
                       model=args.model, device=args.device)
     print(f"generated {args.n} individuals ({args.model}) -> {prefix}.bed/.bim/.fam, {prefix}.pheno.tsv")
+    _print_release_check(args.run)
+
+
+def _print_release_check(run_dir) -> None:
+    """The run's validation privacy check, and the one-line warning when it failed (the release gate)."""
+    from .memorisation import release_warning
+    from .runs import read_privacy_check
+
+    check = read_privacy_check(run_dir)
+    if check is None:
+        print("note: this run has no validation privacy check (too few validation individuals); "
+              "grade the cohort with snpgen evaluate before sharing it", file=sys.stderr)
+        return
+    print(check.summary())
+    warning = release_warning(check)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 # Subcommands registered below; each entry: name -> (help, add_arguments, handler)

@@ -157,6 +157,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     fam6, sidecar = _pheno_columns(run.phenotype, cond)
     trait = run.phenotype.get("name") or "PHENO"
     gen = run.generator(model)
+    check = run.privacy_check()
     options = SamplingOptions(guidance=float(guidance), steps=steps, temperature=float(temperature), mode=sample,
                               latent_noise=float(latent_noise))
     torch_gen = torch.Generator(device=dev).manual_seed(int(seed))
@@ -188,6 +189,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 "trait": run.phenotype, "condition": {"case_fraction": case_fraction, "label": label,
                                                       "value": value, "values": None if values is None else "given"},
                 "seconds": time.perf_counter() - t0,
+                # the run's own validation privacy check (memorisation.py), measured for its default model
+                "release_check": None if check is None else check.to_dict(),
             })
             writer.close()
     except BaseException:

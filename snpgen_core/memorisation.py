@@ -56,6 +56,16 @@ class MemorisationCheck:
         return f"validation privacy check {'passed' if self.passed else 'FAILED'}: " + ", ".join(parts)
 
 
+def release_warning(check: MemorisationCheck | None) -> str | None:
+    """The one line a user must read before sharing a cohort of a run whose check failed (None: nothing to say)."""
+    if check is None or check.passed:
+        return None
+    worst = max(CHECKED, key=lambda k: check.values[k] - check.limits[k])
+    return (f"this run failed its validation privacy check ({worst.replace('_', ' ')} {check.values[worst]:.3f} > "
+            f"{check.limits[worst]:.3f}): its synthetic individuals may reveal training individuals; do not "
+            f"share them before `snpgen evaluate` grades them on a holdout, and retrain: {WHAT_TO_DO}")
+
+
 def likelihood_gap(nll_train: np.ndarray, nll_validation: np.ndarray) -> tuple[float, float]:
     """Mean per-individual NLL of validation minus training, and the standard error of that difference."""
     a, b = np.asarray(nll_train, float), np.asarray(nll_validation, float)

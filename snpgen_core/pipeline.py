@@ -26,7 +26,7 @@ from .devices import resolve_device
 from .errors import InputError
 from .provenance import sha256_file
 from .splits import Split, read_split, split_samples, trait_strata, write_split
-from .memorisation import MemorisationCheck
+from .memorisation import MemorisationCheck, release_warning
 from .models.generators import LatentDiffusion
 from .training import Callback, Cancelled, FitState, default_threads, fit
 
@@ -462,6 +462,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     if cohort is not None:
         check = monitor(lambda _: models.generator("diffusion"), lambda _: vae)(None)
         _emit(callback, "check", MemorisationCheck(**check).summary())
+        if warning := release_warning(MemorisationCheck(**check)):
+            _emit(callback, "check", warning)
     _write_run(out, models, vae_state, diff_state, dosages[va] if va.size else dosages[tr], dev, t0, check)
     shutil.rmtree(ckpt, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")

@@ -295,6 +295,21 @@ class Run:
     def history(self) -> dict:
         return json.loads((self.path / "history.json").read_text())
 
+    def privacy_check(self):
+        return read_privacy_check(self.path)
+
+
+def read_privacy_check(run_dir: str | os.PathLike):
+    """The validation privacy check recorded in a run's ``run.json`` (``memorisation.MemorisationCheck``), or
+    None when the run made none (too few validation individuals)."""
+    from .memorisation import MemorisationCheck
+
+    try:
+        check = json.loads((Path(run_dir) / "run.json").read_text()).get("privacy_check")
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read run.json ({err})", path=str(run_dir), hint="train the run again") from None
+    return MemorisationCheck(**check) if check else None
+
 
 def load_run(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> Run:
     """Open a run directory written by ``train_run``; InputError (with the fix) if it is missing, unfinished,
