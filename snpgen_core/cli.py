@@ -142,7 +142,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
+    from .options import apply_flags
     from .pipeline import train_run
+    from .runs import TrainConfig, read_config
 
     if args.top is not None and args.gwas is None:
         raise InputError("--top needs --gwas FILE", hint="or give a fixed panel with --snps PANEL.tsv")
@@ -165,11 +167,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
             tqdm.write(f"{stage}: {how} after {event['epoch']} epochs, best epoch {event['best_epoch']}",
                        file=sys.stderr)
 
+    config = apply_flags(read_config(args.config) if args.config else TrainConfig(), args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "no CUDA: CPU" is reported below instead
         try:
             out = train_run(args.bfile, args.out, pheno_path=args.pheno, pheno_col=args.pheno_col,
-                            gwas_path=args.gwas, top=args.top, panel_path=args.snps, config=args.config,
+                            gwas_path=args.gwas, top=args.top, panel_path=args.snps, config=config,
                             seed=args.seed, device=args.device, epochs=args.epochs, callback=progress,
                             resume=args.resume)
         finally:
@@ -299,7 +302,7 @@ def _add_split(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="OUTPREFIX",
                    help="writes OUTPREFIX.train/.holdout(.validation).bed/.bim/.fam and OUTPREFIX.split.tsv")
 
-def _add_train(p: argparse.ArgumentParser) -> None:
+def _add_train(p: argparse.ArgumentParser, with_options: bool = False) -> None:
     p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the training cohort")
     p.add_argument("--pheno", metavar="FILE", help="phenotype file (header FID IID NAME ...); default .fam column 6")
     p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
@@ -314,6 +317,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, metavar="N",
                    help="maximum VAE epochs (the diffusion's scale in proportion; early stopping may end sooner)")
     p.add_argument("--resume", action="store_true", help="continue an unfinished run in --out")
+    if with_options:  # every setting of runs.TrainConfig, declared once in its dataclasses
+        from .options import add_flags
+        from .runs import TrainConfig
+
+        add_flags(p, TrainConfig())
 
 
 def _add_generate(p: argparse.ArgumentParser) -> None:
@@ -375,7 +383,9 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(train_options: bool = False) -> argparse.ArgumentParser:
+    """The snpgen parser; ``train_options`` adds a flag per training setting to ``train`` (it imports the models,
+    so only when that subcommand runs)."""
     from . import __version__
 
     parser = argparse.ArgumentParser(prog="snpgen", description="SNPgen Studio: synthetic phenotype-conditioned genotype cohorts")
@@ -383,13 +393,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_args, handler) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        add_args(p)
+        if add_args is _add_train:
+            add_args(p, train_options)
+        else:
+            add_args(p)
         p.set_defaults(handler=handler)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(train_options=argv[:1] == ["train"]).parse_args(argv)
     try:
         args.handler(args)
     except InputError as err:
