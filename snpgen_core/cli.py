@@ -263,27 +263,33 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _add_select(p: argparse.ArgumentParser) -> None:
+    from .ld import R2_ESTIMATORS
+    from .panel import PanelOptions
+
     p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the cohort")
     p.add_argument("--gwas", required=True, metavar="FILE",
                    help="summary statistics (PLINK 1.9/2, REGENIE, BOLT-LMM, GWAS-SSF or a generic table; .gz ok)")
     p.add_argument("--gwas-columns", metavar="FIELD=COLUMN,...", help="explicit GWAS columns, e.g. p=PVAL,a1=EA")
-    p.add_argument("--top", type=int, default=1000, metavar="K",
-                   help="panel size: the K clumped index SNPs with the smallest p (default 1000)")
+    d = PanelOptions()
+    p.add_argument("--top", type=int, default=d.top, metavar="K",
+                   help="panel size: the K clumped index SNPs with the smallest p (default %(default)s)")
     p.add_argument("--snps", metavar="FILE", help="use these SNPs instead (one ID per line, or a table with a SNP "
                    "column); --top and clumping are then ignored")
-    p.add_argument("--clump-p1", type=float, default=1.0, metavar="P",
-                   help="index SNPs need p <= P (default 1: every SNP is a candidate; PLINK's default is 1e-4)")
-    p.add_argument("--clump-p2", type=float, default=1.0, metavar="P",
-                   help="clumped SNPs listed need p < P, P >= p1 (default 1; PLINK's default is 0.01)")
-    p.add_argument("--clump-r2", type=float, default=0.5, metavar="R",
-                   help="SNPs with r^2 > R to an index SNP join its clump (default 0.5, as PLINK)")
-    p.add_argument("--clump-kb", type=float, default=250, metavar="KB",
-                   help="clumping window: SNPs less than KB kilobases away (default 250, as PLINK)")
-    p.add_argument("--r2-estimator", choices=["haplotype", "dosage"], default="haplotype",
+    p.add_argument("--clump-p1", type=float, default=d.p1, metavar="P",
+                   help="index SNPs need p <= P (default %(default)s: every SNP is a candidate; PLINK's default is "
+                        "1e-4)")
+    p.add_argument("--clump-p2", type=float, default=d.p2, metavar="P",
+                   help="clumped SNPs listed need p < P, P >= p1 (default %(default)s; PLINK's default is 0.01)")
+    p.add_argument("--clump-r2", type=float, default=d.r2, metavar="R",
+                   help="SNPs with r^2 > R to an index SNP join its clump (default %(default)s, as PLINK)")
+    p.add_argument("--clump-kb", type=float, default=d.kb, metavar="KB",
+                   help="clumping window: SNPs less than KB kilobases away (default %(default)s, as PLINK)")
+    p.add_argument("--r2-estimator", choices=list(R2_ESTIMATORS), default=d.estimator,
                    help="haplotype: PLINK 1.9 --clump's r^2 (default); dosage: squared correlation of dosages")
-    p.add_argument("--maf", type=float, default=0.01, help="minimum minor-allele frequency (default 0.01)")
-    p.add_argument("--max-missing", type=float, default=0.05, metavar="SHARE",
-                   help="maximum share of missing calls per SNP (default 0.05)")
+    p.add_argument("--maf", type=float, default=d.maf,
+                   help="minimum minor-allele frequency (default %(default)s)")
+    p.add_argument("--max-missing", type=float, default=d.max_missing, metavar="SHARE",
+                   help="maximum share of missing calls per SNP (default %(default)s)")
     p.add_argument("--split", metavar="SPLIT.tsv", help="recorded split (FID IID SPLIT): only its train part chooses "
                    "SNPs (default PREFIX.split.tsv when it exists, else every individual)")
     p.add_argument("--pheno", metavar="FILE", help="phenotype file to validate the trait (header FID IID NAME ...)")

@@ -74,3 +74,16 @@ def test_cli_train__flags_override_the_config_file_and_bad_values_exit_2(sim_pre
     run = load_run(tmp_path / "run")
     assert run.config.vae.latent_dim == 6 and run.config.denoiser.latent_dim == 6  # the denoiser follows the VAE
     assert run.config.denoiser.depth == 2 and run.config.vae.hidden == 32  # the flag and the file, both applied
+
+
+def test_panel_options__select_panel_and_snpgen_select_share_the_declared_defaults():
+    import inspect
+
+    from snpgen_core.panel import PanelOptions, select_panel
+
+    d = PanelOptions()
+    signature = inspect.signature(select_panel).parameters
+    assert all(signature[o.name].default == o.default for o in options(d))
+    args = build_parser().parse_args(["select", "--bfile", "b", "--gwas", "g", "--out", "o"])
+    assert (args.top, args.clump_p1, args.clump_p2, args.clump_r2, args.clump_kb, args.maf, args.max_missing,
+            args.r2_estimator) == (d.top, d.p1, d.p2, d.r2, d.kb, d.maf, d.max_missing, d.estimator)
