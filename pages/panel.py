@@ -11,6 +11,11 @@ require(ws.dataset is not None, "Load a cohort first.", "pages/data.py", "Go to 
 require(ws.summary.aligned is not None, "The panel is chosen from GWAS summary statistics: upload them first.",
         "pages/data.py", "Go to Data")
 
+provenance_warning = ws.panel_provenance()["warning"]
+if provenance_warning:  # the holdout may have chosen SNPs: say so before the user picks a panel from this GWAS
+    st.warning(f"The {provenance_warning}; on the Data page, compute the GWAS on the training individuals.",
+               icon=":material/warning:")
+
 defaults = PanelOptions()
 n_gwas = len(ws.summary.aligned.table)
 with st.form("panel_form"):
@@ -40,8 +45,8 @@ if go:
 
 panel = ws.panel_info
 if panel is None:
-    st.info("Choose the settings and select a panel. Only the training individuals are used: the holdout "
-            "never chooses SNPs.", icon=":material/info:")
+    st.info("Choose the settings and select a panel. Quality control and clumping use the training individuals "
+            "only; the SNPs are ranked by the GWAS.", icon=":material/info:")
     st.stop()
 
 c = st.columns(3)

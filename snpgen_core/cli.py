@@ -54,7 +54,7 @@ def _cmd_select(args: argparse.Namespace) -> None:
 
     import numpy as np
 
-    from .io.gwas import align_gwas, parse_column_mapping, read_gwas
+    from .io.gwas import align_gwas, panel_provenance, parse_column_mapping, read_gwas
     from .io.plink import plink_path, plink_prefix, read_bim, read_fam, read_plink
     from .phenotypes import read_phenotype
     from .clumping import check_clump_parameters
@@ -70,7 +70,8 @@ def _cmd_select(args: argparse.Namespace) -> None:
         train = split.train
         found = "" if args.split else " (found next to the .bed)"
         print(f"split {split_path}{found}: {train.size} train / {split.validation.size} validation / "
-              f"{split.holdout.size} holdout individuals; only the {train.size} train individuals choose SNPs")
+              f"{split.holdout.size} holdout individuals; only the {train.size} train individuals enter QC and "
+              "clumping")
     else:
         train = np.arange(len(fam))
         print(f"split: none given and no {split_file_beside(prefix).name}: all {len(fam)} individuals choose SNPs "
@@ -83,6 +84,10 @@ def _cmd_select(args: argparse.Namespace) -> None:
         print(f"phenotype (training individuals) {trait.describe()}")
     gwas = read_gwas(args.gwas, columns=parse_column_mapping(args.gwas_columns))
     print(f"GWAS {gwas.describe()}")
+    not_holdout = len(fam) - (split.holdout.size if split_path else 0)  # validation individuals are no holdout
+    provenance = panel_provenance(gwas.n_samples_max, not_holdout)
+    if provenance["warning"]:
+        print(f"warning: {provenance['warning']}", file=sys.stderr)
     aligned = align_gwas(gwas, bim)
     print(f"alignment: {aligned.summary()}")
     snps = read_snp_list(args.snps) if args.snps else None

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .io.atomic import atomic_path
+from .provenance import read_json
 
 REPORT_FILES = ("report.html", "report.json")
 
@@ -38,18 +39,11 @@ def export_name(name: str) -> str:
     return safe_name(name, "snpgen_synthetic").replace(".", "_")
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:
     """What made a synthetic cohort, from its ``.provenance.json`` (``generation.generate``): n, model, guidance,
     seed and the condition (case_fraction, label or value)."""
     prefix = Path(synthetic_prefix)
-    prov = _read_json(prefix.with_name(prefix.name + ".provenance.json"))
+    prov = read_json(prefix.with_name(prefix.name + ".provenance.json")) or {}
     if not prov:
         raise InputError("no generation record (.provenance.json) beside the synthetic cohort", path=str(prefix),
                          hint="export a cohort written by snpgen generate")
@@ -71,18 +65,22 @@ def _cohort_from_run(prov: dict) -> dict:
 
 
 def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generation: dict,
-               cohort: dict | None = None) -> str:
+               cohort: dict | None = None, panel: dict | None = None) -> str:
     """A Markdown model card for the export ``name``: ``report`` is the evaluation (report.json content),
     ``run_dir`` the run that generated the cohort, ``generation`` its settings (:func:`generation_settings`),
-    ``cohort`` the real cohort ({"name", "demo", "n_samples", "n_variants"}; default: as the run recorded it)."""
+    ``cohort`` the real cohort ({"name", "demo", "n_samples", "n_variants"}; default: as the run recorded it),
+    ``panel`` who chose the SNPs (``io.gwas.panel_provenance``; default: not known, and said so)."""
     from . import __version__
     from .evaluation.card import card_markdown
+    from .io.gwas import panel_provenance
+    from .memorisation import release_warning
+    from .runs import read_privacy_check
 
     run_dir = Path(run_dir)
-    prov = _read_json(run_dir / "provenance.json")
-    info = _read_json(run_dir / "config.json")
+    prov = read_json(run_dir / "provenance.json") or {}
+    info = read_json(run_dir / "config.json") or {}
     config = info.get("train", {})
-    history = _read_json(run_dir / "history.json")
+    history = read_json(run_dir / "history.json") or {}
     trait = info.get("phenotype", {})
     n_snps = info.get("n_snps")
     cohort = cohort or _cohort_from_run(prov)
@@ -92,6 +90,10 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
                       if (v := g.get(k)) is not None), "the training distribution of the trait")
     notes = "".join(f"- {n}\n" for n in report["provenance"].get("notes", []))
     vae, diffusion = config.get("vae", {}), config.get("diffusion", {})
+    panel = panel or panel_provenance(None, (prov.get("n_train") or 0) + (prov.get("n_validation") or 0))
+    check = read_privacy_check(run_dir)
+    check_text = ("no validation privacy check was made (too few validation individuals)" if check is None
+                  else check.summary() + (f". **Warning**: {release_warning(check)}" if not check.passed else ""))
     return f"""# Model card: {name}
 
 Synthetic genotypes made by SNPgen Studio {__version__}. **No row is a real person**; every individual was
@@ -109,9 +111,8 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
 - Cohort `{cohort['name']}`{' (simulated demo)' if cohort.get('demo') else ''}: {cohort['n_samples']} individuals,
   {cohort['n_variants']} SNPs; trait {trait.get('name') or '(none)'} ({trait.get('kind')}).
 - The model learnt from {prov.get('n_train')} training individuals (plus {prov.get('n_validation')} for early
-  stopping) at a panel of {n_snps} GWAS-selected, LD-clumped SNPs chosen on training individuals only.
-- {sizes['holdout']} real **holdout** individuals never trained the model or chose a SNP: the report compares
-  with them.
+  stopping) at a panel of {n_snps} GWAS-selected, LD-clumped SNPs {panel['panel']}.
+- {sizes['holdout']} real **holdout** individuals {panel['holdout']}: the report compares with them.
 
 ## Model
 
@@ -121,6 +122,7 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
 - Epochs: VAE {len(history.get('vae', []))} (best {history.get('vae_best_epoch')}), diffusion
   {len(history.get('diffusion', []))} (best {history.get('diffusion_best_epoch')}); seed {prov.get('seed')};
   device {prov.get('device')}; software {', '.join(f'{k} {v}' for k, v in (prov.get('software') or {}).items())}.
+- Memorisation measured while training, on the validation individuals (never the holdout): {check_text}.
 
 ## Generation
 
@@ -214,7 +216,7 @@ def _read_report(report_dir: Path) -> dict:
 
 def export_cohort(synthetic_prefix: str | os.PathLike, report_dir: str | os.PathLike, run_dir: str | os.PathLike,
                   out_root: str | os.PathLike, name: str, *, report: dict | None = None,
-                  generation: dict | None = None, cohort: dict | None = None,
+                  generation: dict | None = None, cohort: dict | None = None, panel: dict | None = None,
                   zip_path: str | os.PathLike | None = None) -> dict:
     """Export a synthetic cohort to ``out_root/<name>/`` (``name`` made safe by :func:`export_name`; an existing
     folder is never overwritten): its PLINK files and sidecars renamed ``<name>.*``, ``report.html``,
@@ -233,7 +235,7 @@ def export_cohort(synthetic_prefix: str | os.PathLike, report_dir: str | os.Path
     _check_export_folder(out_root, name)
     report = _read_report(Path(report_dir)) if report is None else report
     generation = generation_settings(synthetic_prefix) if generation is None else generation
-    card = model_card(name, report, run_dir=run_dir, generation=generation, cohort=cohort)
+    card = model_card(name, report, run_dir=run_dir, generation=generation, cohort=cohort, panel=panel)
     files = _export_files(synthetic_prefix, report_dir, name, card)
     folder = _write_export_folder(files, out_root, name)
     written_zip = _write_zip(files, name, zip_path) if zip_path is not None else None

@@ -66,13 +66,18 @@ def _trait_summary(kind: str, values: np.ndarray, name: str, labels: list[str]) 
 
 def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, panel_path, callback):
     """The panel as (table with PANEL_COLUMNS, variant indices into the .bim), chosen on training rows only."""
-    from .io.gwas import align_gwas, read_gwas
-    from .io.plink import read_plink
+    from .io.gwas import align_gwas, panel_provenance, read_gwas
+    from .io.plink import plink_path, read_fam, read_plink
     from .panel import PANEL_COLUMNS, PanelWarning, read_panel, read_snp_list, select_panel
 
     aligned = None
     if gwas_path is not None:
-        aligned = align_gwas(read_gwas(gwas_path), bim)
+        gwas = read_gwas(gwas_path)
+        n_cohort = len(read_fam(plink_path(prefix, ".fam")))  # validation individuals are no evaluation holdout
+        warning = panel_provenance(gwas.n_samples_max, n_cohort)["warning"]
+        if warning:
+            _emit(callback, "panel", f"warning: {warning}")
+        aligned = align_gwas(gwas, bim)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PanelWarning)
         if panel_path is not None:

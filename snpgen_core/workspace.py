@@ -63,6 +63,8 @@ class DatasetSummary:
     split_counts: dict[str, int]
     gwas_format: str | None = None
     aligned: object | None = None  # snpgen_core.io.gwas.AlignedGwas, None without GWAS
+    gwas_n_max: int | None = None  # individuals the GWAS was computed on, as its N/NMISS/OBS_CT column states
+    gwas_on_training: bool = False  # the GWAS was computed here on the training individuals
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -255,6 +257,7 @@ class Workspace:
         gwas = read_gwas(path)
         self.summary.aligned = align_gwas(gwas, train.variants)
         self.summary.gwas_format = f"{gwas.format}, computed here"
+        self.summary.gwas_n_max, self.summary.gwas_on_training = gwas.n_samples_max, True
         self.dataset.gwas = path
         return self.summary.aligned
 
@@ -429,6 +432,9 @@ class Workspace:
         synthetic, synthetic_trait = self.synthetic_cohort()
         report = evaluate(train, holdout, synthetic, train_pheno=train_trait, holdout_pheno=holdout_trait,
                           synthetic_pheno=synthetic_trait, seed=seed, device="auto")
+        chosen = self.panel_provenance()  # the report says who chose the SNPs, as the model card does
+        report["provenance"]["snp_panel"] = {"training_only": chosen["training_only"], "text": chosen["panel"]}
+        report["provenance"]["notes"].append(f"SNP panel: {chosen['panel']}")
         write_report(report, self.path / "report")
         self.report, self.report_dir = report, self.path / "report"
         return report
@@ -511,8 +517,18 @@ class Workspace:
                   "n_variants": self.summary.n_variants}
         self.exported = export_cohort(self.synthetic, self.report_dir, self.current_run().run_dir, out_root, name,
                                       report=report, generation=self.generation, cohort=cohort,
-                                      zip_path=self.path / "export" / f"{export_name(name)}.zip")
+                                      panel=self.panel_provenance(), zip_path=self.path / "export" / f"{export_name(name)}.zip")
         return self.exported
+
+    def panel_provenance(self) -> dict:
+        """Which individuals chose the panel's SNPs, as far as it is known (``io.gwas.panel_provenance``): the
+        model card's wording, and a ``warning`` line for the Panel page when the GWAS used more individuals than
+        the cohort has outside its holdout."""
+        from .io.gwas import panel_provenance
+
+        s = self.summary
+        return panel_provenance(s.gwas_n_max, s.n_samples - s.split_counts.get("holdout", 0),
+                                computed_on_training=s.gwas_on_training)
 
     def _need(self, what: str, ok: bool, hint: str) -> None:
         if not ok:
@@ -579,6 +595,7 @@ def summarize(dataset: Dataset) -> DatasetSummary:
         table = read_gwas(dataset.gwas)
         summary.aligned = align_gwas(table, variants)
         summary.gwas_format = table.format
+        summary.gwas_n_max = table.n_samples_max
     return summary
 
 

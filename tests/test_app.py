@@ -346,6 +346,9 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     assert np.array_equal(exported.dosages, synthetic.dosages)
     card = (folder / "MODEL_CARD.md").read_text()
     assert "No row is a real person" in card and "60 real **holdout** individuals" in card
+    # the demo GWAS states its N (the training part): no claim beyond it, in the card and in the report
+    assert "chose a SNP" not in card and "no more than the" in card
+    assert "SNP panel: ranked by a GWAS computed on at most" in (folder / "report.html").read_text()
     assert len(at.download_button) == 3
 
 

@@ -158,6 +158,15 @@ DEFAULT_RULES: dict[str, Rule] = {
     "privacy.aats": _r("error_ratio", 1.0, 2.0, ideal=0.5, slack=0.03,
                        explain="|AATS - 0.5| within the holdout's + 0.03 (fail > 2x + 0.03)"),
     "privacy.af_lr_membership_auc": _r("max", 0.55, 0.60, explain="<= 0.55 (fail > 0.60)"),
+    # evaluation.attacks: the density-ratio attack is graded as the distance attack; its TPR rests on a third of
+    # the holdout (1% FPR = one or two non-members), so it explains rather than decides, with the holdout-as-release
+    # rate's excess over 1% as headroom
+    "privacy.domias_auc": _r("max", 0.55, 0.60, critical=True, explain="<= 0.55 (fail > 0.60); ideal 0.5"),
+    "privacy.domias_tpr_at_1pct_fpr": _r("max_shifted", 0.02, 0.05, ideal=0.01,
+                                         explain="<= 2% (fail > 5%), raised by the holdout's excess over 1%"),
+    "privacy.attribute_inference_gap": _r("max", 0.02, 0.05, critical=True,
+                                          explain="members' hidden genotypes recovered <= 2 points more often "
+                                                  "than strangers' (fail > 5)"),
 }
 
 

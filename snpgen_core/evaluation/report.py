@@ -180,7 +180,22 @@ def _privacy(t, h, s, seed: int, device: str) -> tuple[dict[str, MetricValue], s
         p = frequencies.allele_frequencies(t)
         t, h, s = (impute_missing(x, p, seed=np.random.default_rng([seed, 51, k])) for k, x in enumerate((t, h, s)))
         note = "privacy statistics: missing calls imputed from training allele frequencies (seeded)"
-    return privacy_metrics(t, h, s, seed=seed, device=device), note
+    return _with_attacks(privacy_metrics(t, h, s, seed=seed, device=device), t, h, s, seed, device), note
+
+
+def _with_attacks(privacy: dict, t, h, s, seed: int, device: str) -> dict:
+    """The privacy rows plus the cheap attacks of ``evaluation.attacks`` (DOMIAS, attribute inference), and each
+    KING row's count explained against its null (the panel's own rate among real holdout strangers)."""
+    from .attacks import attack_metrics, kinship_null
+
+    for name in ("kinship_duplicates", "kinship_first_degree"):
+        row = privacy.get(name)
+        if row is not None and "holdout_max_kinship" in row.details:
+            null = kinship_null(row.details["synthetic_max_kinship"], row.details["holdout_max_kinship"],
+                                row.details["threshold"], n_snps=t.shape[1])
+            row.note = null.note
+            row.details.update(null_ci=null.details["ci"], null_p_value=null.details["p_value"])
+    return {**privacy, **attack_metrics(t, h, s, seed=seed, device=device)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
