@@ -52,6 +52,8 @@ class VAEConfig:
                                     "(0 = additive)", low=0, high=1024)
     decoder_l2: float = option(0.0, "L2 penalty on the neighbour weights, per individual (shrinks rare-haplotype "
                                     "effects)", low=0.0)
+    decoder_gain: float = option(1.0, "learning-rate multiplier of the neighbour weights (their scale in the "
+                                      "logits)", low=0.0)
     conv_channels: int = option(32, "channels of the conv encoder", low=1, high=1024)
     conv_kernel: int = option(9, "kernel width of the conv encoder, in SNPs", low=1, high=1024)
     conv_stride: int = option(4, "stride of the conv encoder, in SNPs", low=1, high=1024)
@@ -128,7 +130,8 @@ class GenotypeVAE(nn.Module):
             nn.Linear(c.hidden // 2, c.hidden), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden, 3 * c.n_snps),
         )
-        self.decoder = GenotypeDecoder(c.n_snps, c.latent_dim, global_net, window=c.window, hidden=c.decoder_hidden)
+        self.decoder = GenotypeDecoder(c.n_snps, c.latent_dim, global_net, window=c.window, hidden=c.decoder_hidden,
+                                       gain=c.decoder_gain)
         n_out = {"none": 0, "binary": 2, "categorical": c.n_classes, "quantitative": 1}[c.pheno_kind]
         self.pheno_head = (
             nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.latent_dim, 64), nn.GELU(), nn.Dropout(c.dropout),
