@@ -346,7 +346,29 @@ def encode_all(vae, dosages: np.ndarray, device: torch.device, batch_size: int =
     return (torch.cat(mus) if mus else torch.zeros(0, d)), (torch.cat(logvars) if logvars else torch.zeros(0, d))
 
 
-def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, gwas_path=None,
+def train_run(bfile, out_dir, **kwargs) -> Path:
+    """Train a SNPgen model on the PLINK cohort ``bfile`` and write the run directory ``out_dir`` (see
+    :func:`_train_run` for the arguments). A run that fails (bad input, a numerical error, a full disk) leaves
+    ``out_dir`` as it found it, so the same command can be retried; a cancelled or interrupted one keeps its
+    checkpoints for ``resume=True``."""
+    out = Path(out_dir)
+    existed = out.exists()
+    fresh = not (out / "config.json").exists()
+    try:
+        return _train_run(bfile, out_dir, **kwargs)
+    except (Cancelled, KeyboardInterrupt):
+        raise
+    except BaseException:
+        if fresh and out.is_dir() and not (out / "run.json").exists():
+            if existed:  # it was empty (train_run refuses a folder holding anything else)
+                for child in out.iterdir():
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            else:
+                shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, gwas_path=None,
               top: int | None = None, panel_path=None, config=None, seed: int = 0, device: str = "auto",
               epochs: int | None = None, callback: Callback | None = None,
               stop_event: threading.Event | None = None, resume: bool = False,
@@ -370,7 +392,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
 
     from . import runs
     from .io.atomic import atomic_path
-    from .io.plink import plink_path, plink_prefix, read_bim, read_fam, read_plink
+    from .io.plink import plink_path, plink_prefix, read_bim_fam, read_plink
     from .models.vae import reconstruction_report
     from .selection import read_split, split_samples, trait_strata, write_panel, write_split
 
@@ -398,8 +420,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     if torch.get_num_threads() != cap:
         torch.set_num_threads(cap)
 
-    bim = read_bim(plink_path(prefix, ".bim"))
-    fam = read_fam(plink_path(prefix, ".fam"))
+    bim, fam = read_bim_fam(prefix)
     inputs = {"bed": plink_path(prefix, ".bed"), "bim": plink_path(prefix, ".bim"),
               "fam": plink_path(prefix, ".fam"), "pheno": pheno_path, "gwas": gwas_path, "panel": panel_path}
     what = {"bed": ".bed", "pheno": "phenotype", "gwas": "GWAS", "panel": "panel"}
@@ -508,8 +529,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         "vae_best_epoch": vae_state.best_epoch, "diffusion_best_epoch": diff_state.best_epoch,
         "vae_stopped": vae_state.stopped, "diffusion_stopped": diff_state.stopped,
     })
-    files = ["config.json", "panel.tsv", "panel.bim", "split.tsv", "provenance.json", "model.safetensors",
-             "history.json", "reconstruction.tsv"]
+    files = runs.RUN_FILES
     runs.write_json(out / "run.json", {
         "format_version": runs.FORMAT_VERSION, "finished": runs.now_utc(),
         "train_seconds": time.perf_counter() - t0,
@@ -518,6 +538,9 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     shutil.rmtree(ckpt, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")
     return out
+
+
+train_run.__signature__ = __import__("inspect").signature(_train_run)
 
 
 def __getattr__(name: str):

@@ -544,7 +544,8 @@ class Workspace:
         self._reset_from("synthetic")
         prefix = self.path / "synthetic" / f"synthetic_n{int(n)}_seed{int(seed)}"
         generate(job.run_dir, n, out_prefix=prefix, case_fraction=case_fraction, label=label, value=value,
-                 guidance=DEFAULT_GUIDANCE if guidance is None else guidance, seed=seed, model=model)
+                 guidance=DEFAULT_GUIDANCE if guidance is None else guidance, seed=seed, model=model,
+                 overwrite=True)  # the new cohort replaces the previous one
         self.synthetic = prefix
         self.generation = {"run_id": job.run_id, "n": int(n), "case_fraction": case_fraction, "label": label,
                            "value": value, "guidance": guidance, "seed": int(seed), "model": model}
@@ -858,7 +859,7 @@ def _subsample(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray
 
 def _umap(points: np.ndarray, seed: int) -> np.ndarray:
     """2-D UMAP (umap-learn, seeded). numba compiles it on first use (~30 s) into ``NUMBA_CACHE_DIR``."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "snpgen-numba-cache"))
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(private_cache_dir("numba")))
     import umap
 
     n_neighbors = int(max(2, min(15, len(points) - 1)))
@@ -883,3 +884,16 @@ def _read_json(path: Path) -> dict:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def private_cache_dir(name: str) -> Path:
+    """``$XDG_CACHE_HOME/snpgen/NAME`` (default ``~/.cache``), created readable by this user only.
+
+    Never a fixed path in the shared temporary folder: numba unpickles its cache index, so a cache another user
+    could plant files in would run their code."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "snpgen" / name
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if base.stat().st_uid != os.getuid():
+        raise InputError(f"cache folder {base} belongs to another user", hint="set XDG_CACHE_HOME to your own folder")
+    base.chmod(0o700)
+    return base
