@@ -24,7 +24,7 @@ def _count(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+        raise argparse.ArgumentTypeError(f"{value} must be a positive whole number (at least 1)")
     return value
 
 
@@ -380,7 +380,10 @@ def _terminate(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     from .io.atomic import check_output_path, disk_full_message, removing_new_folders
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error already printed as one line
+        return int(done.code or 0)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:

@@ -143,7 +143,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     if model not in MODELS:
         raise InputError(f"model {model!r} unknown", hint=f"choose from {', '.join(MODELS)}")
     if not (np.isfinite(temperature) and temperature > 0):
-        raise InputError(f"temperature {temperature} must be a finite number > 0",
+        raise InputError(f"temperature {temperature} must be a positive finite number",
                          hint="1.0 samples the model as trained")
     if not np.isfinite(latent_noise) or latent_noise < 0:
         raise InputError(f"latent noise {latent_noise} must be a number >= 0", hint="0 = none, e.g. 0.2")

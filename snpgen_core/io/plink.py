@@ -193,21 +193,23 @@ def read_bim_fam(prefix: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]
     """
     prefix = plink_prefix(prefix)
     bed_path, bim_path, fam_path = (plink_path(prefix, s) for s in (".bed", ".bim", ".fam"))
-    for p, kind in ((bed_path, ".bed"), (bim_path, ".bim"), (fam_path, ".fam")):
+    for p, kind in ((bim_path, ".bim"), (fam_path, ".fam"), (bed_path, ".bed")):
         if not p.is_file():
             raise InputError(f"{kind} file not found", path=str(p),
                              hint="give the PLINK prefix of an existing .bed/.bim/.fam trio")
+    # far more lines than the .bed can hold is refused here; a near miss is parsed, for check_bed's exact sizes
     payload = max(bed_path.stat().st_size - 3, 0)
-    n_fam = _count_records(fam_path, 4 * payload)
-    if n_fam > 4 * payload:
-        raise InputError(f"the .fam has more than {4 * payload} lines, more individuals than the .bed "
+    most_samples = 4 * payload
+    n_fam = _count_records(fam_path, 2 * most_samples + 100_000)
+    if n_fam > 2 * most_samples + 100_000:
+        raise InputError(f"the .fam has more than {n_fam - 1} lines, far more individuals than the .bed "
                          f"({payload + 3} bytes) can hold", path=str(fam_path),
                          hint="the .bed/.bim/.fam belong to different cohorts; re-export the trio together")
     most_variants = payload // max((n_fam + 3) // 4, 1)
-    n_bim = _count_records(bim_path, most_variants)
-    if n_bim > most_variants:
-        raise InputError(f"the .bim has more than {most_variants} lines but the .bed ({payload + 3} bytes) holds "
-                         f"at most {most_variants} variants of {n_fam} individuals", path=str(bim_path),
+    n_bim = _count_records(bim_path, 2 * most_variants + 100_000)
+    if n_bim > 2 * most_variants + 100_000:
+        raise InputError(f"the .bim has more than {n_bim - 1} lines but the .bed ({payload + 3} bytes) holds at "
+                         f"most {most_variants} variants of {n_fam} individuals", path=str(bim_path),
                          hint="the .bed/.bim/.fam belong to different cohorts; re-export the trio together")
     bim, fam = read_bim(bim_path), read_fam(fam_path)
     check_bed(bed_path, len(fam), len(bim))
