@@ -2,7 +2,8 @@
 Manhattan plot (the other figures come from ``snpgen_core.evaluation.figures``).
 
 Genotype data live only in the session's ``Workspace`` (``st.session_state``), never in a cache shared between
-sessions. A training run's id rides in the URL (``?run=...``) so that a reloaded page finds its job again.
+sessions. A training run's link secret (not its id) rides in the URL (``?run=...``) so that a reloaded page finds
+its job again; nothing else re-attaches another session's workspace.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from snpgen_core.errors import InputError
-from snpgen_core.workspace import Workspace, find_job, sweep_idle_workspaces
+from snpgen_core.workspace import Workspace, find_job_by_link, sweep_idle_workspaces
 
 log = logging.getLogger("snpgen.app")
 
@@ -40,10 +41,12 @@ def demo_settings() -> dict:
     }
 
 
-def export_root() -> Path:
-    """The server folder exports are written to (``SNPGEN_EXPORT_DIR``, default ``out/`` beside the app); users
-    choose only a sanitised sub-folder name, never a path."""
-    return Path(os.environ.get("SNPGEN_EXPORT_DIR", APP_DIR / "out"))
+def export_root(ws: Workspace) -> Path:
+    """Where this session's exports are written: the folder the server's operator set (``SNPGEN_EXPORT_DIR``),
+    else the session's own private workspace (deleted with it; the zip download is the way out). Users choose
+    only a sanitised sub-folder name, never a path."""
+    operator = os.environ.get("SNPGEN_EXPORT_DIR")
+    return Path(operator) if operator else ws.path / "export"
 
 
 def attach_workspace() -> Workspace:
@@ -54,9 +57,9 @@ def attach_workspace() -> Workspace:
     """
     sweep_idle_workspaces()
     ws = st.session_state.get("workspace")
-    run_id = st.query_params.get("run")
+    link = st.query_params.get("run")
     if ws is None or not ws.alive:
-        job = find_job(run_id)
+        job = find_job_by_link(link)
         if job is not None and job.workspace.alive:
             ws = job.workspace
             ws.run_id = job.run_id
@@ -64,13 +67,14 @@ def attach_workspace() -> Workspace:
             if ws is not None:
                 st.toast("This session was idle too long: its files were deleted. Start again from Data.")
             ws = Workspace()
-            if run_id:
+            if link:
                 st.query_params.pop("run", None)
                 st.toast("That training run is no longer on this server; start a new one.")
         st.session_state["workspace"] = ws
     ws.touch()
-    if ws.run_id and run_id != ws.run_id:
-        st.query_params["run"] = ws.run_id
+    job = ws.current_run()
+    if job is not None and link != job.link:
+        st.query_params["run"] = job.link
     return ws
 
 

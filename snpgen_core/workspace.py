@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import re
+import hmac
 import secrets
 import shutil
 import tempfile
@@ -96,6 +97,9 @@ class TrainingJob:
     run_id: str
     run_dir: Path
     workspace: "Workspace"
+    # the secret a ?run= link carries to re-attach this job after a reload: not the run id (which names folders
+    # and may reach logs), never logged, compared in constant time
+    link: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     stop_event: object = field(default_factory=threading.Event)  # threading or multiprocessing Event
     events: list[dict] = field(default_factory=list)
     state: str = "running"
@@ -158,6 +162,21 @@ def find_job(run_id: str | None) -> TrainingJob | None:
     with _JOBS_LOCK:
         _prune_jobs()
         return _JOBS.get(str(run_id))
+
+
+def find_job_by_link(link: str | None) -> TrainingJob | None:
+    """The job whose link secret is ``link`` (the ``?run=`` of a reloaded page); None for anything else, a run id
+    included: only the session that started a run, or whoever it gave the secret to, can re-attach it."""
+    if not link:
+        return None
+    with _JOBS_LOCK:
+        _prune_jobs()
+        jobs = list(_JOBS.values())
+    found = None
+    for job in jobs:  # every job compared, in constant time: no timing hint of a near miss
+        if hmac.compare_digest(job.link.encode(), str(link).encode()):
+            found = job
+    return found
 
 
 def stop_all_jobs(timeout: float = 10.0) -> None:
