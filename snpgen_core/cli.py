@@ -72,12 +72,14 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate, write_report
+    from .evaluation.align import check_cohort_sizes
     from .evaluation.report import card_markdown
     from .io.plink import plink_path, read_plink
     from .phenotypes import read_phenotype
 
     prefixes = {"training": args.real, "holdout": args.holdout, "synthetic": args.synthetic}
     cohorts = {who: read_plink(p) for who, p in prefixes.items()}
+    check_cohort_sizes(*cohorts.values())  # the API skips what tiny sets cannot measure; a command refuses them
     sources = {who: [str(plink_path(p, s)) for s in (".bed", ".bim", ".fam")]
                for who, p in prefixes.items()}
     phenos = {}

@@ -109,7 +109,8 @@ def _dataclass_from_dict(cls, data: dict, where: str):
 
 
 # settings that count things (sizes, steps, epochs): a positive whole number; every other number is >= 0
-_POSITIVE = {"n_snps", "latent_dim", "hidden", "conv_channels", "conv_kernel", "conv_stride", "time_dim", "depth",
+# (vae.n_snps is 0 in a --config, "set from the panel"; load_run requires the panel's size)
+_POSITIVE = {"latent_dim", "hidden", "conv_channels", "conv_kernel", "conv_stride", "time_dim", "depth",
              "mlp_ratio", "timesteps", "sampling_steps", "epochs", "batch_size", "val_repeats"}
 
 
@@ -373,7 +374,7 @@ def load_run(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> 
     pheno = _checked_phenotype(info["phenotype"], where, damaged)
     variants = read_bim(path / "panel.bim")
     if config.vae.n_snps != len(variants) or info.get("n_snps", len(variants)) != len(variants):
-        raise InputError(f"the config has {config.vae.n_snps} SNPs but panel.bim has {len(variants)}", path=where,
+        raise InputError(f"vae.n_snps = {config.vae.n_snps} but panel.bim has {len(variants)} SNPs", path=where,
                          hint=damaged)
     try:
         models = RunModels.build(config, pheno["kind"], len(pheno.get("labels", [])))

@@ -29,7 +29,7 @@ from ..genotypes import MISSING, Genotypes
 from ..io.atomic import atomic_paths
 from ..provenance import sha256_file
 from . import association, frequencies, ld, structure, utility
-from .align import align_cohorts, check_cohort_sizes, check_holdout_distinct, equal_size_rows, subsample_index
+from .align import align_cohorts, check_holdout_distinct, equal_size_rows, subsample_index
 from .card import SECTIONS, CardThresholds, MetricValue, grade_sections, skipped, worst
 
 REPORT_KEYS = ("overall", "fidelity", "association", "utility", "privacy", "provenance")
@@ -333,7 +333,6 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
               config, sources) -> dict:
     raw = {"training": train, "holdout": holdout, "synthetic": synthetic}
     t, h, s, alignment = align_cohorts(train, holdout, synthetic)
-    check_cohort_sizes(t, h, s)
     check_holdout_distinct(t, h)
     notes: list[str] = []
     if alignment.n_shared < max(g.n_variants for g in raw.values()):
