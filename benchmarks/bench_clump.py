@@ -1,4 +1,4 @@
-"""Benchmark: LD clumping of 5,000 SNPs for 10,000 individuals, snpgen_core.selection.clump against
+"""Benchmark: LD clumping of 5,000 SNPs for 10,000 individuals, snpgen_core.clumping.clump against
 plink1.9 --clump on the same files, in the same run (interleaved), with the index SNPs compared.
 
 Data (seeded): msprime, 10,000 diploid individuals over a 10 Mb region (Ne 10,000, recombination 1e-8), 5,000
@@ -70,7 +70,7 @@ def plink_clump(prefix: Path, p1: float, p2: float) -> pd.DataFrame:
 
 def main() -> None:
     from snpgen_core.io.plink import read_plink
-    from snpgen_core.selection import clump
+    from snpgen_core.clumping import clump
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)

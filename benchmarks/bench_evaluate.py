@@ -89,7 +89,7 @@ def bench_time(sizes, repeats: int, seed: int) -> list[dict]:
 def peer_cards(out: Path, seed: int) -> dict:
     from snpgen_core.evaluation import evaluate, write_report
     from snpgen_core.io.plink import read_plink
-    from snpgen_core.selection import split_samples
+    from snpgen_core.splits import split_samples
 
     real = read_plink(DATA / "real")
     split = split_samples(real.n_samples, holdout=0.2, seed=seed)

@@ -2,7 +2,7 @@
 sampler; VAE + per-condition Gaussian latent) against the targets of issue 4, scored by
 ``snpgen_core.evaluation.evaluate`` on a real holdout never used for training or SNP selection.
 
-Procedure, per dataset: a seeded, trait-stratified 80/20 split (``selection.split_samples``); the 80% training part
+Procedure, per dataset: a seeded, trait-stratified 80/20 split (``splits.split_samples``); the 80% training part
 is written as its own PLINK cohort; for a GWAS panel, PLINK 1.9 (``--logistic`` / ``--linear``, no covariates,
 as the shipped GWAS files were made) is re-run on the training part only, and ``select_panel`` chooses up to
 ``--top`` SNPs by p-value after clumping on the training genotypes (``--clump-r2``); ``train_run`` then trains on
@@ -82,7 +82,8 @@ def prepare(name: str, work: Path, seed: int, top: int, clump_r2: float) -> dict
     from snpgen_core.io.gwas import align_gwas, read_gwas
     from snpgen_core.io.plink import read_plink, write_plink
     from snpgen_core.phenotypes import read_phenotype
-    from snpgen_core.selection import select_panel, split_samples, trait_strata, write_panel
+    from snpgen_core.panel import select_panel, write_panel
+    from snpgen_core.splits import split_samples, trait_strata
 
     spec = dataset_spec(name, work, seed)
     real = read_plink(spec["prefix"])
@@ -118,7 +119,7 @@ def prepare(name: str, work: Path, seed: int, top: int, clump_r2: float) -> dict
 
 
 def train(prep: dict, run_dir: Path, seed: int, epochs: int | None, config: str | None, threads: int) -> float:
-    from snpgen_core.training import train_run
+    from snpgen_core.pipeline import train_run
 
     if run_dir.exists():
         shutil.rmtree(run_dir)

@@ -53,7 +53,7 @@ def _child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     t0, c0 = time.perf_counter(), time.process_time()
     if args.child == "train":
-        from snpgen_core.training import train_run
+        from snpgen_core.pipeline import train_run
 
         config = {"vae_fit": {"epochs": args.epochs}} if args.epochs else None
         train_run(args.prefix, args.out, panel_path=args.prefix + ".snps.txt", config=config, device=args.device,

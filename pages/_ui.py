@@ -197,7 +197,7 @@ def ld_heatmap(ws: Workspace) -> go.Figure:
     """LD r² heatmap of the panel SNPs in the training individuals: computed once per panel (kept in the session's
     workspace), block-averaged to at most ``LD_MAX_CELLS`` square, sent as uint8 (r² in steps of 1/255: a
     1,000 x 1,000 map is 1 MB instead of 4 MB of float32)."""
-    from snpgen_core.selection import ld_r2
+    from snpgen_core.ld import ld_r2
 
     key = ("panel", "ld_r2_uint8")
     if key not in ws.cache:

@@ -4,7 +4,7 @@ import inspect
 import streamlit as st
 
 from pages._ui import core_call, ld_heatmap, manhattan_figure, require, workspace
-from snpgen_core.selection import select_panel
+from snpgen_core.panel import select_panel
 
 st.title("SNP panel")
 ws = workspace()

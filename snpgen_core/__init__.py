@@ -11,8 +11,9 @@ Public API, in workflow order (heavy modules load on first use):
     read_phenotype, read_covariates, Phenotype          PLINK-coded traits: binary, categorical, quantitative
     simulate_cohort, write_cohort                       msprime demo/test cohorts with known causal SNPs
     per_snp_association                                 per-SNP linear / logistic regression
-    qc_mask, split_samples, read_split, write_split     QC and the recorded train/validation/holdout split
-    clump, select_panel, read_panel, write_panel        PLINK --clump and the SNP panel
+    split_samples, read_split, write_split              the recorded train/validation/holdout split
+    ld_r2, clump                                        LD r^2 (dosage or haplotype) and PLINK --clump
+    qc_mask, select_panel, read_panel, write_panel      QC and the SNP panel
     TrainConfig, train_run                              VAE + conditional latent diffusion, one training loop
     generate, load_run                                  conditioned generation streamed to PLINK
     evaluate, write_report                              fidelity / association / utility / privacy report card
@@ -32,9 +33,10 @@ _LAZY = {
     "read_phenotype": "phenotypes", "read_covariates": "phenotypes", "Phenotype": "phenotypes",
     "simulate_cohort": "simulate", "write_cohort": "simulate",
     "per_snp_association": "association",
-    "qc_mask": "selection", "split_samples": "selection", "read_split": "selection", "write_split": "selection",
-    "clump": "selection", "select_panel": "selection", "read_panel": "selection", "write_panel": "selection",
-    "TrainConfig": "training", "train_run": "training",
+    "split_samples": "splits", "read_split": "splits", "write_split": "splits",
+    "ld_r2": "ld", "clump": "clumping",
+    "qc_mask": "panel", "select_panel": "panel", "read_panel": "panel", "write_panel": "panel",
+    "TrainConfig": "runs", "train_run": "pipeline",
     "generate": "generation", "load_run": "generation",
     "evaluate": "evaluation", "write_report": "evaluation",
 }

@@ -111,8 +111,9 @@ def _cmd_select(args: argparse.Namespace) -> None:
     from .io.gwas import align_gwas, parse_column_mapping, read_gwas
     from .io.plink import plink_path, plink_prefix, read_bim_fam, read_plink
     from .phenotypes import read_phenotype
-    from .selection import (PanelWarning, check_clump_parameters, read_snp_list, read_split, select_panel,
-                            split_file_beside, write_panel)
+    from .clumping import check_clump_parameters
+    from .panel import PanelWarning, read_snp_list, select_panel, write_panel
+    from .splits import read_split, split_file_beside
 
     check_clump_parameters(args.clump_p1, args.clump_p2, args.clump_r2, args.clump_kb)
     prefix = plink_prefix(args.bfile)
@@ -159,7 +160,7 @@ def _cmd_select(args: argparse.Namespace) -> None:
 def _cmd_split(args: argparse.Namespace) -> None:
     from .io.plink import plink_path, read_fam
     from .phenotypes import read_phenotype
-    from .selection import SPLIT_NAMES, read_split, split_samples, trait_strata, write_split_cohorts
+    from .splits import SPLIT_NAMES, read_split, split_samples, trait_strata, write_split_cohorts
 
     if not 0 < args.holdout < 1:
         raise InputError(f"--holdout {args.holdout} must be a fraction in (0, 1)", hint="e.g. --holdout 0.2")
@@ -195,7 +196,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
-    from .training import train_run
+    from .pipeline import train_run
 
     if args.top is not None and args.gwas is None:
         raise InputError("--top needs --gwas FILE", hint="or give a fixed panel with --snps PANEL.tsv")

@@ -153,7 +153,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
         raise InputError(f"batch size {batch_size} must be a positive whole number", hint="e.g. 4096")
     if steps is not None and (int(steps) != steps or steps < 1):
         raise InputError(f"steps = {steps} must be a positive whole number", hint="e.g. 50")
-    from .training import Cancelled, resolve_device
+    from .devices import resolve_device
+    from .training import Cancelled
 
     prefix = check_output_path(plink_prefix(out_prefix) if str(out_prefix).strip() else "", "--out")
     existing = [str(prefix) + s for s in OUTPUT_SUFFIXES if Path(str(prefix) + s).exists()]

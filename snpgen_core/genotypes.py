@@ -78,6 +78,17 @@ def allele_frequencies(dosages: np.ndarray) -> np.ndarray:
         return total / (2.0 * n_called)
 
 
+def chromosome_rank(chrom) -> np.ndarray:
+    """Integer rank (n,) of each chromosome name in natural order: 1..22 (numerically), X/23, Y/24, XY/25, MT/26,
+    then other contigs alphabetically. "chr1" and "1" are the same chromosome."""
+    names = pd.Series(chrom, dtype=str).str.strip()
+    canon = names.str.replace(r"^chr", "", case=False, regex=True).str.upper()
+    canon = canon.replace({"X": "23", "Y": "24", "XY": "25", "M": "26", "MT": "26"})
+    uniq = sorted(set(canon), key=lambda c: (0, int(c), "") if c.isdigit() else (1, 0, c))
+    rank = {c: i for i, c in enumerate(uniq)}
+    return canon.map(rank).to_numpy(dtype=np.int64)
+
+
 def make_variants(chrom, snp, pos, a1, a2, cm=None) -> pd.DataFrame:
     """Build a variant table with the canonical columns and dtypes."""
     n = len(snp)

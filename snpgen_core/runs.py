@@ -33,7 +33,7 @@ from safetensors.torch import save_file
 
 from .errors import InputError, not_utf8
 from .io.atomic import atomic_path
-from .provenance import json_default, sha256_file  # noqa: F401  (sha256_file: part of this module's API)
+from .provenance import json_default
 from .models.baselines import IndependentSNPs, LatentGaussian, VAEGaussian
 from .models.denoiser import Denoiser, DenoiserConfig
 from .models.diffusion import DiffusionConfig, GaussianDiffusion

@@ -25,7 +25,8 @@ from .genotypes import Genotypes, make_samples, make_variants
 from .provenance import json_default
 from .io.atomic import atomic_paths
 from .io.plink import plink_path, plink_prefix, write_plink
-from .selection import Split, split_samples, write_split
+from .ld import ld_r2_pairs
+from .splits import Split, split_samples, write_split
 
 GWAS_COLUMNS = ["SNP", "CHR", "BP", "A1", "A2", "A1_FREQ", "OR", "BETA", "SE", "P", "N"]
 POPULATIONS = ("AFR", "EUR", "EAS")  # the sampled populations of out_of_africa_demography()
@@ -340,17 +341,9 @@ def gwas_table(genotypes: Genotypes, case: np.ndarray, covariates: np.ndarray | 
 
 
 def mean_adjacent_r2(dosages: np.ndarray) -> float:
-    """Mean squared Pearson correlation of the dosages of consecutive SNPs (no missing calls expected).
-
-    Pairs with a monomorphic SNP are skipped; NaN if there is no pair left.
-    """
-    if dosages.shape[1] < 2:
-        return float("nan")
-    x = dosages.astype(float)
-    x = x - x.mean(axis=0)
-    norm = np.sqrt((x**2).sum(axis=0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = ((x[:, :-1] * x[:, 1:]).sum(axis=0) / (norm[:-1] * norm[1:])) ** 2
+    """Mean dosage r^2 (``ld.ld_r2_pairs``) of consecutive SNPs; pairs with a monomorphic SNP are skipped, NaN if
+    there is no pair left."""
+    _, _, r2 = ld_r2_pairs(dosages, np.zeros(dosages.shape[1], dtype=np.int64), window=1)
     r2 = r2[np.isfinite(r2)]
     return float(r2.mean()) if r2.size else float("nan")
 

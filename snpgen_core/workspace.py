@@ -210,7 +210,8 @@ def _train_process(bfile: Path, run_dir: Path, kwargs: dict, events, stop) -> No
     """Child process body: one ``train_run`` call; its outcome is sent as a last ``{"event": "job"}`` message."""
     import torch
 
-    from .training import Cancelled, train_run
+    from .pipeline import train_run
+    from .training import Cancelled
 
     torch.set_num_threads(1)  # leave the other cores to the web server and the other sessions
     if hasattr(os, "nice"):
@@ -284,7 +285,7 @@ class Workspace:
         self.dataset: Dataset | None = None
         self.summary: DatasetSummary | None = None
         self.panel: Path | None = None
-        self.panel_info = None  # selection.Panel: table, variant_index, qc, clumps, notes
+        self.panel_info = None  # panel.Panel: table, variant_index, qc, clumps, notes
         self.jobs: dict[str, TrainingJob] = {}
         self.run_id: str | None = None  # the run Generate / Explore / Export use
         self.synthetic: Path | None = None  # PLINK prefix of the current synthetic cohort
@@ -380,7 +381,7 @@ class Workspace:
         The split holds out ``HOLDOUT_FRACTION`` of the individuals, stratified on the trait.
         """
         from .phenotypes import read_phenotype
-        from .selection import split_samples, trait_strata, write_split
+        from .splits import split_samples, trait_strata, write_split
 
         self._refuse_while_training("load another cohort")
         staging = Path(tempfile.mkdtemp(prefix="upload-", dir=self.path))
@@ -428,7 +429,7 @@ class Workspace:
         from .io.atomic import atomic_path
         from .io.gwas import align_gwas, read_gwas
         from .io.plink import read_fam
-        from .selection import read_split
+        from .splits import read_split
 
         self._need("a cohort", self.dataset is not None, "load one on the Data page")
         self._refuse_while_training("change the GWAS")
@@ -456,18 +457,18 @@ class Workspace:
     def training_genotypes(self, variants=None):
         """The training individuals of the current cohort (all SNPs, or the given variant indices)."""
         from .io.plink import read_fam, read_plink
-        from .selection import read_split
+        from .splits import read_split
 
         self._need("a cohort", self.dataset is not None, "load one on the Data page")
         split = read_split(self.dataset.split, read_fam(plink_path(self.dataset.bfile, ".fam")))
         return read_plink(self.dataset.bfile, samples=split.train, variants=variants)
 
     def choose_panel(self, **options):
-        """Select the SNP panel on the training individuals only (``selection.select_panel`` with ``options``:
+        """Select the SNP panel on the training individuals only (``panel.select_panel`` with ``options``:
         top, p1, p2, r2, kb, maf, max_missing) and write it to ``panel/panel.tsv``. Returns the ``Panel``."""
         import warnings
 
-        from .selection import PanelWarning, select_panel, write_panel
+        from .panel import PanelWarning, select_panel, write_panel
 
         self._refuse_while_training("change the panel")
         self._need("GWAS summary statistics", self.summary is not None and self.summary.aligned is not None,
@@ -497,7 +498,7 @@ class Workspace:
 
     def start_training(self, *, config=None, seed: int = 0, epochs: int | None = None,
                        device: str = "auto") -> TrainingJob:
-        """Start ``training.train_run`` on the training individuals and the panel in a worker thread.
+        """Start ``pipeline.train_run`` on the training individuals and the panel in a worker thread.
 
         Returns the new job; while one is running, returns that one instead of starting a second (a double click
         or two tabs cannot start two runs on one workspace). The run folder is ``runs/<run_id>``; the run id is
@@ -576,7 +577,7 @@ class Workspace:
         from .io.plink import read_bim, read_fam, read_plink
         from .phenotypes import read_phenotype
         from .runs import panel_indices
-        from .selection import read_split
+        from .splits import read_split
 
         job = self.current_run()
         self._need("a finished training run", job is not None and job.state == "done", "train one first")
@@ -671,11 +672,11 @@ class Workspace:
         return self.cache[key]
 
     def umap_latents(self, seed: int = 0, max_individuals: int = 2000) -> pd.DataFrame:
-        """2-D UMAP of the VAE latent space: posterior means (``training.encode_all``) of real training and
+        """2-D UMAP of the VAE latent space: posterior means (``pipeline.encode_all``) of real training and
         holdout individuals (seeded subsample of at most ``max_individuals``), with their phenotype.
         Columns x, y, cohort, phenotype (the label, or the value of a quantitative trait)."""
         from .runs import load_run
-        from .training import encode_all
+        from .pipeline import encode_all
 
         job = self.current_run()
         key = ("run", "latent_umap", job.run_id if job else None, seed)
@@ -845,7 +846,7 @@ def summarize(dataset: Dataset) -> DatasetSummary:
     """
     from .io.plink import check_bed, read_bim, read_fam, read_plink
     from .phenotypes import read_phenotype
-    from .selection import read_split
+    from .splits import read_split
 
     variants = read_bim(plink_path(dataset.bfile, ".bim"))
     samples = read_fam(plink_path(dataset.bfile, ".fam"))

@@ -252,7 +252,8 @@ def start_training(at: AppTest, epochs: int) -> AppTest:
 
 @pytest.mark.slow
 def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
-    from snpgen_core.selection import read_split, select_panel
+    from snpgen_core.panel import select_panel
+    from snpgen_core.splits import read_split
 
     at = demo_with_panel(top=60)
     ws = at.session_state["workspace"]
@@ -482,7 +483,7 @@ def test_home__demo_uses_the_make_demo_files_when_present_and_writes_nothing_bes
 def test_data__upload_without_gwas_computes_one_on_the_training_individuals_only(cohort_files):
     from snpgen_core.association import per_snp_association
     from snpgen_core.phenotypes import read_phenotype
-    from snpgen_core.selection import read_split
+    from snpgen_core.splits import read_split
 
     at = new_app()
     at.switch_page("pages/data.py").run()

@@ -45,7 +45,7 @@ def ctx(tmp_path_factory):
     from snpgen_core.selection import read_split, write_split_cohorts
     from snpgen_core.io.plink import read_fam
     from snpgen_core.simulate import simulate_cohort, write_cohort
-    from snpgen_core.training import train_run
+    from snpgen_core.pipeline import train_run
 
     root = tmp_path_factory.mktemp("bad_inputs")
     c = Ctx()
@@ -541,7 +541,7 @@ def test_generate__sigterm_removes_scratch_files(ctx, tmp_path):
 
 
 def test_train__a_failed_run_leaves_nothing_that_blocks_a_retry(ctx, tmp_path, monkeypatch):
-    import snpgen_core.training as training
+    import snpgen_core.pipeline as training
 
     def broken(*args, **kwargs):
         raise FloatingPointError("loss is NaN")

@@ -10,6 +10,7 @@ import pytest
 from snpgen_core.errors import InputError
 from snpgen_core.genotypes import Genotypes, make_samples, make_variants
 from snpgen_core.io.plink import write_plink
+from snpgen_core.ld import dosage_r2, ld_r2_pairs
 from snpgen_core.evaluation import frequencies, ld, structure, utility
 from snpgen_core.evaluation.align import (align_cohorts, check_holdout_distinct, equal_sizes, impute_mean,
                                           subsample_index)
@@ -143,7 +144,7 @@ def test_ld_r2_pairs__matches_brute_force_within_window_and_chromosome(missing):
     x = random_dosages(rng, 60, 300, missing)
     x[:, 7] = 1  # monomorphic -> NaN
     chrom = np.array(["1"] * 200 + ["2"] * 100)
-    i, j, r2 = ld.ld_r2_pairs(x, chrom, window=5)
+    i, j, r2 = ld_r2_pairs(x, chrom, window=5)
     expected = [(a, b) for a in range(300) for b in range(a + 1, min(a + 6, 300)) if chrom[a] == chrom[b]]
     assert sorted(zip(i.tolist(), j.tolist())) == expected
     brute = np.array([brute_force_r2(x, a, b) for a, b in zip(i, j)])
@@ -153,7 +154,7 @@ def test_ld_r2_pairs__matches_brute_force_within_window_and_chromosome(missing):
 
 def test_ld_r2_pairs__perfect_and_anti_correlation_give_one():
     x = np.array([[0, 0, 2], [1, 1, 1], [2, 2, 0], [1, 1, 1]], np.int8)
-    _, _, r2 = ld.ld_r2_pairs(x, ["1"] * 3, window=2)
+    _, _, r2 = ld_r2_pairs(x, ["1"] * 3, window=2)
     np.testing.assert_allclose(r2, [1.0, 1.0, 1.0])
 
 
@@ -168,7 +169,7 @@ def test_ld_r2_pairs__agrees_with_plink_r2_with_missing_calls(tmp_path):
     subprocess.run([PLINK, "--bfile", str(tmp_path / "c"), "--r2", "--ld-window", "4", "--ld-window-kb", "100000",
                     "--ld-window-r2", "0", "--out", str(tmp_path / "ld")], check=True, capture_output=True)
     table = pd.read_csv(tmp_path / "ld.ld", sep=r"\s+")
-    i, j, r2 = ld.ld_r2_pairs(x, ["1"] * 25, window=3)
+    i, j, r2 = ld_r2_pairs(x, ["1"] * 25, window=3)
     ours = {(f"rs{a}", f"rs{b}"): v for a, b, v in zip(i, j, r2)}
     theirs = {(a, b): v for a, b, v in zip(table["SNP_A"], table["SNP_B"], table["R2"])}
     assert set(theirs) <= set(ours) and len(theirs) > 40
@@ -178,8 +179,8 @@ def test_ld_r2_pairs__agrees_with_plink_r2_with_missing_calls(tmp_path):
 def test_ld_matrix__matches_pairs():
     rng = np.random.default_rng(3)
     x = random_dosages(rng, 50, 12, 0.1)
-    mat = ld.ld_matrix(x)
-    i, j, r2 = ld.ld_r2_pairs(x, ["1"] * 12, window=11)
+    mat = dosage_r2(x)
+    i, j, r2 = ld_r2_pairs(x, ["1"] * 12, window=11)
     np.testing.assert_allclose(mat[i, j], r2)
     np.testing.assert_allclose(mat, mat.T)
 

@@ -19,7 +19,7 @@ from snpgen_core.io.plink import read_plink, write_plink
 from snpgen_core.models import SamplingOptions
 from snpgen_core.phenotypes import read_phenotype
 from snpgen_core.runs import RunModels, load_run
-from snpgen_core.training import train_run
+from snpgen_core.pipeline import train_run
 
 CAUSAL = 7  # the planted causal SNP (column of the panel)
 

@@ -25,18 +25,19 @@ def test_vae__shapes(encoder):
     x = torch.randint(-1, 3, (6, 37), dtype=torch.int8)
     mu, logvar = vae.encode(x)
     assert mu.shape == logvar.shape == (6, 5)
-    assert vae.decode(mu).shape == (6, 37, 3)
+    assert vae.decoder.logits(x, mu).shape == (6, 37, 3)
+    assert vae.sample_genotypes(mu, torch.Generator().manual_seed(0)).shape == (6, 37)
     out = vae.training_loss((x, torch.tensor([0, 1, 2, 3, float("nan"), 1])), epoch=0)
     assert set(out) == {"loss", "recon", "kl", "pheno"} and all(torch.isfinite(v) for v in out.values())
 
 
 def test_vae_loss__missing_genotypes_are_masked_out_of_the_reconstruction():
     torch.manual_seed(0)
-    vae = GenotypeVAE(VAEConfig(n_snps=10, latent_dim=3, hidden=16, dropout=0.0)).eval()
+    vae = GenotypeVAE(VAEConfig(n_snps=10, latent_dim=3, hidden=16, dropout=0.0, window=0)).eval()
     x = torch.randint(0, 3, (4, 10), dtype=torch.int8)
     x[0, 3] = x[2, 7] = x[3, 0] = -1
     out = vae.training_loss((x, torch.full((4,), float("nan"))), epoch=None)
-    logits = vae.decode(vae.encode(x)[0])  # eval: z = posterior mean
+    logits = vae.decoder.global_logits(vae.encode(x)[0])  # eval: z = posterior mean
     brute = 0.0
     for i in range(4):
         for j in range(10):
@@ -65,7 +66,7 @@ def test_init_from_data__output_bias_is_log_genotype_frequency():
     x = np.array([[0, 2], [0, 1], [1, -1], [0, 2]], dtype=np.int8)
     vae = GenotypeVAE(VAEConfig(n_snps=2, hidden=8))
     vae.init_from_data(x)
-    probs = torch.softmax(vae.decoder[-1].bias.detach().view(3, 2).T, -1).numpy()
+    probs = torch.softmax(vae.decoder.global_net[-1].bias.detach().view(3, 2).T, -1).numpy()
     counts = np.array([[3, 1, 0], [0, 1, 2]]) + 0.5
     np.testing.assert_allclose(probs, counts / counts.sum(1, keepdims=True), rtol=1e-5)
 
@@ -87,9 +88,11 @@ def test_reconstruction_report__matches_brute_force():
     x = np.random.default_rng(0).integers(0, 3, (50, 12)).astype(np.int8)
     x[3, 4] = -1
     vae = GenotypeVAE(VAEConfig(n_snps=12, latent_dim=4, hidden=16))
+    torch.nn.init.normal_(vae.decoder.W)  # neighbours matter: each prediction uses the individual's own past
     report = reconstruction_report(vae, x, batch_size=7)
     with torch.no_grad():
-        pred = vae.decode(vae.encode(torch.as_tensor(x))[0]).argmax(-1).numpy()
+        xt = torch.as_tensor(x)
+        pred = vae.decoder.logits(xt, vae.encode(xt)[0]).argmax(-1).numpy()
     overall = report.query("maf_bin == 'all' and genotype == 'all'").iloc[0]
     called = x >= 0
     assert overall.n_genotypes == called.sum()

@@ -1,4 +1,4 @@
-"""selection: split files, QC, LD r^2, PLINK 1.9 --clump rules (hand-built cases, a brute-force greedy
+"""splits, panel (QC and choice), ld and clumping: split files, QC, LD r^2, PLINK 1.9 --clump rules (hand-built cases, a brute-force greedy
 reference, plink1.9 itself), panels and the select / split commands."""
 import shutil
 import subprocess
@@ -15,10 +15,11 @@ from snpgen_core.errors import InputError
 from snpgen_core.genotypes import Genotypes, make_samples, make_variants
 from snpgen_core.io.gwas import align_gwas, read_gwas
 from snpgen_core.io.plink import read_fam, read_plink, write_plink
-from snpgen_core.selection import (PANEL_COLUMNS, PanelWarning, Split, clump, ld_r2, pack_genotype_classes,
-                                   qc_mask, qc_report, r2_dosage, r2_haplotype, read_panel, read_snp_list,
-                                   read_split, select_panel, split_samples, trait_strata, two_locus_counts,
-                                   write_panel, write_split)
+from snpgen_core.clumping import clump
+from snpgen_core.ld import ld_r2, pack_genotype_classes, r2_dosage, r2_haplotype, two_locus_counts
+from snpgen_core.panel import (PANEL_COLUMNS, PanelWarning, qc_mask, qc_report, read_panel, read_snp_list, select_panel,
+                               write_panel)
+from snpgen_core.splits import Split, read_split, split_samples, trait_strata, write_split
 
 PLINK = shutil.which("plink1.9")
 needs_plink = pytest.mark.skipif(PLINK is None, reason="plink1.9 is not installed (Debian package plink1.9)")

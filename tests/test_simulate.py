@@ -13,7 +13,7 @@ from snpgen_core import cli
 from snpgen_core.association import per_snp_association
 from snpgen_core.errors import InputError
 from snpgen_core.io.plink import read_plink
-from snpgen_core.selection import read_split
+from snpgen_core.splits import read_split
 from snpgen_core.simulate import (SimulatedCohort, SimulationConfig, hotspot_map, mean_adjacent_r2,
                                   simulate_cohort, write_cohort)
 

@@ -10,11 +10,14 @@ import torch
 from safetensors import safe_open
 
 from snpgen_core.cli import main
+from snpgen_core.devices import resolve_device
 from snpgen_core.errors import InputError
 from snpgen_core.io.plink import read_bim, read_plink
 from snpgen_core.models import GenotypeVAE, VAEConfig
-from snpgen_core.runs import FORMAT_VERSION, TrainConfig, load_run, read_config, sha256_file
-from snpgen_core.training import Cancelled, FitConfig, fit, resolve_device, train_run
+from snpgen_core.pipeline import train_run
+from snpgen_core.provenance import sha256_file
+from snpgen_core.runs import FORMAT_VERSION, TrainConfig, load_run, read_config
+from snpgen_core.training import Cancelled, FitConfig, fit
 
 # small enough for a whole train_run in about a second on one core
 TINY = {

@@ -4,7 +4,7 @@ One function per statistic, each returning a :class:`MetricValue` (synthetic's v
 
     frequencies   allele_frequency_r, allele_frequency_mae, genotype_class_mae, heterozygosity_mae,
                   hwe_deviation, hwe_failure_share (hwe_exact_p)
-    ld            ld_r, ld_decay (ld_r2_pairs, ld_matrix)
+    ld            ld_r, ld_decay (r^2 itself: snpgen_core.ld)
     structure     pca_distance, knn_precision, knn_recall, fst, detection_auc (fit_pca, hudson_fst,
                   knn_precision_recall, classifier_auc, energy_coefficient)
     association   effect_r, sign_agreement, case_control_af_diff_r (cohort_effects)

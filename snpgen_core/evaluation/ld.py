@@ -1,9 +1,9 @@
 """Linkage disequilibrium: r^2 between nearby SNPs, compared as a correlation and as a decay curve by distance.
 
 r^2 is the squared Pearson correlation of two SNPs' dosages over the individuals called at both (pairwise
-complete, as PLINK ``--r2`` does); a monomorphic SNP gives NaN. Pairs are the SNPs on the same chromosome at most
-``window`` positions apart in the variant table (sorted by position, as a ``.bim`` is). Cost is one banded set of
-matrix products: O(n * m * window), memory O(n * (block + window)).
+complete, as PLINK ``--r2`` does; ``snpgen_core.ld.ld_r2_pairs``); a monomorphic SNP gives NaN. Pairs are the SNPs
+on the same chromosome at most ``window`` positions apart in the variant table (sorted by position, as a ``.bim``
+is). Cost is one banded set of matrix products: O(n * m * window), memory O(n * (block + window)).
 
 Sources: LD r^2 fidelity of synthetic genomes, Yelmen et al. (PLoS Genet 2021) and SNPgen (Lampis et al. 2026);
 LD-decay curves, Xie et al. (GigaScience 2026).
@@ -12,67 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..genotypes import MISSING
+from ..ld import ld_r2_pairs
 from .align import equal_size_rows
 from .card import MetricValue, skipped
 
 DEFAULT_WINDOW = 50
 N_DECAY_BINS = 12
 MIN_PAIRS_PER_BIN = 20
-_BLOCK = 128
-
-
-def _corr(xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
-    """Pearson r (a, b) between the columns of two dosage blocks (n, a), (n, b), over individuals called in both."""
-    ma, mb = xa != MISSING, xb != MISSING
-    fa, fb = np.where(ma, xa, 0).astype(np.float64), np.where(mb, xb, 0).astype(np.float64)
-    if ma.all() and mb.all():
-        n = float(len(xa))
-        sa, sb = fa.sum(0)[:, None], fb.sum(0)[None, :]
-        cov = n * (fa.T @ fb) - sa * sb
-        va = n * (fa * fa).sum(0)[:, None] - sa**2
-        vb = n * (fb * fb).sum(0)[None, :] - sb**2
-    else:
-        wa, wb = ma.astype(np.float64), mb.astype(np.float64)
-        n = wa.T @ wb
-        sa, sb = fa.T @ wb, wa.T @ fb
-        cov = n * (fa.T @ fb) - sa * sb
-        va = n * ((fa * fa).T @ wb) - sa**2
-        vb = n * (wa.T @ (fb * fb)) - sb**2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = cov / np.sqrt(va * vb)
-    # sums of small integers are exact in float64, so a constant column (or < 2 shared calls) has variance 0
-    r[np.broadcast_to(va <= 0, r.shape) | np.broadcast_to(vb <= 0, r.shape)] = np.nan
-    return np.clip(r, -1.0, 1.0)
-
-
-def ld_r2_pairs(dosages: np.ndarray, chrom, window: int = DEFAULT_WINDOW) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """r^2 for every SNP pair (i, j), i < j, on the same chromosome with j - i <= ``window``.
-
-    dosages: (n, m) int8, -1 missing; chrom: (m,) chromosome labels. Returns (i, j, r2), each (n_pairs,);
-    r2 is NaN for a monomorphic SNP or fewer than two individuals called at both.
-    """
-    m = dosages.shape[1]
-    chrom = np.asarray(chrom).astype(str)
-    out_i, out_j, out_r = [], [], []
-    for start in range(0, m, _BLOCK):
-        a_end = min(start + _BLOCK, m)
-        b_end = min(a_end + window, m)
-        r = _corr(dosages[:, start:a_end], dosages[:, start:b_end])
-        ia, jb = np.meshgrid(np.arange(start, a_end), np.arange(start, b_end), indexing="ij")
-        keep = (jb > ia) & (jb - ia <= window) & (chrom[ia] == chrom[jb])
-        out_i.append(ia[keep])
-        out_j.append(jb[keep])
-        out_r.append(r[keep] ** 2)
-    if not out_i:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros(0)
-    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_r)
-
-
-def ld_matrix(dosages: np.ndarray) -> np.ndarray:
-    """Full r^2 matrix (m, m) of a small set of SNPs (for heatmaps; m of a few hundred at most)."""
-    return _corr(dosages, dosages) ** 2
 
 
 def _three_way_pairs(train, holdout, synthetic, chrom, window, seed):

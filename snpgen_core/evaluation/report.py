@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import InputError
 from ..genotypes import MISSING, Genotypes
 from ..io.atomic import atomic_paths
+from ..ld import dosage_r2, ld_r2_pairs
 from ..provenance import sha256_file
 from . import association, frequencies, ld, structure, utility
 from .align import align_cohorts, check_holdout_distinct, equal_size_rows, subsample_index
@@ -197,7 +198,7 @@ def _rounded(a, digits=4) -> list:
 def _heatmap_window(train: np.ndarray, chrom: np.ndarray, size: int) -> np.ndarray:
     """Column indices of the ``size`` consecutive SNPs on one chromosome with the strongest adjacent LD in
     training (the most informative picture)."""
-    i, _, r2 = ld.ld_r2_pairs(train, chrom, window=1)
+    i, _, r2 = ld_r2_pairs(train, chrom, window=1)
     adjacent = np.zeros(train.shape[1])
     adjacent[i] = np.nan_to_num(r2)
     best, best_score = np.arange(min(size, train.shape[1])), -1.0
@@ -225,7 +226,7 @@ def _plots(t, h, s, variants, fidelity, assoc, util, privacy, pca, config, seed)
         plots["ld_heatmap"] = {"snp": variants["snp"].to_numpy()[cols].tolist(),
                                "pos": variants["pos"].to_numpy()[cols].tolist(),
                                "chrom": str(variants["chrom"].to_numpy()[cols[0]]),
-                               **{k: _rounded(ld.ld_matrix(x[:, cols]), 3)
+                               **{k: _rounded(dosage_r2(x[:, cols]), 3)
                                   for k, x in (("train", t), ("holdout", he), ("synthetic", se))}}
     decay = fidelity["ld_decay_mae"].details
     if decay:

@@ -1,5 +1,6 @@
 """Generative models over a SNP panel, one file each, every one with its config dataclass beside it.
 
+    decoder.py     GenotypeDecoder: p(x | z) with each SNP depending on its preceding neighbours (window 0 = independent)
     vae.py         GenotypeVAE, VAEConfig: phenotype-supervised VAE, genotypes as 3-class categorical data
     denoiser.py    Denoiser, DenoiserConfig: residual MLP with timestep and condition embeddings
     diffusion.py   NoiseSchedule, GaussianDiffusion, DiffusionConfig: conditional DDPM / DDIM on VAE latents
@@ -10,10 +11,11 @@ from .baselines import IndependentSNPs, LatentGaussian, VAEGaussian
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import DiffusionConfig, GaussianDiffusion, NoiseSchedule
 from .generators import Generator, LatentDiffusion, SamplingOptions
-from .vae import GenotypeVAE, VAEConfig, reconstruction_report, sample_genotypes
+from .decoder import GenotypeDecoder, sample_genotypes
+from .vae import GenotypeVAE, VAEConfig, reconstruction_report
 
 __all__ = [
     "IndependentSNPs", "LatentGaussian", "VAEGaussian", "Denoiser", "DenoiserConfig", "DiffusionConfig",
     "GaussianDiffusion", "NoiseSchedule", "Generator", "LatentDiffusion", "SamplingOptions", "GenotypeVAE",
-    "VAEConfig", "reconstruction_report", "sample_genotypes",
+    "VAEConfig", "reconstruction_report", "sample_genotypes", "GenotypeDecoder",
 ]

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from .generators import SamplingOptions, perturb_latents
-from .vae import GenotypeVAE, sample_genotypes
+from .decoder import sample_genotypes
+from .vae import GenotypeVAE
 
 
 def _groups(cond: torch.Tensor, kind: str, edges: torch.Tensor, n_groups: int) -> torch.Tensor:
@@ -164,5 +165,4 @@ class VAEGaussian:
         z = self.latents.sample_latents(cond, generator)
         scale = self.latents.chol[-1].norm(dim=1)  # sd of the pooled latents: sqrt(diag(L L^T))
         z = perturb_latents(z, scale, options, generator)
-        return sample_genotypes(self.vae.decode(z), generator=generator, temperature=options.temperature,
-                                mode=options.mode)
+        return self.vae.sample_genotypes(z, generator, temperature=options.temperature, mode=options.mode)

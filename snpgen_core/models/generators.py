@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 
 from .diffusion import GaussianDiffusion
-from .vae import GenotypeVAE, sample_genotypes
+from .vae import GenotypeVAE
 
 
 @dataclass
@@ -55,5 +55,4 @@ class LatentDiffusion:
         self.diffusion.eval()
         z = self.diffusion.sample(cond, guidance=options.guidance, steps=options.steps, generator=generator)
         z = perturb_latents(z, self.diffusion.latent_std, options, generator)
-        return sample_genotypes(self.vae.decode(z), generator=generator, temperature=options.temperature,
-                                mode=options.mode)
+        return self.vae.sample_genotypes(z, generator, temperature=options.temperature, mode=options.mode)

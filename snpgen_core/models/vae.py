@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .decoder import GenotypeDecoder, chromosome_segments
+
 PHENO_KINDS = ("none", "binary", "categorical", "quantitative")
 ENCODERS = ("mlp", "conv")
 
@@ -41,6 +43,11 @@ class VAEConfig:
     # 15% more CPU: the MLP stays the default
     encoder: str = "mlp"
     hidden: int = 512  # width of the first encoder / last decoder layer; the middle layer has hidden // 2
+    # decoder (models/decoder.py): each SNP depends on z and on the `window` SNPs before it on its chromosome;
+    # 0 = the independent decoder (SNPs drawn on their own given z), kept for comparison
+    window: int = 16
+    decoder_hidden: int = 0  # hidden units per SNP letting neighbours interact with each other and z (0 = additive)
+    decoder_l2: float = 0.0  # L2 penalty on the neighbour weights, per individual (shrinks rare-haplotype effects)
     conv_channels: int = 32
     conv_kernel: int = 9
     conv_stride: int = 4
@@ -109,11 +116,12 @@ class GenotypeVAE(nn.Module):
             raise ValueError("VAEConfig.n_snps must be set to the panel size")
         self.config = c = config
         self.encoder = _MLPEncoder(c) if c.encoder == "mlp" else _ConvEncoder(c)
-        self.decoder = nn.Sequential(
+        global_net = nn.Sequential(
             nn.Linear(c.latent_dim, c.hidden // 2), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden // 2, c.hidden), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden, 3 * c.n_snps),
         )
+        self.decoder = GenotypeDecoder(c.n_snps, c.latent_dim, global_net, window=c.window, hidden=c.decoder_hidden)
         n_out = {"none": 0, "binary": 2, "categorical": c.n_classes, "quantitative": 1}[c.pheno_kind]
         self.pheno_head = (
             nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.latent_dim, 64), nn.GELU(), nn.Dropout(c.dropout),
@@ -124,12 +132,17 @@ class GenotypeVAE(nn.Module):
         self.register_buffer("pheno_std", torch.ones(()))
 
     @torch.no_grad()
-    def init_from_data(self, dosages: np.ndarray, pheno: np.ndarray | None = None) -> None:
-        """Start the output layer at the panel's log genotype frequencies (faster, stabler training) and record
-        the trait's mean and sd for standardisation. ``dosages`` (n, m) int8 with -1 missing; ``pheno`` (n,)."""
+    def init_from_data(self, dosages: np.ndarray, pheno: np.ndarray | None = None, chrom=None) -> None:
+        """Start the output layer at the panel's log genotype frequencies (faster, stabler training), record
+        the trait's mean and sd for standardisation, and the panel's chromosomes (the decoder's dependence restarts
+        at each boundary). ``dosages`` (n, m) int8 with -1 missing; ``pheno`` (n,); ``chrom`` (m,) chromosome
+        codes of the position-ordered panel (None: one chromosome)."""
         counts = np.stack([(dosages == g).sum(axis=0) for g in range(3)], axis=1).astype(np.float64) + 0.5
         logp = np.log(counts / counts.sum(axis=1, keepdims=True))
-        self.decoder[-1].bias.copy_(torch.as_tensor(logp.T, dtype=torch.float32).reshape(-1))  # class-major
+        out_layer = self.decoder.global_net[-1]
+        out_layer.bias.copy_(torch.as_tensor(logp.T, dtype=torch.float32).reshape(-1))  # class-major
+        if chrom is not None:
+            self.decoder.set_segments(chromosome_segments(chrom))
         if self.config.pheno_kind == "quantitative" and pheno is not None:
             ok = pheno[~np.isnan(pheno)]
             self.pheno_mean.fill_(float(ok.mean()))
@@ -141,12 +154,10 @@ class GenotypeVAE(nn.Module):
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, d) latents -> per-SNP genotype logits (B, m, 3).
-
-        The output layer is laid out class-major (B, 3, m), so each class's logits are contiguous; the (B, m, 3)
-        result is a transposed view of it (``sample_genotypes`` works on the contiguous class planes)."""
-        return self.decoder(z).view(z.shape[0], 3, self.config.n_snps).transpose(1, 2)
+    def sample_genotypes(self, z: torch.Tensor, generator: torch.Generator | None = None, *,
+                         temperature: float = 1.0, mode: str = "probabilities") -> torch.Tensor:
+        """(B, d) latents -> (B, m) int8 genotypes drawn from the decoder (``GenotypeDecoder.sample``)."""
+        return self.decoder.sample(z, generator, temperature=temperature, mode=mode)
 
     def kl_beta(self, epoch: float | None) -> float:
         """KL weight at ``epoch`` (0-based; ``None`` = after warm-up, used for validation)."""
@@ -165,13 +176,12 @@ class GenotypeVAE(nn.Module):
             x_in = torch.where(hide, torch.full_like(dosages, -1), dosages)
         mu, logvar = self.encode(x_in)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
-        logits = self.decode(z).float()  # (B, m, 3)
-        called = dosages >= 0
-        ce = F.cross_entropy(logits.reshape(-1, 3), dosages.long().clamp(min=0).reshape(-1), reduction="none")
-        recon = (ce.view(dosages.shape) * called).sum(1).mean()
+        recon = -self.decoder.log_prob(dosages, z).mean()
         kl = (0.5 * (mu.float() ** 2 + logvar.float().exp() - 1.0 - logvar.float())).sum(1).mean()
         pheno = self.pheno_loss(z, trait)
         loss = recon + self.kl_beta(epoch) * kl + self.config.pheno_weight * self.config.n_snps * pheno
+        if self.config.decoder_l2 > 0:
+            loss = loss + self.config.decoder_l2 * self.decoder.penalty()
         return {"loss": loss, "recon": recon, "kl": kl, "pheno": pheno}
 
     def pheno_loss(self, z: torch.Tensor, trait: torch.Tensor) -> torch.Tensor:
@@ -190,34 +200,6 @@ class GenotypeVAE(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# From logits to genotypes
-
-
-def sample_genotypes(logits: torch.Tensor, *, generator: torch.Generator | None = None, temperature: float = 1.0,
-                     mode: str = "probabilities") -> torch.Tensor:
-    """Per-SNP genotypes from decoder logits (B, m, 3) -> (B, m) int8 dosages.
-
-    ``mode="probabilities"`` draws each genotype from softmax(logits / temperature) (inverse-CDF with one uniform
-    per genotype from ``generator``); ``"argmax"`` takes the most probable class (no randomness).
-    """
-    if mode == "argmax":
-        return logits.argmax(-1).to(torch.int8)
-    if mode != "probabilities":
-        raise ValueError(f"sampling mode {mode!r} unknown; choose 'probabilities' or 'argmax'")
-    # unnormalised probabilities per class plane (a softmax over a last dimension of 3 is slow on CPU); a draw
-    # u ~ U(0, e0 + e1 + e2) falls below e0 with probability p0, between e0 and e0 + e1 with probability p1
-    planes = logits.unbind(-1)
-    if temperature != 1.0 or logits.dtype != torch.float32:
-        planes = [x.float() / temperature for x in planes]
-    l0, l1, l2 = planes
-    top = torch.maximum(torch.maximum(l0, l1), l2)
-    e0, e1, e2 = (l0 - top).exp_(), (l1 - top).exp_(), (l2 - top).exp_()
-    cut = e1.add_(e0)  # e0 + e1 (e1 itself is not needed again)
-    u = torch.rand(l0.shape, generator=generator, device=logits.device).mul_(e2.add_(cut))
-    return torch.gt(u, e0).to(torch.int8).add_(torch.gt(u, cut))
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Reconstruction accuracy
 
 MAF_BINS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
@@ -228,8 +210,8 @@ def reconstruction_report(vae: GenotypeVAE, dosages: np.ndarray, *, batch_size: 
                           device: torch.device | str = "cpu") -> pd.DataFrame:
     """Per-SNP reconstruction accuracy of ``dosages`` (n, m) int8 (-1 missing), by genotype class and MAF bin.
 
-    Each individual is encoded to its posterior mean and decoded to the most probable genotype per SNP; missing
-    calls are skipped. Accuracy in a cell = share of the called genotypes of that class (0/1/2 copies of a1), on
+    Each individual is encoded to its posterior mean and each SNP predicted as its most probable genotype given
+    that latent and the individual's own preceding genotypes (the decoder's window); missing calls are skipped. Accuracy in a cell = share of the called genotypes of that class (0/1/2 copies of a1), on
     the SNPs whose minor-allele frequency (in ``dosages``) falls in the bin, that come back as the same class.
     Returns one row per (maf_bin, genotype) plus "all" rows: columns maf_bin, genotype, n_snps, n_genotypes,
     accuracy.
@@ -240,7 +222,7 @@ def reconstruction_report(vae: GenotypeVAE, dosages: np.ndarray, *, batch_size: 
     for start in range(0, dosages.shape[0], batch_size):
         x = torch.as_tensor(dosages[start:start + batch_size], device=device)
         mu, _ = vae.encode(x)
-        pred = vae.decode(mu).argmax(-1).cpu().numpy()
+        pred = vae.decoder.logits(x, mu).argmax(-1).cpu().numpy()
         block = dosages[start:start + batch_size]
         for g in range(3):
             is_g = block == g

@@ -1,0 +1,398 @@
+"""The training pipeline: PLINK cohort -> split -> SNP panel -> VAE -> latent diffusion -> baselines -> run directory.
+
+``train_run`` reads as its steps: check the output folder, hash the inputs, start (or resume) the run directory
+with its split, panel and config, train each stage with ``training.fit``, then write the weights and ``run.json``.
+Progress goes through the same callback as ``fit``, plus ``{"event": "message", "stage", "message"}``.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import json
+import os
+import shutil
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import runs
+from .devices import resolve_device
+from .errors import InputError
+from .provenance import sha256_file
+from .splits import Split, read_split, split_samples, trait_strata, write_split
+from .training import Callback, Cancelled, FitState, default_threads, fit
+
+
+def _emit(callback: Callback | None, stage: str, message: str) -> None:
+    if callback is not None:
+        callback({"event": "message", "stage": stage, "message": message})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The trait
+
+
+def _fam_trait_is_empty(samples) -> bool:
+    """True when ``.fam`` column 6 is missing for everyone (no trait: the run is trained unconditioned)."""
+    from .phenotypes import MISSING_TOKENS, PLINK_MISSING
+
+    def missing(text: str) -> bool:
+        t = text.strip().upper()
+        if t in MISSING_TOKENS:
+            return True
+        try:
+            return float(t) in (PLINK_MISSING, 0.0)
+        except ValueError:
+            return False
+
+    return all(missing(str(t)) for t in samples["pheno"])
+
+
+def _read_trait(samples, pheno_path, pheno_col):
+    """(kind, values (n,) float NaN = missing, name, labels)."""
+    from .phenotypes import read_phenotype
+
+    if pheno_path is None and pheno_col is None and _fam_trait_is_empty(samples):
+        return "none", np.full(len(samples), np.nan), "", []
+    p = read_phenotype(samples, pheno_path, pheno_col)
+    return p.kind, p.values, p.name, list(p.labels)
+
+
+def _trait_summary(kind: str, values: np.ndarray, name: str, labels: list[str]) -> dict:
+    ok = values[~np.isnan(values)]
+    info = {"name": name, "kind": kind, "labels": labels, "n_missing": int(np.isnan(values).sum())}
+    if kind in ("binary", "categorical"):
+        info["counts"] = np.bincount(ok.astype(np.int64), minlength=len(labels)).tolist()
+    elif kind == "quantitative":
+        info["mean"], info["sd"] = float(ok.mean()), float(ok.std())
+    return info
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The panel and the config
+
+
+def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, panel_path, callback):
+    """The panel as (table with PANEL_COLUMNS, variant indices into the .bim), chosen on training rows only."""
+    from .io.gwas import align_gwas, read_gwas
+    from .io.plink import read_plink
+    from .panel import PANEL_COLUMNS, PanelWarning, read_panel, read_snp_list, select_panel
+
+    aligned = None
+    if gwas_path is not None:
+        aligned = align_gwas(read_gwas(gwas_path), bim)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PanelWarning)
+        if panel_path is not None:
+            ids = read_snp_list(panel_path)
+            table = aligned if aligned is not None else pd.DataFrame(
+                {"variant_index": np.zeros(0, np.int64), "beta": np.zeros(0), "p": np.zeros(0)})
+            train = read_plink(prefix, samples=train_rows, variants=np.flatnonzero(bim["snp"].isin(ids)))
+            panel = select_panel(train, table, snps=ids)
+            index = np.flatnonzero(bim["snp"].isin(ids))[panel.variant_index]
+            result = panel.table
+            if aligned is None:  # keep the effects written in a panel file, when it is one
+                try:
+                    given = read_panel(panel_path).set_index("SNP")
+                    result = result.assign(BETA=given["BETA"].reindex(result["SNP"]).to_numpy(),
+                                           P=given["P"].reindex(result["SNP"]).to_numpy())
+                except InputError:
+                    pass
+        else:
+            train = read_plink(prefix, samples=train_rows)
+            panel = select_panel(train, aligned, top=int(top or 1000))
+            index, result = panel.variant_index, panel.table
+    for w in caught:
+        if not (aligned is None and "no GWAS row" in str(w.message)):
+            _emit(callback, "panel", str(w.message))
+    return result[PANEL_COLUMNS], np.asarray(index, dtype=np.int64)
+
+
+def _as_config(config) -> runs.TrainConfig:
+    """``config`` as a TrainConfig: one already, a dict of its sections, a JSON path, or None (defaults)."""
+    if isinstance(config, (str, os.PathLike)):
+        config = runs.read_config(config)
+    elif isinstance(config, dict):
+        config = runs.TrainConfig.from_dict(config)
+    return config or runs.TrainConfig()
+
+
+def _apply_data_to_config(config, n_snps: int, kind: str, n_classes: int, epochs: int | None):
+    cfg = copy.deepcopy(config)
+    cfg.vae = dataclasses.replace(cfg.vae, n_snps=n_snps, pheno_kind=kind, n_classes=n_classes)
+    cfg.denoiser = dataclasses.replace(cfg.denoiser, latent_dim=cfg.vae.latent_dim, cond_kind=kind,
+                                       n_classes=n_classes)
+    if epochs is not None:
+        if int(epochs) != epochs or epochs < 1:
+            raise InputError(f"epochs = {epochs} must be a positive whole number", hint="e.g. --epochs 50")
+        ratio = cfg.diffusion_fit.epochs / max(cfg.vae_fit.epochs, 1)
+        d_epochs = max(1, round(epochs * ratio))
+        cfg.vae_fit = dataclasses.replace(cfg.vae_fit, epochs=int(epochs), min_epochs=min(cfg.vae_fit.min_epochs, epochs))
+        cfg.diffusion_fit = dataclasses.replace(cfg.diffusion_fit, epochs=d_epochs,
+                                                min_epochs=min(cfg.diffusion_fit.min_epochs, d_epochs))
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Steps of train_run
+
+
+class _Setup(NamedTuple):
+    """What the stages need from the run directory's first files: config, trait, split and panel."""
+
+    cfg: runs.TrainConfig
+    trait: dict
+    kind: str
+    values: np.ndarray
+    split: Split
+    panel_index: np.ndarray
+
+
+def _check_output(out: Path, resume: bool, gwas_path, panel_path) -> bool:
+    """Refuse a finished or foreign output folder; True when an unfinished run there is to be resumed."""
+    if (out / "run.json").exists():
+        raise InputError("already holds a finished run", path=str(out),
+                         hint="choose another --out, or delete the folder to train again")
+    resuming = resume and (out / "config.json").exists()
+    if out.exists() and any(out.iterdir()) and not resuming:
+        hint = ("it holds an unfinished run: add --resume to continue it" if (out / "config.json").exists()
+                else "choose a new or empty folder")
+        raise InputError("output folder is not empty", path=str(out), hint=hint)
+    if not resuming and gwas_path is None and panel_path is None:
+        raise InputError("no SNP panel: give GWAS summary statistics and a panel size, or a panel file",
+                         hint="--gwas FILE --top 1000, or --snps PANEL.tsv")
+    return resuming
+
+
+def _hash_inputs(prefix: Path, pheno_path, gwas_path, panel_path) -> dict:
+    """{input: {path, sha256}} of every given input file; InputError for one that is missing."""
+    from .io.plink import plink_path
+
+    inputs = {"bed": plink_path(prefix, ".bed"), "bim": plink_path(prefix, ".bim"),
+              "fam": plink_path(prefix, ".fam"), "pheno": pheno_path, "gwas": gwas_path, "panel": panel_path}
+    what = {"bed": ".bed", "pheno": "phenotype", "gwas": "GWAS", "panel": "panel"}
+    for k, v in inputs.items():
+        if v is not None and not Path(v).is_file():
+            raise InputError(f"{what.get(k, k)} file not found", path=str(v), hint="check the path")
+    return {k: {"path": str(Path(v).resolve()), "sha256": sha256_file(v)}
+            for k, v in inputs.items() if v is not None}
+
+
+def _resume_setup(out: Path, fam, bim, hashes: dict, pheno_path, callback) -> _Setup:
+    """The setup of the unfinished run in ``out``, after checking it started from the same inputs."""
+    info = json.loads((out / "config.json").read_text())
+    prov = json.loads((out / "provenance.json").read_text())
+    for k in ("bed", "bim", "fam", "pheno"):
+        old, new = prov["inputs"].get(k), hashes.get(k)
+        if (old or {}).get("sha256") != (new or {}).get("sha256"):
+            raise InputError(f"the {k} input differs from the one this run started with", path=str(out),
+                             hint="resume with the same --bfile and --pheno, or start a new run")
+    cfg = runs.TrainConfig.from_dict(info["train"], str(out / "config.json"))
+    trait = info["phenotype"]
+    kind, values, _, _ = _read_trait(fam, pheno_path, prov["parameters"].get("pheno_col"))
+    split = read_split(out / "split.tsv", fam)
+    panel_index = runs.panel_indices(out / "panel.bim", bim)
+    _emit(callback, "setup", f"resuming {out}")
+    return _Setup(cfg, trait, kind, values, split, panel_index)
+
+
+def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.TrainConfig, *, pheno_path,
+               pheno_col, gwas_path, top, panel_path, epochs, seed, device, dev, threads, resume,
+               callback) -> _Setup:
+    """Split, trait, panel and config of a new run, written to ``out`` (panel, split, provenance, config)."""
+    from .panel import write_panel
+
+    kind, values, name, labels = _read_trait(fam, pheno_path, pheno_col)
+    strata = trait_strata(values, kind) if kind != "none" else None
+    split = split_samples(len(fam), strata=strata, holdout=0.0, validation=config.validation, seed=seed)
+    table, panel_index = _choose_panel(prefix, bim, split.train, gwas_path, top, panel_path, callback)
+    trait = _trait_summary(kind, values[split.train], name, labels)
+    cfg = _apply_data_to_config(config, len(panel_index), kind, len(labels), epochs)
+    out.mkdir(parents=True, exist_ok=True)
+    write_panel(table, out / "panel.tsv")
+    runs.write_bim_lines(out / "panel.bim", bim.iloc[panel_index])
+    write_split(split, fam, out / "split.tsv")
+    params = {"bfile": str(prefix), "pheno_path": None if pheno_path is None else str(pheno_path),
+              "pheno_col": pheno_col, "gwas_path": None if gwas_path is None else str(gwas_path), "top": top,
+              "panel_path": None if panel_path is None else str(panel_path), "epochs": epochs,
+              "device": str(device), "resume": resume}
+    runs.write_json(out / "provenance.json", {
+        "software": runs.software_versions(), "seed": seed, "device": str(dev), "threads": threads,
+        "started": runs.now_utc(), "inputs": hashes, "parameters": params,
+        "n_samples": len(fam), "n_train": int(split.train.size), "n_validation": int(split.validation.size),
+    })
+    runs.write_json(out / "config.json", {"format_version": runs.FORMAT_VERSION, "train": cfg.to_dict(),
+                                          "phenotype": trait, "n_snps": len(panel_index)})
+    return _Setup(cfg, trait, kind, values, split, panel_index)
+
+
+@torch.no_grad()
+def encode_all(vae, dosages: np.ndarray, device: torch.device, batch_size: int = 1024):
+    """Posterior means and log-variances (n, d) of ``dosages`` (n, m) int8, on the CPU."""
+    vae.eval()
+    mus, logvars = [], []
+    for start in range(0, dosages.shape[0], batch_size):
+        mu, logvar = vae.encode(torch.as_tensor(dosages[start:start + batch_size], device=device))
+        mus.append(mu.float().cpu())
+        logvars.append(logvar.float().cpu())
+    d = vae.config.latent_dim
+    return (torch.cat(mus) if mus else torch.zeros(0, d)), (torch.cat(logvars) if logvars else torch.zeros(0, d))
+
+
+def _write_run(out: Path, models: runs.RunModels, vae_state: FitState, diff_state: FitState,
+               recon_dosages: np.ndarray, dev: torch.device, t0: float) -> None:
+    """Weights, history, reconstruction, then ``run.json`` (the completeness marker)."""
+    from safetensors.torch import save_file
+
+    from .io.atomic import atomic_path
+    from .models.vae import reconstruction_report
+
+    recon = reconstruction_report(models.vae, recon_dosages, device=dev)
+    with atomic_path(out / "reconstruction.tsv") as tmp:
+        recon.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(models.state_tensors(), str(tmp), metadata={"format_version": str(runs.FORMAT_VERSION)})
+    runs.write_json(out / "history.json", {
+        "vae": vae_state.history, "diffusion": diff_state.history,
+        "vae_best_epoch": vae_state.best_epoch, "diffusion_best_epoch": diff_state.best_epoch,
+        "vae_stopped": vae_state.stopped, "diffusion_stopped": diff_state.stopped,
+    })
+    runs.write_json(out / "run.json", {
+        "format_version": runs.FORMAT_VERSION, "finished": runs.now_utc(),
+        "train_seconds": time.perf_counter() - t0,
+        "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
+    })
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pipeline
+
+
+def _leaves_nothing_on_failure(train):
+    """A run that fails (bad input, a numerical error, a full disk) leaves ``out_dir`` as it found it, so the same
+    command can be retried; a cancelled or interrupted one keeps its checkpoints for ``resume=True``."""
+    @functools.wraps(train)
+    def guarded(bfile, out_dir, *args, **kwargs):
+        out = Path(out_dir)
+        existed, fresh = out.exists(), not (out / "config.json").exists()
+        try:
+            return train(bfile, out_dir, *args, **kwargs)
+        except (Cancelled, KeyboardInterrupt):
+            raise
+        except BaseException:
+            if fresh and out.is_dir() and not (out / "run.json").exists():
+                if existed:  # it was empty (train_run refuses a folder holding anything else)
+                    for child in out.iterdir():
+                        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+                else:
+                    shutil.rmtree(out, ignore_errors=True)
+            raise
+    return guarded
+
+
+@_leaves_nothing_on_failure
+def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, gwas_path=None,
+              top: int | None = None, panel_path=None, config=None, seed: int = 0, device: str = "auto",
+              epochs: int | None = None, callback: Callback | None = None,
+              stop_event: threading.Event | None = None, resume: bool = False,
+              threads: int | None = None) -> Path:
+    """Train a SNPgen model on the PLINK cohort ``bfile`` and write the run directory ``out_dir``.
+
+    Trait: ``pheno_path``/``pheno_col`` (``phenotypes.read_phenotype``), else ``.fam`` column 6 (an all-missing
+    column trains an unconditioned model). Panel: ``gwas_path`` + ``top`` (``select_panel`` on the training part),
+    or ``panel_path`` (a panel TSV or SNP list). Part ``config.validation`` of the cohort (stratified by trait,
+    seeded) is held out for early stopping and recorded in ``split.tsv``; every other individual trains the VAE,
+    the diffusion and the baselines. Evaluation holdouts are the caller's own separate cohort: none is carved here.
+
+    ``config``: a ``runs.TrainConfig``, a dict of its sections, a JSON path, or None (defaults). ``epochs`` caps
+    the VAE epochs (the diffusion's scale in proportion). ``device``: "auto", "cpu" or "cuda". ``threads``: CPU
+    threads (default: the current torch setting, capped at ``default_threads()``). ``resume``: continue an
+    unfinished run in ``out_dir`` from its last epoch checkpoint (same inputs required). ``stop_event`` cancels
+    between batches: ``training.Cancelled`` is raised, the last checkpoint stays, ``run.json`` is not written.
+    Any other failure leaves ``out_dir`` as it was (retry the same command). Returns ``out_dir``. See ``runs.py`` for the directory layout.
+    """
+    from .io.plink import plink_prefix, read_bim_fam, read_plink
+
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    prefix = plink_prefix(bfile)
+    resuming = _check_output(out, resume, gwas_path, panel_path)
+    config = _as_config(config)
+    dev = resolve_device(device)
+    cap = threads or min(torch.get_num_threads(), default_threads())
+    if torch.get_num_threads() != cap:
+        torch.set_num_threads(cap)
+
+    bim, fam = read_bim_fam(prefix)
+    hashes = _hash_inputs(prefix, pheno_path, gwas_path, panel_path)
+    if resuming:
+        setup = _resume_setup(out, fam, bim, hashes, pheno_path, callback)
+    else:
+        setup = _new_setup(out, prefix, fam, bim, hashes, config, pheno_path=pheno_path, pheno_col=pheno_col,
+                           gwas_path=gwas_path, top=top, panel_path=panel_path, epochs=epochs, seed=seed,
+                           device=device, dev=dev, threads=cap, resume=resume, callback=callback)
+    cfg, trait, kind, values, split, panel_index = setup
+    if str(device) == "auto" and dev.type == "cpu":
+        _emit(callback, "setup", "no CUDA GPU found: training on the CPU")
+    _emit(callback, "setup", f"{len(panel_index)} SNPs, {split.train.size} training and {split.validation.size} "
+                             f"validation individuals, trait {trait['name'] or '(none)'} ({kind}), device {dev}")
+
+    dosages = read_plink(prefix, variants=panel_index).dosages
+    cond = values.astype(np.float32)
+    tr, va = split.train, split.validation
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, caller's RNG untouched
+        torch.manual_seed(seed)
+        models = runs.RunModels.build(cfg, kind, len(trait.get("labels", [])))
+    ckpt = out / "checkpoints"
+
+    last_saved = [time.perf_counter()]
+
+    def checkpoint(name):
+        def save(state: FitState) -> None:
+            # the VAE state (weights, best weights, Adam moments) is ~100 MB at 2,000 SNPs: not every epoch
+            if state.done or time.perf_counter() - last_saved[0] >= cfg.checkpoint_seconds:
+                runs.save_fit_state(ckpt / f"{name}.safetensors", state)
+                last_saved[0] = time.perf_counter()
+        return save
+
+    def previous(name):
+        p = ckpt / f"{name}.safetensors"
+        return runs.load_fit_state(p) if p.exists() else None
+
+    # 1. VAE
+    vae = models.vae
+    vae.init_from_data(dosages[tr], values[tr])
+    as_t = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt)  # noqa: E731
+    vae_state = fit(vae, (as_t(dosages[tr], torch.int8), as_t(cond[tr], torch.float32)),
+                    (as_t(dosages[va], torch.int8), as_t(cond[va], torch.float32)), cfg.vae_fit, stage="vae",
+                    seed=seed, device=dev, callback=callback, stop_event=stop_event,
+                    on_epoch_end=checkpoint("vae"), resume=previous("vae"))
+
+    # 2. latent diffusion on the training latents (validation latents for early stopping)
+    mu_tr, lv_tr = encode_all(vae, dosages[tr], dev)
+    mu_va, lv_va = encode_all(vae, dosages[va], dev)
+    diffusion = models.diffusion.to(dev)
+    diffusion.set_statistics(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))
+    diff_state = fit(diffusion, (mu_tr, lv_tr, as_t(cond[tr], torch.float32)),
+                     (mu_va, lv_va, as_t(cond[va], torch.float32)), cfg.diffusion_fit, stage="diffusion",
+                     seed=seed, device=dev, callback=callback, stop_event=stop_event,
+                     on_epoch_end=checkpoint("diffusion"), resume=previous("diffusion"))
+
+    # 3. baselines (seconds)
+    models.independent.fit(dosages[tr], cond[tr])
+    models.latent_gaussian.to(dev).fit(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))
+
+    # 4. the run directory
+    if stop_event is not None and stop_event.is_set():
+        raise Cancelled("training cancelled before the run was written")
+    _write_run(out, models, vae_state, diff_state, dosages[va] if va.size else dosages[tr], dev, t0)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    _emit(callback, "done", f"run written to {out}")
+    return out

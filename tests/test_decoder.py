@@ -1,0 +1,144 @@
+"""The genotype decoder with local dependence (models/decoder.py): exact likelihood, known answers, sampling."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from snpgen_core.models.decoder import GenotypeDecoder, chromosome_segments
+from snpgen_core.training import FitConfig, fit
+
+
+def _decoder(m: int, window: int, hidden: int = 0, latent: int = 2, seed: int = 0) -> GenotypeDecoder:
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(latent, 8), nn.GELU(), nn.Linear(8, 3 * m))
+    return GenotypeDecoder(m, latent, net, window=window, hidden=hidden)
+
+
+class _WithoutLatent(nn.Module):
+    """Trains a decoder on genotypes alone (z = 0): what it learns is the neighbours' share."""
+
+    def __init__(self, decoder: GenotypeDecoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def training_loss(self, batch, epoch=None):
+        z = torch.zeros(batch[0].shape[0], self.decoder.global_net[0].in_features)
+        return {"loss": -self.decoder.log_prob(batch[0], z).mean()}
+
+
+def _train(decoder: GenotypeDecoder, x: np.ndarray, epochs: int) -> GenotypeDecoder:
+    fit(_WithoutLatent(decoder), (torch.as_tensor(x),), None,
+        FitConfig(epochs=epochs, batch_size=256, lr=3e-2, weight_decay=0.0), seed=0)
+    return decoder.eval()
+
+
+@pytest.mark.parametrize("window,hidden", [(0, 0), (2, 0), (3, 4)])
+def test_log_prob__normalised_and_equal_to_brute_force_chain_rule(window, hidden):
+    m = 4
+    dec = _decoder(m, window, hidden)
+    with torch.no_grad():  # random neighbour weights, so that the past matters
+        if window:
+            dec.W.normal_()
+    z = torch.randn(1, 2)
+    every = torch.tensor(list(itertools.product(range(3), repeat=m)), dtype=torch.int8)  # all 81 genotype vectors
+    lp = dec.log_prob(every, z.expand(len(every), 2))
+    assert torch.logsumexp(lp, 0).item() == pytest.approx(0.0, abs=1e-5)
+    # brute force: p(x) = prod_j softmax(logits_j | x_<j) with logits_j recomputed from the true prefix alone
+    for row in (every[5], every[40], every[77]):
+        total = 0.0
+        for j in range(m):
+            prefix = row.clone()
+            prefix[j:] = -1  # nothing at or after j may be seen
+            lj = dec.logits(prefix[None], z)[0, j]
+            total += torch.log_softmax(lj, -1)[int(row[j])].item()
+        assert dec.log_prob(row[None], z).item() == pytest.approx(total, abs=1e-5)
+
+
+def test_log_prob__missing_call_contributes_nothing_and_is_no_evidence():
+    dec = _decoder(5, window=2)
+    with torch.no_grad():
+        dec.W.normal_()
+    z = torch.zeros(1, 2)
+    x = torch.tensor([[0, 2, 1, 1, 0]], dtype=torch.int8)
+    hole = x.clone()
+    hole[0, 4] = -1  # the last SNP missing: no term for it, the others unchanged
+    full_terms = -nn.functional.cross_entropy(dec.logits(x, z)[0], x[0].long(), reduction="none")
+    assert dec.log_prob(hole, z).item() == pytest.approx(full_terms[:4].sum().item(), abs=1e-5)
+
+
+def test_chromosome_boundary__no_dependence_across_chromosomes():
+    seg = chromosome_segments(["1", "1", "1", "2", "2"])
+    assert seg.tolist() == [0, 0, 0, 1, 1]
+    dec = _decoder(5, window=3)
+    dec.set_segments(seg)
+    with torch.no_grad():
+        dec.W.normal_()
+    z = torch.zeros(2, 2)
+    a = torch.tensor([[0, 0, 0, 1, 1], [2, 2, 2, 1, 1]], dtype=torch.int8)  # differ on chromosome 1 only
+    logits = dec.logits(a, z)
+    assert torch.allclose(logits[0, 3:], logits[1, 3:])  # chromosome 2 does not see chromosome 1
+    assert not torch.allclose(logits[0, 1:3], logits[1, 1:3])  # within chromosome 1 the past matters
+
+
+def test_sample__reproducible_with_seed_and_valid_genotypes():
+    dec = _decoder(30, window=4, hidden=3)
+    z = torch.randn(50, 2)
+    a = dec.sample(z, torch.Generator().manual_seed(7))
+    b = dec.sample(z, torch.Generator().manual_seed(7))
+    c = dec.sample(z, torch.Generator().manual_seed(8))
+    assert a.dtype == torch.int8 and a.shape == (50, 30) and set(a.unique().tolist()) <= {0, 1, 2}
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(dec.sample(z, mode="argmax"), dec.sample(z, mode="argmax"))
+
+
+def test_sample__draws_follow_log_prob():
+    """Samples of a random 3-SNP decoder have the frequencies exp(log_prob) says (chi-square-sized tolerance)."""
+    dec = _decoder(3, window=2)
+    with torch.no_grad():
+        dec.W.normal_(0, 1.5)
+    z = torch.zeros(1, 2)
+    draws = dec.sample(z.expand(30000, 2), torch.Generator().manual_seed(0)).long()
+    codes = (draws * torch.tensor([9, 3, 1])).sum(1)
+    freq = torch.bincount(codes, minlength=27).float() / len(codes)
+    every = torch.tensor(list(itertools.product(range(3), repeat=3)), dtype=torch.int8)
+    p = dec.log_prob(every, z.expand(27, 2)).exp()
+    assert torch.allclose(freq, p, atol=0.012)
+
+
+def test_decoder_without_latent__learns_markov_chain_transitions():
+    rng = np.random.default_rng(0)
+    trans = np.array([[0.8, 0.15, 0.05], [0.2, 0.6, 0.2], [0.05, 0.25, 0.7]])
+    n, m = 3000, 12
+    x = np.empty((n, m), dtype=np.int8)
+    x[:, 0] = rng.choice(3, n, p=[0.4, 0.35, 0.25])
+    for j in range(1, m):
+        u = rng.random(n)[:, None]
+        x[:, j] = (u > np.cumsum(trans[x[:, j - 1]], 1)).sum(1)
+    dec = _train(_decoder(m, window=1), x, epochs=60)
+    with torch.no_grad():
+        for prev in range(3):
+            ctx = torch.full((1, m), prev, dtype=torch.int8)
+            probs = torch.softmax(dec.logits(ctx, torch.zeros(1, 2))[0, 1:], -1).numpy()  # SNPs 1..m-1 after `prev`
+            np.testing.assert_allclose(probs.mean(0), trans[prev], atol=0.04)
+    draws = dec.sample(torch.zeros(20000, 2), torch.Generator().manual_seed(1)).numpy()
+    for prev in range(3):
+        after = draws[:, 1:][draws[:, :-1] == prev]
+        np.testing.assert_allclose(np.bincount(after, minlength=3) / after.size, trans[prev], atol=0.03)
+
+
+def test_planted_ld_blocks__r2_near_one_inside_blocks_and_near_zero_across():
+    rng = np.random.default_rng(1)
+    n, n_blocks = 2000, 6
+    blocks = rng.binomial(2, rng.uniform(0.2, 0.5, n_blocks), size=(n, n_blocks)).astype(np.int8)
+    x = np.repeat(blocks, 3, axis=1)  # 3-SNP blocks in perfect LD, blocks independent
+    independent = _train(_decoder(x.shape[1], window=0), x, epochs=40)
+    local = _train(_decoder(x.shape[1], window=3), x, epochs=40)
+    for dec, inside_ok in ((local, True), (independent, False)):
+        s = dec.sample(torch.zeros(4000, 2), torch.Generator().manual_seed(2)).numpy().astype(float)
+        r2 = np.corrcoef(s.T) ** 2
+        same = np.kron(np.eye(n_blocks), np.ones((3, 3))).astype(bool) & ~np.eye(x.shape[1], dtype=bool)
+        across = ~np.kron(np.eye(n_blocks), np.ones((3, 3))).astype(bool)
+        assert r2[across].max() < 0.02
+        assert (r2[same].min() > 0.95) == inside_ok
