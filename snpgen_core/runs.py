@@ -33,7 +33,7 @@ from safetensors.torch import save_file
 
 from .errors import InputError, not_utf8
 from .io.atomic import atomic_path
-from .provenance import json_default
+from .provenance import json_default, sha256_file
 from .models.baselines import IndependentSNPs, LatentGaussian, VAEGaussian
 from .models.denoiser import Denoiser, DenoiserConfig
 from .models.diffusion import DiffusionConfig, GaussianDiffusion

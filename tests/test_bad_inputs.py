@@ -42,7 +42,7 @@ class Ctx:
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     from snpgen_core.generation import generate
-    from snpgen_core.selection import read_split, write_split_cohorts
+    from snpgen_core.splits import read_split, write_split_cohorts
     from snpgen_core.io.plink import read_fam
     from snpgen_core.simulate import simulate_cohort, write_cohort
     from snpgen_core.pipeline import train_run
