@@ -59,6 +59,12 @@ def show_job(run_id: str) -> None:
                    icon=":material/stop_circle:")
     else:
         st.error(job.error or "training failed", icon=":material/error:")
+        if running is None and st.button("Retry with the same settings", icon=":material/replay:",
+                                         key=f"retry_{run_id}"):
+            retry = core_call(ws.start_training, **job.settings)
+            if retry is not None:
+                st.query_params["run"] = retry.link
+                st.rerun()
     fig = loss_figure(job.loss_table())
     if fig is not None:
         st.plotly_chart(fig, width="stretch", key=f"loss_{run_id}")

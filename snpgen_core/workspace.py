@@ -42,6 +42,8 @@ FINISHED_JOB_TTL_S = 3600.0  # a finished job stays re-attachable (and its works
 # Streamlit drops a closed session's state lazily (its session cache expires entries only when touched), so idle
 # workspaces are also swept: one unused this long (and not training) is deleted.
 IDLE_LIMIT_S = float(os.environ.get("SNPGEN_SESSION_IDLE_S", 2 * 3600))
+# training processes the whole server runs at once (each takes a core); a session asking for more is told to wait
+MAX_TRAINING_JOBS = int(os.environ.get("SNPGEN_MAX_TRAINING_JOBS", max(4, os.cpu_count() or 1)))
 
 
 def safe_name(name: str, default: str = "file", max_len: int = 80) -> str:
@@ -100,6 +102,7 @@ class TrainingJob:
     # the secret a ?run= link carries to re-attach this job after a reload: not the run id (which names folders
     # and may reach logs), never logged, compared in constant time
     link: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    pid: int | None = None  # the training process
     stop_event: object = field(default_factory=threading.Event)  # threading or multiprocessing Event
     events: list[dict] = field(default_factory=list)
     state: str = "running"
@@ -501,8 +504,9 @@ class Workspace:
         """Start ``pipeline.train_run`` on the training individuals and the panel in a worker thread.
 
         Returns the new job; while one is running, returns that one instead of starting a second (a double click
-        or two tabs cannot start two runs on one workspace). The run folder is ``runs/<run_id>``; the run id is
-        random (128 bits) because it is what a reloaded page presents to re-attach.
+        or two tabs cannot start two runs on one workspace). The run folder is ``runs/<run_id>``; a reloaded page
+        re-attaches through the job's ``link`` secret, never the run id. When ``MAX_TRAINING_JOBS`` runs are
+        already training on the server, InputError asks the user to wait.
         """
         with self._lock:
             running = self.active_job()
@@ -518,14 +522,25 @@ class Workspace:
                       "epochs": epochs}
             job.stop_event = _MP.Event()
             events = _MP.Queue()
-            process = _MP.Process(target=_train_process, args=(bfile, job.run_dir, kwargs, events, job.stop_event),
-                                  daemon=True, name=f"snpgen-train-{run_id[:8]}")
-            process.start()
+            with _JOBS_LOCK:  # the slot is taken under the lock: two sessions cannot both take the last one
+                _prune_jobs()
+                busy = sum(j.running for j in _JOBS.values())
+                if busy >= MAX_TRAINING_JOBS:
+                    raise InputError(f"the server is busy: {busy} training runs are using its {MAX_TRAINING_JOBS} "
+                                     "training slots", hint="wait a minute and start again; your data stay here")
+                _JOBS[run_id] = job
+            try:
+                process = _MP.Process(target=_train_process,
+                                      args=(bfile, job.run_dir, kwargs, events, job.stop_event),
+                                      daemon=True, name=f"snpgen-train-{run_id[:8]}")
+                process.start()
+            except BaseException:
+                with _JOBS_LOCK:
+                    _JOBS.pop(run_id, None)
+                raise
+            job.pid = process.pid
             job.thread = threading.Thread(target=_follow, args=(job, process, events), daemon=True,
                                           name=f"snpgen-follow-{run_id[:8]}")
-            with _JOBS_LOCK:
-                _prune_jobs()
-                _JOBS[run_id] = job
             self.jobs[run_id] = job
             self._reset_from("synthetic")
             self.run_id = run_id

@@ -418,6 +418,37 @@ def test_sessions__b_cannot_reach_a_run_or_data_of_session_a(caplog, monkeypatch
     assert job.link not in caplog.text  # the secret never reaches a log
 
 
+def test_train__a_process_killed_from_outside_is_reported_failed_with_a_retry(monkeypatch):
+    import os
+    import signal
+
+    import snpgen_core.workspace as workspace_module
+
+    at = demo_with_panel(top=30)
+    ws = at.session_state["workspace"]
+    start_training(at, epochs=3000)
+    job = ws.active_job()
+    assert job is not None and job.pid
+    os.kill(job.pid, signal.SIGKILL)  # the OOM killer, an operator, a crash
+    assert job.wait(60) and job.state == "failed" and "ended unexpectedly" in job.error
+    at.run()
+    no_exceptions(at)
+    assert at.error and "ended unexpectedly" in at.error[0].value
+    # a full server tells the user to wait instead of starting another process
+    monkeypatch.setattr(workspace_module, "MAX_TRAINING_JOBS", 0)
+    at.button(key=f"retry_{job.run_id}").click().run()
+    no_exceptions(at)
+    assert any("server is busy" in e.value for e in at.error) and ws.active_job() is None
+    monkeypatch.setattr(workspace_module, "MAX_TRAINING_JOBS", 4)
+    at.button(key=f"retry_{job.run_id}").click().run()
+    no_exceptions(at)
+    retry = ws.active_job()
+    assert retry is not None and retry is not job and retry.settings == job.settings
+    assert at.query_params["run"] == retry.link
+    retry.cancel()
+    assert retry.wait(120)
+
+
 def test_reload__unknown_run_id_starts_a_fresh_workspace():
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["run"] = "0" * 32
