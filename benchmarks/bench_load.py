@@ -1,29 +1,32 @@
-"""The app under load: concurrent sessions (Streamlit's testing client, ``AppTest``) on the demo cohort.
+"""The app under load: concurrent browser sessions against one ``streamlit run app.py`` on the demo cohort.
 
-Each of ``SESSIONS`` sessions, in its own thread and all at once: open the app, load the demo cohort (2,000 x
-1,000, written once by ``snpgen simulate`` as ``make demo`` does), select a panel, train (a short run in a
-background process), generate a synthetic cohort and open Explore (the evaluation report). A session whose start
-is refused because the server's training slots are full (``SNPGEN_MAX_TRAINING_JOBS``) is "told to wait": it waits
-and tries again. Checked for every session: it finishes, its workspace is its own (no other session's workspace
-path, run id or cohort shown on any of its pages; a ``?run=`` of another session's run id gives a fresh
-workspace). Measured: wall time per step, waits, peak resident memory of the server process plus its training
-processes, load average.
+``SESSIONS`` headless Chromium sessions (one browser, a context each: separate Streamlit sessions), driven at once
+(playwright's async API): Home -> load the demo cohort (2,000 x 1,000, written once by ``snpgen simulate`` as
+``make demo`` does) -> Panel (top ``PANEL``) -> Train (``EPOCHS`` VAE epochs, a background process) -> Generate ->
+Explore (the evaluation report). A start refused because the server's training slots are full
+(``SNPGEN_MAX_TRAINING_JOBS``) is "told to wait": the session waits 5 s and clicks again, as a user would.
 
-Then the fault: one more session starts a long run, its training process is killed from outside (SIGKILL); the
-session must show the failure and a retry that starts again.
+Checked: every session finishes; none shows another session's run (the run ids each Train page shows, looked for
+on every page of every other session); a new session given another session's run id in ``?run=`` gets an empty
+workspace. Measured: wall time per step, refused starts, peak resident memory of the server and its training
+processes, load average. Then the fault: one more session starts a long run, its training process is killed from
+outside (SIGKILL); the page must report the failure and its Retry button must start the run again.
 
-Run: ``.venv/bin/python benchmarks/bench_load.py [SESSIONS] [EPOCHS]`` (default 8 sessions, 5 VAE epochs).
+Run: ``.venv/bin/python benchmarks/bench_load.py [SESSIONS] [EPOCHS]`` (default 8 sessions, 5 VAE epochs; needs
+the ``chromium`` package).
 """
 from __future__ import annotations
 
+import asyncio
+import glob
 import os
+import re
 import signal
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,205 +38,280 @@ from _common import machine  # noqa: E402
 SESSIONS = int(sys.argv[1]) if len(sys.argv) > 1 else 8
 EPOCHS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 PANEL = 200
-APP = str(REPO / "app.py")
+STEP_TIMEOUT_MS = 1_800_000
 
 
-def rss_tree_mib() -> float:
-    """Resident memory of this process and all its descendants (training processes), MiB."""
-    parent: dict[int, int] = {}
-    rss: dict[int, int] = {}
+def process_tree(root: int) -> dict[int, tuple[int, str]]:
+    """{pid: (RSS KiB, command line)} of ``root`` and all its descendants."""
+    parent, info = {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/status") as fh:
                 fields = dict(line.split(":", 1) for line in fh if ":" in line)
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         pid = int(entry)
         parent[pid] = int(fields.get("PPid", "0").strip() or 0)
-        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
-    me, total = os.getpid(), 0
-    for pid in rss:
+        info[pid] = (int(fields["VmRSS"].split()[0]) if "VmRSS" in fields else 0, cmd)
+    tree = {}
+    for pid in info:
         p = pid
-        while p and p != me:
+        while p and p != root:
             p = parent.get(p, 0)
-        if p == me:
-            total += rss[pid]
-    return total / 1024
+        if p == root:
+            tree[pid] = info[pid]
+    return tree
 
 
 class Monitor(threading.Thread):
-    def __init__(self):
+    """Peak RSS of the server's process tree and peak 1-minute load average, sampled twice a second."""
+
+    def __init__(self, root: int):
         super().__init__(daemon=True)
-        self.peak_mib, self.peak_load, self.stop = 0.0, 0.0, threading.Event()
+        self.root, self.peak_mib, self.peak_load, self.peak_training = root, 0.0, 0.0, 0
+        self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
-            self.peak_mib = max(self.peak_mib, rss_tree_mib())
+            tree = process_tree(self.root)
+            self.peak_mib = max(self.peak_mib, sum(r for r, _ in tree.values()) / 1024)
+            self.peak_training = max(self.peak_training, len(training_pids(tree)))
             self.peak_load = max(self.peak_load, os.getloadavg()[0])
             time.sleep(0.5)
 
 
-def no_exceptions(at) -> None:
-    assert not at.exception, [e.value for e in at.exception]
+def training_pids(tree) -> list[int]:
+    return [pid for pid, (_, cmd) in tree.items() if "spawn_main" in cmd]
 
 
-def session(index: int, results: dict, barrier: threading.Barrier) -> None:
-    from streamlit.testing.v1 import AppTest
+async def idle(page, quiet: float = 0.4, timeout: float = 1800.0) -> None:
+    await page.wait_for_timeout(150)
+    deadline, since = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        state = await page.evaluate(
+            "() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')")
+        if state == "notRunning":
+            since = since or time.monotonic()
+            if time.monotonic() - since >= quiet:
+                return
+        else:
+            since = None
+        await page.wait_for_timeout(100)
+    raise TimeoutError("the app stayed busy")
 
-    times: dict[str, float] = {}
+
+async def go_to(page, title: str) -> None:
+    await page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    await idle(page)
+
+
+async def no_exception(page, where: str) -> None:
+    shown = page.locator('[data-testid="stException"]')
+    if await shown.count():
+        raise AssertionError(f"{where}: {(await shown.first.inner_text())[:300]}")
+
+
+async def demo_and_panel(page, url: str) -> None:
+    await page.goto(url)
+    await page.get_by_role("heading", name="SNPgen Studio").wait_for()
+    await idle(page)
+    await page.get_by_role("button", name="Load the demo cohort").click()
+    await page.get_by_role("heading", name="Cohort: demo").wait_for(timeout=STEP_TIMEOUT_MS)
+    await idle(page)
+
+
+async def select_panel(page) -> None:
+    await go_to(page, "Panel")
+    await page.get_by_role("spinbutton", name="SNPs in the panel (top K)").fill(str(PANEL))
+    await page.get_by_role("button", name="Select panel").click()
+    await page.get_by_text("Linkage disequilibrium in the panel").wait_for(timeout=STEP_TIMEOUT_MS)
+    await idle(page)
+
+
+async def start_training(page, epochs: int) -> int:
+    """Click Start until the server accepts; returns how many times it said to wait."""
+    await go_to(page, "Train")
     waits = 0
+    while True:
+        await page.get_by_role("spinbutton", name="Epochs (VAE)").fill(str(epochs))
+        await page.get_by_role("button", name="Start training").click()
+        await idle(page)
+        if await page.get_by_text("server is busy").count():
+            waits += 1
+            await page.wait_for_timeout(5000)
+            continue
+        await page.locator('[data-testid="stProgress"]').or_(page.get_by_text("finished in")).first.wait_for(
+            timeout=STEP_TIMEOUT_MS)
+        return waits
+
+
+async def session(browser, url: str, index: int, results: dict) -> None:
+    times: dict[str, float] = {}
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
     try:
-        barrier.wait()
-        t0 = time.perf_counter()
-        at = AppTest.from_file(APP, default_timeout=900).run()
-        at.button[0].click().run()  # load the demo
-        no_exceptions(at)
-        ws = at.session_state["workspace"]
-        times["demo"] = time.perf_counter() - t0
+        t0 = t = time.perf_counter()
+        await demo_and_panel(page, url)
+        times["demo"] = time.perf_counter() - t
         t = time.perf_counter()
-        at.switch_page("pages/panel.py").run()
-        at.number_input[0].set_value(PANEL)
-        at.button(key="FormSubmitter:panel_form-Select panel").click().run()
-        no_exceptions(at)
+        await select_panel(page)
         times["panel"] = time.perf_counter() - t
         t = time.perf_counter()
-        at.switch_page("pages/train.py").run()
-        while True:
-            at.number_input[0].set_value(EPOCHS)
-            at.button(key="FormSubmitter:train_form-Start training").click().run()
-            no_exceptions(at)
-            if ws.active_job() is not None or ws.current_run() is not None:
-                break
-            assert any("server is busy" in e.value for e in at.error), [e.value for e in at.error]
-            waits += 1  # told to wait: try again shortly, as a user would
-            time.sleep(3)
-        job = ws.active_job() or ws.current_run()
-        assert job.wait(1800) and job.state == "done", job.error
+        waits = await start_training(page, EPOCHS)
+        await page.get_by_text("finished in").wait_for(timeout=STEP_TIMEOUT_MS)
+        await idle(page)
+        text = await page.locator('[data-testid="stMain"]').inner_text()
+        run = re.search(r"Run ([0-9a-f]{8}) finished", text).group(1)
         times["train"] = time.perf_counter() - t
         t = time.perf_counter()
-        at.switch_page("pages/generate.py").run()
-        at.number_input[0].set_value(400)
-        at.button(key="FormSubmitter:generate_form-Generate").click().run()
-        no_exceptions(at)
-        assert ws.synthetic is not None and ws.synthetic.is_relative_to(ws.path)
+        await go_to(page, "Generate")
+        await page.get_by_role("button", name="Generate").click()
+        await page.get_by_role("heading", name="Preview").wait_for(timeout=STEP_TIMEOUT_MS)
+        await idle(page)
         times["generate"] = time.perf_counter() - t
         t = time.perf_counter()
-        at.switch_page("pages/explore.py").run()
-        no_exceptions(at)
-        assert ws.report is not None
+        await go_to(page, "Explore")
+        await page.get_by_text("Report card").wait_for(timeout=STEP_TIMEOUT_MS)
+        await idle(page)
+        await no_exception(page, "Explore")
         times["explore"] = time.perf_counter() - t
         times["total"] = time.perf_counter() - t0
-        results[index] = {"times": times, "waits": waits, "ws": ws, "job": job, "at": at, "ok": True}
-    except Exception:  # noqa: BLE001 - reported in the table
-        results[index] = {"times": times, "waits": waits, "ok": False, "error": traceback.format_exc()}
+        results[index] = {"ok": True, "times": times, "waits": waits, "run": run, "page": page,
+                          "link": re.search(r"run=([^&]+)", page.url).group(1)}
+    except Exception as err:  # noqa: BLE001 - reported
+        results[index] = {"ok": False, "times": times, "waits": 0, "error": f"{type(err).__name__}: {err}"[:500]}
 
 
-def isolation(results: dict) -> list[str]:
-    """Every page of every session, checked for any other session's workspace path, run id or link."""
-    from streamlit.testing.v1 import AppTest
-
+async def isolation(browser, url: str, results: dict, workspaces_before: set) -> list[str]:
     problems = []
     done = [r for r in results.values() if r["ok"]]
-    paths = {str(r["ws"].path) for r in done}
-    if len(paths) != len(done):
-        problems.append("two sessions share a workspace folder")
+    if len({r["link"] for r in done}) != len(done) or any(r["link"].startswith(r["run"]) for r in done):
+        problems.append("links are shared or are the run id")
     for r in done:
-        at, mine = r["at"], r["ws"]
-        others = [o for o in done if o is not r]
-        for page in ("home", "data", "panel", "train", "generate", "explore", "export"):
-            at.switch_page(f"pages/{page}.py").run()
-            shown = " ".join(str(getattr(e, "value", "")) for e in at.main)
-            for o in others:
-                if str(o["ws"].path) in shown or o["job"].run_id[:8] in shown or o["job"].link in shown:
-                    problems.append(f"session shows another session's data on {page}")
-        if r["at"].session_state["workspace"] is not mine:
-            problems.append("a session's workspace changed")
-    if done:  # another session's run id in the URL gives a fresh workspace, never theirs
-        stranger = AppTest.from_file(APP, default_timeout=300)
-        stranger.query_params["run"] = done[0]["job"].run_id
-        stranger.run()
-        if stranger.session_state["workspace"].path in {r["ws"].path for r in done}:
-            problems.append("a run id re-attached another session's workspace")
+        others = [o["run"] for o in done if o is not r]
+        for title in ("Home", "Data", "Panel", "Train", "Generate", "Explore", "Export"):
+            await go_to(r["page"], title)
+            text = await r["page"].locator('[data-testid="stMain"]').inner_text()
+            if any(o in text for o in others):
+                problems.append(f"a session shows another session's run on {title}")
+    # a stranger holding a run id (a folder name, a log line) gets an empty workspace of its own
+    run_dirs = [p for p in glob.glob(os.path.join(tempfile.gettempdir(), "snpgen-session-*", "runs", "*"))
+                if Path(p).parent.parent.name not in workspaces_before]
+    if run_dirs:
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(f"{url}/?run={Path(run_dirs[0]).name}")
+        await idle(page)
+        await go_to(page, "Data")
+        if await page.get_by_role("heading", name="Cohort: demo").count():
+            problems.append("a run id in the URL gave another session's cohort")
+        await context.close()
+    else:
+        problems.append("no run folder found to try as a stranger")
     return problems
 
 
-def fault() -> dict:
-    """A training process killed from outside: reported as failed, with a retry that starts again."""
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=600).run()
-    at.button[0].click().run()
-    ws = at.session_state["workspace"]
-    at.switch_page("pages/panel.py").run()
-    at.number_input[0].set_value(PANEL)
-    at.button(key="FormSubmitter:panel_form-Select panel").click().run()
-    at.switch_page("pages/train.py").run()
-    at.number_input[0].set_value(3000)
-    at.button(key="FormSubmitter:train_form-Start training").click().run()
-    job = ws.active_job()
-    time.sleep(5)
+async def fault(browser, url: str, server_pid: int) -> dict:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    await demo_and_panel(page, url)
+    await select_panel(page)
+    before = set(training_pids(process_tree(server_pid)))
+    await start_training(page, 3000)
+    await page.wait_for_timeout(3000)
+    new = [p for p in training_pids(process_tree(server_pid)) if p not in before]
+    if not new:
+        return {"killed": False}
+    os.kill(new[0], signal.SIGKILL)
     t = time.perf_counter()
-    os.kill(job.pid, signal.SIGKILL)
-    job.wait(120)
+    await page.get_by_text("ended unexpectedly").wait_for(timeout=120_000)
     reported = time.perf_counter() - t
-    at.run()
-    shown = [e.value for e in at.error]
-    at.button(key=f"retry_{job.run_id}").click().run()
-    retry = ws.active_job()
-    out = {"state": job.state, "reported_s": reported, "shown": shown[:1],
-           "retry_started": retry is not None and retry is not job}
-    if retry is not None:
-        retry.cancel()
-        retry.wait(120)
-    return out
+    await idle(page)
+    await page.get_by_role("button", name="Retry with the same settings").click()
+    await page.locator('[data-testid="stProgress"]').wait_for(timeout=120_000)
+    retried = True
+    await page.get_by_role("button", name="Cancel").click()
+    await idle(page)
+    await context.close()
+    return {"killed": True, "reported_after_s": round(reported, 1), "retry_started": retried}
 
 
-def main() -> None:
-    from snpgen_core.simulate import simulate_cohort, write_cohort
-    from snpgen_core.workspace import MAX_TRAINING_JOBS, stop_all_jobs
+async def run_all(url: str, server_pid: int) -> None:
+    from playwright.async_api import async_playwright
 
-    root = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    demo = root / "demo" / "demo"
-    write_cohort(simulate_cohort(n=2000, n_snps=1000, seed=0), demo)  # what `make demo` writes
-    os.environ["SNPGEN_DEMO_PREFIX"] = str(demo)
-    os.environ.pop("SNPGEN_EXPORT_DIR", None)
-    print(f"# bench_load: {SESSIONS} sessions, demo 2,000 x 1,000, panel {PANEL}, {EPOCHS} VAE epochs, "
-          f"{MAX_TRAINING_JOBS} training slots")
-    print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.1f}")
-    monitor = Monitor()
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    workspaces_before = {Path(p).name for p in glob.glob(os.path.join(tempfile.gettempdir(), "snpgen-session-*"))}
+    monitor = Monitor(server_pid)
     monitor.start()
-    base_mib = rss_tree_mib()
-    results: dict = {}
-    barrier = threading.Barrier(SESSIONS)
-    threads = [threading.Thread(target=session, args=(i, results, barrier)) for i in range(SESSIONS)]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    wall = time.perf_counter() - t0
-    problems = isolation(results)
-    fault_result = fault()
+    base_mib = sum(r for r, _ in process_tree(server_pid).values()) / 1024
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        results: dict = {}
+        t0 = time.perf_counter()
+        await asyncio.gather(*(session(browser, url, i, results) for i in range(SESSIONS)))
+        wall = time.perf_counter() - t0
+        problems = await isolation(browser, url, results, workspaces_before)
+        fault_result = await fault(browser, url, server_pid)
+        await browser.close()
     monitor.stop.set()
-    stop_all_jobs()
-
     ok = [r for r in results.values() if r["ok"]]
-    print(f"\nsessions finished: {len(ok)} of {SESSIONS}; told to wait (refused starts): "
+    print(f"\nsessions finished: {len(ok)} of {SESSIONS}; refused starts (told to wait): "
           f"{sum(r['waits'] for r in results.values())} in {sum(r['waits'] > 0 for r in results.values())} sessions")
-    print(f"wall time for all sessions: {wall:.0f} s; peak RSS (server + training processes): "
-          f"{monitor.peak_mib:.0f} MiB (at start {base_mib:.0f} MiB); peak load average {monitor.peak_load:.1f}")
+    print(f"wall time for all sessions: {wall:.0f} s; peak RSS of the server and its training processes: "
+          f"{monitor.peak_mib:.0f} MiB (idle server {base_mib:.0f} MiB); at most {monitor.peak_training} training "
+          f"processes at once; peak load average {monitor.peak_load:.1f}")
     print("\n| step | median (s) | max (s) |\n| --- | --- | --- |")
     for step in ("demo", "panel", "train", "generate", "explore", "total"):
         values = [r["times"][step] for r in ok if step in r["times"]]
         if values:
             print(f"| {step} | {statistics.median(values):.1f} | {max(values):.1f} |")
     print(f"\nisolation problems: {problems or 'none'}")
-    print(f"fault: {fault_result}")
-    for i, r in results.items():
+    print(f"fault (training process killed from outside): {fault_result}")
+    for i, r in sorted(results.items()):
         if not r["ok"]:
-            print(f"session {i} failed:\n{r['error']}")
+            print(f"session {i} failed: {r['error']}")
+
+
+def main() -> None:
+    import subprocess
+    import urllib.request
+
+    from snpgen_core.simulate import simulate_cohort, write_cohort
+    from tests.test_browser import free_port
+
+    root = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    demo = root / "demo" / "demo"
+    write_cohort(simulate_cohort(n=2000, n_snps=1000, seed=0), demo)  # what `make demo` writes
+    slots = os.environ.get("SNPGEN_MAX_TRAINING_JOBS", str(max(4, os.cpu_count() or 1)))
+    env = {k: v for k, v in os.environ.items() if k != "SNPGEN_EXPORT_DIR"}
+    env.update({"SNPGEN_DEMO_PREFIX": str(demo), "SNPGEN_MAX_TRAINING_JOBS": slots})
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless",
+                               "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+                               "--browser.gatherUsageStats", "false"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        print(f"# bench_load: {SESSIONS} browser sessions, demo 2,000 x 1,000, panel {PANEL}, {EPOCHS} VAE epochs, "
+              f"{slots} training slots")
+        print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.1f}")
+        asyncio.run(run_all(url, server.pid))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

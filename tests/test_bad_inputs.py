@@ -346,6 +346,13 @@ CASES = {
                            "UTF-8"),
     "train_pheno_missing_column": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas), "--top", "10", "--pheno",
                                                           str(c.pheno), "--pheno-col", "NOPE"), "NOPE"),
+    "train_snps_latin1": (lambda c, t: train_cmd(c, t, "--snps", str(write(t / "snps.txt", b"rs1\nJos\xe9\n"))),
+                          "line 2"),
+    "select_split_latin1": (lambda c, t: select_cmd(c, t, "--split", str(write(t / "s.tsv",
+                                                                              b"FID\tIID\tSPLIT\nA\tJos\xe9\ttrain\n"))),
+                            "s.tsv"),
+    "train_resume_nothing_to_resume_over_a_file": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas))[:-2]
+                                                   + ["--out", str(write(t / "run", "x"))], "run"),
     # PLINK text files
     "bim_negative_bp": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas), bfile=bim_case(3, "-5")(c, t)), "line 3"),
     "bim_negative_bp_select": (lambda c, t: select_cmd(c, t, bfile=bim_case(3, "-5")(c, t)), "negative"),
