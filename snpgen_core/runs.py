@@ -132,12 +132,16 @@ def _checked_setting(section: str, name: str, value, default, where: str):
         if not np.isfinite(value) or value < low:
             raise InputError(f"{section}.{name} = {value} must be a finite number >= {low}", path=where,
                              hint=f"e.g. {json.dumps(default)}")
+        if isinstance(value, int) and value > _LARGEST:  # refused before a network of that size is allocated
+            raise InputError(f"{section}.{name} = {value} is larger than {_LARGEST:,}", path=where,
+                             hint=f"e.g. {json.dumps(default)}")
         if ("dropout" in name or name == "cond_drop") and value >= 1:
             raise InputError(f"{section}.{name} = {value} is a share and must be below 1", path=where,
                              hint=f"e.g. {json.dumps(default)}")
     return value
 
 
+_LARGEST = 1_000_000  # no size, count or step setting is meaningful beyond this (a 10^10 latent_dim is 20 TB)
 _TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a text"}
 
 

@@ -331,6 +331,15 @@ CASES = {
     "train_config_negative_lr": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas), "--top", "10")[:-2]
                                  + ["--config", str(write(t / "c.json", '{"vae_fit": {"lr": -1}}')),
                                     "--out", str(t / "out" / "run")], "lr"),
+    "train_config_huge_latent_dim": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas), "--top", "10")[:-2]
+                                     + ["--config", str(write(t / "c.json", '{"vae": {"latent_dim": 10000000000}}')),
+                                        "--out", str(t / "out" / "run")], "latent_dim"),
+    "train_config_vae_a_list": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas), "--top", "10")[:-2]
+                                + ["--config", str(write(t / "c.json", '{"vae": []}')),
+                                   "--out", str(t / "out" / "run")], "c.json"),
+    "gwas_gzip_magic_then_garbage": (lambda c, t: select_cmd(c, t, gwas=write(t / "g.gz", b"\x1f\x8b" + bytes(range(256)))),
+                                     "gzip"),
+    "gwas_is_a_folder": (lambda c, t: select_cmd(c, t, gwas=t), "GWAS file not found"),
     "split_holdout_1_5": (lambda c, t: split_cmd(c, t, "--holdout", "1.5"), "--holdout"),
     "split_holdout_inf": (lambda c, t: split_cmd(c, t, "--holdout", "inf"), "--holdout"),
     "simulate_n_0": (lambda c, t: sim_cmd(c, t, "--n", "0"), "--n"),
