@@ -22,6 +22,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from snpgen_core.errors import InputError
+from snpgen_core.io.atomic import disk_full_message
 from snpgen_core.workspace import Workspace, find_job_by_link, sweep_idle_workspaces
 
 log = logging.getLogger("snpgen.app")
@@ -100,6 +101,12 @@ def core_call(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except InputError as err:
         st.error(str(err), icon=":material/error:")
+    except OSError as err:
+        message = disk_full_message(err)  # disk full, read-only: the server's state, said as the CLI says it
+        if message is None:
+            log.exception("core call %s failed", getattr(fn, "__qualname__", fn))
+            message = f"Something went wrong ({type(err).__name__}: {err}). The details are in the server log."
+        st.error(message, icon=":material/error:")
     except Exception as err:  # noqa: BLE001 - the user gets one line, the log the traceback
         log.exception("core call %s failed", getattr(fn, "__qualname__", fn))
         st.error(f"Something went wrong ({type(err).__name__}: {err}). The details are in the server log.",

@@ -463,14 +463,17 @@ def test_generate__refuses_to_overwrite_without_force(ctx, tmp_path, capsys):
     assert main(run_cmd(ctx, tmp_path, "--force", "--seed", "1", out=out)) == 0
 
 
-def test_generate__fake_enospc_on_the_scratch_is_one_line(ctx, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("command", ["generate", "split", "simulate"])
+def test_cli__fake_enospc_on_the_scratch_is_one_line(ctx, tmp_path, capsys, monkeypatch, command):
     def full(fd, offset, length):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "posix_fallocate", full)
-    line = assert_clean_failure(run_cmd(ctx, tmp_path), "disk is full", tmp_path, capsys)
+    argv = {"generate": run_cmd(ctx, tmp_path), "split": split_cmd(ctx, tmp_path),
+            "simulate": sim_cmd(ctx, tmp_path, "--n", "50", "--snps", "20")}[command]
+    line = assert_clean_failure(argv, "disk is full", tmp_path, capsys)
     assert not any(p.name.startswith(".") for p in tmp_path.rglob("*"))
-    assert line.startswith("snpgen generate: error:")
+    assert line.startswith(f"snpgen {command}: error:")
 
 
 def test_evaluate__fake_enospc_when_renaming_leaves_no_temporary_file(ctx, tmp_path, capsys, monkeypatch):
