@@ -1,5 +1,5 @@
 """What every page shares: the session's workspace, the one way core calls are made and their errors shown, and the
-Manhattan plot (the other figures come from ``snpgen_core.evaluation.figures``).
+training-settings widgets (every figure comes from ``snpgen_core.evaluation.figures``).
 
 Genotype data live only in the session's ``Workspace`` (``st.session_state``), never in a cache shared between
 sessions. A training run's link secret (not its id) rides in the URL (``?run=...``) so that a reloaded page finds
@@ -15,21 +15,16 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from snpgen_core.errors import InputError
 from snpgen_core.io.atomic import disk_full_message
-from snpgen_core.workspace import Workspace, find_job_by_link, sweep_idle_workspaces
+from snpgen_core.jobs import find_job_by_link
+from snpgen_core.workspace import Workspace, sweep_idle_workspaces
 
 log = logging.getLogger("snpgen.app")
 
 APP_DIR = Path(__file__).resolve().parent.parent
-MANHATTAN_MAX_POINTS = 20_000
-MANHATTAN_KEEP_P = 1e-3  # every SNP below this p is drawn; the rest are thinned
 
 
 def demo_settings() -> dict:
@@ -51,7 +46,7 @@ def export_root(ws: Workspace) -> Path:
 
 
 def attach_workspace() -> Workspace:
-    """The session's workspace: re-attached from the run id in the URL after a reload, else a new one.
+    """The session's workspace: re-attached from the run's link secret in the URL after a reload, else a new one.
 
     Called by ``app.py`` on every rerun; also writes the current run id back into the URL, which page switches
     clear.
@@ -61,8 +56,8 @@ def attach_workspace() -> Workspace:
     link = st.query_params.get("run")
     if ws is None or not ws.alive:
         job = find_job_by_link(link)
-        if job is not None and job.workspace.alive:
-            ws = job.workspace
+        if job is not None and job.owner is not None and job.owner.alive:
+            ws = job.owner
             ws.run_id = job.run_id
         else:
             if ws is not None:
@@ -120,108 +115,6 @@ def require(ok: bool, message: str, page: str, label: str) -> None:
         st.info(message, icon=":material/info:")
         st.page_link(page, label=label, icon=":material/arrow_forward:")
         st.stop()
-
-
-def manhattan_positions(table: pd.DataFrame) -> pd.DataFrame:
-    """An aligned GWAS table's ``snp, chrom, pos, p`` with ``x`` (position laid end to end over chromosomes in
-    natural order, small gaps between them), ``chrom_rank`` and ``mlog10p``; rows without a finite p dropped."""
-    t = table[["snp", "chrom", "pos", "p"]].copy()
-    t = t[np.isfinite(t["p"].to_numpy(dtype=float))]
-    order = sorted(t["chrom"].astype(str).unique(), key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
-    t["chrom_rank"] = t["chrom"].astype(str).map({c: i for i, c in enumerate(order)})
-    t = t.sort_values(["chrom_rank", "pos"], kind="stable").reset_index(drop=True)
-    span = t.groupby("chrom_rank")["pos"].max().astype(float)
-    offset = span.cumsum().shift(fill_value=0.0) + np.arange(len(span)) * 0.02 * float(span.sum())
-    t["x"] = t["pos"].astype(float) + t["chrom_rank"].map(offset)
-    t["mlog10p"] = -np.log10(np.clip(t["p"].to_numpy(dtype=float), 1e-300, 1.0))
-    return t
-
-
-def thin_manhattan(points: pd.DataFrame, max_points: int = MANHATTAN_MAX_POINTS,
-                   keep_p: float = MANHATTAN_KEEP_P) -> pd.DataFrame:
-    """Rows worth drawing: every SNP with p < ``keep_p`` and an evenly spaced (deterministic) share of the rest,
-    at most ``max_points`` rows in all (more only if more than that many pass ``keep_p``)."""
-    strong = (points["p"] < keep_p).to_numpy()
-    rest = np.flatnonzero(~strong)
-    budget = max(max_points - int(strong.sum()), 0)
-    if len(rest) > budget:
-        rest = rest[np.linspace(0, len(rest) - 1, budget).astype(int)] if budget else rest[:0]
-    return points.iloc[np.sort(np.concatenate([np.flatnonzero(strong), rest]))]
-
-
-def manhattan_figure(table: pd.DataFrame, highlight=None, title: str = "") -> go.Figure:
-    """Manhattan plot of an aligned GWAS table, thinned by :func:`thin_manhattan`; SNPs named in ``highlight``
-    (every one of them, unthinned) are drawn on top in a contrasting colour."""
-    full = manhattan_positions(table)
-    pts = thin_manhattan(full)
-    scatter = go.Scattergl if len(pts) > 5000 else go.Scatter  # WebGL pays off only for many points
-    fig = go.Figure()
-    for rank, part in pts.groupby("chrom_rank"):
-        fig.add_trace(scatter(
-            x=part["x"], y=part["mlog10p"], mode="markers", name=f"chr {part['chrom'].iloc[0]}",
-            marker=dict(size=4, color="#5b7db1" if rank % 2 == 0 else "#9bb3d9"), showlegend=False,
-            text=part["snp"], hovertemplate="%{text}<br>-log10 p = %{y:.2f}<extra></extra>",
-        ))
-    if highlight is not None:
-        hp = full[full["snp"].isin(set(highlight))]
-        fig.add_trace(scatter(
-            x=hp["x"], y=hp["mlog10p"], mode="markers", name=f"panel SNPs ({len(hp)})",
-            marker=dict(size=6, color="#d62728"), text=hp["snp"],
-            hovertemplate="%{text} (panel)<br>-log10 p = %{y:.2f}<extra></extra>",
-        ))
-    ticks = full.groupby("chrom_rank").agg(x=("x", "median"), chrom=("chrom", "first"))
-    if len(ticks) == 1:  # one region: show positions, not a single chromosome tick
-        xaxis = dict(title=f"chromosome {ticks['chrom'].iloc[0]} position (bp)")
-    else:
-        xaxis = dict(tickvals=ticks["x"].tolist(), ticktext=ticks["chrom"].tolist(), title="chromosome")
-    fig.update_layout(
-        title=title or None, height=360, margin=dict(l=10, r=10, t=40 if title else 10, b=10), xaxis=xaxis,
-        yaxis=dict(title="-log10 p"), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
-        template="plotly_white",
-    )
-    return fig
-
-
-LD_MAX_CELLS = 1000  # heatmaps above this many rows/columns are block-averaged down to it
-
-
-def downsample_square(matrix: np.ndarray, max_size: int = LD_MAX_CELLS) -> np.ndarray:
-    """A square matrix as float32, averaged over blocks (NaN cells left out of their block's mean) down to at most
-    ``max_size`` rows and columns; smaller matrices are only cast."""
-    m = np.asarray(matrix, dtype=np.float32)
-    k = m.shape[0]
-    if k <= max_size:
-        return m
-    starts = np.linspace(0, k, max_size + 1).astype(int)[:-1]
-    finite = np.isfinite(m)
-    sums = np.add.reduceat(np.add.reduceat(np.where(finite, m, 0), starts, axis=0), starts, axis=1)
-    counts = np.add.reduceat(np.add.reduceat(finite.astype(np.int32), starts, axis=0), starts, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (sums / counts).astype(np.float32)
-
-
-def ld_heatmap(ws: Workspace) -> go.Figure:
-    """LD r² heatmap of the panel SNPs in the training individuals: computed once per panel (kept in the session's
-    workspace), block-averaged to at most ``LD_MAX_CELLS`` square, sent as uint8 (r² in steps of 1/255: a
-    1,000 x 1,000 map is 1 MB instead of 4 MB of float32)."""
-    from snpgen_core.ld import ld_r2
-
-    key = ("panel", "ld_r2_uint8")
-    if key not in ws.cache:
-        train = ws.training_genotypes(variants=ws.panel_info.variant_index)
-        r2 = downsample_square(ld_r2(train.dosages, estimator="dosage"))
-        ws.cache[key] = np.round(np.nan_to_num(r2, nan=0.0) * 255).astype(np.uint8)
-    z = ws.cache[key]
-    ticks = np.linspace(0, 1, 6)
-    fig = go.Figure(go.Heatmap(
-        z=z, zmin=0, zmax=255, colorscale="Reds",
-        colorbar=dict(title="r²", tickvals=(ticks * 255).tolist(), ticktext=[f"{t:.1f}" for t in ticks]),
-        hovertemplate="SNP %{y} x SNP %{x}: r² x 255 = %{z}<extra></extra>"))
-    scale = "" if z.shape[0] == len(ws.panel_info) else f" (averaged to {z.shape[0]} x {z.shape[0]})"
-    fig.update_layout(height=520, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
-                      yaxis=dict(autorange="reversed", scaleanchor="x", title="panel SNP"),
-                      xaxis=dict(constrain="domain", title=f"panel SNP, position order{scale}"))
-    return fig
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -287,23 +180,3 @@ def config_widgets(config, skip: set = frozenset({"epochs"})) -> dict:
         else:
             out[name] = values
     return out
-
-
-def loss_figure(losses: pd.DataFrame) -> go.Figure | None:
-    """Training and validation loss by epoch, one panel per stage (VAE, diffusion)."""
-    main = losses[losses["loss"].isin(["train", "val"])]
-    if main.empty:
-        return None
-    stages = list(dict.fromkeys(main["stage"]))
-    fig = make_subplots(rows=1, cols=len(stages), subplot_titles=[SECTION_TITLES.get(s, s) for s in stages])
-    colours = {"train": "#1f77b4", "val": "#d62728"}
-    for col, stage in enumerate(stages, start=1):
-        for loss, part in main[main["stage"] == stage].groupby("loss"):
-            fig.add_trace(go.Scatter(x=part["epoch"], y=part["value"], mode="lines+markers", marker=dict(size=4),
-                                     name="training" if loss == "train" else "validation", legendgroup=loss,
-                                     showlegend=col == 1, line=dict(color=colours[loss])), row=1, col=col)
-        fig.update_xaxes(title_text="epoch", row=1, col=col)
-    fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=60, b=10), template="plotly_white",
-                      legend=dict(orientation="h", y=1.25, x=0, xanchor="left"))
-    return fig

@@ -2,7 +2,8 @@
 Manhattan plot."""
 import streamlit as st
 
-from pages._ui import core_call, demo_settings, manhattan_figure, workspace
+from pages._ui import core_call, demo_settings, workspace
+from snpgen_core.evaluation.figures import figure_manhattan
 
 st.title("Data")
 ws = workspace()
@@ -63,7 +64,7 @@ else:
 st.caption(
     f"Trait: {trait.describe()}. Split (recorded, seeded): {s.split_counts['train']:,} training, "
     f"{s.split_counts['validation']:,} validation, {s.split_counts['holdout']:,} holdout individuals; the holdout "
-    "never chooses SNPs or trains the model, and the evaluation compares against it."
+    "never trains the model or enters QC and clumping, and the evaluation compares against it."
 )
 
 if s.aligned is None:
@@ -75,8 +76,16 @@ if s.aligned is None:
                 st.rerun()
 else:
     st.markdown(f"**GWAS**: {s.gwas_format}. {s.aligned.summary()}")
-    if not ws.dataset.demo:
-        st.caption("If your GWAS included the holdout individuals, the holdout is not fully independent of SNP "
-                   "selection; a GWAS computed on the training part only avoids that.")
-    st.plotly_chart(manhattan_figure(s.aligned.table), width="stretch", key="manhattan")
+    chosen = ws.panel_provenance()
+    if chosen["warning"]:
+        st.warning(f"The {chosen['warning']}.", icon=":material/warning:")
+    elif chosen["training_only"] is None and not ws.dataset.demo:
+        st.caption(f"SNPs {chosen['panel']}. A GWAS computed on the training part only keeps the holdout "
+                   "independent of SNP selection.")
+    offer = chosen["warning"] or (chosen["training_only"] is None and not ws.dataset.demo)
+    if offer and st.button("Recompute the GWAS on the training individuals", icon=":material/calculate:"):
+        with st.spinner("Per-SNP regressions on the training individuals..."):
+            if core_call(ws.compute_gwas) is not None:
+                st.rerun()
+    st.plotly_chart(figure_manhattan(s.aligned.table), width="stretch", key="manhattan")
 st.page_link("pages/panel.py", label="Next: choose the SNP panel", icon=":material/arrow_forward:")

@@ -1,17 +1,16 @@
 """Explore: the evaluation report of the synthetic cohort against the training individuals and the real holdout:
 report card, LD, allele frequencies, PCA and UMAP views, privacy distances, TSTR."""
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from pages._ui import core_call, require, workspace
-from snpgen_core.evaluation.figures import (COLOURS, figure_af_scatter, figure_distance_histograms,
-                                            figure_effects, figure_ld_decay, figure_ld_heatmaps, figure_pca,
-                                            figure_tstr)
+from snpgen_core.evaluation.card import SECTIONS, card_rows
+from snpgen_core.evaluation.figures import (figure_af_scatter, figure_distance_histograms, figure_effects,
+                                            figure_ld_decay, figure_ld_heatmaps, figure_pca, figure_tstr,
+                                            figure_umap)
 
 STATUS_COLOURS = {"pass": "#d8f3dc", "warn": "#ffe8cc", "fail": "#ffd6d6"}
 BADGES = {"pass": ":green-badge[pass]", "warn": ":orange-badge[warn]", "fail": ":red-badge[fail]"}
-SECTIONS = ("fidelity", "association", "utility", "privacy")
 
 st.title("Explore")
 ws = workspace()
@@ -28,18 +27,11 @@ sizes = prov["sizes"]
 
 
 def card_table(report: dict) -> pd.DataFrame:
-    critical = set(prov.get("critical", []))
-    rows = []
-    for section in SECTIONS:
-        for name, m in (report.get(section) or {}).items():
-            rows.append({"section": section, "metric": name + (" *" if f"{section}.{name}" in critical else ""),
-                         "synthetic": _num(m["value"]), "holdout (reference)": _num(m["reference"]),
-                         "status": m["status"] or "not graded", "note": m.get("note", "")})
-    return pd.DataFrame(rows)
-
-
-def _num(x) -> str:
-    return "-" if x is None else f"{x:.4g}"
+    """The report card's rows (``evaluation.card.card_rows``) as the page shows them: critical rows marked *."""
+    rows = card_rows(report)
+    marked = rows["metric"] + rows["critical"].map({True: " *", False: ""})
+    return pd.DataFrame({"section": rows["section"], "metric": marked, "synthetic": rows["synthetic"],
+                         "holdout (reference)": rows["holdout"], "status": rows["status"], "note": rows["note"]})
 
 
 def styled(table: pd.DataFrame):
@@ -67,18 +59,6 @@ def chart(fig, key: str) -> None:
         st.plotly_chart(fig, width="stretch", key=key)
 
 
-def umap_figure(frame: pd.DataFrame, colour: str, title: str) -> go.Figure:
-    fig = go.Figure()
-    for value, part in frame.groupby(colour, sort=False):
-        fig.add_trace(go.Scattergl(
-            x=part["x"], y=part["y"], mode="markers", name=str(value),
-            marker=dict(size=4, opacity=0.6, color=COLOURS.get({"training": "train"}.get(value, value)))))
-    fig.update_layout(title=title, template="plotly_white", height=420, margin=dict(l=10, r=10, t=50, b=10),
-                      xaxis=dict(title="UMAP 1", showticklabels=False),
-                      yaxis=dict(title="UMAP 2", showticklabels=False))
-    return fig
-
-
 # lazy tabs: only the open one is computed and sent (a page of seven plotly figures is slow to draw)
 fidelity, structure, privacy, utility = st.tabs(["Fidelity", "Structure", "Privacy", "Utility"], key="explore_tab",
                                                 on_change="rerun")
@@ -103,12 +83,12 @@ if structure.open:
         if have:
             left, right = st.columns(2)
             with left:
-                chart(umap_figure(ws.umap_individuals(), "cohort", "UMAP of individuals: real vs synthetic"),
+                chart(figure_umap(ws.umap_individuals(), "cohort", "UMAP of individuals: real vs synthetic"),
                       "umap_individuals")
             with right:
                 latent = core_call(ws.umap_latents)
                 if latent is not None:
-                    fig = umap_figure(latent, "phenotype", "UMAP of the VAE latent space (real individuals), "
+                    fig = figure_umap(latent, "phenotype", "UMAP of the VAE latent space (real individuals), "
                                                            "by phenotype")
                     chart(fig, "umap_latent")
 if privacy.open:

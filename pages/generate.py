@@ -5,6 +5,8 @@ import streamlit as st
 
 from pages._ui import core_call, require, workspace
 from snpgen_core.generation import DEFAULT_GUIDANCE
+from snpgen_core.memorisation import release_warning
+from snpgen_core.runs import read_privacy_check
 
 st.title("Generate")
 ws = workspace()
@@ -19,6 +21,14 @@ if info is None:
     st.stop()
 trait = info["phenotype"]
 kind = trait["kind"]
+check = core_call(read_privacy_check, job.run_dir)
+if check is None:
+    st.info("This run has no validation privacy check (too few validation individuals): grade the cohort on "
+            "Explore before sharing it.", icon=":material/info:")
+elif check.passed:
+    st.success(check.summary(), icon=":material/verified_user:")
+else:
+    st.error(release_warning(check), icon=":material/gpp_bad:")
 holdout_n = ws.summary.split_counts["holdout"]
 
 with st.form("generate_form"):

@@ -3,7 +3,8 @@ import inspect
 
 import streamlit as st
 
-from pages._ui import core_call, ld_heatmap, manhattan_figure, require, workspace
+from pages._ui import core_call, require, workspace
+from snpgen_core.evaluation.figures import figure_manhattan, figure_panel_ld
 from snpgen_core.panel import select_panel
 
 st.title("SNP panel")
@@ -11,6 +12,11 @@ ws = workspace()
 require(ws.dataset is not None, "Load a cohort first.", "pages/data.py", "Go to Data")
 require(ws.summary.aligned is not None, "The panel is chosen from GWAS summary statistics: upload them first.",
         "pages/data.py", "Go to Data")
+
+provenance_warning = ws.panel_provenance()["warning"]
+if provenance_warning:  # the holdout may have chosen SNPs: say so before the user picks a panel from this GWAS
+    st.warning(f"The {provenance_warning}; on the Data page, compute the GWAS on the training individuals.",
+               icon=":material/warning:")
 
 defaults = {k: v.default for k, v in inspect.signature(select_panel).parameters.items()
             if v.default is not inspect.Parameter.empty}
@@ -42,8 +48,8 @@ if go:
 
 panel = ws.panel_info
 if panel is None:
-    st.info("Choose the settings and select a panel. Only the training individuals are used: the holdout "
-            "never chooses SNPs.", icon=":material/info:")
+    st.info("Choose the settings and select a panel. Quality control and clumping use the training individuals "
+            "only; the SNPs are ranked by the GWAS.", icon=":material/info:")
     st.stop()
 
 c = st.columns(3)
@@ -54,12 +60,12 @@ for note in panel.notes:
     st.warning(note, icon=":material/warning:")
 if panel.qc is not None:
     st.caption(f"{panel.qc.describe()}: the training individuals only.")
-st.plotly_chart(manhattan_figure(ws.summary.aligned.table, highlight=panel.table["SNP"]), width="stretch",
+st.plotly_chart(figure_manhattan(ws.summary.aligned.table, highlight=panel.table["SNP"]), width="stretch",
                 key="panel_manhattan")
 st.subheader("Linkage disequilibrium in the panel")
-fig = core_call(ld_heatmap, ws)
-if fig is not None:
-    st.plotly_chart(fig, width="stretch", key="panel_ld")
+ld = core_call(ws.panel_ld)
+if ld is not None:
+    st.plotly_chart(figure_panel_ld(ld, len(panel)), width="stretch", key="panel_ld")
 with st.expander("Panel table"):
     st.dataframe(panel.table, hide_index=True, width="stretch")
 st.page_link("pages/train.py", label="Next: train the model", icon=":material/arrow_forward:")

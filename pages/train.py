@@ -4,7 +4,8 @@ import datetime
 
 import streamlit as st
 
-from pages._ui import config_widgets, core_call, loss_figure, require, workspace
+from pages._ui import config_widgets, core_call, require, workspace
+from snpgen_core.evaluation.figures import figure_losses
 from snpgen_core.runs import TrainConfig
 
 st.title("Train")
@@ -65,7 +66,7 @@ def show_job(run_id: str) -> None:
             if retry is not None:
                 st.query_params["run"] = retry.link
                 st.rerun()
-    fig = loss_figure(job.loss_table())
+    fig = figure_losses(job.loss_table())
     if fig is not None:
         st.plotly_chart(fig, width="stretch", key=f"loss_{run_id}")
     notes = [e["message"] for e in job.events if e.get("event") == "message" and e.get("stage") == "panel"]

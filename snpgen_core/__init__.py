@@ -10,13 +10,14 @@ Public API, in workflow order (heavy modules load on first use):
     read_gwas, align_gwas                               GWAS summary statistics: formats, allele alignment
     read_phenotype, read_covariates, Phenotype          PLINK-coded traits: binary, categorical, quantitative
     simulate_cohort, write_cohort                       msprime demo/test cohorts with known causal SNPs
-    per_snp_association                                 per-SNP linear / logistic regression
+    per_snp_association, gwas_table                     per-SNP linear / logistic regression, a GWAS table
     split_samples, read_split, write_split              the recorded train/validation/holdout split
     ld_r2, clump                                        LD r^2 (dosage or haplotype) and PLINK --clump
     qc_mask, select_panel, read_panel, write_panel      QC and the SNP panel
     TrainConfig, train_run                              VAE + conditional latent diffusion, one training loop
     generate, load_run                                  conditioned generation streamed to PLINK
     evaluate, write_report                              fidelity / association / utility / privacy report card
+    export_cohort                                       synthetic files + report + model card, as a folder and zip
 """
 from __future__ import annotations
 
@@ -32,13 +33,14 @@ _LAZY = {
     "read_gwas": "io.gwas", "align_gwas": "io.gwas",
     "read_phenotype": "phenotypes", "read_covariates": "phenotypes", "Phenotype": "phenotypes",
     "simulate_cohort": "simulate", "write_cohort": "simulate",
-    "per_snp_association": "association",
+    "per_snp_association": "association", "gwas_table": "association",
     "split_samples": "splits", "read_split": "splits", "write_split": "splits",
     "ld_r2": "ld", "clump": "clumping",
     "qc_mask": "panel", "select_panel": "panel", "read_panel": "panel", "write_panel": "panel",
     "TrainConfig": "runs", "train_run": "pipeline",
     "generate": "generation", "load_run": "generation",
     "evaluate": "evaluation", "write_report": "evaluation",
+    "export_cohort": "export",
 }
 
 __all__ = ["__version__", "InputError", "MISSING", "Genotypes", "PlinkWriter", "read_plink", "write_plink", *_LAZY]

@@ -13,10 +13,11 @@ import pandas as pd
 from scipy import special, stats
 
 from .errors import InputError
-from .genotypes import MISSING
+from .genotypes import MISSING, Genotypes
 
 KINDS = ("binary", "quantitative")
 RESULT_COLUMNS = ["beta", "se", "stat", "p", "n"]
+GWAS_COLUMNS = ["SNP", "CHR", "BP", "A1", "A2", "A1_FREQ", "OR", "BETA", "SE", "P", "N"]  # OR: binary traits only
 _BLOCK_ELEMENTS = 1 << 23  # individuals x SNPs per block: bounds memory at ~64 MB per float64 temporary
 
 
@@ -62,6 +63,32 @@ def per_snp_association(dosages: np.ndarray, y: np.ndarray, kind: str, covariate
     frame = pd.DataFrame(out, columns=RESULT_COLUMNS)
     frame["n"] = frame["n"].astype(np.int64)
     return frame
+
+
+def gwas_table(genotypes: Genotypes, y: np.ndarray, kind: str, covariates: np.ndarray | None = None) -> pd.DataFrame:
+    """A GWAS of ``y`` on every SNP of ``genotypes`` (:func:`per_snp_association`), as a PLINK-like summary table
+    that ``io.gwas.read_gwas`` reads: SNP CHR BP A1 A2 A1_FREQ (a1 frequency among called genotypes), OR (binary
+    traits), BETA (per copy of A1), SE, P, N. Give it the training individuals only: a GWAS that saw the holdout
+    would let SNP selection see it too."""
+    if kind not in KINDS:
+        raise InputError(f"a GWAS needs a case/control or quantitative trait, not a {kind} one",
+                         hint="give summary statistics instead, or a binary or quantitative trait")
+    fit = per_snp_association(genotypes.dosages, y, kind, covariates)
+    v = genotypes.variants
+    table = pd.DataFrame({
+        "SNP": v["snp"], "CHR": v["chrom"], "BP": v["pos"], "A1": v["a1"], "A2": v["a2"],
+        "A1_FREQ": genotypes.a1_frequency(), "OR": np.exp(fit["beta"]), "BETA": fit["beta"], "SE": fit["se"],
+        "P": fit["p"], "N": fit["n"],
+    })
+    return table if kind == "binary" else table.drop(columns="OR")
+
+
+def write_gwas_table(table: pd.DataFrame, path) -> None:
+    """Write a :func:`gwas_table` as tab-separated text (NA for a missing value, 8 significant digits), atomically."""
+    from .io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.8g")
 
 
 def _check_inputs(y: np.ndarray, design: np.ndarray, kind: str) -> None:

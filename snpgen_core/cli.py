@@ -73,7 +73,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate, write_report
     from .evaluation.align import check_cohort_sizes
-    from .evaluation.report import card_markdown
+    from .evaluation.card import card_markdown
     from .io.plink import plink_path, read_plink
     from .phenotypes import read_phenotype
 
@@ -108,7 +108,7 @@ def _cmd_select(args: argparse.Namespace) -> None:
 
     import numpy as np
 
-    from .io.gwas import align_gwas, parse_column_mapping, read_gwas
+    from .io.gwas import align_gwas, panel_provenance, parse_column_mapping, read_gwas
     from .io.plink import plink_path, plink_prefix, read_bim_fam, read_plink
     from .phenotypes import read_phenotype
     from .clumping import check_clump_parameters
@@ -124,7 +124,8 @@ def _cmd_select(args: argparse.Namespace) -> None:
         train = split.train
         found = "" if args.split else " (found next to the .bed)"
         print(f"split {split_path}{found}: {train.size} train / {split.validation.size} validation / "
-              f"{split.holdout.size} holdout individuals; only the {train.size} train individuals choose SNPs")
+              f"{split.holdout.size} holdout individuals; only the {train.size} train individuals enter QC and "
+              "clumping")
     else:
         train = np.arange(len(fam))
         print(f"split: none given and no {split_file_beside(prefix).name}: all {len(fam)} individuals choose SNPs "
@@ -137,6 +138,10 @@ def _cmd_select(args: argparse.Namespace) -> None:
         print(f"phenotype (training individuals) {trait.describe()}")
     gwas = read_gwas(args.gwas, columns=parse_column_mapping(args.gwas_columns))
     print(f"GWAS {gwas.describe()}")
+    not_holdout = len(fam) - (split.holdout.size if split_path else 0)  # validation individuals are no holdout
+    provenance = panel_provenance(gwas.n_samples_max, not_holdout)
+    if provenance["warning"]:
+        print(f"warning: {provenance['warning']}", file=sys.stderr)
     aligned = align_gwas(gwas, bim)
     print(f"alignment: {aligned.summary()}")
     snps = read_snp_list(args.snps) if args.snps else None
@@ -159,7 +164,7 @@ def _cmd_select(args: argparse.Namespace) -> None:
 
 def _cmd_split(args: argparse.Namespace) -> None:
     from .io.plink import plink_path, read_fam
-    from .phenotypes import read_phenotype
+    from .phenotypes import fam_trait_is_empty, read_phenotype
     from .splits import SPLIT_NAMES, read_split, split_samples, trait_strata, write_split_cohorts
 
     if not 0 < args.holdout < 1:
@@ -168,7 +173,7 @@ def _cmd_split(args: argparse.Namespace) -> None:
     trait = None
     if args.pheno or args.pheno_col:
         trait = read_phenotype(fam, args.pheno, args.pheno_col)
-    elif not fam["pheno"].isin(["-9", "0", "NA"]).all():
+    elif not fam_trait_is_empty(fam):
         try:
             trait = read_phenotype(fam)
         except InputError as err:  # an uninformative .fam column 6 only means no stratification
@@ -240,6 +245,55 @@ def _cmd_generate(args: argparse.Namespace) -> None:
                       sample=args.sample, temperature=args.temperature, latent_noise=args.latent_noise,
                       model=args.model, device=args.device, overwrite=args.force)
     print(f"generated {args.n} individuals ({args.model}) -> {prefix}.bed/.bim/.fam, {prefix}.pheno.tsv")
+    _print_release_check(args.run)
+
+
+def _print_release_check(run_dir) -> None:
+    """The run's validation privacy check, and the one-line warning when it failed (the release gate)."""
+    from .memorisation import release_warning
+    from .runs import read_privacy_check
+
+    check = read_privacy_check(run_dir)
+    if check is None:
+        print("note: this run has no validation privacy check (too few validation individuals); "
+              "grade the cohort with snpgen evaluate before sharing it", file=sys.stderr)
+        return
+    print(check.summary())
+    warning = release_warning(check)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def _cmd_gwas(args: argparse.Namespace) -> None:
+    from .association import gwas_table, write_gwas_table
+    from .io.plink import plink_path, read_fam, read_plink
+    from .phenotypes import read_phenotype
+    from .splits import read_split
+
+    if args.pheno_col and not args.pheno:
+        raise InputError("--pheno-col needs --pheno FILE", hint="omit both to use .fam column 6")
+    fam = read_fam(plink_path(args.bfile, ".fam"))
+    rows = read_split(args.split, fam).train if args.split else None
+    genotypes = read_plink(args.bfile, samples=rows)
+    trait = read_phenotype(genotypes.samples, args.pheno, args.pheno_col)
+    table = gwas_table(genotypes, trait.values, trait.kind)
+    write_gwas_table(table, args.out)
+    test = "logistic" if trait.kind == "binary" else "linear"
+    part = " (the split's train part)" if args.split else ""
+    print(f"{test} GWAS of {trait.name} on {genotypes.n_samples} individuals{part} x {genotypes.n_variants} SNPs "
+          f"({int(table['P'].notna().sum())} with a p-value) -> {args.out}")
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .export import export_cohort, export_name
+
+    name = export_name(args.name or Path(args.synthetic).name)
+    zip_path = Path(args.out) / f"{name}.zip" if args.zip else None
+    result = export_cohort(args.synthetic, args.report, args.run, args.out, name, zip_path=zip_path)
+    print(f"exported {', '.join(result['files'])} -> {result['folder']}"
+          + (f" and {result['zip']}" if result["zip"] else ""))
 
 
 # Subcommands registered below; each entry: name -> (help, add_arguments, handler)
@@ -344,6 +398,24 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output set at --out")
 
 
+def _add_gwas(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the (training) cohort")
+    p.add_argument("--pheno", metavar="FILE", help="phenotype file (header FID IID NAME ...); default .fam column 6")
+    p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
+    p.add_argument("--split", metavar="SPLIT.tsv", help="recorded split (FID IID SPLIT): analyse its train part only")
+    p.add_argument("--out", required=True, metavar="GWAS.tsv",
+                   help="output table: SNP CHR BP A1 A2 A1_FREQ (OR) BETA SE P N, readable by --gwas")
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--synthetic", required=True, metavar="SYN_PREFIX", help="PLINK prefix written by snpgen generate")
+    p.add_argument("--report", required=True, metavar="DIR", help="report folder written by snpgen evaluate")
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="the run directory that generated the cohort")
+    p.add_argument("--out", required=True, metavar="DIR", help="exports go to DIR/NAME/ (never overwritten)")
+    p.add_argument("--name", metavar="NAME", help="export name (default: the synthetic prefix's name)")
+    p.add_argument("--zip", action="store_true", help="also write DIR/NAME.zip")
+
+
 COMMANDS = {
     "evaluate": ("evaluate a synthetic cohort against training and a real holdout: report.json + report.html",
                  _add_evaluate, _cmd_evaluate),
@@ -356,6 +428,10 @@ COMMANDS = {
               _add_train, _cmd_train),
     "generate": ("generate a synthetic PLINK cohort from a trained run, for a mix of conditions",
                  _add_generate, _cmd_generate),
+    "gwas": ("per-SNP association (PLINK 1.9 --logistic / --linear equivalent) on the given individuals: a GWAS "
+             "table for select and train", _add_gwas, _cmd_gwas),
+    "export": ("export a synthetic cohort with its report and a model card: a folder (and zip) to share",
+               _add_export, _cmd_export),
 }
 
 

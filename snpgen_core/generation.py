@@ -25,7 +25,9 @@ from .genotypes import make_samples
 from .io.atomic import atomic_paths, check_output_path
 from .io.plink import PlinkWriter, plink_prefix
 from .models.generators import SamplingOptions
-from .runs import MODELS, load_run, now_utc, software_versions, write_json  # noqa: F401  (write_json: API)
+from .phenotypes import encode_trait
+from .provenance import now_utc, software_versions, write_json
+from .runs import MODELS, load_run
 
 DEFAULT_GUIDANCE = 2.0
 MAX_INDIVIDUALS = 10_000_000  # per call: the sample table and IDs are held in memory (~1 GB at this size)
@@ -96,22 +98,6 @@ def condition_mix(phenotype: dict, n: int, *, case_fraction: float | None = None
     return rng.choice(len(counts), size=n, p=counts / counts.sum()).astype(np.float64)
 
 
-def _pheno_columns(phenotype: dict, cond: np.ndarray) -> tuple[list[str], list[str]]:
-    """(.fam column 6 texts, sidecar texts) for conditions ``cond``."""
-    kind = phenotype["kind"]
-    missing = np.isnan(cond)
-    if kind == "binary":
-        codes = ["-9" if m else str(int(c) + 1) for c, m in zip(cond, missing)]
-        return codes, [("NA" if c == "-9" else c) for c in codes]
-    if kind == "categorical":
-        labels = phenotype["labels"]
-        return ["-9"] * len(cond), ["NA" if m else labels[int(c)] for c, m in zip(cond, missing)]
-    if kind == "quantitative":
-        texts = ["-9" if m else f"{c:.6g}" for c, m in zip(cond, missing)]
-        return texts, [("NA" if t == "-9" else t) for t in texts]
-    return ["-9"] * len(cond), ["NA"] * len(cond)
-
-
 def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None, label: str | None = None,
              value: float | None = None, values=None, guidance: float = DEFAULT_GUIDANCE, steps: int | None = None,
              seed: int = 0, sample: str = "probabilities", temperature: float = 1.0, latent_noise: float = 0.0,
@@ -173,9 +159,10 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                          seed=seed)
     width = max(6, len(str(n)))
     ids = [f"SYN{i:0{width}d}" for i in range(1, n + 1)]
-    fam6, sidecar = _pheno_columns(run.phenotype, cond)
+    fam6, sidecar = encode_trait(cond, run.phenotype["kind"], run.phenotype.get("labels") or [])
     trait = run.phenotype.get("name") or "PHENO"
     gen = run.generator(model)
+    check = run.privacy_check()
     options = SamplingOptions(guidance=float(guidance), steps=steps, temperature=float(temperature), mode=sample,
                               latent_noise=float(latent_noise))
     torch_gen = torch.Generator(device=dev).manual_seed(int(seed))
@@ -199,7 +186,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                               "eta_s": elapsed / stop * (n - stop)})
             pd.DataFrame({"FID": ids, "IID": ids, trait: sidecar}).to_csv(tmp_pheno, sep="\t", index=False)
             write_json(tmp_prov, {
-                "software": software_versions(), "created": now_utc(), "run_dir": str(Path(run_dir).resolve()),
+                "software": software_versions("torch", "pandas"), "created": now_utc(), "run_dir": str(Path(run_dir).resolve()),
                 "run_provenance": _read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
                 "seed": seed, "guidance": guidance, "steps": steps or run.config.diffusion.sampling_steps,
                 "sample": sample, "temperature": temperature, "latent_noise": latent_noise, "device": str(dev),
@@ -207,6 +194,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 "trait": run.phenotype, "condition": {"case_fraction": case_fraction, "label": label,
                                                       "value": value, "values": None if values is None else "given"},
                 "seconds": time.perf_counter() - t0,
+                # the run's own validation privacy check (memorisation.py), measured for its default model
+                "release_check": None if check is None else check.to_dict(),
             })
             writer.close()
     except BaseException:

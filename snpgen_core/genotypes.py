@@ -78,12 +78,22 @@ def allele_frequencies(dosages: np.ndarray) -> np.ndarray:
         return total / (2.0 * n_called)
 
 
+_CHROMOSOME_CODES = {"X": "23", "Y": "24", "XY": "25", "M": "26", "MT": "26"}  # PLINK's numeric codes
+
+
+def canonical_chromosome(chrom) -> pd.Series:
+    """Chromosome names as PLINK numbers them, so that files spelling them differently compare equal: stripped,
+    no "chr" prefix, no leading zeros, X/Y/XY/MT as 23/24/25/26, other contigs upper-cased."""
+    canon = pd.Series(chrom, dtype=str).str.strip().str.replace(r"^[Cc][Hh][Rr]", "", regex=True).str.upper()
+    digits = canon.str.isdigit()
+    canon = canon.where(~digits, canon.str.lstrip("0").where(canon.str.lstrip("0") != "", canon))
+    return canon.replace(_CHROMOSOME_CODES)
+
+
 def chromosome_rank(chrom) -> np.ndarray:
-    """Integer rank (n,) of each chromosome name in natural order: 1..22 (numerically), X/23, Y/24, XY/25, MT/26,
-    then other contigs alphabetically. "chr1" and "1" are the same chromosome."""
-    names = pd.Series(chrom, dtype=str).str.strip()
-    canon = names.str.replace(r"^chr", "", case=False, regex=True).str.upper()
-    canon = canon.replace({"X": "23", "Y": "24", "XY": "25", "M": "26", "MT": "26"})
+    """Integer rank (n,) of each chromosome in natural order (the one chromosome order): 1..22 numerically,
+    X/23, Y/24, XY/25, MT/26, then other contigs alphabetically; names compared by :func:`canonical_chromosome`."""
+    canon = canonical_chromosome(chrom)
     uniq = sorted(set(canon), key=lambda c: (0, int(c), "") if c.isdigit() else (1, 0, c))
     rank = {c: i for i, c in enumerate(uniq)}
     return canon.map(rank).to_numpy(dtype=np.int64)
@@ -105,7 +115,9 @@ def make_variants(chrom, snp, pos, a1, a2, cm=None) -> pd.DataFrame:
 
 
 def make_samples(iid, fid=None, sex=None, pheno=None) -> pd.DataFrame:
-    """Build a sample table with the canonical columns (father/mother '0'; pheno as text, '-9' if unknown)."""
+    """Build a sample table with the canonical columns (father/mother '0'; pheno as PLINK text, ``trait_text``)."""
+    from .phenotypes import trait_text
+
     n = len(iid)
     iid = np.asarray(iid, dtype=str)
     return pd.DataFrame(
@@ -115,16 +127,6 @@ def make_samples(iid, fid=None, sex=None, pheno=None) -> pd.DataFrame:
             "father": ["0"] * n,
             "mother": ["0"] * n,
             "sex": np.zeros(n, dtype=np.int64) if sex is None else np.asarray(sex, dtype=np.int64),
-            "pheno": ["-9"] * n if pheno is None else [_pheno_text(p) for p in pheno],
+            "pheno": ["-9"] * n if pheno is None else [trait_text(p) for p in pheno],
         }
     )
-
-
-def _pheno_text(value) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-9"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))

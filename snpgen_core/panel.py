@@ -17,7 +17,7 @@ from .clumping import check_clump_parameters, clump
 from .errors import InputError, not_utf8
 from .genotypes import Genotypes, chromosome_rank
 from .io.atomic import atomic_path
-from .io.tables import read_text_table
+from .io.tables import missing_mask, read_text_table
 
 # ---------------------------------------------------------------------------------------------------------------
 # Quality control
@@ -264,7 +264,7 @@ def read_panel(path: str | os.PathLike) -> pd.DataFrame:
     out = pd.DataFrame({c: raw[c].str.strip() for c in ("SNP", "CHR", "A1", "A2")})
     for col, kind in (("BP", "an integer"), ("BETA", "a number"), ("P", "a number")):
         text = raw[col].str.strip()
-        na = text.str.upper().isin(["NA", "NAN", ""])
+        na = missing_mask(text)
         values = pd.to_numeric(text.where(~na, None), errors="coerce")
         bad = values.isna() & ~na | (na & (col == "BP"))
         if col == "BP":

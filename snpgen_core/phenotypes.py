@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, not_utf8
+from .io.tables import is_missing_text
 
 KINDS = ("binary", "categorical", "quantitative")
-MISSING_TOKENS = frozenset({"", "NA", "NAN", "N/A", ".", "NULL", "NONE"})  # compared upper-case
 PLINK_MISSING = -9.0
 BINARY_LABELS = ["control", "case"]
 
@@ -65,14 +65,6 @@ class Phenotype:
         """The trait for a subset of samples (integer indices or boolean mask), same labels."""
         return Phenotype(self.name, self.kind, self.values[np.asarray(idx)].copy(), list(self.labels))
 
-    def fam_codes(self) -> list[str]:
-        """Text for ``.fam`` column 6: binary "1"/"2", quantitative the number, missing and categorical "-9"."""
-        if self.kind == "categorical":
-            return ["-9"] * len(self.values)
-        if self.kind == "binary":
-            return ["-9" if np.isnan(v) else str(int(v) + 1) for v in self.values]
-        return ["-9" if np.isnan(v) else repr(float(v)) for v in self.values]
-
     def describe(self) -> str:
         """One line for logs and the CLI, e.g. ``CASE: binary, 700 case / 1804 control, 0 missing``."""
         if self.kind == "quantitative":
@@ -84,11 +76,80 @@ class Phenotype:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Decoding PLINK text
+# Encoding PLINK text: the one encoder
 
 
-def _is_missing_token(text: str) -> bool:
-    return text.strip().upper() in MISSING_TOKENS
+def trait_text(value) -> str:
+    """One trait value as PLINK text: "-9" when missing (None or NaN), whole numbers without a decimal point, other
+    numbers in their shortest exact form (``repr``); text is kept as given."""
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-9"
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def encode_trait(values, kind: str, labels=()) -> tuple[list[str], list[str]]:
+    """(``.fam`` column 6, phenotype-file column) texts of trait ``values`` in :class:`Phenotype` coding.
+
+    binary: 1 (control) / 2 (case) in both; quantitative: the number in both; categorical: "-9" in the ``.fam``
+    (PLINK has no labels there) and the label in the file; kind "none": missing everywhere. A missing value is
+    "-9" in the ``.fam`` and "NA" in the file.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    missing = np.isnan(values)
+    if kind == "binary":
+        fam = [trait_text(v + 1) for v in values]
+    elif kind == "quantitative":
+        fam = [trait_text(v) for v in values]
+    else:
+        fam = ["-9"] * len(values)
+    if kind == "categorical":
+        column = ["NA" if m else labels[int(v)] for v, m in zip(values, missing)]
+    else:
+        column = ["NA" if m else t for t, m in zip(fam, missing)]
+    return fam, column
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Decoding PLINK text: the one decoder
+
+
+def is_missing_trait_text(text) -> bool:
+    """True when ``text`` is a missing trait value in any trait: a missing token or PLINK's -9."""
+    return is_missing_text(text) or _to_float(str(text).strip()) == PLINK_MISSING
+
+
+def fam_trait_is_empty(samples: pd.DataFrame) -> bool:
+    """True when ``.fam`` column 6 is missing for everyone (-9, 0 or a missing token): no trait to decode."""
+    return all(is_missing_trait_text(t) or _to_float(str(t).strip()) == 0.0 for t in samples["pheno"])
+
+
+def decode_trait_as(texts, name: str, kind: str, labels=(), where: str = "phenotype") -> Phenotype:
+    """Decode texts written in a known coding (e.g. a run's trait, from :func:`encode_trait`): missing tokens and
+    -9 are missing; binary "2" is a case, other numbers controls; quantitative the number; categorical the index
+    of the label in ``labels`` (InputError for a label outside them). Unlike :func:`decode_trait`, nothing is
+    inferred and a single class is allowed."""
+    values = np.full(len(texts), np.nan)
+    code = {label: k for k, label in enumerate(labels)}
+    for i, t in enumerate(texts):
+        if kind not in ("binary", "quantitative", "categorical") or is_missing_trait_text(t):
+            continue
+        t = str(t).strip()
+        if kind == "categorical":
+            if t not in code:
+                raise InputError(f"label {t!r} is not one of the trait's labels {list(labels)}", path=where)
+            values[i] = code[t]
+        elif kind == "binary":
+            values[i] = 1.0 if t == "2" else 0.0
+        else:
+            x = _to_float(t)
+            if x is None:
+                raise InputError(f"value {t!r} of {name} is not a number", path=where)
+            values[i] = x
+    return Phenotype(name, kind, values, list(labels))
 
 
 def _to_float(text: str) -> float | None:
@@ -110,7 +171,7 @@ def decode_trait(texts, name: str, where: str, places=None) -> Phenotype:
     labels_at: dict[int, str] = {}
     first_label_at = None
     for i, t in enumerate(texts):
-        if t is None or _is_missing_token(t):
+        if is_missing_text(t):
             continue
         t = t.strip()
         x = _to_float(t)
@@ -353,7 +414,7 @@ def read_covariates(samples: pd.DataFrame, path: str | os.PathLike,
     out_names: list[str] = []
     for name in names:
         texts = table.values[name]
-        given = [i for i, t in enumerate(texts) if t is not None and not _is_missing_token(t)
+        given = [i for i, t in enumerate(texts) if not is_missing_text(t)
                  and _to_float(t) != PLINK_MISSING]
         if not given:
             raise InputError(f"covariate {name} is missing for every sample", path=table.path,

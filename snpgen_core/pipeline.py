@@ -25,8 +25,10 @@ import torch
 from . import runs
 from .devices import resolve_device
 from .errors import InputError
-from .provenance import sha256_file
+from .provenance import now_utc, sha256_file, software_versions, write_json
 from .splits import Split, read_split, split_samples, trait_strata, write_split
+from .memorisation import MemorisationCheck, release_warning
+from .models.generators import LatentDiffusion
 from .training import Callback, Cancelled, FitState, default_threads, fit
 
 
@@ -39,27 +41,11 @@ def _emit(callback: Callback | None, stage: str, message: str) -> None:
 # The trait
 
 
-def _fam_trait_is_empty(samples) -> bool:
-    """True when ``.fam`` column 6 is missing for everyone (no trait: the run is trained unconditioned)."""
-    from .phenotypes import MISSING_TOKENS, PLINK_MISSING
-
-    def missing(text: str) -> bool:
-        t = text.strip().upper()
-        if t in MISSING_TOKENS:
-            return True
-        try:
-            return float(t) in (PLINK_MISSING, 0.0)
-        except ValueError:
-            return False
-
-    return all(missing(str(t)) for t in samples["pheno"])
-
-
 def _read_trait(samples, pheno_path, pheno_col):
     """(kind, values (n,) float NaN = missing, name, labels)."""
-    from .phenotypes import read_phenotype
+    from .phenotypes import fam_trait_is_empty, read_phenotype
 
-    if pheno_path is None and pheno_col is None and _fam_trait_is_empty(samples):
+    if pheno_path is None and pheno_col is None and fam_trait_is_empty(samples):
         return "none", np.full(len(samples), np.nan), "", []
     p = read_phenotype(samples, pheno_path, pheno_col)
     return p.kind, p.values, p.name, list(p.labels)
@@ -81,13 +67,18 @@ def _trait_summary(kind: str, values: np.ndarray, name: str, labels: list[str]) 
 
 def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, panel_path, callback):
     """The panel as (table with PANEL_COLUMNS, variant indices into the .bim), chosen on training rows only."""
-    from .io.gwas import align_gwas, read_gwas
-    from .io.plink import read_plink
+    from .io.gwas import align_gwas, panel_provenance, read_gwas
+    from .io.plink import plink_path, read_fam, read_plink
     from .panel import PANEL_COLUMNS, PanelWarning, read_panel, read_snp_list, select_panel
 
     aligned = None
     if gwas_path is not None:
-        aligned = align_gwas(read_gwas(gwas_path), bim)
+        gwas = read_gwas(gwas_path)
+        n_cohort = len(read_fam(plink_path(prefix, ".fam")))  # validation individuals are no evaluation holdout
+        warning = panel_provenance(gwas.n_samples_max, n_cohort)["warning"]
+        if warning:
+            _emit(callback, "panel", f"warning: {warning}")
+        aligned = align_gwas(gwas, bim)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PanelWarning)
         if panel_path is not None:
@@ -207,6 +198,8 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
                pheno_col, gwas_path, top, panel_path, epochs, seed, device, dev, threads, resume,
                callback) -> _Setup:
     """Split, trait, panel and config of a new run, written to ``out`` (panel, split, provenance, config)."""
+    from .io.atomic import atomic_path
+    from .io.plink import write_bim
     from .panel import write_panel
 
     kind, values, name, labels = _read_trait(fam, pheno_path, pheno_col)
@@ -217,18 +210,19 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
     cfg = _apply_data_to_config(config, len(panel_index), kind, len(labels), epochs)
     out.mkdir(parents=True, exist_ok=True)
     write_panel(table, out / "panel.tsv")
-    runs.write_bim_lines(out / "panel.bim", bim.iloc[panel_index])
+    with atomic_path(out / "panel.bim") as tmp:
+        write_bim(tmp, bim.iloc[panel_index])
     write_split(split, fam, out / "split.tsv")
     params = {"bfile": str(prefix), "pheno_path": None if pheno_path is None else str(pheno_path),
               "pheno_col": pheno_col, "gwas_path": None if gwas_path is None else str(gwas_path), "top": top,
               "panel_path": None if panel_path is None else str(panel_path), "epochs": epochs,
               "device": str(device), "resume": resume}
-    runs.write_json(out / "provenance.json", {
-        "software": runs.software_versions(), "seed": seed, "device": str(dev), "threads": threads,
-        "started": runs.now_utc(), "inputs": hashes, "parameters": params,
+    write_json(out / "provenance.json", {
+        "software": software_versions("torch", "pandas"), "seed": seed, "device": str(dev), "threads": threads,
+        "started": now_utc(), "inputs": hashes, "parameters": params,
         "n_samples": len(fam), "n_train": int(split.train.size), "n_validation": int(split.validation.size),
     })
-    runs.write_json(out / "config.json", {"format_version": runs.FORMAT_VERSION, "train": cfg.to_dict(),
+    write_json(out / "config.json", {"format_version": runs.FORMAT_VERSION, "train": cfg.to_dict(),
                                           "phenotype": trait, "n_snps": len(panel_index)})
     return _Setup(cfg, trait, kind, values, split, panel_index)
 
@@ -246,8 +240,76 @@ def encode_all(vae, dosages: np.ndarray, device: torch.device, batch_size: int =
     return (torch.cat(mus) if mus else torch.zeros(0, d)), (torch.cat(logvars) if logvars else torch.zeros(0, d))
 
 
+class _Cohort(NamedTuple):
+    """What the memorisation checks compare: training and validation dosages (missing calls imputed from the
+    training frequencies, seeded), their conditions, and an equal-size training subsample (likelihood gap)."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    cond_train: np.ndarray
+    cond_validation: np.ndarray
+    train_rows: np.ndarray
+
+
+def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, seed: int) -> _Cohort | None:
+    """None when the validation part is too small (< 10 individuals) to measure anything."""
+    from .evaluation.distances import impute_missing
+
+    tr, va = split.train, split.validation
+    if va.size < 10:
+        return None
+    called = dosages[tr] >= 0
+    freq = np.where(called, dosages[tr], 0).sum(0) / np.maximum(2 * called.sum(0), 1)
+    rng = np.random.default_rng([seed, 7])
+    return _Cohort(impute_missing(dosages[tr], freq, seed=rng), impute_missing(dosages[va], freq, seed=rng),
+                   cond[tr], cond[va], np.sort(rng.choice(tr.size, min(tr.size, va.size), replace=False)))
+
+
+@torch.no_grad()
+def _nll(vae, dosages: np.ndarray, device: torch.device) -> np.ndarray:
+    """Per-individual reconstruction NLL (nats) at the posterior mean."""
+    vae.eval()
+    x = torch.as_tensor(dosages, device=device)
+    return (-vae.decoder.log_prob(x, vae.encode(x)[0])).cpu().numpy()
+
+
+def _memorisation_monitor(cohort: _Cohort, generator_of, vae_of, device: torch.device, seed: int):
+    """``fit``'s monitor: as many synthetic individuals as validation ones, drawn with the validation conditions
+    from ``generator_of(model)`` (a ``models.Generator``), graded by ``memorisation.check_memorisation``; the
+    likelihood gap from ``vae_of(model)``'s reconstruction."""
+    from .memorisation import check_memorisation
+    from .models.generators import SamplingOptions
+
+    cond = torch.as_tensor(cohort.cond_validation, dtype=torch.float32, device=device)
+
+    def monitor(model) -> dict:
+        gen = torch.Generator(device=device).manual_seed(seed)
+        synthetic = generator_of(model).sample(cond, gen, SamplingOptions()).cpu().numpy()
+        vae = vae_of(model)
+        return check_memorisation(cohort.train, cohort.validation, synthetic, seed=seed,
+                                  nll_train=_nll(vae, cohort.train[cohort.train_rows], device),
+                                  nll_validation=_nll(vae, cohort.validation, device)).to_dict()
+
+    return monitor
+
+
+def _vae_with_gaussian_prior(models: runs.RunModels, cohort: _Cohort, device: torch.device):
+    """The VAE stage's generator: the decoder on latents from a Gaussian fitted to the current training latents
+    (the diffusion prior is trained later, on the final latents)."""
+    from .models.baselines import VAEGaussian
+
+    cond = torch.as_tensor(cohort.cond_train, dtype=torch.float32, device=device)
+
+    def generator_of(vae):
+        mu, logvar = encode_all(vae, cohort.train, device)
+        prior = copy.deepcopy(models.latent_gaussian).to(device).fit(mu.to(device), logvar.to(device), cond)
+        return VAEGaussian(vae, prior)
+
+    return generator_of
+
+
 def _write_run(out: Path, models: runs.RunModels, vae_state: FitState, diff_state: FitState,
-               recon_dosages: np.ndarray, dev: torch.device, t0: float) -> None:
+               recon_dosages: np.ndarray, dev: torch.device, t0: float, privacy_check: dict | None) -> None:
     """Weights, history, reconstruction, then ``run.json`` (the completeness marker)."""
     from safetensors.torch import save_file
 
@@ -259,14 +321,15 @@ def _write_run(out: Path, models: runs.RunModels, vae_state: FitState, diff_stat
         recon.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     with atomic_path(out / "model.safetensors") as tmp:
         save_file(models.state_tensors(), str(tmp), metadata={"format_version": str(runs.FORMAT_VERSION)})
-    runs.write_json(out / "history.json", {
+    write_json(out / "history.json", {
         "vae": vae_state.history, "diffusion": diff_state.history,
         "vae_best_epoch": vae_state.best_epoch, "diffusion_best_epoch": diff_state.best_epoch,
         "vae_stopped": vae_state.stopped, "diffusion_stopped": diff_state.stopped,
     })
-    runs.write_json(out / "run.json", {
-        "format_version": runs.FORMAT_VERSION, "finished": runs.now_utc(),
+    write_json(out / "run.json", {
+        "format_version": runs.FORMAT_VERSION, "finished": now_utc(),
         "train_seconds": time.perf_counter() - t0,
+        "privacy_check": privacy_check,  # memorisation.MemorisationCheck on the validation individuals, or None
         "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
 
@@ -366,14 +429,24 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         p = ckpt / f"{name}.safetensors"
         return runs.load_fit_state(p) if p.exists() else None
 
+    # memorisation is measured on the validation individuals while training (never on any evaluation holdout)
+    cohort = _check_cohort(dosages, cond, split, seed)
+    if cohort is None:
+        _emit(callback, "setup", f"only {va.size} validation individuals: memorisation is not checked while "
+                                 "training (give the run more individuals or a larger validation share)")
+
+    def monitor(generator_of, vae_of):
+        return None if cohort is None else _memorisation_monitor(cohort, generator_of, vae_of, dev, seed)
+
     # 1. VAE
     vae = models.vae
-    vae.init_from_data(dosages[tr], values[tr])
+    vae.init_from_data(dosages[tr], values[tr], chrom=bim["chrom"].to_numpy()[panel_index])
     as_t = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt)  # noqa: E731
     vae_state = fit(vae, (as_t(dosages[tr], torch.int8), as_t(cond[tr], torch.float32)),
                     (as_t(dosages[va], torch.int8), as_t(cond[va], torch.float32)), cfg.vae_fit, stage="vae",
                     seed=seed, device=dev, callback=callback, stop_event=stop_event,
-                    on_epoch_end=checkpoint("vae"), resume=previous("vae"))
+                    on_epoch_end=checkpoint("vae"), resume=previous("vae"),
+                    monitor=monitor(_vae_with_gaussian_prior(models, cohort, dev), lambda m: m) if cohort else None)
 
     # 2. latent diffusion on the training latents (validation latents for early stopping)
     mu_tr, lv_tr = encode_all(vae, dosages[tr], dev)
@@ -383,16 +456,23 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     diff_state = fit(diffusion, (mu_tr, lv_tr, as_t(cond[tr], torch.float32)),
                      (mu_va, lv_va, as_t(cond[va], torch.float32)), cfg.diffusion_fit, stage="diffusion",
                      seed=seed, device=dev, callback=callback, stop_event=stop_event,
-                     on_epoch_end=checkpoint("diffusion"), resume=previous("diffusion"))
+                     on_epoch_end=checkpoint("diffusion"), resume=previous("diffusion"),
+                     monitor=monitor(lambda d: LatentDiffusion(vae, d), lambda d: vae))
 
     # 3. baselines (seconds)
     models.independent.fit(dosages[tr], cond[tr])
     models.latent_gaussian.to(dev).fit(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))
 
-    # 4. the run directory
+    # 4. the release check of the default generator, then the run directory
     if stop_event is not None and stop_event.is_set():
         raise Cancelled("training cancelled before the run was written")
-    _write_run(out, models, vae_state, diff_state, dosages[va] if va.size else dosages[tr], dev, t0)
+    check = None
+    if cohort is not None:
+        check = monitor(lambda _: models.generator("diffusion"), lambda _: vae)(None)
+        _emit(callback, "check", MemorisationCheck(**check).summary())
+        if warning := release_warning(MemorisationCheck(**check)):
+            _emit(callback, "check", warning)
+    _write_run(out, models, vae_state, diff_state, dosages[va] if va.size else dosages[tr], dev, t0, check)
     shutil.rmtree(ckpt, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")
     return out

@@ -1,11 +1,35 @@
-"""Provenance helpers shared by every writer of records: file hashes and JSON encoding of numpy values."""
+"""Provenance, the one way every record (run, generation, report, simulation) states what made it: software
+versions, a UTC date, file hashes, and JSON writing that encodes numpy values."""
 from __future__ import annotations
 
 import hashlib
+import importlib
+import json
 import os
+import platform
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from .io.atomic import atomic_path
+
+
+def software_versions(*modules: str) -> dict:
+    """Versions of snpgen, Python, the platform, numpy and the named ``modules`` (import names, e.g. "torch",
+    "msprime"; each is imported)."""
+    from . import __version__
+
+    out = {"snpgen": __version__, "python": platform.python_version(), "platform": platform.platform(),
+           "numpy": np.__version__}
+    for name in modules:
+        out[name] = getattr(importlib.import_module(name), "__version__", "unknown")
+    return out
+
+
+def now_utc() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -26,3 +50,9 @@ def json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """``data`` as indented JSON (numpy values encoded by :func:`json_default`), written atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2, default=json_default) + "\n")

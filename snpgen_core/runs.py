@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import sys
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -50,14 +47,15 @@ MODELS = ("diffusion", "vae_gaussian", "independent")
 
 
 def _vae_fit() -> FitConfig:
-    return FitConfig(epochs=100, batch_size=128, lr=1e-3, weight_decay=1e-2, patience=10, min_epochs=10)
+    return FitConfig(epochs=100, batch_size=128, lr=1e-3, weight_decay=1e-2, patience=10, min_epochs=10,
+                     check_every=5)
 
 
 def _diffusion_fit() -> FitConfig:
     # on 1000G AGBL4 (2,000 training latents) batches of 128 for up to 800 epochs reached a lower validation loss
     # and detection AUC than batches of 256 for 600-1,000 epochs or a doubled learning rate, for ~60 s of CPU
     return FitConfig(epochs=800, batch_size=128, lr=1e-3, weight_decay=0.0, patience=80, min_epochs=100,
-                     ema_decay=0.995, val_repeats=4)
+                     ema_decay=0.995, val_repeats=4, check_every=50)
 
 
 @dataclass
@@ -170,30 +168,8 @@ def _read_json_file(path: Path, hint: str | None = None):
         raise InputError(f"not valid JSON ({err.msg})", path=str(path), line=err.lineno, hint=hint) from None
 
 
-def write_json(path: Path, data) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=json_default) + "\n")
-
-
-def software_versions() -> dict:
-    from . import __version__
-
-    return {"snpgen_core": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "pandas": pd.__version__, "python": sys.version.split()[0], "platform": platform.platform()}
-
-
-def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_bim_lines(path: Path, variants: pd.DataFrame) -> None:
-    """The panel's variants as ``.bim`` text (same formatting as io.plink writes)."""
-    cm = variants["cm"].map(lambda x: f"{x:g}")
-    lines = ["\t".join(f) + "\n" for f in zip(variants["chrom"].astype(str), variants["snp"].astype(str), cm,
-                                                 variants["pos"].astype(str), variants["a1"].astype(str),
-                                                 variants["a2"].astype(str))]
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(lines))
+# ---------------------------------------------------------------------------------------------------------------
+# The panel of a run
 
 
 def panel_indices(panel_bim: Path, variants: pd.DataFrame) -> np.ndarray:
@@ -215,7 +191,9 @@ def panel_indices(panel_bim: Path, variants: pd.DataFrame) -> np.ndarray:
 def save_fit_state(path: Path, state: FitState) -> None:
     """One safetensors file with the weights, optimizer tensors and, in its metadata, the counters and history."""
     tensors: dict[str, torch.Tensor] = {}
-    for prefix, sd in (("model", state.model), ("ema", state.ema), ("best", state.best)):
+    safe_is_best = state.safe is state.best  # usually the same weights: stored once
+    for prefix, sd in (("model", state.model), ("ema", state.ema), ("best", state.best),
+                       ("safe", None if safe_is_best else state.safe)):
         for k, v in (sd or {}).items():
             tensors[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
     opt = state.optimizer or {}
@@ -224,7 +202,9 @@ def save_fit_state(path: Path, state: FitState) -> None:
             tensors[f"opt.{idx}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
     meta = {"epoch": state.epoch, "best_val": state.best_val, "best_epoch": state.best_epoch,
             "bad_epochs": state.bad_epochs, "history": state.history, "done": state.done, "stopped": state.stopped,
-            "has_ema": state.ema is not None, "has_best": state.best is not None,
+            "has_ema": state.ema is not None, "has_best": state.best is not None, "has_safe": state.safe is not None,
+            "safe_is_best": safe_is_best,
+            "safe_epoch": state.safe_epoch, "failed_checks": state.failed_checks,
             "param_groups": opt.get("param_groups", [])}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -235,7 +215,7 @@ def load_fit_state(path: Path) -> FitState:
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["state"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    groups: dict[str, dict] = {"model": {}, "ema": {}, "best": {}}
+    groups: dict[str, dict] = {"model": {}, "ema": {}, "best": {}, "safe": {}}
     opt_state: dict[int, dict] = {}
     for k, v in tensors.items():
         prefix, rest = k.split(".", 1)
@@ -249,7 +229,10 @@ def load_fit_state(path: Path) -> FitState:
                     ema=groups["ema"] if meta["has_ema"] else None,
                     best=groups["best"] if meta["has_best"] else None, best_val=meta["best_val"],
                     best_epoch=meta["best_epoch"], bad_epochs=meta["bad_epochs"], history=meta["history"],
-                    done=meta["done"], stopped=meta["stopped"])
+                    done=meta["done"], stopped=meta["stopped"],
+                    safe=(None if not meta.get("has_safe") else groups["best"] if meta["safe_is_best"]
+                          else groups["safe"]), safe_epoch=meta.get("safe_epoch", 0),
+                    failed_checks=meta.get("failed_checks", 0))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -330,6 +313,21 @@ class Run:
 
     def history(self) -> dict:
         return json.loads((self.path / "history.json").read_text())
+
+    def privacy_check(self):
+        return read_privacy_check(self.path)
+
+
+def read_privacy_check(run_dir: str | os.PathLike):
+    """The validation privacy check recorded in a run's ``run.json`` (``memorisation.MemorisationCheck``), or
+    None when the run made none (too few validation individuals)."""
+    from .memorisation import MemorisationCheck
+
+    try:
+        check = json.loads((Path(run_dir) / "run.json").read_text()).get("privacy_check")
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read run.json ({err})", path=str(run_dir), hint="train the run again") from None
+    return MemorisationCheck(**check) if check else None
 
 
 RUN_FILES = ("config.json", "panel.tsv", "panel.bim", "split.tsv", "provenance.json", "model.safetensors",

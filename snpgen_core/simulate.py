@@ -19,16 +19,15 @@ import pandas as pd
 import tskit
 from scipy import stats
 
-from .association import per_snp_association
+from .association import gwas_table
 from .errors import InputError
 from .genotypes import Genotypes, make_samples, make_variants
-from .provenance import json_default
+from .provenance import json_default, software_versions
 from .io.atomic import atomic_paths
 from .io.plink import plink_path, plink_prefix, write_plink
 from .ld import ld_r2_pairs
 from .splits import Split, split_samples, write_split
 
-GWAS_COLUMNS = ["SNP", "CHR", "BP", "A1", "A2", "A1_FREQ", "OR", "BETA", "SE", "P", "N"]
 POPULATIONS = ("AFR", "EUR", "EAS")  # the sampled populations of out_of_africa_demography()
 MAX_SNPS = 100_000  # beyond this one simulated region takes minutes; real cohorts are for big panels
 MAX_INDIVIDUALS = 1_000_000  # msprime memory and time grow with n; a biobank-size cohort is out of scope here
@@ -151,10 +150,10 @@ def simulate_cohort(n: int = 2000, n_snps: int = 1000, seed: int = 0, **options)
     causal = _causal_table(genotypes, causal_idx, effects, config)
     # adjust for ancestry as a real analysis would (PCs there): unadjusted, stratification inflates lambda ~10x
     ancestry = pd.get_dummies(pops[split.train], drop_first=True, dtype=float).to_numpy()
-    gwas = gwas_table(genotypes.subset(samples=split.train), case[split.train].astype(float), ancestry)
+    gwas = gwas_table(genotypes.subset(samples=split.train), case[split.train].astype(float), "binary", ancestry)
 
     params = {**asdict(config), **region, "gwas_model": "logistic CASE ~ 1 + POP indicators + dosage, train only",
-              "software": {"snpgen": _version(), "msprime": msprime.__version__, "tskit": tskit.__version__},
+              "software": software_versions("msprime", "tskit"),
               "realised": _summary(genotypes, case, qt)}
     return SimulatedCohort(genotypes, phenotypes, causal, gwas, split, params)
 
@@ -326,21 +325,6 @@ def _causal_table(genotypes: Genotypes, causal_idx: np.ndarray, effects: np.ndar
     })
 
 
-def gwas_table(genotypes: Genotypes, case: np.ndarray, covariates: np.ndarray | None = None) -> pd.DataFrame:
-    """Logistic GWAS of ``case`` (0/1 per sample) as a PLINK-like table: SNP CHR BP A1 A2 A1_FREQ OR BETA SE P N.
-
-    ``covariates`` (n, k) are passed to :func:`per_snp_association` (the simulated cohort's GWAS uses population
-    indicators, all populations but the alphabetically first).
-    """
-    fit = per_snp_association(genotypes.dosages, case, "binary", covariates)
-    v = genotypes.variants
-    return pd.DataFrame({
-        "SNP": v["snp"], "CHR": v["chrom"], "BP": v["pos"], "A1": v["a1"], "A2": v["a2"],
-        "A1_FREQ": genotypes.a1_frequency(), "OR": np.exp(fit["beta"]), "BETA": fit["beta"], "SE": fit["se"],
-        "P": fit["p"], "N": fit["n"],
-    })
-
-
 def mean_adjacent_r2(dosages: np.ndarray) -> float:
     """Mean dosage r^2 (``ld.ld_r2_pairs``) of consecutive SNPs; pairs with a monomorphic SNP are skipped, NaN if
     there is no pair left."""
@@ -356,14 +340,6 @@ def _summary(genotypes: Genotypes, case: np.ndarray, qt: np.ndarray) -> dict:
     return {"mean_adjacent_r2": None if math.isnan(r2) else r2, "maf_min": float(maf.min()),
             "maf_max": float(maf.max()), "case_fraction": float(case.mean()), "qt_variance": float(qt.var())}
 
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-# --- files -------------------------------------------------------------------------------------------------------
 
 def write_cohort(cohort: SimulatedCohort, prefix: str | os.PathLike) -> list[Path]:
     """Write PREFIX.bed/.bim/.fam, .pheno.tsv, .gwas.tsv, .causal.tsv, .split.tsv and .params.json (all atomic).

@@ -64,6 +64,8 @@ class FitConfig:
     ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights, validate and keep that
     grad_clip: float = 1.0  # max gradient norm (0 = off)
     val_repeats: int = 1  # validation passes averaged (noisy losses, e.g. diffusion)
+    check_every: int = 0  # epochs between memorisation checks (the ``monitor`` of ``fit``); 0 = never
+    check_patience: int = 2  # consecutive failed checks that stop the training (one can be sampling noise)
 
 
 @dataclass
@@ -81,6 +83,9 @@ class FitState:
     history: list = field(default_factory=list)  # one dict per epoch: epoch, seconds, train, val, components
     done: bool = False
     stopped: str = ""
+    safe: dict | None = None  # the best weights as of the last memorisation check that passed
+    safe_epoch: int = 0
+    failed_checks: int = 0  # consecutive
 
 
 def _seed_for(seed: int, stage: str, epoch: int) -> int:
@@ -108,7 +113,7 @@ def _mean_losses(model: nn.Module, data: Sequence[torch.Tensor], batch_size: int
 def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None, config: FitConfig, *,
         stage: str = "train", seed: int = 0, device: torch.device | str = "cpu", callback: Callback | None = None,
         stop_event: threading.Event | None = None, on_epoch_end: Callable[[FitState], None] | None = None,
-        resume: FitState | None = None) -> FitState:
+        resume: FitState | None = None, monitor: Callable[[nn.Module], dict] | None = None) -> FitState:
     """Train ``model`` in place on ``train`` (tensors sharing their first dimension) and return the final state.
 
     Each epoch: shuffle, AdamW steps on batches of ``config.batch_size`` (``model.training_loss(batch, epoch)``,
@@ -118,6 +123,12 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
     ``patience`` epochs without improvement (not before ``min_epochs``). Without ``val`` the last weights are kept.
     ``on_epoch_end(state)`` is the place to write a checkpoint; pass that state back as ``resume`` to continue.
     Raises ``Cancelled`` when ``stop_event`` is set (checked between batches).
+
+    ``monitor(model) -> {"passed": bool, ...}`` (e.g. ``memorisation.check_memorisation`` on a small sample from
+    the model) runs every ``config.check_every`` epochs on the judged weights and is recorded in the history
+    under "check". While checks pass, the best weights so far are marked safe; ``check_patience`` failed checks
+    in a row stop the training (``stopped = "memorisation"``) and the safe weights are kept (the best ones when
+    no check passed yet).
     """
     device = torch.device(device)
     model.to(device)
@@ -199,9 +210,21 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
                 state.best = _state_copy(judged)
             else:
                 state.bad_epochs += 1
-            seconds = time.perf_counter() - t_epoch
-            state.history.append({"epoch": state.epoch, "seconds": seconds, **losses})
-            if val is not None and state.epoch >= config.min_epochs and state.bad_epochs >= config.patience:
+            entry = {"epoch": state.epoch, **losses}
+            failed = False
+            if monitor is not None and config.check_every > 0 and state.epoch % config.check_every == 0:
+                judged.eval()
+                entry["check"] = monitor(judged)
+                if entry["check"]["passed"]:
+                    state.safe, state.safe_epoch, state.failed_checks = state.best, state.best_epoch, 0
+                else:
+                    state.failed_checks += 1
+                failed = state.failed_checks >= config.check_patience
+            entry["seconds"] = time.perf_counter() - t_epoch
+            state.history.append(entry)
+            if failed:
+                state.done, state.stopped = True, "memorisation"
+            elif val is not None and state.epoch >= config.min_epochs and state.bad_epochs >= config.patience:
                 state.done, state.stopped = True, "early_stopping"
             elif state.epoch >= config.epochs:
                 state.done, state.stopped = True, "epochs"
@@ -217,6 +240,8 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
                   "eta_s": elapsed / epochs_run * (config.epochs - state.epoch) if not state.done else 0.0})
     if not state.done:  # resumed from a finished state, or zero epochs asked
         state.done, state.stopped = True, state.stopped or "epochs"
+    if state.stopped == "memorisation" and state.safe is not None:
+        state.best, state.best_epoch = state.safe, state.safe_epoch
     if val is not None and state.best is not None:
         model.load_state_dict(state.best)
     elif ema is not None:

@@ -1,6 +1,5 @@
 """The app's session workspace: a private temporary folder per browser session, the cohort (uploaded or the demo)
-saved there with its recorded split, and background training jobs (child processes) that a reloaded page finds
-again by run id.
+saved there with its recorded split, and what the session has made since (panel, runs, synthetic cohort, report).
 
 Nothing here imports streamlit. The app keeps one ``Workspace`` in ``st.session_state`` (never in a cache shared
 between sessions); its folder is deleted by ``cleanup()``: when a new cohort replaces the old one (``data/``),
@@ -10,49 +9,29 @@ API; this module only decides where files go and remembers what the session has 
 """
 from __future__ import annotations
 
-import atexit
-import io
-import json
-import logging
-import multiprocessing
 import os
-import re
-import hmac
 import secrets
 import shutil
 import tempfile
 import threading
 import time
 import weakref
-import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .export import safe_name
 from .io.plink import plink_path
-
-log = logging.getLogger(__name__)
+from .jobs import TrainingJob, start_job
 
 HOLDOUT_FRACTION = 0.2  # uploads: share of individuals kept out of SNP selection and training
 PLINK_SUFFIXES = (".bed", ".bim", ".fam")
-FINISHED_JOB_TTL_S = 3600.0  # a finished job stays re-attachable (and its workspace alive) this long
 # Streamlit drops a closed session's state lazily (its session cache expires entries only when touched), so idle
 # workspaces are also swept: one unused this long (and not training) is deleted.
 IDLE_LIMIT_S = float(os.environ.get("SNPGEN_SESSION_IDLE_S", 2 * 3600))
-# training processes the whole server runs at once (each takes a core); a session asking for more is told to wait
-MAX_TRAINING_JOBS = int(os.environ.get("SNPGEN_MAX_TRAINING_JOBS", max(4, os.cpu_count() or 1)))
-
-
-def safe_name(name: str, default: str = "file", max_len: int = 80) -> str:
-    """A file name safe to write anywhere: the last path component only, characters outside ``[A-Za-z0-9._-]``
-    replaced by ``_``, no leading dots or dashes, at most ``max_len`` characters, ``default`` if nothing is left."""
-    base = re.split(r"[\\/]", str(name))[-1]
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip(".-_")
-    base = base[:max_len].rstrip("._-")
-    return base or default
 
 
 @dataclass
@@ -84,177 +63,8 @@ class DatasetSummary:
     split_counts: dict[str, int]
     gwas_format: str | None = None
     aligned: object | None = None  # snpgen_core.io.gwas.AlignedGwas, None without GWAS
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Training jobs: a child process per run, found again by run id after a page reload
-
-
-@dataclass
-class TrainingJob:
-    """One background training run (a child process, followed by ``thread``). ``events`` are the training
-    callback's dicts in order (see ``training``: start / epoch / end / message); ``state`` is running, done,
-    cancelled or failed (then ``error`` is the one line to show)."""
-
-    run_id: str
-    run_dir: Path
-    workspace: "Workspace"
-    # the secret a ?run= link carries to re-attach this job after a reload: not the run id (which names folders
-    # and may reach logs), never logged, compared in constant time
-    link: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
-    pid: int | None = None  # the training process
-    stop_event: object = field(default_factory=threading.Event)  # threading or multiprocessing Event
-    events: list[dict] = field(default_factory=list)
-    state: str = "running"
-    error: str | None = None
-    started: float = field(default_factory=time.time)
-    finished: float | None = None
-    settings: dict = field(default_factory=dict)
-    thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.state == "running"
-
-    def cancel(self) -> None:
-        """Ask the training loop to stop at its next check; the job ends as "cancelled"."""
-        self.stop_event.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the worker ends (tests, scripts); True if it has."""
-        if self.thread is not None:
-            self.thread.join(timeout)
-        return not self.running
-
-    def elapsed(self) -> float:
-        """Seconds since the start (until the end, once finished)."""
-        return (self.finished or time.time()) - self.started
-
-    def progress(self, stages: tuple = ("vae", "diffusion")) -> float:
-        """Share of the work done, in [0, 1]: each of ``stages`` counts equally, a stage by its epochs out of its
-        maximum (early stopping jumps ahead). 1 once finished."""
-        if self.state == "done":
-            return 1.0
-        done = 0.0
-        for e in list(self.events):
-            if e.get("event") == "epoch" and e.get("stage") in stages and e.get("n_epochs"):
-                done = stages.index(e["stage"]) + min(e["epoch"] / e["n_epochs"], 1.0)
-            elif e.get("event") == "end" and e.get("stage") in stages:
-                done = stages.index(e["stage"]) + 1.0
-        return float(min(max(done / len(stages), 0.0), 1.0))
-
-    def loss_table(self) -> pd.DataFrame:
-        """Long table of the losses reported so far: columns stage, epoch, loss, value."""
-        rows = [
-            {"stage": e["stage"], "epoch": e["epoch"], "loss": name, "value": float(v)}
-            for e in list(self.events) if e.get("event") == "epoch"
-            for name, v in (e.get("losses") or {}).items()
-            if v is not None and np.isfinite(v)
-        ]
-        return pd.DataFrame(rows, columns=["stage", "epoch", "loss", "value"])
-
-
-_JOBS: dict[str, TrainingJob] = {}
-_JOBS_LOCK = threading.Lock()
-
-
-def find_job(run_id: str | None) -> TrainingJob | None:
-    """The job with this run id (any state) if it is still registered; None otherwise."""
-    if not run_id:
-        return None
-    with _JOBS_LOCK:
-        _prune_jobs()
-        return _JOBS.get(str(run_id))
-
-
-def find_job_by_link(link: str | None) -> TrainingJob | None:
-    """The job whose link secret is ``link`` (the ``?run=`` of a reloaded page); None for anything else, a run id
-    included: only the session that started a run, or whoever it gave the secret to, can re-attach it."""
-    if not link:
-        return None
-    with _JOBS_LOCK:
-        _prune_jobs()
-        jobs = list(_JOBS.values())
-    found = None
-    for job in jobs:  # every job compared, in constant time: no timing hint of a near miss
-        if hmac.compare_digest(job.link.encode(), str(link).encode()):
-            found = job
-    return found
-
-
-def stop_all_jobs(timeout: float = 10.0) -> None:
-    """Cancel every running job and wait up to ``timeout`` s for each to stop (server shutdown, tests), so no
-    training process outlives the server and no half-written run is left behind unnoticed."""
-    with _JOBS_LOCK:
-        jobs = [j for j in _JOBS.values() if j.running]
-    for job in jobs:
-        job.cancel()
-    for job in jobs:
-        job.wait(timeout)
-
-
-atexit.register(stop_all_jobs)
-
-
-def _prune_jobs() -> None:
-    now = time.time()
-    for run_id, job in list(_JOBS.items()):
-        if job.finished is not None and now - job.finished > FINISHED_JOB_TTL_S:
-            del _JOBS[run_id]
-
-
-# Training runs in a child process (spawned: safe with CUDA, and no GIL shared with the web server, which must
-# answer clicks while a run trains). Callback events come back through a queue that a thread of the server
-# copies into ``job.events``; cancelling sets an inter-process event that ``train_run`` checks between batches.
-_MP = multiprocessing.get_context("spawn")
-
-
-def _train_process(bfile: Path, run_dir: Path, kwargs: dict, events, stop) -> None:
-    """Child process body: one ``train_run`` call; its outcome is sent as a last ``{"event": "job"}`` message."""
-    import torch
-
-    from .pipeline import train_run
-    from .training import Cancelled
-
-    torch.set_num_threads(1)  # leave the other cores to the web server and the other sessions
-    if hasattr(os, "nice"):
-        os.nice(10)  # and yield the CPU to them when they need it: clicks answer first, training waits
-    try:
-        train_run(bfile, run_dir, callback=events.put, stop_event=stop, **kwargs)
-        outcome = {"state": "cancelled" if stop.is_set() else "done"}
-    except Cancelled:
-        outcome = {"state": "cancelled"}
-    except InputError as err:
-        outcome = {"state": "failed", "error": str(err)}
-    except Exception as err:  # a bug, not bad input: the traceback goes to the server log, one line to the user
-        log.exception("training run in %s failed", run_dir)
-        outcome = {"state": "failed",
-                   "error": f"training failed ({type(err).__name__}: {err}); details are in the server log"}
-    events.put({"event": "job", **outcome})
-
-
-def _follow(job: TrainingJob, process, events) -> None:
-    """Server thread: copy the child's events into ``job.events`` until it reports its outcome or dies."""
-    import queue
-
-    outcome = None
-    while outcome is None:
-        try:
-            event = events.get(timeout=0.5)
-        except queue.Empty:
-            if process.is_alive():
-                continue
-            outcome = {"state": "failed", "error": f"the training process ended unexpectedly (exit code "
-                                                   f"{process.exitcode}); details are in the server log"}
-            break
-        if event.get("event") == "job":
-            outcome = event
-        else:
-            job.events.append(event)
-    process.join(timeout=30)
-    job.error = outcome.get("error")
-    job.finished = time.time()
-    job.state = outcome["state"]  # last: readers see a finished job only once everything above is set
+    gwas_n_max: int | None = None  # individuals the GWAS was computed on, as its N/NMISS/OBS_CT column states
+    gwas_on_training: bool = False  # the GWAS was computed here on the training individuals
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -425,11 +235,10 @@ class Workspace:
 
     def compute_gwas(self):
         """Without uploaded summary statistics: a GWAS of the trait on the training individuals only
-        (``association.per_snp_association``: logistic for case/control, linear for quantitative, no covariates),
-        written as ``data/gwas_train.tsv`` and aligned like an uploaded one (returned: ``AlignedGwas``). The holdout
-        stays independent."""
-        from .association import per_snp_association
-        from .io.atomic import atomic_path
+        (``association.gwas_table``: logistic for case/control, linear for quantitative, no covariates), written
+        as ``data/gwas_train.tsv`` and aligned like an uploaded one (returned: ``AlignedGwas``). The holdout stays
+        independent."""
+        from .association import gwas_table, write_gwas_table
         from .io.gwas import align_gwas, read_gwas
         from .io.plink import read_fam
         from .splits import read_split
@@ -442,16 +251,13 @@ class Workspace:
                              hint="upload summary statistics instead")
         train = self.training_genotypes()
         split = read_split(self.dataset.split, read_fam(plink_path(self.dataset.bfile, ".fam")))
-        result = per_snp_association(train.dosages, trait.values[split.train], trait.kind)
-        v = train.variants
-        table = pd.DataFrame({"SNP": v["snp"], "CHR": v["chrom"], "BP": v["pos"], "A1": v["a1"], "A2": v["a2"],
-                              "BETA": result["beta"], "SE": result["se"], "P": result["p"], "N": result["n"]})
         path = self.path / "data" / "gwas_train.tsv"
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.6g")
+        write_gwas_table(gwas_table(train, trait.values[split.train], trait.kind), path)
         self._reset_from("panel")
         gwas = read_gwas(path)
-        self.summary.aligned, self.summary.gwas_format = align_gwas(gwas, v), f"{gwas.format}, computed here"
+        self.summary.aligned = align_gwas(gwas, train.variants)
+        self.summary.gwas_format = f"{gwas.format}, computed here"
+        self.summary.gwas_n_max, self.summary.gwas_on_training = gwas.n_samples_max, True
         self.dataset.gwas = path
         return self.summary.aligned
 
@@ -487,6 +293,21 @@ class Workspace:
         return panel
 
 
+    def panel_ld(self, max_cells: int = 1000) -> np.ndarray:
+        """LD r² (``ld.ld_r2``, dosage) of the panel SNPs in the training individuals, block-averaged to at most
+        ``max_cells`` square (``figures.downsample_square``) and stored as uint8 (r² in steps of 1/255: a 1,000 x
+        1,000 map is 1 MB instead of 4 MB of float32); computed once per panel."""
+        from .evaluation.figures import downsample_square
+        from .ld import ld_r2
+
+        self._need("a SNP panel", self.panel_info is not None, "select one on the Panel page")
+        key = ("panel", "ld_r2_uint8", max_cells)
+        if key not in self.cache:
+            train = self.training_genotypes(variants=self.panel_info.variant_index)
+            r2 = downsample_square(ld_r2(train.dosages, estimator="dosage"), max_cells)
+            self.cache[key] = np.round(np.nan_to_num(r2, nan=0.0) * 255).astype(np.uint8)
+        return self.cache[key]
+
     # -- training --------------------------------------------------------------------------------------------
 
     def training_cohort(self) -> Path:
@@ -501,11 +322,11 @@ class Workspace:
 
     def start_training(self, *, config=None, seed: int = 0, epochs: int | None = None,
                        device: str = "auto") -> TrainingJob:
-        """Start ``pipeline.train_run`` on the training individuals and the panel in a worker thread.
+        """Start ``pipeline.train_run`` on the training individuals and the panel (``jobs.start_job``).
 
         Returns the new job; while one is running, returns that one instead of starting a second (a double click
         or two tabs cannot start two runs on one workspace). The run folder is ``runs/<run_id>``; a reloaded page
-        re-attaches through the job's ``link`` secret, never the run id. When ``MAX_TRAINING_JOBS`` runs are
+        re-attaches through the job's ``link`` secret, never the run id. When ``jobs.MAX_TRAINING_JOBS`` runs are
         already training on the server, InputError asks the user to wait.
         """
         with self._lock:
@@ -515,36 +336,14 @@ class Workspace:
             self._need("a SNP panel", self.panel is not None, "select one on the Panel page")
             bfile = self.training_cohort()
             run_id = secrets.token_hex(16)
-            job = TrainingJob(run_id, self.path / "runs" / run_id, self,
-                              settings={"seed": seed, "epochs": epochs, "device": device, "config": config})
             kwargs = {"pheno_path": self.dataset.pheno, "pheno_col": self.dataset.pheno_col,
                       "panel_path": self.panel, "config": config, "seed": seed, "device": device,
                       "epochs": epochs}
-            job.stop_event = _MP.Event()
-            events = _MP.Queue()
-            with _JOBS_LOCK:  # the slot is taken under the lock: two sessions cannot both take the last one
-                _prune_jobs()
-                busy = sum(j.running for j in _JOBS.values())
-                if busy >= MAX_TRAINING_JOBS:
-                    raise InputError(f"the server is busy: {busy} training runs are using its {MAX_TRAINING_JOBS} "
-                                     "training slots", hint="wait a minute and start again; your data stay here")
-                _JOBS[run_id] = job
-            try:
-                process = _MP.Process(target=_train_process,
-                                      args=(bfile, job.run_dir, kwargs, events, job.stop_event),
-                                      daemon=True, name=f"snpgen-train-{run_id[:8]}")
-                process.start()
-            except BaseException:
-                with _JOBS_LOCK:
-                    _JOBS.pop(run_id, None)
-                raise
-            job.pid = process.pid
-            job.thread = threading.Thread(target=_follow, args=(job, process, events), daemon=True,
-                                          name=f"snpgen-follow-{run_id[:8]}")
+            job = start_job(bfile, self.path / "runs" / run_id, run_id, kwargs, owner=self,
+                            settings={"seed": seed, "epochs": epochs, "device": device, "config": config})
             self.jobs[run_id] = job
             self._reset_from("synthetic")
             self.run_id = run_id
-            job.thread.start()
             return job
 
     def use_run(self, run_id: str) -> TrainingJob:
@@ -610,7 +409,7 @@ class Workspace:
     def synthetic_cohort(self):
         """The current synthetic Genotypes and their Phenotype (the generation's ``.pheno.tsv``)."""
         from .io.plink import read_plink
-        from .phenotypes import Phenotype
+        from .phenotypes import decode_trait_as
 
         self._need("a synthetic cohort", self.synthetic is not None, "generate one on the Generate page")
         synthetic = read_plink(self.synthetic)
@@ -621,16 +420,8 @@ class Workspace:
         # cohort generated for one class only, which is a legitimate request here)
         sidecar = pd.read_csv(self.synthetic.with_name(self.synthetic.name + ".pheno.tsv"), sep="\t", dtype=str,
                               keep_default_na=False)
-        text = sidecar.iloc[:, 2].to_numpy()
-        missing = np.isin(text, ["NA", ""])
-        if info["kind"] == "quantitative":
-            values = np.where(missing, np.nan, pd.to_numeric(pd.Series(text).where(~missing), errors="coerce"))
-        elif info["kind"] == "binary":
-            values = np.where(missing, np.nan, np.where(text == "2", 1.0, 0.0))
-        else:
-            code = {label: float(k) for k, label in enumerate(info["labels"])}
-            values = np.array([np.nan if m else code[t] for t, m in zip(text, missing)])
-        return synthetic, Phenotype(info["name"], info["kind"], values, list(info.get("labels") or []))
+        return synthetic, decode_trait_as(sidecar.iloc[:, 2].tolist(), info["name"], info["kind"],
+                                          info.get("labels") or [], where=str(self.synthetic) + ".pheno.tsv")
 
     def evaluate(self, seed: int = 0) -> dict:
         """The evaluation report of the current synthetic cohort against the training individuals and the real
@@ -643,6 +434,9 @@ class Workspace:
         synthetic, synthetic_trait = self.synthetic_cohort()
         report = evaluate(train, holdout, synthetic, train_pheno=train_trait, holdout_pheno=holdout_trait,
                           synthetic_pheno=synthetic_trait, seed=seed, device="auto")
+        chosen = self.panel_provenance()  # the report says who chose the SNPs, as the model card does
+        report["provenance"]["snp_panel"] = {"training_only": chosen["training_only"], "text": chosen["panel"]}
+        report["provenance"]["notes"].append(f"SNP panel: {chosen['panel']}")
         write_report(report, self.path / "report")
         self.report, self.report_dir = report, self.path / "report"
         return report
@@ -714,111 +508,29 @@ class Workspace:
     # -- export ----------------------------------------------------------------------------------------------
 
     def export(self, name: str, out_root: str | os.PathLike) -> dict:
-        """Write the synthetic PLINK files (with their .pheno.tsv and .provenance.json), report.html, report.json
-        and MODEL_CARD.md to ``out_root/<name>/`` (``name`` sanitised; an existing folder is never overwritten)
-        and the same files as ``<name>.zip`` in the workspace. Returns (and keeps as ``exported``) {"name",
+        """Export the synthetic cohort with its report and a model card (``export.export_cohort``) to
+        ``out_root/<name>/`` and as ``<name>.zip`` in the workspace. Returns (and keeps as ``exported``) {"name",
         "folder", "zip", "files", "model_card"}."""
+        from .export import export_cohort, export_name
+
         self._need("a synthetic cohort", self.synthetic is not None, "generate one on the Generate page")
         report = self.evaluate()
-        name = safe_name(name, "snpgen_synthetic").replace(".", "_")
-        folder = Path(out_root) / name
-        if folder.exists():
-            raise InputError(f"export folder {name} already exists", path=str(Path(out_root)),
-                             hint="choose another name")
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=_made(Path(out_root))))
-        try:
-            files = {}
-            for src in sorted(self.synthetic.parent.glob(self.synthetic.name + ".*")):
-                files[f"{name}{src.name[len(self.synthetic.name):]}"] = src.read_bytes()
-            for what in ("report.html", "report.json"):
-                files[what] = (self.report_dir / what).read_bytes()
-            files["MODEL_CARD.md"] = self.model_card(name, report).encode()
-            for file_name, data in files.items():
-                (staging / file_name).write_bytes(data)
-            staging.rename(folder)  # the folder appears complete or not at all
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-            for file_name, data in files.items():
-                zf.writestr(f"{name}/{file_name}", data)
-        zip_path = _made(self.path / "export") / f"{name}.zip"
-        zip_path.write_bytes(buffer.getvalue())
-        self.exported = {"name": name, "folder": folder, "zip": zip_path, "files": sorted(files),
-                         "model_card": files["MODEL_CARD.md"].decode()}
+        cohort = {"name": self.dataset.name, "demo": self.dataset.demo, "n_samples": self.summary.n_samples,
+                  "n_variants": self.summary.n_variants}
+        self.exported = export_cohort(self.synthetic, self.report_dir, self.current_run().run_dir, out_root, name,
+                                      report=report, generation=self.generation, cohort=cohort,
+                                      panel=self.panel_provenance(), zip_path=self.path / "export" / f"{export_name(name)}.zip")
         return self.exported
 
-    def model_card(self, name: str, report: dict) -> str:
-        """A Markdown model card: what the files are, the data and model behind them, how they were generated,
-        the report card against the real holdout, and what they may and may not be used for."""
-        from . import __version__
-        from .evaluation.report import card_markdown
+    def panel_provenance(self) -> dict:
+        """Which individuals chose the panel's SNPs, as far as it is known (``io.gwas.panel_provenance``): the
+        model card's wording, and a ``warning`` line for the Panel page when the GWAS used more individuals than
+        the cohort has outside its holdout."""
+        from .io.gwas import panel_provenance
 
-        job = self.current_run()
-        info = self.run_info()
-        prov = _read_json(job.run_dir / "provenance.json")
-        config = _read_json(job.run_dir / "config.json").get("train", {})
-        history = info["history"]
-        trait = info["phenotype"]
-        g = self.generation
-        sizes = report["provenance"]["sizes"]
-        condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
-                          if (v := g.get(k)) is not None), "the training distribution of the trait")
-        notes = "".join(f"- {n}\n" for n in report["provenance"].get("notes", []))
-        vae, diffusion = config.get("vae", {}), config.get("diffusion", {})
-        return f"""# Model card: {name}
-
-Synthetic genotypes made by SNPgen Studio {__version__}. **No row is a real person**; every individual was
-sampled from a generative model trained on a real cohort. Overall report-card grade: **{report['overall']}**.
-
-## Files
-
-- `{name}.bed/.bim/.fam`: PLINK 1 binary, {g['n']} synthetic individuals x {info['n_snps']} SNPs; dosages count
-  the `.bim` column-5 allele; `.fam` column 6 holds each individual's generated condition (PLINK coding).
-- `{name}.pheno.tsv`: the condition of each individual; `{name}.provenance.json`: every generation setting.
-- `report.html`, `report.json`: the evaluation report (fidelity, association, utility, privacy).
-
-## Training data
-
-- Cohort `{self.dataset.name}`{' (simulated demo)' if self.dataset.demo else ''}: {self.summary.n_samples} individuals,
-  {self.summary.n_variants} SNPs; trait {trait.get('name') or '(none)'} ({trait.get('kind')}).
-- The model learnt from {prov.get('n_train')} training individuals (plus {prov.get('n_validation')} for early
-  stopping) at a panel of {info['n_snps']} GWAS-selected, LD-clumped SNPs chosen on training individuals only.
-- {sizes['holdout']} real **holdout** individuals never trained the model or chose a SNP: the report compares
-  with them.
-
-## Model
-
-- SNPgen: a VAE ({vae.get('encoder')} encoder, {vae.get('latent_dim')}-d latent) and a latent diffusion model
-  ({diffusion.get('timesteps')} steps, {diffusion.get('prediction')}-prediction, classifier-free guidance),
-  conditioned on the trait.
-- Epochs: VAE {len(history.get('vae', []))} (best {history.get('vae_best_epoch')}), diffusion
-  {len(history.get('diffusion', []))} (best {history.get('diffusion_best_epoch')}); seed {prov.get('seed')};
-  device {prov.get('device')}; software {', '.join(f'{k} {v}' for k, v in (prov.get('software') or {}).items())}.
-
-## Generation
-
-- {g['n']} individuals from the `{g.get('model')}` generator, condition: {condition}; guidance
-  {g.get('guidance')}; seed {g['seed']}.
-
-## Evaluation against the real holdout
-
-Each row: the synthetic cohort vs training, beside the real holdout vs training computed the same way (what a
-perfect generator would score). Critical rows are marked *.
-
-{card_markdown(report)}
-
-{notes}
-## Intended use and limits
-
-- For method development, teaching, pipeline testing and sharing where the report card's privacy rows pass.
-- Not for clinical decisions or for inferring anything about individuals of the training cohort.
-- Only the {info['n_snps']} panel SNPs are modelled; other variants, relatedness and rare variation are not.
-- Privacy is measured (distances to closest records, membership inference, kinship), not guaranteed: a model
-  that memorises can leak. Do not filter synthetic individuals by their distance to real ones: the filter itself
-  leaks (Ganev & De Cristofaro, "ReconSyn").
-"""
+        s = self.summary
+        return panel_provenance(s.gwas_n_max, s.n_samples - s.split_counts.get("holdout", 0),
+                                computed_on_training=s.gwas_on_training)
 
     def _need(self, what: str, ok: bool, hint: str) -> None:
         if not ok:
@@ -885,6 +597,7 @@ def summarize(dataset: Dataset) -> DatasetSummary:
         table = read_gwas(dataset.gwas)
         summary.aligned = align_gwas(table, variants)
         summary.gwas_format = table.format
+        summary.gwas_n_max = table.n_samples_max
     return summary
 
 
@@ -907,18 +620,6 @@ def _trait_labels(trait) -> list:
     if trait.kind == "quantitative":
         return [None if np.isnan(v) else float(v) for v in trait.values]
     return ["missing" if np.isnan(v) else trait.labels[int(v)] for v in trait.values]
-
-
-def _made(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def private_cache_dir(name: str) -> Path:

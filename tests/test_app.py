@@ -17,8 +17,8 @@ from streamlit.testing.v1 import AppTest
 
 from snpgen_core.errors import InputError
 from snpgen_core.io.plink import plink_path, read_fam, read_plink
-from snpgen_core.workspace import (TrainingJob, Workspace, find_job, safe_name, stop_all_jobs,
-                                   sweep_idle_workspaces)
+from snpgen_core.jobs import TrainingJob, find_job, stop_all_jobs
+from snpgen_core.workspace import Workspace, sweep_idle_workspaces
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -85,15 +85,6 @@ def upload(at: AppTest, plink, gwas=None, pheno=None, column: str = "") -> AppTe
 
 # ---------------------------------------------------------------------------------------------------------------
 # workspace on its own
-
-
-def test_safe_name__strips_paths_and_odd_characters():
-    assert safe_name("../../etc/passwd") == "passwd"
-    assert safe_name("C:\\Users\\me\\my cohort (v2).bed") == "my_cohort_v2_.bed"
-    assert safe_name("..hidden") == "hidden"
-    assert safe_name("///") == "file"
-    assert safe_name("a" * 500, max_len=20) == "a" * 20
-    assert safe_name("résumé;rm -rf.fam") == "r_sum_rm_-rf.fam"
 
 
 def test_workspace__folder_removed_on_cleanup_and_on_garbage_collection():
@@ -336,6 +327,9 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     assert np.array_equal(exported.dosages, synthetic.dosages)
     card = (folder / "MODEL_CARD.md").read_text()
     assert "No row is a real person" in card and "60 real **holdout** individuals" in card
+    # the demo GWAS states its N (the training part): no claim beyond it, in the card and in the report
+    assert "chose a SNP" not in card and "no more than the" in card
+    assert "SNP panel: ranked by a GWAS computed on at most" in (folder / "report.html").read_text()
     assert len(at.download_button) == 3
 
 
@@ -363,7 +357,9 @@ def test_train__double_start_page_switch_reload_and_cancel_keep_one_sound_run():
     again.switch_page("pages/train.py").run()
     no_exceptions(again)
     assert again.session_state["workspace"] is ws and find_job(job.run_id) is job
-    assert again.progress and again.progress[0].value >= 0
+    shown = again.progress[0]  # the re-attached job's own bar: its run id, its share done (0-100)
+    assert shown.text.startswith(f"Run {job.run_id[:8]} - ") and job.running
+    assert abs(shown.value - 100 * job.progress()) <= 1
     again.button(key=f"cancel_{job.run_id}").click().run()
     assert job.wait(120) and job.state == "cancelled"
     again.run()
@@ -422,7 +418,7 @@ def test_train__a_process_killed_from_outside_is_reported_failed_with_a_retry(mo
     import os
     import signal
 
-    import snpgen_core.workspace as workspace_module
+    import snpgen_core.jobs as workspace_module
 
     at = demo_with_panel(top=30)
     ws = at.session_state["workspace"]
@@ -463,7 +459,7 @@ def test_reload__unknown_run_id_starts_a_fresh_workspace():
 
 
 def test_downsample_square__block_means_known_answer_and_float32():
-    from pages._ui import downsample_square
+    from snpgen_core.evaluation.figures import downsample_square
 
     m = np.arange(16, dtype=np.float64).reshape(4, 4)
     small = downsample_square(m, max_size=2)
@@ -480,7 +476,7 @@ def test_downsample_square__block_means_known_answer_and_float32():
 def test_thin_manhattan__keeps_every_strong_snp_and_caps_the_rest():
     import pandas as pd
 
-    from pages._ui import manhattan_positions, thin_manhattan
+    from snpgen_core.evaluation.figures import manhattan_positions, thin_manhattan
 
     rng = np.random.default_rng(1)
     n = 50_000
@@ -575,7 +571,8 @@ def test_generate__quantitative_and_categorical_traits_get_their_own_condition(c
         assert (recorded == "EUR").all() and (synthetic.samples["pheno"] == "-9").all()
     at.switch_page("pages/explore.py").run()  # a one-class or one-value cohort still gets its report
     no_exceptions(at)
-    assert ws.report is not None and not at.error
+    assert not at.error and ws.report["provenance"]["sizes"]["synthetic"] == synthetic.n_samples
+    assert any(m.value.startswith("### Report card") for m in at.markdown)
 
 
 def test_data__malformed_gwas_shows_the_cli_message_with_the_users_file_name(cohort_files, tmp_path):

@@ -141,15 +141,57 @@ def test_condition_control__cases_carry_more_risk_alleles_at_the_causal_snp(plan
     assert diff[CAUSAL] > np.abs(diff[far]).max()
 
 
-def test_generate__latent_noise_moves_samples_and_is_recorded(planted, tmp_path):
-    _, run = planted
-    for name, noise in (("plain", 0.0), ("noisy", 0.5)):
-        generate(run, 200, out_prefix=tmp_path / name, seed=8, latent_noise=noise, model="vae_gaussian")
-    plain, noisy = read_plink(tmp_path / "plain").dosages, read_plink(tmp_path / "noisy").dosages
-    assert (plain != noisy).any()
+def test_generate__latent_noise_moves_the_decoded_latents_by_its_scale_and_is_recorded(planted, tmp_path):
+    _, run_dir = planted
+    run = load_run(run_dir)
+    seen = []
+    decode = run.models.vae.sample_genotypes
+
+    def spy(z, generator, **kwargs):  # the latents the decoder is given
+        seen.append(z.clone())
+        return decode(z, generator, **kwargs)
+
+    run.models.vae.sample_genotypes = spy
+    cond = torch.tensor([0.0, 1.0] * 500)
+    scales = {"vae_gaussian": run.models.latent_gaussian.chol[-1].norm(dim=1),
+              "diffusion": run.models.diffusion.latent_std}
+    for model, scale in scales.items():
+        seen.clear()
+        for noise in (0.0, 0.5):  # same seed: the same latents before the noise is added
+            run.generator(model).sample(cond, torch.Generator().manual_seed(8), SamplingOptions(latent_noise=noise))
+        plain, noisy = seen
+        shift = (noisy - plain) / scale  # N(0, 0.5^2) in units of the latents' sd
+        assert shift.mean().abs().item() < 0.03, model
+        assert shift.std().item() == pytest.approx(0.5, rel=0.05), model
+    generate(run_dir, 20, out_prefix=tmp_path / "noisy", seed=8, latent_noise=0.5, model="vae_gaussian")
     assert json.loads((tmp_path / "noisy.provenance.json").read_text())["latent_noise"] == 0.5
     with pytest.raises(InputError, match="latent noise"):
         generate(run, 5, out_prefix=tmp_path / "bad", latent_noise=-1)
+
+
+@pytest.mark.parametrize("model", ["diffusion", "vae_gaussian"])
+def test_generate__planted_ld_blocks_are_reproduced_and_the_independent_baseline_loses_them(planted, tmp_path,
+                                                                                           model):
+    from snpgen_core.ld import ld_r2
+
+    cohort, run = planted
+    blocks = np.arange(24) // 3  # _planted_cohort: blocks of 3 SNPs copied from one draw, 3% of calls redrawn
+    within = (blocks[:, None] == blocks[None, :]) & ~np.eye(24, dtype=bool)
+    between = blocks[:, None] != blocks[None, :]
+
+    def mean_r2(dosages):
+        r2 = ld_r2(dosages)
+        return np.nanmean(r2[within]), np.nanmean(r2[between])
+
+    real_within, real_between = mean_r2(read_plink(cohort).dosages)
+    assert real_within > 0.8 and real_between < 0.01
+    syn_within, syn_between = mean_r2(read_plink(generate(run, 1500, out_prefix=tmp_path / model, seed=3,
+                                                          model=model)).dosages)
+    assert syn_within > 0.6 * real_within  # measured ~0.88x
+    assert syn_between < 0.02
+    ind_within, _ = mean_r2(read_plink(generate(run, 1500, out_prefix=tmp_path / "ind", seed=3,
+                                                model="independent")).dosages)
+    assert ind_within < 0.05  # independent SNPs: no LD, the check has teeth
 
 
 def test_generate__stop_event_writes_nothing(planted, tmp_path):

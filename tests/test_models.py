@@ -159,16 +159,20 @@ def test_ddim_sampler__exact_denoiser_transports_noise_to_the_data_distribution(
 def test_diffusion_sample__seeded_and_standardisation_round_trip():
     torch.manual_seed(0)
     den = Denoiser(DenoiserConfig(latent_dim=3, hidden=16, depth=1, cond_kind="binary", n_classes=2))
+    for p in den.parameters():  # the zero-initialised output head would leave every sample at 0
+        torch.nn.init.normal_(p, std=0.3)
     diffusion = GaussianDiffusion(den, DiffusionConfig(sampling_steps=5)).eval()
-    diffusion.latent_mean.copy_(torch.tensor([10.0, -5.0, 0.0]))
-    diffusion.latent_std.copy_(torch.tensor([2.0, 1.0, 3.0]))
-    cond = torch.tensor([0.0, 1.0, float("nan"), 1.0])
+    cond = torch.tensor([0.0, 1.0, float("nan"), 1.0] * 50)
+    standard = diffusion.sample(cond, generator=torch.Generator().manual_seed(3))  # mean 0, sd 1: no rescaling
+    assert standard.std(0).min().item() > 0.1
+    mean, std = torch.tensor([10.0, -5.0, 0.0]), torch.tensor([2.0, 1.0, 3.0])
+    diffusion.latent_mean.copy_(mean)
+    diffusion.latent_std.copy_(std)
     a = diffusion.sample(cond, generator=torch.Generator().manual_seed(3))
     b = diffusion.sample(cond, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
-    # an untrained denoiser outputs 0 (zero-initialised head): v = 0 maps noise x_T to sqrt(abar) x_T ~ 0 scale,
-    # so samples sit at the stored mean, up to the stored scale
-    assert torch.allclose(a.mean(0), torch.tensor([10.0, -5.0, 0.0]), atol=3 * 3.0)
+    # the network works in standardised units; samples come back in the latents' own: x * std + mean, per dimension
+    assert torch.allclose(a, standard * std + mean, atol=1e-5)
 
 
 def test_condition_embedding__nan_takes_the_null_token():
@@ -212,17 +216,32 @@ def test_guidance__one_is_conditional_zero_is_unconditional_and_linear_between()
         assert torch.allclose(diffusion._guided(x, t, c, None, 3.0), null + 3 * (cond - null), atol=1e-4)
 
 
-def test_diffusion_training_loss__finite_and_covariates_accepted():
+def test_diffusion_training_loss__finite_and_covariates_condition_the_denoiser():
+    torch.manual_seed(0)
     den = Denoiser(DenoiserConfig(latent_dim=4, hidden=16, depth=1, cond_kind="quantitative", n_covariates=2))
+    for p in den.parameters():  # the zero-initialised output head would hide what the covariates change
+        torch.nn.init.normal_(p, std=0.3)
     diffusion = GaussianDiffusion(den, DiffusionConfig())
     mu, lv = torch.randn(32, 4), torch.full((32, 4), -2.0)
-    cond, cov = torch.randn(32) * 5 + 3, torch.randn(32, 2)
+    cond, cov = torch.randn(32) * 5 + 3, torch.randn(32, 2) * 4 + 1
     diffusion.set_statistics(mu, lv, cond, cov)
     assert diffusion.cond_mean.item() == pytest.approx(cond.mean().item(), rel=1e-5)
+    assert torch.allclose(diffusion.cov_mean, cov.mean(0), rtol=1e-5)
+    assert torch.allclose(diffusion.cov_std, cov.std(0, unbiased=False), rtol=1e-5)
     expected_std = (mu.var(0, unbiased=False) + math.exp(-2.0)).sqrt()
     assert torch.allclose(diffusion.latent_std, expected_std, rtol=1e-5)
-    loss = diffusion.training_loss((mu, lv, cond, cov))["loss"]
-    assert torch.isfinite(loss) and loss.item() > 0
+
+    def loss(covariates):
+        torch.manual_seed(1)  # the same timesteps, noise and condition dropout every time
+        return diffusion.training_loss((mu, lv, cond, covariates))["loss"]
+
+    with_cov = loss(cov)
+    assert torch.isfinite(with_cov) and with_cov.item() > 0
+    assert with_cov.item() == loss(cov.clone()).item()
+    assert with_cov.item() != loss(cov.flip(0)).item()  # other covariates, other predictions: they are used
+    x, t, c = torch.randn(4, 4), torch.full((4,), 500), torch.zeros(4)
+    with torch.no_grad():
+        assert not torch.allclose(den(x, t, c, cov[:4]), den(x, t, c, cov[4:8]))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from snpgen_core.errors import InputError
 from snpgen_core.genotypes import Genotypes, make_samples, make_variants
 from snpgen_core.io.plink import write_plink
-from snpgen_core.phenotypes import Phenotype, decode_trait, read_covariates, read_phenotype
+from snpgen_core.phenotypes import (Phenotype, decode_trait, decode_trait_as, encode_trait, fam_trait_is_empty,
+                                   read_covariates, read_phenotype, trait_text)
 
 NAN = np.nan
 
@@ -23,6 +24,11 @@ def _equal(a, b):
     np.testing.assert_array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
 
 
+def _fam(p: Phenotype) -> list[str]:
+    """.fam column 6 text of a trait (the one encoder)."""
+    return encode_trait(p.values, p.kind, p.labels)[0]
+
+
 # ---- .fam column 6 ------------------------------------------------------------------------------------------
 
 
@@ -31,7 +37,7 @@ def test_read_phenotype__fam_binary_with_plink_missing_codes():
     assert (p.name, p.kind, p.labels) == ("PHENO", "binary", ["control", "case"])
     _equal(p.values, [0, 1, NAN, NAN, 1, NAN])
     assert p.n_missing == 3 and p.classes() == {"control": 1, "case": 2}
-    assert p.fam_codes() == ["1", "2", "-9", "-9", "2", "-9"]
+    assert _fam(p) == ["1", "2", "-9", "-9", "2", "-9"]
 
 
 def test_read_phenotype__fam_quantitative_keeps_zero_as_a_value():
@@ -39,7 +45,7 @@ def test_read_phenotype__fam_quantitative_keeps_zero_as_a_value():
     assert p.kind == "quantitative" and p.labels == []
     _equal(p.values, [1.5, 0, NAN, 2, -0.25, NAN])
     assert p.classes() == {}
-    again = read_phenotype(_samples(p.fam_codes()))
+    again = read_phenotype(_samples(_fam(p)))
     _equal(again.values, p.values)
 
 
@@ -66,9 +72,9 @@ def test_read_phenotype__missing_count_matches_plink19(tmp_path, codes):
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.sampled_from([0.0, 1.0])), min_size=2, max_size=30).filter(
     lambda v: {0.0, 1.0} <= set(v)))
-def test_fam_codes__binary_round_trip(values):
+def test_encode_trait__binary_round_trip(values):
     p = Phenotype("T", "binary", [NAN if v is None else v for v in values], ["control", "case"])
-    again = decode_trait(p.fam_codes(), "T", "x")
+    again = decode_trait(_fam(p), "T", "x")
     assert again.kind == "binary"
     _equal(again.values, p.values)
 
@@ -77,18 +83,51 @@ def test_fam_codes__binary_round_trip(values):
 @given(st.lists(st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False).filter(lambda x: x != -9)),
                 min_size=2, max_size=30).filter(lambda v: len({x for x in v if x is not None}) >= 2
                                                 and not {x for x in v if x is not None} <= {0.0, 1.0, 2.0}))
-def test_fam_codes__quantitative_round_trip(values):
+def test_encode_trait__quantitative_round_trip_is_exact(values):
     p = Phenotype("T", "quantitative", [NAN if v is None else v for v in values])
-    again = decode_trait(p.fam_codes(), "T", "x")
+    again = decode_trait(_fam(p), "T", "x")
     assert again.kind == "quantitative"
     _equal(again.values, p.values)
+
+
+@pytest.mark.parametrize("kind,values,labels,fam,column", [
+    ("binary", [0, 1, NAN], ["control", "case"], ["1", "2", "-9"], ["1", "2", "NA"]),
+    ("quantitative", [0.1, -3.0, NAN], [], ["0.1", "-3", "-9"], ["0.1", "-3", "NA"]),
+    ("categorical", [2, 0, NAN], ["AFR", "EAS", "EUR"], ["-9", "-9", "-9"], ["EUR", "AFR", "NA"]),
+    ("none", [NAN, NAN, NAN], [], ["-9", "-9", "-9"], ["NA", "NA", "NA"]),
+])
+def test_encode_trait__fam_and_file_texts_and_decode_trait_as_reads_them_back(kind, values, labels, fam, column):
+    assert encode_trait(values, kind, labels) == (fam, column)
+    if kind != "none":
+        _equal(decode_trait_as(column, "T", kind, labels).values, values)
+        # a single class is a legitimate generated cohort: decoded, not refused
+        single = decode_trait_as(column[:1], "T", kind, labels)
+        _equal(single.values, values[:1])
+
+
+def test_decode_trait_as__unknown_label_and_non_number_raise():
+    with pytest.raises(InputError, match="not one of the trait's labels"):
+        decode_trait_as(["AFR", "XYZ"], "POP", "categorical", ["AFR", "EUR"])
+    with pytest.raises(InputError, match="not a number"):
+        decode_trait_as(["1.5", "tall"], "QT", "quantitative")
+
+
+def test_trait_text__missing_whole_and_exact_numbers():
+    assert [trait_text(v) for v in (None, NAN, 2.0, 7, 0.1, 1 / 3, "case")] == [
+        "-9", "-9", "2", "7", "0.1", repr(1 / 3), "case"]
+    assert float(trait_text(1 / 3)) == 1 / 3
+
+
+def test_fam_trait_is_empty__every_plink_missing_code():
+    assert fam_trait_is_empty(_samples(["-9", "0", "NA", "nan", "-9.0", "."]))
+    assert not fam_trait_is_empty(_samples(["-9", "0", "NA", "nan", "-9.0", "2"]))
 
 
 def test_phenotype_subset_keeps_labels():
     p = Phenotype("POP", "categorical", [0, 2, 1, NAN], ["AFR", "EAS", "EUR"])
     s = p.subset([1, 3])
     _equal(s.values, [2, NAN])
-    assert s.labels == ["AFR", "EAS", "EUR"] and s.fam_codes() == ["-9", "-9"]
+    assert s.labels == ["AFR", "EAS", "EUR"] and _fam(s) == ["-9", "-9"]
     assert p.subset(np.array([True, False, True, False])).classes() == {"AFR": 1, "EAS": 1, "EUR": 0}  # codes 0, 1
 
 

@@ -12,7 +12,8 @@ from snpgen_core.genotypes import Genotypes, make_samples
 from snpgen_core.io.plink import read_plink, write_plink
 from snpgen_core.phenotypes import Phenotype
 from snpgen_core.evaluation import EvaluationConfig, evaluate, report_json, write_report
-from snpgen_core.evaluation.report import REPORT_KEYS, card_markdown
+from snpgen_core.evaluation.card import card_markdown
+from snpgen_core.evaluation.report import REPORT_KEYS
 
 FAST = EvaluationConfig(n_boot=20, threads=1)  # one thread: faster on the shared 2-core CI machine
 REQUIRED = ["fidelity.allele_frequency_r", "fidelity.ld_r", "fidelity.detection_auc", "privacy.exact_copies",
@@ -197,11 +198,16 @@ def test_evaluate__quantitative_phenotype_gives_pearson_r_rows():
 def test_evaluate__missing_calls_are_handled_and_stated():
     rng = np.random.default_rng(9)
     train, holdout, synthetic = (small(rng, 50, 20, p) for p in "THS")
-    synthetic.dosages[rng.random(synthetic.dosages.shape) < 0.05] = -1
-    report = evaluate(train, holdout, synthetic, config=FAST)
+    synthetic.dosages[0] = train.dosages[7]  # one exact copy of a training individual, fully called
+    complete = evaluate(train, holdout, synthetic, config=FAST)
+    holed = synthetic.dosages.copy()
+    holed[1:][rng.random(holed[1:].shape) < 0.05] = -1
+    report = evaluate(train, holdout, Genotypes(holed, synthetic.variants, synthetic.samples), config=FAST)
     assert report["provenance"]["inputs"]["synthetic"]["missing_rate"] > 0.03
-    assert report["fidelity"]["allele_frequency_mae"]["value"] is not None
-    assert report["privacy"]["exact_copies"]["value"] is not None
+    # frequencies count called genotypes only: 5% missing at random barely moves them
+    mae = report["fidelity"]["allele_frequency_mae"]["value"]
+    assert np.isfinite(mae) and mae == pytest.approx(complete["fidelity"]["allele_frequency_mae"]["value"], abs=0.01)
+    assert report["privacy"]["exact_copies"]["value"] == complete["privacy"]["exact_copies"]["value"] == 1
     assert any("imputed" in n for n in report["provenance"]["notes"])
 
 

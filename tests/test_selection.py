@@ -567,7 +567,8 @@ def test_cli_select__on_the_simulated_cohort_uses_the_training_part(sim_prefix, 
     assert _select(sim_prefix, out, "--top", "40", "--pheno", f"{sim_prefix}.pheno.tsv", "--pheno-col", "CASE") == 0
     printed = capsys.readouterr().out
     n_train = sim_cohort.split.train.size
-    assert "(found next to the .bed)" in printed and f"only the {n_train} train individuals choose SNPs" in printed
+    assert "(found next to the .bed)" in printed
+    assert f"only the {n_train} train individuals enter QC and clumping" in printed
     assert "GWAS " in printed and "alignment:" in printed and f"QC on {n_train} individuals" in printed
     assert "selected 40 SNPs" in printed
     panel = read_panel(out)

@@ -10,6 +10,7 @@ One function per statistic, each returning a :class:`MetricValue` (synthetic's v
     association   effect_r, sign_agreement, case_control_af_diff_r (cohort_effects)
     utility       tstr (TSTR with its TRTR reference and bootstrap intervals)
     privacy       privacy_metrics (distances, kinship, membership attacks)
+    attacks       domias_membership, attribute_inference, kinship_null / kinship_replay, shadow_model_attack
 
 The report: ``evaluate(train, holdout, synthetic, ...) -> dict`` (report.json layout + plot data),
 ``write_report(report, out_dir)`` (report.json, plots.json, self-contained report.html), graded by

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .align import equal_sizes
-from .card import MetricValue, skipped
+from .card import MetricValue, pearson_r, skipped
 from .frequencies import allele_frequencies
 
 TOP_SNPS = 100
@@ -79,13 +79,6 @@ def _ensure_effects(effects, args, kind, seed):
     return effects
 
 
-def _pearson(a, b) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
-        return float("nan")
-    return float(np.corrcoef(a[ok], b[ok])[0, 1])
-
-
 def _top_snps(effects: CohortEffects, top: int) -> np.ndarray:
     """Indices of the ``top`` SNPs with the smallest training p-value (among those with an effect everywhere)."""
     ok = (effects.train["beta"].notna() & effects.holdout["beta"].notna() & effects.synthetic["beta"].notna())
@@ -103,7 +96,7 @@ def effect_r(train, holdout, synthetic, y_train, y_holdout, y_synthetic, kind: s
     if isinstance(effects, str):
         return skipped(effects)
     bt, bh, bs = (e["beta"].to_numpy() for e in (effects.train, effects.holdout, effects.synthetic))
-    return MetricValue(_pearson(bs, bt), _pearson(bh, bt), details={
+    return MetricValue(pearson_r(bs, bt), pearson_r(bh, bt), details={
         "beta": {"train": bt, "holdout": bh, "synthetic": bs}})
 
 
@@ -146,5 +139,5 @@ def case_control_af_diff_r(train, holdout, synthetic, y_train, y_holdout, y_synt
         return allele_frequencies(x[y == 1]) - allele_frequencies(x[y == 0])
 
     d = {who: difference(*effects.rows[who]) for who in ("train", "holdout", "synthetic")}
-    return MetricValue(_pearson(d["synthetic"], d["train"]), _pearson(d["holdout"], d["train"]),
+    return MetricValue(pearson_r(d["synthetic"], d["train"]), pearson_r(d["holdout"], d["train"]),
                        details={"n_snps": int(len(idx)), **{k: v.tolist() for k, v in d.items()}})

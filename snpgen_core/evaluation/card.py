@@ -8,11 +8,16 @@ perfect generator would get), with the tolerances in :data:`DEFAULT_RULES`. Ever
 A row is *critical* when it decides the verdict: the privacy grade is the worst critical privacy row, and
 ``overall`` is "fail" if any critical row fails, "warn" if any critical row warns (or could not be computed), else
 "pass". Non-critical rows are still graded and coloured; they explain, they do not decide.
+
+The card as a table (:func:`card_rows`) is rendered from here only: as Markdown (:func:`card_markdown`: the CLI,
+the model card, benchmark records), as HTML (``report_html``) and in the app (``pages/explore``).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
 
 STATUSES = ("pass", "warn", "fail")
 SECTIONS = ("fidelity", "association", "utility", "privacy")
@@ -33,6 +38,16 @@ class MetricValue:
     @property
     def skipped(self) -> bool:
         return self.value is None or (isinstance(self.value, float) and math.isnan(self.value))
+
+
+def pearson_r(a, b) -> float:
+    """Pearson r of two per-SNP (or per-pair) statistics over the entries where both are finite: the agreement
+    every correlation metric reports. NaN with fewer than 3 such entries or a constant side."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
 def skipped(reason: str, **details) -> MetricValue:
@@ -143,6 +158,15 @@ DEFAULT_RULES: dict[str, Rule] = {
     "privacy.aats": _r("error_ratio", 1.0, 2.0, ideal=0.5, slack=0.03,
                        explain="|AATS - 0.5| within the holdout's + 0.03 (fail > 2x + 0.03)"),
     "privacy.af_lr_membership_auc": _r("max", 0.55, 0.60, explain="<= 0.55 (fail > 0.60)"),
+    # evaluation.attacks: the density-ratio attack is graded as the distance attack; its TPR rests on a third of
+    # the holdout (1% FPR = one or two non-members), so it explains rather than decides, with the holdout-as-release
+    # rate's excess over 1% as headroom
+    "privacy.domias_auc": _r("max", 0.55, 0.60, critical=True, explain="<= 0.55 (fail > 0.60); ideal 0.5"),
+    "privacy.domias_tpr_at_1pct_fpr": _r("max_shifted", 0.02, 0.05, ideal=0.01,
+                                         explain="<= 2% (fail > 5%), raised by the holdout's excess over 1%"),
+    "privacy.attribute_inference_gap": _r("max", 0.02, 0.05, critical=True,
+                                          explain="members' hidden genotypes recovered <= 2 points more often "
+                                                  "than strangers' (fail > 5)"),
 }
 
 
@@ -236,3 +260,48 @@ def grade_sections(sections: dict[str, dict[str, MetricValue]], thresholds: Card
                 per_section[section].append(metric.status)
     grades = {s: worst(v) for s, v in per_section.items()}
     return {"overall": worst(grades.values()), "sections": grades, "critical": critical}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The card as a table
+
+CARD_COLUMNS = ["section", "metric", "critical", "synthetic", "holdout", "status", "rule", "note"]
+
+
+def format_number(x) -> str:
+    """A card cell: "-" for no value, whole numbers as integers, anything else to 4 significant digits."""
+    if x is None:
+        return "-"
+    if float(x).is_integer() and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:.4g}"
+
+
+def card_rows(report: dict, sections=SECTIONS):
+    """The report card of an evaluation (``evaluate``'s dict or report.json) as a DataFrame, one row per metric
+    in section order: ``CARD_COLUMNS`` = section, metric, critical (bool), synthetic and holdout (the value and
+    its reference, formatted by :func:`format_number`), status, rule (the grading rule's explanation), note."""
+    import pandas as pd
+
+    prov = report.get("provenance", {})
+    critical = set(prov.get("critical", []))
+    rules = prov.get("thresholds", {})
+    rows = []
+    for section in sections:
+        for name, m in (report.get(section) or {}).items():
+            full = f"{section}.{name}"
+            rows.append((section, name, full in critical, format_number(m.get("value")),
+                         format_number(m.get("reference")), m.get("status") or "warn",
+                         rules.get(full, {}).get("explain", ""), m.get("note", "")))
+    return pd.DataFrame(rows, columns=CARD_COLUMNS)
+
+
+def card_markdown(report: dict, sections=SECTIONS) -> str:
+    """The report card as a Markdown table: metric, synthetic value, holdout reference, status (critical rows
+    marked *), and the overall verdict."""
+    lines = ["| metric | synthetic | holdout | status |", "| --- | --- | --- | --- |"]
+    for r in card_rows(report, sections).itertuples():
+        lines.append(f"| {r.section}.{r.metric}{' *' if r.critical else ''} | {r.synthetic} | {r.holdout} | "
+                     f"{r.status} |")
+    lines.append(f"| **overall** | | | **{report['overall']}** |")
+    return "\n".join(lines)

@@ -1,13 +1,17 @@
-"""The report's figures, built from the ``plots`` data of an evaluation (the only plotting code of the package).
+"""Every figure of the package (plotly): the report's, and the app's views of the GWAS, the panel and training.
 
-Each builder takes the ``plots`` dict (as returned by ``evaluate`` or read back from ``plots.json``) and returns a
-plotly Figure, or None when that part of the data is absent. The HTML report and the app draw the same figures.
+The report's builders take the ``plots`` dict (as returned by ``evaluate`` or read back from ``plots.json``) and
+return a plotly Figure, or None when that part of the data is absent; the HTML report and the app draw the same
+figures. The app's own (Manhattan plot, panel LD, loss curves, UMAP) take the tables the workspace computes.
 """
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from ..genotypes import chromosome_rank
 
 # training = the real cohort the generator learnt from; holdout = fresh real individuals (the reference)
 COLOURS = {"train": "#1f77b4", "synthetic": "#d62728", "holdout": "#7f7f7f"}
@@ -157,3 +161,136 @@ FIGURES = {  # report order
     "Distances to training": figure_distance_histograms,
     "Utility (TSTR vs TRTR)": figure_tstr,
 }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The app's figures: GWAS, panel, training, UMAP
+
+MANHATTAN_MAX_POINTS = 20_000
+MANHATTAN_KEEP_P = 1e-3  # every SNP below this p is drawn; the rest are thinned
+STAGE_TITLES = {"vae": "VAE", "diffusion": "Diffusion"}
+
+
+def manhattan_positions(table: pd.DataFrame) -> pd.DataFrame:
+    """An aligned GWAS table's ``snp, chrom, pos, p`` with ``x`` (position laid end to end over chromosomes in
+    natural order, small gaps between them), ``chrom_rank`` and ``mlog10p``; rows without a finite p dropped."""
+    t = table[["snp", "chrom", "pos", "p"]].copy()
+    t = t[np.isfinite(t["p"].to_numpy(dtype=float))]
+    t["chrom_rank"] = chromosome_rank(t["chrom"])
+    t = t.sort_values(["chrom_rank", "pos"], kind="stable").reset_index(drop=True)
+    span = t.groupby("chrom_rank")["pos"].max().astype(float)
+    offset = span.cumsum().shift(fill_value=0.0) + np.arange(len(span)) * 0.02 * float(span.sum())
+    t["x"] = t["pos"].astype(float) + t["chrom_rank"].map(offset)
+    t["mlog10p"] = -np.log10(np.clip(t["p"].to_numpy(dtype=float), 1e-300, 1.0))
+    return t
+
+
+def thin_manhattan(points: pd.DataFrame, max_points: int = MANHATTAN_MAX_POINTS,
+                   keep_p: float = MANHATTAN_KEEP_P) -> pd.DataFrame:
+    """Rows worth drawing: every SNP with p < ``keep_p`` and an evenly spaced (deterministic) share of the rest,
+    at most ``max_points`` rows in all (more only if more than that many pass ``keep_p``)."""
+    strong = (points["p"] < keep_p).to_numpy()
+    rest = np.flatnonzero(~strong)
+    budget = max(max_points - int(strong.sum()), 0)
+    if len(rest) > budget:
+        rest = rest[np.linspace(0, len(rest) - 1, budget).astype(int)] if budget else rest[:0]
+    return points.iloc[np.sort(np.concatenate([np.flatnonzero(strong), rest]))]
+
+
+def figure_manhattan(table: pd.DataFrame, highlight=None, title: str = "") -> go.Figure:
+    """Manhattan plot of an aligned GWAS table, thinned by :func:`thin_manhattan`; SNPs named in ``highlight``
+    (every one of them, unthinned) are drawn on top in a contrasting colour."""
+    full = manhattan_positions(table)
+    pts = thin_manhattan(full)
+    scatter = go.Scattergl if len(pts) > 5000 else go.Scatter  # WebGL pays off only for many points
+    fig = go.Figure()
+    for rank, part in pts.groupby("chrom_rank"):
+        fig.add_trace(scatter(
+            x=part["x"], y=part["mlog10p"], mode="markers", name=f"chr {part['chrom'].iloc[0]}",
+            marker=dict(size=4, color="#5b7db1" if rank % 2 == 0 else "#9bb3d9"), showlegend=False,
+            text=part["snp"], hovertemplate="%{text}<br>-log10 p = %{y:.2f}<extra></extra>",
+        ))
+    if highlight is not None:
+        hp = full[full["snp"].isin(set(highlight))]
+        fig.add_trace(scatter(
+            x=hp["x"], y=hp["mlog10p"], mode="markers", name=f"panel SNPs ({len(hp)})",
+            marker=dict(size=6, color="#d62728"), text=hp["snp"],
+            hovertemplate="%{text} (panel)<br>-log10 p = %{y:.2f}<extra></extra>",
+        ))
+    ticks = full.groupby("chrom_rank").agg(x=("x", "median"), chrom=("chrom", "first"))
+    if len(ticks) == 1:  # one region: show positions, not a single chromosome tick
+        xaxis = dict(title=f"chromosome {ticks['chrom'].iloc[0]} position (bp)")
+    else:
+        xaxis = dict(tickvals=ticks["x"].tolist(), ticktext=ticks["chrom"].tolist(), title="chromosome")
+    fig.update_layout(
+        title=title or None, height=360, margin=dict(l=10, r=10, t=40 if title else 10, b=10), xaxis=xaxis,
+        yaxis=dict(title="-log10 p"), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
+        template="plotly_white",
+    )
+    return fig
+
+
+LD_MAX_CELLS = 1000  # heatmaps above this many rows/columns are block-averaged down to it
+
+
+def downsample_square(matrix: np.ndarray, max_size: int = LD_MAX_CELLS) -> np.ndarray:
+    """A square matrix as float32, averaged over blocks (NaN cells left out of their block's mean) down to at most
+    ``max_size`` rows and columns; smaller matrices are only cast."""
+    m = np.asarray(matrix, dtype=np.float32)
+    k = m.shape[0]
+    if k <= max_size:
+        return m
+    starts = np.linspace(0, k, max_size + 1).astype(int)[:-1]
+    finite = np.isfinite(m)
+    sums = np.add.reduceat(np.add.reduceat(np.where(finite, m, 0), starts, axis=0), starts, axis=1)
+    counts = np.add.reduceat(np.add.reduceat(finite.astype(np.int32), starts, axis=0), starts, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sums / counts).astype(np.float32)
+
+
+def figure_panel_ld(z: np.ndarray, n_snps: int) -> go.Figure:
+    """Heatmap of the panel's LD r² in the training individuals, given as uint8 (r² x 255, see
+    ``Workspace.panel_ld``), possibly block-averaged from ``n_snps`` SNPs."""
+    ticks = np.linspace(0, 1, 6)
+    fig = go.Figure(go.Heatmap(
+        z=z, zmin=0, zmax=255, colorscale="Reds",
+        colorbar=dict(title="r²", tickvals=(ticks * 255).tolist(), ticktext=[f"{t:.1f}" for t in ticks]),
+        hovertemplate="SNP %{y} x SNP %{x}: r² x 255 = %{z}<extra></extra>"))
+    scale = "" if z.shape[0] == n_snps else f" (averaged to {z.shape[0]} x {z.shape[0]})"
+    fig.update_layout(height=520, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
+                      yaxis=dict(autorange="reversed", scaleanchor="x", title="panel SNP"),
+                      xaxis=dict(constrain="domain", title=f"panel SNP, position order{scale}"))
+    return fig
+
+
+def figure_losses(losses: pd.DataFrame) -> go.Figure | None:
+    """Training and validation loss by epoch, one panel per stage (VAE, diffusion)."""
+    main = losses[losses["loss"].isin(["train", "val"])]
+    if main.empty:
+        return None
+    stages = list(dict.fromkeys(main["stage"]))
+    fig = make_subplots(rows=1, cols=len(stages), subplot_titles=[STAGE_TITLES.get(s, s) for s in stages])
+    colours = {"train": "#1f77b4", "val": "#d62728"}
+    for col, stage in enumerate(stages, start=1):
+        for loss, part in main[main["stage"] == stage].groupby("loss"):
+            fig.add_trace(go.Scatter(x=part["epoch"], y=part["value"], mode="lines+markers", marker=dict(size=4),
+                                     name="training" if loss == "train" else "validation", legendgroup=loss,
+                                     showlegend=col == 1, line=dict(color=colours[loss])), row=1, col=col)
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=60, b=10), template="plotly_white",
+                      legend=dict(orientation="h", y=1.25, x=0, xanchor="left"))
+    return fig
+
+
+def figure_umap(frame: pd.DataFrame, colour: str, title: str) -> go.Figure:
+    """2-D UMAP points (columns x, y and ``colour``), one trace per value of ``colour``."""
+    fig = go.Figure()
+    for value, part in frame.groupby(colour, sort=False):
+        fig.add_trace(go.Scattergl(
+            x=part["x"], y=part["y"], mode="markers", name=str(value),
+            marker=dict(size=4, opacity=0.6, color=COLOURS.get({"training": "train"}.get(value, value)))))
+    fig.update_layout(title=title, template="plotly_white", height=420, margin=dict(l=10, r=10, t=50, b=10),
+                      xaxis=dict(title="UMAP 1", showticklabels=False),
+                      yaxis=dict(title="UMAP 2", showticklabels=False))
+    return fig

@@ -17,7 +17,7 @@ from scipy.special import gammaln
 
 from ..genotypes import allele_frequencies  # noqa: F401  (allele_frequencies: part of this module's API)
 from .align import equal_size_rows
-from .card import MetricValue, skipped
+from .card import MetricValue, pearson_r, skipped
 
 HWE_P_THRESHOLD = 1e-6
 
@@ -32,13 +32,6 @@ def genotype_frequencies(dosages: np.ndarray) -> np.ndarray:
     c = genotype_counts(dosages)
     with np.errstate(invalid="ignore", divide="ignore"):
         return c / c.sum(axis=1, keepdims=True)
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
-        return float("nan")
-    return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
 def _too_small(train, holdout, synthetic) -> str | None:
@@ -60,7 +53,7 @@ def allele_frequency_r(train: np.ndarray, holdout: np.ndarray, synthetic: np.nda
         return skipped(why)
     holdout, synthetic = equal_size_rows(holdout, synthetic, seed)
     pt, ph, ps = (allele_frequencies(x) for x in (train, holdout, synthetic))
-    return MetricValue(_pearson(ps, pt), _pearson(ph, pt), details={"train": pt, "holdout": ph, "synthetic": ps})
+    return MetricValue(pearson_r(ps, pt), pearson_r(ph, pt), details={"train": pt, "holdout": ph, "synthetic": ps})
 
 
 def allele_frequency_mae(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *,

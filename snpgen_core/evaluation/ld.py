@@ -14,7 +14,7 @@ import numpy as np
 
 from ..ld import ld_r2_pairs
 from .align import equal_size_rows
-from .card import MetricValue, skipped
+from .card import MetricValue, pearson_r, skipped
 
 DEFAULT_WINDOW = 50
 N_DECAY_BINS = 12
@@ -40,12 +40,6 @@ def _too_small(train, holdout, synthetic) -> str | None:
     return None
 
 
-def _pearson(a, b) -> float:
-    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def ld_r(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, chrom, *,
          window: int = DEFAULT_WINDOW, seed: int = 0) -> MetricValue:
     """Pearson r, over SNP pairs within ``window``, between a cohort's r^2 values and the training cohort's.
@@ -58,7 +52,7 @@ def ld_r(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, chrom, *
     _, _, r2_t, r2_h, r2_s = _three_way_pairs(train, holdout, synthetic, chrom, window, seed)
     if len(r2_t) < 3:
         return skipped(f"fewer than 3 polymorphic SNP pairs on one chromosome within {window} SNPs")
-    return MetricValue(_pearson(r2_s, r2_t), _pearson(r2_h, r2_t), details={
+    return MetricValue(pearson_r(r2_s, r2_t), pearson_r(r2_h, r2_t), details={
         "n_pairs": int(len(r2_t)), "window": window,
         "mean_r2": {"train": float(r2_t.mean()), "holdout": float(r2_h.mean()), "synthetic": float(r2_s.mean())},
     })

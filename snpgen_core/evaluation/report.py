@@ -12,13 +12,11 @@ statistics impute as ``evaluation.privacy`` documents.
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import importlib.util
 import json
 import math
 import os
-import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from ..errors import InputError
 from ..genotypes import MISSING, Genotypes
 from ..io.atomic import atomic_paths
 from ..ld import dosage_r2, ld_r2_pairs
-from ..provenance import sha256_file
+from ..provenance import now_utc, sha256_file, software_versions
 from . import association, frequencies, ld, structure, utility
 from .align import align_cohorts, check_holdout_distinct, equal_size_rows, subsample_index
 from .card import SECTIONS, CardThresholds, MetricValue, grade_sections, skipped, worst
@@ -182,7 +180,22 @@ def _privacy(t, h, s, seed: int, device: str) -> tuple[dict[str, MetricValue], s
         p = frequencies.allele_frequencies(t)
         t, h, s = (impute_missing(x, p, seed=np.random.default_rng([seed, 51, k])) for k, x in enumerate((t, h, s)))
         note = "privacy statistics: missing calls imputed from training allele frequencies (seeded)"
-    return privacy_metrics(t, h, s, seed=seed, device=device), note
+    return _with_attacks(privacy_metrics(t, h, s, seed=seed, device=device), t, h, s, seed, device), note
+
+
+def _with_attacks(privacy: dict, t, h, s, seed: int, device: str) -> dict:
+    """The privacy rows plus the cheap attacks of ``evaluation.attacks`` (DOMIAS, attribute inference), and each
+    KING row's count explained against its null (the panel's own rate among real holdout strangers)."""
+    from .attacks import attack_metrics, kinship_null
+
+    for name in ("kinship_duplicates", "kinship_first_degree"):
+        row = privacy.get(name)
+        if row is not None and "holdout_max_kinship" in row.details:
+            null = kinship_null(row.details["synthetic_max_kinship"], row.details["holdout_max_kinship"],
+                                row.details["threshold"], n_snps=t.shape[1])
+            row.note = null.note
+            row.details.update(null_ci=null.details["ci"], null_p_value=null.details["p_value"])
+    return {**privacy, **attack_metrics(t, h, s, seed=seed, device=device)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -278,16 +291,6 @@ def _sha256_genotypes(g: Genotypes) -> str:
     return h.hexdigest()
 
 
-def _software() -> dict:
-    import sklearn
-    import scipy
-
-    from .. import __version__
-
-    return {"snpgen": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
-
-
 def _inputs(cohorts: dict[str, Genotypes], sources: dict | None) -> dict:
     out = {}
     for who, g in cohorts.items():
@@ -380,8 +383,8 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
                    sections["utility"], sections["privacy"], pca, config, seed)
     n_equal = min(h.n_samples, s.n_samples)
     provenance = {
-        "software": _software(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "software": software_versions("scipy", "sklearn"),
+        "date": now_utc(),
         "seed": seed, "device": device,
         "parameters": asdict(config),
         "inputs": _inputs(raw, sources),
@@ -443,28 +446,6 @@ def _metric_json(m: MetricValue) -> dict:
 def report_json(report: dict) -> dict:
     """The report.json part of an :func:`evaluate` result (everything but the plot data)."""
     return {k: report[k] for k in REPORT_KEYS}
-
-
-def card_markdown(report: dict, sections=SECTIONS) -> str:
-    """The report card as a Markdown table: metric, synthetic value, holdout reference, status (critical rows
-    marked *), for printing and for benchmark records."""
-    critical = set(report.get("provenance", {}).get("critical", []))
-    lines = ["| metric | synthetic | holdout | status |", "| --- | --- | --- | --- |"]
-    for section in sections:
-        for name, m in (report.get(section) or {}).items():
-            full = f"{section}.{name}"
-            lines.append(f"| {full}{' *' if full in critical else ''} | {_short(m['value'])} | "
-                         f"{_short(m['reference'])} | {m['status']} |")
-    lines.append(f"| **overall** | | | **{report['overall']}** |")
-    return "\n".join(lines)
-
-
-def _short(x) -> str:
-    if x is None:
-        return "-"
-    if float(x).is_integer() and abs(x) < 1e6:
-        return str(int(x))
-    return f"{x:.4g}"
 
 
 def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import json
 
-from .card import SECTIONS
+from .card import SECTIONS, card_rows, format_number
 from .figures import FIGURES
 
 _CSS = """
@@ -41,43 +41,28 @@ def _e(x) -> str:
     return html.escape(str(x))
 
 
-def _fmt(x) -> str:
-    if x is None:
-        return "&ndash;"
-    if isinstance(x, float):
-        if x == int(x) and abs(x) < 1e6:
-            return f"{int(x)}"
-        return f"{x:.4g}"
-    return _e(x)
-
-
 def _card_table(report: dict) -> str:
-    prov = report.get("provenance", {})
-    rules = prov.get("thresholds", {})
-    critical = set(prov.get("critical", []))
-    grades = prov.get("grades", {})
+    grades = report.get("provenance", {}).get("grades", {})
+    rows = card_rows(report)
     out = []
     for section in SECTIONS:
-        metrics = report.get(section) or {}
-        grade = grades.get(section, "pass")
+        part = rows[rows["section"] == section]
         title = _SECTION_TITLES[section]
-        if not metrics:
+        if part.empty:
             note = "not evaluated (no phenotype)" if section in ("association", "utility") else "not evaluated"
             out.append(f"<h3>{title}</h3><p class='note'>{note}</p>")
             continue
+        grade = grades.get(section, "pass")
         out.append(f"<h3>{title} <span class='verdict {grade}' style='font-size:0.8em'>{grade}</span></h3>")
         out.append("<table><tr><th>metric</th><th>synthetic</th><th>holdout reference</th><th>status</th>"
                    "<th>rule</th><th>note</th></tr>")
-        for name, m in metrics.items():
-            full = f"{section}.{name}"
-            rule = rules.get(full, {})
-            cls = m.get("status") or "warn"
-            crit = " critical" if full in critical else ""
-            label = _e(name) + (" *" if crit else "")
+        for r in part.itertuples():
+            crit = "critical" if r.critical else ""
             out.append(
-                f"<tr class='{cls}'><td class='{crit.strip()}'>{label}</td><td class='num'>{_fmt(m.get('value'))}</td>"
-                f"<td class='num'>{_fmt(m.get('reference'))}</td><td class='status'>{_e(cls)}</td>"
-                f"<td class='note'>{_e(rule.get('explain', ''))}</td><td class='note'>{_e(m.get('note', ''))}</td></tr>")
+                f"<tr class='{_e(r.status)}'><td class='{crit}'>{_e(r.metric)}{' *' if r.critical else ''}</td>"
+                f"<td class='num'>{_e(r.synthetic)}</td><td class='num'>{_e(r.holdout)}</td>"
+                f"<td class='status'>{_e(r.status)}</td><td class='note'>{_e(r.rule)}</td>"
+                f"<td class='note'>{_e(r.note)}</td></tr>")
         out.append("</table>")
     out.append("<p class='note'>* critical row: decides the section grade and the overall verdict. "
                "Reference = the same statistic for real holdout individuals vs training, at equal size.</p>")
@@ -96,8 +81,8 @@ def _tstr_table(plots: dict) -> str:
            "<th>n fit</th><th>n test</th><th>status</th></tr>"]
     for r in rows:
         out.append(f"<tr class='{_e(r.get('status') or 'warn')}'><td>{_e(r['model'])}</td><td>{_e(r['score'])}</td>"
-                   f"<td class='num'>{_fmt(r['tstr'])}</td><td class='num'>{ci(r['tstr_ci'])}</td>"
-                   f"<td class='num'>{_fmt(r['trtr'])}</td><td class='num'>{ci(r['trtr_ci'])}</td>"
+                   f"<td class='num'>{format_number(r['tstr'])}</td><td class='num'>{ci(r['tstr_ci'])}</td>"
+                   f"<td class='num'>{format_number(r['trtr'])}</td><td class='num'>{ci(r['trtr_ci'])}</td>"
                    f"<td class='num'>{r['n_fit']}</td><td class='num'>{r['n_test']}</td>"
                    f"<td class='status'>{_e(r.get('status'))}</td></tr>")
     out.append("</table>")

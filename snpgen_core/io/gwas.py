@@ -21,11 +21,12 @@ import pandas as pd
 from pandas.errors import ParserError
 
 from ..errors import InputError, not_utf8
+from ..genotypes import canonical_chromosome
+from .tables import MISSING_TOKENS
 
 CANONICAL = ["snp", "chrom", "pos", "a1", "a2", "beta", "se", "p"]
 # names accepted in an explicit ``columns`` mapping: the canonical ones plus an odds-ratio and a -log10(p) column
 MAPPABLE = CANONICAL + ["or", "log10p"]
-NA_TOKENS = frozenset({"", "NA", "NAN", "-NAN", "N/A", ".", "NULL", "NONE"})  # compared upper-case
 STRING_FIELDS = ("snp", "chrom", "a1", "a2", "ref", "alt", "test")  # read as text, never as numbers
 
 # Generic tables: header synonyms (upper-case), most specific first.
@@ -46,7 +47,6 @@ SYNONYMS = {
 }
 
 _COMPLEMENT = {"A": "T", "T": "A", "C": "G", "G": "C"}
-_CHROM_ALIASES = {"X": "23", "Y": "24", "XY": "25", "M": "26", "MT": "26"}  # PLINK numeric codes
 
 
 @dataclass
@@ -63,6 +63,8 @@ class GwasTable:
     columns: which file column fed each canonical (or auxiliary: or, log10p, stat, chisq, test, ref, alt) field.
     n_missing_p: rows dropped because their p-value was NA/nan (PLINK writes NA for untestable variants).
     notes: how fields were derived, in words.
+    n_samples_max: the largest per-variant sample count in the file (column ``n_samples_column``: N, NMISS,
+           OBS_CT, ...), i.e. how many individuals the association was computed on; None when the file states none.
     """
 
     table: pd.DataFrame
@@ -71,6 +73,8 @@ class GwasTable:
     columns: dict = field(default_factory=dict)
     n_missing_p: int = 0
     notes: list = field(default_factory=list)
+    n_samples_max: int | None = None
+    n_samples_column: str | None = None
 
     def describe(self) -> str:
         """One line: source, format, rows, and how the columns were used."""
@@ -233,7 +237,7 @@ class _Frame:
         t = self.df[col].astype("str").str.strip()
         if upper:
             t = t.str.upper()
-        return t.mask(t.str.upper().isin(NA_TOKENS) | t.isna())
+        return t.mask(t.str.upper().isin(MISSING_TOKENS) | t.isna())
 
     def numeric(self, col: str) -> np.ndarray:
         """Column as float64; NA tokens become NaN; anything else non-numeric is an error naming the line."""
@@ -242,7 +246,7 @@ class _Frame:
             return self.finite(col, raw.to_numpy(dtype=np.float64))
         text = self.text(col)
         x = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isnan(x) & ~text.str.upper().isin(NA_TOKENS).to_numpy()
+        bad = np.isnan(x) & ~text.str.upper().isin(MISSING_TOKENS).to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             self.fail(text.index[i], f"non-numeric value {text.iloc[i]!r} in column {col}",
@@ -445,7 +449,59 @@ def _read_gwas(path: Path, columns: dict | None) -> GwasTable:
     keep = ~np.isnan(p)
     table = out[keep].reset_index(drop=True)[CANONICAL]
     used = {k: v for k, v in mapping.items() if v is not None}
-    return GwasTable(table, fmt, where, used, int((~keep).sum()), notes)
+    n_col, n_max = _sample_count(frame, header, keep)
+    return GwasTable(table, fmt, where, used, int((~keep).sum()), notes, n_max, n_col)
+
+
+SAMPLE_COUNT_COLUMNS = ("N", "OBS_CT", "NMISS", "N_TOTAL", "TOTALSAMPLESIZE", "SAMPLESIZE", "N_SAMPLES")
+
+
+def _sample_count(frame: _Frame, header: list[str], keep: np.ndarray) -> tuple[str | None, int | None]:
+    """(column, largest value) of the per-variant sample count, over the rows kept; (None, None) if the file has
+    no such column or no number in it. Auxiliary: an unreadable value is left out, never an error."""
+    cols = _by_upper(header)
+    name = next((cols[c] for c in SAMPLE_COUNT_COLUMNS if c in cols), None)
+    if name is None:
+        return None, None
+    n = pd.to_numeric(frame.text(name), errors="coerce").to_numpy(dtype=np.float64)[keep]
+    n = n[np.isfinite(n)]
+    return (name, int(n.max())) if len(n) else (None, None)
+
+
+def panel_provenance(n_gwas: int | None, n_training: int, *, computed_on_training: bool = False) -> dict:
+    """Which individuals chose the SNPs, stated only as far as it is known: the GWAS ranks the SNPs, the training
+    individuals do QC and clumping.
+
+    ``n_gwas``: how many individuals the association was computed on (``GwasTable.n_samples_max`` or a count the
+    user gives), None if unknown; ``n_training``: the individuals of the cohort outside the evaluation holdout
+    (training, and validation where there is one); ``computed_on_training``: the GWAS was computed here on the
+    training individuals. Returns ``training_only`` (True / False / None =
+    unknown), ``panel`` and ``holdout`` (sentences for a model card or report) and ``warning`` (one line, "" when
+    there is nothing to warn about)."""
+    if computed_on_training:
+        return {"training_only": True, "warning": "",
+                "panel": f"chosen on the {n_training} training individuals only (the GWAS was computed on them here)",
+                "holdout": "never trained the model or chose a SNP"}
+    if n_gwas is None:
+        return {"training_only": None, "warning": "",
+                "panel": ("ranked by uploaded summary statistics that do not state their sample size, then QC'd and "
+                          f"clumped on the {n_training} training individuals: whether holdout individuals took part "
+                          "in that GWAS is not known"),
+                "holdout": "never trained the model; whether they took part in the uploaded GWAS is not known"}
+    if n_gwas > n_training:
+        return {"training_only": False,
+                "warning": (f"the GWAS was computed on up to {n_gwas} individuals, more than the {n_training} that "
+                            "train here: holdout individuals may have chosen SNPs, which flatters the evaluation; "
+                            "recompute the GWAS on the training individuals only"),
+                "panel": (f"ranked by a GWAS computed on up to {n_gwas} individuals, more than the {n_training} "
+                          "training ones, then QC'd and clumped on the training individuals: the holdout may have "
+                          "helped choose the SNPs"),
+                "holdout": ("never trained the model, but may have been among the GWAS individuals that ranked the "
+                            "SNPs (see above)")}
+    return {"training_only": None, "warning": "",
+            "panel": (f"ranked by a GWAS computed on at most {n_gwas} individuals (no more than the {n_training} "
+                      "training ones), then QC'd and clumped on the training individuals"),
+            "holdout": "never trained the model; the GWAS used no more individuals than the training part"}
 
 
 def parse_column_mapping(text: str | list[str] | None) -> dict:
@@ -511,11 +567,7 @@ def _chrom_keys(*chroms: pd.Series) -> list[np.ndarray]:
     no leading zeros, X/Y/XY/MT as PLINK's 23/24/25/26."""
     joined = pd.concat([pd.Series(c).astype("str").reset_index(drop=True) for c in chroms], ignore_index=True)
     codes, uniques = pd.factorize(joined, use_na_sentinel=True)
-    names = []
-    for u in uniques:
-        c = re.sub(r"^CHR", "", str(u).strip().upper())
-        c = (c.lstrip("0") or c) if c.isdigit() else c
-        names.append(_CHROM_ALIASES.get(c, c))
+    names = canonical_chromosome(pd.Series(uniques, dtype=str)).tolist()
     canon, _ = pd.factorize(np.array(names + [""], dtype=object))
     canon[-1] = -1  # factorize's missing sentinel indexes the last element
     keys = canon[codes]

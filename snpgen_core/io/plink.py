@@ -274,7 +274,9 @@ def _write_fam(path: Path, samples: pd.DataFrame) -> None:
         fh.writelines(" ".join(f) + "\n" for f in zip(*cols))
 
 
-def _write_bim(path: Path, variants: pd.DataFrame) -> None:
+def write_bim(path: str | os.PathLike, variants: pd.DataFrame) -> None:
+    """The variant table as ``.bim`` text (tab-separated, cM as ``%g``): the one ``.bim`` writer (not atomic by
+    itself: callers write into a temporary path, see ``io.atomic``)."""
     cm = variants["cm"].map(lambda x: f"{x:g}")
     cols = [variants["chrom"].astype(str), variants["snp"].astype(str), cm,
             variants["pos"].astype(str), variants["a1"].astype(str), variants["a2"].astype(str)]
@@ -338,7 +340,7 @@ class PlinkWriter:
             samples = pd.concat(self._samples, ignore_index=True)
             paths = [plink_path(self.prefix, s) for s in (".bed", ".bim", ".fam")]
             with atomic_paths(*paths) as (bed, bim, fam):
-                _write_bim(bim, self.variants)
+                write_bim(bim, self.variants)
                 _write_fam(fam, samples)
                 m = len(self.variants)
                 with create_bed(bed, iid_count=self.n_samples, sid_count=m, count_A1=True,
@@ -351,7 +353,7 @@ class PlinkWriter:
                         for j in range(block.shape[1]):
                             writer.write(block[:, j])
                 # bed_reader rewrote .bim/.fam from the properties: put back our exact text
-                _write_bim(bim, self.variants)
+                write_bim(bim, self.variants)
                 _write_fam(fam, samples)
         finally:
             self.abort()

@@ -1,4 +1,5 @@
-"""Tab-separated text tables with a header (split files, panels): read as text, required columns checked."""
+"""Text tables: the one missing-value vocabulary of every text file we read, and tab-separated tables with a
+header (split files, panels) read as text with their required columns checked."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,20 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
+
+# a field holding one of these (compared upper-case, stripped) is missing, in every text file we read; PLINK's
+# numeric missing code (-9 for traits) is decoded by phenotypes
+MISSING_TOKENS = frozenset({"", "NA", "NAN", "-NAN", "N/A", ".", "NULL", "NONE"})
+
+
+def is_missing_text(text) -> bool:
+    """True for None and for the text of a missing value (:data:`MISSING_TOKENS`)."""
+    return text is None or str(text).strip().upper() in MISSING_TOKENS
+
+
+def missing_mask(texts: pd.Series) -> pd.Series:
+    """Boolean mask of the missing values in a column of text (None, NaN or :data:`MISSING_TOKENS`)."""
+    return texts.isna() | texts.astype(str).str.strip().str.upper().isin(MISSING_TOKENS)
 
 
 def read_text_table(path: str | os.PathLike, columns: list[str], what: str, origin: str) -> pd.DataFrame:

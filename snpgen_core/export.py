@@ -1,0 +1,248 @@
+"""Export of a synthetic cohort: its PLINK files and sidecars, the evaluation report and a model card, as a folder
+and a zip that a data-governance board can review and a pipeline can use.
+
+``model_card`` writes what the files are, the data and model behind them, how they were generated, the report
+card against the real holdout, and what they may and may not be used for; everything it states comes from the
+run directory, the generation's ``.provenance.json`` and the report. ``export_cohort`` is the one entry point
+(``snpgen export`` and the app's Export page): it gathers the files and writes the folder (complete or not at
+all) and, when asked, the zip.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .errors import InputError
+from .io.atomic import atomic_path
+
+REPORT_FILES = ("report.html", "report.json")
+
+
+def safe_name(name: str, default: str = "file", max_len: int = 80) -> str:
+    """A file name safe to write anywhere: the last path component only, characters outside ``[A-Za-z0-9._-]``
+    replaced by ``_``, no leading dots or dashes, at most ``max_len`` characters, ``default`` if nothing is left."""
+    base = re.split(r"[\\/]", str(name))[-1]
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip(".-_")
+    base = base[:max_len].rstrip("._-")
+    return base or default
+
+
+def export_name(name: str) -> str:
+    """The folder / file prefix of an export: ``safe_name`` without dots (no tool mistakes a part for a suffix)."""
+    return safe_name(name, "snpgen_synthetic").replace(".", "_")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:
+    """What made a synthetic cohort, from its ``.provenance.json`` (``generation.generate``): n, model, guidance,
+    seed and the condition (case_fraction, label or value)."""
+    prefix = Path(synthetic_prefix)
+    prov = _read_json(prefix.with_name(prefix.name + ".provenance.json"))
+    if not prov:
+        raise InputError("no generation record (.provenance.json) beside the synthetic cohort", path=str(prefix),
+                         hint="export a cohort written by snpgen generate")
+    condition = prov.get("condition") or {}
+    return {"n": prov.get("n"), "model": prov.get("model"), "guidance": prov.get("guidance"),
+            "seed": prov.get("seed"), **{k: condition.get(k) for k in ("case_fraction", "label", "value")}}
+
+
+def _cohort_from_run(prov: dict) -> dict:
+    """The training cohort as the run recorded it: name, individuals, SNPs (counted from its .bim if readable)."""
+    bim = ((prov.get("inputs") or {}).get("bim") or {}).get("path")
+    try:
+        with open(bim, "rb") as fh:
+            n_variants = sum(1 for _ in fh)
+    except (OSError, TypeError):
+        n_variants = "?"
+    bfile = (prov.get("parameters") or {}).get("bfile") or "?"
+    return {"name": Path(bfile).name, "demo": False, "n_samples": prov.get("n_samples"), "n_variants": n_variants}
+
+
+def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generation: dict,
+               cohort: dict | None = None, panel: dict | None = None) -> str:
+    """A Markdown model card for the export ``name``: ``report`` is the evaluation (report.json content),
+    ``run_dir`` the run that generated the cohort, ``generation`` its settings (:func:`generation_settings`),
+    ``cohort`` the real cohort ({"name", "demo", "n_samples", "n_variants"}; default: as the run recorded it),
+    ``panel`` who chose the SNPs (``io.gwas.panel_provenance``; default: not known, and said so)."""
+    from . import __version__
+    from .evaluation.card import card_markdown
+    from .io.gwas import panel_provenance
+    from .memorisation import release_warning
+    from .runs import read_privacy_check
+
+    run_dir = Path(run_dir)
+    prov = _read_json(run_dir / "provenance.json")
+    info = _read_json(run_dir / "config.json")
+    config = info.get("train", {})
+    history = _read_json(run_dir / "history.json")
+    trait = info.get("phenotype", {})
+    n_snps = info.get("n_snps")
+    cohort = cohort or _cohort_from_run(prov)
+    g = generation
+    sizes = report["provenance"]["sizes"]
+    condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
+                      if (v := g.get(k)) is not None), "the training distribution of the trait")
+    notes = "".join(f"- {n}\n" for n in report["provenance"].get("notes", []))
+    vae, diffusion = config.get("vae", {}), config.get("diffusion", {})
+    panel = panel or panel_provenance(None, (prov.get("n_train") or 0) + (prov.get("n_validation") or 0))
+    check = read_privacy_check(run_dir)
+    check_text = ("no validation privacy check was made (too few validation individuals)" if check is None
+                  else check.summary() + (f". **Warning**: {release_warning(check)}" if not check.passed else ""))
+    return f"""# Model card: {name}
+
+Synthetic genotypes made by SNPgen Studio {__version__}. **No row is a real person**; every individual was
+sampled from a generative model trained on a real cohort. Overall report-card grade: **{report['overall']}**.
+
+## Files
+
+- `{name}.bed/.bim/.fam`: PLINK 1 binary, {g['n']} synthetic individuals x {n_snps} SNPs; dosages count
+  the `.bim` column-5 allele; `.fam` column 6 holds each individual's generated condition (PLINK coding).
+- `{name}.pheno.tsv`: the condition of each individual; `{name}.provenance.json`: every generation setting.
+- `report.html`, `report.json`: the evaluation report (fidelity, association, utility, privacy).
+
+## Training data
+
+- Cohort `{cohort['name']}`{' (simulated demo)' if cohort.get('demo') else ''}: {cohort['n_samples']} individuals,
+  {cohort['n_variants']} SNPs; trait {trait.get('name') or '(none)'} ({trait.get('kind')}).
+- The model learnt from {prov.get('n_train')} training individuals (plus {prov.get('n_validation')} for early
+  stopping) at a panel of {n_snps} GWAS-selected, LD-clumped SNPs {panel['panel']}.
+- {sizes['holdout']} real **holdout** individuals {panel['holdout']}: the report compares with them.
+
+## Model
+
+- SNPgen: a VAE ({vae.get('encoder')} encoder, {vae.get('latent_dim')}-d latent) and a latent diffusion model
+  ({diffusion.get('timesteps')} steps, {diffusion.get('prediction')}-prediction, classifier-free guidance),
+  conditioned on the trait.
+- Epochs: VAE {len(history.get('vae', []))} (best {history.get('vae_best_epoch')}), diffusion
+  {len(history.get('diffusion', []))} (best {history.get('diffusion_best_epoch')}); seed {prov.get('seed')};
+  device {prov.get('device')}; software {', '.join(f'{k} {v}' for k, v in (prov.get('software') or {}).items())}.
+- Memorisation measured while training, on the validation individuals (never the holdout): {check_text}.
+
+## Generation
+
+- {g['n']} individuals from the `{g.get('model')}` generator, condition: {condition}; guidance
+  {g.get('guidance')}; seed {g['seed']}.
+
+## Evaluation against the real holdout
+
+Each row: the synthetic cohort vs training, beside the real holdout vs training computed the same way (what a
+perfect generator would score). Critical rows are marked *.
+
+{card_markdown(report)}
+
+{notes}
+## Intended use and limits
+
+- For method development, teaching, pipeline testing and sharing where the report card's privacy rows pass.
+- Not for clinical decisions or for inferring anything about individuals of the training cohort.
+- Only the {n_snps} panel SNPs are modelled; other variants, relatedness and rare variation are not.
+- Privacy is measured (distances to closest records, membership inference, kinship), not guaranteed: a model
+  that memorises can leak. Do not filter synthetic individuals by their distance to real ones: the filter itself
+  leaks (Ganev & De Cristofaro, "ReconSyn").
+"""
+
+
+def _export_files(synthetic_prefix: str | os.PathLike, report_dir: str | os.PathLike, name: str,
+                 card: str) -> dict[str, bytes]:
+    """The export's files by name: ``<name>.bed/.bim/.fam/.pheno.tsv/.provenance.json`` (every file of the
+    synthetic prefix, renamed), ``report.html``, ``report.json`` and ``MODEL_CARD.md``."""
+    prefix = Path(synthetic_prefix)
+    files = {}
+    for src in sorted(prefix.parent.glob(prefix.name + ".*")):
+        files[f"{name}{src.name[len(prefix.name):]}"] = src.read_bytes()
+    if not files:
+        raise InputError("no synthetic cohort at this prefix", path=str(prefix), hint="give the --out of snpgen generate")
+    for what in REPORT_FILES:
+        path = Path(report_dir) / what
+        if not path.is_file():
+            raise InputError(f"{what} not found", path=str(report_dir), hint="give the --out of snpgen evaluate")
+        files[what] = path.read_bytes()
+    files["MODEL_CARD.md"] = card.encode()
+    return files
+
+
+def _check_export_folder(out_root: str | os.PathLike, name: str) -> Path:
+    """``out_root/name``, or InputError when it exists (an export is never overwritten)."""
+    folder = Path(out_root) / name
+    if folder.exists():
+        raise InputError(f"export folder {name} already exists", path=str(Path(out_root)), hint="choose another name")
+    return folder
+
+
+def _write_export_folder(files: dict[str, bytes], out_root: str | os.PathLike, name: str) -> Path:
+    """Write ``files`` into ``out_root/name/``: staged beside it and renamed, so it appears complete or not at
+    all; an existing folder is never overwritten."""
+    folder = _check_export_folder(out_root, name)
+    Path(out_root).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out_root))
+    try:
+        for file_name, data in files.items():
+            (staging / file_name).write_bytes(data)
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def _write_zip(files: dict[str, bytes], name: str, path: str | os.PathLike) -> Path:
+    """The same files as a zip (entries ``name/<file>``), written atomically to ``path``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file_name, data in files.items():
+            zf.writestr(f"{name}/{file_name}", data)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+    return path
+
+
+def _read_report(report_dir: Path) -> dict:
+    path = Path(report_dir) / "report.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError("report.json not found", path=str(report_dir), hint="give the --out of snpgen evaluate") from None
+    except (OSError, ValueError) as err:
+        raise InputError(f"report.json cannot be read ({err})", path=str(path), hint="evaluate the cohort again") from None
+
+
+def export_cohort(synthetic_prefix: str | os.PathLike, report_dir: str | os.PathLike, run_dir: str | os.PathLike,
+                  out_root: str | os.PathLike, name: str, *, report: dict | None = None,
+                  generation: dict | None = None, cohort: dict | None = None, panel: dict | None = None,
+                  zip_path: str | os.PathLike | None = None) -> dict:
+    """Export a synthetic cohort to ``out_root/<name>/`` (``name`` made safe by :func:`export_name`; an existing
+    folder is never overwritten): its PLINK files and sidecars renamed ``<name>.*``, ``report.html``,
+    ``report.json`` and ``MODEL_CARD.md``; and the same files as a zip at ``zip_path`` when given.
+
+    ``synthetic_prefix``: ``snpgen generate``'s output; ``report_dir``: ``snpgen evaluate``'s; ``run_dir``: the run
+    that generated it. ``report`` (default: read from ``report_dir``), ``generation`` (default: the cohort's
+    ``.provenance.json``) and ``cohort`` (see :func:`model_card`) are for callers that already hold them.
+    Returns {"name", "folder", "zip", "files" (sorted names), "model_card" (its text)}.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "run.json").is_file():
+        raise InputError("not a finished run directory (no run.json)", path=str(run_dir),
+                         hint="give the --out of snpgen train that generated the cohort")
+    name = export_name(name)
+    _check_export_folder(out_root, name)
+    report = _read_report(Path(report_dir)) if report is None else report
+    generation = generation_settings(synthetic_prefix) if generation is None else generation
+    card = model_card(name, report, run_dir=run_dir, generation=generation, cohort=cohort, panel=panel)
+    files = _export_files(synthetic_prefix, report_dir, name, card)
+    folder = _write_export_folder(files, out_root, name)
+    written_zip = _write_zip(files, name, zip_path) if zip_path is not None else None
+    return {"name": name, "folder": folder, "zip": written_zip, "files": sorted(files), "model_card": card}

@@ -1,0 +1,103 @@
+"""Memorisation, measured on the validation individuals of a run's own split (never the evaluation holdout).
+
+A generator that memorises training individuals produces synthetic people who are closer to them than to fresh
+people from the same population. While training we can measure that without touching the holdout: the run's
+validation individuals (drawn from the training cohort, never trained on) are fresh people. Two signals:
+
+- the **likelihood gap**: mean negative log-likelihood (or loss) per individual on validation minus the same on an
+  equal-size subsample of training individuals, in nats, with its standard error (a model that fits its
+  training individuals better than fresh ones has learnt something about them in particular);
+- the **attacks of the report card** (``evaluation.privacy``) on a small synthetic sample, with the validation
+  individuals in the holdout's place: distance-based membership AUC (training vs validation individuals), DCR
+  share and AATS privacy loss.
+
+The attacks are graded with the card's pass limits widened by twice their sampling noise at the validation size
+(a validation set of a few hundred people cannot resolve a 0.01 excess), so a check that fails is a clear sign
+of memorisation, and one that passes is necessary, not sufficient: the release is graded on the holdout by
+``snpgen evaluate``. Checkpoint choice and early stopping use the check (``training.fit``'s ``monitor``), and the
+run records the final check in ``run.json`` (``generate`` reports it).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .evaluation.card import DEFAULT_RULES
+from .evaluation.privacy import PrivacyInputs, aats_privacy_loss, auc_null_sd, dcr_share, membership_auc
+
+CHECKED = ("membership_auc", "dcr_share", "aats_privacy_loss")
+WHAT_TO_DO = ("train fewer epochs (--epochs), a smaller latent (--latent-dim) or a stronger KL weight, "
+              "or use differential privacy when available")
+
+
+@dataclass
+class MemorisationCheck:
+    """One memorisation check. ``values``/``limits``: per attack in ``CHECKED``; ``passed``: every value within
+    its limit; ``likelihood_gap`` (nats per individual, validation minus training) and its standard error."""
+
+    values: dict
+    limits: dict
+    passed: bool
+    n_validation: int
+    n_synthetic: int
+    likelihood_gap: float | None = None
+    likelihood_gap_se: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line: the grade, each attack against its limit, and the gap."""
+        parts = [f"{k.replace('_', ' ')} {self.values[k]:.3f} (limit {self.limits[k]:.3f})" for k in CHECKED]
+        if self.likelihood_gap is not None:
+            parts.append(f"likelihood gap {self.likelihood_gap:.1f} +- {self.likelihood_gap_se:.1f} nats")
+        return f"validation privacy check {'passed' if self.passed else 'FAILED'}: " + ", ".join(parts)
+
+
+def release_warning(check: MemorisationCheck | None) -> str | None:
+    """The one line a user must read before sharing a cohort of a run whose check failed (None: nothing to say)."""
+    if check is None or check.passed:
+        return None
+    worst = max(CHECKED, key=lambda k: check.values[k] - check.limits[k])
+    return (f"this run failed its validation privacy check ({worst.replace('_', ' ')} {check.values[worst]:.3f} > "
+            f"{check.limits[worst]:.3f}): its synthetic individuals may reveal training individuals; do not "
+            f"share them before `snpgen evaluate` grades them on a holdout, and retrain: {WHAT_TO_DO}")
+
+
+def likelihood_gap(nll_train: np.ndarray, nll_validation: np.ndarray) -> tuple[float, float]:
+    """Mean per-individual NLL of validation minus training, and the standard error of that difference."""
+    a, b = np.asarray(nll_train, float), np.asarray(nll_validation, float)
+    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)) if min(len(a), len(b)) > 1 else float("nan")
+    return float(b.mean() - a.mean()), se
+
+
+def limits(n_validation: int, n_synthetic: int) -> dict[str, float]:
+    """Per attack: the card's pass limit, widened to 2 sampling sds above the ideal value at these sizes.
+
+    membership AUC: Mann-Whitney null sd at n_validation vs n_validation; DCR share: a proportion over
+    min(n_synthetic, n_validation) nearly independent draws (sd 0.5 / sqrt(n)); AATS privacy loss: the
+    difference of two accuracies over 2 n individuals each (sd sqrt(0.5 / n))."""
+    n = max(min(n_validation, n_synthetic), 1)
+    return {
+        "membership_auc": max(DEFAULT_RULES["privacy.membership_auc"].pass_at,
+                              0.5 + 2 * auc_null_sd(max(n_validation, 1), max(n_validation, 1))),
+        "dcr_share": max(DEFAULT_RULES["privacy.dcr_share"].pass_at, 0.5 + 2 * 0.5 / math.sqrt(n)),
+        "aats_privacy_loss": max(DEFAULT_RULES["privacy.aats_privacy_loss"].pass_at, 2 * math.sqrt(0.5 / n)),
+    }
+
+
+def check_memorisation(train: np.ndarray, validation: np.ndarray, synthetic: np.ndarray, *,
+                       nll_train: np.ndarray | None = None, nll_validation: np.ndarray | None = None,
+                       seed: int = 0) -> MemorisationCheck:
+    """Grade ``synthetic`` (n_s, m) int8 dosages against ``train`` (n_t, m) and ``validation`` (n_v, m), complete
+    0/1/2 calls (impute first). ``nll_*``: optional per-individual losses for the likelihood gap."""
+    data = PrivacyInputs(train, validation, synthetic, seed=seed, device="cpu")
+    values = {"membership_auc": membership_auc(data).value, "dcr_share": dcr_share(data).value,
+              "aats_privacy_loss": aats_privacy_loss(data).value}
+    lim = limits(len(validation), len(synthetic))
+    passed = all(np.isfinite(values[k]) and values[k] <= lim[k] for k in CHECKED)
+    gap, se = likelihood_gap(nll_train, nll_validation) if nll_train is not None else (None, None)
+    return MemorisationCheck({k: float(v) for k, v in values.items()}, lim, passed, len(validation),
+                             len(synthetic), gap, se)

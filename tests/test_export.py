@@ -1,0 +1,92 @@
+"""export: the folder and zip of a synthetic cohort with its report and model card, and the snpgen export command."""
+import json
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+
+from snpgen_core.cli import main
+from snpgen_core.export import export_cohort, export_name, safe_name
+from snpgen_core.generation import generate
+from snpgen_core.io.plink import read_plink
+from snpgen_core.pipeline import train_run
+
+TINY = {
+    "vae": {"hidden": 32, "latent_dim": 4, "kl_warmup_epochs": 2},
+    "denoiser": {"hidden": 32, "depth": 1},
+    "vae_fit": {"epochs": 3, "batch_size": 64, "min_epochs": 0},
+    "diffusion_fit": {"epochs": 3, "batch_size": 128, "min_epochs": 0, "val_repeats": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def made(sim_prefix, tmp_path_factory):
+    """(root, training prefix, run dir, synthetic prefix, report dir) of a tiny end-to-end pipeline."""
+    root = tmp_path_factory.mktemp("export")
+    assert main(["split", "--bfile", str(sim_prefix), "--split-file", f"{sim_prefix}.split.tsv",
+                 "--out", str(root / "c")]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = train_run(root / "c.train", root / "run", gwas_path=f"{sim_prefix}.gwas.tsv", top=40, config=TINY,
+                        device="cpu")
+    syn = generate(run, 60, out_prefix=root / "syn", case_fraction=0.5, seed=3)
+    assert main(["evaluate", "--real", str(root / "c.train"), "--holdout", str(root / "c.holdout"),
+                 "--synthetic", str(syn), "--device", "cpu", "--out", str(root / "report")]) == 0
+    return root, root / "c.train", run, syn, root / "report"
+
+
+def test_safe_name__strips_paths_and_odd_characters():
+    assert safe_name("../../etc/passwd") == "passwd"
+    assert safe_name("C:\\Users\\me\\my cohort (v2).bed") == "my_cohort_v2_.bed"
+    assert safe_name("..hidden") == "hidden"
+    assert safe_name("///") == "file"
+    assert safe_name("a" * 500, max_len=20) == "a" * 20
+    assert safe_name("résumé;rm -rf.fam") == "r_sum_rm_-rf.fam"
+    assert export_name("../My export!.v2") == "My_export__v2"  # no dots: no tool mistakes a suffix
+
+
+def test_cli_export__folder_zip_and_model_card(made, tmp_path, capsys):
+    root, _, run, syn, report = made
+    out = tmp_path / "shared"
+    assert main(["export", "--synthetic", str(syn), "--report", str(report), "--run", str(run), "--out", str(out),
+                 "--name", "cohort v1", "--zip"]) == 0
+    assert "cohort_v1" in capsys.readouterr().out
+    folder = out / "cohort_v1"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(["MODEL_CARD.md", "report.html", "report.json", *(f"cohort_v1{s}" for s in (
+        ".bed", ".bim", ".fam", ".pheno.tsv", ".provenance.json"))])
+    assert np.array_equal(read_plink(folder / "cohort_v1").dosages, read_plink(syn).dosages)
+    assert (folder / "report.json").read_bytes() == (report / "report.json").read_bytes()
+    with zipfile.ZipFile(out / "cohort_v1.zip") as zf:
+        assert sorted(zf.namelist()) == [f"cohort_v1/{n}" for n in names]
+        assert zf.read("cohort_v1/cohort_v1.bed") == (folder / "cohort_v1.bed").read_bytes()
+    card = (folder / "MODEL_CARD.md").read_text()
+    prov = json.loads((run / "provenance.json").read_text())
+    graded = json.loads((report / "report.json").read_text())
+    assert card.startswith("# Model card: cohort_v1")
+    assert f"**{graded['overall']}**" in card
+    assert "60 synthetic individuals x 40 SNPs" in card  # from the generation record and the run's panel
+    assert "condition: case fraction 0.5; guidance\n  2.0; seed 3" in card
+    assert f"Cohort `c.train`: {prov['n_samples']} individuals,\n  200 SNPs" in card  # as the run recorded it
+    assert f"{graded['provenance']['sizes']['holdout']} real **holdout** individuals" in card
+    assert "| **overall** |" in card  # the report card table
+
+
+def test_cli_export__never_overwrites_and_bad_inputs_are_one_line(made, tmp_path, capsys):
+    root, train, run, syn, report = made
+    first = export_cohort(syn, report, run, tmp_path, "x")
+    assert first["zip"] is None and first["folder"] == tmp_path / "x"
+    before = (tmp_path / "x" / "x.bed").stat().st_mtime_ns
+    args = ["export", "--synthetic", str(syn), "--report", str(report), "--run", str(run), "--out", str(tmp_path)]
+    assert main([*args, "--name", "x"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "x" / "x.bed").stat().st_mtime_ns == before
+    assert main([*args[:3], "--report", str(tmp_path / "nope"), *args[5:], "--name", "y"]) == 2
+    assert "report.json not found" in capsys.readouterr().err
+    assert main([*args[:5], "--run", str(train.parent), *args[7:], "--name", "y"]) == 2
+    assert "not a finished run directory" in capsys.readouterr().err
+    assert main(["export", "--synthetic", str(tmp_path / "none"), "--report", str(report), "--run", str(run),
+                 "--out", str(tmp_path), "--name", "z"]) == 2
+    assert "no generation record" in capsys.readouterr().err
+    assert not any((tmp_path / n).exists() for n in ("y", "z"))
