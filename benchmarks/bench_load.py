@@ -38,7 +38,12 @@ from _common import machine  # noqa: E402
 SESSIONS = int(sys.argv[1]) if len(sys.argv) > 1 else 8
 EPOCHS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 PANEL = 200
-STEP_TIMEOUT_MS = 1_800_000
+STEP_TIMEOUT_MS = 900_000
+T0 = time.perf_counter()
+
+
+def say(index, what: str) -> None:
+    print(f"[{time.perf_counter() - T0:6.0f} s] session {index}: {what}", flush=True)
 
 
 def process_tree(root: int) -> dict[int, tuple[int, str]]:
@@ -154,27 +159,33 @@ async def session(browser, url: str, index: int, results: dict) -> None:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     page.set_default_timeout(STEP_TIMEOUT_MS)
+    step = "demo"
     try:
         t0 = t = time.perf_counter()
         await demo_and_panel(page, url)
         times["demo"] = time.perf_counter() - t
-        t = time.perf_counter()
+        say(index, "demo loaded")
+        step, t = "panel", time.perf_counter()
         await select_panel(page)
         times["panel"] = time.perf_counter() - t
-        t = time.perf_counter()
+        say(index, "panel selected")
+        step, t = "train", time.perf_counter()
         waits = await start_training(page, EPOCHS)
+        say(index, f"training started after {waits} refusals")
         await page.get_by_text("finished in").wait_for(timeout=STEP_TIMEOUT_MS)
+        say(index, "training finished")
         await idle(page)
         text = await page.locator('[data-testid="stMain"]').inner_text()
         run = re.search(r"Run ([0-9a-f]{8}) finished", text).group(1)
         times["train"] = time.perf_counter() - t
-        t = time.perf_counter()
+        step, t = "generate", time.perf_counter()
         await go_to(page, "Generate")
         await page.get_by_role("button", name="Generate").click()
         await page.get_by_role("heading", name="Preview").wait_for(timeout=STEP_TIMEOUT_MS)
         await idle(page)
         times["generate"] = time.perf_counter() - t
-        t = time.perf_counter()
+        say(index, "generated")
+        step, t = "explore", time.perf_counter()
         await go_to(page, "Explore")
         await page.get_by_text("Report card").wait_for(timeout=STEP_TIMEOUT_MS)
         await idle(page)
@@ -183,8 +194,15 @@ async def session(browser, url: str, index: int, results: dict) -> None:
         times["total"] = time.perf_counter() - t0
         results[index] = {"ok": True, "times": times, "waits": waits, "run": run, "page": page,
                           "link": re.search(r"run=([^&]+)", page.url).group(1)}
+        say(index, "report shown")
     except Exception as err:  # noqa: BLE001 - reported
-        results[index] = {"ok": False, "times": times, "waits": 0, "error": f"{type(err).__name__}: {err}"[:500]}
+        shot = Path(tempfile.gettempdir()) / f"bench-load-session{index}.png"
+        try:
+            await page.screenshot(path=str(shot), full_page=True)
+        except Exception:  # noqa: BLE001
+            pass
+        results[index] = {"ok": False, "times": times, "waits": 0,
+                          "error": f"at {step}: {type(err).__name__}: {str(err)[:400]} (screenshot {shot})"}
 
 
 async def isolation(browser, url: str, results: dict, workspaces_before: set) -> list[str]:
@@ -293,10 +311,12 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k != "SNPGEN_EXPORT_DIR"}
     env.update({"SNPGEN_DEMO_PREFIX": str(demo), "SNPGEN_MAX_TRAINING_JOBS": slots})
     port = free_port()
+    log = open(root / "server.log", "w")
+    print(f"server log: {root / 'server.log'}")
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless",
                                "true", "--server.port", str(port), "--server.address", "127.0.0.1",
                                "--browser.gatherUsageStats", "false"], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
