@@ -93,7 +93,7 @@ def training_pids(tree) -> list[int]:
     return [pid for pid, (_, cmd) in tree.items() if "spawn_main" in cmd]
 
 
-async def idle(page, quiet: float = 0.4, timeout: float = 1800.0) -> None:
+async def idle(page, quiet: float = 0.4, timeout: float = 300.0) -> None:
     await page.wait_for_timeout(150)
     deadline, since = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
@@ -147,7 +147,10 @@ async def start_training(page, epochs: int) -> int:
         await idle(page)
         if await page.get_by_text("server is busy").count():
             waits += 1
+            if waits > 100:
+                raise TimeoutError("refused more than 100 times")
             await page.wait_for_timeout(5000)
+            await go_to(page, "Train")  # a fresh page: the old refusal is not mistaken for a new one
             continue
         try:
             await page.locator('[data-testid="stProgress"]').or_(page.get_by_text("finished in")).first.wait_for(
