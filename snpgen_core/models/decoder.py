@@ -86,7 +86,7 @@ class GenotypeDecoder(nn.Module):
     """
 
     def __init__(self, n_snps: int, latent_dim: int, global_net: nn.Module, *, window: int = 16, hidden: int = 0,
-                 context_dim: int = 16):
+                 context_dim: int = 16, gain: float = 1.0):
         super().__init__()
         if window < 0 or hidden < 0:
             raise ValueError(f"decoder window {window} and hidden units {hidden} must be >= 0")
@@ -94,7 +94,10 @@ class GenotypeDecoder(nn.Module):
             raise ValueError("hidden units need neighbours: set a decoder window >= 1, or hidden 0")
         self.n_snps, self.window, self.hidden = n_snps, window, hidden
         self.global_net = global_net
-        self.W = nn.Parameter(torch.zeros(n_snps, window, 3, 3))  # (m, w, class of neighbour, class of SNP j)
+        # (m, w, class of neighbour, class of SNP j); the weights used are gain * W: with Adam, whose steps have a
+        # fixed size per parameter, the gain is the neighbour weights' learning rate relative to the latent MLP's
+        self.W = nn.Parameter(torch.zeros(n_snps, window, 3, 3))
+        self.gain = gain
         if hidden > 0:
             self.A = nn.Parameter(torch.randn(n_snps, window, 3, hidden) * (1.0 / (3 * window) ** 0.5))
             self.context = nn.Linear(latent_dim, context_dim)
@@ -135,7 +138,7 @@ class GenotypeDecoder(nn.Module):
             return self.global_logits(z)
         onehot = F.one_hot(dosages.long().clamp(min=0), 3).to(z.dtype) * (dosages >= 0).unsqueeze(-1)
         win = self._windows(onehot) * self.mask[None, :, :, None]  # (B, m, w, 3)
-        out = self.global_logits(z) + torch.einsum("bmkc,mkco->bmo", win, self.W)
+        out = self.global_logits(z) + torch.einsum("bmkc,mkco->bmo", win, self.gain * self.W)
         if self.hidden > 0:
             pre = torch.einsum("bmkc,mkch->bmh", win, self.A) + self._context(z)
             out = out + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)
@@ -149,7 +152,7 @@ class GenotypeDecoder(nn.Module):
         """Sum of squares of the neighbour weights (a Gaussian prior on them; the latent MLP has its own)."""
         if self.independent:
             return self.W.new_zeros(())
-        total = self.W.pow(2).sum()
+        total = (self.gain * self.W).pow(2).sum()
         if self.hidden > 0:
             total = total + self.A.pow(2).sum() + self.B.pow(2).sum()
         return total
@@ -174,17 +177,20 @@ class GenotypeDecoder(nn.Module):
             return sample_genotypes(self.global_logits(z), generator=generator, temperature=temperature, mode=mode)
         base = self.global_logits(z).float()  # (B, m, 3)
         ctx = self._context(z).float() if self.hidden > 0 else None  # (B, m, H)
-        # weights masked once, flattened so that neighbour k with genotype g is row 3k + g
-        W = (self.W * self.mask[:, :, None, None]).float().reshape(m, 3 * w, 3)
-        A = (self.A * self.mask[:, :, None, None]).float().reshape(m, 3 * w, -1) if ctx is not None else None
+        # weights masked once, neighbours reordered oldest first and flattened: row 3i + g is genotype g of SNP
+        # j - w + i, so that the history of SNP j is one contiguous slice of the one-hot buffer below
+        W = (self.gain * self.W * self.mask[:, :, None, None]).flip(1).float().reshape(m, 3 * w, 3)
+        A = (self.A * self.mask[:, :, None, None]).flip(1).float().reshape(m, 3 * w, -1) if ctx is not None else None
         uniforms = torch.rand((n, m), generator=generator, device=z.device)
-        # history: the last w sampled genotypes as one-hot, newest first, (B, 3w); zeros before the panel starts
-        hist = torch.zeros(n, 3 * w, device=z.device)
+        # one-hot genotypes sampled so far, after w rows of zeros (before the panel starts): (B, (w + m) * 3)
+        onehot = torch.zeros(n, (w + m) * 3, device=z.device)
+        rows = torch.arange(n, device=z.device)
         out = torch.empty((n, m), dtype=torch.int8, device=z.device)
         for j in range(m):
-            lj = base[:, j] + hist @ W[j]  # (B, 3)
+            hist = onehot[:, 3 * j: 3 * (j + w)]  # (B, 3w) view: SNPs j-w .. j-1
+            lj = torch.addmm(base[:, j], hist, W[j])  # (B, 3)
             if ctx is not None:
-                lj = lj + F.gelu(hist @ A[j] + ctx[:, j]) @ self.B[j].float()
+                lj = lj + F.gelu(torch.addmm(ctx[:, j], hist, A[j])) @ self.B[j].float()
             if mode == "argmax":
                 g = lj.argmax(-1)
             else:
@@ -192,5 +198,5 @@ class GenotypeDecoder(nn.Module):
                 u = uniforms[:, j]
                 g = (u > p[:, 0]).long() + (u > p[:, 0] + p[:, 1]).long()
             out[:, j] = g.to(torch.int8)
-            hist = torch.cat([F.one_hot(g, 3).float(), hist[:, : 3 * (w - 1)]], dim=1)
+            onehot[rows, 3 * (w + j) + g] = 1.0
         return out

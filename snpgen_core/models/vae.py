@@ -48,6 +48,7 @@ class VAEConfig:
     window: int = 16
     decoder_hidden: int = 0  # hidden units per SNP letting neighbours interact with each other and z (0 = additive)
     decoder_l2: float = 0.0  # L2 penalty on the neighbour weights, per individual (shrinks rare-haplotype effects)
+    decoder_gain: float = 1.0  # learning-rate multiplier of the neighbour weights (their scale in the logits)
     conv_channels: int = 32
     conv_kernel: int = 9
     conv_stride: int = 4
@@ -121,7 +122,8 @@ class GenotypeVAE(nn.Module):
             nn.Linear(c.hidden // 2, c.hidden), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden, 3 * c.n_snps),
         )
-        self.decoder = GenotypeDecoder(c.n_snps, c.latent_dim, global_net, window=c.window, hidden=c.decoder_hidden)
+        self.decoder = GenotypeDecoder(c.n_snps, c.latent_dim, global_net, window=c.window, hidden=c.decoder_hidden,
+                                       gain=c.decoder_gain)
         n_out = {"none": 0, "binary": 2, "categorical": c.n_classes, "quantitative": 1}[c.pheno_kind]
         self.pheno_head = (
             nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.latent_dim, 64), nn.GELU(), nn.Dropout(c.dropout),
