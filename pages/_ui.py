@@ -2,7 +2,8 @@
 training-settings widgets (every figure comes from ``snpgen_core.evaluation.figures``).
 
 Genotype data live only in the session's ``Workspace`` (``st.session_state``), never in a cache shared between
-sessions. A training run's id rides in the URL (``?run=...``) so that a reloaded page finds its job again.
+sessions. A training run's link secret (not its id) rides in the URL (``?run=...``) so that a reloaded page finds
+its job again; nothing else re-attaches another session's workspace.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 import streamlit as st
 
 from snpgen_core.errors import InputError
-from snpgen_core.jobs import find_job
+from snpgen_core.io.atomic import disk_full_message
+from snpgen_core.jobs import find_job_by_link
 from snpgen_core.options import options
 from snpgen_core.workspace import Workspace, sweep_idle_workspaces
 
@@ -32,23 +34,25 @@ def demo_settings() -> dict:
     }
 
 
-def export_root() -> Path:
-    """The server folder exports are written to (``SNPGEN_EXPORT_DIR``, default ``out/`` beside the app); users
-    choose only a sanitised sub-folder name, never a path."""
-    return Path(os.environ.get("SNPGEN_EXPORT_DIR", APP_DIR / "out"))
+def export_root(ws: Workspace) -> Path:
+    """Where this session's exports are written: the folder the server's operator set (``SNPGEN_EXPORT_DIR``),
+    else the session's own private workspace (deleted with it; the zip download is the way out). Users choose
+    only a sanitised sub-folder name, never a path."""
+    operator = os.environ.get("SNPGEN_EXPORT_DIR")
+    return Path(operator) if operator else ws.path / "export"
 
 
 def attach_workspace() -> Workspace:
-    """The session's workspace: re-attached from the run id in the URL after a reload, else a new one.
+    """The session's workspace: re-attached from the run's link secret in the URL after a reload, else a new one.
 
     Called by ``app.py`` on every rerun; also writes the current run id back into the URL, which page switches
     clear.
     """
     sweep_idle_workspaces()
     ws = st.session_state.get("workspace")
-    run_id = st.query_params.get("run")
+    link = st.query_params.get("run")
     if ws is None or not ws.alive:
-        job = find_job(run_id)
+        job = find_job_by_link(link)
         if job is not None and job.owner is not None and job.owner.alive:
             ws = job.owner
             ws.run_id = job.run_id
@@ -56,13 +60,14 @@ def attach_workspace() -> Workspace:
             if ws is not None:
                 st.toast("This session was idle too long: its files were deleted. Start again from Data.")
             ws = Workspace()
-            if run_id:
+            if link:
                 st.query_params.pop("run", None)
                 st.toast("That training run is no longer on this server; start a new one.")
         st.session_state["workspace"] = ws
     ws.touch()
-    if ws.run_id and run_id != ws.run_id:
-        st.query_params["run"] = ws.run_id
+    job = ws.current_run()
+    if job is not None and link != job.link:
+        st.query_params["run"] = job.link
     return ws
 
 
@@ -88,6 +93,12 @@ def core_call(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except InputError as err:
         st.error(str(err), icon=":material/error:")
+    except OSError as err:
+        message = disk_full_message(err)  # disk full, read-only: the server's state, said as the CLI says it
+        if message is None:
+            log.exception("core call %s failed", getattr(fn, "__qualname__", fn))
+            message = f"Something went wrong ({type(err).__name__}: {err}). The details are in the server log."
+        st.error(message, icon=":material/error:")
     except Exception as err:  # noqa: BLE001 - the user gets one line, the log the traceback
         log.exception("core call %s failed", getattr(fn, "__qualname__", fn))
         st.error(f"Something went wrong ({type(err).__name__}: {err}). The details are in the server log.",

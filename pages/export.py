@@ -1,4 +1,6 @@
 """Export: the synthetic PLINK files, report.html and a model card, as one zip download and in an output folder."""
+import os
+
 import streamlit as st
 
 from pages._ui import core_call, export_root, require, workspace
@@ -13,10 +15,12 @@ with st.form("export_form"):
                          help="Used for the folder and the files; characters other than letters, digits, '_' and "
                               "'-' become '_'.")
     go = st.form_submit_button("Export", type="primary")
-st.caption(f"Files are written to the server folder {export_root()}/<name>/ and offered as a zip below.")
+st.caption("Files are written to the server folder set by its operator and offered as a zip below."
+           if os.environ.get("SNPGEN_EXPORT_DIR") else
+           "Files are offered as a zip below (kept in this session's private folder until it ends).")
 if go:
     with st.spinner("Writing the files (and the evaluation report if it is not ready yet)..."):
-        result = core_call(ws.export, name, export_root())
+        result = core_call(ws.export, name, export_root(ws))
     if result is not None and result["name"] != name:
         st.info(f"Saved as {result['name']} (sanitised from {name!r}).", icon=":material/info:")
 

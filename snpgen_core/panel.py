@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .clumping import check_clump_parameters, clump
-from .errors import InputError
+from .errors import InputError, not_utf8
 from .genotypes import Genotypes, chromosome_rank
 from .io.atomic import atomic_path
 from .io.tables import missing_mask, read_text_table
@@ -236,8 +236,11 @@ def read_snp_list(path: str | os.PathLike) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise InputError("SNP list file not found", path=str(p), hint="one variant ID per line, or a table with a SNP column")
-    with open(p, "r", encoding="utf-8", errors="replace") as fh:
-        lines = [(i + 1, ln.strip()) for i, ln in enumerate(fh) if ln.strip() and not ln.lstrip().startswith("#")]
+    try:
+        with open(p, "r", encoding="utf-8") as fh:
+            lines = [(i + 1, ln.strip()) for i, ln in enumerate(fh) if ln.strip() and not ln.lstrip().startswith("#")]
+    except UnicodeDecodeError:
+        raise not_utf8(p) from None
     if not lines:
         raise InputError("SNP list file is empty", path=str(p), hint="one variant ID per line")
 
