@@ -12,7 +12,7 @@ generator would match) is the reference point; on the 805 SNPs Yelmen et al.'s G
     .venv/bin/python benchmarks/bench_frontier.py --dataset sim [--seed 1] [--points default|sweep]
     .venv/bin/python benchmarks/bench_frontier.py --dataset 805
 
-Cohorts: ``sim`` = ``snpgen simulate --n 3000 --snps 6000 --seed S``, its recorded 80/20 split and training-only
+Cohorts (``agbl4``: 1000 Genomes AGBL4, CASE, GWAS on the training part, clump r^2 0.9, top 2,000); ``sim`` = ``snpgen simulate --n 3000 --snps 6000 --seed S``, its recorded 80/20 split and training-only
 GWAS, a 1,000-SNP clumped panel, trait CASE; ``805`` = 1000 Genomes 805 SNPs conditioned on super-population
 (``../shared/data/1000g_805``), seeded 80/20 split. Results: ``benchmarks/results/frontier_<dataset>.json`` (one
 row per point, appended) and ``docs/frontier_<dataset>.svg`` (LD ratio and detection AUC against membership AUC).
@@ -74,6 +74,22 @@ def prepare_805(work: Path, seed: int) -> dict:
     return {"train": d / "cohort.train", "holdout": d / "cohort.holdout", "panel": None,
             "pheno": src / "populations.tsv", "column": "SUPERPOP",
             "peers": {p: src / "peers" / p for p in ("yelmen_gan", "yelmen_rbm")}}
+
+
+def prepare_agbl4(work: Path, seed: int) -> dict:
+    """1000 Genomes AGBL4, trait CASE: 80/20 split, PLINK 1.9 --logistic on the training part only, clumping at
+    r^2 0.9 and the top 2,000 (so that the panel has >= 1,000 SNPs), as bench_quality.py prepares it."""
+    from bench_quality import prepare
+
+    from snpgen_core.io.plink import write_plink
+
+    d = work / "agbl4"
+    if not (d / "holdout.bed").exists():
+        prep = prepare("agbl4", work, seed, 2000, 0.9)
+        write_plink(d / "holdout", prep["holdout"])
+    spec = {"train": d / "train", "holdout": d / "holdout", "panel": d / "panel.tsv",
+            "pheno": DATA / "1000g_agbl4" / "pheno.tsv", "column": "CASE", "peers": {}}
+    return spec
 
 
 def score(train, holdout, synthetic, chrom, seed: int = 0) -> dict:
@@ -204,7 +220,7 @@ def svg_frontier(rows: list[dict], path: Path, title: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", choices=["sim", "805"], default="sim")
+    ap.add_argument("--dataset", choices=["sim", "805", "agbl4"], default="sim")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--points", choices=sorted(POINTS), default="default")
     ap.add_argument("--work", default="/tmp/snpgen-bench/frontier")
@@ -213,7 +229,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     work = Path(args.work)
-    spec = prepare_sim(work, args.seed) if args.dataset == "sim" else prepare_805(work, args.seed)
+    spec = {"sim": prepare_sim, "805": prepare_805, "agbl4": prepare_agbl4}[args.dataset](work, args.seed)
     rows = reference_rows(spec, args.seed)
     for label, overrides in POINTS[args.points]:
         rows += run_point(spec, label, overrides, work / args.dataset, args.seed)

@@ -266,11 +266,11 @@ def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, seed: int
 
 
 @torch.no_grad()
-def _nll(vae, dosages: np.ndarray, device: torch.device) -> np.ndarray:
-    """Per-individual reconstruction NLL (nats) at the posterior mean."""
+def _nll(vae, dosages: np.ndarray, cond: np.ndarray, device: torch.device) -> np.ndarray:
+    """Per-individual reconstruction NLL (nats) at the posterior mean, given each individual's trait."""
     vae.eval()
-    x = torch.as_tensor(dosages, device=device)
-    return (-vae.decoder.log_prob(x, vae.encode(x)[0])).cpu().numpy()
+    x, y = torch.as_tensor(dosages, device=device), torch.as_tensor(cond, dtype=torch.float32, device=device)
+    return (-vae.log_likelihood(x, y)).cpu().numpy()
 
 
 def _memorisation_monitor(cohort: _Cohort, generator_of, vae_of, device: torch.device, seed: int):
@@ -287,8 +287,10 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, vae_of, device: torch.d
         synthetic = generator_of(model).sample(cond, gen, SamplingOptions()).cpu().numpy()
         vae = vae_of(model)
         return check_memorisation(cohort.train, cohort.validation, synthetic, seed=seed,
-                                  nll_train=_nll(vae, cohort.train[cohort.train_rows], device),
-                                  nll_validation=_nll(vae, cohort.validation, device)).to_dict()
+                                  nll_train=_nll(vae, cohort.train[cohort.train_rows],
+                                                 cohort.cond_train[cohort.train_rows], device),
+                                  nll_validation=_nll(vae, cohort.validation, cohort.cond_validation,
+                                                      device)).to_dict()
 
     return monitor
 

@@ -25,8 +25,9 @@ def test_vae__shapes(encoder):
     x = torch.randint(-1, 3, (6, 37), dtype=torch.int8)
     mu, logvar = vae.encode(x)
     assert mu.shape == logvar.shape == (6, 5)
-    assert vae.decoder.logits(x, mu).shape == (6, 37, 3)
-    assert vae.sample_genotypes(mu, torch.Generator().manual_seed(0)).shape == (6, 37)
+    trait = torch.tensor([0, 1, 2, 3, float("nan"), 1])
+    assert vae.decoder.logits(x, vae.decoder_input(mu, trait)).shape == (6, 37, 3)
+    assert vae.sample_genotypes(mu, trait, torch.Generator().manual_seed(0)).shape == (6, 37)
     out = vae.training_loss((x, torch.tensor([0, 1, 2, 3, float("nan"), 1])), epoch=0)
     assert set(out) == {"loss", "recon", "kl", "pheno"} and all(torch.isfinite(v) for v in out.values())
 
@@ -287,3 +288,15 @@ def test_latent_gaussian__recovers_class_means_and_quantitative_slope():
     assert torch.allclose(q.slope, torch.tensor([2.0, 0.0]), atol=0.02)
     zq = q.sample_latents(torch.full((2000,), 1.5), gen)
     assert zq[:, 0].mean().item() == pytest.approx(3.0, abs=0.05)
+
+
+@pytest.mark.parametrize("kind,n_classes,trait", [("binary", 2, [0.0, 1.0]), ("quantitative", 0, [-2.0, 3.0])])
+def test_vae_decoder_trait__the_decoder_sees_the_trait_and_unknown_differs(kind, n_classes, trait):
+    vae = GenotypeVAE(VAEConfig(n_snps=5, latent_dim=3, hidden=16, pheno_kind=kind, n_classes=n_classes)).eval()
+    z = torch.zeros(3, 3)
+    h = vae.decoder_input(z, torch.tensor(trait + [float("nan")]))
+    assert h.shape == (3, 3 + vae.config.trait_dim)
+    assert not torch.allclose(h[0], h[1]) and not torch.allclose(h[0], h[2]) and not torch.allclose(h[1], h[2])
+    off = GenotypeVAE(VAEConfig(n_snps=5, latent_dim=3, hidden=16, pheno_kind=kind, n_classes=n_classes,
+                                decoder_trait=False))
+    assert off.decoder_input(z, torch.tensor(trait + [float("nan")])) is z

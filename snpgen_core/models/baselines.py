@@ -165,4 +165,5 @@ class VAEGaussian:
         z = self.latents.sample_latents(cond, generator)
         scale = self.latents.chol[-1].norm(dim=1)  # sd of the pooled latents: sqrt(diag(L L^T))
         z = perturb_latents(z, scale, options, generator)
-        return self.vae.sample_genotypes(z, generator, temperature=options.temperature, mode=options.mode)
+        return self.vae.sample_genotypes(z, cond, generator, temperature=options.temperature,
+                                         mode=options.mode)

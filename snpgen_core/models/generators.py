@@ -55,4 +55,5 @@ class LatentDiffusion:
         self.diffusion.eval()
         z = self.diffusion.sample(cond, guidance=options.guidance, steps=options.steps, generator=generator)
         z = perturb_latents(z, self.diffusion.latent_std, options, generator)
-        return self.vae.sample_genotypes(z, generator, temperature=options.temperature, mode=options.mode)
+        return self.vae.sample_genotypes(z, cond, generator, temperature=options.temperature,
+                                         mode=options.mode)

@@ -54,6 +54,11 @@ class VAEConfig:
                                     "effects)", low=0.0)
     decoder_gain: float = option(1.0, "learning-rate multiplier of the neighbour weights (their scale in the "
                                       "logits)", low=0.0)
+    decoder_trait: bool = option(True, "the decoder also sees the trait (a conditional VAE): trait-associated "
+                                       "genotypes need not pass through the latent")
+    trait_dim: int = option(8, "size of the trait embedding the decoder sees", low=1, high=256)
+    trait_drop: float = option(0.1, "share of training individuals whose trait the decoder does not see (it "
+                                    "learns to decode without one)", low=0.0, high=0.95)
     conv_channels: int = option(32, "channels of the conv encoder", low=1, high=1024)
     conv_kernel: int = option(9, "kernel width of the conv encoder, in SNPs", low=1, high=1024)
     conv_stride: int = option(4, "stride of the conv encoder, in SNPs", low=1, high=1024)
@@ -125,14 +130,21 @@ class GenotypeVAE(nn.Module):
             raise ValueError("VAEConfig.n_snps must be set to the panel size")
         self.config = c = config
         self.encoder = _MLPEncoder(c) if c.encoder == "mlp" else _ConvEncoder(c)
+        n_out = {"none": 0, "binary": 2, "categorical": c.n_classes, "quantitative": 1}[c.pheno_kind]
+        # the trait as the decoder sees it: a class embedding with an "unknown" row, or (value, known) for a
+        # quantitative trait; None when the decoder sees no trait
+        self.trait_embed = None
+        if c.decoder_trait and n_out:
+            self.trait_embed = (nn.Linear(2, c.trait_dim) if c.pheno_kind == "quantitative"
+                                else nn.Embedding(n_out + 1, c.trait_dim))
+        d_in = c.latent_dim + (c.trait_dim if self.trait_embed is not None else 0)
         global_net = nn.Sequential(
-            nn.Linear(c.latent_dim, c.hidden // 2), nn.GELU(), nn.Dropout(c.dropout),
+            nn.Linear(d_in, c.hidden // 2), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden // 2, c.hidden), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden, 3 * c.n_snps),
         )
-        self.decoder = GenotypeDecoder(c.n_snps, c.latent_dim, global_net, window=c.window, hidden=c.decoder_hidden,
+        self.decoder = GenotypeDecoder(c.n_snps, d_in, global_net, window=c.window, hidden=c.decoder_hidden,
                                        gain=c.decoder_gain)
-        n_out = {"none": 0, "binary": 2, "categorical": c.n_classes, "quantitative": 1}[c.pheno_kind]
         self.pheno_head = (
             nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.latent_dim, 64), nn.GELU(), nn.Dropout(c.dropout),
                           nn.Linear(64, n_out)) if n_out else None
@@ -164,10 +176,30 @@ class GenotypeVAE(nn.Module):
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
 
-    def sample_genotypes(self, z: torch.Tensor, generator: torch.Generator | None = None, *,
+    def decoder_input(self, z: torch.Tensor, trait: torch.Tensor) -> torch.Tensor:
+        """What the decoder conditions on: the latent (B, d), and the embedded trait (B,) (NaN = unknown) when the
+        decoder sees the trait."""
+        if self.trait_embed is None:
+            return z
+        known = ~torch.isnan(trait)
+        if self.config.pheno_kind == "quantitative":
+            y = torch.where(known, (trait - self.pheno_mean) / self.pheno_std, torch.zeros_like(trait))
+            t = self.trait_embed(torch.stack([y, known.to(y.dtype)], -1).to(z.dtype))
+        else:
+            unknown = self.trait_embed.num_embeddings - 1
+            t = self.trait_embed(torch.where(known, torch.nan_to_num(trait), float(unknown)).long())
+        return torch.cat([z, t.to(z.dtype)], -1)
+
+    def sample_genotypes(self, z: torch.Tensor, trait: torch.Tensor, generator: torch.Generator | None = None, *,
                          temperature: float = 1.0, mode: str = "probabilities") -> torch.Tensor:
-        """(B, d) latents -> (B, m) int8 genotypes drawn from the decoder (``GenotypeDecoder.sample``)."""
-        return self.decoder.sample(z, generator, temperature=temperature, mode=mode)
+        """(B, d) latents and (B,) conditions (NaN = unknown) -> (B, m) int8 genotypes drawn from the decoder
+        (``GenotypeDecoder.sample``)."""
+        return self.decoder.sample(self.decoder_input(z, trait), generator, temperature=temperature, mode=mode)
+
+    @torch.no_grad()
+    def log_likelihood(self, dosages: torch.Tensor, trait: torch.Tensor) -> torch.Tensor:
+        """log p(x | posterior mean, trait) per individual (B,), nats: the reconstruction likelihood."""
+        return self.decoder.log_prob(dosages, self.decoder_input(self.encode(dosages)[0], trait))
 
     def kl_beta(self, epoch: float | None) -> float:
         """KL weight at ``epoch`` (0-based; ``None`` = after warm-up, used for validation)."""
@@ -186,7 +218,11 @@ class GenotypeVAE(nn.Module):
             x_in = torch.where(hide, torch.full_like(dosages, -1), dosages)
         mu, logvar = self.encode(x_in)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
-        recon = -self.decoder.log_prob(dosages, z).mean()
+        seen = trait
+        if self.training and self.config.trait_drop > 0:
+            drop = torch.rand(trait.shape, device=trait.device) < self.config.trait_drop
+            seen = torch.where(drop, torch.full_like(trait, float("nan")), trait)
+        recon = -self.decoder.log_prob(dosages, self.decoder_input(z, seen)).mean()
         kl = (0.5 * (mu.float() ** 2 + logvar.float().exp() - 1.0 - logvar.float())).sum(1).mean()
         pheno = self.pheno_loss(z, trait)
         loss = recon + self.kl_beta(epoch) * kl + self.config.pheno_weight * self.config.n_snps * pheno
@@ -232,7 +268,8 @@ def reconstruction_report(vae: GenotypeVAE, dosages: np.ndarray, *, batch_size: 
     for start in range(0, dosages.shape[0], batch_size):
         x = torch.as_tensor(dosages[start:start + batch_size], device=device)
         mu, _ = vae.encode(x)
-        pred = vae.decoder.logits(x, mu).argmax(-1).cpu().numpy()
+        unknown = torch.full((x.shape[0],), float("nan"), device=x.device)
+        pred = vae.decoder.logits(x, vae.decoder_input(mu, unknown)).argmax(-1).cpu().numpy()
         block = dosages[start:start + batch_size]
         for g in range(3):
             is_g = block == g
