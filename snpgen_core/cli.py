@@ -201,7 +201,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
+    from .options import apply_flags
     from .pipeline import train_run
+    from .runs import TrainConfig, read_config
 
     if args.top is not None and args.gwas is None:
         raise InputError("--top needs --gwas FILE", hint="or give a fixed panel with --snps PANEL.tsv")
@@ -224,11 +226,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
             tqdm.write(f"{stage}: {how} after {event['epoch']} epochs, best epoch {event['best_epoch']}",
                        file=sys.stderr)
 
+    config = apply_flags(read_config(args.config) if args.config else TrainConfig(), args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "no CUDA: CPU" is reported below instead
         try:
             out = train_run(args.bfile, args.out, pheno_path=args.pheno, pheno_col=args.pheno_col,
-                            gwas_path=args.gwas, top=args.top, panel_path=args.snps, config=args.config,
+                            gwas_path=args.gwas, top=args.top, panel_path=args.snps, config=config,
                             seed=args.seed, device=args.device, epochs=args.epochs, callback=progress,
                             resume=args.resume)
         finally:
@@ -319,27 +322,33 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _add_select(p: argparse.ArgumentParser) -> None:
+    from .ld import R2_ESTIMATORS
+    from .panel import PanelOptions
+
     p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the cohort")
     p.add_argument("--gwas", required=True, metavar="FILE",
                    help="summary statistics (PLINK 1.9/2, REGENIE, BOLT-LMM, GWAS-SSF or a generic table; .gz ok)")
     p.add_argument("--gwas-columns", metavar="FIELD=COLUMN,...", help="explicit GWAS columns, e.g. p=PVAL,a1=EA")
-    p.add_argument("--top", type=_count, default=1000, metavar="K",
-                   help="panel size: the K clumped index SNPs with the smallest p (default 1000)")
+    d = PanelOptions()
+    p.add_argument("--top", type=_count, default=d.top, metavar="K",
+                   help="panel size: the K clumped index SNPs with the smallest p (default %(default)s)")
     p.add_argument("--snps", metavar="FILE", help="use these SNPs instead (one ID per line, or a table with a SNP "
                    "column); --top and clumping are then ignored")
-    p.add_argument("--clump-p1", type=_number, default=1.0, metavar="P",
-                   help="index SNPs need p <= P (default 1: every SNP is a candidate; PLINK's default is 1e-4)")
-    p.add_argument("--clump-p2", type=_number, default=1.0, metavar="P",
-                   help="clumped SNPs listed need p < P, P >= p1 (default 1; PLINK's default is 0.01)")
-    p.add_argument("--clump-r2", type=_number, default=0.5, metavar="R",
-                   help="SNPs with r^2 > R to an index SNP join its clump (default 0.5, as PLINK)")
-    p.add_argument("--clump-kb", type=_number, default=250, metavar="KB",
-                   help="clumping window: SNPs less than KB kilobases away (default 250, as PLINK)")
-    p.add_argument("--r2-estimator", choices=["haplotype", "dosage"], default="haplotype",
+    p.add_argument("--clump-p1", type=_number, default=d.p1, metavar="P",
+                   help="index SNPs need p <= P (default %(default)s: every SNP is a candidate; PLINK's default is "
+                        "1e-4)")
+    p.add_argument("--clump-p2", type=_number, default=d.p2, metavar="P",
+                   help="clumped SNPs listed need p < P, P >= p1 (default %(default)s; PLINK's default is 0.01)")
+    p.add_argument("--clump-r2", type=_number, default=d.r2, metavar="R",
+                   help="SNPs with r^2 > R to an index SNP join its clump (default %(default)s, as PLINK)")
+    p.add_argument("--clump-kb", type=_number, default=d.kb, metavar="KB",
+                   help="clumping window: SNPs less than KB kilobases away (default %(default)s, as PLINK)")
+    p.add_argument("--r2-estimator", choices=list(R2_ESTIMATORS), default=d.estimator,
                    help="haplotype: PLINK 1.9 --clump's r^2 (default); dosage: squared correlation of dosages")
-    p.add_argument("--maf", type=_number, default=0.01, help="minimum minor-allele frequency (default 0.01)")
-    p.add_argument("--max-missing", type=_number, default=0.05, metavar="SHARE",
-                   help="maximum share of missing calls per SNP (default 0.05)")
+    p.add_argument("--maf", type=_number, default=d.maf,
+                   help="minimum minor-allele frequency (default %(default)s)")
+    p.add_argument("--max-missing", type=_number, default=d.max_missing, metavar="SHARE",
+                   help="maximum share of missing calls per SNP (default %(default)s)")
     p.add_argument("--split", metavar="SPLIT.tsv", help="recorded split (FID IID SPLIT): only its train part chooses "
                    "SNPs (default PREFIX.split.tsv when it exists, else every individual)")
     p.add_argument("--pheno", metavar="FILE", help="phenotype file to validate the trait (header FID IID NAME ...)")
@@ -358,7 +367,7 @@ def _add_split(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=_path, required=True, metavar="OUTPREFIX",
                    help="writes OUTPREFIX.train/.holdout(.validation).bed/.bim/.fam and OUTPREFIX.split.tsv")
 
-def _add_train(p: argparse.ArgumentParser) -> None:
+def _add_train(p: argparse.ArgumentParser, with_options: bool = False) -> None:
     p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the training cohort")
     p.add_argument("--pheno", metavar="FILE", help="phenotype file (header FID IID NAME ...); default .fam column 6")
     p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
@@ -373,6 +382,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_count, metavar="N",
                    help="maximum VAE epochs (the diffusion's scale in proportion; early stopping may end sooner)")
     p.add_argument("--resume", action="store_true", help="continue an unfinished run in --out")
+    if with_options:  # every setting of runs.TrainConfig, declared once in its dataclasses
+        from .options import add_flags
+        from .runs import TrainConfig
+
+        add_flags(p, TrainConfig())
 
 
 def _add_generate(p: argparse.ArgumentParser) -> None:
@@ -435,7 +449,9 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(train_options: bool = False) -> argparse.ArgumentParser:
+    """The snpgen parser; ``train_options`` adds a flag per training setting to ``train`` (it imports the models,
+    so only when that subcommand runs)."""
     from . import __version__
 
     parser = _Parser(prog="snpgen", description="SNPgen Studio: synthetic phenotype-conditioned genotype cohorts")
@@ -443,7 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_args, handler) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        add_args(p)
+        if add_args is _add_train:
+            add_args(p, train_options)
+        else:
+            add_args(p)
         p.set_defaults(handler=handler)
     return parser
 
@@ -459,8 +478,9 @@ def _terminate(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     from .io.atomic import check_output_path, disk_full_message, removing_new_folders
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(train_options=argv[:1] == ["train"]).parse_args(argv)
     except SystemExit as done:  # --help, --version, or a usage error already printed as one line
         return int(done.code or 0)
     in_main_thread = threading.current_thread() is threading.main_thread()

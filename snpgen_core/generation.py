@@ -26,7 +26,7 @@ from .io.atomic import atomic_paths, check_output_path
 from .io.plink import PlinkWriter, plink_prefix
 from .models.generators import SamplingOptions
 from .phenotypes import encode_trait
-from .provenance import now_utc, software_versions, write_json
+from .provenance import now_utc, read_json, software_versions, write_json
 from .runs import MODELS, load_run
 
 DEFAULT_GUIDANCE = 2.0
@@ -187,7 +187,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
             pd.DataFrame({"FID": ids, "IID": ids, trait: sidecar}).to_csv(tmp_pheno, sep="\t", index=False)
             write_json(tmp_prov, {
                 "software": software_versions("torch", "pandas"), "created": now_utc(), "run_dir": str(Path(run_dir).resolve()),
-                "run_provenance": _read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
+                "run_provenance": read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
                 "seed": seed, "guidance": guidance, "steps": steps or run.config.diffusion.sampling_steps,
                 "sample": sample, "temperature": temperature, "latent_noise": latent_noise, "device": str(dev),
                 "batch_size": batch_size,
@@ -202,12 +202,3 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
         writer.abort()
         raise
     return prefix
-
-
-def _read_json(path: Path):
-    import json
-
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 
 from .errors import InputError, not_utf8
 from .io.atomic import atomic_path
+from .options import check_options, option
 from .provenance import json_default, sha256_file
 from .models.baselines import IndependentSNPs, LatentGaussian, VAEGaussian
 from .models.denoiser import Denoiser, DenoiserConfig
@@ -71,17 +72,23 @@ class TrainConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     vae_fit: FitConfig = field(default_factory=_vae_fit)
     diffusion_fit: FitConfig = field(default_factory=_diffusion_fit)
-    checkpoint_seconds: float = 30.0  # least time between resumable checkpoints (the last epoch is always saved)
-    validation: float = 0.1  # share of the training cohort held out for early stopping (stratified by trait)
-    independent_bins: int = 5  # quantile bins of a quantitative trait for the independent-SNP baseline
+    checkpoint_seconds: float = option(30.0, "least seconds between resumable checkpoints (the last epoch is "
+                                             "always saved)", low=0.0)
+    validation: float = option(0.1, "share of the training cohort held out for early stopping (stratified by "
+                                    "trait)", low=0.0, high=0.9)
+    independent_bins: int = option(5, "quantile bins of a quantitative trait for the independent-SNP baseline",
+                                   low=1, high=1000)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config") -> "TrainConfig":
-        """Build from a (possibly partial) nested dict; unknown sections or keys raise InputError."""
-        return _dataclass_from_dict(cls, data, where)
+        """Build from a (possibly partial) nested dict; unknown sections or keys, and values outside a setting's
+        declaration (``options.option``), raise InputError."""
+        config = _dataclass_from_dict(cls, data, where)
+        check_options(config, where)
+        return config
 
 
 def _dataclass_from_dict(cls, data: dict, where: str):

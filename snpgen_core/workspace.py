@@ -519,7 +519,8 @@ class Workspace:
                   "n_variants": self.summary.n_variants}
         self.exported = export_cohort(self.synthetic, self.report_dir, self.current_run().run_dir, out_root, name,
                                       report=report, generation=self.generation, cohort=cohort,
-                                      panel=self.panel_provenance(), zip_path=self.path / "export" / f"{export_name(name)}.zip")
+                                      panel=self.panel_provenance(),
+                                      zip_path=self.path / "export" / f"{export_name(name)}.zip")
         return self.exported
 
     def panel_provenance(self) -> dict:

@@ -241,6 +241,25 @@ def start_training(at: AppTest, epochs: int) -> AppTest:
     return at.button(key="FormSubmitter:train_form-Start training").click().run()
 
 
+def test_train__settings_widgets_come_from_the_declared_options():
+    from snpgen_core.options import options
+    from snpgen_core.runs import TrainConfig
+
+    at = demo_with_panel(top=40)
+    at.switch_page("pages/train.py").run()
+    no_exceptions(at)
+    encoder = at.selectbox(key="cfg.vae.encoder")  # a picker for choices, not free text
+    assert encoder.options == ["mlp", "conv"] and encoder.value == "mlp"
+    assert at.checkbox(key="cfg.diffusion.posterior_samples").value is True
+    latent = at.number_input(key="cfg.vae.latent_dim")
+    assert (latent.value, latent.min, latent.max) == (64, 1, 1024)
+    assert latent.help.startswith("dimensions of the latent space")
+    shown = {w.key for w in [*at.number_input, *at.selectbox, *at.checkbox] if str(w.key).startswith("cfg.")}
+    expected = {f"cfg.{o.name}" if len(o.path) > 1 else f"cfg.__top__.{o.name}" for o in options(TrainConfig())
+                if not o.data and o.path[-1] != "epochs"}
+    assert shown == expected  # every declared setting has its widget, data-filled ones none
+
+
 @pytest.mark.slow
 def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     from snpgen_core.panel import select_panel
