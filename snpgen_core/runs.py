@@ -113,41 +113,20 @@ def _dataclass_from_dict(cls, data: dict, where: str):
         raise InputError(f"bad setting in {cls.__name__}: {err}", path=where) from None
 
 
-# settings that count things (sizes, steps, epochs): a positive whole number; every other number is >= 0
-# (vae.n_snps is 0 in a --config, "set from the panel"; load_run requires the panel's size)
-_POSITIVE = {"latent_dim", "hidden", "conv_channels", "conv_kernel", "conv_stride", "time_dim", "depth",
-             "mlp_ratio", "timesteps", "sampling_steps", "epochs", "batch_size", "val_repeats"}
-
-
 def _checked_setting(section: str, name: str, value, default, where: str):
-    """``value`` for setting ``section.name``, refused unless it has the default's type (an int is a valid float)
-    and a sensible range (finite, >= 0, counts >= 1, shares below 1)."""
-    if default is None:
-        return value
-    expected = type(default)
-    if expected in (list, tuple) and isinstance(value, (list, tuple)):
-        return expected(value)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise InputError(f"{section}.{name} must be {_TYPE_NAMES.get(expected, expected.__name__)}, found "
-                         f"{json.dumps(value, default=str)}", path=where, hint=f"e.g. {json.dumps(default)}")
+    """``value`` for setting ``section.name``; a number must be finite and at most ``_LARGEST`` (types and the
+    declared ranges are checked by ``options.check_options`` once the config is built)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        low = 1 if name in _POSITIVE else 0
-        if not np.isfinite(value) or value < low:
-            raise InputError(f"{section}.{name} = {value} must be a finite number >= {low}", path=where,
+        if not np.isfinite(value):
+            raise InputError(f"{section}.{name} = {value} must be a finite number", path=where,
                              hint=f"e.g. {json.dumps(default)}")
         if isinstance(value, int) and value > _LARGEST:  # refused before a network of that size is allocated
             raise InputError(f"{section}.{name} = {value} is larger than {_LARGEST:,}", path=where,
-                             hint=f"e.g. {json.dumps(default)}")
-        if ("dropout" in name or name == "cond_drop") and value >= 1:
-            raise InputError(f"{section}.{name} = {value} is a share and must be below 1", path=where,
                              hint=f"e.g. {json.dumps(default)}")
     return value
 
 
 _LARGEST = 1_000_000  # no size, count or step setting is meaningful beyond this (a 10^10 latent_dim is 20 TB)
-_TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a text"}
 
 
 def read_config(path: str | os.PathLike) -> TrainConfig:
