@@ -114,8 +114,9 @@ def _dataclass_from_dict(cls, data: dict, where: str, path: str = ""):
 
 
 def _checked_setting(name: str, value, default, where: str):
-    """``value`` for setting ``name`` (dotted: ``vae.latent_dim``), refused unless it has the default's type (an int is a valid float).
-    Ranges are the settings' declarations (``options.option``), checked by ``check_options`` once built."""
+    """``value`` for setting ``name`` (dotted: ``vae.latent_dim``), refused unless it has the default's type (an
+    int is a valid float), is finite and at most ``_LARGEST``. The declared ranges (``options.option``) are checked
+    by ``check_options`` once the config is built."""
     if default is None:
         return value
     expected = type(default)
@@ -126,13 +127,18 @@ def _checked_setting(name: str, value, default, where: str):
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise InputError(f"{name} = {value!r} must be {_TYPE_NAMES.get(expected, expected.__name__)}", path=where,
                          hint=f"e.g. {json.dumps(default)}")
-    if isinstance(value, float) and not np.isfinite(value):
-        raise InputError(f"{name} = {value} must be a finite number", path=where,
-                         hint=f"e.g. {json.dumps(default)}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not np.isfinite(value):
+            raise InputError(f"{name} = {value} must be a finite number", path=where,
+                             hint=f"e.g. {json.dumps(default)}")
+        if isinstance(value, int) and value > _LARGEST:  # refused before a network of that size is allocated
+            raise InputError(f"{name} = {value} is larger than {_LARGEST:,}", path=where,
+                             hint=f"e.g. {json.dumps(default)}")
     return value
 
 
 _TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a text"}
+_LARGEST = 1_000_000  # no size, count or step setting is meaningful beyond this (a 10^10 latent_dim is 20 TB)
 
 
 def read_config(path: str | os.PathLike) -> TrainConfig:
