@@ -249,10 +249,14 @@ class _Cohort(NamedTuple):
     cond_train: np.ndarray
     cond_validation: np.ndarray
     train_rows: np.ndarray
+    floor: np.ndarray  # as many individuals as validation ones from the independent-SNP baseline (memorisation.py)
 
 
-def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, seed: int) -> _Cohort | None:
-    """None when the validation part is too small (< 10 individuals) to measure anything."""
+def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, independent, seed: int) -> _Cohort | None:
+    """None when the validation part is too small (< 10 individuals) to measure anything. ``independent``: the
+    fitted independent-SNP baseline, the checks' floor."""
+    from .models.generators import SamplingOptions
+
     from .evaluation.distances import impute_missing
 
     tr, va = split.train, split.validation
@@ -261,8 +265,10 @@ def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, seed: int
     called = dosages[tr] >= 0
     freq = np.where(called, dosages[tr], 0).sum(0) / np.maximum(2 * called.sum(0), 1)
     rng = np.random.default_rng([seed, 7])
+    floor = independent.sample(torch.as_tensor(cond[va], dtype=torch.float32),
+                               torch.Generator().manual_seed(seed), SamplingOptions()).numpy()
     return _Cohort(impute_missing(dosages[tr], freq, seed=rng), impute_missing(dosages[va], freq, seed=rng),
-                   cond[tr], cond[va], np.sort(rng.choice(tr.size, min(tr.size, va.size), replace=False)))
+                   cond[tr], cond[va], np.sort(rng.choice(tr.size, min(tr.size, va.size), replace=False)), floor)
 
 
 @torch.no_grad()
@@ -286,7 +292,7 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, vae_of, device: torch.d
         gen = torch.Generator(device=device).manual_seed(seed)
         synthetic = generator_of(model).sample(cond, gen, SamplingOptions()).cpu().numpy()
         vae = vae_of(model)
-        return check_memorisation(cohort.train, cohort.validation, synthetic, seed=seed,
+        return check_memorisation(cohort.train, cohort.validation, synthetic, floor=cohort.floor, seed=seed,
                                   nll_train=_nll(vae, cohort.train[cohort.train_rows],
                                                  cohort.cond_train[cohort.train_rows], device),
                                   nll_validation=_nll(vae, cohort.validation, cohort.cond_validation,
@@ -432,7 +438,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         return runs.load_fit_state(p) if p.exists() else None
 
     # memorisation is measured on the validation individuals while training (never on any evaluation holdout)
-    cohort = _check_cohort(dosages, cond, split, seed)
+    models.independent.fit(dosages[tr], cond[tr])  # a baseline, and the floor of the memorisation checks
+    cohort = _check_cohort(dosages, cond, split, models.independent, seed)
     if cohort is None:
         _emit(callback, "setup", f"only {va.size} validation individuals: memorisation is not checked while "
                                  "training (give the run more individuals or a larger validation share)")
@@ -461,8 +468,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                      on_epoch_end=checkpoint("diffusion"), resume=previous("diffusion"),
                      monitor=monitor(lambda d: LatentDiffusion(vae, d), lambda d: vae))
 
-    # 3. baselines (seconds)
-    models.independent.fit(dosages[tr], cond[tr])
+    # 3. baselines (seconds; the independent SNPs were fitted first)
     models.latent_gaussian.to(dev).fit(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))
 
     # 4. the release check of the default generator, then the run directory

@@ -68,7 +68,7 @@ class FitConfig:
     val_repeats: int = option(1, "validation passes averaged (noisy losses, e.g. diffusion)", low=1, high=1000)
     check_every: int = option(0, "epochs between memorisation checks (the monitor of fit); 0 = never", low=0)
     check_patience: int = option(2, "consecutive failed checks that stop the training (one can be sampling "
-                                    "noise)", low=1)
+                                    "noise); 0 = checks are recorded and never stop it", low=0)
 
 
 @dataclass
@@ -222,7 +222,7 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
                     state.safe, state.safe_epoch, state.failed_checks = state.best, state.best_epoch, 0
                 else:
                     state.failed_checks += 1
-                failed = state.failed_checks >= config.check_patience
+                failed = 0 < config.check_patience <= state.failed_checks
             entry["seconds"] = time.perf_counter() - t_epoch
             state.history.append(entry)
             if failed:
