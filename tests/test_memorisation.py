@@ -83,3 +83,19 @@ def test_fit__one_failed_check_between_passes_does_not_stop():
     state = fit(_Toy(), (x,), (x,), FitConfig(epochs=10, batch_size=8, lr=0.1, weight_decay=0.0, check_every=2,
                                                patience=100), monitor=monitor)
     assert state.stopped == "epochs" and state.epoch == 10
+
+
+def test_check__floor_generator_shifts_the_limits_and_a_copier_still_fails(people):
+    """Limits rise by what a generator that cannot memorise (independent SNPs from the training frequencies)
+    scores on the same individuals; a release of copies stays far above them."""
+    train, validation, fresh = people
+    rng = np.random.default_rng(3)
+    p = train.mean(0) / 2
+    floor = rng.binomial(2, p, size=(len(validation), train.shape[1])).astype(np.int8)
+    plain = check_memorisation(train, validation, fresh, seed=0)
+    shifted = check_memorisation(train, validation, fresh, floor=floor, seed=0)
+    for k in plain.limits:
+        assert shifted.limits[k] == max(plain.limits[k], shifted.floor[k] + plain.limits[k] - (0.0 if k == "aats_privacy_loss" else 0.5))
+    assert shifted.passed
+    copies = np.repeat(train[:50], 2, axis=0)
+    assert not check_memorisation(train, validation, copies, floor=floor, seed=0).passed
