@@ -33,8 +33,8 @@ from .evaluation.card import DEFAULT_RULES
 from .evaluation.privacy import PrivacyInputs, aats_privacy_loss, auc_null_sd, dcr_share, membership_auc
 
 CHECKED = ("membership_auc", "dcr_share", "aats_privacy_loss")
-WHAT_TO_DO = ("train fewer epochs (--epochs), a smaller latent (--latent-dim) or a stronger KL weight, "
-              "or use differential privacy when available")
+WHAT_TO_DO = ("train fewer epochs (--epochs), a smaller latent (--vae-latent-dim) or a stronger KL weight "
+              "(--vae-kl-weight), or use differential privacy when available")
 
 
 @dataclass
