@@ -17,22 +17,23 @@ from .errors import InputError
 # Option values: refused by the parser, as one line, before any work
 
 
-def _count(text: str) -> int:
-    """A positive whole number (sizes, epochs, steps)."""
+def _whole(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _count(text: str) -> int:
+    """A positive whole number (sizes, epochs, steps)."""
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be a positive whole number (at least 1)")
     return value
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _whole(text)
     if not 0 <= value < 2**63:
         raise argparse.ArgumentTypeError(f"{value} must be in [0, 2^63), e.g. 0")
     return value
