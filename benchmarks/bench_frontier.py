@@ -36,8 +36,14 @@ DATA = (REPO / ".." / "shared" / "data").resolve()
 RESULTS = REPO / "benchmarks" / "results"
 GENERATORS = ("diffusion", "vae_gaussian", "independent")
 # (label, config overrides): the default, then the sweep of decoder x VAE epochs
+OLD_DEFAULTS = {"vae": {"window": 0, "latent_dim": 64, "kl_weight": 0.02, "decoder_gain": 1.0,
+                        "decoder_trait": False},
+                "vae_fit": {"check_every": 0}, "diffusion_fit": {"check_every": 0}}
 POINTS = {
     "default": [("window 16 (default)", {})],
+    # the landed design before the local decoder (independent decoder, 64-d latent, KL 0.02, no checks)
+    "compare": [("window 16 (default)", {}), ("window 0, otherwise default", {"vae": {"window": 0}}),
+                ("previous defaults (window 0, 64-d, KL 0.02)", OLD_DEFAULTS)],
     "sweep": [(f"window {w}, {e} VAE epochs", {"vae": {"window": w}, "vae_fit": {"epochs": e}})
               for w in (0, 16) for e in (10, 30, 100)],
 }
