@@ -23,6 +23,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation.card import card_markdown
     from .io.plink import plink_path, read_plink
     from .phenotypes import read_phenotype
+    from .runs import run_summary
 
     prefixes = {"training": args.real, "holdout": args.holdout, "synthetic": args.synthetic}
     cohorts = {who: read_plink(p) for who, p in prefixes.items()}
@@ -41,7 +42,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         raise InputError("--pheno-col needs --pheno FILE", hint="omit both to use .fam column 6")
     report = evaluate(cohorts["training"], cohorts["holdout"], cohorts["synthetic"],
                       train_pheno=phenos.get("training"), holdout_pheno=phenos.get("holdout"),
-                      synthetic_pheno=phenos.get("synthetic"), seed=args.seed, device=args.device, sources=sources)
+                      synthetic_pheno=phenos.get("synthetic"), seed=args.seed, device=args.device, sources=sources,
+                      model=run_summary(args.run) if args.run else None)
     paths = write_report(report, args.out)
     print(card_markdown(report))
     for note in report["provenance"]["notes"]:
@@ -255,6 +257,8 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout", required=True, metavar="HOLDOUT_PREFIX",
                    help="PLINK prefix of real individuals never used for training (the reference)")
     p.add_argument("--synthetic", required=True, metavar="SYN_PREFIX", help="PLINK prefix of the synthetic cohort")
+    p.add_argument("--run", metavar="RUN_DIR", help="the run that generated it: the report's summary names it, "
+                                                    "hashes its weights and states its epsilon (DP runs)")
     p.add_argument("--pheno", metavar="FILE", help="phenotype file (header FID IID NAME ...); default .fam column 6")
     p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
     p.add_argument("--seed", type=int, default=0)

@@ -282,6 +282,24 @@ def read_privacy_check(run_dir: str | os.PathLike):
     return MemorisationCheck(**check) if check else None
 
 
+def run_summary(run_dir: str | os.PathLike, generator: str = "diffusion") -> dict:
+    """What a report says about the model behind a synthetic cohort: run name, completion date, generator, the
+    training cohort's name, SHA-256 of the run's files (``run.json``'s record) and its differential-privacy
+    accounting (None when trained without DP)."""
+    path = Path(run_dir)
+    try:
+        done = json.loads((path / "run.json").read_text())
+        prov = json.loads((path / "provenance.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read the run's run.json / provenance.json ({err})", path=str(path),
+                         hint="give the --out folder of a finished snpgen train") from None
+    files = done.get("files", {})
+    return {"run": path.name, "finished": done.get("finished"), "generator": generator,
+            "cohort": Path((prov.get("parameters") or {}).get("bfile") or "?").name,
+            "files": {f"{path.name}/{k}": v for k, v in files.items() if k in ("model.safetensors", "config.json")},
+            "differential_privacy": done.get("differential_privacy")}
+
+
 def load_run(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> Run:
     """Open a run directory written by ``train_run``; InputError (with the fix) if it is missing, unfinished,
     written by an incompatible version, or damaged."""

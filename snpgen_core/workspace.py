@@ -430,8 +430,16 @@ class Workspace:
             return self.report
         (train, train_trait), (holdout, holdout_trait) = self.real_cohorts()
         synthetic, synthetic_trait = self.synthetic_cohort()
+        from .io.plink import plink_path
+        from .runs import run_summary
+
+        real = [str(plink_path(self.dataset.bfile, s)) for s in (".bed", ".bim", ".fam")] + [str(self.dataset.split)]
+        sources = {"training": real, "holdout": real,
+                   "synthetic": [str(p) for p in sorted(self.synthetic.parent.glob(self.synthetic.name + ".*"))]}
+        model = run_summary(self.current_run().run_dir, self.generation.get("model") or "diffusion")
+        model["cohort"] = self.dataset.name
         report = evaluate(train, holdout, synthetic, train_pheno=train_trait, holdout_pheno=holdout_trait,
-                          synthetic_pheno=synthetic_trait, seed=seed, device="auto")
+                          synthetic_pheno=synthetic_trait, seed=seed, device="auto", sources=sources, model=model)
         chosen = self.panel_provenance()  # the report says who chose the SNPs, as the model card does
         report["provenance"]["snp_panel"] = {"training_only": chosen["training_only"], "text": chosen["panel"]}
         report["provenance"]["notes"].append(f"SNP panel: {chosen['panel']}")
