@@ -23,6 +23,7 @@ from snpgen_core.workspace import Workspace, sweep_idle_workspaces
 log = logging.getLogger("snpgen.app")
 
 APP_DIR = Path(__file__).resolve().parent.parent
+BADGES = {"pass": ":green-badge[pass]", "warn": ":orange-badge[warn]", "fail": ":red-badge[fail]"}  # card grades
 
 
 def demo_settings() -> dict:

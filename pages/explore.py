@@ -3,14 +3,13 @@ report card, LD, allele frequencies, PCA and UMAP views, privacy distances, TSTR
 import pandas as pd
 import streamlit as st
 
-from pages._ui import core_call, require, workspace
+from pages._ui import BADGES, core_call, require, workspace
 from snpgen_core.evaluation.card import SECTIONS, card_rows, release_summary
 from snpgen_core.evaluation.figures import (figure_af_scatter, figure_distance_histograms, figure_effects,
                                             figure_ld_decay, figure_ld_heatmaps, figure_pca, figure_tstr,
                                             figure_umap)
 
 STATUS_COLOURS = {"pass": "#d8f3dc", "warn": "#ffe8cc", "fail": "#ffd6d6"}
-BADGES = {"pass": ":green-badge[pass]", "warn": ":orange-badge[warn]", "fail": ":red-badge[fail]"}
 
 st.title("Explore")
 ws = workspace()

@@ -239,7 +239,11 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
     name = export_name(args.name or Path(args.synthetic).name)
     zip_path = Path(args.out) / f"{name}.zip" if args.zip else None
-    result = export_cohort(args.synthetic, args.report, args.run, args.out, name, zip_path=zip_path)
+    result = export_cohort(args.synthetic, args.report, args.run, args.out, name, zip_path=zip_path,
+                           confirm_release=args.confirm_release)
+    if result["release"]["grade"] != "pass":
+        print(f"warning: exported a cohort graded {result['release']['grade']}; the confirmation is recorded in "
+              "MODEL_CARD.md", file=sys.stderr)
     print(f"exported {', '.join(result['files'])} -> {result['folder']}"
           + (f" and {result['zip']}" if result["zip"] else ""))
 
@@ -363,6 +367,9 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="exports go to DIR/NAME/ (never overwritten)")
     p.add_argument("--name", metavar="NAME", help="export name (default: the synthetic prefix's name)")
     p.add_argument("--zip", action="store_true", help="also write DIR/NAME.zip")
+    p.add_argument("--confirm-release", metavar="REASON",
+                   help="required to export a cohort whose report-card grade is warn or fail: why it is released "
+                        "anyway (recorded in MODEL_CARD.md)")
 
 
 COMMANDS = {
