@@ -153,6 +153,18 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     if args.top is not None and args.gwas is None:
         raise InputError("--top needs --gwas FILE", hint="or give a fixed panel with --snps PANEL.tsv")
+    config = args.config
+    if args.dp_epsilon is not None or args.dp_delta is not None:
+        import dataclasses
+
+        from .runs import TrainConfig, read_config
+
+        if args.dp_epsilon is None or args.dp_epsilon <= 0:
+            raise InputError(f"--dp-epsilon {args.dp_epsilon} is impossible: epsilon must be positive",
+                             hint="e.g. --dp-epsilon 3 (smaller = more private); omit it for no differential privacy")
+        config = read_config(args.config) if args.config else TrainConfig()
+        config.dp = dataclasses.replace(config.dp, epsilon=args.dp_epsilon,
+                                        **({"delta": args.dp_delta} if args.dp_delta is not None else {}))
     bars: dict = {}
 
     def progress(event: dict) -> None:  # one tqdm bar (stderr) per stage, driven by the training callback
@@ -176,7 +188,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)  # "no CUDA: CPU" is reported below instead
         try:
             out = train_run(args.bfile, args.out, pheno_path=args.pheno, pheno_col=args.pheno_col,
-                            gwas_path=args.gwas, top=args.top, panel_path=args.snps, config=args.config,
+                            gwas_path=args.gwas, top=args.top, panel_path=args.snps, config=config,
                             seed=args.seed, device=args.device, epochs=args.epochs, callback=progress,
                             resume=args.resume)
         finally:
@@ -327,6 +339,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, metavar="N",
                    help="maximum VAE epochs (the diffusion's scale in proportion; early stopping may end sooner)")
     p.add_argument("--resume", action="store_true", help="continue an unfinished run in --out")
+    p.add_argument("--dp-epsilon", type=float, metavar="E",
+                   help="differential privacy: DP-SGD for the VAE and the denoiser within a total epsilon E "
+                        "(e.g. 3; smaller = more private), accounted over both stages and recorded in run.json")
+    p.add_argument("--dp-delta", type=float, metavar="D", help="delta of --dp-epsilon (default 1/(10 n); at most 1/n)")
 
 
 def _add_generate(p: argparse.ArgumentParser) -> None:

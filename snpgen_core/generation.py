@@ -135,6 +135,9 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
 
     dev = resolve_device(device)
     run = load_run(run_dir, device=dev)
+    if run.config.dp.enabled and model != "diffusion":
+        raise InputError(f"this run was trained with differential privacy, which covers the diffusion generator "
+                         f"only; the {model!r} baseline was fitted without it", hint="use --model diffusion")
     cond = condition_mix(run.phenotype, n, case_fraction=case_fraction, label=label, value=value, values=values,
                          seed=seed)
     prefix = plink_prefix(out_prefix)

@@ -36,6 +36,7 @@ from .models.denoiser import Denoiser, DenoiserConfig
 from .models.diffusion import DiffusionConfig, GaussianDiffusion
 from .models.generators import Generator, LatentDiffusion
 from .models.vae import GenotypeVAE, VAEConfig
+from .differential_privacy import DPConfig
 from .training import FitConfig, FitState
 
 FORMAT_VERSION = 1
@@ -74,6 +75,7 @@ class TrainConfig:
     checkpoint_seconds: float = 30.0  # least time between resumable checkpoints (the last epoch is always saved)
     validation: float = 0.1  # share of the training cohort held out for early stopping (stratified by trait)
     independent_bins: int = 5  # quantile bins of a quantitative trait for the independent-SNP baseline
+    dp: DPConfig = field(default_factory=DPConfig)  # differential privacy (DP-SGD) of the VAE and the denoiser
 
     def to_dict(self) -> dict:
         return asdict(self)
