@@ -112,7 +112,7 @@ def require(ok: bool, message: str, page: str, label: str) -> None:
 
 DATA_SET_FIELDS = {"n_snps", "pheno_kind", "n_classes", "cond_kind", "n_covariates"}  # filled in from the data
 SECTION_TITLES = {"vae": "VAE", "denoiser": "Denoiser", "diffusion": "Diffusion", "vae_fit": "VAE training",
-                  "diffusion_fit": "Diffusion training"}
+                  "diffusion_fit": "Diffusion training", "dp": "Differential privacy"}
 
 
 @functools.lru_cache(maxsize=None)  # source text of our own classes: nothing of a user's in this cache

@@ -85,6 +85,17 @@ def release_gate(report: dict, confirm_release: str | None) -> dict:
     return {"grade": grade, "confirmed": bool(reason), "reason": reason, "date": now_utc()}
 
 
+def _dp_text(dp: dict | None) -> str:
+    """The model card's line on differential privacy (``run.json``'s record)."""
+    if not dp:
+        return "none: the model was trained without it; privacy is measured by the attacks below, not guaranteed."
+    stages = ", ".join(f"{k} noise {v['noise_multiplier']:.3g} over {v['steps']} steps" for k, v in dp["stages"].items())
+    return (f"DP-SGD, (epsilon = {dp['epsilon']:.3g}, delta = {dp['delta']:.2g}) for the {dp['n_individuals']} "
+            f"training individuals, accounted over both stages by the {dp['accountant']} accountant (target "
+            f"{dp['target_epsilon']:g}; {stages}; clipping norm {dp['max_grad_norm']:g}). Covers {dp['covers']}; "
+            f"not covered: {dp['not_covered']}.")
+
+
 def _release_text(decision: dict | None) -> str:
     if decision is None:
         return "No release decision was recorded (the card was written outside `export_cohort`)."
@@ -160,6 +171,7 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
   {len(history.get('diffusion', []))} (best {history.get('diffusion_best_epoch')}); seed {prov.get('seed')};
   device {prov.get('device')}; software {', '.join(f'{k} {v}' for k, v in (prov.get('software') or {}).items())}.
 - Memorisation measured while training, on the validation individuals (never the holdout): {check_text}.
+- Differential privacy: {_dp_text(_read_json(run_dir / "run.json").get("differential_privacy"))}
 
 ## Generation
 

@@ -534,3 +534,16 @@ def test_data__malformed_gwas_shows_the_cli_message_with_the_users_file_name(coh
     assert [e.value for e in at.error] == [str(err.value).replace(f"{tmp_path}{os.sep}", "")]
     assert at.error[0].value.startswith("my_gwas.txt")
     assert at.session_state["workspace"].dataset is None
+
+
+def test_train__dp_epsilon_widget_reaches_the_training_config(monkeypatch):
+    at = demo_with_panel(top=60)
+    ws = at.session_state["workspace"]
+    seen = {}
+    monkeypatch.setattr(type(ws), "start_training", lambda self, **kw: seen.update(kw))
+    at.switch_page("pages/train.py").run()
+    no_exceptions(at)
+    at.number_input(key="dp_epsilon").set_value(3.0)
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    no_exceptions(at)
+    assert seen["config"].dp.epsilon == 3.0 and seen["config"].dp.vae_share == 0.5

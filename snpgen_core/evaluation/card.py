@@ -460,7 +460,7 @@ def release_summary(report: dict) -> dict:
         made += (f", sampled from the `{model.get('generator', 'diffusion')}` generator of run "
                  f"{model.get('run', '?')} (trained {model.get('finished', '?')})")
     facts.append(("Generated", made))
-    facts.append(("From", f"a model trained on {sizes.get('training', '?'):,} real individuals"
+    facts.append(("From", f"a model trained on the training cohort of {sizes.get('training', '?'):,} real individuals"
                           + (f" of cohort {model['cohort']}" if model.get("cohort") else "")
                           + (f"; trait {prov['phenotype'].get('name') or '(none)'}"
                              if (prov.get("phenotype") or {}).get("present") else "")))
