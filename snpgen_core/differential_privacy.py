@@ -9,9 +9,10 @@ decoder uses its per-SNP weights in ``log_prob`` and the VAE's trait head sees o
 trait. Opacus's RDP accountant composes every step of both stages (the VAE, then the denoiser on the VAE's
 latents of the same individuals) into one (epsilon, delta).
 
-Budget split: ``DPConfig.vae_share`` of epsilon to the VAE, the rest to the denoiser; both noise multipliers are
-then scaled together until the composed epsilon over all planned steps meets the target (RDP composition is
-tighter than adding the two stages' epsilons, so each stage gets more than its plain share).
+Budget split: each stage's noise multiplier is first set so that the stage alone spends its share of epsilon
+(``DPConfig.vae_share`` for the VAE, the rest for the denoiser); both are then lowered by one common factor until
+the composition of all planned steps meets the target (RDP composition is tighter than adding the two stages'
+epsilons, so each stage ends up spending more than its plain share alone, in the same proportion of noise).
 
 What the guarantee covers: the weights of the VAE and the denoiser, hence every cohort sampled from the
 ``diffusion`` generator, with respect to the training individuals. Not covered: the choice of the SNP panel
@@ -118,31 +119,26 @@ def plan(config: DPConfig, n: int, stages: dict[str, tuple[int, int]]) -> dict[s
     rates = {k: sample_rate(n, b) for k, (b, _) in stages.items()}
     steps = {k: e * round(1 / rates[k]) for k, (_, e) in stages.items()}
 
-    def sigmas(scale: float) -> dict[str, float]:
-        try:
-            return {k: get_noise_multiplier(target_epsilon=scale * share * config.epsilon, target_delta=delta,
-                                            sample_rate=rates[k], steps=max(steps[k], 1), accountant=ACCOUNTANT,
-                                            epsilon_tolerance=0.005)
-                    for k, share in zip(names, shares)}
-        except ValueError as err:  # Opacus: the target needs more noise than it searches
-            raise InputError(f"epsilon {config.epsilon} cannot be reached with these epochs ({err})",
-                             hint="give a larger --dp-epsilon or fewer --epochs") from None
+    try:  # each stage's noise for its share of epsilon alone
+        alone = {k: get_noise_multiplier(target_epsilon=share * config.epsilon, target_delta=delta,
+                                         sample_rate=rates[k], steps=max(steps[k], 1), accountant=ACCOUNTANT,
+                                         epsilon_tolerance=0.01)
+                 for k, share in zip(names, shares)}
+    except ValueError as err:  # Opacus: the target needs more noise than it searches
+        raise InputError(f"epsilon {config.epsilon} cannot be reached with these epochs ({err})",
+                         hint="give a larger --dp-epsilon or fewer --epochs") from None
 
-    def spent(s: dict[str, float]) -> float:
-        return epsilon_spent([(s[k], rates[k], steps[k]) for k in names], delta)
+    def spent(scale: float) -> float:
+        return epsilon_spent([(alone[k] * scale, rates[k], steps[k]) for k in names], delta)
 
-    lo, hi = 1.0, 1.0 / min(shares)  # scale 1 meets the target (composition never costs more than the sum)
-    best = sigmas(lo)
-    if spent(best) > config.epsilon:  # cannot happen for RDP; kept honest in case the accountant changes
+    if spent(1.0) > config.epsilon:  # cannot happen for RDP (composition costs at most the sum); kept honest
         raise InputError(f"epsilon {config.epsilon}: the stages' noise does not compose within the budget",
                          hint="give a larger --dp-epsilon")
-    for _ in range(8):  # bisection on the common scale: use the budget RDP composition leaves
+    lo, hi = 0.0, 1.0  # both noises lowered by one factor: RDP composition leaves budget over the plain sum
+    for _ in range(14):  # to 1e-4 of the noise
         mid = (lo + hi) / 2
-        s = sigmas(mid)
-        if spent(s) <= config.epsilon:
-            lo, best = mid, s
-        else:
-            hi = mid
+        lo, hi = (lo, mid) if spent(mid) <= config.epsilon else (mid, hi)
+    best = {k: alone[k] * hi for k in names}
     return {k: DPSGD(best[k], config.max_grad_norm, rates[k]) for k in names}
 
 
