@@ -161,17 +161,17 @@ def test_generate__dp_run_refuses_the_baselines_fitted_without_dp(runs, tmp_path
     (["--dp-epsilon", "1", "--dp-delta", "1"], "dp.delta = 1.0 is impossible"),
     (["--dp-epsilon", "1", "--dp-delta", "0.5"], "above 1 / n"),
 ])
-def test_cli_train__impossible_dp_values_exit_2_with_one_line(runs, sim_prefix, tmp_path, capsys, flags, message):
-    code = main(["train", "--bfile", str(runs / "c.train"), "--gwas", f"{sim_prefix}.gwas.tsv", "--top", "30",
+def test_cli_train__impossible_dp_values_exit_2_with_one_line(sim_prefix, tmp_path, capsys, flags, message):
+    code = main(["train", "--bfile", str(sim_prefix), "--gwas", f"{sim_prefix}.gwas.tsv", "--top", "30",
                  "--device", "cpu", "--out", str(tmp_path / "r"), *flags])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "r" / "config.json").exists()
 
 
-def test_cli_train__too_few_individuals_for_dp_is_one_line(runs, sim_prefix, tmp_path, capsys):
+def test_cli_train__too_few_individuals_for_dp_is_one_line(sim_prefix, tmp_path, capsys):
     (tmp_path / "big.json").write_text(json.dumps({"vae_fit": {"batch_size": 5000}}))
-    code = main(["train", "--bfile", str(runs / "c.train"), "--gwas", f"{sim_prefix}.gwas.tsv", "--top", "30",
+    code = main(["train", "--bfile", str(sim_prefix), "--gwas", f"{sim_prefix}.gwas.tsv", "--top", "30",
                  "--config", str(tmp_path / "big.json"), "--device", "cpu", "--dp-epsilon", "3",
                  "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err

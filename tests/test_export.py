@@ -73,6 +73,7 @@ def test_cli_export__folder_zip_and_model_card(made, tmp_path, capsys):
     assert f"Cohort `c.train`: {prov['n_samples']} individuals,\n  200 SNPs" in card  # as the run recorded it
     assert f"{graded['provenance']['sizes']['holdout']} real **holdout** individuals" in card
     assert "| **overall** |" in card  # the report card table
+    assert "Differential privacy: none" in card and "## Release decision" in card
 
 
 def test_cli_export__never_overwrites_and_bad_inputs_are_one_line(made, tmp_path, capsys):
