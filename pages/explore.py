@@ -44,7 +44,7 @@ def styled(table: pd.DataFrame):
 
 summary = release_summary(report)
 st.markdown(f"### Release summary: {BADGES.get(summary['verdict'], summary['verdict'])}")
-st.markdown(summary["verdict_text"].capitalize() + ".")
+st.markdown(summary["verdict_text"][:1].upper() + summary["verdict_text"][1:] + ".")
 st.markdown("\n".join(f"- **{label}**: {text}" for label, text in summary["facts"])
             + f"\n- **Formal guarantee**: {summary['guarantee']}")
 critical_privacy = card_table(report)

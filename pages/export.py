@@ -19,12 +19,12 @@ if ws.report is None:
     st.stop()
 grade = ws.report["overall"]
 st.markdown(f"### Report-card grade: {BADGES.get(grade, grade)}")
-st.markdown(VERDICT_TEXT.get(grade, "").capitalize() + ".")
+st.markdown(VERDICT_TEXT.get(grade, "")[:1].upper() + VERDICT_TEXT.get(grade, "")[1:] + ".")
 rows = card_rows(ws.report)
 concerns = rows[rows["critical"] & (rows["status"] != "pass")]
 for r in concerns.itertuples():
     st.markdown(f"- {BADGES[r.status]} **{r.name}**: {r.synthetic} (holdout {r.holdout}; rule {r.rule}). "
-                f"{r.if_fail.capitalize() if r.status == 'fail' else (r.note or '')}")
+                f"{r.if_fail[:1].upper() + r.if_fail[1:] if r.status == 'fail' else (r.note or '')}")
 if not concerns.empty:
     st.page_link("pages/explore.py", label="Read the whole report card", icon=":material/fact_check:")
 

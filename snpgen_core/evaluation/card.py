@@ -445,7 +445,7 @@ def release_summary(report: dict) -> dict:
     """The one-page summary a board reads first, from an evaluation (``evaluate``'s dict or report.json): the
     verdict and its meaning, what was generated from what and when, the privacy tests with their results, the
     formal guarantee (epsilon) when the model was trained with differential privacy, and the SHA-256 of every
-    input and output. Every renderer (HTML report, app, model card) shows this dict; none composes its own.
+    input and output. The HTML report and the app's Explore page both render this dict.
 
     Returns {"verdict", "verdict_text", "facts": [(label, text)], "privacy": DataFrame (card_rows of the
     privacy section), "guarantee": text, "hashes": [(what, file, sha256)]}.
