@@ -237,7 +237,7 @@ def population():
 
 def test_evaluate__attack_rows_graded_and_kinship_explained(population):
     from snpgen_core.evaluation import EvaluationConfig, evaluate
-    from snpgen_core.evaluation.report import card_markdown
+    from snpgen_core.evaluation.card import card_markdown
     from snpgen_core.genotypes import Genotypes, make_samples
 
     train, holdout, fresh = population
