@@ -475,7 +475,8 @@ def release_summary(report: dict) -> dict:
         guarantee = (f"differential privacy: (epsilon = {dp['epsilon']:.3g}, delta = {dp['delta']:.2g}) for the "
                      f"{dp.get('n_individuals', '?')} training individuals, accounted over both training stages "
                      f"({dp.get('accountant', 'rdp')} accountant). Any single participant changes the probability "
-                     "of any output by at most a factor of exp(epsilon), except with probability delta.")
+                     "of any output by at most a factor of exp(epsilon), except with probability delta."
+                     + (f" Not covered: {dp['not_covered']}." if dp.get("not_covered") else ""))
     else:
         guarantee = ("none: the model was trained without differential privacy; privacy is measured by the attacks "
                      "below, not guaranteed")
