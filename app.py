@@ -3,10 +3,11 @@
 Run with ``streamlit run app.py`` (or ``make demo``). Each page is thin: widgets, one ``snpgen_core`` call, display.
 """
 import os
-import tempfile
 
-# umap compiles with numba on first use; give it a writable cache before anything imports it
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "snpgen-numba-cache"))
+from snpgen_core.workspace import private_cache_dir
+
+# umap compiles with numba on first use; give it a cache only this user can write (numba unpickles its index)
+os.environ.setdefault("NUMBA_CACHE_DIR", str(private_cache_dir("numba")))
 
 import streamlit as st  # noqa: E402
 

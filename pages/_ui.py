@@ -2,22 +2,21 @@
 training-settings widgets (every figure comes from ``snpgen_core.evaluation.figures``).
 
 Genotype data live only in the session's ``Workspace`` (``st.session_state``), never in a cache shared between
-sessions. A training run's id rides in the URL (``?run=...``) so that a reloaded page finds its job again.
+sessions. A training run's link secret (not its id) rides in the URL (``?run=...``) so that a reloaded page finds
+its job again; nothing else re-attaches another session's workspace.
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
-import inspect
 import logging
 import os
-import re
 from pathlib import Path
 
 import streamlit as st
 
 from snpgen_core.errors import InputError
-from snpgen_core.jobs import find_job
+from snpgen_core.io.atomic import disk_full_message
+from snpgen_core.jobs import find_job_by_link
+from snpgen_core.options import options
 from snpgen_core.workspace import Workspace, sweep_idle_workspaces
 
 log = logging.getLogger("snpgen.app")
@@ -36,23 +35,25 @@ def demo_settings() -> dict:
     }
 
 
-def export_root() -> Path:
-    """The server folder exports are written to (``SNPGEN_EXPORT_DIR``, default ``out/`` beside the app); users
-    choose only a sanitised sub-folder name, never a path."""
-    return Path(os.environ.get("SNPGEN_EXPORT_DIR", APP_DIR / "out"))
+def export_root(ws: Workspace) -> Path:
+    """Where this session's exports are written: the folder the server's operator set (``SNPGEN_EXPORT_DIR``),
+    else the session's own private workspace (deleted with it; the zip download is the way out). Users choose
+    only a sanitised sub-folder name, never a path."""
+    operator = os.environ.get("SNPGEN_EXPORT_DIR")
+    return Path(operator) if operator else ws.path / "export"
 
 
 def attach_workspace() -> Workspace:
-    """The session's workspace: re-attached from the run id in the URL after a reload, else a new one.
+    """The session's workspace: re-attached from the run's link secret in the URL after a reload, else a new one.
 
     Called by ``app.py`` on every rerun; also writes the current run id back into the URL, which page switches
     clear.
     """
     sweep_idle_workspaces()
     ws = st.session_state.get("workspace")
-    run_id = st.query_params.get("run")
+    link = st.query_params.get("run")
     if ws is None or not ws.alive:
-        job = find_job(run_id)
+        job = find_job_by_link(link)
         if job is not None and job.owner is not None and job.owner.alive:
             ws = job.owner
             ws.run_id = job.run_id
@@ -60,13 +61,14 @@ def attach_workspace() -> Workspace:
             if ws is not None:
                 st.toast("This session was idle too long: its files were deleted. Start again from Data.")
             ws = Workspace()
-            if run_id:
+            if link:
                 st.query_params.pop("run", None)
                 st.toast("That training run is no longer on this server; start a new one.")
         st.session_state["workspace"] = ws
     ws.touch()
-    if ws.run_id and run_id != ws.run_id:
-        st.query_params["run"] = ws.run_id
+    job = ws.current_run()
+    if job is not None and link != job.link:
+        st.query_params["run"] = job.link
     return ws
 
 
@@ -92,6 +94,12 @@ def core_call(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except InputError as err:
         st.error(str(err), icon=":material/error:")
+    except OSError as err:
+        message = disk_full_message(err)  # disk full, read-only: the server's state, said as the CLI says it
+        if message is None:
+            log.exception("core call %s failed", getattr(fn, "__qualname__", fn))
+            message = f"Something went wrong ({type(err).__name__}: {err}). The details are in the server log."
+        st.error(message, icon=":material/error:")
     except Exception as err:  # noqa: BLE001 - the user gets one line, the log the traceback
         log.exception("core call %s failed", getattr(fn, "__qualname__", fn))
         st.error(f"Something went wrong ({type(err).__name__}: {err}). The details are in the server log.",
@@ -110,63 +118,44 @@ def require(ok: bool, message: str, page: str, label: str) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Training settings and progress
 
-DATA_SET_FIELDS = {"n_snps", "pheno_kind", "n_classes", "cond_kind", "n_covariates"}  # filled in from the data
 SECTION_TITLES = {"vae": "VAE", "denoiser": "Denoiser", "diffusion": "Diffusion", "vae_fit": "VAE training",
                   "diffusion_fit": "Diffusion training", "dp": "Differential privacy"}
 
 
-@functools.lru_cache(maxsize=None)  # source text of our own classes: nothing of a user's in this cache
-def field_comments(cls) -> dict[str, str]:
-    """Each dataclass field's trailing ``# comment`` in the source: the config classes document their fields
-    that way, and the widgets show it as help."""
-    try:
-        source = inspect.getsource(cls)
-    except (OSError, TypeError):
-        return {}
-    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, re.M)}
+def _option_widget(o, key: str):
+    """The widget of one declared setting (``snpgen_core.options``): a picker for choices, a checkbox for a switch,
+    a bounded number input for a number; help text, default and bounds from the declaration."""
+    label, help_text = o.path[-1].replace("_", " "), o.describe()
+    if o.choices is not None:
+        return st.selectbox(label, list(o.choices), index=list(o.choices).index(o.default), help=help_text, key=key)
+    if o.type is bool:
+        return st.checkbox(label, value=o.default, help=help_text, key=key)
+    if o.type is int:
+        return int(st.number_input(label, value=o.default, step=1, help=help_text, key=key,
+                                   min_value=None if o.low is None else int(o.low),
+                                   max_value=None if o.high is None else int(o.high)))
+    if o.type is float:
+        step = abs(o.default) / 10 if o.default else 0.01
+        return float(st.number_input(label, value=o.default, step=step, format="%g", help=help_text, key=key,
+                                     min_value=None if o.low is None else float(o.low),
+                                     max_value=None if o.high is None else float(o.high)))
+    return st.text_input(label, value=str(o.default), help=help_text, key=key)
 
 
-def _field_widget(label: str, value, help_text: str | None, key: str):
-    choices = re.findall(r'"(\w+)"', help_text or "")
-    if isinstance(value, bool):
-        return st.checkbox(label, value=value, help=help_text, key=key)
-    if isinstance(value, int):
-        return int(st.number_input(label, value=value, step=1, help=help_text, key=key))
-    if isinstance(value, float):
-        step = abs(value) / 10 if value else 0.01
-        return float(st.number_input(label, value=value, step=step, format="%g", help=help_text, key=key))
-    if isinstance(value, str):
-        if value in choices and len(choices) > 1:
-            return st.selectbox(label, choices, index=choices.index(value), help=help_text, key=key)
-        return st.text_input(label, value=value, help=help_text, key=key)
-    return None  # lists, dicts: left at their defaults
-
-
-def config_widgets(config, skip: set = frozenset({"epochs"})) -> dict:
-    """One widget per setting of a nested config dataclass (``runs.TrainConfig``), a tab per section, defaults
-    and help from the dataclasses themselves. Returns the nested dict of chosen values (for ``from_dict``);
-    fields filled in from the data, and ``skip`` (epochs: set by its own widget), are left out."""
-    sections = [f.name for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))]
-    scalars = [f.name for f in dataclasses.fields(config) if f.name not in sections]
-    tabs = st.tabs([SECTION_TITLES.get(s, s) for s in sections] + (["Other"] if scalars else []))
+def config_widgets(config, skip: set = frozenset({"vae_fit.epochs", "diffusion_fit.epochs"})) -> dict:
+    """One widget per declared setting of a nested config (``runs.TrainConfig``; ``options.options``), a tab per
+    section. Returns the nested dict of chosen values (for ``from_dict``); settings filled in from the data, and
+    ``skip`` (the epochs: set by their own widget, the diffusion's in proportion), are left out."""
+    shown = [o for o in options(config) if not o.data and o.name not in skip]
+    sections = list(dict.fromkeys(o.path[0] if len(o.path) > 1 else "" for o in shown))
+    tabs = st.tabs([SECTION_TITLES.get(s, s) if s else "Other" for s in sections])
     out: dict = {}
-    for tab, name in zip(tabs, sections + ["__top__"]):
-        obj = config if name == "__top__" else getattr(config, name)
-        names = scalars if name == "__top__" else [f.name for f in dataclasses.fields(obj)]
-        comments = field_comments(type(obj))
-        values = {}
+    for tab, section in zip(tabs, sections):
+        here = [o for o in shown if (o.path[0] if len(o.path) > 1 else "") == section]
         with tab:
             cols = st.columns(3)
-            shown = [n for n in names if n not in DATA_SET_FIELDS and n not in skip
-                     and not (name == "denoiser" and n == "latent_dim")]
-            for i, field_name in enumerate(shown):
+            for i, o in enumerate(here):
                 with cols[i % 3]:
-                    v = _field_widget(field_name.replace("_", " "), getattr(obj, field_name),
-                                      comments.get(field_name), key=f"cfg.{name}.{field_name}")
-                if v is not None:
-                    values[field_name] = v
-        if name == "__top__":
-            out.update(values)
-        else:
-            out[name] = values
+                    value = _option_widget(o, key=f"cfg.{o.name if section else '__top__.' + o.name}")
+                (out.setdefault(section, {}) if section else out)[o.path[-1]] = value
     return out

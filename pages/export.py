@@ -2,6 +2,8 @@
 
 The release gate: the report-card grade is shown first; a cohort graded warn or fail is exported only after an
 explicit confirmation with a reason, which the model card records (``export.release_gate``)."""
+import os
+
 import streamlit as st
 
 from pages._ui import BADGES, core_call, export_root, require, workspace
@@ -40,13 +42,15 @@ with st.form("export_form"):
         reason = st.text_input("Why it is released anyway (recorded in the model card)", max_chars=300,
                                key="confirm_reason", placeholder="e.g. internal pipeline test, not shared outside")
     go = st.form_submit_button("Export", type="primary")
-st.caption(f"Files are written to the server folder {export_root()}/<name>/ and offered as a zip below.")
+st.caption("Files are written to the server folder set by its operator and offered as a zip below."
+           if os.environ.get("SNPGEN_EXPORT_DIR") else
+           "Files are offered as a zip below (kept in this session's private folder until it ends).")
 if go and grade != "pass" and not (confirmed and reason.strip()):
     st.error(f"This cohort is graded {grade}: tick the confirmation and give a reason to export it.",
              icon=":material/gpp_bad:")
 elif go:
     with st.spinner("Writing the files (and the evaluation report if it is not ready yet)..."):
-        result = core_call(ws.export, name, export_root(), reason.strip() or None)
+        result = core_call(ws.export, name, export_root(ws), reason.strip() or None)
     if result is not None and result["name"] != name:
         st.info(f"Saved as {result['name']} (sanitised from {name!r}).", icon=":material/info:")
 

@@ -33,7 +33,7 @@ with st.form("train_form"):
                                       "both stages (smaller = more private; 1-10 is usual). Every epoch runs (no "
                                       "early stopping) and training is slower. Delta and clipping: Model settings.")
     with st.expander("Model settings"):
-        settings = config_widgets(defaults, skip={"epochs", "epsilon"})
+        settings = config_widgets(defaults, skip={"vae_fit.epochs", "diffusion_fit.epochs", "dp.epsilon"})
     settings.setdefault("dp", {})["epsilon"] = float(dp_epsilon)
     start = st.form_submit_button("Start training", type="primary", disabled=running is not None)
 
@@ -42,7 +42,7 @@ if start:
     if config is not None:
         job = core_call(ws.start_training, config=config, seed=int(seed), epochs=int(epochs), device=device)
         if job is not None:
-            st.query_params["run"] = job.run_id
+            st.query_params["run"] = job.link
             st.rerun()  # redraw with the start button disabled and the live progress
 
 
@@ -66,6 +66,12 @@ def show_job(run_id: str) -> None:
                    icon=":material/stop_circle:")
     else:
         st.error(job.error or "training failed", icon=":material/error:")
+        if running is None and st.button("Retry with the same settings", icon=":material/replay:",
+                                         key=f"retry_{run_id}"):
+            retry = core_call(ws.start_training, **job.settings)
+            if retry is not None:
+                st.query_params["run"] = retry.link
+                st.rerun()
     fig = figure_losses(job.loss_table())
     if fig is not None:
         st.plotly_chart(fig, width="stretch", key=f"loss_{run_id}")
@@ -100,7 +106,7 @@ if finished:
                           format_func=labels.get, help="Generate, Explore and Export use this run.")
     if chosen != ws.run_id and st.button("Use this run", icon=":material/history:"):
         if core_call(ws.use_run, chosen) is not None:
-            st.query_params["run"] = chosen
+            st.query_params["run"] = ws.jobs[chosen].link
             st.rerun()
     if ws.run_id in finished:
         st.page_link("pages/generate.py", label="Next: generate a synthetic cohort", icon=":material/arrow_forward:")

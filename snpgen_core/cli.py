@@ -5,9 +5,61 @@ Our own input errors (``InputError``) become one line on stderr and exit status 
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
+import threading
 
 from .errors import InputError
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Option values: refused by the parser, as one line, before any work
+
+
+def _count(text: str) -> int:
+    """A positive whole number (sizes, epochs, steps)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive whole number (at least 1)")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{value} must be in [0, 2^63), e.g. 0")
+    return value
+
+
+def _number(text: str) -> float:
+    """A finite number (inf and nan are refused: every numeric option has a finite meaning)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return value
+
+
+def _path(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a file or folder name")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (the usage itself is in --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
@@ -20,6 +72,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate, write_report
+    from .evaluation.align import check_cohort_sizes
     from .evaluation.card import card_markdown
     from .io.plink import plink_path, read_plink
     from .phenotypes import read_phenotype
@@ -27,6 +80,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
     prefixes = {"training": args.real, "holdout": args.holdout, "synthetic": args.synthetic}
     cohorts = {who: read_plink(p) for who, p in prefixes.items()}
+    check_cohort_sizes(*cohorts.values())  # the API skips what tiny sets cannot measure; a command refuses them
     sources = {who: [str(plink_path(p, s)) for s in (".bed", ".bim", ".fam")]
                for who, p in prefixes.items()}
     phenos = {}
@@ -57,7 +111,7 @@ def _cmd_select(args: argparse.Namespace) -> None:
     import numpy as np
 
     from .io.gwas import align_gwas, panel_provenance, parse_column_mapping, read_gwas
-    from .io.plink import plink_path, plink_prefix, read_bim, read_fam, read_plink
+    from .io.plink import plink_path, plink_prefix, read_bim_fam, read_plink
     from .phenotypes import read_phenotype
     from .clumping import check_clump_parameters
     from .panel import PanelWarning, read_snp_list, select_panel, write_panel
@@ -65,7 +119,7 @@ def _cmd_select(args: argparse.Namespace) -> None:
 
     check_clump_parameters(args.clump_p1, args.clump_p2, args.clump_r2, args.clump_kb)
     prefix = plink_prefix(args.bfile)
-    fam, bim = read_fam(plink_path(prefix, ".fam")), read_bim(plink_path(prefix, ".bim"))
+    bim, fam = read_bim_fam(prefix)
     split_path = args.split or (split_file_beside(prefix) if split_file_beside(prefix).exists() else None)
     if split_path:
         split = read_split(split_path, fam)
@@ -149,22 +203,16 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
+    from .options import apply_flags
     from .pipeline import train_run
+    from .runs import TrainConfig, read_config
 
     if args.top is not None and args.gwas is None:
         raise InputError("--top needs --gwas FILE", hint="or give a fixed panel with --snps PANEL.tsv")
-    config = args.config
-    if args.dp_epsilon is not None or args.dp_delta is not None:
-        import dataclasses
-
-        from .runs import TrainConfig, read_config
-
-        if args.dp_epsilon is None or args.dp_epsilon <= 0:
-            raise InputError(f"--dp-epsilon {args.dp_epsilon} is impossible: epsilon must be positive",
-                             hint="e.g. --dp-epsilon 3 (smaller = more private); omit it for no differential privacy")
-        config = read_config(args.config) if args.config else TrainConfig()
-        config.dp = dataclasses.replace(config.dp, epsilon=args.dp_epsilon,
-                                        **({"delta": args.dp_delta} if args.dp_delta is not None else {}))
+    explicit_epsilon = getattr(args, "opt:dp.epsilon", None)
+    if explicit_epsilon is not None and not explicit_epsilon > 0:  # 0 is the default "off", never asked for
+        raise InputError(f"--dp-epsilon {explicit_epsilon} is impossible: epsilon must be positive",
+                         hint="e.g. --dp-epsilon 3 (smaller = more private); omit it for no differential privacy")
     bars: dict = {}
 
     def progress(event: dict) -> None:  # one tqdm bar (stderr) per stage, driven by the training callback
@@ -184,6 +232,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
             tqdm.write(f"{stage}: {how} after {event['epoch']} epochs, best epoch {event['best_epoch']}",
                        file=sys.stderr)
 
+    config = apply_flags(read_config(args.config) if args.config else TrainConfig(), args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "no CUDA: CPU" is reported below instead
         try:
@@ -203,7 +252,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     prefix = generate(args.run, args.n, out_prefix=args.out, case_fraction=args.case_fraction, label=args.label,
                       value=args.value, guidance=args.guidance, steps=args.steps, seed=args.seed,
                       sample=args.sample, temperature=args.temperature, latent_noise=args.latent_noise,
-                      model=args.model, device=args.device)
+                      model=args.model, device=args.device, overwrite=args.force)
     print(f"generated {args.n} individuals ({args.model}) -> {prefix}.bed/.bim/.fam, {prefix}.pheno.tsv")
     _print_release_check(args.run)
 
@@ -262,10 +311,10 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 # Subcommands registered below; each entry: name -> (help, add_arguments, handler)
 def _add_simulate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="output prefix")
-    p.add_argument("--n", type=int, default=2000, help="individuals (default 2000)")
-    p.add_argument("--snps", type=int, default=1000, help="SNPs with MAF >= 1%% (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=_path, required=True, help="output prefix")
+    p.add_argument("--n", type=_count, default=2000, help="individuals (default 2000)")
+    p.add_argument("--snps", type=_count, default=1000, help="SNPs with MAF >= 1%% (default 1000)")
+    p.add_argument("--seed", type=_seed, default=0)
 
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
@@ -277,94 +326,102 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
                                                     "hashes its weights and states its epsilon (DP runs)")
     p.add_argument("--pheno", metavar="FILE", help="phenotype file (header FID IID NAME ...); default .fam column 6")
     p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="where the distance computations run (default auto: CUDA when present)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder for report.json and report.html")
+    p.add_argument("--out", type=_path, required=True, metavar="DIR", help="output folder for report.json and report.html")
 
 
 
 def _add_select(p: argparse.ArgumentParser) -> None:
+    from .ld import R2_ESTIMATORS
+    from .panel import PanelOptions
+
     p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the cohort")
     p.add_argument("--gwas", required=True, metavar="FILE",
                    help="summary statistics (PLINK 1.9/2, REGENIE, BOLT-LMM, GWAS-SSF or a generic table; .gz ok)")
     p.add_argument("--gwas-columns", metavar="FIELD=COLUMN,...", help="explicit GWAS columns, e.g. p=PVAL,a1=EA")
-    p.add_argument("--top", type=int, default=1000, metavar="K",
-                   help="panel size: the K clumped index SNPs with the smallest p (default 1000)")
+    d = PanelOptions()
+    p.add_argument("--top", type=_count, default=d.top, metavar="K",
+                   help="panel size: the K clumped index SNPs with the smallest p (default %(default)s)")
     p.add_argument("--snps", metavar="FILE", help="use these SNPs instead (one ID per line, or a table with a SNP "
                    "column); --top and clumping are then ignored")
-    p.add_argument("--clump-p1", type=float, default=1.0, metavar="P",
-                   help="index SNPs need p <= P (default 1: every SNP is a candidate; PLINK's default is 1e-4)")
-    p.add_argument("--clump-p2", type=float, default=1.0, metavar="P",
-                   help="clumped SNPs listed need p < P, P >= p1 (default 1; PLINK's default is 0.01)")
-    p.add_argument("--clump-r2", type=float, default=0.5, metavar="R",
-                   help="SNPs with r^2 > R to an index SNP join its clump (default 0.5, as PLINK)")
-    p.add_argument("--clump-kb", type=float, default=250, metavar="KB",
-                   help="clumping window: SNPs less than KB kilobases away (default 250, as PLINK)")
-    p.add_argument("--r2-estimator", choices=["haplotype", "dosage"], default="haplotype",
+    p.add_argument("--clump-p1", type=_number, default=d.p1, metavar="P",
+                   help="index SNPs need p <= P (default %(default)s: every SNP is a candidate; PLINK's default is "
+                        "1e-4)")
+    p.add_argument("--clump-p2", type=_number, default=d.p2, metavar="P",
+                   help="clumped SNPs listed need p < P, P >= p1 (default %(default)s; PLINK's default is 0.01)")
+    p.add_argument("--clump-r2", type=_number, default=d.r2, metavar="R",
+                   help="SNPs with r^2 > R to an index SNP join its clump (default %(default)s, as PLINK)")
+    p.add_argument("--clump-kb", type=_number, default=d.kb, metavar="KB",
+                   help="clumping window: SNPs less than KB kilobases away (default %(default)s, as PLINK)")
+    p.add_argument("--r2-estimator", choices=list(R2_ESTIMATORS), default=d.estimator,
                    help="haplotype: PLINK 1.9 --clump's r^2 (default); dosage: squared correlation of dosages")
-    p.add_argument("--maf", type=float, default=0.01, help="minimum minor-allele frequency (default 0.01)")
-    p.add_argument("--max-missing", type=float, default=0.05, metavar="SHARE",
-                   help="maximum share of missing calls per SNP (default 0.05)")
+    p.add_argument("--maf", type=_number, default=d.maf,
+                   help="minimum minor-allele frequency (default %(default)s)")
+    p.add_argument("--max-missing", type=_number, default=d.max_missing, metavar="SHARE",
+                   help="maximum share of missing calls per SNP (default %(default)s)")
     p.add_argument("--split", metavar="SPLIT.tsv", help="recorded split (FID IID SPLIT): only its train part chooses "
                    "SNPs (default PREFIX.split.tsv when it exists, else every individual)")
     p.add_argument("--pheno", metavar="FILE", help="phenotype file to validate the trait (header FID IID NAME ...)")
     p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
-    p.add_argument("--out", required=True, metavar="PANEL.tsv", help="output panel (SNP CHR BP A1 A2 BETA P)")
+    p.add_argument("--out", type=_path, required=True, metavar="PANEL.tsv", help="output panel (SNP CHR BP A1 A2 BETA P)")
 
 
 def _add_split(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the cohort")
     p.add_argument("--pheno", metavar="FILE", help="phenotype file to stratify on (default .fam column 6, if set)")
     p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
-    p.add_argument("--holdout", type=float, default=0.2, help="share of individuals held out (default 0.2)")
-    p.add_argument("--validation", type=float, default=0.0, help="share for validation (default 0)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--holdout", type=_number, default=0.2, help="share of individuals held out (default 0.2)")
+    p.add_argument("--validation", type=_number, default=0.0, help="share for validation (default 0)")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--split-file", metavar="SPLIT.tsv", help="reuse this recorded split instead of drawing one")
-    p.add_argument("--out", required=True, metavar="OUTPREFIX",
+    p.add_argument("--out", type=_path, required=True, metavar="OUTPREFIX",
                    help="writes OUTPREFIX.train/.holdout(.validation).bed/.bim/.fam and OUTPREFIX.split.tsv")
 
-def _add_train(p: argparse.ArgumentParser) -> None:
+def _add_train(p: argparse.ArgumentParser, with_options: bool = False) -> None:
     p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the training cohort")
     p.add_argument("--pheno", metavar="FILE", help="phenotype file (header FID IID NAME ...); default .fam column 6")
     p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
     p.add_argument("--gwas", metavar="FILE", help="GWAS summary statistics to choose the panel from (with --top)")
-    p.add_argument("--top", type=int, metavar="K", help="panel size chosen from --gwas (default 1000)")
+    p.add_argument("--top", type=_count, metavar="K", help="panel size chosen from --gwas (default 1000)")
     p.add_argument("--snps", metavar="PANEL.tsv", help="a fixed panel instead (snpgen select output or SNP list)")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="output run directory (new or empty)")
+    p.add_argument("--out", type=_path, required=True, metavar="RUN_DIR", help="output run directory (new or empty)")
     p.add_argument("--config", metavar="FILE", help="JSON settings, e.g. {\"vae\": {\"latent_dim\": 32}}")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: CUDA when present, else the CPU")
-    p.add_argument("--epochs", type=int, metavar="N",
+    p.add_argument("--epochs", type=_count, metavar="N",
                    help="maximum VAE epochs (the diffusion's scale in proportion; early stopping may end sooner)")
     p.add_argument("--resume", action="store_true", help="continue an unfinished run in --out")
-    p.add_argument("--dp-epsilon", type=float, metavar="E",
-                   help="differential privacy: DP-SGD for the VAE and the denoiser within a total epsilon E "
-                        "(e.g. 3; smaller = more private), accounted over both stages and recorded in run.json")
-    p.add_argument("--dp-delta", type=float, metavar="D", help="delta of --dp-epsilon (default 1/(10 n); at most 1/n)")
+    if with_options:  # every setting of runs.TrainConfig, declared once in its dataclasses
+        from .options import add_flags
+        from .runs import TrainConfig
+
+        add_flags(p, TrainConfig())
 
 
 def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory written by snpgen train")
-    p.add_argument("--n", type=int, required=True, metavar="N", help="individuals to generate")
+    p.add_argument("--n", type=_count, required=True, metavar="N", help="individuals to generate")
     cond = p.add_mutually_exclusive_group()
-    cond.add_argument("--case-fraction", type=float, metavar="F", help="binary trait: share of cases in [0, 1]")
+    cond.add_argument("--case-fraction", type=_number, metavar="F", help="binary trait: share of cases in [0, 1]")
     cond.add_argument("--label", metavar="VALUE", help="one class for everyone (categorical label; case/control)")
-    cond.add_argument("--value", type=float, metavar="X", help="quantitative trait: this value for everyone")
-    p.add_argument("--guidance", type=float, default=2.0, metavar="G",
+    cond.add_argument("--value", type=_number, metavar="X", help="quantitative trait: this value for everyone")
+    p.add_argument("--guidance", type=_number, default=2.0, metavar="G",
                    help="classifier-free guidance scale (default 2; 1 = plain conditional, 0 = unconditional)")
-    p.add_argument("--steps", type=int, metavar="S", help="DDIM sampling steps (default: the run's, 50)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=_count, metavar="S", help="DDIM sampling steps (default: the run's, 50)")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--model", choices=["diffusion", "vae_gaussian", "independent"], default="diffusion",
                    help="our latent diffusion (default) or a baseline")
     p.add_argument("--sample", choices=["probabilities", "argmax"], default="probabilities",
                    help="draw genotypes from the decoder's probabilities (default) or take the most probable")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of genotype draws")
-    p.add_argument("--latent-noise", type=float, default=0.0, metavar="S",
+    p.add_argument("--temperature", type=_number, default=1.0, help="softmax temperature of genotype draws")
+    p.add_argument("--latent-noise", type=_number, default=0.0, metavar="S",
                    help="add Gaussian noise of S latent sds before decoding (privacy knob; default 0)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
-    p.add_argument("--out", required=True, metavar="PREFIX", help="output PLINK prefix")
+    p.add_argument("--out", type=_path, required=True, metavar="PREFIX", help="output PLINK prefix")
+    p.add_argument("--force", action="store_true", help="replace an existing output set at --out")
 
 
 def _add_gwas(p: argparse.ArgumentParser) -> None:
@@ -407,30 +464,70 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(train_options: bool = False) -> argparse.ArgumentParser:
+    """The snpgen parser; ``train_options`` adds a flag per training setting to ``train`` (it imports the models,
+    so only when that subcommand runs)."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="snpgen", description="SNPgen Studio: synthetic phenotype-conditioned genotype cohorts")
+    parser = _Parser(prog="snpgen", description="SNPgen Studio: synthetic phenotype-conditioned genotype cohorts")
     parser.add_argument("--version", action="version", version=f"snpgen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_args, handler) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        add_args(p)
+        if add_args is _add_train:
+            add_args(p, train_options)
+        else:
+            add_args(p)
         p.set_defaults(handler=handler)
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every ``finally`` and cleanup block runs (no leftover files)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from .io.atomic import check_output_path, disk_full_message, removing_new_folders
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args.handler(args)
+        args = build_parser(train_options=argv[:1] == ["train"]).parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error already printed as one line
+        return int(done.code or 0)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    try:
+        check_output_path(args.out)  # every subcommand writes to --out: refuse an unwritable place before any work
+        with removing_new_folders(args.out):
+            args.handler(args)
     except InputError as err:
-        print(f"snpgen {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(err))
+    except OSError as err:  # the file system refused: disk full, read-only, not writable
+        message = disk_full_message(err)
+        if message is None:
+            raise
+        return _fail(args.command, message)
+    except MemoryError:
+        return _fail(args.command, "not enough memory (use a smaller cohort, panel or --n, or a bigger machine)")
+    except Terminated:
+        print(f"snpgen {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"snpgen {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"snpgen {command}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -31,16 +31,21 @@ import torch
 from torch import nn
 
 from .errors import InputError
+from .options import option
 
 ACCOUNTANT = "rdp"
 
 
 @dataclass
 class DPConfig:
-    epsilon: float = 0.0  # > 0: train the VAE and the denoiser with DP-SGD within this total epsilon; 0 = off
-    delta: float = 0.0  # 0: 1 / (10 n) for n training individuals; at most 1 / n
-    max_grad_norm: float = 1.0  # per-individual gradient clipping norm C
-    vae_share: float = 0.5  # share of epsilon planned for the VAE stage (the rest: the denoiser)
+    epsilon: float = option(0.0, "differential privacy: DP-SGD for the VAE and the denoiser within this total "
+                                 "epsilon, accounted over both stages (e.g. 3; smaller = more private; 0 = off)",
+                            low=0.0)
+    delta: float = option(0.0, "delta of the DP guarantee (0: 1 / (10 n) for n training individuals; at most "
+                               "1 / n)", low=0.0, high=0.999999)
+    max_grad_norm: float = option(1.0, "DP-SGD's per-individual gradient clipping norm", low=1e-6)
+    vae_share: float = option(0.5, "share of epsilon planned for the VAE stage (the rest: the denoiser)",
+                              low=0.01, high=0.99)
 
     def __post_init__(self) -> None:
         if self.epsilon is None or not math.isfinite(self.epsilon) or self.epsilon < 0:

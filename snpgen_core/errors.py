@@ -22,3 +22,23 @@ class InputError(ValueError):
         self.path = path
         self.line = line
         self.hint = hint
+
+
+def not_utf8(path, gz: bool = False) -> InputError:
+    """The InputError for a text file that is not UTF-8, naming the first line holding a byte that is not."""
+    import gzip
+
+    opener = gzip.open if gz else open
+    line = None
+    try:
+        with opener(path, "rb") as fh:
+            for no, raw in enumerate(fh, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    line = no
+                    break
+    except (OSError, EOFError):
+        pass
+    return InputError("is not UTF-8 text (a byte such as Latin-1 or binary data)", path=str(path), line=line,
+                      hint="convert it, e.g. iconv -f latin1 -t utf-8 FILE > NEW")

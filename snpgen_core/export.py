@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .io.atomic import atomic_path
+from .provenance import read_json
 
 REPORT_FILES = ("report.html", "report.json")
 
@@ -38,18 +39,11 @@ def export_name(name: str) -> str:
     return safe_name(name, "snpgen_synthetic").replace(".", "_")
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:
     """What made a synthetic cohort, from its ``.provenance.json`` (``generation.generate``): n, model, guidance,
     seed and the condition (case_fraction, label or value)."""
     prefix = Path(synthetic_prefix)
-    prov = _read_json(prefix.with_name(prefix.name + ".provenance.json"))
+    prov = read_json(prefix.with_name(prefix.name + ".provenance.json")) or {}
     if not prov:
         raise InputError("no generation record (.provenance.json) beside the synthetic cohort", path=str(prefix),
                          hint="export a cohort written by snpgen generate")
@@ -121,10 +115,10 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
     from .runs import read_privacy_check
 
     run_dir = Path(run_dir)
-    prov = _read_json(run_dir / "provenance.json")
-    info = _read_json(run_dir / "config.json")
+    prov = read_json(run_dir / "provenance.json") or {}
+    info = read_json(run_dir / "config.json") or {}
     config = info.get("train", {})
-    history = _read_json(run_dir / "history.json")
+    history = read_json(run_dir / "history.json") or {}
     trait = info.get("phenotype", {})
     n_snps = info.get("n_snps")
     cohort = cohort or _cohort_from_run(prov)

@@ -22,14 +22,16 @@ import torch
 
 from .errors import InputError
 from .genotypes import make_samples
-from .io.atomic import atomic_paths
+from .io.atomic import atomic_paths, check_output_path
 from .io.plink import PlinkWriter, plink_prefix
 from .models.generators import SamplingOptions
 from .phenotypes import encode_trait
-from .provenance import now_utc, software_versions, write_json
+from .provenance import now_utc, read_json, software_versions, write_json
 from .runs import MODELS, load_run
 
 DEFAULT_GUIDANCE = 2.0
+MAX_INDIVIDUALS = 10_000_000  # per call: the sample table and IDs are held in memory (~1 GB at this size)
+OUTPUT_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".provenance.json")
 SAMPLE_MODES = ("probabilities", "argmax")
 
 
@@ -101,7 +103,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
              seed: int = 0, sample: str = "probabilities", temperature: float = 1.0, latent_noise: float = 0.0,
              batch_size: int = 4096,
              model: str = "diffusion", device: str = "cpu", callback: Callable[[dict], None] | None = None,
-             stop_event=None) -> Path:
+             stop_event=None, overwrite: bool = False) -> Path:
     """Generate ``n`` synthetic individuals from the run in ``run_dir`` and write the PLINK trio ``out_prefix``
     (see the module docstring for the files). Conditions: ``condition_mix``. ``guidance``: classifier-free
     guidance scale (diffusion). ``sample``: "probabilities" draws each genotype from the decoder's softmax at
@@ -111,17 +113,24 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     "independent" (baselines). The same run, arguments and ``seed`` give the same files (on the same device).
     ``callback`` receives ``{"event": "batch", "stage": "generate", "done", "total", "eta_s"}``; a set
     ``stop_event`` (``threading.Event``) stops between batches with ``training.Cancelled`` and writes nothing.
-    Returns the output prefix.
+    An existing output set at ``out_prefix`` is refused unless ``overwrite`` (CLI ``--force``). Returns the
+    output prefix.
     """
     if int(n) != n or n <= 0:
         raise InputError(f"N = {n} must be a positive whole number of individuals", hint="e.g. --n 1000")
     n = int(n)
+    if n > MAX_INDIVIDUALS:
+        raise InputError(f"N = {n} is more than {MAX_INDIVIDUALS:,} individuals in one call",
+                         hint="generate several cohorts with different --seed values and merge them")
+    if int(seed) != seed or not 0 <= seed < 2**63:
+        raise InputError(f"seed {seed} must be a whole number in [0, 2^63)", hint="e.g. --seed 0")
     if sample not in SAMPLE_MODES:
         raise InputError(f"sampling mode {sample!r} unknown", hint=f"choose from {', '.join(SAMPLE_MODES)}")
     if model not in MODELS:
         raise InputError(f"model {model!r} unknown", hint=f"choose from {', '.join(MODELS)}")
-    if not temperature > 0:
-        raise InputError(f"temperature {temperature} must be positive", hint="1.0 samples the model as trained")
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise InputError(f"temperature {temperature} must be a positive finite number",
+                         hint="1.0 samples the model as trained")
     if not np.isfinite(latent_noise) or latent_noise < 0:
         raise InputError(f"latent noise {latent_noise} must be a number >= 0", hint="0 = none, e.g. 0.2")
     if not np.isfinite(guidance) or guidance < 0:
@@ -133,14 +142,24 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     from .devices import resolve_device
     from .training import Cancelled
 
+    prefix = check_output_path(plink_prefix(out_prefix) if str(out_prefix).strip() else "", "--out")
+    existing = [str(prefix) + s for s in OUTPUT_SUFFIXES if Path(str(prefix) + s).exists()]
+    if existing and not overwrite:
+        raise InputError("already exists", path=existing[0],
+                         hint="add --force (overwrite=True) to replace the set, or choose another --out")
     dev = resolve_device(device)
     run = load_run(run_dir, device=dev)
     if run.config.dp.enabled and model != "diffusion":
         raise InputError(f"this run was trained with differential privacy, which covers the diffusion generator "
                          f"only; the {model!r} baseline was fitted without it", hint="use --model diffusion")
+    timesteps = run.config.diffusion.timesteps
+    if steps is not None and steps > timesteps:
+        raise InputError(f"steps = {steps} is more than the run's {timesteps} diffusion timesteps",
+                         hint=f"choose 1 to {timesteps}; the default is {run.config.diffusion.sampling_steps}")
+    # scratch matrix (1 byte per genotype) + .bed (2 bits) + text, with a 10% margin
+    check_output_path(prefix, "--out", need_bytes=int(1.1 * (n * len(run.variants) * 1.25 + n * 64)) + (1 << 20))
     cond = condition_mix(run.phenotype, n, case_fraction=case_fraction, label=label, value=value, values=values,
                          seed=seed)
-    prefix = plink_prefix(out_prefix)
     width = max(6, len(str(n)))
     ids = [f"SYN{i:0{width}d}" for i in range(1, n + 1)]
     fam6, sidecar = encode_trait(cond, run.phenotype["kind"], run.phenotype.get("labels") or [])
@@ -171,7 +190,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
             pd.DataFrame({"FID": ids, "IID": ids, trait: sidecar}).to_csv(tmp_pheno, sep="\t", index=False)
             write_json(tmp_prov, {
                 "software": software_versions("torch", "pandas"), "created": now_utc(), "run_dir": str(Path(run_dir).resolve()),
-                "run_provenance": _read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
+                "run_provenance": read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
                 "seed": seed, "guidance": guidance, "steps": steps or run.config.diffusion.sampling_steps,
                 "sample": sample, "temperature": temperature, "latent_noise": latent_noise, "device": str(dev),
                 "batch_size": batch_size,
@@ -186,12 +205,3 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
         writer.abort()
         raise
     return prefix
-
-
-def _read_json(path: Path):
-    import json
-
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

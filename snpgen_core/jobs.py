@@ -1,4 +1,5 @@
-"""Background training jobs: ``train_run`` in a child process per run, found again by run id after a page reload.
+"""Background training jobs: ``train_run`` in a child process per run, found again after a page reload by its link
+secret (``find_job_by_link``; the run id is for this server only).
 
 Training runs in a child process (spawned: safe with CUDA, and no GIL shared with the web server, which must
 answer clicks while a run trains). Callback events come back through a queue that a thread of the server copies
@@ -8,9 +9,11 @@ here imports streamlit.
 from __future__ import annotations
 
 import atexit
+import hmac
 import logging
 import multiprocessing
 import os
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +27,8 @@ from .errors import InputError
 log = logging.getLogger(__name__)
 
 FINISHED_JOB_TTL_S = 3600.0  # a finished job stays re-attachable (and its owner alive) this long
+# training processes the whole server runs at once (each takes a core); a session asking for more is told to wait
+MAX_TRAINING_JOBS = int(os.environ.get("SNPGEN_MAX_TRAINING_JOBS", max(4, os.cpu_count() or 1)))
 
 
 @dataclass
@@ -35,6 +40,10 @@ class TrainingJob:
     run_id: str
     run_dir: Path
     owner: object = None  # the app session that started it (a reloaded page re-attaches while it is alive)
+    # the secret a ?run= link carries to re-attach this job after a reload: not the run id (which names folders
+    # and may reach logs), never logged, compared in constant time
+    link: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    pid: int | None = None  # the training process
     stop_event: object = field(default_factory=threading.Event)  # threading or multiprocessing Event
     events: list[dict] = field(default_factory=list)
     state: str = "running"
@@ -97,6 +106,21 @@ def find_job(run_id: str | None) -> TrainingJob | None:
     with _JOBS_LOCK:
         _prune_jobs()
         return _JOBS.get(str(run_id))
+
+
+def find_job_by_link(link: str | None) -> TrainingJob | None:
+    """The job whose link secret is ``link`` (the ``?run=`` of a reloaded page); None for anything else, a run id
+    included: only the session that started a run, or whoever it gave the secret to, can re-attach it."""
+    if not link:
+        return None
+    with _JOBS_LOCK:
+        _prune_jobs()
+        jobs = list(_JOBS.values())
+    found = None
+    for job in jobs:  # every job compared, in constant time: no timing hint of a near miss
+        if hmac.compare_digest(job.link.encode(), str(link).encode()):
+            found = job
+    return found
 
 
 def stop_all_jobs(timeout: float = 10.0) -> None:
@@ -174,17 +198,28 @@ def _follow(job: TrainingJob, process, events) -> None:
 def start_job(bfile: Path, run_dir: Path, run_id: str, kwargs: dict, *, owner: object = None,
               settings: dict | None = None) -> TrainingJob:
     """Start ``pipeline.train_run(bfile, run_dir, **kwargs)`` in a child process and return its job, registered
-    under ``run_id`` (so ``find_job`` finds it again) and followed by a server thread."""
+    under ``run_id`` (so ``find_job`` finds it again) and followed by a server thread. InputError (wait and try
+    again) when ``MAX_TRAINING_JOBS`` runs are already training."""
     job = TrainingJob(run_id, Path(run_dir), owner, settings=dict(settings or {}))
     job.stop_event = _MP.Event()
     events = _MP.Queue()
-    process = _MP.Process(target=_train_process, args=(bfile, job.run_dir, kwargs, events, job.stop_event),
-                          daemon=True, name=f"snpgen-train-{run_id[:8]}")
-    process.start()
+    with _JOBS_LOCK:  # the slot is taken under the lock: two sessions cannot both take the last one
+        _prune_jobs()
+        busy = sum(j.running for j in _JOBS.values())
+        if busy >= MAX_TRAINING_JOBS:
+            raise InputError(f"the server is busy: {busy} training runs are using its {MAX_TRAINING_JOBS} "
+                             "training slots", hint="wait a minute and start again; your data stay here")
+        _JOBS[run_id] = job
+    try:
+        process = _MP.Process(target=_train_process, args=(bfile, job.run_dir, kwargs, events, job.stop_event),
+                              daemon=True, name=f"snpgen-train-{run_id[:8]}")
+        process.start()
+    except BaseException:
+        with _JOBS_LOCK:
+            _JOBS.pop(run_id, None)
+        raise
+    job.pid = process.pid
     job.thread = threading.Thread(target=_follow, args=(job, process, events), daemon=True,
                                   name=f"snpgen-follow-{run_id[:8]}")
-    with _JOBS_LOCK:
-        _prune_jobs()
-        _JOBS[run_id] = job
     job.thread.start()
     return job

@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 
 from .clumping import check_clump_parameters, clump
-from .errors import InputError
+from .errors import InputError, not_utf8
 from .genotypes import Genotypes, chromosome_rank
 from .io.atomic import atomic_path
 from .io.tables import missing_mask, read_text_table
+from .ld import R2_ESTIMATORS
+from .options import option
 
 # ---------------------------------------------------------------------------------------------------------------
 # Quality control
@@ -134,9 +136,30 @@ def _note(notes: list[str], text: str) -> None:
     warnings.warn(text, PanelWarning, stacklevel=3)
 
 
-def select_panel(genotypes_train: Genotypes, aligned, top: int = 1000, p1: float = 1.0, p2: float = 1.0,
-                 r2: float = 0.5, kb: float = 250, *, maf: float = 0.01, max_missing: float = 0.05,
-                 estimator: str = "haplotype", snps: list[str] | None = None) -> Panel:
+@dataclass
+class PanelOptions:
+    """How :func:`select_panel` chooses SNPs: its defaults, which ``snpgen select`` and the app's Panel page use."""
+
+    top: int = option(1000, "panel size: the K clumped index SNPs with the smallest p", low=1)
+    # p1 = p2 = 1: every QC-passing SNP with a p-value is a candidate (PLINK's 1e-4 / 1e-2 suit finding loci)
+    p1: float = option(1.0, "index SNPs need p <= p1 (PLINK's default is 1e-4)", low=0.0, high=1.0)
+    p2: float = option(1.0, "clumped SNPs listed need p < p2, p2 >= p1 (PLINK's default is 0.01)", low=0.0,
+                       high=1.0)
+    r2: float = option(0.5, "SNPs with r^2 > r2 to an index SNP join its clump (as PLINK)", low=0.0, high=1.0)
+    kb: float = option(250.0, "clumping window: SNPs less than kb kilobases away (as PLINK)", low=0.0)
+    maf: float = option(0.01, "minimum minor-allele frequency in the training individuals", low=0.0, high=0.5)
+    max_missing: float = option(0.05, "maximum share of missing calls per SNP", low=0.0, high=1.0)
+    estimator: str = option("haplotype", "r^2 estimator: haplotype (PLINK 1.9 --clump) or dosage (squared "
+                                         "correlation of dosages)", choices=R2_ESTIMATORS)
+
+
+_DEFAULT = PanelOptions()
+
+
+def select_panel(genotypes_train: Genotypes, aligned, top: int = _DEFAULT.top, p1: float = _DEFAULT.p1,
+                 p2: float = _DEFAULT.p2, r2: float = _DEFAULT.r2, kb: float = _DEFAULT.kb, *,
+                 maf: float = _DEFAULT.maf, max_missing: float = _DEFAULT.max_missing,
+                 estimator: str = _DEFAULT.estimator, snps: list[str] | None = None) -> Panel:
     """Choose the SNP panel from the TRAINING genotypes: QC, then clumping, then the ``top`` index SNPs by p.
 
     Defaults: p1 = p2 = 1 so that every QC-passing SNP with a GWAS p-value is a candidate (PLINK's own defaults,
@@ -213,8 +236,11 @@ def read_snp_list(path: str | os.PathLike) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise InputError("SNP list file not found", path=str(p), hint="one variant ID per line, or a table with a SNP column")
-    with open(p, "r", encoding="utf-8", errors="replace") as fh:
-        lines = [(i + 1, ln.strip()) for i, ln in enumerate(fh) if ln.strip() and not ln.lstrip().startswith("#")]
+    try:
+        with open(p, "r", encoding="utf-8") as fh:
+            lines = [(i + 1, ln.strip()) for i, ln in enumerate(fh) if ln.strip() and not ln.lstrip().startswith("#")]
+    except UnicodeDecodeError:
+        raise not_utf8(p) from None
     if not lines:
         raise InputError("SNP list file is empty", path=str(p), hint="one variant ID per line")
 

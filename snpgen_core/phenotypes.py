@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from .errors import InputError, not_utf8
 from .io.tables import is_missing_text
 
 KINDS = ("binary", "categorical", "quantitative")
@@ -175,6 +175,10 @@ def decode_trait(texts, name: str, where: str, places=None) -> Phenotype:
             continue
         t = t.strip()
         x = _to_float(t)
+        if x is not None and np.isinf(x):
+            raise InputError(f"column {name} holds an infinite value {t!r} at "
+                             f"{places[i] if places is not None else f'sample {i + 1}'}", path=where,
+                             hint="give a finite number, or NA for a missing value")
         if x is None or np.isnan(x):
             labels_at[i] = t
             first_label_at = i if first_label_at is None else first_label_at
@@ -264,8 +268,11 @@ def _read_sample_table(samples: pd.DataFrame, path: str | os.PathLike, what: str
     where = str(p)
     if not p.exists():
         raise InputError(f"{what} file not found", path=where, hint="check the path")
-    with open(p, "r", encoding="utf-8", errors="replace") as fh:
-        lines = fh.readlines()
+    try:
+        with open(p, "r", encoding="utf-8") as fh:
+            lines = fh.readlines()
+    except UnicodeDecodeError:
+        raise not_utf8(p) from None
     numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("##")]
     if not numbered:
         raise InputError(f"{what} file is empty", path=where)
@@ -413,6 +420,10 @@ def read_covariates(samples: pd.DataFrame, path: str | os.PathLike,
             raise InputError(f"covariate {name} is missing for every sample", path=table.path,
                              hint="drop the column or fill it in")
         numbers = [_to_float(texts[i]) for i in given]
+        inf = next((i for i, x in zip(given, numbers) if x is not None and np.isinf(x)), None)
+        if inf is not None:
+            raise InputError(f"covariate {name} holds an infinite value {texts[inf]!r} on line {table.lines[inf]}",
+                             path=table.path, hint="give a finite number, or NA for a missing value")
         if all(x is not None for x in numbers):
             col = np.full(len(texts), np.nan)
             col[given] = numbers

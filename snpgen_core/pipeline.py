@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -332,14 +333,12 @@ def _write_run(out: Path, models: runs.RunModels, vae_state: FitState, diff_stat
         "vae_best_epoch": vae_state.best_epoch, "diffusion_best_epoch": diff_state.best_epoch,
         "vae_stopped": vae_state.stopped, "diffusion_stopped": diff_state.stopped,
     })
-    files = ["config.json", "panel.tsv", "panel.bim", "split.tsv", "provenance.json", "model.safetensors",
-             "history.json", "reconstruction.tsv"]
     write_json(out / "run.json", {
         "format_version": runs.FORMAT_VERSION, "finished": now_utc(),
         "train_seconds": time.perf_counter() - t0,
         "privacy_check": privacy_check,  # memorisation.MemorisationCheck on the validation individuals, or None
         "differential_privacy": dp_record,  # differential_privacy.record: (epsilon, delta) spent; None without DP
-        "files": {f: sha256_file(out / f) for f in files},
+        "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
 
 
@@ -347,6 +346,29 @@ def _write_run(out: Path, models: runs.RunModels, vae_state: FitState, diff_stat
 # The pipeline
 
 
+def _leaves_nothing_on_failure(train):
+    """A run that fails (bad input, a numerical error, a full disk) leaves ``out_dir`` as it found it, so the same
+    command can be retried; a cancelled or interrupted one keeps its checkpoints for ``resume=True``."""
+    @functools.wraps(train)
+    def guarded(bfile, out_dir, *args, **kwargs):
+        out = Path(out_dir)
+        existed, fresh = out.exists(), not (out / "config.json").exists()
+        try:
+            return train(bfile, out_dir, *args, **kwargs)
+        except (Cancelled, KeyboardInterrupt):
+            raise
+        except BaseException:
+            if fresh and out.is_dir() and not (out / "run.json").exists():
+                if existed:  # it was empty (train_run refuses a folder holding anything else)
+                    for child in out.iterdir():
+                        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+                else:
+                    shutil.rmtree(out, ignore_errors=True)
+            raise
+    return guarded
+
+
+@_leaves_nothing_on_failure
 def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, gwas_path=None,
               top: int | None = None, panel_path=None, config=None, seed: int = 0, device: str = "auto",
               epochs: int | None = None, callback: Callback | None = None,
@@ -365,9 +387,9 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     threads (default: the current torch setting, capped at ``default_threads()``). ``resume``: continue an
     unfinished run in ``out_dir`` from its last epoch checkpoint (same inputs required). ``stop_event`` cancels
     between batches: ``training.Cancelled`` is raised, the last checkpoint stays, ``run.json`` is not written.
-    Returns ``out_dir``. See ``runs.py`` for the directory layout.
+    Any other failure leaves ``out_dir`` as it was (retry the same command). Returns ``out_dir``. See ``runs.py`` for the directory layout.
     """
-    from .io.plink import plink_path, plink_prefix, read_bim, read_fam, read_plink
+    from .io.plink import plink_prefix, read_bim_fam, read_plink
 
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -379,8 +401,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     if torch.get_num_threads() != cap:
         torch.set_num_threads(cap)
 
-    bim = read_bim(plink_path(prefix, ".bim"))
-    fam = read_fam(plink_path(prefix, ".fam"))
+    bim, fam = read_bim_fam(prefix)
     hashes = _hash_inputs(prefix, pheno_path, gwas_path, panel_path)
     if resuming:
         setup = _resume_setup(out, fam, bim, hashes, pheno_path, callback)

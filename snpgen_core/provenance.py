@@ -52,6 +52,15 @@ def json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+def read_json(path: str | os.PathLike):
+    """A JSON record as written by :func:`write_json`, or None when it is missing or unreadable (a record that
+    cannot be read is reported as absent, never a crash)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def write_json(path: str | os.PathLike, data) -> None:
     """``data`` as indented JSON (numpy values encoded by :func:`json_default`), written atomically."""
     with atomic_path(path) as tmp:

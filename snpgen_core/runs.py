@@ -28,9 +28,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .errors import InputError
+from .errors import InputError, not_utf8
 from .io.atomic import atomic_path
-from .provenance import json_default
+from .options import check_options, option
+from .provenance import json_default, sha256_file
 from .models.baselines import IndependentSNPs, LatentGaussian, VAEGaussian
 from .models.denoiser import Denoiser, DenoiserConfig
 from .models.diffusion import DiffusionConfig, GaussianDiffusion
@@ -72,9 +73,12 @@ class TrainConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     vae_fit: FitConfig = field(default_factory=_vae_fit)
     diffusion_fit: FitConfig = field(default_factory=_diffusion_fit)
-    checkpoint_seconds: float = 30.0  # least time between resumable checkpoints (the last epoch is always saved)
-    validation: float = 0.1  # share of the training cohort held out for early stopping (stratified by trait)
-    independent_bins: int = 5  # quantile bins of a quantitative trait for the independent-SNP baseline
+    checkpoint_seconds: float = option(30.0, "least seconds between resumable checkpoints (the last epoch is "
+                                             "always saved)", low=0.0)
+    validation: float = option(0.1, "share of the training cohort held out for early stopping (stratified by "
+                                    "trait)", low=0.0, high=0.9)
+    independent_bins: int = option(5, "quantile bins of a quantitative trait for the independent-SNP baseline",
+                                   low=1, high=1000)
     dp: DPConfig = field(default_factory=DPConfig)  # differential privacy (DP-SGD) of the VAE and the denoiser
 
     def to_dict(self) -> dict:
@@ -82,11 +86,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config") -> "TrainConfig":
-        """Build from a (possibly partial) nested dict; unknown sections or keys raise InputError."""
-        return _dataclass_from_dict(cls, data, where)
+        """Build from a (possibly partial) nested dict; unknown sections or keys, and values outside a setting's
+        declaration (``options.option``), raise InputError."""
+        config = _dataclass_from_dict(cls, data, where)
+        check_options(config, where)
+        return config
 
 
-def _dataclass_from_dict(cls, data: dict, where: str):
+def _dataclass_from_dict(cls, data: dict, where: str, path: str = ""):
     if not isinstance(data, dict):
         raise InputError(f"expected a JSON object for {cls.__name__}, found {type(data).__name__}", path=where)
     known = {f.name: f for f in fields(cls)}
@@ -99,13 +106,35 @@ def _dataclass_from_dict(cls, data: dict, where: str):
     for name, value in data.items():
         current = getattr(defaults, name)
         if is_dataclass(current):
-            kwargs[name] = _dataclass_from_dict(type(current), value, where)
+            kwargs[name] = _dataclass_from_dict(type(current), value, where, f"{path}{name}.")
         else:
-            kwargs[name] = value
+            kwargs[name] = _checked_setting(f"{path}{name}", value, current, where)
     try:
         return cls(**{**{f: getattr(defaults, f) for f in known}, **kwargs})
     except (TypeError, ValueError) as err:
         raise InputError(f"bad setting in {cls.__name__}: {err}", path=where) from None
+
+
+def _checked_setting(name: str, value, default, where: str):
+    """``value`` for setting ``name`` (dotted: ``vae.latent_dim``), refused unless it has the default's type (an int is a valid float).
+    Ranges are the settings' declarations (``options.option``), checked by ``check_options`` once built."""
+    if default is None:
+        return value
+    expected = type(default)
+    if expected in (list, tuple) and isinstance(value, (list, tuple)):
+        return expected(value)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise InputError(f"{name} = {value!r} must be {_TYPE_NAMES.get(expected, expected.__name__)}", path=where,
+                         hint=f"e.g. {json.dumps(default)}")
+    if isinstance(value, float) and not np.isfinite(value):
+        raise InputError(f"{name} = {value} must be a finite number", path=where,
+                         hint=f"e.g. {json.dumps(default)}")
+    return value
+
+
+_TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a text"}
 
 
 def read_config(path: str | os.PathLike) -> TrainConfig:
@@ -113,13 +142,24 @@ def read_config(path: str | os.PathLike) -> TrainConfig:
     p = Path(path)
     if not p.is_file():
         raise InputError("config file not found", path=str(p))
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"not valid JSON ({err.msg})", path=str(p), line=err.lineno) from None
-    if "train" in data and "format_version" in data:  # a run directory's config.json
+    data = _read_json_file(p)
+    if isinstance(data, dict) and "train" in data and "format_version" in data:  # a run directory's config.json
         data = data["train"]
     return TrainConfig.from_dict(data, str(p))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Small file helpers
+
+
+def _read_json_file(path: Path, hint: str | None = None):
+    """Parsed JSON of ``path``; InputError (line named) when it is unreadable, not UTF-8 or not JSON."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"not valid JSON ({err.msg})", path=str(path), line=err.lineno, hint=hint) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -284,6 +324,10 @@ def read_privacy_check(run_dir: str | os.PathLike):
     return MemorisationCheck(**check) if check else None
 
 
+RUN_FILES = ("config.json", "panel.tsv", "panel.bim", "split.tsv", "provenance.json", "model.safetensors",
+             "history.json", "reconstruction.tsv")
+
+
 def run_summary(run_dir: str | os.PathLike, generator: str = "diffusion") -> dict:
     """What a report says about the model behind a synthetic cohort: run name, completion date, generator, the
     training cohort's name, SHA-256 of the run's files (``run.json``'s record) and its differential-privacy
@@ -304,7 +348,13 @@ def run_summary(run_dir: str | os.PathLike, generator: str = "diffusion") -> dic
 
 def load_run(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> Run:
     """Open a run directory written by ``train_run``; InputError (with the fix) if it is missing, unfinished,
-    written by an incompatible version, or damaged."""
+    written by an incompatible version, or damaged.
+
+    Before any model is built: every file's SHA-256 must match ``run.json`` (an edited or swapped file is
+    refused), ``config.json`` must follow the TrainConfig schema (types and ranges) and agree with
+    ``panel.bim``. Weights are read with safetensors only; every tensor must be finite and of the shape the
+    config gives (one of each, none extra).
+    """
     from .io.plink import read_bim
 
     path = Path(run_dir)
@@ -315,23 +365,90 @@ def load_run(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> 
         hint = ("training did not finish; continue it with snpgen train ... --resume" if (path / "config.json").exists()
                 else "this is not a run directory of snpgen train")
         raise InputError("run directory is incomplete (no run.json)", path=str(path), hint=hint)
-    try:
-        done = json.loads(marker.read_text())
-        info = json.loads((path / "config.json").read_text())
-    except (json.JSONDecodeError, FileNotFoundError) as err:
-        raise InputError(f"run directory is damaged ({err})", path=str(path), hint="train it again") from None
+    damaged = "the run directory is damaged or was edited; train it again (or restore it from a copy)"
+    done = _read_json_file(marker, hint=damaged)
+    if not isinstance(done, dict):
+        raise InputError(f"expected a JSON object, found {type(done).__name__}", path=str(marker), hint=damaged)
     version = done.get("format_version")
-    if version != FORMAT_VERSION or info.get("format_version") != FORMAT_VERSION:
+    if version != FORMAT_VERSION:
         raise InputError(f"run directory has format version {version}, this snpgen reads version {FORMAT_VERSION}",
                          path=str(path), hint="train the model again with this version of snpgen")
-    config = TrainConfig.from_dict(info["train"], str(path / "config.json"))
-    pheno = info["phenotype"]
+    _verify_hashes(path, done.get("files"), damaged)
+    info = _read_json_file(path / "config.json", hint=damaged)
+    where = str(path / "config.json")
+    if not isinstance(info, dict):
+        raise InputError(f"expected a JSON object, found {type(info).__name__}", path=where, hint=damaged)
+    missing = [k for k in ("format_version", "train", "phenotype") if k not in info]
+    if missing:
+        raise InputError(f"lacks {', '.join(missing)}", path=where, hint=damaged)
+    if info["format_version"] != FORMAT_VERSION:
+        raise InputError(f"format version {info['format_version']}, this snpgen reads version {FORMAT_VERSION}",
+                         path=where, hint="train the model again with this version of snpgen")
+    config = TrainConfig.from_dict(info["train"], where)
+    pheno = _checked_phenotype(info["phenotype"], where, damaged)
     variants = read_bim(path / "panel.bim")
-    models = RunModels.build(config, pheno["kind"], len(pheno.get("labels", [])))
-    weights = path / "model.safetensors"
-    if not weights.is_file():
-        raise InputError("model.safetensors is missing", path=str(path), hint="train it again")
-    with safe_open(str(weights), framework="pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    models.load_tensors(tensors, str(weights))
+    if config.vae.n_snps != len(variants) or info.get("n_snps", len(variants)) != len(variants):
+        raise InputError(f"vae.n_snps = {config.vae.n_snps} but panel.bim has {len(variants)} SNPs", path=where,
+                         hint=damaged)
+    try:
+        models = RunModels.build(config, pheno["kind"], len(pheno.get("labels", [])))
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise InputError(f"the config does not describe a model ({err})", path=where, hint=damaged) from None
+    tensors = _read_weights(path / "model.safetensors", damaged)
+    _check_weights(tensors, models, str(path / "model.safetensors"), damaged)
+    models.load_tensors(tensors, str(path / "model.safetensors"))
     return Run(path, config, pheno, variants, models.to(torch.device(device)), info)
+
+
+def _verify_hashes(path: Path, files, damaged: str) -> None:
+    """Every file of a run must be listed in run.json and have the SHA-256 recorded there."""
+    where = str(path / "run.json")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise InputError("has no table of file hashes", path=where, hint=damaged)
+    unlisted = [f for f in RUN_FILES if f not in files]
+    if unlisted:
+        raise InputError(f"records no hash for {', '.join(unlisted)}", path=where, hint=damaged)
+    for name, digest in files.items():
+        f = path / name
+        if Path(name).name != name or not f.is_file():
+            raise InputError(f"{name} is missing", path=str(path), hint=damaged)
+        if sha256_file(f) != digest:
+            raise InputError("its SHA-256 differs from the one recorded in run.json when training finished",
+                             path=str(f), hint=damaged)
+
+
+def _checked_phenotype(pheno, where: str, damaged: str) -> dict:
+    kinds = ("binary", "categorical", "quantitative", "none")
+    if not isinstance(pheno, dict) or pheno.get("kind") not in kinds:
+        raise InputError(f"phenotype must be an object with a kind in {kinds}", path=where, hint=damaged)
+    labels = pheno.get("labels", [])
+    if not isinstance(labels, list) or (pheno["kind"] in ("binary", "categorical") and len(labels) < 2):
+        raise InputError("phenotype labels must be a list of at least 2 classes", path=where, hint=damaged)
+    return pheno
+
+
+def _read_weights(weights: Path, damaged: str) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file (never pickle: reading cannot run code)."""
+    if not weights.is_file():
+        raise InputError("model.safetensors is missing", path=str(weights.parent), hint=damaged)
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # safetensors raises its own error types for empty, truncated or pickled files
+        raise InputError(f"not a safetensors weights file ({str(err).splitlines()[0] if str(err) else type(err).__name__})",
+                         path=str(weights), hint=damaged) from None
+
+
+def _check_weights(tensors: dict[str, torch.Tensor], models: "RunModels", where: str, damaged: str) -> None:
+    """Same names and shapes as the models the config builds, and only finite floating-point values."""
+    expected = {k: tuple(v.shape) for k, v in models.state_tensors().items()}
+    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or extra:
+        what = f"lacks {missing[0]}" if missing else f"holds an unexpected tensor {extra[0]}"
+        raise InputError(f"{what} ({len(missing)} missing, {len(extra)} unexpected)", path=where, hint=damaged)
+    for k, t in tensors.items():
+        if tuple(t.shape) != expected[k]:
+            raise InputError(f"tensor {k} has shape {tuple(t.shape)}, the config needs {expected[k]}", path=where,
+                             hint=damaged)
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise InputError(f"tensor {k} holds NaN or infinite values", path=where, hint=damaged)

@@ -30,6 +30,7 @@ from .splits import Split, split_samples, write_split
 
 POPULATIONS = ("AFR", "EUR", "EAS")  # the sampled populations of out_of_africa_demography()
 MAX_SNPS = 100_000  # beyond this one simulated region takes minutes; real cohorts are for big panels
+MAX_INDIVIDUALS = 1_000_000  # msprime memory and time grow with n; a biobank-size cohort is out of scope here
 
 
 @dataclass
@@ -71,7 +72,7 @@ class SimulationConfig:
     def check(self) -> None:
         """Raise ``InputError`` naming the first bad parameter and its allowed range."""
         rules = [
-            (self.n >= 10, f"n = {self.n}: simulate at least 10 individuals"),
+            (10 <= self.n <= MAX_INDIVIDUALS, f"n = {self.n}: simulate between 10 and {MAX_INDIVIDUALS:,} individuals"),
             (0 < self.n_snps <= MAX_SNPS, f"snps = {self.n_snps}: choose between 1 and {MAX_SNPS}"),
             (0 <= self.seed < 2**63, f"seed = {self.seed}: use a non-negative integer"),
             (bool(self.population_shares) and all(v > 0 for v in self.population_shares.values()),

@@ -29,6 +29,7 @@ from torch import nn
 
 from .differential_privacy import DPSGD, private_gradients
 from .errors import InputError
+from .options import option
 
 Callback = Callable[[dict], None]
 
@@ -56,17 +57,19 @@ def default_threads() -> int:
 
 @dataclass
 class FitConfig:
-    epochs: int = 100  # maximum
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4  # AdamW
-    patience: int = 10  # epochs without a better validation loss before stopping
-    min_epochs: int = 0  # no early stopping before this many epochs
-    ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights, validate and keep that
-    grad_clip: float = 1.0  # max gradient norm (0 = off)
-    val_repeats: int = 1  # validation passes averaged (noisy losses, e.g. diffusion)
-    check_every: int = 0  # epochs between memorisation checks (the ``monitor`` of ``fit``); 0 = never
-    check_patience: int = 2  # consecutive failed checks that stop the training (one can be sampling noise)
+    epochs: int = option(100, "maximum epochs", low=1, high=1_000_000)
+    batch_size: int = option(128, "individuals per step", low=1, high=1_000_000)
+    lr: float = option(1e-3, "learning rate (AdamW)", low=0.0, high=10.0)
+    weight_decay: float = option(1e-4, "AdamW weight decay", low=0.0)
+    patience: int = option(10, "epochs without a better validation loss before stopping", low=1)
+    min_epochs: int = option(0, "no early stopping before this many epochs", low=0)
+    ema_decay: float = option(0.0, "> 0: keep an exponential moving average of the weights, validate and keep "
+                                   "that", low=0.0, high=1.0)
+    grad_clip: float = option(1.0, "max gradient norm (0 = off)", low=0.0)
+    val_repeats: int = option(1, "validation passes averaged (noisy losses, e.g. diffusion)", low=1, high=1000)
+    check_every: int = option(0, "epochs between memorisation checks (the monitor of fit); 0 = never", low=0)
+    check_patience: int = option(2, "consecutive failed checks that stop the training (one can be sampling "
+                                    "noise)", low=1)
 
 
 @dataclass

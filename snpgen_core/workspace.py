@@ -325,8 +325,9 @@ class Workspace:
         """Start ``pipeline.train_run`` on the training individuals and the panel (``jobs.start_job``).
 
         Returns the new job; while one is running, returns that one instead of starting a second (a double click
-        or two tabs cannot start two runs on one workspace). The run folder is ``runs/<run_id>``; the run id is
-        random (128 bits) because it is what a reloaded page presents to re-attach.
+        or two tabs cannot start two runs on one workspace). The run folder is ``runs/<run_id>``; a reloaded page
+        re-attaches through the job's ``link`` secret, never the run id. When ``jobs.MAX_TRAINING_JOBS`` runs are
+        already training on the server, InputError asks the user to wait.
         """
         with self._lock:
             running = self.active_job()
@@ -377,7 +378,8 @@ class Workspace:
         self._reset_from("synthetic")
         prefix = self.path / "synthetic" / f"synthetic_n{int(n)}_seed{int(seed)}"
         generate(job.run_dir, n, out_prefix=prefix, case_fraction=case_fraction, label=label, value=value,
-                 guidance=DEFAULT_GUIDANCE if guidance is None else guidance, seed=seed, model=model)
+                 guidance=DEFAULT_GUIDANCE if guidance is None else guidance, seed=seed, model=model,
+                 overwrite=True)  # the new cohort replaces the previous one
         self.synthetic = prefix
         self.generation = {"run_id": job.run_id, "n": int(n), "case_fraction": case_fraction, "label": label,
                            "value": value, "guidance": guidance, "seed": int(seed), "model": model}
@@ -615,7 +617,7 @@ def _subsample(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray
 
 def _umap(points: np.ndarray, seed: int) -> np.ndarray:
     """2-D UMAP (umap-learn, seeded). numba compiles it on first use (~30 s) into ``NUMBA_CACHE_DIR``."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "snpgen-numba-cache"))
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(private_cache_dir("numba")))
     import umap
 
     n_neighbors = int(max(2, min(15, len(points) - 1)))
@@ -628,3 +630,16 @@ def _trait_labels(trait) -> list:
     if trait.kind == "quantitative":
         return [None if np.isnan(v) else float(v) for v in trait.values]
     return ["missing" if np.isnan(v) else trait.labels[int(v)] for v in trait.values]
+
+
+def private_cache_dir(name: str) -> Path:
+    """``$XDG_CACHE_HOME/snpgen/NAME`` (default ``~/.cache``), created readable by this user only.
+
+    Never a fixed path in the shared temporary folder: numba unpickles its cache index, so a cache another user
+    could plant files in would run their code."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "snpgen" / name
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if base.stat().st_uid != os.getuid():
+        raise InputError(f"cache folder {base} belongs to another user", hint="set XDG_CACHE_HOME to your own folder")
+    base.chmod(0o700)
+    return base

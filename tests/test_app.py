@@ -241,6 +241,25 @@ def start_training(at: AppTest, epochs: int) -> AppTest:
     return at.button(key="FormSubmitter:train_form-Start training").click().run()
 
 
+def test_train__settings_widgets_come_from_the_declared_options():
+    from snpgen_core.options import options
+    from snpgen_core.runs import TrainConfig
+
+    at = demo_with_panel(top=40)
+    at.switch_page("pages/train.py").run()
+    no_exceptions(at)
+    encoder = at.selectbox(key="cfg.vae.encoder")  # a picker for choices, not free text
+    assert encoder.options == ["mlp", "conv"] and encoder.value == "mlp"
+    assert at.checkbox(key="cfg.diffusion.posterior_samples").value is True
+    latent = at.number_input(key="cfg.vae.latent_dim")
+    assert (latent.value, latent.min, latent.max) == (64, 1, 1024)
+    assert latent.help.startswith("dimensions of the latent space")
+    shown = {w.key for w in [*at.number_input, *at.selectbox, *at.checkbox] if str(w.key).startswith("cfg.")}
+    expected = {f"cfg.{o.name}" if len(o.path) > 1 else f"cfg.__top__.{o.name}" for o in options(TrainConfig())
+                if not o.data and o.path[-1] != "epochs"}
+    assert shown == expected  # every declared setting has its widget, data-filled ones none
+
+
 @pytest.mark.slow
 def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     from snpgen_core.panel import select_panel
@@ -260,7 +279,7 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     start_training(at, epochs=2)
     no_exceptions(at)
     job = ws.active_job() or ws.current_run()
-    assert at.query_params["run"] == job.run_id  # a reload finds the run through the URL
+    assert at.query_params["run"] == job.link != job.run_id  # a reload finds the run through the URL's secret
     assert job.wait(300) and job.state == "done", job.error
     at.run()
     no_exceptions(at)
@@ -371,7 +390,7 @@ def test_train__double_start_page_switch_reload_and_cancel_keep_one_sound_run():
     assert "still training" in at.info[0].value
     # a reload is a new session: the run id in the URL re-attaches it to the same workspace and job
     again = AppTest.from_file(APP, default_timeout=120)
-    again.query_params["run"] = job.run_id
+    again.query_params["run"] = job.link
     again.run()
     again.switch_page("pages/train.py").run()
     no_exceptions(again)
@@ -388,6 +407,80 @@ def test_train__double_start_page_switch_reload_and_cancel_keep_one_sound_run():
     at.switch_page("pages/generate.py").run()
     no_exceptions(at)
     assert at.info and not at.error
+
+
+def test_sessions__b_cannot_reach_a_run_or_data_of_session_a(caplog, monkeypatch, tmp_path):
+    """Two AppTest sessions: B, given A's run id (from a folder name, a log line or a guess), gets a fresh
+    workspace of its own, never A's; only the link secret in A's own URL re-attaches A's run (a reload)."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.delenv("SNPGEN_EXPORT_DIR")  # exports private to each session unless the operator sets a folder
+    a = demo_with_panel(top=30)
+    ws_a = a.session_state["workspace"]
+    start_training(a, epochs=3000)  # still running while B tries
+    no_exceptions(a)
+    job = ws_a.active_job()
+    assert job is not None and a.query_params["run"] == job.link
+    assert job.link != job.run_id and job.run_id not in job.link and job.link not in repr(job)
+    for attempt in (job.run_id, job.run_id[:8], str(job.run_dir), job.link[:-1], ""):
+        b = AppTest.from_file(APP, default_timeout=120)
+        b.query_params["run"] = attempt
+        b.run()
+        no_exceptions(b)
+        ws_b = b.session_state["workspace"]
+        assert ws_b is not ws_a and ws_b.dataset is None and not ws_b.jobs and ws_b.path != ws_a.path
+        for page in PAGES:  # no page of B shows A's cohort or run
+            b.switch_page(f"pages/{page}.py").run()
+            no_exceptions(b)
+            shown = " ".join(str(getattr(e, "value", "")) for e in b.main)
+            assert job.run_id[:8] not in shown and str(ws_a.path) not in shown
+        assert b.session_state["workspace"] is ws_b
+    # the export folder of a session is inside its own private workspace
+    from pages._ui import export_root
+
+    assert export_root(ws_a).is_relative_to(ws_a.path) and export_root(ws_b).is_relative_to(ws_b.path)
+    monkeypatch.setenv("SNPGEN_EXPORT_DIR", str(tmp_path / "operator"))
+    assert export_root(ws_a) == export_root(ws_b) == tmp_path / "operator"
+    # A's own reload (a new session carrying A's URL) re-attaches A's workspace
+    reload = AppTest.from_file(APP, default_timeout=120)
+    reload.query_params["run"] = job.link
+    reload.run()
+    assert reload.session_state["workspace"] is ws_a
+    job.cancel()
+    assert job.wait(120)
+    assert job.link not in caplog.text  # the secret never reaches a log
+
+
+def test_train__a_process_killed_from_outside_is_reported_failed_with_a_retry(monkeypatch):
+    import os
+    import signal
+
+    import snpgen_core.jobs as workspace_module
+
+    at = demo_with_panel(top=30)
+    ws = at.session_state["workspace"]
+    start_training(at, epochs=3000)
+    job = ws.active_job()
+    assert job is not None and job.pid
+    os.kill(job.pid, signal.SIGKILL)  # the OOM killer, an operator, a crash
+    assert job.wait(60) and job.state == "failed" and "ended unexpectedly" in job.error
+    at.run()
+    no_exceptions(at)
+    assert at.error and "ended unexpectedly" in at.error[0].value
+    # a full server tells the user to wait instead of starting another process
+    monkeypatch.setattr(workspace_module, "MAX_TRAINING_JOBS", 0)
+    at.button(key=f"retry_{job.run_id}").click().run()
+    no_exceptions(at)
+    assert any("server is busy" in e.value for e in at.error) and ws.active_job() is None
+    monkeypatch.setattr(workspace_module, "MAX_TRAINING_JOBS", 4)
+    at.button(key=f"retry_{job.run_id}").click().run()
+    no_exceptions(at)
+    retry = ws.active_job()
+    assert retry is not None and retry is not job and retry.settings == job.settings
+    assert at.query_params["run"] == retry.link
+    retry.cancel()
+    assert retry.wait(120)
 
 
 def test_reload__unknown_run_id_starts_a_fresh_workspace():

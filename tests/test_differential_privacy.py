@@ -158,7 +158,7 @@ def test_generate__dp_run_refuses_the_baselines_fitted_without_dp(runs, tmp_path
 @pytest.mark.parametrize("flags, message", [
     (["--dp-epsilon", "0"], "--dp-epsilon 0.0 is impossible: epsilon must be positive"),
     (["--dp-epsilon", "-2"], "epsilon must be positive"),
-    (["--dp-epsilon", "1", "--dp-delta", "1"], "dp.delta = 1.0 is impossible"),
+    (["--dp-epsilon", "1", "--dp-delta", "1"], "--dp-delta 1.0 must be at most"),
     (["--dp-epsilon", "1", "--dp-delta", "0.5"], "above 1 / n"),
 ])
 def test_cli_train__impossible_dp_values_exit_2_with_one_line(sim_prefix, tmp_path, capsys, flags, message):

@@ -176,7 +176,7 @@ def test_ld_r2_pairs__agrees_with_plink_r2_with_missing_calls(tmp_path):
     np.testing.assert_allclose([ours[k] for k in theirs], list(theirs.values()), atol=2e-6)
 
 
-def test_ld_matrix__matches_pairs():
+def test_dosage_r2__matrix_matches_the_banded_pairs():
     rng = np.random.default_rng(3)
     x = random_dosages(rng, 50, 12, 0.1)
     mat = dosage_r2(x)

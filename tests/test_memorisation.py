@@ -62,7 +62,7 @@ def test_fit__consecutive_failed_checks_stop_and_keep_the_safe_weights():
     seen = []
 
     def monitor(model):
-        seen.append(float(model.w))
+        seen.append(model.w.item())
         return {"passed": len(seen) <= 2}
 
     x = torch.full((64, 1), 5.0)

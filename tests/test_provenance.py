@@ -2,7 +2,6 @@
 is detected (its N / NMISS / OBS_CT column), said in one line by `snpgen select` / `snpgen train` and the app, and
 no model card claims the SNPs were chosen on training individuals only unless they were."""
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -83,13 +82,18 @@ def test_train_panel__warning_reaches_the_callback(sim_prefix, wide_gwas):
 
 
 def _card(ws, tmp_path) -> str:
-    """The workspace's model card with a stand-in run (the card's GWAS wording is what is under test)."""
-    ws.current_run = lambda: SimpleNamespace(run_dir=tmp_path)
-    ws.run_info = lambda: {"history": {}, "phenotype": {}, "n_snps": 20}
-    ws.generation = {"n": 10, "seed": 0, "model": "diffusion", "guidance": 2.0}
+    """The model card of the workspace's cohort and panel (``export.model_card``, as its Export does) with a
+    stand-in run folder: the card's GWAS wording is what is under test."""
+    from snpgen_core.export import model_card
+
+    (tmp_path / "run.json").write_text("{}")  # a finished run without a privacy check
+    generation = {"n": 10, "seed": 0, "model": "diffusion", "guidance": 2.0}
     report = {"overall": "pass", "provenance": {"sizes": {"holdout": ws.summary.split_counts["holdout"]},
                                                 "notes": []}}
-    return ws.model_card("test", report)
+    cohort = {"name": ws.dataset.name, "demo": ws.dataset.demo, "n_samples": ws.summary.n_samples,
+              "n_variants": ws.summary.n_variants}
+    return model_card("test", report, run_dir=tmp_path, generation=generation, cohort=cohort,
+                      panel=ws.panel_provenance())
 
 
 def test_model_card__states_who_chose_the_snps(sim_prefix, wide_gwas, tmp_path):

@@ -613,7 +613,7 @@ def test_cli_select__snp_list(sim_prefix, sim_cohort, tmp_path, capsys):
     (["--clump-r2", "0"], "r2 = 0 must be in (0, 1]"),
     (["--clump-kb", "0"], "kb = 0 must be a positive distance"),
     (["--clump-p1", "0.5", "--clump-p2", "0.1"], "p2 must be at least p1"),
-    (["--top", "0"], "top = 0"),
+    (["--top", "0"], "--top"),
     (["--pheno-col", "NOPE", "--pheno", "{prefix}.pheno.tsv"], "column 'NOPE' not found"),
     (["--split", "{tmp}/bad_split.tsv"], "unknown SPLIT value"),
     (["--gwas", "{tmp}/other.gwas.tsv"], "no SNP overlap"),

@@ -248,10 +248,10 @@ def test_cli_simulate__writes_files_that_read_back(tmp_path):
 
 @pytest.mark.parametrize("argv, word", [
     (["--n", "5"], "n = 5"),
-    (["--snps", "0"], "snps = 0"),
-    (["--snps", "-3"], "snps = -3"),
+    (["--snps", "0"], "--snps"),
+    (["--snps", "-3"], "--snps"),
     (["--snps", "1000000"], "snps = 1000000"),
-    (["--seed", "-1"], "seed = -1"),
+    (["--seed", "-1"], "--seed"),
 ])
 def test_cli_simulate__bad_parameters_exit_2_with_one_line(argv, word, tmp_path, capsys):
     code = cli.main(["simulate", "--out", str(tmp_path / "x"), *argv])

@@ -94,6 +94,19 @@ def align_cohorts(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *,
     return out[0], out[1], out[2], report
 
 
+MIN_COHORT = 10  # fewer individuals than this grade nothing: an AUC of one holdout individual is 0 or 1
+
+
+def check_cohort_sizes(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *,
+                       names=("training", "holdout", "synthetic")) -> None:
+    """Refuse cohorts too small for any statistic of the report to mean something (InputError)."""
+    for name, g in zip(names, (train, holdout, synthetic)):
+        if g.n_samples < MIN_COHORT:
+            raise InputError(f"the {name} cohort has {g.n_samples} individual(s); the evaluation needs at least "
+                             f"{MIN_COHORT}", hint=f"give a {name} cohort of {MIN_COHORT} or more individuals "
+                             "(hundreds for the privacy tests)")
+
+
 def check_holdout_distinct(train: Genotypes, holdout: Genotypes, *, names=("training", "holdout"),
                            max_copy_share: float = 0.5) -> None:
     """Refuse a holdout that is the training cohort (same sample IDs, identical genotypes, or mostly exact copies

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 from pandas.errors import ParserError
 
-from ..errors import InputError
+from ..errors import InputError, not_utf8
 from ..genotypes import canonical_chromosome
 from .tables import MISSING_TOKENS
 
@@ -93,8 +94,8 @@ def _is_gzip(path: Path) -> bool:
 
 def _open_text(path: Path, gz: bool):
     if gz:
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, "r", encoding="utf-8", errors="replace")
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, "r", encoding="utf-8")
 
 
 def _header_line(path: Path, gz: bool) -> tuple[int, str]:
@@ -242,7 +243,7 @@ class _Frame:
         """Column as float64; NA tokens become NaN; anything else non-numeric is an error naming the line."""
         raw = self.df[col]
         if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
-            return raw.to_numpy(dtype=np.float64)
+            return self.finite(col, raw.to_numpy(dtype=np.float64))
         text = self.text(col)
         x = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
         bad = np.isnan(x) & ~text.str.upper().isin(MISSING_TOKENS).to_numpy()
@@ -250,6 +251,15 @@ class _Frame:
             i = int(np.flatnonzero(bad)[0])
             self.fail(text.index[i], f"non-numeric value {text.iloc[i]!r} in column {col}",
                       hint="numbers only; write NA for a missing value")
+        return self.finite(col, x)
+
+    def finite(self, col: str, x: np.ndarray) -> np.ndarray:
+        """``x`` itself, after refusing infinite values (naming the first line)."""
+        inf = np.isinf(x)
+        if inf.any():
+            i = int(np.flatnonzero(inf)[0])
+            self.fail(self.df.index[i], f"infinite value {x[i]} in column {col}",
+                      hint="give a finite number, or NA for a missing value")
         return x
 
 
@@ -260,6 +270,9 @@ def _csv_options(path: Path, gz: bool, header_no: int, header_line: str) -> dict
 
 def _read_header(path: Path, options: dict) -> list[str]:
     return [str(c) for c in pd.read_csv(path, nrows=0, **options).columns]
+
+
+_SEPARATOR_NAMES = {"\t": "tabs", ",": "commas", r"\s+": "spaces or tabs"}
 
 
 def _read_frame(path: Path, gz: bool, header_no: int, options: dict, text_columns: list[str]) -> _Frame:
@@ -275,11 +288,19 @@ def _read_frame(path: Path, gz: bool, header_no: int, options: dict, text_column
                          hint="every row needs one value per header column; write NA for missing") from None
     frame = _Frame(df, path, gz, header_no)
     last = df.columns[-1]
-    if options["sep"] == r"\s+" and len(df) and (df[last] == "").any():
-        # whitespace-separated rows cannot hold empty fields: an empty last field is a short row
-        frame.fail(df.index[int(np.flatnonzero((df[last] == "").to_numpy())[0])],
+    # whitespace-separated rows cannot hold empty fields: an empty last field is a short row; in tab- or
+    # comma-separated files a short row (often one written with another separator) leaves the last field absent
+    short = df[last].isna() | (df[last] == "")
+    if options["sep"] != r"\s+" and short.any() and len(df.columns) > 1:
+        # an empty last field is allowed there; a row whose fields after the first are all empty is not
+        rest = df.loc[short.to_numpy(), df.columns[1:]]
+        short = pd.Series(False, index=df.index)
+        short[rest.index] = (rest.isna() | (rest.astype(str) == "")).all(axis=1).to_numpy()
+    if len(df) and short.any():
+        frame.fail(df.index[int(np.flatnonzero(short.to_numpy())[0])],
                    f"a row has fewer fields than the header ({len(df.columns)})",
-                   hint="every row needs one value per header column; write NA for missing")
+                   hint=f"every row needs one value per header column, separated like the header "
+                        f"({_SEPARATOR_NAMES[options['sep']]}); write NA for missing")
     return frame
 
 
@@ -311,8 +332,19 @@ def read_gwas(path: str | os.PathLike, columns: dict | None = None) -> GwasTable
     """
     path = Path(path)
     where = str(path)
-    if not path.exists():
+    if not path.is_file():
         raise InputError("GWAS file not found", path=where, hint="check the path")
+    try:
+        return _read_gwas(path, columns)
+    except UnicodeDecodeError:
+        raise not_utf8(path, gz=_is_gzip(path)) from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise InputError(f"the gzip file is truncated or damaged ({err})", path=where,
+                         hint="download or compress it again; gzip -t FILE checks it") from None
+
+
+def _read_gwas(path: Path, columns: dict | None) -> GwasTable:
+    where = str(path)
     if path.stat().st_size == 0:
         raise InputError("the GWAS file is empty", path=where, hint="give a summary-statistics table with a header")
     gz = _is_gzip(path)

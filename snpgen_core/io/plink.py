@@ -7,6 +7,7 @@ allocated.
 """
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -14,9 +15,9 @@ import numpy as np
 import pandas as pd
 from bed_reader import create_bed, open_bed
 
-from ..errors import InputError
+from ..errors import InputError, not_utf8
 from ..genotypes import MISSING, SAMPLE_COLUMNS, VARIANT_COLUMNS, Genotypes
-from .atomic import atomic_paths
+from .atomic import atomic_paths, sweep_stale
 
 BED_MAGIC = bytes([0x6C, 0x1B, 0x01])  # PLINK 1 magic + SNP-major mode
 _BED_READER_MISSING = -127  # bed_reader's int8 code for a missing call
@@ -51,17 +52,20 @@ def _read_fields(path: Path, n_fields: int, kind: str) -> pd.DataFrame:
 
 def _read_fields_slowly(path: Path, n_fields: int, kind: str) -> list[list[str]]:
     rows = []
-    with open(path, "r", encoding="utf-8", errors="replace") as fh:
-        for i, line in enumerate(fh, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != n_fields:
-                raise InputError(
-                    f"expected {n_fields} whitespace-separated fields in a {kind} line, found {len(fields)}",
-                    path=str(path), line=i, hint=f"a {kind} line is: " + " ".join(_HEADERS[kind]),
-                )
-            rows.append(fields)
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            for i, line in enumerate(fh, start=1):
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) != n_fields:
+                    raise InputError(
+                        f"expected {n_fields} whitespace-separated fields in a {kind} line, found {len(fields)}",
+                        path=str(path), line=i, hint=f"a {kind} line is: " + " ".join(_HEADERS[kind]),
+                    )
+                rows.append(fields)
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     if not rows:
         raise InputError(f"{kind} file is empty", path=str(path))
     return rows
@@ -88,6 +92,11 @@ def read_bim(path: str | os.PathLike) -> pd.DataFrame:
                 path=str(path), line=bad + 1, hint="a .bim line is: CHR SNP CM BP A1 A2",
             ) from None
     df["pos"] = df["pos"].astype(np.int64)
+    _refuse_first(path, df["pos"] < 0, lambda i: f"column BP holds a negative position {df['pos'][i]}",
+                  "positions are >= 0 (0 = unplaced)")
+    _refuse_first(path, (df["a1"] == df["a2"]) & (df["a1"] != "0"),
+                  lambda i: f"A1 and A2 are the same allele {df['a1'][i]!r}",
+                  "a .bim line names two different alleles (0 = missing)")
     dup = df["snp"].duplicated(keep=False) & (df["snp"] != ".")
     if dup.any():
         first = df["snp"][dup].iloc[0]
@@ -109,6 +118,8 @@ def read_fam(path: str | os.PathLike) -> pd.DataFrame:
     except ValueError:
         bad = next(i for i, v in enumerate(df["sex"]) if not _parses(v, int))
         raise InputError(f"column SEX must be 0, 1 or 2, found {df['sex'][bad]!r}", path=str(path), line=bad + 1) from None
+    _refuse_first(path, ~df["sex"].isin([0, 1, 2]), lambda i: f"column SEX must be 0, 1 or 2, found {df['sex'][i]}",
+                  "1 = male, 2 = female, 0 = unknown")
     key = df["fid"] + "\t" + df["iid"]
     dup = key.duplicated(keep=False)
     if dup.any():
@@ -119,6 +130,13 @@ def read_fam(path: str | os.PathLike) -> pd.DataFrame:
             path=str(path), hint="each FID/IID pair must be unique",
         )
     return df
+
+
+def _refuse_first(path: Path, bad: pd.Series, message, hint: str) -> None:
+    """InputError at the first line where ``bad`` holds (one row per line; blank lines are rare in PLINK text)."""
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(message(i), path=str(path), line=i + 1, hint=hint)
 
 
 def _parses(value: str, conv) -> bool:
@@ -155,6 +173,49 @@ def check_bed(path: Path, n_samples: int, n_variants: int) -> None:
         )
 
 
+def _count_records(path: Path, stop_after: int) -> int:
+    """Non-blank lines of a text file, streamed; stops counting once past ``stop_after``."""
+    n = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                n += 1
+                if n > stop_after:
+                    break
+    return n
+
+
+def read_bim_fam(prefix: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``.bim`` and ``.fam`` tables of a trio whose ``.bed`` is checked against them.
+
+    The lines of the ``.fam`` and then of the ``.bim`` are counted (streamed) against the ``.bed`` size before
+    either is parsed, so a huge ``.bim`` or ``.fam`` beside a small ``.bed`` is refused without loading it.
+    """
+    prefix = plink_prefix(prefix)
+    bed_path, bim_path, fam_path = (plink_path(prefix, s) for s in (".bed", ".bim", ".fam"))
+    for p, kind in ((bim_path, ".bim"), (fam_path, ".fam"), (bed_path, ".bed")):
+        if not p.is_file():
+            raise InputError(f"{kind} file not found", path=str(p),
+                             hint="give the PLINK prefix of an existing .bed/.bim/.fam trio")
+    # far more lines than the .bed can hold is refused here; a near miss is parsed, for check_bed's exact sizes
+    payload = max(bed_path.stat().st_size - 3, 0)
+    most_samples = 4 * payload
+    n_fam = _count_records(fam_path, 2 * most_samples + 100_000)
+    if n_fam > 2 * most_samples + 100_000:
+        raise InputError(f"the .fam has more than {n_fam - 1} lines, far more individuals than the .bed "
+                         f"({payload + 3} bytes) can hold", path=str(fam_path),
+                         hint="the .bed/.bim/.fam belong to different cohorts; re-export the trio together")
+    most_variants = payload // max((n_fam + 3) // 4, 1)
+    n_bim = _count_records(bim_path, 2 * most_variants + 100_000)
+    if n_bim > 2 * most_variants + 100_000:
+        raise InputError(f"the .bim has more than {n_bim - 1} lines but the .bed ({payload + 3} bytes) holds at "
+                         f"most {most_variants} variants of {n_fam} individuals", path=str(bim_path),
+                         hint="the .bed/.bim/.fam belong to different cohorts; re-export the trio together")
+    bim, fam = read_bim(bim_path), read_fam(fam_path)
+    check_bed(bed_path, len(fam), len(bim))
+    return bim, fam
+
+
 def _index(selector, n: int, what: str) -> np.ndarray:
     if selector is None:
         return np.arange(n)
@@ -176,10 +237,8 @@ def read_plink(prefix: str | os.PathLike, samples=None, variants=None) -> Genoty
     ``MISSING`` (-1).
     """
     prefix = plink_prefix(prefix)
-    bim = read_bim(plink_path(prefix, ".bim"))
-    fam = read_fam(plink_path(prefix, ".fam"))
+    bim, fam = read_bim_fam(prefix)
     bed_path = plink_path(prefix, ".bed")
-    check_bed(bed_path, len(fam), len(bim))
     s_idx = _index(samples, len(fam), "samples")
     v_idx = _index(variants, len(bim), "variants")
     with open_bed(bed_path, iid_count=len(fam), sid_count=len(bim), count_A1=True, skip_format_check=True,
@@ -225,6 +284,17 @@ def write_bim(path: str | os.PathLike, variants: pd.DataFrame) -> None:
         fh.writelines("\t".join(f) + "\n" for f in zip(*cols))
 
 
+def _reserve(path: Path) -> None:
+    """Allocate a file's blocks now: a memory map over a sparse file on a full disk dies of SIGBUS on write,
+    where this raises OSError (ENOSPC). File systems without fallocate are left sparse."""
+    with open(path, "r+b") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+        except OSError as err:
+            if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+
+
 class PlinkWriter:
     """Stream samples into a PLINK 1 trio with bounded memory.
 
@@ -239,9 +309,16 @@ class PlinkWriter:
         self.n_samples = int(n_samples)
         self.prefix.parent.mkdir(parents=True, exist_ok=True)
         self._scratch_path = self.prefix.with_name(f".{self.prefix.name}.scratch-{os.getpid()}")
-        self._scratch = np.lib.format.open_memmap(
-            self._scratch_path, mode="w+", dtype=np.int8, shape=(self.n_samples, len(self.variants))
-        )
+        sweep_stale(self.prefix)
+        self._scratch = None
+        try:
+            self._scratch = np.lib.format.open_memmap(
+                self._scratch_path, mode="w+", dtype=np.int8, shape=(self.n_samples, len(self.variants))
+            )
+            _reserve(self._scratch_path)
+        except BaseException:
+            self.abort()
+            raise
         self._samples: list[pd.DataFrame] = []
         self._filled = 0
 
@@ -286,7 +363,7 @@ class PlinkWriter:
         if self._scratch is not None:
             del self._scratch
             self._scratch = None
-            self._scratch_path.unlink(missing_ok=True)
+        self._scratch_path.unlink(missing_ok=True)
 
     def __enter__(self) -> "PlinkWriter":
         return self

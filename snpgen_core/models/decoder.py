@@ -175,28 +175,39 @@ class GenotypeDecoder(nn.Module):
         n, m, w = z.shape[0], self.n_snps, self.window
         if self.independent:
             return sample_genotypes(self.global_logits(z), generator=generator, temperature=temperature, mode=mode)
-        base = self.global_logits(z).float()  # (B, m, 3)
-        ctx = self._context(z).float() if self.hidden > 0 else None  # (B, m, H)
-        # weights masked once, neighbours reordered oldest first and flattened: row 3i + g is genotype g of SNP
-        # j - w + i, so that the history of SNP j is one contiguous slice of the one-hot buffer below
-        W = (self.gain * self.W * self.mask[:, :, None, None]).flip(1).float().reshape(m, 3 * w, 3)
-        A = (self.A * self.mask[:, :, None, None]).flip(1).float().reshape(m, 3 * w, -1) if ctx is not None else None
-        uniforms = torch.rand((n, m), generator=generator, device=z.device)
-        # one-hot genotypes sampled so far, after w rows of zeros (before the panel starts): (B, (w + m) * 3)
-        onehot = torch.zeros(n, (w + m) * 3, device=z.device)
-        rows = torch.arange(n, device=z.device)
-        out = torch.empty((n, m), dtype=torch.int8, device=z.device)
+        # Everything is laid out individuals-last, so that each step works on contiguous rows of length B:
+        # logits (3, B) = base + W_j (3, 3w) @ one-hot history (3w, B), as a single small matrix product.
+        base = self.global_net(z).float().T.reshape(3, m, n)  # (3, m, B): class-major output, transposed
+        ctx = self._context(z).float().permute(2, 1, 0).contiguous() if self.hidden > 0 else None  # (H, m, B)
+        # weights masked once, neighbours reordered oldest first: column 3i + g is genotype g of SNP j - w + i
+        W = (self.gain * self.W * self.mask[:, :, None, None]).flip(1).float().reshape(m, 3 * w, 3).transpose(1, 2)
+        W = W.contiguous()  # (m, 3, 3w)
+        if ctx is not None:
+            A = (self.A * self.mask[:, :, None, None]).flip(1).float().reshape(m, 3 * w, -1).transpose(1, 2)
+            A, B = A.contiguous(), self.B.float().transpose(1, 2).contiguous()  # (m, H, 3w), (m, 3, H)
+        uniforms = torch.rand((n, m), generator=generator, device=z.device).T.contiguous()  # (m, B)
+        # one-hot genotypes sampled so far, after w zero rows (before the panel starts): (3 (w + m), B)
+        onehot = torch.zeros((w + m) * 3, n, device=z.device)
+        out = torch.empty((m, n), dtype=torch.int8, device=z.device)
         for j in range(m):
-            hist = onehot[:, 3 * j: 3 * (j + w)]  # (B, 3w) view: SNPs j-w .. j-1
-            lj = torch.addmm(base[:, j], hist, W[j])  # (B, 3)
+            hist = onehot[3 * j: 3 * (j + w)]  # (3w, B): SNPs j-w .. j-1
+            lj = torch.addmm(base[:, j], W[j], hist)  # (3, B)
             if ctx is not None:
-                lj = lj + F.gelu(torch.addmm(ctx[:, j], hist, A[j])) @ self.B[j].float()
-            if mode == "argmax":
-                g = lj.argmax(-1)
-            else:
-                p = torch.softmax(lj / temperature, -1)
-                u = uniforms[:, j]
-                g = (u > p[:, 0]).long() + (u > p[:, 0] + p[:, 1]).long()
-            out[:, j] = g.to(torch.int8)
-            onehot[rows, 3 * (w + j) + g] = 1.0
-        return out
+                lj = lj + B[j] @ F.gelu(torch.addmm(ctx[:, j], A[j], hist))
+            l0, l1, l2 = lj.unbind(0)
+            if mode == "argmax":  # the first most probable class, as argmax takes it
+                zero, two = torch.ge(l0, torch.maximum(l1, l2)), torch.gt(l2, torch.maximum(l0, l1))
+            else:  # inverse CDF on unnormalised probabilities (see sample_genotypes)
+                if temperature != 1.0:
+                    l0, l1, l2 = l0 / temperature, l1 / temperature, l2 / temperature
+                top = torch.maximum(torch.maximum(l0, l1), l2)
+                e0, e1, e2 = (l0 - top).exp_(), (l1 - top).exp_(), (l2 - top).exp_()
+                cut = e1.add_(e0)
+                u = uniforms[j] * e2.add_(cut)
+                zero, two = torch.le(u, e0), torch.gt(u, cut)
+            r = 3 * (w + j)
+            onehot[r] = zero
+            onehot[r + 2] = two
+            onehot[r + 1] = ~(zero | two)
+            out[j] = (~zero).to(torch.int8).add_(two)
+        return out.T.contiguous()

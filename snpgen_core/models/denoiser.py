@@ -17,20 +17,23 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..options import option
+
 COND_KINDS = ("none", "binary", "categorical", "quantitative")
 
 
 @dataclass
 class DenoiserConfig:
-    latent_dim: int = 64
-    hidden: int = 128
-    depth: int = 2  # residual blocks (sampling cost grows with depth x hidden^2)
-    mlp_ratio: int = 1  # width of each block's inner layer, in multiples of hidden (2 measured no better)
-    time_dim: int = 64  # sinusoidal features of the timestep
-    cond_kind: str = "none"  # one of COND_KINDS
-    n_classes: int = 0
-    n_covariates: int = 0
-    dropout: float = 0.0
+    latent_dim: int = option(64, "dimensions of the latents it denoises (the VAE's latent_dim)", data=True)
+    hidden: int = option(128, "width of the residual blocks", low=2, high=16384)
+    depth: int = option(2, "residual blocks (sampling cost grows with depth x hidden^2)", low=1, high=64)
+    # 2 measured no better than 1
+    mlp_ratio: int = option(1, "width of each block's inner layer, in multiples of hidden", low=1, high=16)
+    time_dim: int = option(64, "sinusoidal features of the timestep", low=2, high=4096)
+    cond_kind: str = option("none", "kind of the condition", choices=COND_KINDS, data=True)
+    n_classes: int = option(0, "condition classes", data=True)
+    n_covariates: int = option(0, "covariates conditioned on", data=True)
+    dropout: float = option(0.0, "dropout inside the residual blocks", low=0.0, high=0.95)
 
     def __post_init__(self) -> None:
         if self.cond_kind not in COND_KINDS:

@@ -25,17 +25,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..options import option
 from .denoiser import Denoiser
 
 
 @dataclass
 class DiffusionConfig:
-    timesteps: int = 1000
-    schedule: str = "cosine"  # "cosine" or "linear"
-    prediction: str = "v"  # "v" or "eps"
-    cond_drop: float = 0.15  # classifier-free guidance: share of training examples seen unconditioned
-    sampling_steps: int = 50
-    posterior_samples: bool = True  # train on z ~ q(z|x) rather than on the posterior means
+    timesteps: int = option(1000, "diffusion timesteps T", low=2, high=100_000)
+    schedule: str = option("cosine", "noise schedule", choices=("cosine", "linear"))
+    prediction: str = option("v", "what the network predicts: v (velocity) or eps (noise)", choices=("v", "eps"))
+    cond_drop: float = option(0.15, "classifier-free guidance: share of training examples seen unconditioned",
+                              low=0.0, high=1.0)
+    sampling_steps: int = option(50, "DDIM steps when generating (default of snpgen generate --steps)", low=1,
+                                 high=100_000)
+    posterior_samples: bool = option(True, "train on z ~ q(z|x) rather than on the posterior means")
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "linear"):

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..options import option
 from .decoder import GenotypeDecoder, chromosome_segments
 
 PHENO_KINDS = ("none", "binary", "categorical", "quantitative")
@@ -36,29 +37,36 @@ ENCODERS = ("mlp", "conv")
 
 @dataclass
 class VAEConfig:
-    n_snps: int = 0  # set from the panel
-    latent_dim: int = 64
-    # "mlp" or "conv" (1D convolution over position-ordered SNPs, as in SNPgen). On 1000G AGBL4 (629-SNP panel)
-    # conv gave better LD r (0.81 vs 0.76) but worse detection AUC (0.68 vs 0.61), AF error and DCR share, for
-    # 15% more CPU: the MLP stays the default
-    encoder: str = "mlp"
-    hidden: int = 512  # width of the first encoder / last decoder layer; the middle layer has hidden // 2
-    # decoder (models/decoder.py): each SNP depends on z and on the `window` SNPs before it on its chromosome;
-    # 0 = the independent decoder (SNPs drawn on their own given z), kept for comparison
-    window: int = 16
-    decoder_hidden: int = 0  # hidden units per SNP letting neighbours interact with each other and z (0 = additive)
-    decoder_l2: float = 0.0  # L2 penalty on the neighbour weights, per individual (shrinks rare-haplotype effects)
-    decoder_gain: float = 1.0  # learning-rate multiplier of the neighbour weights (their scale in the logits)
-    conv_channels: int = 32
-    conv_kernel: int = 9
-    conv_stride: int = 4
-    dropout: float = 0.2
-    input_dropout: float = 0.0  # share of called genotypes hidden from the encoder while training
-    kl_weight: float = 0.02  # measured on 1000G AGBL4: 0.02 beat 0.1 and 1 on LD, detection AUC and DCR
-    kl_warmup_epochs: int = 10
-    pheno_kind: str = "none"  # one of PHENO_KINDS
-    n_classes: int = 0  # binary: 2; categorical: k
-    pheno_weight: float = 0.01  # phenotype loss weight, as a multiple of n_snps (higher: the head overfits)
+    n_snps: int = option(0, "SNPs in the panel", data=True)
+    latent_dim: int = option(64, "dimensions of the latent space", low=1, high=1024)
+    # On 1000G AGBL4 (629-SNP panel) conv gave better LD r (0.81 vs 0.76) but worse detection AUC (0.68 vs 0.61),
+    # AF error and DCR share, for 15% more CPU: the MLP stays the default
+    encoder: str = option("mlp", "encoder: mlp, or conv (1D convolution over position-ordered SNPs, as SNPgen)",
+                          choices=ENCODERS)
+    hidden: int = option(512, "width of the first encoder / last decoder layer; the middle one has hidden // 2",
+                         low=2, high=16384)
+    # decoder (models/decoder.py), kept at window 0 for comparison with the independent decoder
+    window: int = option(16, "SNPs before each SNP on its chromosome that the decoder conditions on (0 = none)",
+                         low=0, high=1024)
+    decoder_hidden: int = option(0, "hidden units per SNP letting neighbours interact with each other and z "
+                                    "(0 = additive)", low=0, high=1024)
+    decoder_l2: float = option(0.0, "L2 penalty on the neighbour weights, per individual (shrinks rare-haplotype "
+                                    "effects)", low=0.0)
+    decoder_gain: float = option(1.0, "learning-rate multiplier of the neighbour weights (their scale in the "
+                                      "logits)", low=0.0)
+    conv_channels: int = option(32, "channels of the conv encoder", low=1, high=1024)
+    conv_kernel: int = option(9, "kernel width of the conv encoder, in SNPs", low=1, high=1024)
+    conv_stride: int = option(4, "stride of the conv encoder, in SNPs", low=1, high=1024)
+    dropout: float = option(0.2, "dropout of the encoder's hidden layers", low=0.0, high=0.95)
+    input_dropout: float = option(0.0, "share of called genotypes hidden from the encoder while training",
+                                  low=0.0, high=0.95)
+    # measured on 1000G AGBL4: 0.02 beat 0.1 and 1 on LD, detection AUC and DCR
+    kl_weight: float = option(0.02, "weight of the KL term", low=0.0)
+    kl_warmup_epochs: int = option(10, "epochs over which the KL weight rises from 0", low=0)
+    pheno_kind: str = option("none", "kind of the trait", choices=PHENO_KINDS, data=True)
+    n_classes: int = option(0, "trait classes (binary: 2; categorical: k)", data=True)
+    pheno_weight: float = option(0.01, "phenotype loss weight, as a multiple of n_snps (higher: the head "
+                                       "overfits)", low=0.0)
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
