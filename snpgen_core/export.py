@@ -165,7 +165,7 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
   {len(history.get('diffusion', []))} (best {history.get('diffusion_best_epoch')}); seed {prov.get('seed')};
   device {prov.get('device')}; software {', '.join(f'{k} {v}' for k, v in (prov.get('software') or {}).items())}.
 - Memorisation measured while training, on the validation individuals (never the holdout): {check_text}.
-- Differential privacy: {_dp_text(_read_json(run_dir / "run.json").get("differential_privacy"))}
+- Differential privacy: {_dp_text((read_json(run_dir / "run.json") or {}).get("differential_privacy"))}
 
 ## Generation
 
