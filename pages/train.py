@@ -28,7 +28,7 @@ with st.form("train_form"):
                            help="Same data, settings and seed: the same model.")
     device = c3.selectbox("Device", ["auto", "cpu", "cuda"], help="auto = the GPU when there is one, else the CPU.")
     dp_epsilon = c1.number_input("Differential privacy: epsilon (0 = off)", min_value=0.0, max_value=1000.0,
-                                 value=float(defaults.dp.epsilon), step=1.0, format="%g", key="dp_epsilon",
+                                 value=float(defaults.dp.epsilon), step=1.0, format="%g", key="cfg.dp.epsilon",
                                  help="DP-SGD for the VAE and the denoiser within this total epsilon, accounted over "
                                       "both stages (smaller = more private; 1-10 is usual). Every epoch runs (no "
                                       "early stopping) and training is slower. Delta and clipping: Model settings.")

@@ -636,7 +636,7 @@ def test_train__dp_epsilon_widget_reaches_the_training_config(monkeypatch):
     monkeypatch.setattr(type(ws), "start_training", lambda self, **kw: seen.update(kw))
     at.switch_page("pages/train.py").run()
     no_exceptions(at)
-    at.number_input(key="dp_epsilon").set_value(3.0)
+    at.number_input(key="cfg.dp.epsilon").set_value(3.0)  # shown beside the epochs, not in a tab
     at.button(key="FormSubmitter:train_form-Start training").click().run()
     no_exceptions(at)
     assert seen["config"].dp.epsilon == 3.0 and seen["config"].dp.vae_share == 0.5
