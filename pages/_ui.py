@@ -22,6 +22,7 @@ from snpgen_core.workspace import Workspace, sweep_idle_workspaces
 log = logging.getLogger("snpgen.app")
 
 APP_DIR = Path(__file__).resolve().parent.parent
+BADGES = {"pass": ":green-badge[pass]", "warn": ":orange-badge[warn]", "fail": ":red-badge[fail]"}  # card grades
 
 
 def demo_settings() -> dict:
@@ -118,7 +119,7 @@ def require(ok: bool, message: str, page: str, label: str) -> None:
 # Training settings and progress
 
 SECTION_TITLES = {"vae": "VAE", "denoiser": "Denoiser", "diffusion": "Diffusion", "vae_fit": "VAE training",
-                  "diffusion_fit": "Diffusion training"}
+                  "diffusion_fit": "Diffusion training", "dp": "Differential privacy"}
 
 
 def _option_widget(o, key: str):

@@ -3,14 +3,13 @@ report card, LD, allele frequencies, PCA and UMAP views, privacy distances, TSTR
 import pandas as pd
 import streamlit as st
 
-from pages._ui import core_call, require, workspace
-from snpgen_core.evaluation.card import SECTIONS, card_rows
+from pages._ui import BADGES, core_call, require, workspace
+from snpgen_core.evaluation.card import SECTIONS, card_rows, release_summary
 from snpgen_core.evaluation.figures import (figure_af_scatter, figure_distance_histograms, figure_effects,
                                             figure_ld_decay, figure_ld_heatmaps, figure_pca, figure_tstr,
                                             figure_umap)
 
 STATUS_COLOURS = {"pass": "#d8f3dc", "warn": "#ffe8cc", "fail": "#ffd6d6"}
-BADGES = {"pass": ":green-badge[pass]", "warn": ":orange-badge[warn]", "fail": ":red-badge[fail]"}
 
 st.title("Explore")
 ws = workspace()
@@ -27,11 +26,14 @@ sizes = prov["sizes"]
 
 
 def card_table(report: dict) -> pd.DataFrame:
-    """The report card's rows (``evaluation.card.card_rows``) as the page shows them: critical rows marked *."""
+    """The report card's rows (``evaluation.card.card_rows``) as the page shows them: plain names first (critical
+    rows marked *), the value beside its holdout reference, the rule with its thresholds, what a fail means."""
     rows = card_rows(report)
-    marked = rows["metric"] + rows["critical"].map({True: " *", False: ""})
-    return pd.DataFrame({"section": rows["section"], "metric": marked, "synthetic": rows["synthetic"],
-                         "holdout (reference)": rows["holdout"], "status": rows["status"], "note": rows["note"]})
+    marked = rows["name"] + rows["critical"].map({True: " *", False: ""})
+    return pd.DataFrame({"section": rows["section"], "what is measured": marked, "synthetic": rows["synthetic"],
+                         "holdout (reference)": rows["holdout"], "status": rows["status"],
+                         "rule (thresholds)": rows["rule"], "if it fails": rows["if_fail"], "note": rows["note"],
+                         "metric": rows["section"] + "." + rows["metric"]})
 
 
 def styled(table: pd.DataFrame):
@@ -40,11 +42,30 @@ def styled(table: pd.DataFrame):
                            subset=["status"])
 
 
+summary = release_summary(report)
+st.markdown(f"### Release summary: {BADGES.get(summary['verdict'], summary['verdict'])}")
+st.markdown(summary["verdict_text"][:1].upper() + summary["verdict_text"][1:] + ".")
+st.markdown("\n".join(f"- **{label}**: {text}" for label, text in summary["facts"])
+            + f"\n- **Formal guarantee**: {summary['guarantee']}")
+critical_privacy = card_table(report)
+critical_privacy = critical_privacy[(critical_privacy["section"] == "privacy")
+                                    & critical_privacy["what is measured"].str.endswith(" *")]
+st.dataframe(styled(critical_privacy[["what is measured", "synthetic", "holdout (reference)", "status",
+                                      "rule (thresholds)"]]), hide_index=True, width="stretch")
+with st.expander("SHA-256 of every input and output"):
+    st.dataframe(pd.DataFrame(summary["hashes"], columns=["what", "file", "SHA-256"]), hide_index=True,
+                 width="stretch")
+if ws.report_dir is not None and (ws.report_dir / "report.html").is_file():
+    st.download_button("Printable report (HTML: open it and print to PDF from the browser)",
+                       data=(ws.report_dir / "report.html").read_bytes(), file_name="snpgen_report.html",
+                       mime="text/html", icon=":material/print:")
+
 st.markdown(f"### Report card: {BADGES.get(report['overall'], report['overall'])}")
 st.caption(f"{sizes['synthetic']:,} synthetic vs {sizes['training']:,} training individuals, beside "
            f"{sizes['holdout']:,} real holdout individuals (never used for training or SNP selection) scored the "
            f"same way; {sizes['snps']:,} SNPs; compared at equal size ({sizes['equal_size']:,}). Rows marked * are "
-           "critical: the overall grade is the worst of them.")
+           "critical: the overall grade is the worst of them. Each row: what is measured in plain words, the value "
+           "beside the holdout's, the rule that sets its status, and what a fail means.")
 grades = prov.get("grades", {})
 st.markdown("  ".join(f"**{section.capitalize()}** {BADGES.get(grades.get(section), '-')}" for section in SECTIONS))
 card = card_table(report)

@@ -27,8 +27,14 @@ with st.form("train_form"):
     seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0,
                            help="Same data, settings and seed: the same model.")
     device = c3.selectbox("Device", ["auto", "cpu", "cuda"], help="auto = the GPU when there is one, else the CPU.")
+    dp_epsilon = c1.number_input("Differential privacy: epsilon (0 = off)", min_value=0.0, max_value=1000.0,
+                                 value=float(defaults.dp.epsilon), step=1.0, format="%g", key="cfg.dp.epsilon",
+                                 help="DP-SGD for the VAE and the denoiser within this total epsilon, accounted over "
+                                      "both stages (smaller = more private; 1-10 is usual). Every epoch runs (no "
+                                      "early stopping) and training is slower. Delta and clipping: Model settings.")
     with st.expander("Model settings"):
-        settings = config_widgets(defaults)
+        settings = config_widgets(defaults, skip={"vae_fit.epochs", "diffusion_fit.epochs", "dp.epsilon"})
+    settings.setdefault("dp", {})["epsilon"] = float(dp_epsilon)
     start = st.form_submit_button("Start training", type="primary", disabled=running is not None)
 
 if start:

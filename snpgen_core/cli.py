@@ -77,6 +77,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation.card import card_markdown
     from .io.plink import plink_path, read_plink
     from .phenotypes import read_phenotype
+    from .runs import run_summary
 
     prefixes = {"training": args.real, "holdout": args.holdout, "synthetic": args.synthetic}
     cohorts = {who: read_plink(p) for who, p in prefixes.items()}
@@ -96,7 +97,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         raise InputError("--pheno-col needs --pheno FILE", hint="omit both to use .fam column 6")
     report = evaluate(cohorts["training"], cohorts["holdout"], cohorts["synthetic"],
                       train_pheno=phenos.get("training"), holdout_pheno=phenos.get("holdout"),
-                      synthetic_pheno=phenos.get("synthetic"), seed=args.seed, device=args.device, sources=sources)
+                      synthetic_pheno=phenos.get("synthetic"), seed=args.seed, device=args.device, sources=sources,
+                      model=run_summary(args.run) if args.run else None)
     paths = write_report(report, args.out)
     print(card_markdown(report))
     for note in report["provenance"]["notes"]:
@@ -208,6 +210,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     if args.top is not None and args.gwas is None:
         raise InputError("--top needs --gwas FILE", hint="or give a fixed panel with --snps PANEL.tsv")
+    explicit_epsilon = getattr(args, "opt:dp.epsilon", None)
+    if explicit_epsilon is not None and not explicit_epsilon > 0:  # 0 is the default "off", never asked for
+        raise InputError(f"--dp-epsilon {explicit_epsilon} is impossible: epsilon must be positive",
+                         hint="e.g. --dp-epsilon 3 (smaller = more private); omit it for no differential privacy")
     bars: dict = {}
 
     def progress(event: dict) -> None:  # one tqdm bar (stderr) per stage, driven by the training callback
@@ -295,7 +301,11 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
     name = export_name(args.name or Path(args.synthetic).name)
     zip_path = Path(args.out) / f"{name}.zip" if args.zip else None
-    result = export_cohort(args.synthetic, args.report, args.run, args.out, name, zip_path=zip_path)
+    result = export_cohort(args.synthetic, args.report, args.run, args.out, name, zip_path=zip_path,
+                           confirm_release=args.confirm_release)
+    if result["release"]["grade"] != "pass":
+        print(f"warning: exported a cohort graded {result['release']['grade']}; the confirmation is recorded in "
+              "MODEL_CARD.md", file=sys.stderr)
     print(f"exported {', '.join(result['files'])} -> {result['folder']}"
           + (f" and {result['zip']}" if result["zip"] else ""))
 
@@ -313,6 +323,8 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout", required=True, metavar="HOLDOUT_PREFIX",
                    help="PLINK prefix of real individuals never used for training (the reference)")
     p.add_argument("--synthetic", required=True, metavar="SYN_PREFIX", help="PLINK prefix of the synthetic cohort")
+    p.add_argument("--run", metavar="RUN_DIR", help="the run that generated it: the report's summary names it, "
+                                                    "hashes its weights and states its epsilon (DP runs)")
     p.add_argument("--pheno", metavar="FILE", help="phenotype file (header FID IID NAME ...); default .fam column 6")
     p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
     p.add_argument("--seed", type=_seed, default=0)
@@ -429,6 +441,9 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="exports go to DIR/NAME/ (never overwritten)")
     p.add_argument("--name", metavar="NAME", help="export name (default: the synthetic prefix's name)")
     p.add_argument("--zip", action="store_true", help="also write DIR/NAME.zip")
+    p.add_argument("--confirm-release", metavar="REASON",
+                   help="required to export a cohort whose report-card grade is warn or fail: why it is released "
+                        "anyway (recorded in MODEL_CARD.md)")
 
 
 COMMANDS = {

@@ -64,12 +64,50 @@ def _cohort_from_run(prov: dict) -> dict:
     return {"name": Path(bfile).name, "demo": False, "n_samples": prov.get("n_samples"), "n_variants": n_variants}
 
 
+def release_gate(report: dict, confirm_release: str | None) -> dict:
+    """The release decision of an export: {"grade", "confirmed" (bool), "reason", "date"}. A cohort whose overall
+    grade is not "pass" is exported only with an explicit confirmation (``confirm_release``: the reason, in the
+    user's words), which the model card records; InputError without one."""
+    from .provenance import now_utc
+
+    grade = report.get("overall", "warn")
+    reason = (confirm_release or "").strip()
+    if grade != "pass" and not reason:
+        raise InputError(f"the cohort's report-card grade is {grade}: exporting it needs an explicit confirmation",
+                         hint="read the report card, then confirm with a reason (snpgen export --confirm-release "
+                              "'REASON'; the app's Export page asks for it); the reason is recorded in the model card")
+    return {"grade": grade, "confirmed": bool(reason), "reason": reason, "date": now_utc()}
+
+
+def _dp_text(dp: dict | None) -> str:
+    """The model card's line on differential privacy (``run.json``'s record)."""
+    if not dp:
+        return "none: the model was trained without it; privacy is measured by the attacks below, not guaranteed."
+    stages = ", ".join(f"{k} noise {v['noise_multiplier']:.3g} over {v['steps']} steps" for k, v in dp["stages"].items())
+    return (f"DP-SGD, (epsilon = {dp['epsilon']:.3g}, delta = {dp['delta']:.2g}) for the {dp['n_individuals']} "
+            f"training individuals, accounted over both stages by the {dp['accountant']} accountant (target "
+            f"{dp['target_epsilon']:g}; {stages}; clipping norm {dp['max_grad_norm']:g}). Covers {dp['covers']}; "
+            f"not covered: {dp['not_covered']}.")
+
+
+def _release_text(decision: dict | None) -> str:
+    if decision is None:
+        return "No release decision was recorded (the card was written outside `export_cohort`)."
+    if decision["grade"] == "pass":
+        text = f"Grade **pass**: exported on {decision['date']} without a confirmation being needed."
+        return text + (f" Note given: \"{decision['reason']}\"." if decision["reason"] else "")
+    return (f"Grade **{decision['grade']}**: exported on {decision['date']} **despite the grade**, after the "
+            f"explicit confirmation required for a cohort that does not pass, with the reason given: "
+            f"\"{decision['reason']}\". Read the report card's non-passing rows before using these files.")
+
+
 def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generation: dict,
-               cohort: dict | None = None, panel: dict | None = None) -> str:
+               cohort: dict | None = None, panel: dict | None = None, release: dict | None = None) -> str:
     """A Markdown model card for the export ``name``: ``report`` is the evaluation (report.json content),
     ``run_dir`` the run that generated the cohort, ``generation`` its settings (:func:`generation_settings`),
     ``cohort`` the real cohort ({"name", "demo", "n_samples", "n_variants"}; default: as the run recorded it),
-    ``panel`` who chose the SNPs (``io.gwas.panel_provenance``; default: not known, and said so)."""
+    ``panel`` who chose the SNPs (``io.gwas.panel_provenance``; default: not known, and said so), ``release`` the
+    release decision (:func:`release_gate`)."""
     from . import __version__
     from .evaluation.card import card_markdown
     from .io.gwas import panel_provenance
@@ -99,6 +137,10 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
 Synthetic genotypes made by SNPgen Studio {__version__}. **No row is a real person**; every individual was
 sampled from a generative model trained on a real cohort. Overall report-card grade: **{report['overall']}**.
 
+## Release decision
+
+{_release_text(release)}
+
 ## Files
 
 - `{name}.bed/.bim/.fam`: PLINK 1 binary, {g['n']} synthetic individuals x {n_snps} SNPs; dosages count
@@ -123,6 +165,7 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
   {len(history.get('diffusion', []))} (best {history.get('diffusion_best_epoch')}); seed {prov.get('seed')};
   device {prov.get('device')}; software {', '.join(f'{k} {v}' for k, v in (prov.get('software') or {}).items())}.
 - Memorisation measured while training, on the validation individuals (never the holdout): {check_text}.
+- Differential privacy: {_dp_text((read_json(run_dir / "run.json") or {}).get("differential_privacy"))}
 
 ## Generation
 
@@ -217,7 +260,7 @@ def _read_report(report_dir: Path) -> dict:
 def export_cohort(synthetic_prefix: str | os.PathLike, report_dir: str | os.PathLike, run_dir: str | os.PathLike,
                   out_root: str | os.PathLike, name: str, *, report: dict | None = None,
                   generation: dict | None = None, cohort: dict | None = None, panel: dict | None = None,
-                  zip_path: str | os.PathLike | None = None) -> dict:
+                  zip_path: str | os.PathLike | None = None, confirm_release: str | None = None) -> dict:
     """Export a synthetic cohort to ``out_root/<name>/`` (``name`` made safe by :func:`export_name`; an existing
     folder is never overwritten): its PLINK files and sidecars renamed ``<name>.*``, ``report.html``,
     ``report.json`` and ``MODEL_CARD.md``; and the same files as a zip at ``zip_path`` when given.
@@ -225,7 +268,9 @@ def export_cohort(synthetic_prefix: str | os.PathLike, report_dir: str | os.Path
     ``synthetic_prefix``: ``snpgen generate``'s output; ``report_dir``: ``snpgen evaluate``'s; ``run_dir``: the run
     that generated it. ``report`` (default: read from ``report_dir``), ``generation`` (default: the cohort's
     ``.provenance.json``) and ``cohort`` (see :func:`model_card`) are for callers that already hold them.
-    Returns {"name", "folder", "zip", "files" (sorted names), "model_card" (its text)}.
+    The release gate (:func:`release_gate`): a cohort graded "warn" or "fail" needs ``confirm_release`` (the
+    reason), recorded in the model card. Returns {"name", "folder", "zip", "files" (sorted names), "model_card"
+    (its text), "release" (the decision)}.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file():
@@ -234,9 +279,12 @@ def export_cohort(synthetic_prefix: str | os.PathLike, report_dir: str | os.Path
     name = export_name(name)
     _check_export_folder(out_root, name)
     report = _read_report(Path(report_dir)) if report is None else report
+    release = release_gate(report, confirm_release)
     generation = generation_settings(synthetic_prefix) if generation is None else generation
-    card = model_card(name, report, run_dir=run_dir, generation=generation, cohort=cohort, panel=panel)
+    card = model_card(name, report, run_dir=run_dir, generation=generation, cohort=cohort, panel=panel,
+                      release=release)
     files = _export_files(synthetic_prefix, report_dir, name, card)
     folder = _write_export_folder(files, out_root, name)
     written_zip = _write_zip(files, name, zip_path) if zip_path is not None else None
-    return {"name": name, "folder": folder, "zip": written_zip, "files": sorted(files), "model_card": card}
+    return {"name": name, "folder": folder, "zip": written_zip, "files": sorted(files), "model_card": card,
+            "release": release}

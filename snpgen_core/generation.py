@@ -149,6 +149,9 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                          hint="add --force (overwrite=True) to replace the set, or choose another --out")
     dev = resolve_device(device)
     run = load_run(run_dir, device=dev)
+    if run.config.dp.enabled and model != "diffusion":
+        raise InputError(f"this run was trained with differential privacy, which covers the diffusion generator "
+                         f"only; the {model!r} baseline was fitted without it", hint="use --model diffusion")
     timesteps = run.config.diffusion.timesteps
     if steps is not None and steps > timesteps:
         raise InputError(f"steps = {steps} is more than the run's {timesteps} diffusion timesteps",

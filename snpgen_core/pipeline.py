@@ -208,6 +208,12 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
     table, panel_index = _choose_panel(prefix, bim, split.train, gwas_path, top, panel_path, callback)
     trait = _trait_summary(kind, values[split.train], name, labels)
     cfg = _apply_data_to_config(config, len(panel_index), kind, len(labels), epochs)
+    if cfg.dp.enabled:  # refuse impossible DP settings before anything is written
+        from .differential_privacy import check_individuals, resolve_delta
+
+        check_individuals(int(split.train.size), {"vae_fit": cfg.vae_fit.batch_size,
+                                                  "diffusion_fit": cfg.diffusion_fit.batch_size})
+        resolve_delta(cfg.dp, int(split.train.size))
     out.mkdir(parents=True, exist_ok=True)
     write_panel(table, out / "panel.tsv")
     with atomic_path(out / "panel.bim") as tmp:
@@ -317,7 +323,8 @@ def _vae_with_gaussian_prior(models: runs.RunModels, cohort: _Cohort, device: to
 
 
 def _write_run(out: Path, models: runs.RunModels, vae_state: FitState, diff_state: FitState,
-               recon_dosages: np.ndarray, dev: torch.device, t0: float, privacy_check: dict | None) -> None:
+               recon_dosages: np.ndarray, dev: torch.device, t0: float, privacy_check: dict | None,
+               dp_record: dict | None = None) -> None:
     """Weights, history, reconstruction, then ``run.json`` (the completeness marker)."""
     from safetensors.torch import save_file
 
@@ -338,6 +345,7 @@ def _write_run(out: Path, models: runs.RunModels, vae_state: FitState, diff_stat
         "format_version": runs.FORMAT_VERSION, "finished": now_utc(),
         "train_seconds": time.perf_counter() - t0,
         "privacy_check": privacy_check,  # memorisation.MemorisationCheck on the validation individuals, or None
+        "differential_privacy": dp_record,  # differential_privacy.record: (epsilon, delta) spent; None without DP
         "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
 
@@ -447,26 +455,45 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     def monitor(generator_of, vae_of):
         return None if cohort is None else _memorisation_monitor(cohort, generator_of, vae_of, dev, seed)
 
+    # differential privacy: noise planned for both stages within one budget; no data-dependent starting values,
+    # and no monitor (choosing or stopping by a check on training individuals is outside the accounting)
+    dp_plans = None
+    if cfg.dp.enabled:
+        from .differential_privacy import plan
+
+        dp_plans = plan(cfg.dp, int(tr.size), {"vae": (cfg.vae_fit.batch_size, cfg.vae_fit.epochs),
+                                               "diffusion": (cfg.diffusion_fit.batch_size, cfg.diffusion_fit.epochs)})
+        _emit(callback, "setup", f"differential privacy: epsilon {cfg.dp.epsilon:g} over both stages; noise "
+              + ", ".join(f"{k} {p.noise_multiplier:.3g}" for k, p in dp_plans.items()))
+
+    def train_monitor(generator_of, vae_of):
+        return None if dp_plans is not None else monitor(generator_of, vae_of)
+
     # 1. VAE
     vae = models.vae
-    vae.init_from_data(dosages[tr], values[tr], chrom=bim["chrom"].to_numpy()[panel_index])
+    m = len(panel_index)
+    vae.init_from_data(dosages[tr] if dp_plans is None else np.zeros((0, m), np.int8),
+                       values[tr] if dp_plans is None else None, chrom=bim["chrom"].to_numpy()[panel_index])
     as_t = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt)  # noqa: E731
     vae_state = fit(vae, (as_t(dosages[tr], torch.int8), as_t(cond[tr], torch.float32)),
                     (as_t(dosages[va], torch.int8), as_t(cond[va], torch.float32)), cfg.vae_fit, stage="vae",
                     seed=seed, device=dev, callback=callback, stop_event=stop_event,
                     on_epoch_end=checkpoint("vae"), resume=previous("vae"),
-                    monitor=monitor(_vae_with_gaussian_prior(models, cohort, dev), lambda m: m) if cohort else None)
+                    monitor=train_monitor(_vae_with_gaussian_prior(models, cohort, dev), lambda v: v) if cohort else None,
+                    privacy=None if dp_plans is None else dp_plans["vae"])
 
     # 2. latent diffusion on the training latents (validation latents for early stopping)
     mu_tr, lv_tr = encode_all(vae, dosages[tr], dev)
     mu_va, lv_va = encode_all(vae, dosages[va], dev)
     diffusion = models.diffusion.to(dev)
-    diffusion.set_statistics(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))
+    if dp_plans is None:  # DP: the prior's N(0, 1) moments stand in for the training latents'
+        diffusion.set_statistics(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))
     diff_state = fit(diffusion, (mu_tr, lv_tr, as_t(cond[tr], torch.float32)),
                      (mu_va, lv_va, as_t(cond[va], torch.float32)), cfg.diffusion_fit, stage="diffusion",
                      seed=seed, device=dev, callback=callback, stop_event=stop_event,
                      on_epoch_end=checkpoint("diffusion"), resume=previous("diffusion"),
-                     monitor=monitor(lambda d: LatentDiffusion(vae, d), lambda d: vae))
+                     monitor=train_monitor(lambda d: LatentDiffusion(vae, d), lambda d: vae),
+                     privacy=None if dp_plans is None else dp_plans["diffusion"])
 
     # 3. baselines (seconds; the independent SNPs were fitted first)
     models.latent_gaussian.to(dev).fit(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))
@@ -480,7 +507,17 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         _emit(callback, "check", MemorisationCheck(**check).summary())
         if warning := release_warning(MemorisationCheck(**check)):
             _emit(callback, "check", warning)
-    _write_run(out, models, vae_state, diff_state, dosages[va] if va.size else dosages[tr], dev, t0, check)
+    dp_record = None
+    if dp_plans is not None:
+        from .differential_privacy import record
+
+        dp_record = record(cfg.dp, int(tr.size), dp_plans,
+                           {"vae": vae_state.epoch * dp_plans["vae"].steps_per_epoch,
+                            "diffusion": diff_state.epoch * dp_plans["diffusion"].steps_per_epoch})
+        _emit(callback, "check", f"differential privacy: (epsilon {dp_record['epsilon']:.3g}, delta "
+                                 f"{dp_record['delta']:.2g}) spent over both stages")
+    _write_run(out, models, vae_state, diff_state, dosages[va] if va.size else dosages[tr], dev, t0, check,
+               dp_record)
     shutil.rmtree(ckpt, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")
     return out

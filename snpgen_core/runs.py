@@ -37,6 +37,7 @@ from .models.denoiser import Denoiser, DenoiserConfig
 from .models.diffusion import DiffusionConfig, GaussianDiffusion
 from .models.generators import Generator, LatentDiffusion
 from .models.vae import GenotypeVAE, VAEConfig
+from .differential_privacy import DPConfig
 from .training import FitConfig, FitState
 
 FORMAT_VERSION = 1
@@ -80,6 +81,7 @@ class TrainConfig:
                                     "trait)", low=0.0, high=0.9)
     independent_bins: int = option(5, "quantile bins of a quantitative trait for the independent-SNP baseline",
                                    low=1, high=1000)
+    dp: DPConfig = field(default_factory=DPConfig)  # differential privacy (DP-SGD) of the VAE and the denoiser
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -332,6 +334,24 @@ def read_privacy_check(run_dir: str | os.PathLike):
 
 RUN_FILES = ("config.json", "panel.tsv", "panel.bim", "split.tsv", "provenance.json", "model.safetensors",
              "history.json", "reconstruction.tsv")
+
+
+def run_summary(run_dir: str | os.PathLike, generator: str = "diffusion") -> dict:
+    """What a report says about the model behind a synthetic cohort: run name, completion date, generator, the
+    training cohort's name, SHA-256 of the run's files (``run.json``'s record) and its differential-privacy
+    accounting (None when trained without DP)."""
+    path = Path(run_dir)
+    try:
+        done = json.loads((path / "run.json").read_text())
+        prov = json.loads((path / "provenance.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read the run's run.json / provenance.json ({err})", path=str(path),
+                         hint="give the --out folder of a finished snpgen train") from None
+    files = done.get("files", {})
+    return {"run": path.name, "finished": done.get("finished"), "generator": generator,
+            "cohort": Path((prov.get("parameters") or {}).get("bfile") or "?").name,
+            "files": {f"{path.name}/{k}": v for k, v in files.items() if k in ("model.safetensors", "config.json")},
+            "differential_privacy": done.get("differential_privacy")}
 
 
 def load_run(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> Run:

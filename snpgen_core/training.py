@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .differential_privacy import DPSGD, private_gradients
 from .errors import InputError
 from .options import option
 
@@ -116,7 +117,8 @@ def _mean_losses(model: nn.Module, data: Sequence[torch.Tensor], batch_size: int
 def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None, config: FitConfig, *,
         stage: str = "train", seed: int = 0, device: torch.device | str = "cpu", callback: Callback | None = None,
         stop_event: threading.Event | None = None, on_epoch_end: Callable[[FitState], None] | None = None,
-        resume: FitState | None = None, monitor: Callable[[nn.Module], dict] | None = None) -> FitState:
+        resume: FitState | None = None, monitor: Callable[[nn.Module], dict] | None = None,
+        privacy: DPSGD | None = None) -> FitState:
     """Train ``model`` in place on ``train`` (tensors sharing their first dimension) and return the final state.
 
     Each epoch: shuffle, AdamW steps on batches of ``config.batch_size`` (``model.training_loss(batch, epoch)``,
@@ -132,6 +134,11 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
     under "check". While checks pass, the best weights so far are marked safe; ``check_patience`` failed checks
     in a row stop the training (``stopped = "memorisation"``) and the safe weights are kept (the best ones when
     no check passed yet).
+
+    ``privacy`` (``differential_privacy.DPSGD``): DP-SGD instead of plain steps: Poisson-sampled batches,
+    per-individual clipping and Gaussian noise (``differential_privacy.private_gradients``); then every epoch runs
+    and the last weights are kept (choosing weights by a validation loss, or by the monitor, would use data
+    outside the accounting), and ``grad_clip`` is replaced by the per-individual clipping.
     """
     device = torch.device(device)
     model.to(device)
@@ -161,7 +168,7 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
     emit({"event": "start", "stage": stage, "n_epochs": config.epochs, "epoch": state.epoch})
     t_start = time.perf_counter()
     epochs_run = 0
-    steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
+    steps_per_epoch = privacy.steps_per_epoch if privacy is not None else (n + config.batch_size - 1) // config.batch_size
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         while not state.done and state.epoch < config.epochs:
@@ -174,15 +181,19 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
             for b in range(steps_per_epoch):
                 if stop_event is not None and stop_event.is_set():
                     raise Cancelled(f"{stage} cancelled in epoch {epoch + 1}")
-                idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
-                batch = tuple(t[idx] for t in train)
-                with autocast():
-                    out = model.training_loss(batch, epoch)
-                loss = out["loss"]
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
+                if privacy is None:
+                    idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
+                    batch = tuple(t[idx] for t in train)
+                    with autocast():
+                        out = model.training_loss(batch, epoch)
+                    out["loss"].backward()
+                    if config.grad_clip > 0:
+                        nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
+                else:  # Poisson sampling: each individual joins this step with probability q
+                    idx = torch.nonzero(torch.rand(n) < privacy.sample_rate).squeeze(1).to(device)
+                    batch = tuple(t[idx] for t in train)
+                    out = private_gradients(model, batch, epoch, params, privacy, n, autocast)
                 optimizer.step()
                 if ema is not None:
                     step = epoch * steps_per_epoch + b
@@ -208,7 +219,9 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
                 losses.update({("val" if k == "loss" else f"val_{k}"): v for k, v in val_sums.items()})
             state.epoch = epoch + 1
             criterion = losses.get("val", losses["train"])
-            if criterion < state.best_val:
+            if privacy is not None:  # DP: the last weights, never chosen by a loss
+                state.best_val, state.best_epoch, state.best = criterion, state.epoch, None
+            elif criterion < state.best_val:
                 state.best_val, state.best_epoch, state.bad_epochs = criterion, state.epoch, 0
                 state.best = _state_copy(judged)
             else:
@@ -227,7 +240,8 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
             state.history.append(entry)
             if failed:
                 state.done, state.stopped = True, "memorisation"
-            elif val is not None and state.epoch >= config.min_epochs and state.bad_epochs >= config.patience:
+            elif (val is not None and privacy is None and state.epoch >= config.min_epochs
+                  and state.bad_epochs >= config.patience):
                 state.done, state.stopped = True, "early_stopping"
             elif state.epoch >= config.epochs:
                 state.done, state.stopped = True, "epochs"

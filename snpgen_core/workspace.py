@@ -432,8 +432,16 @@ class Workspace:
             return self.report
         (train, train_trait), (holdout, holdout_trait) = self.real_cohorts()
         synthetic, synthetic_trait = self.synthetic_cohort()
+        from .io.plink import plink_path
+        from .runs import run_summary
+
+        real = [str(plink_path(self.dataset.bfile, s)) for s in (".bed", ".bim", ".fam")] + [str(self.dataset.split)]
+        sources = {"training": real, "holdout": real,
+                   "synthetic": [str(p) for p in sorted(self.synthetic.parent.glob(self.synthetic.name + ".*"))]}
+        model = run_summary(self.current_run().run_dir, self.generation.get("model") or "diffusion")
+        model["cohort"] = self.dataset.name
         report = evaluate(train, holdout, synthetic, train_pheno=train_trait, holdout_pheno=holdout_trait,
-                          synthetic_pheno=synthetic_trait, seed=seed, device="auto")
+                          synthetic_pheno=synthetic_trait, seed=seed, device="auto", sources=sources, model=model)
         chosen = self.panel_provenance()  # the report says who chose the SNPs, as the model card does
         report["provenance"]["snp_panel"] = {"training_only": chosen["training_only"], "text": chosen["panel"]}
         report["provenance"]["notes"].append(f"SNP panel: {chosen['panel']}")
@@ -507,10 +515,11 @@ class Workspace:
 
     # -- export ----------------------------------------------------------------------------------------------
 
-    def export(self, name: str, out_root: str | os.PathLike) -> dict:
+    def export(self, name: str, out_root: str | os.PathLike, confirm_release: str | None = None) -> dict:
         """Export the synthetic cohort with its report and a model card (``export.export_cohort``) to
         ``out_root/<name>/`` and as ``<name>.zip`` in the workspace. Returns (and keeps as ``exported``) {"name",
-        "folder", "zip", "files", "model_card"}."""
+        "folder", "zip", "files", "model_card", "release"}. A cohort not graded "pass" needs ``confirm_release``
+        (the reason, recorded in the model card: ``export.release_gate``)."""
         from .export import export_cohort, export_name
 
         self._need("a synthetic cohort", self.synthetic is not None, "generate one on the Generate page")
@@ -519,7 +528,7 @@ class Workspace:
                   "n_variants": self.summary.n_variants}
         self.exported = export_cohort(self.synthetic, self.report_dir, self.current_run().run_dir, out_root, name,
                                       report=report, generation=self.generation, cohort=cohort,
-                                      panel=self.panel_provenance(),
+                                      panel=self.panel_provenance(), confirm_release=confirm_release,
                                       zip_path=self.path / "export" / f"{export_name(name)}.zip")
         return self.exported
 

@@ -309,8 +309,14 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     for section in ("fidelity", "association", "utility", "privacy"):  # each section's grade, as the report has it
         assert f"**{section.capitalize()}** :" in grades
         assert f"[{report['provenance']['grades'][section]}]" in grades.split(f"**{section.capitalize()}**")[1]
-    card = at.dataframe[0].value
+    card = next(d.value for d in at.dataframe if "if it fails" in d.value.columns and "metric" in d.value.columns)
     assert len(card) == sum(len(report[s]) for s in ("fidelity", "association", "utility", "privacy"))
+    assert card["what is measured"].str.len().gt(0).all() and card["rule (thresholds)"].str.len().gt(0).any()
+    summary = next(m.value for m in at.markdown if m.value.startswith("### Release summary"))
+    assert f"[{report['overall']}]" in summary
+    hashes = next(d.value for d in at.dataframe if "SHA-256" in d.value.columns)
+    assert {"output: synthetic", "model"} <= set(hashes["what"].str.split(" ").str[:2].str.join(" ")) | {"model"}
+    assert any(f.endswith("model.safetensors") for f in hashes["file"])
     assert len(at.get("plotly_chart")) == 3  # the open tab only: LD heatmaps, LD decay, AF scatter
     at.session_state["explore_tab"] = "Structure"  # what a click on the tab does
     at.run()
@@ -329,11 +335,24 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
         no_exceptions(at)
         assert at.get("plotly_chart"), tab  # distance histograms; TSTR and effects
 
+    # the release gate: a cohort graded fail (forced here: a 2-epoch model's grade varies) shows its grade and
+    # exports only with the confirmation ticked and a reason, which the model card records
+    ws.report["overall"] = "fail"
     at.switch_page("pages/export.py").run()
+    no_exceptions(at)
+    assert any("Report-card grade: :red-badge[fail]" in m.value for m in at.markdown)
     at.text_input[0].set_value("../My export!")
+    at.button(key="FormSubmitter:export_form-Export").click().run()
+    assert at.error and "graded fail" in at.error[0].value and ws.exported is None
+    assert not (Path(os.environ["SNPGEN_EXPORT_DIR"]) / "My_export").exists()
+    at.checkbox(key="confirm_release").check()
+    at.text_input(key="confirm_reason").set_value("pipeline test only")
     at.button(key="FormSubmitter:export_form-Export").click().run()
     no_exceptions(at)
     result = ws.exported
+    assert result["release"] == {**result["release"], "grade": "fail", "confirmed": True,
+                                 "reason": "pipeline test only"}
+    assert '"pipeline test only"' in result["model_card"] and "despite the grade" in result["model_card"]
     assert result["name"] == "My_export"  # sanitised: no path, no odd characters
     folder = Path(os.environ["SNPGEN_EXPORT_DIR"]) / "My_export"
     assert folder.is_dir() and result["folder"] == folder
@@ -608,3 +627,16 @@ def test_data__malformed_gwas_shows_the_cli_message_with_the_users_file_name(coh
     assert [e.value for e in at.error] == [str(err.value).replace(f"{tmp_path}{os.sep}", "")]
     assert at.error[0].value.startswith("my_gwas.txt")
     assert at.session_state["workspace"].dataset is None
+
+
+def test_train__dp_epsilon_widget_reaches_the_training_config(monkeypatch):
+    at = demo_with_panel(top=60)
+    ws = at.session_state["workspace"]
+    seen = {}
+    monkeypatch.setattr(type(ws), "start_training", lambda self, **kw: seen.update(kw))
+    at.switch_page("pages/train.py").run()
+    no_exceptions(at)
+    at.number_input(key="cfg.dp.epsilon").set_value(3.0)  # shown beside the epochs, not in a tab
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    no_exceptions(at)
+    assert seen["config"].dp.epsilon == 3.0 and seen["config"].dp.vae_share == 0.5

@@ -1,5 +1,6 @@
 """export: the folder and zip of a synthetic cohort with its report and model card, and the snpgen export command."""
 import json
+import shutil
 import warnings
 import zipfile
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from snpgen_core.cli import main
+from snpgen_core.errors import InputError
 from snpgen_core.export import export_cohort, export_name, safe_name
 from snpgen_core.generation import generate
 from snpgen_core.io.plink import read_plink
@@ -50,7 +52,7 @@ def test_cli_export__folder_zip_and_model_card(made, tmp_path, capsys):
     root, _, run, syn, report = made
     out = tmp_path / "shared"
     assert main(["export", "--synthetic", str(syn), "--report", str(report), "--run", str(run), "--out", str(out),
-                 "--name", "cohort v1", "--zip"]) == 0
+                 "--name", "cohort v1", "--zip", "--confirm-release", "a test"]) == 0
     assert "cohort_v1" in capsys.readouterr().out
     folder = out / "cohort_v1"
     names = sorted(p.name for p in folder.iterdir())
@@ -71,14 +73,16 @@ def test_cli_export__folder_zip_and_model_card(made, tmp_path, capsys):
     assert f"Cohort `c.train`: {prov['n_samples']} individuals,\n  200 SNPs" in card  # as the run recorded it
     assert f"{graded['provenance']['sizes']['holdout']} real **holdout** individuals" in card
     assert "| **overall** |" in card  # the report card table
+    assert "Differential privacy: none" in card and "## Release decision" in card
 
 
 def test_cli_export__never_overwrites_and_bad_inputs_are_one_line(made, tmp_path, capsys):
     root, train, run, syn, report = made
-    first = export_cohort(syn, report, run, tmp_path, "x")
+    first = export_cohort(syn, report, run, tmp_path, "x", confirm_release="a test")
     assert first["zip"] is None and first["folder"] == tmp_path / "x"
     before = (tmp_path / "x" / "x.bed").stat().st_mtime_ns
-    args = ["export", "--synthetic", str(syn), "--report", str(report), "--run", str(run), "--out", str(tmp_path)]
+    args = ["export", "--synthetic", str(syn), "--report", str(report), "--run", str(run), "--out", str(tmp_path),
+            "--confirm-release", "a test"]
     assert main([*args, "--name", "x"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (tmp_path / "x" / "x.bed").stat().st_mtime_ns == before
@@ -87,6 +91,45 @@ def test_cli_export__never_overwrites_and_bad_inputs_are_one_line(made, tmp_path
     assert main([*args[:5], "--run", str(train.parent), *args[7:], "--name", "y"]) == 2
     assert "not a finished run directory" in capsys.readouterr().err
     assert main(["export", "--synthetic", str(tmp_path / "none"), "--report", str(report), "--run", str(run),
-                 "--out", str(tmp_path), "--name", "z"]) == 2
+                 "--out", str(tmp_path), "--name", "z", "--confirm-release", "a test"]) == 2
     assert "no generation record" in capsys.readouterr().err
     assert not any((tmp_path / n).exists() for n in ("y", "z"))
+
+
+def _graded(report_dir, tmp_path, grade: str):
+    """A copy of the report folder whose overall grade is ``grade``."""
+    out = tmp_path / f"report_{grade}"
+    shutil.copytree(report_dir, out)
+    data = json.loads((out / "report.json").read_text())
+    data["overall"] = grade
+    (out / "report.json").write_text(json.dumps(data))
+    return out
+
+
+@pytest.mark.parametrize("grade", ["fail", "warn"])
+def test_export_cohort__release_gate_refuses_a_non_passing_cohort_without_confirmation(made, tmp_path, capsys,
+                                                                                       grade):
+    _, _, run, syn, report = made
+    graded = _graded(report, tmp_path, grade)
+    with pytest.raises(InputError, match=f"grade is {grade}: exporting it needs an explicit confirmation"):
+        export_cohort(syn, graded, run, tmp_path / "out", "x")
+    with pytest.raises(InputError):
+        export_cohort(syn, graded, run, tmp_path / "out", "x", confirm_release="   ")  # blank is no reason
+    args = ["export", "--synthetic", str(syn), "--report", str(graded), "--run", str(run), "--out",
+            str(tmp_path / "out"), "--name", "x"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--confirm-release" in err
+    assert not (tmp_path / "out" / "x").exists()
+    assert main([*args, "--confirm-release", "shared with the QC team only"]) == 0
+    assert "warning: exported a cohort graded" in capsys.readouterr().err
+    card = (tmp_path / "out" / "x" / "MODEL_CARD.md").read_text()
+    assert f"Grade **{grade}**" in card and "despite the grade" in card
+    assert '"shared with the QC team only"' in card
+
+
+def test_export_cohort__a_passing_cohort_needs_no_confirmation_and_says_so(made, tmp_path):
+    _, _, run, syn, report = made
+    result = export_cohort(syn, _graded(report, tmp_path, "pass"), run, tmp_path / "out", "x")
+    assert result["release"]["grade"] == "pass" and not result["release"]["confirmed"]
+    assert "Grade **pass**: exported on" in result["model_card"] and "despite" not in result["model_card"]

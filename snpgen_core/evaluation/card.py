@@ -170,6 +170,140 @@ DEFAULT_RULES: dict[str, Rule] = {
 }
 
 
+# Plain words for every row: (what the row measures, in a board member's words; what a fail means and what to do).
+# The grading rule itself (thresholds) is ``Rule.explain``; these two say what the number is and why it matters.
+_RETRAIN_PRIVACY = ("retrain with fewer epochs, a smaller model or differential privacy (--dp-epsilon), and do "
+                    "not release this cohort")
+_FIDELITY = "retrain longer or with a larger model; the cohort may mislead analyses that rely on it"
+DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    "fidelity.allele_frequency_r": (
+        "how well each SNP's allele frequency matches the real cohort's (correlation)",
+        "the synthetic frequencies differ from the real ones more than a fresh real sample's do; " + _FIDELITY),
+    "fidelity.allele_frequency_mae": (
+        "average error of the SNP allele frequencies",
+        "allele frequencies are off by more than sampling noise explains; " + _FIDELITY),
+    "fidelity.genotype_class_mae": (
+        "average error of the 0/1/2 genotype shares per SNP",
+        "the mix of genotypes per SNP is off; " + _FIDELITY),
+    "fidelity.heterozygosity_mae": (
+        "average error of the share of heterozygous people per SNP",
+        "heterozygosity is off (too many or too few mixed genotypes); " + _FIDELITY),
+    "fidelity.hwe_deviation": (
+        "departure from Hardy-Weinberg equilibrium, beside the real cohort's",
+        "genotypes are paired unlike in real people; " + _FIDELITY),
+    "fidelity.hwe_failure_share": (
+        "share of SNPs failing a Hardy-Weinberg test",
+        "too many (or too few) SNPs break Hardy-Weinberg equilibrium; " + _FIDELITY),
+    "fidelity.ld_r": (
+        "how well the correlation between nearby SNPs (linkage disequilibrium) is reproduced",
+        "the cohort loses the correlation between nearby SNPs that real genomes have; haplotype-based analyses "
+        "will be wrong; " + _FIDELITY),
+    "fidelity.ld_decay_mae": (
+        "error in how SNP correlation fades with distance",
+        "correlation between SNPs fades at the wrong rate with distance; " + _FIDELITY),
+    "fidelity.pca_distance": (
+        "distance between the real and synthetic clouds on the main ancestry axes",
+        "the ancestry make-up of the cohort differs from the real one; " + _FIDELITY),
+    "fidelity.knn_precision": (
+        "share of synthetic people who look like some real person (precision)",
+        "many synthetic people are unlike anyone real; " + _FIDELITY),
+    "fidelity.knn_recall": (
+        "share of real people whose kind the synthetic cohort covers (recall)",
+        "parts of the real population are missing from the cohort; " + _FIDELITY),
+    "fidelity.fst": (
+        "genetic differentiation (Fst) between synthetic and real people",
+        "synthetic people form a population apart from the real one; " + _FIDELITY),
+    "fidelity.detection_auc": (
+        "how easily a classifier tells synthetic people from real ones (0.5 = not at all)",
+        "synthetic people are easy to tell from real ones; " + _FIDELITY),
+    "association.effect_r": (
+        "agreement of per-SNP trait effects with the real cohort's",
+        "association studies on the synthetic cohort would find different effects; do not use it for GWAS"),
+    "association.sign_agreement": (
+        "share of SNPs whose effect on the trait points the same way as in real data",
+        "many effects point the wrong way; do not use the cohort for association studies"),
+    "association.case_control_af_diff_r": (
+        "agreement of case-control frequency differences with the real cohort's",
+        "cases and controls differ unlike in real data; do not use the cohort for case-control studies"),
+    "utility.tstr_auc": (
+        "a model trained on synthetic people, predicting the trait of real people (AUC)",
+        "models trained on this cohort predict real people poorly; retrain with more epochs or a larger model"),
+    "utility.tstr_r": (
+        "a model trained on synthetic people, predicting the trait of real people (correlation)",
+        "models trained on this cohort predict real people poorly; retrain with more epochs or a larger model"),
+    "utility.tstr_accuracy": (
+        "a model trained on synthetic people, predicting the trait of real people (accuracy)",
+        "models trained on this cohort predict real people poorly; retrain with more epochs or a larger model"),
+    "utility.trtr": (
+        "the same model trained on real people: the best to expect",
+        "a reference, never a fail"),
+    "privacy.exact_copies": (
+        "synthetic people who are exact copies of a training participant",
+        "real participants' genotypes are in the cohort verbatim; never release it; " + _RETRAIN_PRIVACY),
+    "privacy.kinship_duplicates": (
+        "synthetic people genetically identical (KING >= 0.354) to a training participant, beside how many "
+        "real strangers are",
+        "some synthetic people are near-duplicates of real participants; " + _RETRAIN_PRIVACY),
+    "privacy.kinship_first_degree": (
+        "synthetic people as close as a parent or sibling (KING >= 0.177) to a training participant, beside "
+        "real strangers",
+        "synthetic people are related to real participants more often than strangers are; " + _RETRAIN_PRIVACY),
+    "privacy.membership_auc": (
+        "how well an attacker tells who was in the training data from distances to synthetic people "
+        "(0.5 = a coin toss)",
+        "an attacker holding someone's genotypes can tell whether they took part; " + _RETRAIN_PRIVACY),
+    "privacy.membership_tpr_at_1pct_fpr": (
+        "participants the same attacker identifies with confidence (1% false alarms)",
+        "some participants can be identified with confidence; " + _RETRAIN_PRIVACY),
+    "privacy.membership_tpr_at_0.1pct_fpr": (
+        "participants the same attacker identifies with high confidence (0.1% false alarms)",
+        "a few participants can be identified with high confidence; " + _RETRAIN_PRIVACY),
+    "privacy.dcr_share": (
+        "synthetic people closer to a real participant than real strangers are (share; 0.5 = no preference)",
+        "synthetic people sit closer to participants than to strangers: the model copied them; "
+        + _RETRAIN_PRIVACY),
+    "privacy.aats_privacy_loss": (
+        "how much more the synthetic cohort resembles participants than strangers (adversarial accuracy gap)",
+        "the cohort resembles its participants more than the population; " + _RETRAIN_PRIVACY),
+    "privacy.closer_than_holdout_p1": (
+        "synthetic people closer to a participant than almost any real stranger is (1st percentile)",
+        "too many synthetic people are unusually close to a participant; " + _RETRAIN_PRIVACY),
+    "privacy.nndr": (
+        "how distinct each synthetic person's nearest participant is from the next (ratio)",
+        "synthetic people single out one participant each; " + _RETRAIN_PRIVACY),
+    "privacy.aats": (
+        "nearest-neighbour adversarial accuracy (0.5 = real and synthetic mix well)",
+        "real and synthetic people do not mix like two real samples; " + _FIDELITY),
+    "privacy.af_lr_membership_auc": (
+        "an attacker using allele frequencies to tell participants from strangers (AUC)",
+        "the cohort's allele frequencies reveal who took part; " + _RETRAIN_PRIVACY),
+    "privacy.domias_auc": (
+        "a density attacker telling participants from strangers where synthetic people crowd (AUC)",
+        "synthetic people crowd around participants; membership can be inferred; " + _RETRAIN_PRIVACY),
+    "privacy.domias_tpr_at_1pct_fpr": (
+        "participants the density attacker identifies with confidence (1% false alarms)",
+        "some participants can be identified with confidence; " + _RETRAIN_PRIVACY),
+    "privacy.attribute_inference_gap": (
+        "how much better an attacker recovers hidden genotypes of participants than of strangers",
+        "knowing part of a participant's genome, an attacker learns the rest from the cohort; "
+        + _RETRAIN_PRIVACY),
+}
+
+
+def describe(full_name: str) -> tuple[str, str]:
+    """(plain name, what a fail means and what to do) of the metric ``section.metric``; variants such as
+    ``_gbm`` share their base row's words, TRTR rows are references."""
+    if full_name in DESCRIPTIONS:
+        return DESCRIPTIONS[full_name]
+    base = full_name.removesuffix("_gbm")
+    if base.startswith("utility.trtr"):
+        return DESCRIPTIONS["utility.trtr"]
+    if base in DESCRIPTIONS:
+        plain, if_fail = DESCRIPTIONS[base]
+        return plain + " (gradient boosting)", if_fail
+    return full_name.split(".", 1)[-1].replace("_", " "), ""
+
+
 @dataclass
 class CardThresholds:
     """The grading rules, one per metric name (``section.metric``); unknown metrics are graded "pass" with a note.
@@ -265,7 +399,8 @@ def grade_sections(sections: dict[str, dict[str, MetricValue]], thresholds: Card
 # ---------------------------------------------------------------------------------------------------------------
 # The card as a table
 
-CARD_COLUMNS = ["section", "metric", "critical", "synthetic", "holdout", "status", "rule", "note"]
+CARD_COLUMNS = ["section", "metric", "name", "critical", "synthetic", "holdout", "status", "rule", "if_fail",
+                "note"]
 
 
 def format_number(x) -> str:
@@ -279,8 +414,9 @@ def format_number(x) -> str:
 
 def card_rows(report: dict, sections=SECTIONS):
     """The report card of an evaluation (``evaluate``'s dict or report.json) as a DataFrame, one row per metric
-    in section order: ``CARD_COLUMNS`` = section, metric, critical (bool), synthetic and holdout (the value and
-    its reference, formatted by :func:`format_number`), status, rule (the grading rule's explanation), note."""
+    in section order: ``CARD_COLUMNS`` = section, metric, name (plain words, :func:`describe`), critical (bool),
+    synthetic and holdout (the value and its reference, formatted by :func:`format_number`), status, rule (the
+    grading rule's explanation, thresholds shown), if_fail (what a fail means and what to do), note."""
     import pandas as pd
 
     prov = report.get("provenance", {})
@@ -290,18 +426,80 @@ def card_rows(report: dict, sections=SECTIONS):
     for section in sections:
         for name, m in (report.get(section) or {}).items():
             full = f"{section}.{name}"
-            rows.append((section, name, full in critical, format_number(m.get("value")),
+            plain, if_fail = describe(full)
+            rows.append((section, name, plain, full in critical, format_number(m.get("value")),
                          format_number(m.get("reference")), m.get("status") or "warn",
-                         rules.get(full, {}).get("explain", ""), m.get("note", "")))
+                         rules.get(full, {}).get("explain", ""), if_fail, m.get("note", "")))
     return pd.DataFrame(rows, columns=CARD_COLUMNS)
 
 
+VERDICT_TEXT = {
+    "pass": "every critical test is within what a fresh sample of real people would show",
+    "warn": "no critical test failed, but at least one is borderline or could not be measured: read those rows "
+            "before releasing",
+    "fail": "at least one critical test failed: do not release this cohort as it is",
+}
+
+
+def release_summary(report: dict) -> dict:
+    """The one-page summary a board reads first, from an evaluation (``evaluate``'s dict or report.json): the
+    verdict and its meaning, what was generated from what and when, the privacy tests with their results, the
+    formal guarantee (epsilon) when the model was trained with differential privacy, and the SHA-256 of every
+    input and output. The HTML report and the app's Explore page both render this dict.
+
+    Returns {"verdict", "verdict_text", "facts": [(label, text)], "privacy": DataFrame (card_rows of the
+    privacy section), "guarantee": text, "hashes": [(what, file, sha256)]}.
+    """
+    prov = report.get("provenance", {})
+    sizes = prov.get("sizes", {})
+    model = prov.get("model") or {}
+    facts = []
+    made = (f"{sizes.get('synthetic', '?'):,} synthetic individuals x {sizes.get('snps', '?'):,} SNPs"
+            if sizes else "a synthetic cohort")
+    if model:
+        made += (f", sampled from the `{model.get('generator', 'diffusion')}` generator of run "
+                 f"{model.get('run', '?')} (trained {model.get('finished', '?')})")
+    facts.append(("Generated", made))
+    facts.append(("From", f"a model trained on the training cohort of {sizes.get('training', '?'):,} real individuals"
+                          + (f" of cohort {model['cohort']}" if model.get("cohort") else "")
+                          + (f"; trait {prov['phenotype'].get('name') or '(none)'}"
+                             if (prov.get("phenotype") or {}).get("present") else "")))
+    facts.append(("Compared with", f"{sizes.get('holdout', '?'):,} real holdout individuals never used for "
+                                   f"training, scored the same way at equal size ({sizes.get('equal_size', '?'):,})"))
+    if (prov.get("snp_panel") or {}).get("text"):
+        facts.append(("SNPs chosen", prov["snp_panel"]["text"]))
+    facts.append(("Evaluated", f"{prov.get('date', '?')} by SNPgen "
+                               f"{(prov.get('software') or {}).get('snpgen', '?')}, seed {prov.get('seed')}"))
+    dp = model.get("differential_privacy")
+    if dp:
+        guarantee = (f"differential privacy: (epsilon = {dp['epsilon']:.3g}, delta = {dp['delta']:.2g}) for the "
+                     f"{dp.get('n_individuals', '?')} training individuals, accounted over both training stages "
+                     f"({dp.get('accountant', 'rdp')} accountant). Any single participant changes the probability "
+                     "of any output by at most a factor of exp(epsilon), except with probability delta."
+                     + (f" Not covered: {dp['not_covered']}." if dp.get("not_covered") else ""))
+    else:
+        guarantee = ("none: the model was trained without differential privacy; privacy is measured by the attacks "
+                     "below, not guaranteed")
+    by_file: dict[tuple, list[str]] = {}  # one row per file: training and holdout often share a cohort's files
+    for who, entry in (prov.get("inputs") or {}).items():
+        role = "output" if who == "synthetic" else "input"
+        files = entry.get("files") or {"-": entry.get("sha256_genotypes", "-")}  # in memory: the matrix's hash
+        for path, digest in files.items():
+            by_file.setdefault((role, path, digest), []).append(who if path != "-" else f"{who} (genotype matrix)")
+    hashes = [(f"{role}: {', '.join(whos)}", path, digest) for (role, path, digest), whos in by_file.items()]
+    hashes += [("model", path, digest) for path, digest in (model.get("files") or {}).items()]
+    rows = card_rows(report, ("privacy",))
+    return {"verdict": report.get("overall", "warn"), "verdict_text": VERDICT_TEXT.get(report.get("overall"), ""),
+            "facts": facts, "privacy": rows, "guarantee": guarantee, "hashes": hashes}
+
+
 def card_markdown(report: dict, sections=SECTIONS) -> str:
-    """The report card as a Markdown table: metric, synthetic value, holdout reference, status (critical rows
-    marked *), and the overall verdict."""
-    lines = ["| metric | synthetic | holdout | status |", "| --- | --- | --- | --- |"]
+    """The report card as a Markdown table: metric, what it measures, synthetic value, holdout reference, status
+    (critical rows marked *), the rule, and the overall verdict."""
+    lines = ["| metric | what it measures | synthetic | holdout | status | rule |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in card_rows(report, sections).itertuples():
-        lines.append(f"| {r.section}.{r.metric}{' *' if r.critical else ''} | {r.synthetic} | {r.holdout} | "
-                     f"{r.status} |")
-    lines.append(f"| **overall** | | | **{report['overall']}** |")
+        lines.append(f"| {r.section}.{r.metric}{' *' if r.critical else ''} | {r.name} | {r.synthetic} | "
+                     f"{r.holdout} | {r.status} | {r.rule} |")
+    lines.append(f"| **overall** | | | | **{report['overall']}** | |")
     return "\n".join(lines)

@@ -309,7 +309,7 @@ def _inputs(cohorts: dict[str, Genotypes], sources: dict | None) -> dict:
 
 def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, train_pheno=None, holdout_pheno=None,
              synthetic_pheno=None, seed: int = 0, thresholds: CardThresholds | None = None, device: str = "auto",
-             config: EvaluationConfig | None = None, sources: dict | None = None) -> dict:
+             config: EvaluationConfig | None = None, sources: dict | None = None, model: dict | None = None) -> dict:
     """Evaluate ``synthetic`` against ``train``, with ``holdout`` (real individuals never used in training) as
     the reference, and grade the result.
 
@@ -317,7 +317,9 @@ def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, trai
     dropped is in ``provenance.alignment``). A holdout that is the training cohort is refused (InputError).
     Phenotypes (``snpgen_core.phenotypes.Phenotype``, one value per individual in .fam order) default to each
     cohort's .fam column 6; without a training phenotype the association and utility sections are empty.
-    ``sources`` (cohort name -> list of file paths) adds the files' SHA-256 to the provenance.
+    ``sources`` (cohort name -> list of file paths) adds the files' SHA-256 to the provenance; ``model``
+    (``runs.run_summary``: the run behind the synthetic cohort, its file hashes and DP accounting) is recorded as
+    ``provenance.model`` for the release summary.
 
     Returns the report.json dict (see the module docstring) with an extra ``plots`` key.
     """
@@ -327,10 +329,14 @@ def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, trai
     thresholds = thresholds or CardThresholds()
     if config.threads:
         with threadpool_limits(limits=config.threads):
-            return _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed,
-                             thresholds, device, config, sources)
-    return _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed, thresholds,
-                     device, config, sources)
+            report = _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed,
+                               thresholds, device, config, sources)
+    else:
+        report = _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed, thresholds,
+                           device, config, sources)
+    if model is not None:
+        report["provenance"]["model"] = model
+    return report
 
 
 def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed, thresholds, device,

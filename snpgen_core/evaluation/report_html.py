@@ -1,4 +1,5 @@
-"""A self-contained, printable HTML page of an evaluation report: card first, then figures, then provenance.
+"""A self-contained, printable HTML page of an evaluation report: the one-page release summary a board reads first
+(``card.release_summary``), then the card with plain names, rules and what a fail means, figures, provenance.
 
 The plotly.js bundle is inlined once, so the page reads offline and can be archived with a release decision.
 """
@@ -6,8 +7,9 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 
-from .card import SECTIONS, card_rows, format_number
+from .card import SECTIONS, card_rows, format_number, release_summary
 from .figures import FIGURES
 
 _CSS = """
@@ -25,8 +27,15 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .critical { font-weight: bold; }
 .figure { page-break-inside: avoid; break-inside: avoid; margin: 1em 0; }
 code { font-size: 0.85em; word-break: break-all; }
+.summary { border: 2px solid #888; border-radius: 6px; padding: 0.4em 1.2em 0.8em; }
+.summary th { width: 11em; }
+.plain { font-weight: normal; } .code { color: #777; font-size: 0.8em; display: block; }
+@page { size: A4; margin: 10mm 12mm; }
 @media print {
-  body { margin: 0; max-width: none; font-size: 10pt; }
+  body { margin: 0; max-width: none; font-size: 9.5pt; }
+  .summary { border: none; padding: 0; page-break-after: always; break-after: page; }
+  .summary table { font-size: 8pt; } .summary h3 { margin: 0.5em 0 0.2em; font-size: 10.5pt; } .summary td, .summary th { padding: 0.15em 0.35em; }
+  .figure .modebar-container { display: none; }
   .pass, .warn, .fail, th { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   h2 { page-break-after: avoid; break-after: avoid; }
   table { page-break-inside: auto; } tr { page-break-inside: avoid; }
@@ -54,18 +63,49 @@ def _card_table(report: dict) -> str:
             continue
         grade = grades.get(section, "pass")
         out.append(f"<h3>{title} <span class='verdict {grade}' style='font-size:0.8em'>{grade}</span></h3>")
-        out.append("<table><tr><th>metric</th><th>synthetic</th><th>holdout reference</th><th>status</th>"
-                   "<th>rule</th><th>note</th></tr>")
+        out.append("<table><tr><th>what is measured</th><th>synthetic</th><th>holdout reference</th>"
+                   "<th>status</th><th>rule (thresholds)</th><th>if it fails</th></tr>")
         for r in part.itertuples():
             crit = "critical" if r.critical else ""
+            note = f"<br><i>{_e(r.note)}</i>" if r.note else ""
             out.append(
-                f"<tr class='{_e(r.status)}'><td class='{crit}'>{_e(r.metric)}{' *' if r.critical else ''}</td>"
+                f"<tr class='{_e(r.status)}'><td class='{crit}'>{_e(r.name)}{' *' if r.critical else ''}"
+                f"<span class='code'>{_e(r.section)}.{_e(r.metric)}</span></td>"
                 f"<td class='num'>{_e(r.synthetic)}</td><td class='num'>{_e(r.holdout)}</td>"
-                f"<td class='status'>{_e(r.status)}</td><td class='note'>{_e(r.rule)}</td>"
-                f"<td class='note'>{_e(r.note)}</td></tr>")
+                f"<td class='status'>{_e(r.status)}</td><td class='note'>{_e(r.rule)}{note}</td>"
+                f"<td class='note'>{_e(r.if_fail)}</td></tr>")
         out.append("</table>")
     out.append("<p class='note'>* critical row: decides the section grade and the overall verdict. "
                "Reference = the same statistic for real holdout individuals vs training, at equal size.</p>")
+    return "\n".join(out)
+
+
+def _summary(report: dict) -> str:
+    """The first printed page: verdict, what was generated from what and when, the guarantee, the privacy tests
+    and the SHA-256 of every input and output (``card.release_summary``)."""
+    summary = release_summary(report)
+    verdict = summary["verdict"]
+    out = ["<section class='summary'><h2>Release summary</h2>",
+           f"<p>Verdict: <span class='verdict {_e(verdict)}'>{_e(verdict)}</span> &nbsp; {_e(summary['verdict_text'])}"
+           "</p><table>"]
+    out += [f"<tr><th>{_e(label)}</th><td>{_e(text)}</td></tr>" for label, text in summary["facts"]]
+    out.append(f"<tr><th>Formal guarantee</th><td>{_e(summary['guarantee'])}</td></tr></table>")
+    rows = summary["privacy"]
+    critical = rows[rows["critical"]]
+    out.append(f"<h3>Privacy tests that decide the verdict ({len(critical)} of {len(rows)}; all in the card)</h3>"
+               "<p class='note'>The holdout column is what real people who were not in the training data score: the "
+               "value to expect from a perfect generator.</p>"
+               "<table><tr><th>test</th><th>synthetic</th><th>holdout</th><th>status</th><th>rule</th></tr>")
+    for r in critical.itertuples():
+        out.append(f"<tr class='{_e(r.status)}'><td>{_e(r.name)}</td>"
+                   f"<td class='num'>{_e(r.synthetic)}</td><td class='num'>{_e(r.holdout)}</td>"
+                   f"<td class='status'>{_e(r.status)}</td><td class='note'>{_e(r.rule)}</td></tr>")
+    if critical.empty:
+        out.append("<tr class='warn'><td colspan='5'>no privacy test could be computed</td></tr>")
+    out.append("</table><h3>SHA-256 of inputs and outputs</h3><table>")
+    out += [f"<tr><th>{_e(what)}</th><td>{_e(Path(path).name)}</td><td><code>{_e(digest)}</code></td></tr>"
+            for what, path, digest in summary["hashes"]]
+    out.append("</table></section>")
     return "\n".join(out)
 
 
@@ -133,6 +173,7 @@ def render_html(report: dict) -> str:
                           for s, g in grades.items() if report.get(s))
         + f"</p><p class='note'>SNPgen {_e(prov.get('software', {}).get('snpgen', ''))}, {_e(prov.get('date', ''))}, "
         f"seed {_e(prov.get('seed'))}</p>",
+        _summary(report),
         "<h2>Report card</h2>", _card_table(report),
     ]
     first = True
