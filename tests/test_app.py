@@ -252,7 +252,7 @@ def test_train__settings_widgets_come_from_the_declared_options():
     assert encoder.options == ["mlp", "conv"] and encoder.value == "mlp"
     assert at.checkbox(key="cfg.diffusion.posterior_samples").value is True
     latent = at.number_input(key="cfg.vae.latent_dim")
-    assert (latent.value, latent.min, latent.max) == (64, 1, 1024)
+    assert (latent.value, latent.min, latent.max) == (TrainConfig().vae.latent_dim, 1, 1024)  # the declared default
     assert latent.help.startswith("dimensions of the latent space")
     shown = {w.key for w in [*at.number_input, *at.selectbox, *at.checkbox] if str(w.key).startswith("cfg.")}
     expected = {f"cfg.{o.name}" if len(o.path) > 1 else f"cfg.__top__.{o.name}" for o in options(TrainConfig())
