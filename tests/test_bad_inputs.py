@@ -163,20 +163,21 @@ def holdout_of(ctx, tmp, n):
     return tmp / "small"
 
 
-def bim_case(field, value, line=3):
+def trio_case(ext, field, value, line):
+    """A copy of the training trio with one field of one ``.bim``/``.fam`` line replaced."""
     def build(ctx, tmp):
         c = copy_trio(ctx.train, tmp / "c")
-        set_field(str(c) + ".bim", line, field, value)
+        set_field(str(c) + ext, line, field, value)
         return c
     return build
+
+
+def bim_case(field, value, line=3):
+    return trio_case(".bim", field, value, line)
 
 
 def fam_case(field, value, line=2):
-    def build(ctx, tmp):
-        c = copy_trio(ctx.train, tmp / "c")
-        set_field(str(c) + ".fam", line, field, value)
-        return c
-    return build
+    return trio_case(".fam", field, value, line)
 
 
 def latin1_fam(ctx, tmp):
