@@ -147,9 +147,9 @@ def test_generate__latent_noise_moves_the_decoded_latents_by_its_scale_and_is_re
     seen = []
     decode = run.models.vae.sample_genotypes
 
-    def spy(z, generator, **kwargs):  # the latents the decoder is given
+    def spy(z, trait, generator, **kwargs):  # the latents the decoder is given
         seen.append(z.clone())
-        return decode(z, generator, **kwargs)
+        return decode(z, trait, generator, **kwargs)
 
     run.models.vae.sample_genotypes = spy
     cond = torch.tensor([0.0, 1.0] * 500)
