@@ -318,3 +318,26 @@ def test_generate__categorical_and_quantitative_runs(sim_prefix, tmp_path):
         generate(runs["POP"], 5, out_prefix=tmp_path / "x", label="MARS")
     with pytest.raises(InputError, match="case/control"):
         generate(runs["QT"], 5, out_prefix=tmp_path / "x", case_fraction=0.5)
+
+
+def test_generate_cli__reports_the_runs_validation_privacy_check_and_warns_when_it_failed(planted, tmp_path, capsys):
+    from snpgen_core.runs import read_privacy_check
+
+    _, run = planted
+    check = read_privacy_check(run)
+    assert check is not None and check.n_validation == 80 and check.likelihood_gap is not None
+    assert set(check.values) == set(check.limits) == {"membership_auc", "dcr_share", "aats_privacy_loss"}
+    assert main(["generate", "--run", str(run), "--n", "20", "--seed", "1", "--out", str(tmp_path / "a")]) == 0
+    out, err = capsys.readouterr()
+    assert check.summary() in out and "warning" not in err
+    assert json.loads((tmp_path / "a.provenance.json").read_text())["release_check"] == check.to_dict()
+    failed = tmp_path / "failed_run"  # the same run, as if its check had failed (run.json is the marker, not hashed)
+    shutil.copytree(run, failed)
+    info = json.loads((failed / "run.json").read_text())
+    info["privacy_check"]["values"]["dcr_share"] = info["privacy_check"]["limits"]["dcr_share"] + 0.1
+    info["privacy_check"]["passed"] = False
+    (failed / "run.json").write_text(json.dumps(info))
+    assert main(["generate", "--run", str(failed), "--n", "20", "--seed", "1", "--out", str(tmp_path / "b")]) == 0
+    out, err = capsys.readouterr()
+    warning = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "dcr share" in warning[0] and "snpgen evaluate" in warning[0]
