@@ -221,15 +221,19 @@ def _cmd_train(args: argparse.Namespace) -> None:
         if event["event"] == "message":
             tqdm.write(f"{stage}: {event['message']}", file=sys.stderr)
         elif event["event"] == "start":
+            # redirected to a file, a bar redrawn ten times a second becomes thousands of lines: redraw rarely
             bars[stage] = tqdm(total=event["n_epochs"], initial=event.get("epoch", 0), desc=stage, unit="epoch",
-                               file=sys.stderr, leave=True, dynamic_ncols=True)
+                               file=sys.stderr, leave=True, dynamic_ncols=True,
+                               mininterval=0.1 if sys.stderr.isatty() else 30.0)
         elif event["event"] == "epoch" and stage in bars:
             losses = event["losses"]
             bars[stage].set_postfix({k: f"{losses[k]:.4g}" for k in ("train", "val") if k in losses})
             bars[stage].update(event["epoch"] - bars[stage].n)
         elif event["event"] == "end" and stage in bars:
             bars.pop(stage).close()
-            how = "stopped early" if event["stopped"] == "early_stopping" else "done"
+            how = {"early_stopping": "stopped early",
+                   "memorisation": "stopped by the memorisation check (the last safe weights kept)"}.get(
+                event["stopped"], "done")
             tqdm.write(f"{stage}: {how} after {event['epoch']} epochs, best epoch {event['best_epoch']}",
                        file=sys.stderr)
 
