@@ -137,6 +137,12 @@ def train_cmd(ctx, tmp, *extra, bfile=None):
             "--out", str(tmp / "out" / "run"), *extra]
 
 
+def config_cmd(ctx, tmp, config_text):
+    """``train`` with a --config file holding ``config_text``."""
+    return train_cmd(ctx, tmp, "--gwas", str(ctx.gwas), "--top", "10")[:-2] + [
+        "--config", str(write(tmp / "c.json", config_text)), "--out", str(tmp / "out" / "run")]
+
+
 def select_cmd(ctx, tmp, *extra, bfile=None, gwas=None):
     return ["select", "--bfile", str(bfile or ctx.train), "--gwas", str(gwas or ctx.gwas), "--top", "10",
             "--out", str(tmp / "out" / "panel.tsv"), *extra]
@@ -323,21 +329,11 @@ CASES = {
     "train_top_0": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas), "--top", "0"), "--top"),
     "select_top_0": (lambda c, t: select_cmd(c, t, "--top", "0"), "--top"),
     "train_epochs_0": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas), "--epochs", "0"), "--epochs"),
-    "train_config_a_list": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas), "--top", "10")[:-2]
-                            + ["--config", str(write(t / "c.json", "[1]")), "--out", str(t / "out" / "run")],
-                            "c.json"),
-    "train_config_text_latent_dim": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas), "--top", "10")[:-2]
-                                     + ["--config", str(write(t / "c.json", '{"vae": {"latent_dim": "x"}}')),
-                                        "--out", str(t / "out" / "run")], "latent_dim"),
-    "train_config_negative_lr": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas), "--top", "10")[:-2]
-                                 + ["--config", str(write(t / "c.json", '{"vae_fit": {"lr": -1}}')),
-                                    "--out", str(t / "out" / "run")], "lr"),
-    "train_config_huge_latent_dim": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas), "--top", "10")[:-2]
-                                     + ["--config", str(write(t / "c.json", '{"vae": {"latent_dim": 10000000000}}')),
-                                        "--out", str(t / "out" / "run")], "latent_dim"),
-    "train_config_vae_a_list": (lambda c, t: train_cmd(c, t, "--gwas", str(c.gwas), "--top", "10")[:-2]
-                                + ["--config", str(write(t / "c.json", '{"vae": []}')),
-                                   "--out", str(t / "out" / "run")], "c.json"),
+    "train_config_a_list": (lambda c, t: config_cmd(c, t, "[1]"), "c.json"),
+    "train_config_text_latent_dim": (lambda c, t: config_cmd(c, t, '{"vae": {"latent_dim": "x"}}'), "latent_dim"),
+    "train_config_negative_lr": (lambda c, t: config_cmd(c, t, '{"vae_fit": {"lr": -1}}'), "lr"),
+    "train_config_huge_latent_dim": (lambda c, t: config_cmd(c, t, '{"vae": {"latent_dim": 10000000000}}'), "latent_dim"),
+    "train_config_vae_a_list": (lambda c, t: config_cmd(c, t, '{"vae": []}'), "c.json"),
     "gwas_gzip_magic_then_garbage": (lambda c, t: select_cmd(c, t, gwas=write(t / "g.gz", b"\x1f\x8b" + bytes(range(256)))),
                                      "gzip"),
     "gwas_is_a_folder": (lambda c, t: select_cmd(c, t, gwas=t), "GWAS file not found"),
