@@ -285,10 +285,16 @@ def _nll(vae, dosages: np.ndarray, cond: np.ndarray, device: torch.device) -> np
     return (-vae.log_likelihood(x, y)).cpu().numpy()
 
 
-def _memorisation_monitor(cohort: _Cohort, generator_of, vae_of, device: torch.device, seed: int):
+def _reconstruction_nlls(vae, cohort: _Cohort, device: torch.device) -> dict:
+    """The likelihood gap's inputs: per-individual NLLs of the equal-size training subsample and of validation."""
+    return {"nll_train": _nll(vae, cohort.train[cohort.train_rows], cohort.cond_train[cohort.train_rows], device),
+            "nll_validation": _nll(vae, cohort.validation, cohort.cond_validation, device)}
+
+
+def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.device, seed: int):
     """``fit``'s monitor: as many synthetic individuals as validation ones, drawn with the validation conditions
     from ``generator_of(model)`` (a ``models.Generator``), graded by ``memorisation.check_memorisation``; the
-    likelihood gap from ``vae_of(model)``'s reconstruction."""
+    likelihood gap from ``nlls_of(model)`` (``_reconstruction_nlls`` of the VAE in use)."""
     from .memorisation import check_memorisation
     from .models.generators import SamplingOptions
 
@@ -297,12 +303,8 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, vae_of, device: torch.d
     def monitor(model) -> dict:
         gen = torch.Generator(device=device).manual_seed(seed)
         synthetic = generator_of(model).sample(cond, gen, SamplingOptions()).cpu().numpy()
-        vae = vae_of(model)
         return check_memorisation(cohort.train, cohort.validation, synthetic, floor=cohort.floor, seed=seed,
-                                  nll_train=_nll(vae, cohort.train[cohort.train_rows],
-                                                 cohort.cond_train[cohort.train_rows], device),
-                                  nll_validation=_nll(vae, cohort.validation, cohort.cond_validation,
-                                                      device)).to_dict()
+                                  **nlls_of(model)).to_dict()
 
     return monitor
 
@@ -452,9 +454,6 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         _emit(callback, "setup", f"only {va.size} validation individuals: memorisation is not checked while "
                                  "training (give the run more individuals or a larger validation share)")
 
-    def monitor(generator_of, vae_of):
-        return None if cohort is None else _memorisation_monitor(cohort, generator_of, vae_of, dev, seed)
-
     # differential privacy: noise planned for both stages within one budget; no data-dependent starting values,
     # and no monitor (choosing or stopping by a check on training individuals is outside the accounting)
     dp_plans = None
@@ -466,8 +465,10 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         _emit(callback, "setup", f"differential privacy: epsilon {cfg.dp.epsilon:g} over both stages; noise "
               + ", ".join(f"{k} {p.noise_multiplier:.3g}" for k, p in dp_plans.items()))
 
-    def train_monitor(generator_of, vae_of):
-        return None if dp_plans is not None else monitor(generator_of, vae_of)
+    def monitor(generator_of, nlls_of):
+        if cohort is None or dp_plans is not None:
+            return None
+        return _memorisation_monitor(cohort, generator_of, nlls_of, dev, seed)
 
     # 1. VAE
     vae = models.vae
@@ -479,20 +480,22 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                     (as_t(dosages[va], torch.int8), as_t(cond[va], torch.float32)), cfg.vae_fit, stage="vae",
                     seed=seed, device=dev, callback=callback, stop_event=stop_event,
                     on_epoch_end=checkpoint("vae"), resume=previous("vae"),
-                    monitor=train_monitor(_vae_with_gaussian_prior(models, cohort, dev), lambda v: v) if cohort else None,
+                    monitor=monitor(_vae_with_gaussian_prior(models, cohort, dev),
+                                    lambda v: _reconstruction_nlls(v, cohort, dev)) if cohort else None,
                     privacy=None if dp_plans is None else dp_plans["vae"])
 
     # 2. latent diffusion on the training latents (validation latents for early stopping)
     mu_tr, lv_tr = encode_all(vae, dosages[tr], dev)
     mu_va, lv_va = encode_all(vae, dosages[va], dev)
     diffusion = models.diffusion.to(dev)
+    vae_nlls = None if cohort is None else _reconstruction_nlls(vae, cohort, dev)  # the VAE is final now
     if dp_plans is None:  # DP: the prior's N(0, 1) moments stand in for the training latents'
         diffusion.set_statistics(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))
     diff_state = fit(diffusion, (mu_tr, lv_tr, as_t(cond[tr], torch.float32)),
                      (mu_va, lv_va, as_t(cond[va], torch.float32)), cfg.diffusion_fit, stage="diffusion",
                      seed=seed, device=dev, callback=callback, stop_event=stop_event,
                      on_epoch_end=checkpoint("diffusion"), resume=previous("diffusion"),
-                     monitor=train_monitor(lambda d: LatentDiffusion(vae, d), lambda d: vae),
+                     monitor=monitor(lambda d: LatentDiffusion(vae, d), lambda d: vae_nlls),
                      privacy=None if dp_plans is None else dp_plans["diffusion"])
 
     # 3. baselines (seconds; the independent SNPs were fitted first)
@@ -503,7 +506,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         raise Cancelled("training cancelled before the run was written")
     check = None
     if cohort is not None:
-        check = monitor(lambda _: models.generator("diffusion"), lambda _: vae)(None)
+        check = _memorisation_monitor(cohort, lambda _: models.generator("diffusion"), lambda _: vae_nlls, dev,
+                                      seed)(None)
         _emit(callback, "check", MemorisationCheck(**check).summary())
         if warning := release_warning(MemorisationCheck(**check)):
             _emit(callback, "check", warning)
