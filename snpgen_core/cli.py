@@ -9,6 +9,7 @@ import math
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .errors import InputError
 
@@ -48,6 +49,14 @@ def _number(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text} is not a finite number")
     return value
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated list of column names."""
+    names = [t.strip() for t in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty name: give NAME,NAME,...")
+    return names
 
 
 def _path(text: str) -> str:
@@ -242,7 +251,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)  # "no CUDA: CPU" is reported below instead
         try:
             out = train_run(args.bfile, args.out, pheno_path=args.pheno, pheno_col=args.pheno_col,
-                            gwas_path=args.gwas, top=args.top, panel_path=args.snps, config=config,
+                            covar_path=args.covar, covar_names=args.covar_name, gwas_path=args.gwas, top=args.top, panel_path=args.snps, config=config,
                             seed=args.seed, device=args.device, epochs=args.epochs, callback=progress,
                             resume=args.resume)
         finally:
@@ -257,8 +266,10 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     prefix = generate(args.run, args.n, out_prefix=args.out, case_fraction=args.case_fraction, label=args.label,
                       value=args.value, guidance=args.guidance, steps=args.steps, seed=args.seed,
                       sample=args.sample, temperature=args.temperature, latent_noise=args.latent_noise,
-                      model=args.model, device=args.device, overwrite=args.force)
-    print(f"generated {args.n} individuals ({args.model}) -> {prefix}.bed/.bim/.fam, {prefix}.pheno.tsv")
+                      covariate_values=args.covar_value, model=args.model, device=args.device,
+                      overwrite=args.force)
+    extra = ", .covar.tsv" if Path(f"{prefix}.covar.tsv").exists() else ""
+    print(f"generated {args.n} individuals ({args.model}) -> {prefix}.bed/.bim/.fam, {prefix}.pheno.tsv{extra}")
     _print_release_check(args.run)
 
 
@@ -299,7 +310,6 @@ def _cmd_gwas(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from pathlib import Path
 
     from .export import export_cohort, export_name
 
@@ -388,6 +398,9 @@ def _add_train(p: argparse.ArgumentParser, with_options: bool = False) -> None:
     p.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK prefix of the training cohort")
     p.add_argument("--pheno", metavar="FILE", help="phenotype file (header FID IID NAME ...); default .fam column 6")
     p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
+    p.add_argument("--covar", metavar="FILE", help="covariate file (header FID IID NAME ...): the diffusion "
+                   "conditions on them and generated individuals get them (PREFIX.covar.tsv)")
+    p.add_argument("--covar-name", type=_names, metavar="A,B", help="covariate columns of --covar (default: all)")
     p.add_argument("--gwas", metavar="FILE", help="GWAS summary statistics to choose the panel from (with --top)")
     p.add_argument("--top", type=_count, metavar="K", help="panel size chosen from --gwas (default 1000)")
     p.add_argument("--snps", metavar="PANEL.tsv", help="a fixed panel instead (snpgen select output or SNP list)")
@@ -424,6 +437,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=_number, default=1.0, help="softmax temperature of genotype draws")
     p.add_argument("--latent-noise", type=_number, default=0.0, metavar="S",
                    help="add Gaussian noise of S latent sds before decoding (privacy knob; default 0)")
+    p.add_argument("--covar-value", action="append", metavar="NAME=X",
+                   help="fix a covariate of a run trained with --covar for everyone (repeatable; the others are "
+                        "drawn given it; default: all drawn from the training distribution of each class)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     p.add_argument("--out", type=_path, required=True, metavar="PREFIX", help="output PLINK prefix")
     p.add_argument("--force", action="store_true", help="replace an existing output set at --out")

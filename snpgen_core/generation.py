@@ -1,10 +1,13 @@
 """Generation: synthetic individuals for a mix of conditions, sampled in batches and streamed to PLINK.
 
 Output ``PREFIX.bed/.bim/.fam``: the run's panel ``.bim`` exactly (IDs, cM, positions, alleles; dosages count
-a1); ``.fam`` FID = IID = ``SYN000001``..., no parents, sex 0, column 6 the condition in PLINK coding (binary
-1 = control / 2 = case, quantitative the value, categorical and unconditioned -9). ``PREFIX.pheno.tsv`` (FID IID
+a1); ``.fam`` FID = IID = ``SYN000001``..., no parents, sex drawn from the training shares of the
+individual's class (``covariates.py``), column 6 the condition in PLINK coding (binary 1 = control / 2 = case,
+quantitative the value, categorical and unconditioned -9). ``PREFIX.pheno.tsv`` (FID IID
 <trait>) holds each individual's condition for every kind (binary as 1/2, categorical as its label,
-quantitative as its value, NA when unconditioned), readable by ``phenotypes.read_phenotype``.
+quantitative as its value, NA when unconditioned), readable by ``phenotypes.read_phenotype``. A run trained
+with covariates also gives ``PREFIX.covar.tsv`` (FID IID and one column per covariate in the run's coding,
+readable by ``phenotypes.read_covariates``): the values each individual was generated with.
 ``PREFIX.provenance.json`` records the run, the model, the condition mix and every sampling setting.
 Memory is bounded by ``batch_size`` (the ``.bed`` is assembled on disk by ``PlinkWriter``); nothing appears at
 ``PREFIX`` unless every file was written.
@@ -20,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .covariates import draw as draw_covariates, parse_fixed
 from .errors import InputError
 from .genotypes import make_samples
 from .io.atomic import atomic_paths, check_output_path
@@ -31,7 +35,7 @@ from .runs import MODELS, load_run
 
 DEFAULT_GUIDANCE = 2.0
 MAX_INDIVIDUALS = 10_000_000  # per call: the sample table and IDs are held in memory (~1 GB at this size)
-OUTPUT_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".provenance.json")
+OUTPUT_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv", ".provenance.json")
 SAMPLE_MODES = ("probabilities", "argmax")
 
 
@@ -101,7 +105,7 @@ def condition_mix(phenotype: dict, n: int, *, case_fraction: float | None = None
 def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None, label: str | None = None,
              value: float | None = None, values=None, guidance: float = DEFAULT_GUIDANCE, steps: int | None = None,
              seed: int = 0, sample: str = "probabilities", temperature: float = 1.0, latent_noise: float = 0.0,
-             batch_size: int = 4096,
+             covariate_values=None, batch_size: int = 4096,
              model: str = "diffusion", device: str = "cpu", callback: Callable[[dict], None] | None = None,
              stop_event=None, overwrite: bool = False) -> Path:
     """Generate ``n`` synthetic individuals from the run in ``run_dir`` and write the PLINK trio ``out_prefix``
@@ -109,6 +113,9 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     guidance scale (diffusion). ``sample``: "probabilities" draws each genotype from the decoder's softmax at
     ``temperature``; "argmax" takes the most probable one. ``latent_noise`` adds Gaussian noise of that many
     latent standard deviations to each sampled latent before decoding (a privacy knob; not for "independent").
+    Covariates and sex: drawn per individual given its condition (``covariates.draw``); ``covariate_values``
+    (``["AGE=50", ...]``, CLI ``--covar-value``) fixes some covariates for everyone. Only the latent diffusion
+    conditions its genotypes on covariates; the baselines' cohorts carry them but ignore them.
     ``model``: "diffusion" (ours), "vae_gaussian" or
     "independent" (baselines). The same run, arguments and ``seed`` give the same files (on the same device).
     ``callback`` receives ``{"event": "batch", "stage": "generate", "done", "total", "eta_s"}``; a set
@@ -160,6 +167,10 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     check_output_path(prefix, "--out", need_bytes=int(1.1 * (n * len(run.variants) * 1.25 + n * 64)) + (1 << 20))
     cond = condition_mix(run.phenotype, n, case_fraction=case_fraction, label=label, value=value, values=values,
                          seed=seed)
+    drawn = run.covariates()
+    names = [] if drawn is None else drawn["names"]
+    fixed = parse_fixed(covariate_values, names)
+    covs, sex = draw_covariates(drawn, cond, np.random.default_rng([int(seed), 11]), fixed)
     width = max(6, len(str(n)))
     ids = [f"SYN{i:0{width}d}" for i in range(1, n + 1)]
     fam6, sidecar = encode_trait(cond, run.phenotype["kind"], run.phenotype.get("labels") or [])
@@ -170,24 +181,31 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                               latent_noise=float(latent_noise))
     torch_gen = torch.Generator(device=dev).manual_seed(int(seed))
     pheno_path = prefix.with_name(prefix.name + ".pheno.tsv")
+    covar_path = prefix.with_name(prefix.name + ".covar.tsv")
     prov_path = prefix.with_name(prefix.name + ".provenance.json")
     t0 = time.perf_counter()
     writer = PlinkWriter(prefix, run.variants, n)
     try:
-        with atomic_paths(pheno_path, prov_path) as (tmp_pheno, tmp_prov):
+        with atomic_paths(pheno_path, prov_path, *([covar_path] if names else [])) as (tmp_pheno, tmp_prov, *tmp_cov):
             for start in range(0, n, batch_size):
                 if stop_event is not None and stop_event.is_set():
                     raise Cancelled(f"generation cancelled after {start} of {n} individuals")
                 stop = min(start + batch_size, n)
                 c = torch.as_tensor(cond[start:stop], dtype=torch.float32, device=dev)
-                dosages = gen.sample(c, torch_gen, options).cpu().numpy().astype(np.int8, copy=False)
-                samples = make_samples(ids[start:stop], pheno=fam6[start:stop])
+                cv = torch.as_tensor(covs[start:stop], dtype=torch.float32, device=dev) if names else None
+                dosages = gen.sample(c, torch_gen, options, cv).cpu().numpy().astype(np.int8, copy=False)
+                samples = make_samples(ids[start:stop], sex=sex[start:stop], pheno=fam6[start:stop])
                 writer.write(dosages, samples)
                 if callback is not None:
                     elapsed = time.perf_counter() - t0
                     callback({"event": "batch", "stage": "generate", "done": stop, "total": n,
                               "eta_s": elapsed / stop * (n - stop)})
             pd.DataFrame({"FID": ids, "IID": ids, trait: sidecar}).to_csv(tmp_pheno, sep="\t", index=False)
+            if names:
+                table = pd.DataFrame(covs, columns=names)
+                table.insert(0, "IID", ids)
+                table.insert(0, "FID", ids)
+                table.to_csv(tmp_cov[0], sep="\t", index=False, float_format="%.6g")
             write_json(tmp_prov, {
                 "software": software_versions("torch", "pandas"), "created": now_utc(), "run_dir": str(Path(run_dir).resolve()),
                 "run_provenance": read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
@@ -196,6 +214,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 "batch_size": batch_size,
                 "trait": run.phenotype, "condition": {"case_fraction": case_fraction, "label": label,
                                                       "value": value, "values": None if values is None else "given"},
+                "covariates": {"names": names, "fixed": fixed, "conditioned": bool(names) and model == "diffusion",
+                               "drawn_from": "the run's per-class Gaussian summary (covariates.py)"},
                 "seconds": time.perf_counter() - t0,
                 # the run's own validation privacy check (memorisation.py), measured for its default model
                 "release_check": None if check is None else check.to_dict(),
@@ -204,4 +224,6 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     except BaseException:
         writer.abort()
         raise
+    if not names:  # a replaced set (--force) must not keep another run's covariates
+        covar_path.unlink(missing_ok=True)
     return prefix

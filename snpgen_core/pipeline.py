@@ -51,6 +51,17 @@ def _read_trait(samples, pheno_path, pheno_col):
     return p.kind, p.values, p.name, list(p.labels)
 
 
+def _read_covariates(samples, covar_path, covar_names):
+    """(covariates (n, c) float NaN = missing, names), or (None, []) without a covariate file."""
+    from .phenotypes import read_covariates
+
+    if covar_path is None:
+        if covar_names:
+            raise InputError("--covar-name needs --covar FILE", hint="give the covariate file, or drop --covar-name")
+        return None, []
+    return read_covariates(samples, covar_path, list(covar_names) if covar_names else None)
+
+
 def _trait_summary(kind: str, values: np.ndarray, name: str, labels: list[str]) -> dict:
     ok = values[~np.isnan(values)]
     info = {"name": name, "kind": kind, "labels": labels, "n_missing": int(np.isnan(values).sum())}
@@ -115,11 +126,12 @@ def _as_config(config) -> runs.TrainConfig:
     return config or runs.TrainConfig()
 
 
-def _apply_data_to_config(config, n_snps: int, kind: str, n_classes: int, epochs: int | None):
+def _apply_data_to_config(config, n_snps: int, kind: str, n_classes: int, epochs: int | None,
+                          n_covariates: int = 0):
     cfg = copy.deepcopy(config)
     cfg.vae = dataclasses.replace(cfg.vae, n_snps=n_snps, pheno_kind=kind, n_classes=n_classes)
     cfg.denoiser = dataclasses.replace(cfg.denoiser, latent_dim=cfg.vae.latent_dim, cond_kind=kind,
-                                       n_classes=n_classes)
+                                       n_classes=n_classes, n_covariates=n_covariates)
     if epochs is not None:
         if int(epochs) != epochs or epochs < 1:
             raise InputError(f"epochs = {epochs} must be a positive whole number", hint="e.g. --epochs 50")
@@ -136,7 +148,7 @@ def _apply_data_to_config(config, n_snps: int, kind: str, n_classes: int, epochs
 
 
 class _Setup(NamedTuple):
-    """What the stages need from the run directory's first files: config, trait, split and panel."""
+    """What the stages need from the run directory's first files: config, trait, covariates, split and panel."""
 
     cfg: runs.TrainConfig
     trait: dict
@@ -144,6 +156,7 @@ class _Setup(NamedTuple):
     values: np.ndarray
     split: Split
     panel_index: np.ndarray
+    covariates: np.ndarray | None  # (n, c) of every individual of the cohort, NaN = missing; None = none given
 
 
 def _check_output(out: Path, resume: bool, gwas_path, panel_path) -> bool:
@@ -162,13 +175,14 @@ def _check_output(out: Path, resume: bool, gwas_path, panel_path) -> bool:
     return resuming
 
 
-def _hash_inputs(prefix: Path, pheno_path, gwas_path, panel_path) -> dict:
+def _hash_inputs(prefix: Path, pheno_path, gwas_path, panel_path, covar_path=None) -> dict:
     """{input: {path, sha256}} of every given input file; InputError for one that is missing."""
     from .io.plink import plink_path
 
     inputs = {"bed": plink_path(prefix, ".bed"), "bim": plink_path(prefix, ".bim"),
-              "fam": plink_path(prefix, ".fam"), "pheno": pheno_path, "gwas": gwas_path, "panel": panel_path}
-    what = {"bed": ".bed", "pheno": "phenotype", "gwas": "GWAS", "panel": "panel"}
+              "fam": plink_path(prefix, ".fam"), "pheno": pheno_path, "gwas": gwas_path, "panel": panel_path,
+              "covar": covar_path}
+    what = {"bed": ".bed", "pheno": "phenotype", "gwas": "GWAS", "panel": "panel", "covar": "covariate"}
     for k, v in inputs.items():
         if v is not None and not Path(v).is_file():
             raise InputError(f"{what.get(k, k)} file not found", path=str(v), hint="check the path")
@@ -176,38 +190,45 @@ def _hash_inputs(prefix: Path, pheno_path, gwas_path, panel_path) -> dict:
             for k, v in inputs.items() if v is not None}
 
 
-def _resume_setup(out: Path, fam, bim, hashes: dict, pheno_path, callback) -> _Setup:
+def _resume_setup(out: Path, fam, bim, hashes: dict, pheno_path, covar_path, callback) -> _Setup:
     """The setup of the unfinished run in ``out``, after checking it started from the same inputs."""
     info = json.loads((out / "config.json").read_text())
     prov = json.loads((out / "provenance.json").read_text())
-    for k in ("bed", "bim", "fam", "pheno"):
+    for k in ("bed", "bim", "fam", "pheno", "covar"):
         old, new = prov["inputs"].get(k), hashes.get(k)
         if (old or {}).get("sha256") != (new or {}).get("sha256"):
             raise InputError(f"the {k} input differs from the one this run started with", path=str(out),
-                             hint="resume with the same --bfile and --pheno, or start a new run")
+                             hint="resume with the same --bfile, --pheno and --covar, or start a new run")
     cfg = runs.TrainConfig.from_dict(info["train"], str(out / "config.json"))
     trait = info["phenotype"]
     kind, values, _, _ = _read_trait(fam, pheno_path, prov["parameters"].get("pheno_col"))
+    covariates, _ = _read_covariates(fam, covar_path, prov["parameters"].get("covar_names"))
     split = read_split(out / "split.tsv", fam)
     panel_index = runs.panel_indices(out / "panel.bim", bim)
     _emit(callback, "setup", f"resuming {out}")
-    return _Setup(cfg, trait, kind, values, split, panel_index)
+    return _Setup(cfg, trait, kind, values, split, panel_index, covariates)
 
 
 def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.TrainConfig, *, pheno_path,
-               pheno_col, gwas_path, top, panel_path, epochs, seed, device, dev, threads, resume,
-               callback) -> _Setup:
-    """Split, trait, panel and config of a new run, written to ``out`` (panel, split, provenance, config)."""
+               pheno_col, covar_path, covar_names, gwas_path, top, panel_path, epochs, seed, device, dev, threads,
+               resume, callback) -> _Setup:
+    """Split, trait, covariates, panel and config of a new run, written to ``out`` (panel, split, provenance,
+    config)."""
+    from .covariates import summarise
     from .io.atomic import atomic_path
     from .io.plink import write_bim
     from .panel import write_panel
 
     kind, values, name, labels = _read_trait(fam, pheno_path, pheno_col)
+    covariates, covar_columns = _read_covariates(fam, covar_path, covar_names)
     strata = trait_strata(values, kind) if kind != "none" else None
     split = split_samples(len(fam), strata=strata, holdout=0.0, validation=config.validation, seed=seed)
     table, panel_index = _choose_panel(prefix, bim, split.train, gwas_path, top, panel_path, callback)
     trait = _trait_summary(kind, values[split.train], name, labels)
-    cfg = _apply_data_to_config(config, len(panel_index), kind, len(labels), epochs)
+    cfg = _apply_data_to_config(config, len(panel_index), kind, len(labels), epochs, len(covar_columns))
+    # what generation draws covariates and sex from: summaries of the training part only (covariates.py)
+    drawn = summarise(None if covariates is None else covariates[split.train], covar_columns,
+                      fam["sex"].to_numpy()[split.train], values[split.train], kind)
     if cfg.dp.enabled:  # refuse impossible DP settings before anything is written
         from .differential_privacy import check_individuals, resolve_delta
 
@@ -220,7 +241,8 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
         write_bim(tmp, bim.iloc[panel_index])
     write_split(split, fam, out / "split.tsv")
     params = {"bfile": str(prefix), "pheno_path": None if pheno_path is None else str(pheno_path),
-              "pheno_col": pheno_col, "gwas_path": None if gwas_path is None else str(gwas_path), "top": top,
+              "pheno_col": pheno_col, "covar_path": None if covar_path is None else str(covar_path),
+              "covar_names": None if covar_names is None else list(covar_names), "gwas_path": None if gwas_path is None else str(gwas_path), "top": top,
               "panel_path": None if panel_path is None else str(panel_path), "epochs": epochs,
               "device": str(device), "resume": resume}
     write_json(out / "provenance.json", {
@@ -229,8 +251,8 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
         "n_samples": len(fam), "n_train": int(split.train.size), "n_validation": int(split.validation.size),
     })
     write_json(out / "config.json", {"format_version": runs.FORMAT_VERSION, "train": cfg.to_dict(),
-                                          "phenotype": trait, "n_snps": len(panel_index)})
-    return _Setup(cfg, trait, kind, values, split, panel_index)
+                                          "phenotype": trait, "covariates": drawn, "n_snps": len(panel_index)})
+    return _Setup(cfg, trait, kind, values, split, panel_index, covariates)
 
 
 @torch.no_grad()
@@ -256,9 +278,11 @@ class _Cohort(NamedTuple):
     cond_validation: np.ndarray
     train_rows: np.ndarray
     floor: np.ndarray  # as many individuals as validation ones from the independent-SNP baseline (memorisation.py)
+    cov_validation: np.ndarray | None  # the validation individuals' covariates (the synthetic ones get theirs)
 
 
-def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, independent, seed: int) -> _Cohort | None:
+def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, independent, seed: int,
+                  covariates: np.ndarray | None = None) -> _Cohort | None:
     """None when the validation part is too small (< 10 individuals) to measure anything. ``independent``: the
     fitted independent-SNP baseline, the checks' floor."""
     from .models.generators import SamplingOptions
@@ -274,7 +298,8 @@ def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, independe
     floor = independent.sample(torch.as_tensor(cond[va], dtype=torch.float32),
                                torch.Generator().manual_seed(seed), SamplingOptions()).numpy()
     return _Cohort(impute_missing(dosages[tr], freq, seed=rng), impute_missing(dosages[va], freq, seed=rng),
-                   cond[tr], cond[va], np.sort(rng.choice(tr.size, min(tr.size, va.size), replace=False)), floor)
+                   cond[tr], cond[va], np.sort(rng.choice(tr.size, min(tr.size, va.size), replace=False)), floor,
+                   None if covariates is None else covariates[va])
 
 
 @torch.no_grad()
@@ -299,10 +324,12 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
     from .models.generators import SamplingOptions
 
     cond = torch.as_tensor(cohort.cond_validation, dtype=torch.float32, device=device)
+    cov = None if cohort.cov_validation is None else torch.as_tensor(cohort.cov_validation, dtype=torch.float32,
+                                                                      device=device)
 
     def monitor(model) -> dict:
         gen = torch.Generator(device=device).manual_seed(seed)
-        synthetic = generator_of(model).sample(cond, gen, SamplingOptions()).cpu().numpy()
+        synthetic = generator_of(model).sample(cond, gen, SamplingOptions(), cov).cpu().numpy()
         return check_memorisation(cohort.train, cohort.validation, synthetic, floor=cohort.floor, seed=seed,
                                   **nlls_of(model)).to_dict()
 
@@ -379,15 +406,18 @@ def _leaves_nothing_on_failure(train):
 
 
 @_leaves_nothing_on_failure
-def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, gwas_path=None,
-              top: int | None = None, panel_path=None, config=None, seed: int = 0, device: str = "auto",
+def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, covar_path=None,
+              covar_names: list[str] | None = None, gwas_path=None, top: int | None = None, panel_path=None,
+              config=None, seed: int = 0, device: str = "auto",
               epochs: int | None = None, callback: Callback | None = None,
               stop_event: threading.Event | None = None, resume: bool = False,
               threads: int | None = None) -> Path:
     """Train a SNPgen model on the PLINK cohort ``bfile`` and write the run directory ``out_dir``.
 
     Trait: ``pheno_path``/``pheno_col`` (``phenotypes.read_phenotype``), else ``.fam`` column 6 (an all-missing
-    column trains an unconditioned model). Panel: ``gwas_path`` + ``top`` (``select_panel`` on the training part),
+    column trains an unconditioned model). Covariates: ``covar_path``/``covar_names``
+    (``phenotypes.read_covariates``; all columns when no names), seen by the latent diffusion beside the trait and
+    summarised for generation (``covariates.py``). Panel: ``gwas_path`` + ``top`` (``select_panel`` on the training part),
     or ``panel_path`` (a panel TSV or SNP list). Part ``config.validation`` of the cohort (stratified by trait,
     seeded) is held out for early stopping and recorded in ``split.tsv``; every other individual trains the VAE,
     the diffusion and the baselines. Evaluation holdouts are the caller's own separate cohort: none is carved here.
@@ -412,14 +442,15 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         torch.set_num_threads(cap)
 
     bim, fam = read_bim_fam(prefix)
-    hashes = _hash_inputs(prefix, pheno_path, gwas_path, panel_path)
+    hashes = _hash_inputs(prefix, pheno_path, gwas_path, panel_path, covar_path)
     if resuming:
-        setup = _resume_setup(out, fam, bim, hashes, pheno_path, callback)
+        setup = _resume_setup(out, fam, bim, hashes, pheno_path, covar_path, callback)
     else:
         setup = _new_setup(out, prefix, fam, bim, hashes, config, pheno_path=pheno_path, pheno_col=pheno_col,
-                           gwas_path=gwas_path, top=top, panel_path=panel_path, epochs=epochs, seed=seed,
-                           device=device, dev=dev, threads=cap, resume=resume, callback=callback)
-    cfg, trait, kind, values, split, panel_index = setup
+                           covar_path=covar_path, covar_names=covar_names, gwas_path=gwas_path, top=top,
+                           panel_path=panel_path, epochs=epochs, seed=seed, device=device, dev=dev, threads=cap,
+                           resume=resume, callback=callback)
+    cfg, trait, kind, values, split, panel_index, covariates = setup
     if str(device) == "auto" and dev.type == "cpu":
         _emit(callback, "setup", "no CUDA GPU found: training on the CPU")
     _emit(callback, "setup", f"{len(panel_index)} SNPs, {split.train.size} training and {split.validation.size} "
@@ -449,7 +480,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
 
     # memorisation is measured on the validation individuals while training (never on any evaluation holdout)
     models.independent.fit(dosages[tr], cond[tr])  # a baseline, and the floor of the memorisation checks
-    cohort = _check_cohort(dosages, cond, split, models.independent, seed)
+    cohort = _check_cohort(dosages, cond, split, models.independent, seed, covariates)
     if cohort is None:
         _emit(callback, "setup", f"only {va.size} validation individuals: memorisation is not checked while "
                                  "training (give the run more individuals or a larger validation share)")
@@ -489,10 +520,14 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     mu_va, lv_va = encode_all(vae, dosages[va], dev)
     diffusion = models.diffusion.to(dev)
     vae_nlls = None if cohort is None else _reconstruction_nlls(vae, cohort, dev)  # the VAE is final now
+    cov_tr = cov_va = ()  # covariates, when given, are the batches' fourth tensor
+    if covariates is not None:
+        cov_tr, cov_va = (as_t(covariates[tr], torch.float32),), (as_t(covariates[va], torch.float32),)
     if dp_plans is None:  # DP: the prior's N(0, 1) moments stand in for the training latents'
-        diffusion.set_statistics(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))
-    diff_state = fit(diffusion, (mu_tr, lv_tr, as_t(cond[tr], torch.float32)),
-                     (mu_va, lv_va, as_t(cond[va], torch.float32)), cfg.diffusion_fit, stage="diffusion",
+        diffusion.set_statistics(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev),
+                                 *(c.to(dev) for c in cov_tr))
+    diff_state = fit(diffusion, (mu_tr, lv_tr, as_t(cond[tr], torch.float32), *cov_tr),
+                     (mu_va, lv_va, as_t(cond[va], torch.float32), *cov_va), cfg.diffusion_fit, stage="diffusion",
                      seed=seed, device=dev, callback=callback, stop_event=stop_event,
                      on_epoch_end=checkpoint("diffusion"), resume=previous("diffusion"),
                      monitor=monitor(lambda d: LatentDiffusion(vae, d), lambda d: vae_nlls),

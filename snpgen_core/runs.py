@@ -319,6 +319,11 @@ class Run:
     def privacy_check(self):
         return read_privacy_check(self.path)
 
+    def covariates(self) -> dict | None:
+        """The covariate and sex summary generation draws from (``covariates.summarise``); None for a run
+        written before it was recorded."""
+        return self.info.get("covariates")
+
 
 def read_privacy_check(run_dir: str | os.PathLike):
     """The validation privacy check recorded in a run's ``run.json`` (``memorisation.MemorisationCheck``), or
@@ -394,6 +399,10 @@ def load_run(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> 
                          path=where, hint="train the model again with this version of snpgen")
     config = TrainConfig.from_dict(info["train"], where)
     pheno = _checked_phenotype(info["phenotype"], where, damaged)
+    n_cov = len((info.get("covariates") or {}).get("names", []))
+    if n_cov != config.denoiser.n_covariates:
+        raise InputError(f"{n_cov} covariates recorded but the denoiser takes {config.denoiser.n_covariates}",
+                         path=where, hint=damaged)
     variants = read_bim(path / "panel.bim")
     if config.vae.n_snps != len(variants) or info.get("n_snps", len(variants)) != len(variants):
         raise InputError(f"vae.n_snps = {config.vae.n_snps} but panel.bim has {len(variants)} SNPs", path=where,

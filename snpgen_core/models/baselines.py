@@ -71,7 +71,8 @@ class IndependentSNPs(nn.Module):
         return self
 
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions) -> torch.Tensor:
+    def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions,
+               covariates: torch.Tensor | None = None) -> torch.Tensor:  # covariates are not modelled
         g = _groups(cond.to(self.probs.device), self.kind, self.edges, self.n_groups)
         logits = self.probs[g].clamp(min=1e-12).log()  # (n, m, 3)
         return sample_genotypes(logits, generator=generator, temperature=options.temperature, mode=options.mode)
@@ -160,7 +161,8 @@ class VAEGaussian:
         self.latents = latents
 
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions) -> torch.Tensor:
+    def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions,
+               covariates: torch.Tensor | None = None) -> torch.Tensor:  # covariates are not modelled
         self.vae.eval()
         z = self.latents.sample_latents(cond, generator)
         scale = self.latents.chol[-1].norm(dim=1)  # sd of the pooled latents: sqrt(diag(L L^T))

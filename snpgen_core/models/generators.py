@@ -1,8 +1,10 @@
 """The one interface every genotype generator offers, and the latent-diffusion generator (our model).
 
-``Generator.sample(cond, generator, options)`` turns conditions (n,) float (class codes 0..k-1 for a binary or
-categorical trait, the raw value for a quantitative one, NaN = unconditional) into dosages (n, m) int8 (copies of
-the panel's a1 allele), drawing all randomness from the ``torch.Generator``. Benchmarks loop over generators
+``Generator.sample(cond, generator, options, covariates=None)`` turns conditions (n,) float (class codes 0..k-1
+for a binary or categorical trait, the raw value for a quantitative one, NaN = unconditional) into dosages (n, m)
+int8 (copies of the panel's a1 allele), drawing all randomness from the ``torch.Generator``. ``covariates``
+(n, c) float (``covariates.py``; a NaN row = unknown) condition the latent diffusion of a run trained with them;
+the baselines do not model covariates and ignore them. Benchmarks loop over generators
 through this interface; ``generation.generate`` batches and streams it to PLINK.
 """
 from __future__ import annotations
@@ -37,8 +39,8 @@ def perturb_latents(z: torch.Tensor, scale: torch.Tensor, options: SamplingOptio
 
 
 class Generator(Protocol):
-    def sample(self, cond: torch.Tensor, generator: torch.Generator,
-               options: SamplingOptions) -> torch.Tensor:  # (n,) -> (n, m) int8
+    def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions,
+               covariates: torch.Tensor | None = None) -> torch.Tensor:  # (n,) [, (n, c)] -> (n, m) int8
         ...
 
 
@@ -50,10 +52,12 @@ class LatentDiffusion:
         self.diffusion = diffusion
 
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions) -> torch.Tensor:
+    def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions,
+               covariates: torch.Tensor | None = None) -> torch.Tensor:
         self.vae.eval()
         self.diffusion.eval()
-        z = self.diffusion.sample(cond, guidance=options.guidance, steps=options.steps, generator=generator)
+        z = self.diffusion.sample(cond, covariates=covariates, guidance=options.guidance, steps=options.steps,
+                                  generator=generator)
         z = perturb_latents(z, self.diffusion.latent_std, options, generator)
         return self.vae.sample_genotypes(z, cond, generator, temperature=options.temperature,
                                          mode=options.mode)
