@@ -40,7 +40,9 @@ class EvaluationConfig:
     """Parameters of the statistics (recorded in the report's provenance).
 
     ld_window: SNP pairs at most this many SNPs apart (same chromosome) enter LD r and LD decay.
-    n_components: training PCs for the PCA distance, k-NN precision/recall and detection.
+    n_components: training PCs for the PCA distance and k-NN precision/recall. detection_components: training
+    PCs the detection classifier sees (20, as SNPgen and Xie et al. score it: past the ancestry axes, the PCs hold
+    long-range haplotype structure, which 10 PCs hide).
     knn_k: k of the k-NN precision/recall. n_folds: cross-validation folds of the detection classifier.
     max_points_energy / max_points_knn / max_per_class_detection: caps on the points of the quadratic-cost
     statistics (seeded subsamples). n_boot: bootstrap resamples of the holdout for the TSTR/TRTR intervals.
@@ -52,6 +54,7 @@ class EvaluationConfig:
 
     ld_window: int = ld.DEFAULT_WINDOW
     n_components: int = structure.DEFAULT_COMPONENTS
+    detection_components: int = structure.DETECTION_COMPONENTS
     knn_k: int = 3
     n_folds: int = 5
     max_points_energy: int = 2000
@@ -126,8 +129,10 @@ def _fidelity(t, h, s, variants, config: EvaluationConfig, seed: int, pca) -> di
     out["knn_precision"] = structure.knn_precision(t, h, s, k=config.knn_k, max_points=config.max_points_knn,
                                                    **common)
     out["knn_recall"] = structure.knn_recall(t, h, s, k=config.knn_k, max_points=config.max_points_knn, **common)
-    out["detection_auc"] = structure.detection_auc(t, h, s, n_folds=config.n_folds,
-                                                   max_per_class=config.max_per_class_detection, **common)
+    detection_pca = pca if config.detection_components == config.n_components else None
+    out["detection_auc"] = structure.detection_auc(t, h, s, pca=detection_pca, n_components=config.detection_components,
+                                                   n_folds=config.n_folds, max_per_class=config.max_per_class_detection,
+                                                   seed=seed)
     return out
 
 

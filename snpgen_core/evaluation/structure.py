@@ -26,6 +26,7 @@ from .card import MetricValue, skipped
 from .frequencies import allele_frequencies
 
 DEFAULT_COMPONENTS = 10
+DETECTION_COMPONENTS = 20  # the detection classifier's training PCs (SNPgen's and Xie et al.'s setting)
 
 
 @dataclass
@@ -251,7 +252,7 @@ def classifier_auc(a: np.ndarray, b: np.ndarray, *, n_folds: int = 5, seed: int 
 
 
 def detection_auc(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *,
-                  pca: TrainingPCA | None = None, n_components: int = DEFAULT_COMPONENTS, n_folds: int = 5,
+                  pca: TrainingPCA | None = None, n_components: int = DETECTION_COMPONENTS, n_folds: int = 5,
                   max_per_class: int = 5000, seed: int = 0) -> MetricValue:
     """Real-vs-synthetic detection: cross-validated AUC (:func:`classifier_auc`, gradient boosting sees
     non-linear structure) on the top training PCs. A classifier two-sample test (Lopez-Paz & Oquab, ICLR 2017),
