@@ -104,10 +104,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             phenos["synthetic"] = None
     elif args.pheno_col:
         raise InputError("--pheno-col needs --pheno FILE", hint="omit both to use .fam column 6")
-    report = evaluate(cohorts["training"], cohorts["holdout"], cohorts["synthetic"],
-                      train_pheno=phenos.get("training"), holdout_pheno=phenos.get("holdout"),
-                      synthetic_pheno=phenos.get("synthetic"), seed=args.seed, device=args.device, sources=sources,
-                      model=run_summary(args.run) if args.run else None)
+    shadow, scratch = None, None
+    if args.shadow_models is not None:
+        import tempfile
+
+        from .pipeline import ShadowTrainer
+
+        if not args.run:
+            raise InputError("--shadow-models needs --run RUN_DIR (the attack retrains that run's generator)",
+                             hint="add --run, the run that generated --synthetic")
+        if args.shadow_models < 4:
+            raise InputError(f"--shadow-models {args.shadow_models}: the attack needs at least 4 shadow generators",
+                             hint="e.g. --shadow-models 4")
+        scratch = tempfile.TemporaryDirectory(prefix="snpgen-shadow-")
+        shadow = ShadowTrainer(args.run, scratch.name, args.shadow_models)
+    try:
+        report = evaluate(cohorts["training"], cohorts["holdout"], cohorts["synthetic"],
+                          train_pheno=phenos.get("training"), holdout_pheno=phenos.get("holdout"),
+                          synthetic_pheno=phenos.get("synthetic"), seed=args.seed, device=args.device,
+                          sources=sources, model=run_summary(args.run) if args.run else None, shadow=shadow)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     paths = write_report(report, args.out)
     print(card_markdown(report))
     for note in report["provenance"]["notes"]:
@@ -344,6 +362,9 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="where the distance computations run (default auto: CUDA when present)")
+    p.add_argument("--shadow-models", type=_whole, metavar="N",
+                   help="also run the shadow-model membership attack: retrain --run's generator N (>= 4) times on "
+                        "random halves of --real (N trainings of the run's pipeline: minutes each)")
     p.add_argument("--out", type=_path, required=True, metavar="DIR", help="output folder for report.json and report.html")
 
 

@@ -560,3 +560,60 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     shutil.rmtree(ckpt, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shadow models: the run's own pipeline, retrained on parts of its training cohort (evaluation.attacks)
+
+
+class ShadowTrainer:
+    """The shadow-model attack's generators (``evaluation.attacks.shadow_model_attack``): each one is this
+    run's whole pipeline (``train_run`` with its config, panel and trait; its latent diffusion released) trained
+    on a part of the training cohort, in ``work_dir``. Covariates are not passed on (a run trained with them gets
+    trait-only shadows). ``trainer(variants)`` gives the attack's ``train_generator(dosages, cond, seed)`` for
+    dosages in ``variants``' order; ``sample(generator, n, seed)`` draws from the run's training mix of
+    conditions."""
+
+    def __init__(self, run_dir, work_dir, n_shadow: int = 4, threads: int | None = None):
+        self.run = runs.load_run(run_dir)
+        self.work = Path(work_dir)
+        self.n_shadow = int(n_shadow)
+        self.threads = threads
+
+    def trainer(self, variants: pd.DataFrame):
+        from .genotypes import Genotypes, make_samples
+        from .io.plink import write_plink
+        from .phenotypes import encode_trait
+
+        panel = self.run.variants["snp"].astype(str).tolist()
+        if variants["snp"].astype(str).tolist() != panel:
+            raise InputError("the evaluated SNPs are not the run's panel in its order", path=str(self.run.path),
+                             hint="evaluate the synthetic cohort this run generated, against its own training cohort")
+        kind, labels = self.run.phenotype["kind"], self.run.phenotype.get("labels") or []
+        trait = self.run.phenotype.get("name") or "PHENO"
+        count = [0]
+
+        def train_generator(dosages: np.ndarray, cond, seed: int):
+            count[0] += 1
+            d = self.work / f"shadow{count[0]}"
+            ids = [f"M{i:06d}" for i in range(len(dosages))]
+            write_plink(d / "cohort", Genotypes(np.asarray(dosages, np.int8), self.run.variants,
+                                                 make_samples(ids)))
+            pheno = None
+            if kind != "none":
+                pheno = d / "pheno.tsv"
+                pd.DataFrame({"FID": ids, "IID": ids, trait: encode_trait(cond, kind, labels)[1]}).to_csv(
+                    pheno, sep="\t", index=False)
+            out = train_run(d / "cohort", d / "run", pheno_path=pheno, pheno_col=None if pheno is None else trait,
+                            panel_path=self.run.path / "panel.tsv", config=copy.deepcopy(self.run.config),
+                            seed=seed, device="cpu", threads=self.threads)
+            return runs.load_run(out).generator("diffusion")
+
+        return train_generator
+
+    def sample(self, generator, n: int, seed: int) -> np.ndarray:
+        from .generation import condition_mix
+        from .models.generators import SamplingOptions
+
+        cond = torch.as_tensor(condition_mix(self.run.phenotype, n, seed=seed), dtype=torch.float32)
+        return generator.sample(cond, torch.Generator().manual_seed(seed), SamplingOptions()).numpy()

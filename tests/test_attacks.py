@@ -256,3 +256,43 @@ def test_evaluate__attack_rows_graded_and_kinship_explained(population):
     assert "more than chance: synthetic" in bad["privacy"]["kinship_duplicates"]["note"]
     assert {"privacy.domias_auc", "privacy.attribute_inference_gap"} <= set(bad["provenance"]["critical"])
     assert "privacy.domias_auc" in card_markdown(bad)
+
+
+def test_evaluate_cli__shadow_models_retrain_the_runs_own_pipeline_and_grade_a_row(sim_prefix, tmp_path, capsys,
+                                                                                     monkeypatch):
+    """snpgen evaluate --run R --shadow-models 4: four trainings of R's pipeline on halves of --real, one graded
+    row with its interval; without --run, or with fewer than 4, one clear line."""
+    import json
+    import tempfile
+    import warnings
+
+    from snpgen_core.cli import main
+    from snpgen_core.pipeline import train_run
+
+    c = tmp_path / "c"
+    assert main(["split", "--bfile", str(sim_prefix), "--split-file", f"{sim_prefix}.split.tsv", "--out", str(c)]) == 0
+    tiny = {"vae": {"hidden": 32, "latent_dim": 4}, "denoiser": {"hidden": 32, "depth": 1},
+            "vae_fit": {"epochs": 3, "check_every": 0}, "diffusion_fit": {"epochs": 3, "val_repeats": 1,
+                                                                         "check_every": 0}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = train_run(f"{c}.train", tmp_path / "run", gwas_path=f"{sim_prefix}.gwas.tsv", top=30, config=tiny,
+                        device="cpu")
+    assert main(["generate", "--run", str(run), "--n", "100", "--out", str(tmp_path / "syn")]) == 0
+    base = ["evaluate", "--real", f"{c}.train", "--holdout", f"{c}.holdout", "--synthetic", str(tmp_path / "syn")]
+    capsys.readouterr()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the shadow runs are trained
+    assert main(base + ["--shadow-models", "4", "--out", str(tmp_path / "r0")]) == 2
+    assert "--shadow-models needs --run" in capsys.readouterr().err
+    assert main(base + ["--run", str(run), "--shadow-models", "3", "--out", str(tmp_path / "r0")]) == 2
+    assert "at least 4" in capsys.readouterr().err
+    assert main(base + ["--run", str(run), "--shadow-models", "4", "--out", str(tmp_path / "r")]) == 0
+    row = json.loads((tmp_path / "r" / "report.json").read_text())["privacy"]["shadow_model_auc"]
+    assert 0.0 <= row["value"] <= 1.0 and row["reference"] == 0.5 and row["status"] in ("pass", "warn", "fail")
+    assert row["note"].startswith("4 shadow generators on random halves (") and "95% CI" in row["note"]
+    lo, hi = map(float, row["note"].split("95% CI ")[1].split(";")[0].split("-"))
+    assert lo <= row["value"] <= hi
+    assert "retrains this generator" in capsys.readouterr().out  # the card's plain words
+    assert not list(scratch.iterdir())  # the shadow runs are removed

@@ -164,6 +164,7 @@ DEFAULT_RULES: dict[str, Rule] = {
     "privacy.domias_auc": _r("max", 0.55, 0.60, critical=True, explain="<= 0.55 (fail > 0.60); ideal 0.5"),
     "privacy.domias_tpr_at_1pct_fpr": _r("max_shifted", 0.02, 0.05, ideal=0.01,
                                          explain="<= 2% (fail > 5%), raised by the holdout's excess over 1%"),
+    "privacy.shadow_model_auc": _r("max", 0.55, 0.60, critical=True, explain="<= 0.55 (fail > 0.60); ideal 0.5"),
     "privacy.attribute_inference_gap": _r("max", 0.02, 0.05, critical=True,
                                           explain="members' hidden genotypes recovered <= 2 points more often "
                                                   "than strangers' (fail > 5)"),
@@ -283,6 +284,9 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "privacy.domias_tpr_at_1pct_fpr": (
         "participants the density attacker identifies with confidence (1% false alarms)",
         "some participants can be identified with confidence; " + _RETRAIN_PRIVACY),
+    "privacy.shadow_model_auc": (
+        "an attacker who retrains this generator on parts of the cohort, telling participants from strangers (AUC)",
+        "a generator trained this way reveals who took part; " + _RETRAIN_PRIVACY),
     "privacy.attribute_inference_gap": (
         "how much better an attacker recovers hidden genotypes of participants than of strangers",
         "knowing part of a participant's genome, an attacker learns the rest from the cohort; "

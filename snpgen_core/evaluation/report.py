@@ -314,7 +314,8 @@ def _inputs(cohorts: dict[str, Genotypes], sources: dict | None) -> dict:
 
 def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, train_pheno=None, holdout_pheno=None,
              synthetic_pheno=None, seed: int = 0, thresholds: CardThresholds | None = None, device: str = "auto",
-             config: EvaluationConfig | None = None, sources: dict | None = None, model: dict | None = None) -> dict:
+             config: EvaluationConfig | None = None, sources: dict | None = None, model: dict | None = None,
+             shadow=None) -> dict:
     """Evaluate ``synthetic`` against ``train``, with ``holdout`` (real individuals never used in training) as
     the reference, and grade the result.
 
@@ -324,7 +325,9 @@ def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, trai
     cohort's .fam column 6; without a training phenotype the association and utility sections are empty.
     ``sources`` (cohort name -> list of file paths) adds the files' SHA-256 to the provenance; ``model``
     (``runs.run_summary``: the run behind the synthetic cohort, its file hashes and DP accounting) is recorded as
-    ``provenance.model`` for the release summary.
+    ``provenance.model`` for the release summary. ``shadow`` (e.g. ``pipeline.ShadowTrainer``: ``n_shadow``,
+    ``trainer(variants) -> train_generator``, ``sample``) adds the shadow-model attack's row
+    (``privacy.shadow_model_auc``, ``attacks.shadow_model_attack``), retraining the generator that many times.
 
     Returns the report.json dict (see the module docstring) with an extra ``plots`` key.
     """
@@ -335,17 +338,17 @@ def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, trai
     if config.threads:
         with threadpool_limits(limits=config.threads):
             report = _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed,
-                               thresholds, device, config, sources)
+                               thresholds, device, config, sources, shadow)
     else:
         report = _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed, thresholds,
-                           device, config, sources)
+                           device, config, sources, shadow)
     if model is not None:
         report["provenance"]["model"] = model
     return report
 
 
 def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed, thresholds, device,
-              config, sources) -> dict:
+              config, sources, shadow=None) -> dict:
     raw = {"training": train, "holdout": holdout, "synthetic": synthetic}
     t, h, s, alignment = align_cohorts(train, holdout, synthetic)
     check_holdout_distinct(t, h)
@@ -382,6 +385,15 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
         notes += [n for n in (why_h, why_s) if n]
 
     privacy, why = _privacy(t.dosages, h.dosages, s.dosages, seed, device)
+    if shadow is not None and privacy:
+        from .attacks import shadow_model_attack
+        from .distances import impute_missing
+
+        p = frequencies.allele_frequencies(t.dosages)
+        th = [impute_missing(x, p, seed=np.random.default_rng([seed, 52, k])) for k, x in enumerate((t.dosages, h.dosages))]
+        privacy["shadow_model_auc"] = shadow_model_attack(
+            *th, shadow.trainer(t.variants), shadow.sample, cond=None if tp is None else tp.values,
+            n_shadow=shadow.n_shadow, seed=seed, device=device)
     sections["privacy"] = privacy
     if why:
         notes.append(why)
