@@ -74,6 +74,9 @@ class VAEConfig:
     n_classes: int = option(0, "trait classes (binary: 2; categorical: k)", data=True)
     pheno_weight: float = option(0.01, "phenotype loss weight, as a multiple of n_snps (higher: the head "
                                        "overfits)", low=0.0)
+    pc_components: int = option(0, "training principal components the latent must predict (global structure "
+                                   "beyond the decoder's window; 0 = none)", low=0, high=256)
+    pc_weight: float = option(0.01, "weight of the principal-component loss, as a multiple of n_snps", low=0.0)
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -154,6 +157,13 @@ class GenotypeVAE(nn.Module):
         # standardisation of a quantitative trait (set by init_from_data, saved with the weights)
         self.register_buffer("pheno_mean", torch.zeros(()))
         self.register_buffer("pheno_std", torch.ones(()))
+        # the training PCs the latent predicts (set by init_from_data): mean dosage, scale, unit axes, score sd
+        k = c.pc_components
+        self.pc_head = nn.Linear(c.latent_dim, k) if k else None
+        self.register_buffer("pc_mean", torch.zeros(c.n_snps if k else 0))
+        self.register_buffer("pc_scale", torch.ones(c.n_snps if k else 0))
+        self.register_buffer("pc_axes", torch.zeros(c.n_snps if k else 0, k))
+        self.register_buffer("pc_sd", torch.zeros(k))
 
     @torch.no_grad()
     def init_from_data(self, dosages: np.ndarray, pheno: np.ndarray | None = None, chrom=None) -> None:
@@ -171,6 +181,39 @@ class GenotypeVAE(nn.Module):
             ok = pheno[~np.isnan(pheno)]
             self.pheno_mean.fill_(float(ok.mean()))
             self.pheno_std.fill_(float(ok.std()) or 1.0)
+        if self.pc_head is not None and len(dosages) > self.config.pc_components:
+            self._fit_pcs(dosages)
+
+    @torch.no_grad()
+    def _fit_pcs(self, dosages: np.ndarray) -> None:
+        """Top training PCs of the standardised dosages (missing = the mean), from the m x m covariance (exact,
+        deterministic; accumulated in blocks of individuals)."""
+        called = dosages >= 0
+        mean = np.where(called, dosages, 0).sum(0) / np.maximum(called.sum(0), 1)
+        p = mean / 2
+        scale = np.sqrt(2 * p * (1 - p))
+        scale[scale == 0] = np.inf  # monomorphic SNPs add nothing
+        cov = np.zeros((dosages.shape[1],) * 2)
+        for start in range(0, len(dosages), 4096):
+            block = dosages[start:start + 4096]
+            z = np.where(block >= 0, block, mean) - mean
+            z /= scale
+            cov += z.T @ z
+        w, v = np.linalg.eigh(cov / len(dosages))
+        top = np.argsort(w)[::-1][: self.config.pc_components]
+        self.pc_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.pc_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        self.pc_axes.copy_(torch.as_tensor(v[:, top], dtype=torch.float32))
+        self.pc_sd.copy_(torch.as_tensor(np.sqrt(np.clip(w[top], 1e-12, None)), dtype=torch.float32))
+
+    def pc_loss(self, z: torch.Tensor, dosages: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the latent's prediction of the individuals' standardised training PC scores."""
+        if self.pc_head is None or not bool((self.pc_sd > 0).all()):
+            return z.new_zeros(())
+        d = dosages.float()
+        x = torch.where(d >= 0, d, self.pc_mean) - self.pc_mean
+        scores = (x / self.pc_scale) @ self.pc_axes / self.pc_sd
+        return F.mse_loss(self.pc_head(z).float(), scores)
 
     def encode(self, dosages: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, m) dosages -> posterior mean and log-variance, each (B, d)."""
@@ -227,10 +270,12 @@ class GenotypeVAE(nn.Module):
         recon = -self.decoder.log_prob(dosages, self.decoder_input(z, seen)).mean()
         kl = (0.5 * (mu.float() ** 2 + logvar.float().exp() - 1.0 - logvar.float())).sum(1).mean()
         pheno = self.pheno_loss(z, trait)
-        loss = recon + self.kl_beta(epoch) * kl + self.config.pheno_weight * self.config.n_snps * pheno
+        pcs = self.pc_loss(z, dosages)
+        loss = (recon + self.kl_beta(epoch) * kl + self.config.pheno_weight * self.config.n_snps * pheno
+                + self.config.pc_weight * self.config.n_snps * pcs)
         if self.config.decoder_l2 > 0:
             loss = loss + self.config.decoder_l2 * self.decoder.penalty()
-        return {"loss": loss, "recon": recon, "kl": kl, "pheno": pheno}
+        return {"loss": loss, "recon": recon, "kl": kl, "pheno": pheno, "pcs": pcs}
 
     def pheno_loss(self, z: torch.Tensor, trait: torch.Tensor) -> torch.Tensor:
         """Phenotype head loss on latents ``z`` (B, d) for ``trait`` (B,) (NaN = missing, left out)."""
