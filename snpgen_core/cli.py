@@ -306,7 +306,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
     name = export_name(args.name or Path(args.synthetic).name)
     zip_path = Path(args.out) / f"{name}.zip" if args.zip else None
     result = export_cohort(args.synthetic, args.report, args.run, args.out, name, zip_path=zip_path,
-                           confirm_release=args.confirm_release)
+                           confirm_release=args.confirm_release, fmt=args.format)
     if result["release"]["grade"] != "pass":
         print(f"warning: exported a cohort graded {result['release']['grade']}; the confirmation is recorded in "
               "MODEL_CARD.md", file=sys.stderr)
@@ -439,12 +439,17 @@ def _add_gwas(p: argparse.ArgumentParser) -> None:
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
+    from .export import FORMATS
+
     p.add_argument("--synthetic", required=True, metavar="SYN_PREFIX", help="PLINK prefix written by snpgen generate")
     p.add_argument("--report", required=True, metavar="DIR", help="report folder written by snpgen evaluate")
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="the run directory that generated the cohort")
     p.add_argument("--out", required=True, metavar="DIR", help="exports go to DIR/NAME/ (never overwritten)")
     p.add_argument("--name", metavar="NAME", help="export name (default: the synthetic prefix's name)")
     p.add_argument("--zip", action="store_true", help="also write DIR/NAME.zip")
+    p.add_argument("--format", choices=list(FORMATS), default="bed",
+                   help="genotype files: bed = PLINK 1 .bed/.bim/.fam (default), vcf = bgzipped VCF (.vcf.gz), "
+                        "pgen = PLINK 2 .pgen/.pvar/.psam (needs pgenlib)")
     p.add_argument("--confirm-release", metavar="REASON",
                    help="required to export a cohort whose report-card grade is warn or fail: why it is released "
                         "anyway (recorded in MODEL_CARD.md)")
