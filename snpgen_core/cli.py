@@ -200,13 +200,16 @@ def _cmd_split(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    import tempfile
     import warnings
+    from pathlib import Path
 
     from tqdm import tqdm
 
     from .options import apply_flags
     from .pipeline import train_run
     from .runs import TrainConfig, read_config
+    from .training import distributed
 
     if args.top is not None and args.gwas is None:
         raise InputError("--top needs --gwas FILE", hint="or give a fixed panel with --snps PANEL.tsv")
@@ -238,17 +241,21 @@ def _cmd_train(args: argparse.Namespace) -> None:
                        file=sys.stderr)
 
     config = apply_flags(read_config(args.config) if args.config else TrainConfig(), args)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), distributed() as (rank, n_ranks), tempfile.TemporaryDirectory() as scratch:
         warnings.simplefilter("ignore", RuntimeWarning)  # "no CUDA: CPU" is reported below instead
+        # under torchrun every rank trains the same model (training.fit shares each batch); rank 0 writes the run,
+        # the others write theirs to a scratch folder that is dropped
+        out_dir = args.out if rank == 0 else Path(scratch) / "run"
         try:
-            out = train_run(args.bfile, args.out, pheno_path=args.pheno, pheno_col=args.pheno_col,
+            out = train_run(args.bfile, out_dir, pheno_path=args.pheno, pheno_col=args.pheno_col,
                             gwas_path=args.gwas, top=args.top, panel_path=args.snps, config=config,
-                            seed=args.seed, device=args.device, epochs=args.epochs, callback=progress,
-                            resume=args.resume)
+                            seed=args.seed, device=args.device, epochs=args.epochs,
+                            callback=progress if rank == 0 else None, resume=args.resume and rank == 0)
         finally:
             for bar in bars.values():
                 bar.close()
-    print(f"trained run -> {out}")
+    if rank == 0:
+        print(f"trained run -> {out}" + (f" ({n_ranks} processes)" if n_ranks > 1 else ""))
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
