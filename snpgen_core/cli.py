@@ -321,6 +321,19 @@ def _cmd_export(args: argparse.Namespace) -> None:
           + (f" and {result['zip']}" if result["zip"] else ""))
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    done = run_batch(args.jobs, args.out, address=args.address, callback=print)
+    print(f"{len(done['results']) - len(done['failed'])} of {len(done['results'])} jobs finished -> {done['tsv']}  "
+          f"{done['html']}")
+    if done["failed"]:
+        print(f"warning: {len(done['failed'])} job(s) failed after a retry: {', '.join(done['failed'])} (their errors "
+              "are in results.tsv; run the same command again to retry them)", file=sys.stderr)
+        return 1
+    return 0
+
+
 # Subcommands registered below; each entry: name -> (help, add_arguments, handler)
 def _add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=_path, required=True, help="output prefix")
@@ -462,6 +475,16 @@ def _add_export(p: argparse.ArgumentParser) -> None:
                         "anyway (recorded in MODEL_CARD.md)")
 
 
+def _add_batch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("jobs", type=_path, metavar="JOBS.toml",
+                   help="job file: [data] train, holdout, pheno, gwas; [grid] trait, panel_size, model, seed; [job] "
+                        "epochs, config, n, cpus, gpus (see README, 'Many jobs on Ray')")
+    p.add_argument("--out", type=_path, required=True, metavar="DIR",
+                   help="results folder: runs/, jobs/<id>/, results.tsv, results.html (a re-run skips finished jobs)")
+    p.add_argument("--address", metavar="HOST:PORT",
+                   help="an existing Ray cluster (its head node, or auto); default: a local Ray instance")
+
+
 COMMANDS = {
     "evaluate": ("evaluate a synthetic cohort against training and a real holdout: report.json + report.html",
                  _add_evaluate, _cmd_evaluate),
@@ -478,6 +501,8 @@ COMMANDS = {
              "table for select and train", _add_gwas, _cmd_gwas),
     "export": ("export a synthetic cohort with its report and a model card: a folder (and zip) to share",
                _add_export, _cmd_export),
+    "batch": ("run a grid of (trait, panel size, model, seed) train -> generate -> evaluate jobs on Ray: one "
+              "comparison table", _add_batch, _cmd_batch),
 }
 
 
@@ -520,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_output_path(args.out)  # every subcommand writes to --out: refuse an unwritable place before any work
         with removing_new_folders(args.out):
-            args.handler(args)
+            status = args.handler(args)  # None, or an exit status of its own (batch: 1 when a job failed)
     except InputError as err:
         return _fail(args.command, str(err))
     except OSError as err:  # the file system refused: disk full, read-only, not writable
@@ -539,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-    return 0
+    return status or 0
 
 
 def _fail(command: str, message: str) -> int:

@@ -267,6 +267,15 @@ def read_plink(prefix: str | os.PathLike, samples=None, variants=None) -> Genoty
     return Genotypes(dos, bim.iloc[v_idx].reset_index(drop=True), fam.iloc[s_idx].reset_index(drop=True))
 
 
+def read_plink_snps(prefix: str | os.PathLike, snp_ids, samples=None) -> Genotypes:
+    """Read only the variants whose IDs are in ``snp_ids`` (in the file's order), e.g. a model's panel out of a
+    whole-genome ``.bed``: memory is bounded by the panel, never the file. IDs absent from the file are skipped
+    (callers align cohorts by ID afterwards)."""
+    bim, _ = read_bim_fam(prefix)
+    wanted = np.flatnonzero(bim["snp"].isin(pd.Index(snp_ids)).to_numpy())
+    return read_plink(prefix, samples=samples, variants=wanted)
+
+
 def variant_blocks(prefix: str | os.PathLike, *, max_bytes: int = 1 << 26):
     """The cohort's dosages as consecutive (n_samples, k) int8 blocks of variants (-1 missing), about
     ``max_bytes`` each: for writers that stream a cohort variant by variant with bounded memory."""
