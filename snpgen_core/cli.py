@@ -75,15 +75,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate, write_report
     from .evaluation.align import check_cohort_sizes
     from .evaluation.card import card_markdown
-    from .io.plink import plink_path, read_plink
+    from .io.plink import cohort_files, read_bim_fam, read_plink, read_plink_snps
     from .phenotypes import read_phenotype
     from .runs import run_summary
 
     prefixes = {"training": args.real, "holdout": args.holdout, "synthetic": args.synthetic}
-    cohorts = {who: read_plink(p) for who, p in prefixes.items()}
+    # only the synthetic cohort's SNPs of the real ones (evaluate aligns on them): memory bounded by the panel,
+    # whatever the size of a genome-wide .bed
+    cohorts = {"synthetic": read_plink(args.synthetic)}
+    ids = cohorts["synthetic"].variants["snp"]
+    for who in ("training", "holdout"):
+        cohorts[who] = read_plink_snps(prefixes[who], ids)
+        if cohorts[who].n_variants == 0:
+            example = read_bim_fam(prefixes[who])[0]["snp"].iloc[0]
+            raise InputError(f"the {who} and synthetic cohorts share no SNP ID (e.g. {example!r}, {ids.iloc[0]!r})",
+                             path=str(prefixes[who]), hint="all three must be genotyped on the same panel with the "
+                                                           "same SNP IDs (see the .bim column 2)")
+    cohorts = {who: cohorts[who] for who in prefixes}
     check_cohort_sizes(*cohorts.values())  # the API skips what tiny sets cannot measure; a command refuses them
-    sources = {who: [str(plink_path(p, s)) for s in (".bed", ".bim", ".fam")]
-               for who, p in prefixes.items()}
+    sources = {who: [str(f) for f in cohort_files(p).values()] for who, p in prefixes.items()}
     phenos = {}
     if args.pheno:
         sources["phenotype"] = [args.pheno]
