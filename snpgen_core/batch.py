@@ -346,8 +346,13 @@ def _init_ray(address: str | None, spec: BatchSpec):
     if address is not None:
         _check_address(address)
     package = Path(__file__).resolve().parent  # ship this code to the workers: the same version everywhere
-    ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-             runtime_env={"py_modules": [str(package)]}, **({} if address else {"num_cpus": _local_cpus(spec)}))
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+                 runtime_env={"py_modules": [str(package)]}, **({} if address else {"num_cpus": _local_cpus(spec)}))
+    except (ConnectionError, RuntimeError, ValueError) as err:  # e.g. --address auto with no cluster running
+        where = f"at {address}" if address else "locally"
+        raise InputError(f"cannot start or join Ray {where} ({_one_line(err)[:300]})",
+                         hint="start one with ray start --head, or check --address") from None
     return ray
 
 
