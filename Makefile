@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 
 .PHONY: setup system-packages demo test
 system-packages:
-	@if ! command -v plink1.9 >/dev/null || ! command -v chromium >/dev/null; then \
+	@if ! command -v plink1.9 >/dev/null || ! command -v chromium >/dev/null || ! command -v plink2 >/dev/null \
+	    || ! command -v bcftools >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq plink1.9 chromium >/dev/null \
-	  || echo "warning: could not install plink1.9/chromium; the tests that need them will be skipped"; fi
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq plink1.9 plink2 bcftools chromium >/dev/null \
+	  || echo "warning: could not install plink1.9/plink2/bcftools/chromium; the tests that need them will be skipped"; fi
 
 $(BIN)/snpgen: requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }

@@ -8,6 +8,7 @@ import streamlit as st
 
 from pages._ui import BADGES, core_call, export_root, require, workspace
 from snpgen_core.evaluation.card import VERDICT_TEXT, card_rows
+from snpgen_core.export import FORMATS
 
 
 st.title("Export")
@@ -35,6 +36,9 @@ with st.form("export_form"):
     name = st.text_input("Name", value=default, max_chars=80,
                          help="Used for the folder and the files; characters other than letters, digits, '_' and "
                               "'-' become '_'.")
+    fmt = st.radio("Genotype format", list(FORMATS), horizontal=True, key="export_format",
+                   format_func=lambda f: {"bed": "PLINK 1 (.bed)", "vcf": "VCF (.vcf.gz)", "pgen": "PLINK 2 (.pgen)"}[f],
+                   help="; ".join(f"{k}: {v[1]}" for k, v in FORMATS.items()))
     confirmed, reason = True, ""
     if grade != "pass":
         confirmed = st.checkbox(f"I have read the report card and release this cohort although it is graded "
@@ -50,7 +54,7 @@ if go and grade != "pass" and not (confirmed and reason.strip()):
              icon=":material/gpp_bad:")
 elif go:
     with st.spinner("Writing the files (and the evaluation report if it is not ready yet)..."):
-        result = core_call(ws.export, name, export_root(ws), reason.strip() or None)
+        result = core_call(ws.export, name, export_root(ws), reason.strip() or None, fmt)
     if result is not None and result["name"] != name:
         st.info(f"Saved as {result['name']} (sanitised from {name!r}).", icon=":material/info:")
 

@@ -6,7 +6,8 @@ Conventions: samples x variants; a dosage (int8) counts the .bim column-5 allele
 Public API, in workflow order (heavy modules load on first use):
 
     Genotypes, MISSING, InputError                      data model, bad-input error
-    read_plink, write_plink, PlinkWriter                PLINK 1 binary I/O (bed-reader underneath)
+    read_plink, write_plink, PlinkWriter                PLINK 1 binary I/O (bed-reader underneath; reads .pgen too)
+    read_pgen, write_pgen, write_vcf                    PLINK 2 (pgenlib) and bgzipped VCF writers / reader
     read_gwas, align_gwas                               GWAS summary statistics: formats, allele alignment
     read_phenotype, read_covariates, Phenotype          PLINK-coded traits: binary, categorical, quantitative
     simulate_cohort, write_cohort                       msprime demo/test cohorts with known causal SNPs
@@ -17,7 +18,8 @@ Public API, in workflow order (heavy modules load on first use):
     TrainConfig, train_run                              VAE + conditional latent diffusion, one training loop
     generate, load_run                                  conditioned generation streamed to PLINK
     evaluate, write_report                              fidelity / association / utility / privacy report card
-    export_cohort                                       synthetic files + report + model card, as a folder and zip
+    export_cohort, write_genotypes                      synthetic files + report + model card (bed, vcf or pgen)
+    read_jobs, run_batch                                a grid of train -> generate -> evaluate jobs on Ray
 """
 from __future__ import annotations
 
@@ -40,7 +42,9 @@ _LAZY = {
     "TrainConfig": "runs", "train_run": "pipeline",
     "generate": "generation", "load_run": "generation",
     "evaluate": "evaluation", "write_report": "evaluation",
-    "export_cohort": "export",
+    "export_cohort": "export", "write_genotypes": "export",
+    "read_pgen": "io.pgen", "write_pgen": "io.pgen", "write_vcf": "io.vcf",
+    "read_jobs": "batch", "run_batch": "batch",
 }
 
 __all__ = ["__version__", "InputError", "MISSING", "Genotypes", "PlinkWriter", "read_plink", "write_plink", *_LAZY]

@@ -84,15 +84,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate, write_report
     from .evaluation.align import check_cohort_sizes
     from .evaluation.card import card_markdown
-    from .io.plink import plink_path, read_plink
+    from .io.plink import cohort_files, read_bim_fam, read_plink, read_plink_snps
     from .phenotypes import read_phenotype
     from .runs import run_summary
 
     prefixes = {"training": args.real, "holdout": args.holdout, "synthetic": args.synthetic}
-    cohorts = {who: read_plink(p) for who, p in prefixes.items()}
+    # only the synthetic cohort's SNPs of the real ones (evaluate aligns on them): memory bounded by the panel,
+    # whatever the size of a genome-wide .bed
+    cohorts = {"synthetic": read_plink(args.synthetic)}
+    ids = cohorts["synthetic"].variants["snp"]
+    for who in ("training", "holdout"):
+        cohorts[who] = read_plink_snps(prefixes[who], ids)
+        if cohorts[who].n_variants == 0:
+            example = read_bim_fam(prefixes[who])[0]["snp"].iloc[0]
+            raise InputError(f"the {who} and synthetic cohorts share no SNP ID (e.g. {example!r}, {ids.iloc[0]!r})",
+                             path=str(prefixes[who]), hint="all three must be genotyped on the same panel with the "
+                                                           "same SNP IDs (see the .bim column 2)")
+    cohorts = {who: cohorts[who] for who in prefixes}
     check_cohort_sizes(*cohorts.values())  # the API skips what tiny sets cannot measure; a command refuses them
-    sources = {who: [str(plink_path(p, s)) for s in (".bed", ".bim", ".fam")]
-               for who, p in prefixes.items()}
+    sources = {who: [str(f) for f in cohort_files(p).values()] for who, p in prefixes.items()}
     phenos = {}
     if args.pheno:
         sources["phenotype"] = [args.pheno]
@@ -227,6 +237,7 @@ def _cmd_split(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    import tempfile
     import warnings
 
     from tqdm import tqdm
@@ -234,6 +245,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from .options import apply_flags
     from .pipeline import train_run
     from .runs import TrainConfig, read_config
+    from .training import distributed
 
     if args.top is not None and args.gwas is None:
         raise InputError("--top needs --gwas FILE", hint="or give a fixed panel with --snps PANEL.tsv")
@@ -265,17 +277,22 @@ def _cmd_train(args: argparse.Namespace) -> None:
                        file=sys.stderr)
 
     config = apply_flags(read_config(args.config) if args.config else TrainConfig(), args)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), distributed() as (rank, n_ranks), tempfile.TemporaryDirectory() as scratch:
         warnings.simplefilter("ignore", RuntimeWarning)  # "no CUDA: CPU" is reported below instead
+        # under torchrun every rank trains the same model (training.fit shares each batch); rank 0 writes the run,
+        # the others write theirs to a scratch folder that is dropped
+        out_dir = args.out if rank == 0 else Path(scratch) / "run"
         try:
-            out = train_run(args.bfile, args.out, pheno_path=args.pheno, pheno_col=args.pheno_col,
-                            covar_path=args.covar, covar_names=args.covar_name, gwas_path=args.gwas, top=args.top, panel_path=args.snps, config=config,
-                            seed=args.seed, device=args.device, epochs=args.epochs, callback=progress,
-                            resume=args.resume)
+            out = train_run(args.bfile, out_dir, pheno_path=args.pheno, pheno_col=args.pheno_col,
+                            covar_path=args.covar, covar_names=args.covar_name, gwas_path=args.gwas, top=args.top,
+                            panel_path=args.snps, config=config, seed=args.seed, device=args.device,
+                            epochs=args.epochs, callback=progress if rank == 0 else None,
+                            resume=args.resume and rank == 0)
         finally:
             for bar in bars.values():
                 bar.close()
-    print(f"trained run -> {out}")
+    if rank == 0:
+        print(f"trained run -> {out}" + (f" ({n_ranks} processes)" if n_ranks > 1 else ""))
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
@@ -334,12 +351,25 @@ def _cmd_export(args: argparse.Namespace) -> None:
     name = export_name(args.name or Path(args.synthetic).name)
     zip_path = Path(args.out) / f"{name}.zip" if args.zip else None
     result = export_cohort(args.synthetic, args.report, args.run, args.out, name, zip_path=zip_path,
-                           confirm_release=args.confirm_release)
+                           confirm_release=args.confirm_release, fmt=args.format)
     if result["release"]["grade"] != "pass":
         print(f"warning: exported a cohort graded {result['release']['grade']}; the confirmation is recorded in "
               "MODEL_CARD.md", file=sys.stderr)
     print(f"exported {', '.join(result['files'])} -> {result['folder']}"
           + (f" and {result['zip']}" if result["zip"] else ""))
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    done = run_batch(args.jobs, args.out, address=args.address, callback=print)
+    print(f"{len(done['results']) - len(done['failed'])} of {len(done['results'])} jobs finished -> {done['tsv']}  "
+          f"{done['html']}")
+    if done["failed"]:
+        print(f"warning: {len(done['failed'])} job(s) failed after a retry: {', '.join(done['failed'])} (their errors "
+              "are in results.tsv; run the same command again to retry them)", file=sys.stderr)
+        return 1
+    return 0
 
 
 # Subcommands registered below; each entry: name -> (help, add_arguments, handler)
@@ -476,15 +506,30 @@ def _add_gwas(p: argparse.ArgumentParser) -> None:
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
+    from .export import FORMATS
+
     p.add_argument("--synthetic", required=True, metavar="SYN_PREFIX", help="PLINK prefix written by snpgen generate")
     p.add_argument("--report", required=True, metavar="DIR", help="report folder written by snpgen evaluate")
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="the run directory that generated the cohort")
     p.add_argument("--out", required=True, metavar="DIR", help="exports go to DIR/NAME/ (never overwritten)")
     p.add_argument("--name", metavar="NAME", help="export name (default: the synthetic prefix's name)")
     p.add_argument("--zip", action="store_true", help="also write DIR/NAME.zip")
+    p.add_argument("--format", choices=list(FORMATS), default="bed",
+                   help="genotype files: bed = PLINK 1 .bed/.bim/.fam (default), vcf = bgzipped VCF (.vcf.gz), "
+                        "pgen = PLINK 2 .pgen/.pvar/.psam (needs pgenlib)")
     p.add_argument("--confirm-release", metavar="REASON",
                    help="required to export a cohort whose report-card grade is warn or fail: why it is released "
                         "anyway (recorded in MODEL_CARD.md)")
+
+
+def _add_batch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("jobs", type=_path, metavar="JOBS.toml",
+                   help="job file: [data] train, holdout, pheno, gwas; [grid] trait, panel_size, model, seed; [job] "
+                        "epochs, config, n, cpus, gpus (see README, 'Many jobs on Ray')")
+    p.add_argument("--out", type=_path, required=True, metavar="DIR",
+                   help="results folder: runs/, jobs/<id>/, results.tsv, results.html (a re-run skips finished jobs)")
+    p.add_argument("--address", metavar="HOST:PORT",
+                   help="an existing Ray cluster (its head node, or auto); default: a local Ray instance")
 
 
 COMMANDS = {
@@ -503,6 +548,8 @@ COMMANDS = {
              "table for select and train", _add_gwas, _cmd_gwas),
     "export": ("export a synthetic cohort with its report and a model card: a folder (and zip) to share",
                _add_export, _cmd_export),
+    "batch": ("run a grid of (trait, panel size, model, seed) train -> generate -> evaluate jobs on Ray: one "
+              "comparison table", _add_batch, _cmd_batch),
 }
 
 
@@ -545,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_output_path(args.out)  # every subcommand writes to --out: refuse an unwritable place before any work
         with removing_new_folders(args.out):
-            args.handler(args)
+            status = args.handler(args)  # None, or an exit status of its own (batch: 1 when a job failed)
     except InputError as err:
         return _fail(args.command, str(err))
     except OSError as err:  # the file system refused: disk full, read-only, not writable
@@ -564,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-    return 0
+    return status or 0
 
 
 def _fail(command: str, message: str) -> int:

@@ -5,7 +5,8 @@ and a zip that a data-governance board can review and a pipeline can use.
 card against the real holdout, and what they may and may not be used for; everything it states comes from the
 run directory, the generation's ``.provenance.json`` and the report. ``export_cohort`` is the one entry point
 (``snpgen export`` and the app's Export page): it gathers the files and writes the folder (complete or not at
-all) and, when asked, the zip.
+all) and, when asked, the zip. The genotypes go out in one of ``FORMATS`` (``write_genotypes``): PLINK 1, a
+bgzipped VCF (``io.vcf``) or PLINK 2 ``.pgen`` (``io.pgen``, needs pgenlib).
 """
 from __future__ import annotations
 
@@ -18,11 +19,54 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from .errors import InputError
 from .io.atomic import atomic_path
 from .provenance import read_json
 
 REPORT_FILES = ("report.html", "report.json")
+FORMATS = {  # format -> (its files' suffixes, what the model card calls it)
+    "bed": ((".bed", ".bim", ".fam"), "PLINK 1 binary"),
+    "vcf": ((".vcf.gz",), "bgzipped VCF 4.2 (GT only, REF = the .bim A2 allele, ALT = the counted A1 allele)"),
+    "pgen": ((".pgen", ".pvar", ".psam"), "PLINK 2 binary (ALT = the counted A1 allele)"),
+}
+
+
+def check_format(fmt: str) -> str:
+    """``fmt`` if it is one of ``FORMATS``, else InputError naming the choices."""
+    if fmt not in FORMATS:
+        raise InputError(f"format {fmt!r} unknown", hint=f"choose from {', '.join(FORMATS)}")
+    return fmt
+
+
+def write_genotypes(cohort_prefix: str | os.PathLike, out_prefix: str | os.PathLike, fmt: str) -> list[Path]:
+    """Write the PLINK cohort at ``cohort_prefix`` (a ``.bed`` or ``.pgen`` set) as ``out_prefix`` + the format's
+    suffixes (``FORMATS``), streamed a block of variants at a time; every file appears complete or not at all.
+    Returns the paths written."""
+    from . import __version__
+    from .io.pgen import pgenlib_or_error, write_pgen
+    from .io.plink import PlinkWriter, plink_path, read_bim_fam, variant_blocks
+    from .io.vcf import write_vcf
+
+    check_format(fmt)
+    if fmt == "pgen":
+        pgenlib_or_error()  # before any work
+    variants, samples = read_bim_fam(cohort_prefix)
+    out_prefix = Path(out_prefix)
+    if fmt == "vcf":
+        return [write_vcf(plink_path(out_prefix, ".vcf.gz"), variants, samples, variant_blocks(cohort_prefix),
+                          source=f"SNPgen Studio {__version__}")]
+    if fmt == "pgen":
+        return write_pgen(out_prefix, variants, samples, variant_blocks(cohort_prefix))
+    from .io.plink import read_plink  # bed: rows at a time through the streamed writer
+
+    with PlinkWriter(out_prefix, variants, len(samples)) as writer:
+        step = max(1, (1 << 26) // max(len(variants), 1))
+        for start in range(0, len(samples), step):
+            rows = np.arange(start, min(start + step, len(samples)))
+            writer.write(read_plink(cohort_prefix, samples=rows).dosages, samples.iloc[rows])
+    return [plink_path(out_prefix, s) for s in FORMATS["bed"][0]]
 
 
 def safe_name(name: str, default: str = "file", max_len: int = 80) -> str:
@@ -102,12 +146,13 @@ def _release_text(decision: dict | None) -> str:
 
 
 def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generation: dict,
-               cohort: dict | None = None, panel: dict | None = None, release: dict | None = None) -> str:
+               cohort: dict | None = None, panel: dict | None = None, release: dict | None = None,
+               fmt: str = "bed") -> str:
     """A Markdown model card for the export ``name``: ``report`` is the evaluation (report.json content),
     ``run_dir`` the run that generated the cohort, ``generation`` its settings (:func:`generation_settings`),
     ``cohort`` the real cohort ({"name", "demo", "n_samples", "n_variants"}; default: as the run recorded it),
     ``panel`` who chose the SNPs (``io.gwas.panel_provenance``; default: not known, and said so), ``release`` the
-    release decision (:func:`release_gate`)."""
+    release decision (:func:`release_gate`), ``fmt`` the genotype format exported (``FORMATS``)."""
     from . import __version__
     from .evaluation.card import card_markdown
     from .io.gwas import panel_provenance
@@ -143,8 +188,9 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
 
 ## Files
 
-- `{name}.bed/.bim/.fam`: PLINK 1 binary, {g['n']} synthetic individuals x {n_snps} SNPs; dosages count
-  the `.bim` column-5 allele; `.fam` column 6 holds each individual's generated condition (PLINK coding).
+- `{name}{'/'.join(FORMATS[fmt][0])}`: {FORMATS[fmt][1]}, {g['n']} synthetic individuals x {n_snps} SNPs;
+  dosages count the `.bim` column-5 allele (A1); the trait column holds each individual's generated condition
+  (PLINK coding).
 - `{name}.pheno.tsv`: the condition of each individual; `{name}.provenance.json`: every generation setting.
 - `report.html`, `report.json`: the evaluation report (fidelity, association, utility, privacy).
 
@@ -192,15 +238,22 @@ perfect generator would score). Critical rows are marked *.
 
 
 def _export_files(synthetic_prefix: str | os.PathLike, report_dir: str | os.PathLike, name: str,
-                 card: str) -> dict[str, bytes]:
+                 card: str, fmt: str = "bed") -> dict[str, bytes]:
     """The export's files by name: ``<name>.bed/.bim/.fam/.pheno.tsv/.provenance.json`` (every file of the
-    synthetic prefix, renamed), ``report.html``, ``report.json`` and ``MODEL_CARD.md``."""
+    synthetic prefix, renamed; the genotypes converted to ``fmt``), ``report.html``, ``report.json`` and
+    ``MODEL_CARD.md``."""
     prefix = Path(synthetic_prefix)
     files = {}
     for src in sorted(prefix.parent.glob(prefix.name + ".*")):
-        files[f"{name}{src.name[len(prefix.name):]}"] = src.read_bytes()
+        suffix = src.name[len(prefix.name):]
+        if fmt == "bed" or suffix not in FORMATS["bed"][0]:
+            files[f"{name}{suffix}"] = src.read_bytes()
     if not files:
         raise InputError("no synthetic cohort at this prefix", path=str(prefix), hint="give the --out of snpgen generate")
+    if fmt != "bed":
+        with tempfile.TemporaryDirectory(prefix=".snpgen-export-") as tmp:
+            for path in write_genotypes(prefix, Path(tmp) / name, fmt):
+                files[path.name] = path.read_bytes()
     for what in REPORT_FILES:
         path = Path(report_dir) / what
         if not path.is_file():
@@ -260,7 +313,8 @@ def _read_report(report_dir: Path) -> dict:
 def export_cohort(synthetic_prefix: str | os.PathLike, report_dir: str | os.PathLike, run_dir: str | os.PathLike,
                   out_root: str | os.PathLike, name: str, *, report: dict | None = None,
                   generation: dict | None = None, cohort: dict | None = None, panel: dict | None = None,
-                  zip_path: str | os.PathLike | None = None, confirm_release: str | None = None) -> dict:
+                  zip_path: str | os.PathLike | None = None, confirm_release: str | None = None,
+                  fmt: str = "bed") -> dict:
     """Export a synthetic cohort to ``out_root/<name>/`` (``name`` made safe by :func:`export_name`; an existing
     folder is never overwritten): its PLINK files and sidecars renamed ``<name>.*``, ``report.html``,
     ``report.json`` and ``MODEL_CARD.md``; and the same files as a zip at ``zip_path`` when given.
@@ -270,8 +324,9 @@ def export_cohort(synthetic_prefix: str | os.PathLike, report_dir: str | os.Path
     ``.provenance.json``) and ``cohort`` (see :func:`model_card`) are for callers that already hold them.
     The release gate (:func:`release_gate`): a cohort graded "warn" or "fail" needs ``confirm_release`` (the
     reason), recorded in the model card. Returns {"name", "folder", "zip", "files" (sorted names), "model_card"
-    (its text), "release" (the decision)}.
+    (its text), "release" (the decision)}. ``fmt``: the genotypes' format (``FORMATS``: bed, vcf or pgen).
     """
+    check_format(fmt)
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file():
         raise InputError("not a finished run directory (no run.json)", path=str(run_dir),
@@ -282,8 +337,8 @@ def export_cohort(synthetic_prefix: str | os.PathLike, report_dir: str | os.Path
     release = release_gate(report, confirm_release)
     generation = generation_settings(synthetic_prefix) if generation is None else generation
     card = model_card(name, report, run_dir=run_dir, generation=generation, cohort=cohort, panel=panel,
-                      release=release)
-    files = _export_files(synthetic_prefix, report_dir, name, card)
+                      release=release, fmt=fmt)
+    files = _export_files(synthetic_prefix, report_dir, name, card, fmt)
     folder = _write_export_folder(files, out_root, name)
     written_zip = _write_zip(files, name, zip_path) if zip_path is not None else None
     return {"name": name, "folder": folder, "zip": written_zip, "files": sorted(files), "model_card": card,

@@ -79,13 +79,13 @@ def _trait_summary(kind: str, values: np.ndarray, name: str, labels: list[str]) 
 def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, panel_path, callback):
     """The panel as (table with PANEL_COLUMNS, variant indices into the .bim), chosen on training rows only."""
     from .io.gwas import align_gwas, panel_provenance, read_gwas
-    from .io.plink import plink_path, read_fam, read_plink
+    from .io.plink import read_bim_fam, read_plink
     from .panel import PANEL_COLUMNS, PanelWarning, read_panel, read_snp_list, select_panel
 
     aligned = None
     if gwas_path is not None:
         gwas = read_gwas(gwas_path)
-        n_cohort = len(read_fam(plink_path(prefix, ".fam")))  # validation individuals are no evaluation holdout
+        n_cohort = len(read_bim_fam(prefix)[1])  # validation individuals are no evaluation holdout
         warning = panel_provenance(gwas.n_samples_max, n_cohort)["warning"]
         if warning:
             _emit(callback, "panel", f"warning: {warning}")
@@ -177,10 +177,9 @@ def _check_output(out: Path, resume: bool, gwas_path, panel_path) -> bool:
 
 def _hash_inputs(prefix: Path, pheno_path, gwas_path, panel_path, covar_path=None) -> dict:
     """{input: {path, sha256}} of every given input file; InputError for one that is missing."""
-    from .io.plink import plink_path
+    from .io.plink import cohort_files
 
-    inputs = {"bed": plink_path(prefix, ".bed"), "bim": plink_path(prefix, ".bim"),
-              "fam": plink_path(prefix, ".fam"), "pheno": pheno_path, "gwas": gwas_path, "panel": panel_path,
+    inputs = {**cohort_files(prefix), "pheno": pheno_path, "gwas": gwas_path, "panel": panel_path,
               "covar": covar_path}
     what = {"bed": ".bed", "pheno": "phenotype", "gwas": "GWAS", "panel": "panel", "covar": "covariate"}
     for k, v in inputs.items():

@@ -12,9 +12,17 @@ Callback events (dicts): ``{"event": "start", "stage", "n_epochs"}``, then after
 "train_<component>", "val_<component>"}, "best_epoch", "elapsed_s", "eta_s"}``, and ``{"event": "end", "stage",
 "epoch", "best_epoch", "stopped": "early_stopping" | "epochs"}``; ``pipeline.train_run`` adds ``{"event":
 "message", "stage", "message"}``.
+
+Several processes (``torchrun --nproc-per-node N -m snpgen_core train ...``; ``distributed()`` joins them) train
+ONE model through the same loop: every rank holds the training tensors and draws the same permutation, takes its
+share ``idx[rank::world]`` of each batch, and the gradients are summed across ranks (each rank's mean loss
+weighted by its share of the batch), so a step is the single-process step on the same batch; the epoch's losses
+are summed across ranks, and every rank validates the same way, so early stopping agrees. Only rank 0 reports
+through the callback and ``on_epoch_end``. Models' ``training_loss`` must be a mean over the batch's individuals.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import threading
@@ -25,6 +33,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from .differential_privacy import DPSGD, private_gradients
@@ -49,6 +58,56 @@ def default_threads() -> int:
     except AttributeError:  # not on Linux
         available = os.cpu_count() or 1
     return max(1, min(available, 8))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Several processes (torch.distributed)
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) outside ``torch.distributed``."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+@contextlib.contextmanager
+def distributed():
+    """Join the process group that ``torchrun`` describes (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+    ``MASTER_ADDR``/``PORT`` in the environment; NCCL with one GPU per local rank when CUDA is present, else
+    gloo on the CPU) for the block, and leave it after. Yields (rank, world size); without those variables it
+    does nothing and yields (0, 1)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        yield world()
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # "cuda" now means this rank's GPU
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        yield world()
+        dist.barrier()  # leave together: gloo aborts a process whose peer tears the group down under it
+    finally:
+        dist.destroy_process_group()
+
+
+def _all_reduce_gradients(params: list[nn.Parameter]) -> None:
+    """Sum the gradients of ``params`` across ranks, in one flat buffer (a missing gradient counts as zero)."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for p, g in zip(params, grads):
+        p.grad = flat[offset:offset + g.numel()].view_as(g)
+        offset += g.numel()
+
+
+def _sync_start(model: nn.Module, resume: "FitState | None") -> "FitState | None":
+    """Rank 0's weights and resume state on every rank (only rank 0 writes checkpoints)."""
+    for t in list(model.parameters()) + list(model.buffers()):
+        dist.broadcast(t.data, src=0)
+    box = [resume]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -141,12 +200,25 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
     outside the accounting), and ``grad_clip`` is replaced by the per-individual clipping.
     """
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # the rank's GPU under torchrun
+    rank, n_ranks = world()
+    if n_ranks > 1 and privacy is not None:
+        raise InputError("differential privacy (DP-SGD) trains in one process only",
+                         hint="run without torchrun, or without --dp-epsilon")
     model.to(device)
     train = [t.to(device) for t in train]
     val = None if val is None or val[0].shape[0] == 0 else [t.to(device) for t in val]
     n = train[0].shape[0]
     if n == 0:
         raise InputError(f"no training samples for stage {stage}")
+    if n_ranks > 1 and min(n, config.batch_size) < n_ranks:
+        raise InputError(f"{stage}: a batch of {min(n, config.batch_size)} individuals cannot be shared by {n_ranks} "
+                         "processes", hint="use fewer processes (torchrun --nproc-per-node) or a larger batch_size")
+    if n_ranks > 1:
+        resume = _sync_start(model, resume)
+        callback = callback if rank == 0 else None
+        on_epoch_end = on_epoch_end if rank == 0 else None
     params = [p for p in model.parameters() if p.requires_grad]
     # multi-tensor (foreach) updates: per-parameter Python loops dominate small models on the CPU
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
@@ -176,6 +248,8 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
             t_epoch = time.perf_counter()
             torch.manual_seed(_seed_for(seed, stage, epoch))
             perm = torch.randperm(n, device="cpu").to(device)
+            if n_ranks > 1:  # the same permutation everywhere; each rank's own dropout and noise draws
+                torch.manual_seed(_seed_for(seed, f"{stage}/rank{rank}", epoch))
             model.train()
             sums: dict[str, float] = {}
             for b in range(steps_per_epoch):
@@ -184,10 +258,18 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
                 optimizer.zero_grad(set_to_none=True)
                 if privacy is None:
                     idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
+                    share = idx.shape[0]
+                    if n_ranks > 1:  # this rank's part of the batch; its mean loss weighted by its share
+                        idx = idx[rank::n_ranks]
                     batch = tuple(t[idx] for t in train)
-                    with autocast():
-                        out = model.training_loss(batch, epoch)
-                    out["loss"].backward()
+                    if idx.shape[0]:
+                        with autocast():
+                            out = model.training_loss(batch, epoch)
+                        (out["loss"] * (idx.shape[0] / share)).backward()
+                    else:  # a last batch smaller than the world: nothing here, zeros in the sum
+                        out = {k: torch.zeros((), device=device) for k in sums}
+                    if n_ranks > 1:
+                        _all_reduce_gradients(params)
                     if config.grad_clip > 0:
                         nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
                 else:  # Poisson sampling: each individual joins this step with probability q
@@ -204,6 +286,11 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
                             e.copy_(p)
                 for k, v in out.items():  # summed as tensors: no GPU sync per batch
                     sums[k] = sums.get(k, 0.0) + v.detach().float() * idx.shape[0]
+            if n_ranks > 1:  # every rank's individuals: the same epoch losses everywhere
+                keys = sorted(sums)
+                total = torch.stack([torch.as_tensor(sums[k], device=device, dtype=torch.float32) for k in keys])
+                dist.all_reduce(total)
+                sums = dict(zip(keys, total))
             losses = {("train" if k == "loss" else f"train_{k}"): float(v) / n for k, v in sums.items()}
             if not np.isfinite(losses["train"]):
                 raise RuntimeError(f"{stage}: the training loss became {losses['train']} in epoch {epoch + 1}; "
@@ -245,6 +332,10 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
                 state.done, state.stopped = True, "early_stopping"
             elif state.epoch >= config.epochs:
                 state.done, state.stopped = True, "epochs"
+            if n_ranks > 1:  # rank 0 decides when to stop (devices may differ in a loss's last bit)
+                box = [(state.done, state.stopped)]
+                dist.broadcast_object_list(box, src=0)
+                state.done, state.stopped = box[0]
             epochs_run += 1
             elapsed = time.perf_counter() - t_start
             state.model = _state_copy(model)

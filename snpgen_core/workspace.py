@@ -515,11 +515,13 @@ class Workspace:
 
     # -- export ----------------------------------------------------------------------------------------------
 
-    def export(self, name: str, out_root: str | os.PathLike, confirm_release: str | None = None) -> dict:
+    def export(self, name: str, out_root: str | os.PathLike, confirm_release: str | None = None,
+               fmt: str = "bed") -> dict:
         """Export the synthetic cohort with its report and a model card (``export.export_cohort``) to
-        ``out_root/<name>/`` and as ``<name>.zip`` in the workspace. Returns (and keeps as ``exported``) {"name",
-        "folder", "zip", "files", "model_card", "release"}. A cohort not graded "pass" needs ``confirm_release``
-        (the reason, recorded in the model card: ``export.release_gate``)."""
+        ``out_root/<name>/`` and as ``<name>.zip`` in the workspace, the genotypes in ``fmt`` (bed, vcf, pgen).
+        Returns (and keeps as ``exported``) {"name", "folder", "zip", "files", "model_card", "release"}. A cohort
+        not graded "pass" needs ``confirm_release`` (the reason, recorded in the model card:
+        ``export.release_gate``)."""
         from .export import export_cohort, export_name
 
         self._need("a synthetic cohort", self.synthetic is not None, "generate one on the Generate page")
@@ -528,7 +530,7 @@ class Workspace:
                   "n_variants": self.summary.n_variants}
         self.exported = export_cohort(self.synthetic, self.report_dir, self.current_run().run_dir, out_root, name,
                                       report=report, generation=self.generation, cohort=cohort,
-                                      panel=self.panel_provenance(), confirm_release=confirm_release,
+                                      panel=self.panel_provenance(), confirm_release=confirm_release, fmt=fmt,
                                       zip_path=self.path / "export" / f"{export_name(name)}.zip")
         return self.exported
 

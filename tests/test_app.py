@@ -368,6 +368,15 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     # the demo GWAS states its N (the training part): no claim beyond it, in the card and in the report
     assert "chose a SNP" not in card and "no more than the" in card
     assert "SNP panel: ranked by a GWAS computed on at most" in (folder / "report.html").read_text()
+    # the format picker: the same cohort again, as a bgzipped VCF
+    at.text_input[0].set_value("as_vcf")
+    at.radio(key="export_format").set_value("vcf")
+    at.button(key="FormSubmitter:export_form-Export").click().run()
+    no_exceptions(at)
+    vcf_folder = Path(os.environ["SNPGEN_EXPORT_DIR"]) / "as_vcf"
+    assert sorted(p.name for p in vcf_folder.glob("as_vcf.*")) == ["as_vcf.pheno.tsv", "as_vcf.provenance.json",
+                                                                   "as_vcf.vcf.gz"]
+    assert "bgzipped VCF" in (vcf_folder / "MODEL_CARD.md").read_text()
     assert len(at.download_button) == 3
 
 

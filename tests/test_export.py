@@ -133,3 +133,48 @@ def test_export_cohort__a_passing_cohort_needs_no_confirmation_and_says_so(made,
     result = export_cohort(syn, _graded(report, tmp_path, "pass"), run, tmp_path / "out", "x")
     assert result["release"]["grade"] == "pass" and not result["release"]["confirmed"]
     assert "Grade **pass**: exported on" in result["model_card"] and "despite" not in result["model_card"]
+
+
+@pytest.mark.parametrize("fmt, suffixes", [("vcf", [".vcf.gz"]), ("pgen", [".pgen", ".psam", ".pvar"])])
+def test_cli_export__format_vcf_or_pgen_read_back_by_the_reference_tool(made, tmp_path, capsys, fmt, suffixes):
+    import subprocess
+
+    tool = {"vcf": "bcftools", "pgen": "plink2"}[fmt]
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} not installed (make system-packages)")
+    pytest.importorskip("pgenlib")
+    _, _, run, syn, report = made
+    assert main(["export", "--synthetic", str(syn), "--report", str(report), "--run", str(run), "--out",
+                 str(tmp_path), "--name", "c", "--format", fmt, "--zip", "--confirm-release", "a test"]) == 0
+    folder = tmp_path / "c"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["MODEL_CARD.md", "report.html", "report.json", "c.pheno.tsv", "c.provenance.json", *(f"c{s}" for s in suffixes)])
+    expected = read_plink(syn)
+    if fmt == "vcf":
+        out = subprocess.run(["bcftools", "query", "-f", "[%GT ]\n", str(folder / "c.vcf.gz")], capture_output=True,
+                             text=True, check=True).stdout
+        codes = {"0/0": 0, "0/1": 1, "1/1": 2, "./.": -1}
+        back = np.array([[codes[c] for c in line.split()] for line in out.splitlines()], dtype=np.int8).T
+        ids = subprocess.run(["bcftools", "query", "-l", str(folder / "c.vcf.gz")], capture_output=True, text=True,
+                             check=True).stdout.split()
+        assert ids == expected.samples["iid"].tolist()
+    else:
+        subprocess.run(["plink2", "--pfile", str(folder / "c"), "--make-bed", "--out", str(tmp_path / "back")],
+                       capture_output=True, check=True)
+        back = read_plink(tmp_path / "back").dosages
+    assert np.array_equal(back, expected.dosages)
+    assert "bgzipped VCF" in (folder / "MODEL_CARD.md").read_text() if fmt == "vcf" else True
+    with zipfile.ZipFile(tmp_path / "c.zip") as zf:
+        assert all(f"c/c{s}" in zf.namelist() for s in suffixes)
+
+
+def test_cli_export__unknown_format_is_one_line_and_writes_nothing(made, tmp_path, capsys):
+    _, _, run, syn, report = made
+    assert main(["export", "--synthetic", str(syn), "--report", str(report), "--run", str(run), "--out",
+                 str(tmp_path / "out"), "--format", "bcf"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "invalid choice: 'bcf'" in err and "'pgen'" in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="format 'bcf' unknown"):
+        export_cohort(syn, report, run, tmp_path / "out", "x", fmt="bcf", confirm_release="a test")
+    assert not (tmp_path / "out").exists()

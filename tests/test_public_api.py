@@ -18,5 +18,5 @@ def test_public_api__import_does_not_load_torch_or_sklearn():
 
 def test_cli__module_entry_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "snpgen_core", "--help"], check=True, capture_output=True, text=True).stdout
-    for command in ("simulate", "split", "select", "gwas", "train", "generate", "evaluate", "export"):
+    for command in ("simulate", "split", "select", "gwas", "train", "generate", "evaluate", "export", "batch"):
         assert command in out

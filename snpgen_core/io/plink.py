@@ -24,9 +24,19 @@ _BED_READER_MISSING = -127  # bed_reader's int8 code for a missing call
 
 
 def plink_prefix(path: str | os.PathLike) -> Path:
-    """Strip a trailing .bed/.bim/.fam so that either a prefix or a file name may be given."""
+    """Strip a trailing .bed/.bim/.fam (or PLINK 2 .pgen/.pvar/.psam) so that either a prefix or a file name may
+    be given."""
     p = Path(path)
-    return p.with_suffix("") if p.suffix in (".bed", ".bim", ".fam") else p
+    return p.with_suffix("") if p.suffix in (".bed", ".bim", ".fam", ".pgen", ".pvar", ".psam") else p
+
+
+def cohort_files(prefix: str | os.PathLike) -> dict[str, Path]:
+    """The genotype, variant and sample files of a cohort, by role: {"bed", "bim", "fam"} -> the PLINK 1 trio,
+    or the ``.pgen/.pvar/.psam`` of a PLINK 2 set (``io.pgen.is_pgen``) in the same roles."""
+    from .pgen import is_pgen
+
+    suffixes = (".pgen", ".pvar", ".psam") if is_pgen(plink_prefix(prefix)) else (".bed", ".bim", ".fam")
+    return {role: plink_path(prefix, s) for role, s in zip(("bed", "bim", "fam"), suffixes)}
 
 
 def plink_path(prefix: str | os.PathLike, ext: str) -> Path:
@@ -190,8 +200,13 @@ def read_bim_fam(prefix: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]
 
     The lines of the ``.fam`` and then of the ``.bim`` are counted (streamed) against the ``.bed`` size before
     either is parsed, so a huge ``.bim`` or ``.fam`` beside a small ``.bed`` is refused without loading it.
+    A PLINK 2 set (``.pgen`` and no ``.bed``) gives its ``.pvar``/``.psam`` as the same tables (``io.pgen``).
     """
+    from .pgen import is_pgen, read_pvar_psam
+
     prefix = plink_prefix(prefix)
+    if is_pgen(prefix):
+        return read_pvar_psam(prefix)
     bed_path, bim_path, fam_path = (plink_path(prefix, s) for s in (".bed", ".bim", ".fam"))
     for p, kind in ((bim_path, ".bim"), (fam_path, ".fam"), (bed_path, ".bed")):
         if not p.is_file():
@@ -234,18 +249,52 @@ def read_plink(prefix: str | os.PathLike, samples=None, variants=None) -> Genoty
     """Read a PLINK 1 trio, or only the given samples/variants (integer indices or boolean masks).
 
     Only the selected genotypes are decoded: the rest of the ``.bed`` is never loaded. Missing calls become
-    ``MISSING`` (-1).
+    ``MISSING`` (-1). A PLINK 2 ``.pgen`` set at ``prefix`` is read the same way (``io.pgen``, needs pgenlib).
     """
+    from .pgen import is_pgen, read_pgen
+
     prefix = plink_prefix(prefix)
     bim, fam = read_bim_fam(prefix)
     bed_path = plink_path(prefix, ".bed")
     s_idx = _index(samples, len(fam), "samples")
     v_idx = _index(variants, len(bim), "variants")
+    if is_pgen(prefix):
+        return read_pgen(prefix, s_idx, v_idx, tables=(bim, fam))
     with open_bed(bed_path, iid_count=len(fam), sid_count=len(bim), count_A1=True, skip_format_check=True,
                   properties={"iid": fam["iid"].to_numpy(), "sid": bim["snp"].to_numpy()}) as bed:
         dos = bed.read(index=np.s_[s_idx, v_idx], dtype="int8", order="C")
     np.maximum(dos, MISSING, out=dos)  # bed_reader's -127 -> -1; nothing else is below -1
     return Genotypes(dos, bim.iloc[v_idx].reset_index(drop=True), fam.iloc[s_idx].reset_index(drop=True))
+
+
+def read_plink_snps(prefix: str | os.PathLike, snp_ids, samples=None) -> Genotypes:
+    """Read only the variants whose IDs are in ``snp_ids`` (in the file's order), e.g. a model's panel out of a
+    whole-genome ``.bed``: memory is bounded by the panel, never the file. IDs absent from the file are skipped
+    (callers align cohorts by ID afterwards)."""
+    bim, _ = read_bim_fam(prefix)
+    wanted = np.flatnonzero(bim["snp"].isin(pd.Index(snp_ids)).to_numpy())
+    return read_plink(prefix, samples=samples, variants=wanted)
+
+
+def variant_blocks(prefix: str | os.PathLike, *, max_bytes: int = 1 << 26):
+    """The cohort's dosages as consecutive (n_samples, k) int8 blocks of variants (-1 missing), about
+    ``max_bytes`` each: for writers that stream a cohort variant by variant with bounded memory."""
+    from .pgen import is_pgen, read_pgen
+
+    prefix = plink_prefix(prefix)
+    bim, fam = read_bim_fam(prefix)
+    n, m = len(fam), len(bim)
+    step = max(1, max_bytes // max(n, 1))
+    if is_pgen(prefix):
+        for start in range(0, m, step):
+            yield read_pgen(prefix, variants=np.arange(start, min(start + step, m)), tables=(bim, fam)).dosages
+        return
+    with open_bed(plink_path(prefix, ".bed"), iid_count=n, sid_count=m, count_A1=True, skip_format_check=True,
+                  properties={"iid": fam["iid"].to_numpy(), "sid": bim["snp"].to_numpy()}) as bed:
+        for start in range(0, m, step):
+            block = bed.read(index=np.s_[:, start:min(start + step, m)], dtype="int8", order="C")
+            np.maximum(block, MISSING, out=block)
+            yield block
 
 
 def _properties(variants: pd.DataFrame, samples: pd.DataFrame | None) -> dict:
