@@ -29,7 +29,7 @@ def test_vae__shapes(encoder):
     assert vae.decoder.logits(x, vae.decoder_input(mu, trait)).shape == (6, 37, 3)
     assert vae.sample_genotypes(mu, trait, torch.Generator().manual_seed(0)).shape == (6, 37)
     out = vae.training_loss((x, torch.tensor([0, 1, 2, 3, float("nan"), 1])), epoch=0)
-    assert set(out) == {"loss", "recon", "kl", "pheno"} and all(torch.isfinite(v) for v in out.values())
+    assert set(out) == {"loss", "recon", "kl", "pheno", "pcs"} and all(torch.isfinite(v) for v in out.values())
 
 
 def test_vae_loss__missing_genotypes_are_masked_out_of_the_reconstruction():
