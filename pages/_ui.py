@@ -119,7 +119,8 @@ def require(ok: bool, message: str, page: str, label: str) -> None:
 # Training settings and progress
 
 SECTION_TITLES = {"vae": "VAE", "denoiser": "Denoiser", "diffusion": "Diffusion", "vae_fit": "VAE training",
-                  "diffusion_fit": "Diffusion training", "dp": "Differential privacy"}
+                  "diffusion_fit": "Diffusion training", "dp": "Differential privacy", "gan": "WGAN-GP",
+                  "gan_fit": "WGAN-GP training"}
 
 
 def _option_widget(o, key: str):

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from pages._ui import core_call, require, workspace
-from snpgen_core.generation import DEFAULT_GUIDANCE
+from snpgen_core.generation import DEFAULT_GUIDANCE, SAMPLE_MODES
 from snpgen_core.memorisation import release_warning
 from snpgen_core.runs import read_privacy_check
 
@@ -63,16 +63,23 @@ with st.form("generate_form"):
     else:
         st.caption("This model was trained without a trait: individuals are drawn unconditioned.")
     with st.expander("Generator"):
-        model = st.selectbox("Model", ["diffusion", "vae_gaussian", "independent"],
+        model = st.selectbox("Model", info["models"],
                              format_func={"diffusion": "SNPgen latent diffusion",
+                                          "wgan": "conditional WGAN-GP (Xie et al. / Yelmen et al.)",
                                           "vae_gaussian": "baseline: VAE + per-class Gaussian latent",
                                           "independent": "baseline: independent SNPs (floor)"}.get,
-                             help="The baselines show what the diffusion model adds.")
+                             help="The baselines show what the trained model adds.")
+        sample = st.radio("Genotypes", SAMPLE_MODES, horizontal=True,
+                          format_func={"probabilities": "drawn from the model's probabilities",
+                                       "argmax": "most probable (as SNPgen and Xie et al. decode)"}.get,
+                          help="argmax decoding removes the sampling noise: rarer genotypes are under-drawn, so "
+                               "allele frequencies shift towards the common allele and diversity falls.")
     go = st.form_submit_button("Generate", type="primary")
 
 if go:
     with st.spinner(f"Generating {int(n):,} individuals..."):
-        core_call(ws.generate, int(n), guidance=float(guidance), seed=int(seed), model=model, **condition)
+        core_call(ws.generate, int(n), guidance=float(guidance), seed=int(seed), model=model, sample=sample,
+                  **condition)
 
 if ws.synthetic is None:
     st.info("Choose the settings and generate.", icon=":material/info:")

@@ -23,7 +23,8 @@ with st.form("train_form"):
     epochs = c1.number_input("Epochs (VAE)", min_value=1, max_value=5000, value=defaults.vae_fit.epochs,
                              help="Maximum VAE epochs; the diffusion gets "
                                   f"{defaults.diffusion_fit.epochs // max(defaults.vae_fit.epochs, 1)}x as many. "
-                                  "Both stop early when the validation loss stops improving.")
+                                  "Both stop early when the validation loss stops improving. With model wgan "
+                                  "(Model settings, Other): the WGAN-GP's epochs.")
     seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0,
                            help="Same data, settings and seed: the same model.")
     device = c3.selectbox("Device", ["auto", "cpu", "cuda"], help="auto = the GPU when there is one, else the CPU.")
@@ -33,7 +34,8 @@ with st.form("train_form"):
                                       "both stages (smaller = more private; 1-10 is usual). Every epoch runs (no "
                                       "early stopping) and training is slower. Delta and clipping: Model settings.")
     with st.expander("Model settings"):
-        settings = config_widgets(defaults, skip={"vae_fit.epochs", "diffusion_fit.epochs", "dp.epsilon"})
+        settings = config_widgets(defaults, skip={"vae_fit.epochs", "diffusion_fit.epochs", "gan_fit.epochs",
+                                                      "dp.epsilon"})
     settings.setdefault("dp", {})["epsilon"] = float(dp_epsilon)
     start = st.form_submit_button("Start training", type="primary", disabled=running is not None)
 

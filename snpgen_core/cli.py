@@ -297,14 +297,16 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_generate(args: argparse.Namespace) -> None:
     from .generation import generate
+    from .provenance import read_json
 
     prefix = generate(args.run, args.n, out_prefix=args.out, case_fraction=args.case_fraction, label=args.label,
                       value=args.value, guidance=args.guidance, steps=args.steps, seed=args.seed,
                       sample=args.sample, temperature=args.temperature, latent_noise=args.latent_noise,
                       covariate_values=args.covar_value, model=args.model, device=args.device,
                       overwrite=args.force)
+    model = args.model or read_json(prefix.with_name(prefix.name + ".provenance.json"))["model"]
     extra = ", .covar.tsv" if Path(f"{prefix}.covar.tsv").exists() else ""
-    print(f"generated {args.n} individuals ({args.model}) -> {prefix}.bed/.bim/.fam, {prefix}.pheno.tsv{extra}")
+    print(f"generated {args.n} individuals ({model}) -> {prefix}.bed/.bim/.fam, {prefix}.pheno.tsv{extra}")
     _print_release_check(args.run)
 
 
@@ -481,8 +483,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
                    help="classifier-free guidance scale (default 2; 1 = plain conditional, 0 = unconditional)")
     p.add_argument("--steps", type=_count, metavar="S", help="DDIM sampling steps (default: the run's, 50)")
     p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--model", choices=["diffusion", "vae_gaussian", "independent"], default="diffusion",
-                   help="our latent diffusion (default) or a baseline")
+    p.add_argument("--model", choices=["diffusion", "vae_gaussian", "independent", "wgan"],
+                   help="the generator: default the one the run trained (diffusion, or wgan for snpgen train "
+                        "--model wgan); vae_gaussian and independent are baselines")
     p.add_argument("--sample", choices=["probabilities", "argmax"], default="probabilities",
                    help="draw genotypes from the decoder's probabilities (default) or take the most probable")
     p.add_argument("--temperature", type=_number, default=1.0, help="softmax temperature of genotype draws")

@@ -106,7 +106,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
              value: float | None = None, values=None, guidance: float = DEFAULT_GUIDANCE, steps: int | None = None,
              seed: int = 0, sample: str = "probabilities", temperature: float = 1.0, latent_noise: float = 0.0,
              covariate_values=None, batch_size: int = 4096,
-             model: str = "diffusion", device: str = "cpu", callback: Callable[[dict], None] | None = None,
+             model: str | None = None, device: str = "cpu", callback: Callable[[dict], None] | None = None,
              stop_event=None, overwrite: bool = False) -> Path:
     """Generate ``n`` synthetic individuals from the run in ``run_dir`` and write the PLINK trio ``out_prefix``
     (see the module docstring for the files). Conditions: ``condition_mix``. ``guidance``: classifier-free
@@ -115,9 +115,10 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     latent standard deviations to each sampled latent before decoding (a privacy knob; not for "independent").
     Covariates and sex: drawn per individual given its condition (``covariates.draw``); ``covariate_values``
     (``["AGE=50", ...]``, CLI ``--covar-value``) fixes some covariates for everyone. Only the latent diffusion
-    conditions its genotypes on covariates; the baselines' cohorts carry them but ignore them.
-    ``model``: "diffusion" (ours), "vae_gaussian" or
-    "independent" (baselines). The same run, arguments and ``seed`` give the same files (on the same device).
+    conditions its genotypes on covariates; the other generators' cohorts carry them but ignore them.
+    ``model``: None (the generator the run trained: "diffusion" or "wgan"), "diffusion" (ours), "vae_gaussian" or
+    "independent" (baselines), "wgan" (a run trained with ``model="wgan"``). The same run, arguments and ``seed``
+    give the same files (on the same device).
     ``callback`` receives ``{"event": "batch", "stage": "generate", "done", "total", "eta_s"}``; a set
     ``stop_event`` (``threading.Event``) stops between batches with ``training.Cancelled`` and writes nothing.
     An existing output set at ``out_prefix`` is refused unless ``overwrite`` (CLI ``--force``). Returns the
@@ -133,7 +134,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
         raise InputError(f"seed {seed} must be a whole number in [0, 2^63)", hint="e.g. --seed 0")
     if sample not in SAMPLE_MODES:
         raise InputError(f"sampling mode {sample!r} unknown", hint=f"choose from {', '.join(SAMPLE_MODES)}")
-    if model not in MODELS:
+    if model is not None and model not in MODELS:
         raise InputError(f"model {model!r} unknown", hint=f"choose from {', '.join(MODELS)}")
     if not (np.isfinite(temperature) and temperature > 0):
         raise InputError(f"temperature {temperature} must be a positive finite number",
@@ -156,6 +157,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                          hint="add --force (overwrite=True) to replace the set, or choose another --out")
     dev = resolve_device(device)
     run = load_run(run_dir, device=dev)
+    model = model or run.config.model
     if run.config.dp.enabled and model != "diffusion":
         raise InputError(f"this run was trained with differential privacy, which covers the diffusion generator "
                          f"only; the {model!r} baseline was fitted without it", hint="use --model diffusion")

@@ -132,6 +132,7 @@ def _apply_data_to_config(config, n_snps: int, kind: str, n_classes: int, epochs
     cfg.vae = dataclasses.replace(cfg.vae, n_snps=n_snps, pheno_kind=kind, n_classes=n_classes)
     cfg.denoiser = dataclasses.replace(cfg.denoiser, latent_dim=cfg.vae.latent_dim, cond_kind=kind,
                                        n_classes=n_classes, n_covariates=n_covariates)
+    cfg.gan = dataclasses.replace(cfg.gan, n_snps=n_snps, pheno_kind=kind, n_classes=n_classes)
     if epochs is not None:
         if int(epochs) != epochs or epochs < 1:
             raise InputError(f"epochs = {epochs} must be a positive whole number", hint="e.g. --epochs 50")
@@ -140,6 +141,9 @@ def _apply_data_to_config(config, n_snps: int, kind: str, n_classes: int, epochs
         cfg.vae_fit = dataclasses.replace(cfg.vae_fit, epochs=int(epochs), min_epochs=min(cfg.vae_fit.min_epochs, epochs))
         cfg.diffusion_fit = dataclasses.replace(cfg.diffusion_fit, epochs=d_epochs,
                                                 min_epochs=min(cfg.diffusion_fit.min_epochs, d_epochs))
+        if cfg.model == "wgan":  # --epochs N: the GAN's epochs (with the Gumbel temperature's schedule)
+            cfg.gan_fit = dataclasses.replace(cfg.gan_fit, epochs=int(epochs))
+            cfg.gan = dataclasses.replace(cfg.gan, tau_epochs=min(cfg.gan.tau_epochs, int(epochs)))
     return cfg
 
 
@@ -230,6 +234,10 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
                       fam["sex"].to_numpy()[split.train], values[split.train], kind)
     if cfg.dp.enabled:  # refuse impossible DP settings before anything is written
         from .differential_privacy import check_individuals, resolve_delta
+
+        if cfg.model != "diffusion":
+            raise InputError(f"differential privacy is implemented for the diffusion model only, not {cfg.model}",
+                             hint="use --model diffusion with --dp-epsilon, or train the GAN without DP")
 
         check_individuals(int(split.train.size), {"vae_fit": cfg.vae_fit.batch_size,
                                                   "diffusion_fit": cfg.diffusion_fit.batch_size})
@@ -350,24 +358,26 @@ def _vae_with_gaussian_prior(models: runs.RunModels, cohort: _Cohort, device: to
     return generator_of
 
 
-def _write_run(out: Path, models: runs.RunModels, vae_state: FitState, diff_state: FitState,
+def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
                recon_dosages: np.ndarray, dev: torch.device, t0: float, privacy_check: dict | None,
                dp_record: dict | None = None) -> None:
-    """Weights, history, reconstruction, then ``run.json`` (the completeness marker)."""
+    """Weights, history (per stage in ``states``: losses, best epoch, why it stopped), reconstruction (the VAE's;
+    a header only for a run without one), then ``run.json`` (the completeness marker)."""
     from safetensors.torch import save_file
 
     from .io.atomic import atomic_path
     from .models.vae import reconstruction_report
 
-    recon = reconstruction_report(models.vae, recon_dosages, device=dev)
+    recon = (reconstruction_report(models.vae, recon_dosages, device=dev) if "vae" in states else
+             pd.DataFrame(columns=["maf_bin", "genotype", "n_snps", "n_genotypes", "accuracy"]))
     with atomic_path(out / "reconstruction.tsv") as tmp:
         recon.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     with atomic_path(out / "model.safetensors") as tmp:
         save_file(models.state_tensors(), str(tmp), metadata={"format_version": str(runs.FORMAT_VERSION)})
     write_json(out / "history.json", {
-        "vae": vae_state.history, "diffusion": diff_state.history,
-        "vae_best_epoch": vae_state.best_epoch, "diffusion_best_epoch": diff_state.best_epoch,
-        "vae_stopped": vae_state.stopped, "diffusion_stopped": diff_state.stopped,
+        **{name: s.history for name, s in states.items()},
+        **{f"{name}_best_epoch": s.best_epoch for name, s in states.items()},
+        **{f"{name}_stopped": s.stopped for name, s in states.items()},
     })
     write_json(out / "run.json", {
         "format_version": runs.FORMAT_VERSION, "finished": now_utc(),
@@ -376,6 +386,24 @@ def _write_run(out: Path, models: runs.RunModels, vae_state: FitState, diff_stat
         "differential_privacy": dp_record,  # differential_privacy.record: (epsilon, delta) spent; None without DP
         "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
+
+
+def _train_gan(gan, dosages: np.ndarray, cond: np.ndarray, split: Split, cfg: runs.TrainConfig,
+               dev: torch.device, seed: int, callback, stop_event, on_epoch_end, resume, monitor) -> FitState:
+    """The GAN's stage: missing calls imputed from the training allele frequencies (seeded; the critic must not
+    learn that real people have missing calls), then ``fit`` on the training individuals. No validation loss:
+    the critic's estimate on validation individuals cannot choose weights (``models/gan.py``), so the EMA
+    weights are kept; the memorisation checks on the validation individuals are recorded."""
+    from .evaluation.distances import impute_missing
+
+    tr = split.train
+    called = dosages[tr] >= 0
+    freq = np.where(called, dosages[tr], 0).sum(0) / np.maximum(2 * called.sum(0), 1)
+    x = impute_missing(dosages[tr], freq, seed=np.random.default_rng([seed, 14]))
+    gan.init_from_data(x, cond[tr])
+    return fit(gan, (torch.as_tensor(x), torch.as_tensor(cond[tr], dtype=torch.float32)), None, cfg.gan_fit,
+               stage="gan", seed=seed, device=dev, callback=callback, stop_event=stop_event,
+               on_epoch_end=on_epoch_end, resume=resume, monitor=monitor)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -500,6 +528,22 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
             return None
         return _memorisation_monitor(cohort, generator_of, nlls_of, dev, seed)
 
+    if cfg.model == "wgan":  # a conditional WGAN-GP instead of the VAE and the diffusion (models/gan.py)
+        state = _train_gan(models.gan, dosages, cond, split, cfg, dev, seed, callback, stop_event,
+                           checkpoint("gan"), previous("gan"), monitor(lambda g: g, lambda g: {}))
+        if stop_event is not None and stop_event.is_set():
+            raise Cancelled("training cancelled before the run was written")
+        check = None
+        if cohort is not None:
+            check = _memorisation_monitor(cohort, lambda g: g, lambda g: {}, dev, seed)(models.gan)
+            _emit(callback, "check", MemorisationCheck(**check).summary())
+            if warning := release_warning(MemorisationCheck(**check)):
+                _emit(callback, "check", warning)
+        _write_run(out, models, {"gan": state}, dosages[tr], dev, t0, check)
+        shutil.rmtree(ckpt, ignore_errors=True)
+        _emit(callback, "done", f"run written to {out}")
+        return out
+
     # 1. VAE
     vae = models.vae
     m = len(panel_index)
@@ -554,8 +598,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                             "diffusion": diff_state.epoch * dp_plans["diffusion"].steps_per_epoch})
         _emit(callback, "check", f"differential privacy: (epsilon {dp_record['epsilon']:.3g}, delta "
                                  f"{dp_record['delta']:.2g}) spent over both stages")
-    _write_run(out, models, vae_state, diff_state, dosages[va] if va.size else dosages[tr], dev, t0, check,
-               dp_record)
+    _write_run(out, models, {"vae": vae_state, "diffusion": diff_state}, dosages[va] if va.size else dosages[tr],
+               dev, t0, check, dp_record)
     shutil.rmtree(ckpt, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")
     return out
@@ -567,7 +611,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
 
 class ShadowTrainer:
     """The shadow-model attack's generators (``evaluation.attacks.shadow_model_attack``): each one is this
-    run's whole pipeline (``train_run`` with its config, panel and trait; its latent diffusion released) trained
+    run's whole pipeline (``train_run`` with its config, panel and trait; its own generator released) trained
     on a part of the training cohort, in ``work_dir``. Covariates are not passed on (a run trained with them gets
     trait-only shadows). ``trainer(variants)`` gives the attack's ``train_generator(dosages, cond, seed)`` for
     dosages in ``variants``' order; ``sample(generator, n, seed)`` draws from the run's training mix of
@@ -606,7 +650,7 @@ class ShadowTrainer:
             out = train_run(d / "cohort", d / "run", pheno_path=pheno, pheno_col=None if pheno is None else trait,
                             panel_path=self.run.path / "panel.tsv", config=copy.deepcopy(self.run.config),
                             seed=seed, device="cpu", threads=self.threads)
-            return runs.load_run(out).generator("diffusion")
+            return runs.load_run(out).generator(self.run.config.model)  # the generator the run released
 
         return train_generator
 

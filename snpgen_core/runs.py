@@ -34,6 +34,7 @@ from .options import check_options, option
 from .provenance import json_default, sha256_file
 from .models.baselines import IndependentSNPs, LatentGaussian, VAEGaussian
 from .models.denoiser import Denoiser, DenoiserConfig
+from .models.gan import ConditionalWGAN, GANConfig
 from .models.diffusion import DiffusionConfig, GaussianDiffusion
 from .models.generators import Generator, LatentDiffusion
 from .models.vae import GenotypeVAE, VAEConfig
@@ -41,7 +42,8 @@ from .differential_privacy import DPConfig
 from .training import FitConfig, FitState
 
 FORMAT_VERSION = 1
-MODELS = ("diffusion", "vae_gaussian", "independent")
+MODELS = ("diffusion", "vae_gaussian", "independent", "wgan")  # the generators a run can hold (RunModels.generator)
+TRAINED_MODELS = ("diffusion", "wgan")  # what snpgen train --model trains (TrainConfig.model)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -60,6 +62,13 @@ def _diffusion_fit() -> FitConfig:
     # and detection AUC than batches of 256 for 600-1,000 epochs or a doubled learning rate, for ~60 s of CPU
     return FitConfig(epochs=800, batch_size=128, lr=1e-3, weight_decay=0.0, patience=80, min_epochs=100,
                      ema_decay=0.995, val_repeats=4, check_every=50)
+
+
+def _gan_fit() -> FitConfig:
+    # Xie et al.'s WGAN-GS settings (Adam 1e-4, betas (0.5, 0.9), batches of 128, no clipping); EMA generator
+    # weights are kept (a critic-dependent validation score cannot choose them) and the checks are recorded only
+    return FitConfig(epochs=300, batch_size=128, lr=1e-4, weight_decay=0.0, adam_beta1=0.5, adam_beta2=0.9,
+                     patience=1_000_000, grad_clip=0.0, ema_decay=0.999, check_every=50, check_patience=0)
 
 
 @dataclass
@@ -82,6 +91,11 @@ class TrainConfig:
     independent_bins: int = option(5, "quantile bins of a quantitative trait for the independent-SNP baseline",
                                    low=1, high=1000)
     dp: DPConfig = field(default_factory=DPConfig)  # differential privacy (DP-SGD) of the VAE and the denoiser
+    model: str = option("diffusion", "generator to train: diffusion (our VAE + latent diffusion) or wgan (a "
+                                     "conditional WGAN-GP with Gumbel-softmax genotypes, as Xie et al. and Yelmen "
+                                     "et al.; no VAE, no diffusion)", choices=TRAINED_MODELS)
+    gan: GANConfig = field(default_factory=GANConfig)  # model "wgan" only
+    gan_fit: FitConfig = field(default_factory=_gan_fit)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -249,6 +263,7 @@ class RunModels:
     diffusion: GaussianDiffusion
     independent: IndependentSNPs
     latent_gaussian: LatentGaussian
+    gan: ConditionalWGAN | None = None  # model "wgan": then the VAE, diffusion and latent Gaussian are not trained
 
     @classmethod
     def build(cls, config: TrainConfig, pheno_kind: str, n_classes: int) -> "RunModels":
@@ -257,9 +272,18 @@ class RunModels:
             GaussianDiffusion(Denoiser(config.denoiser), config.diffusion),
             IndependentSNPs(config.vae.n_snps, pheno_kind, n_classes, config.independent_bins),
             LatentGaussian(config.vae.latent_dim, pheno_kind, n_classes),
+            ConditionalWGAN(config.gan) if config.model == "wgan" else None,
         )
 
+    @property
+    def available(self) -> tuple[str, ...]:
+        """The generators this run trained (``generator`` names)."""
+        return ("wgan", "independent") if self.gan is not None else ("diffusion", "vae_gaussian", "independent")
+
     def modules(self) -> dict[str, torch.nn.Module]:
+        """The trained modules, as saved in ``model.safetensors``."""
+        if self.gan is not None:
+            return {"gan": self.gan, "independent": self.independent}
         return {"vae": self.vae, "diffusion": self.diffusion, "independent": self.independent,
                 "latent_gaussian": self.latent_gaussian}
 
@@ -285,7 +309,13 @@ class RunModels:
         return self
 
     def generator(self, model: str) -> Generator:
-        """The generator named ``model`` ("diffusion", "vae_gaussian" or "independent")."""
+        """The generator named ``model`` (one of ``available``: "diffusion", "vae_gaussian", "wgan",
+        "independent")."""
+        if model in MODELS and model not in self.available:
+            raise InputError(f"this run did not train the {model!r} generator",
+                             hint=f"choose from {', '.join(self.available)}")
+        if model == "wgan":
+            return self.gan
         if model == "diffusion":
             return LatentDiffusion(self.vae, self.diffusion)
         if model == "vae_gaussian":
@@ -310,8 +340,9 @@ class Run:
     models: RunModels
     info: dict  # config.json as written
 
-    def generator(self, model: str = "diffusion") -> Generator:
-        return self.models.generator(model)
+    def generator(self, model: str | None = None) -> Generator:
+        """The generator named ``model``; None: the one the run was trained for (``config.model``)."""
+        return self.models.generator(model or self.config.model)
 
     def history(self) -> dict:
         return json.loads((self.path / "history.json").read_text())

@@ -120,6 +120,8 @@ class FitConfig:
     batch_size: int = option(128, "individuals per step", low=1, high=1_000_000)
     lr: float = option(1e-3, "learning rate (AdamW)", low=0.0, high=10.0)
     weight_decay: float = option(1e-4, "AdamW weight decay", low=0.0)
+    adam_beta1: float = option(0.9, "AdamW first-moment decay (WGAN-GP: 0.5)", low=0.0, high=0.999999)
+    adam_beta2: float = option(0.999, "AdamW second-moment decay (WGAN-GP: 0.9)", low=0.0, high=0.999999)
     patience: int = option(10, "epochs without a better validation loss before stopping", low=1)
     min_epochs: int = option(0, "no early stopping before this many epochs", low=0)
     ema_decay: float = option(0.0, "> 0: keep an exponential moving average of the weights, validate and keep "
@@ -221,7 +223,8 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
         on_epoch_end = on_epoch_end if rank == 0 else None
     params = [p for p in model.parameters() if p.requires_grad]
     # multi-tensor (foreach) updates: per-parameter Python loops dominate small models on the CPU
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
+                                  betas=(config.adam_beta1, config.adam_beta2), foreach=True)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if config.ema_decay > 0 else None
     ema_params = [p for p in ema.parameters()] if ema is not None else []
     ema_buffers = list(zip(ema.buffers(), model.buffers())) if ema is not None else []

@@ -367,9 +367,10 @@ class Workspace:
 
     def generate(self, n: int, *, case_fraction: float | None = None, label: str | None = None,
                  value: float | None = None, guidance: float | None = None, seed: int = 0,
-                 model: str = "diffusion") -> Path:
-        """Generate ``n`` individuals from the run in use (``generation.generate``) into ``synthetic/``; the new
-        cohort replaces the previous one (and its report)."""
+                 model: str | None = None, sample: str = "probabilities") -> Path:
+        """Generate ``n`` individuals from the run in use (``generation.generate``; ``model`` None = the one the run
+        trained, ``sample`` "probabilities" or "argmax") into ``synthetic/``; the new cohort replaces the previous
+        one (and its report)."""
         from .generation import DEFAULT_GUIDANCE, generate
 
         job = self.current_run()
@@ -379,10 +380,12 @@ class Workspace:
         prefix = self.path / "synthetic" / f"synthetic_n{int(n)}_seed{int(seed)}"
         generate(job.run_dir, n, out_prefix=prefix, case_fraction=case_fraction, label=label, value=value,
                  guidance=DEFAULT_GUIDANCE if guidance is None else guidance, seed=seed, model=model,
-                 overwrite=True)  # the new cohort replaces the previous one
+                 sample=sample, overwrite=True)  # the new cohort replaces the previous one
         self.synthetic = prefix
+        model = model or self.run_info()["models"][0]
         self.generation = {"run_id": job.run_id, "n": int(n), "case_fraction": case_fraction, "label": label,
-                           "value": value, "guidance": guidance, "seed": int(seed), "model": model}
+                           "value": value, "guidance": guidance, "seed": int(seed), "model": model,
+                           "sample": sample}
         return prefix
 
     def real_cohorts(self):
@@ -452,7 +455,8 @@ class Workspace:
 
     def run_info(self) -> dict:
         """The run in use, as the Generate page needs it: ``phenotype`` (name, kind, labels, counts / mean, sd),
-        ``n_snps``, ``sampling_steps`` (from ``runs.load_run``; read once per run)."""
+        ``n_snps``, ``sampling_steps``, ``models`` (the generators it holds, its trained one first) (from
+        ``runs.load_run``; read once per run)."""
         from .runs import load_run
 
         job = self.current_run()
@@ -461,7 +465,8 @@ class Workspace:
         if key not in self.cache:
             run = load_run(job.run_dir)
             self.cache[key] = {"phenotype": run.phenotype, "n_snps": len(run.variants),
-                               "sampling_steps": run.config.diffusion.sampling_steps, "history": run.history()}
+                               "sampling_steps": run.config.diffusion.sampling_steps, "history": run.history(),
+                               "models": list(run.models.available)}
         return self.cache[key]
 
     # -- UMAP views (computed once per cohort and kept in the session) ----------------------------------------

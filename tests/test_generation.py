@@ -341,3 +341,48 @@ def test_generate_cli__reports_the_runs_validation_privacy_check_and_warns_when_
     out, err = capsys.readouterr()
     warning = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "dcr share" in warning[0] and "snpgen evaluate" in warning[0]
+
+
+@pytest.mark.parametrize("model", ["diffusion", "vae_gaussian"])
+def test_generate__argmax_takes_each_snps_mode_given_its_past_and_loses_diversity(planted, tmp_path, model):
+    """``sample="argmax"`` (SNPgen's and Xie et al.'s decoding) for every VAE-based generator: each genotype is
+    the most probable class of the decoder given the latent, the trait and the genotypes already decoded, so each
+    SNP's modal genotype is over-drawn and its rarest one under-drawn. Measured on the planted run (diffusion):
+    rarest-class frequency 0.143 -> 0.088 (real 0.142), minor-allele frequency 0.348 -> 0.313, genotype entropy
+    0.96 -> 0.86 nats, distinct individuals 1,136 -> 577 of 1,500. Heterozygosity is no measure of it: at a common
+    SNP the heterozygote is the mode, and it rose (0.41 -> 0.45)."""
+    _, run_dir = planted
+    run = load_run(run_dir)
+    seen = []
+    decode = run.models.vae.sample_genotypes
+
+    def spy(z, trait, generator, **kwargs):
+        out = decode(z, trait, generator, **kwargs)
+        seen.append((z, trait, out))
+        return out
+
+    run.models.vae.sample_genotypes = spy
+    run.generator(model).sample(torch.tensor([0.0, 1.0] * 100), torch.Generator().manual_seed(4),
+                                SamplingOptions(mode="argmax"))
+    z, trait, out = seen[0]
+    with torch.no_grad():
+        mode = run.models.vae.decoder.logits(out, run.models.vae.decoder_input(z, trait)).argmax(-1)
+    assert torch.equal(mode.to(torch.int8), out)  # the per-SNP mode of the decoder's probabilities
+
+    real = read_plink(planted[0]).dosages
+    rarest = np.argmin(np.stack([(real == g).mean(0) for g in range(3)]), axis=0)  # per SNP, in the real cohort
+
+    def summary(d):
+        classes = np.stack([(d == g).mean(0) for g in range(3)])  # (3, m)
+        p = np.clip(classes, 1e-12, 1)
+        return {"rarest": classes[rarest, np.arange(d.shape[1])].mean(),
+                "maf": np.minimum(d.mean(0) / 2, 1 - d.mean(0) / 2).mean(),
+                "entropy": -(classes * np.log(p)).sum(0).mean(), "distinct": len(np.unique(d, axis=0))}
+
+    drawn, argmax = (summary(read_plink(generate(run_dir, 1500, out_prefix=tmp_path / s, seed=3, model=model,
+                                                 case_fraction=0.3, sample=s)).dosages)
+                     for s in ("probabilities", "argmax"))
+    assert argmax["rarest"] < 0.8 * drawn["rarest"]
+    assert argmax["maf"] < drawn["maf"] and argmax["entropy"] < drawn["entropy"]
+    assert argmax["distinct"] < 0.8 * drawn["distinct"]
+    assert json.loads((tmp_path / "argmax.provenance.json").read_text())["sample"] == "argmax"
