@@ -300,3 +300,32 @@ def test_vae_decoder_trait__the_decoder_sees_the_trait_and_unknown_differs(kind,
     off = GenotypeVAE(VAEConfig(n_snps=5, latent_dim=3, hidden=16, pheno_kind=kind, n_classes=n_classes,
                                 decoder_trait=False))
     assert off.decoder_input(z, torch.tensor(trait + [float("nan")])) is z
+
+
+def test_vae_pc_head__targets_are_the_training_pcs_with_unit_variance_and_old_runs_have_no_buffers():
+    rng = np.random.default_rng(0)
+    n, m = 400, 30
+    pop = rng.integers(0, 2, n)  # two populations: PC1 separates them
+    p = np.where(pop[:, None] == 1, rng.uniform(0.1, 0.4, m), rng.uniform(0.5, 0.9, m))
+    x = rng.binomial(2, p).astype(np.int8)
+    vae = GenotypeVAE(VAEConfig(n_snps=m, latent_dim=4, hidden=16, pc_components=3))
+    vae.init_from_data(x)
+    # independent: SVD of the standardised matrix
+    mean = x.mean(0)
+    z = (x - mean) / np.sqrt(2 * (mean / 2) * (1 - mean / 2))
+    _, s, vt = np.linalg.svd(z, full_matrices=False)
+    axes = vae.pc_axes.numpy()
+    for k in range(3):
+        assert abs(float(axes[:, k] @ vt[k])) > 0.999
+    assert np.allclose(vae.pc_sd.numpy(), s[:3] / np.sqrt(n), rtol=1e-4)
+    t = torch.as_tensor(x)
+    scores = ((t.float() - vae.pc_mean) / vae.pc_scale) @ vae.pc_axes / vae.pc_sd
+    assert np.allclose(scores.var(0, unbiased=False).numpy(), 1.0, atol=1e-4)
+    assert abs(np.corrcoef(scores[:, 0].numpy(), pop)[0, 1]) > 0.9
+    # the loss is the head's squared error on those scores (a head outputting 0: their mean square, 1)
+    torch.nn.init.zeros_(vae.pc_head.weight)
+    torch.nn.init.zeros_(vae.pc_head.bias)
+    assert float(vae.pc_loss(torch.zeros(n, 4), t)) == pytest.approx(float((scores ** 2).mean()), rel=1e-5)
+    # a VAE without the head has neither the head nor its buffers (runs written before it still load)
+    plain = GenotypeVAE(VAEConfig(n_snps=m, latent_dim=4, hidden=16))
+    assert plain.pc_head is None and not any(k.startswith("pc_") for k in plain.state_dict())

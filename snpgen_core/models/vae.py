@@ -160,10 +160,11 @@ class GenotypeVAE(nn.Module):
         # the training PCs the latent predicts (set by init_from_data): mean dosage, scale, unit axes, score sd
         k = c.pc_components
         self.pc_head = nn.Linear(c.latent_dim, k) if k else None
-        self.register_buffer("pc_mean", torch.zeros(c.n_snps if k else 0))
-        self.register_buffer("pc_scale", torch.ones(c.n_snps if k else 0))
-        self.register_buffer("pc_axes", torch.zeros(c.n_snps if k else 0, k))
-        self.register_buffer("pc_sd", torch.zeros(k))
+        if k:  # (runs trained without the head hold none of these)
+            self.register_buffer("pc_mean", torch.zeros(c.n_snps))
+            self.register_buffer("pc_scale", torch.ones(c.n_snps))
+            self.register_buffer("pc_axes", torch.zeros(c.n_snps, k))
+            self.register_buffer("pc_sd", torch.zeros(k))
 
     @torch.no_grad()
     def init_from_data(self, dosages: np.ndarray, pheno: np.ndarray | None = None, chrom=None) -> None:
