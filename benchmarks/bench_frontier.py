@@ -9,7 +9,7 @@ sizes: LD r^2 correlation (pairs within 50 SNPs) as a ratio to the holdout's, de
 to closest synthetic), DCR share, AATS privacy loss. The real holdout itself (a fresh sample, which a perfect
 generator would match) is the reference point; on the 805 SNPs Yelmen et al.'s GAN and RBM genomes are too.
 
-    .venv/bin/python benchmarks/bench_frontier.py --dataset sim [--seed 1] [--points default|sweep]
+    .venv/bin/python benchmarks/bench_frontier.py --dataset sim [--seed 1] [--points default|compare|sweep|global]
     .venv/bin/python benchmarks/bench_frontier.py --dataset 805
 
 Cohorts (``agbl4``: 1000 Genomes AGBL4, CASE, GWAS on the training part, clump r^2 0.9, top 2,000); ``sim`` = ``snpgen simulate --n 3000 --snps 6000 --seed S``, its recorded 80/20 split and training-only
@@ -46,6 +46,14 @@ POINTS = {
                 ("previous defaults (window 0, 64-d, KL 0.02)", OLD_DEFAULTS)],
     "sweep": [(f"window {w}, {e} VAE epochs", {"vae": {"window": w}, "vae_fit": {"epochs": e}})
               for w in (0, 16) for e in (10, 30, 100)],
+    # global structure in the latent: a head predicting the training PCs (vae.pc_components / pc_weight), and
+    # hidden units in the decoder (vae.decoder_hidden)
+    "global": [("pc20 w0.01", {"vae": {"pc_components": 20, "pc_weight": 0.01}}),
+               ("pc20 w0.02", {"vae": {"pc_components": 20, "pc_weight": 0.02}}),
+               ("pc20 w0.05", {"vae": {"pc_components": 20, "pc_weight": 0.05}}),
+               ("pc10 w0.02", {"vae": {"pc_components": 10, "pc_weight": 0.02}}),
+               ("dh16", {"vae": {"decoder_hidden": 16}}),
+               ("dh16 pc20 w0.02", {"vae": {"pc_components": 20, "pc_weight": 0.02, "decoder_hidden": 16}})],
 }
 
 
