@@ -85,7 +85,7 @@ def export_name(name: str) -> str:
 
 def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:
     """What made a synthetic cohort, from its ``.provenance.json`` (``generation.generate``): n, model, guidance,
-    seed and the condition (case_fraction, label or value)."""
+    seed, the condition (case_fraction, label or value) and the covariates ({"names", "fixed", "conditioned"})."""
     prefix = Path(synthetic_prefix)
     prov = read_json(prefix.with_name(prefix.name + ".provenance.json")) or {}
     if not prov:
@@ -93,7 +93,8 @@ def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:
                          hint="export a cohort written by snpgen generate")
     condition = prov.get("condition") or {}
     return {"n": prov.get("n"), "model": prov.get("model"), "guidance": prov.get("guidance"),
-            "seed": prov.get("seed"), **{k: condition.get(k) for k in ("case_fraction", "label", "value")}}
+            "seed": prov.get("seed"), "covariates": prov.get("covariates"),
+            **{k: condition.get(k) for k in ("case_fraction", "label", "value")}}
 
 
 def _cohort_from_run(prov: dict) -> dict:
@@ -134,6 +135,22 @@ def _dp_text(dp: dict | None) -> str:
             f"not covered: {dp['not_covered']}.")
 
 
+def _model_text(config: dict, model: str | None, covar_names: list[str]) -> str:
+    """The model card's line on the generator that made the cohort."""
+    vae, diffusion = config.get("vae", {}), config.get("diffusion", {})
+    vae_text = f"a VAE ({vae.get('encoder')} encoder, {vae.get('latent_dim')}-d latent, window {vae.get('window')})"
+    covars = f" and the covariates {', '.join(covar_names)}" if covar_names else ""
+    return {
+        "diffusion": f"SNPgen: {vae_text} and a latent diffusion model ({diffusion.get('timesteps')} steps, "
+                     f"{diffusion.get('prediction')}-prediction, classifier-free guidance), conditioned on the "
+                     f"trait{covars}.",
+        "vae_gaussian": f"baseline: {vae_text} decoding latents from a Gaussian per trait class.",
+        "independent": "baseline: every SNP drawn on its own from its genotype frequencies per trait class.",
+        "wgan": "a conditional Wasserstein GAN with gradient penalty and Gumbel-softmax genotypes (Xie et al.; "
+                "Yelmen et al.), conditioned on the trait.",
+    }.get(model or "diffusion", f"generator {model}.")
+
+
 def _release_text(decision: dict | None) -> str:
     if decision is None:
         return "No release decision was recorded (the card was written outside `export_cohort`)."
@@ -172,8 +189,11 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
     condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
                       if (v := g.get(k)) is not None), "the training distribution of the trait")
     notes = "".join(f"- {n}\n" for n in report["provenance"].get("notes", []))
-    vae, diffusion = config.get("vae", {}), config.get("diffusion", {})
     panel = panel or panel_provenance(None, (prov.get("n_train") or 0) + (prov.get("n_validation") or 0))
+    covar_names = ((g.get("covariates") or {}).get("names")) or []
+    covar_text = (f"\n- `{name}.covar.tsv`: each individual's covariates ({', '.join(covar_names)}), drawn from "
+                  "per-class summaries of the training individuals' (means, covariances, counts)"
+                  if covar_names else "")
     check = read_privacy_check(run_dir)
     check_text = ("no validation privacy check was made (too few validation individuals)" if check is None
                   else check.summary() + (f". **Warning**: {release_warning(check)}" if not check.passed else ""))
@@ -192,6 +212,7 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
   dosages count the `.bim` column-5 allele (A1); the trait column holds each individual's generated condition
   (PLINK coding).
 - `{name}.pheno.tsv`: the condition of each individual; `{name}.provenance.json`: every generation setting.
+  Sex (`.fam` column 5) is drawn from the training shares of each individual's class.{covar_text}
 - `report.html`, `report.json`: the evaluation report (fidelity, association, utility, privacy).
 
 ## Training data
@@ -204,9 +225,7 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
 
 ## Model
 
-- SNPgen: a VAE ({vae.get('encoder')} encoder, {vae.get('latent_dim')}-d latent) and a latent diffusion model
-  ({diffusion.get('timesteps')} steps, {diffusion.get('prediction')}-prediction, classifier-free guidance),
-  conditioned on the trait.
+- {_model_text(config, g.get('model'), covar_names)}
 - Epochs: VAE {len(history.get('vae', []))} (best {history.get('vae_best_epoch')}), diffusion
   {len(history.get('diffusion', []))} (best {history.get('diffusion_best_epoch')}); seed {prov.get('seed')};
   device {prov.get('device')}; software {', '.join(f'{k} {v}' for k, v in (prov.get('software') or {}).items())}.

@@ -179,3 +179,17 @@ def test_cli__train_with_covariates_and_generate_with_fixed_values(sim_prefix, c
     assert main(base + ["--covar", pheno, "--covar-name", "HEIGHT", "--out", str(tmp_path / "r2")]) == 2
     assert "HEIGHT" in capsys.readouterr().err
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_model_card__names_the_covariates_file_and_the_conditioning(sim_prefix, covar_run, tmp_path):
+    from snpgen_core.evaluation import evaluate
+    from snpgen_core.export import generation_settings, model_card
+
+    prefix = generate(covar_run, 200, out_prefix=tmp_path / "syn", seed=3)
+    assert main(["split", "--bfile", str(sim_prefix), "--split-file", f"{sim_prefix}.split.tsv",
+                 "--out", str(tmp_path / "c")]) == 0
+    report = evaluate(read_plink(tmp_path / "c.train"), read_plink(tmp_path / "c.holdout"), read_plink(prefix))
+    card = model_card("syn", report, run_dir=covar_run, generation=generation_settings(prefix))
+    assert "`syn.covar.tsv`: each individual's covariates (POP=EAS, POP=EUR)" in card
+    assert "conditioned on the trait and the covariates POP=EAS, POP=EUR" in card
+    assert "Sex (`.fam` column 5) is drawn from the training shares" in card
