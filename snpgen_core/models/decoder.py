@@ -60,6 +60,13 @@ def sample_genotypes(logits: torch.Tensor, *, generator: torch.Generator | None 
     return torch.gt(u, e0).to(torch.int8).add_(torch.gt(u, cut))
 
 
+def one_hot_genotypes(dosages: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(B, m) integer dosages with -1 = missing -> (B, m, 3) one-hot; a missing call is all zeros. The one
+    encoding of genotypes, for the VAE's encoder and the decoder's neighbours."""
+    d = dosages.unsqueeze(-1)
+    return (d == torch.arange(3, device=d.device)).to(dtype)
+
+
 def chromosome_segments(chrom) -> torch.Tensor:
     """(m,) integer segment id per SNP: increases by one at each change of chromosome along the panel."""
     codes = [str(c) for c in chrom]
@@ -137,7 +144,7 @@ class GenotypeDecoder(nn.Module):
         """Teacher-forced logits (B, m, 3) of every SNP given z and the observed preceding genotypes."""
         if self.independent:
             return self.global_logits(z)
-        onehot = F.one_hot(dosages.long().clamp(min=0), 3).to(z.dtype) * (dosages >= 0).unsqueeze(-1)
+        onehot = one_hot_genotypes(dosages, z.dtype)
         win = self._windows(onehot) * self.mask[None, :, :, None]  # (B, m, w, 3)
         out = self.global_logits(z) + torch.einsum("bmkc,mkco->bmo", win, self.gain * self.W)
         if self.hidden > 0:

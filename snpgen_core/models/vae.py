@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..options import option
-from .decoder import GenotypeDecoder, chromosome_segments
+from .decoder import GenotypeDecoder, chromosome_segments, one_hot_genotypes
 
 PHENO_KINDS = ("none", "binary", "categorical", "quantitative")
 ENCODERS = ("mlp", "conv")
@@ -83,13 +83,6 @@ class VAEConfig:
             raise ValueError(f"VAE encoder {self.encoder!r} unknown; choose from {ENCODERS}")
         if self.pheno_kind not in PHENO_KINDS:
             raise ValueError(f"phenotype kind {self.pheno_kind!r} unknown; choose from {PHENO_KINDS}")
-
-
-def one_hot_genotypes(dosages: torch.Tensor) -> torch.Tensor:
-    """(B, m) integer dosages with -1 = missing -> (B, m, 3) float one-hot; a missing call is all zeros."""
-    d = dosages.long()
-    called = (d >= 0).unsqueeze(-1)
-    return F.one_hot(d.clamp(min=0), 3).float() * called
 
 
 class _MLPEncoder(nn.Module):
