@@ -65,7 +65,7 @@ def prepare(cohort: str) -> dict:
 
     from snpgen_core.io.plink import read_plink, write_plink
     from snpgen_core.panel import read_panel
-    from snpgen_core.phenotypes import read_phenotype
+    from snpgen_core.phenotypes import encode_trait, read_phenotype
 
     d = cohort_dir(cohort)
     d.mkdir(parents=True, exist_ok=True)
@@ -83,8 +83,7 @@ def prepare(cohort: str) -> dict:
     # one phenotype file for both real parts; synthetic sets get theirs appended at evaluation
     rows = []
     for who, g in (("train", train), ("holdout", holdout)):
-        text = [t.labels[int(v)] if t.kind != "quantitative" and v == v else ("NA" if v != v else f"{v:g}")
-                for v in trait[who].values]
+        text = encode_trait(trait[who].values, t.kind, t.labels)[1]  # binary 1/2, not labels (read as categories)
         rows += [f"{f}\t{i}\t{x}" for f, i, x in zip(g.samples["fid"], g.samples["iid"], text)]
     (d / "pheno.tsv").write_text(f"FID\tIID\t{col}\n" + "\n".join(rows) + "\n")
     # the peers' inputs: training dosages (n, m) int8 and class codes (n,), missing calls imputed (none here)
@@ -162,6 +161,7 @@ def xie_checkout() -> Path:
 def xie(cohort: str, model: str, epochs: int | None) -> None:
     from snpgen_core.genotypes import Genotypes, make_samples
     from snpgen_core.io.plink import read_bim, write_plink
+    from snpgen_core.phenotypes import encode_trait
 
     spec, d = spec_of(cohort), cohort_dir(cohort)
     code = xie_checkout()
@@ -181,7 +181,7 @@ def xie(cohort: str, model: str, epochs: int | None) -> None:
     ids = [f"SYN{i:06d}" for i in range(1, len(dosages) + 1)]
     pheno = ["-9" if c != c else str(int(c) + 1) if spec["kind"] == "binary" else "-9" for c in cond]
     write_plink(d / "syn" / row, Genotypes(dosages, variants, make_samples(ids, pheno=pheno)))
-    labels = ["NA" if c != c else spec["labels"][int(c)] for c in cond]
+    labels = encode_trait(cond, spec["kind"], spec["labels"])[1]
     (d / "syn" / f"{row}.pheno.tsv").write_text(f"FID\tIID\t{spec['column']}\n" + "".join(
         f"{i}\t{i}\t{x}\n" for i, x in zip(ids, labels)))
     _timing(cohort, row, **times)
