@@ -6,7 +6,7 @@ import os
 
 import streamlit as st
 
-from pages._ui import BADGES, core_call, export_root, require, workspace
+from pages._ui import BADGES, core_call, export_root, progress_reporter, require, workspace
 from snpgen_core.evaluation.card import VERDICT_TEXT, card_rows
 
 
@@ -14,9 +14,19 @@ st.title("Export")
 ws = workspace()
 require(ws.synthetic is not None, "Generate a synthetic cohort first.", "pages/generate.py", "Go to Generate")
 
+if len(ws.cohorts) > 1:
+    ids = list(ws.cohorts)
+    shown = st.selectbox("Synthetic cohort to export", ids, index=ids.index(ws.cohort_id),
+                         format_func=lambda c: ws.cohorts[c].label(), key="export_cohort",
+                         help="The Compare page sets the session's cohorts side by side.")
+    if shown != ws.cohort_id:
+        ws.use_cohort(shown)
+st.caption(f"Exporting {ws.grading_text()}.")
 if ws.report is None:
-    with st.spinner("Evaluating against the training individuals and the real holdout (once per cohort)..."):
-        core_call(ws.evaluate)
+    step, bar = progress_reporter("Evaluating against the training individuals and the real holdout (once per "
+                                  "cohort)")
+    core_call(ws.evaluate, progress=step)
+    bar.empty()
 if ws.report is None:
     st.stop()
 grade = ws.report["overall"]

@@ -1,11 +1,13 @@
 """Train: model settings (defaults from ``runs.TrainConfig``), a background training run with live progress, loss
 curves and a cancel button; a reload finds the run again through ``?run=`` in the URL; finished runs can be reopened."""
 import datetime
+import re
 
 import streamlit as st
 
-from pages._ui import config_widgets, core_call, require, workspace
+from pages._ui import app_message, config_widgets, core_call, require, workspace
 from snpgen_core.evaluation.figures import figure_losses
+from snpgen_core.options import with_values
 from snpgen_core.runs import TrainConfig
 
 st.title("Train")
@@ -20,9 +22,10 @@ st.caption(f"The model learns the {len(ws.panel_info)} panel SNPs of the {ws.sum
            "and come back, or reload it.")
 with st.form("train_form"):
     c1, c2, c3 = st.columns(3)
+    ratio = defaults.diffusion_fit.epochs / max(defaults.vae_fit.epochs, 1)
     epochs = c1.number_input("Epochs (VAE)", min_value=1, max_value=5000, value=defaults.vae_fit.epochs,
-                             help="Maximum VAE epochs; the diffusion gets "
-                                  f"{defaults.diffusion_fit.epochs // max(defaults.vae_fit.epochs, 1)}x as many. "
+                             help=f"Maximum VAE epochs (default {defaults.vae_fit.epochs}, as snpgen train); the "
+                                  f"diffusion gets {ratio:g}x as many (default {defaults.diffusion_fit.epochs}). "
                                   "Both stop early when the validation loss stops improving.")
     seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0,
                            help="Same data, settings and seed: the same model.")
@@ -34,11 +37,12 @@ with st.form("train_form"):
                                       "early stopping) and training is slower. Delta and clipping: Model settings.")
     with st.expander("Model settings"):
         settings = config_widgets(defaults, skip={"vae_fit.epochs", "diffusion_fit.epochs", "dp.epsilon"})
-    settings.setdefault("dp", {})["epsilon"] = float(dp_epsilon)
+    settings["dp.epsilon"] = float(dp_epsilon)
     start = st.form_submit_button("Start training", type="primary", disabled=running is not None)
 
 if start:
-    config = core_call(TrainConfig.from_dict, settings, "model settings")
+    # the declared defaults (TrainConfig()) with the widgets' values put in: what snpgen train uses
+    config = core_call(with_values, defaults, settings, "model settings")
     if config is not None:
         job = core_call(ws.start_training, config=config, seed=int(seed), epochs=int(epochs), device=device)
         if job is not None:
@@ -65,7 +69,7 @@ def show_job(run_id: str) -> None:
         st.warning(f"Run {run_id[:8]} was cancelled; start a new one when you are ready.",
                    icon=":material/stop_circle:")
     else:
-        st.error(job.error or "training failed", icon=":material/error:")
+        st.error(app_message(job.error or "training failed"), icon=":material/error:")
         if running is None and st.button("Retry with the same settings", icon=":material/replay:",
                                          key=f"retry_{run_id}"):
             retry = core_call(ws.start_training, **job.settings)
@@ -77,9 +81,21 @@ def show_job(run_id: str) -> None:
         st.plotly_chart(fig, width="stretch", key=f"loss_{run_id}")
     notes = [e["message"] for e in job.events if e.get("event") == "message" and e.get("stage") == "panel"]
     for note in notes:
-        st.caption(note)
+        st.caption(panel_note(note))
     if running is not None and not job.running:
         st.rerun()  # the run just ended: redraw the whole page (form enabled, run list)
+
+
+def panel_note(note: str) -> str:
+    """A run's note about its panel, in the app's terms: the Panel page chose and QC-checked the SNPs on all the
+    training individuals; the run checks them again on its fitting part (without its validation individuals), where
+    a SNP at the edge of a threshold can fall just outside it. They are kept: that is not a second QC."""
+    m = re.fullmatch(r"(\d+) listed SNPs fail QC on the training individuals; kept as listed", note.strip())
+    if m is None:
+        return app_message(note)
+    return (f"{m.group(1)} panel SNPs sit just outside the default QC thresholds on this run's fitting individuals "
+            "(the training individuals less its validation share); the panel was checked on all training "
+            "individuals on the Panel page, so they are kept.")
 
 
 def time_text(seconds: float | None) -> str:
@@ -88,7 +104,7 @@ def time_text(seconds: float | None) -> str:
     return str(datetime.timedelta(seconds=int(round(seconds))))
 
 
-current = running or ws.current_run()
+current = running or ws.latest_run()
 if current is not None:
     st.subheader("Training run")
     if current.running:
@@ -96,17 +112,19 @@ if current is not None:
     else:
         show_job(current.run_id)
 
-finished = {r: j for r, j in ws.jobs.items() if j.state == "done"}
+in_use = ws.current_run()
+finished = ws.finished_runs()
 if finished:
     st.subheader("Finished runs")
-    labels = {r: f"{r[:8]} - {datetime.datetime.fromtimestamp(j.started):%H:%M:%S}, seed {j.settings['seed']}, "
-                 f"{j.settings['epochs']} epochs" for r, j in finished.items()}
     ids = list(finished)
-    chosen = st.selectbox("Run", ids, index=ids.index(ws.run_id) if ws.run_id in ids else len(ids) - 1,
-                          format_func=labels.get, help="Generate, Explore and Export use this run.")
-    if chosen != ws.run_id and st.button("Use this run", icon=":material/history:"):
+    chosen = st.selectbox("Run", ids, index=ids.index(in_use.run_id) if in_use is not None else len(ids) - 1,
+                          format_func=ws.run_label,
+                          help="Generate makes its cohorts from this run; the cohorts made so far stay, to be "
+                               "compared on the Compare page.")
+    if in_use is not None and chosen != in_use.run_id and st.button("Use this run", icon=":material/history:"):
         if core_call(ws.use_run, chosen) is not None:
             st.query_params["run"] = ws.jobs[chosen].link
             st.rerun()
-    if ws.run_id in finished:
+    if in_use is not None:
+        st.caption(f"Generate uses run {ws.run_label(in_use.run_id)}.")
         st.page_link("pages/generate.py", label="Next: generate a synthetic cohort", icon=":material/arrow_forward:")

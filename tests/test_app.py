@@ -73,14 +73,19 @@ def trio(prefix: Path, corrupt: str | None = None) -> list[tuple[str, bytes, str
     return files
 
 
-def upload(at: AppTest, plink, gwas=None, pheno=None, column: str = "") -> AppTest:
-    at.file_uploader(key="up_plink").set_value(plink)
+def upload(at: AppTest, plink, gwas=None, pheno=None, column: str = "", gwas_columns: dict | None = None) -> AppTest:
+    """Files into the Data page's uploaders (each upload reruns the page, as in the browser), the phenotype column
+    and GWAS columns picked from the files' headers, then Check and load."""
+    at.file_uploader(key="up_plink").set_value(plink).run()
     if gwas is not None:
-        at.file_uploader(key="up_gwas").set_value(gwas)
+        at.file_uploader(key="up_gwas").set_value(gwas).run()
+        for field, name in (gwas_columns or {}).items():
+            at.selectbox(key=f"up_gwas_col.{field}").set_value(name)
     if pheno is not None:
-        at.file_uploader(key="up_pheno").set_value(pheno)
-    at.text_input(key="up_pheno_col").set_value(column)
-    return at.button(key="FormSubmitter:upload-Check and load").click().run()
+        at.file_uploader(key="up_pheno").set_value(pheno).run()
+        if column:
+            at.selectbox(key="up_pheno_col").set_value(column)
+    return at.button(key="load").click().run()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -613,7 +618,9 @@ def test_generate__quantitative_and_categorical_traits_get_their_own_condition(c
     assert any(m.value.startswith("### Report card") for m in at.markdown)
 
 
-def test_data__malformed_gwas_shows_the_cli_message_with_the_users_file_name(cohort_files, tmp_path):
+def test_data__malformed_gwas_shows_the_message_with_the_users_file_name_and_the_apps_widget(cohort_files,
+                                                                                              tmp_path):
+    from pages._ui import app_message
     from snpgen_core.io.gwas import read_gwas
 
     bad = b"SNP\tA1\tBETA\nrs1\tA\t0.1\n"  # no p-value column
@@ -624,9 +631,61 @@ def test_data__malformed_gwas_shows_the_cli_message_with_the_users_file_name(coh
     (tmp_path / "my_gwas.txt").write_bytes(bad)
     with pytest.raises(InputError) as err:
         read_gwas(tmp_path / "my_gwas.txt")
-    assert [e.value for e in at.error] == [str(err.value).replace(f"{tmp_path}{os.sep}", "")]
-    assert at.error[0].value.startswith("my_gwas.txt")
+    # the core's message, with the user's file name, and the app's widget in place of the CLI's flag
+    assert [e.value for e in at.error] == [app_message(str(err.value).replace(f"{tmp_path}{os.sep}", ""))]
+    assert at.error[0].value.startswith("my_gwas.txt") and "GWAS column mapping" in at.error[0].value
+    assert "--" not in at.error[0].value and "CLI" not in at.error[0].value
     assert at.session_state["workspace"].dataset is None
+
+
+def test_data__gwas_column_mapping_reads_a_file_detection_cannot(cohort_files):
+    """A table whose p-value column has an unknown name: refused naming the mapping widget (never --gwas-columns),
+    then loaded once the column is chosen in the mapping picked from the file's own header."""
+    import pandas as pd
+
+    table = pd.read_csv(f"{cohort_files}.gwas.tsv", sep="\t").rename(columns={"P": "PROB_ASSOC"})
+    data = table.to_csv(sep="\t", index=False).encode()
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    upload(at, trio(cohort_files), gwas=("odd.tsv", data, "text/plain"))
+    assert at.error and "GWAS column mapping" in at.error[0].value and "--gwas-columns" not in at.error[0].value
+    assert "PROB_ASSOC" in at.selectbox(key="up_gwas_col.p").options  # the picker offers the file's own columns
+    upload(at, trio(cohort_files), gwas=("odd.tsv", data, "text/plain"), gwas_columns={"p": "PROB_ASSOC"})
+    no_exceptions(at)
+    assert not at.error
+    ws = at.session_state["workspace"]
+    assert ws.dataset.gwas_columns == {"p": "PROB_ASSOC"} and len(ws.summary.aligned.table) > 0
+    assert "(columns given)" in ws.summary.gwas_format
+
+
+def test_data__phenotype_column_is_picked_from_the_files_header_and_errors_name_no_flag(cohort_files):
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    assert at.selectbox(key="up_pheno_col").disabled  # no phenotype file: .fam column 6
+    pheno = (f"{cohort_files.name}.pheno.tsv", Path(f"{cohort_files}.pheno.tsv").read_bytes(), "text/plain")
+    at.file_uploader(key="up_pheno").set_value(pheno).run()
+    picker = at.selectbox(key="up_pheno_col")
+    header = Path(f"{cohort_files}.pheno.tsv").read_text().splitlines()[0].split("\t")
+    assert picker.options == [c for c in header if c.upper() not in ("FID", "IID")] and not picker.disabled
+    upload(at, trio(cohort_files), pheno=pheno, column="QT")
+    no_exceptions(at)
+    assert at.session_state["workspace"].summary.phenotype.name == "QT"
+    # no text box to mistype a column into: every message the page can show names widgets, never CLI flags
+    assert not [t for t in at.text_input if t.key == "up_pheno_col"]
+
+
+def test_data__re_uploading_a_corrected_trio_replaces_the_old_one(cohort_files, tmp_path):
+    """The browser's multi-file uploader keeps the first trio when a second is added: the newest of each suffix
+    wins, instead of "two .bed files"."""
+    old = trio(cohort_files, corrupt=".bed")
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    upload(at, old)
+    assert at.error  # the truncated .bed
+    upload(at, old + trio(cohort_files))  # the corrected trio added to the same uploader
+    no_exceptions(at)
+    assert not at.error and metrics(at)["SNPs"] == "180"
+    assert any("Replaced by the newer upload" in c.value for c in at.caption)
 
 
 def test_train__dp_epsilon_widget_reaches_the_training_config(monkeypatch):

@@ -309,7 +309,8 @@ def _inputs(cohorts: dict[str, Genotypes], sources: dict | None) -> dict:
 
 def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, train_pheno=None, holdout_pheno=None,
              synthetic_pheno=None, seed: int = 0, thresholds: CardThresholds | None = None, device: str = "auto",
-             config: EvaluationConfig | None = None, sources: dict | None = None, model: dict | None = None) -> dict:
+             config: EvaluationConfig | None = None, sources: dict | None = None, model: dict | None = None,
+             progress=None) -> dict:
     """Evaluate ``synthetic`` against ``train``, with ``holdout`` (real individuals never used in training) as
     the reference, and grade the result.
 
@@ -319,7 +320,8 @@ def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, trai
     cohort's .fam column 6; without a training phenotype the association and utility sections are empty.
     ``sources`` (cohort name -> list of file paths) adds the files' SHA-256 to the provenance; ``model``
     (``runs.run_summary``: the run behind the synthetic cohort, its file hashes and DP accounting) is recorded as
-    ``provenance.model`` for the release summary.
+    ``provenance.model`` for the release summary. ``progress(text, share)``, when given, is called as each section
+    starts (the app's progress bar), with the share of the work done in [0, 1].
 
     Returns the report.json dict (see the module docstring) with an extra ``plots`` key.
     """
@@ -330,17 +332,19 @@ def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, trai
     if config.threads:
         with threadpool_limits(limits=config.threads):
             report = _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed,
-                               thresholds, device, config, sources)
+                               thresholds, device, config, sources, progress)
     else:
         report = _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed, thresholds,
-                           device, config, sources)
+                           device, config, sources, progress)
     if model is not None:
         report["provenance"]["model"] = model
     return report
 
 
 def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed, thresholds, device,
-              config, sources) -> dict:
+              config, sources, progress=None) -> dict:
+    say = progress or (lambda text, share: None)
+    say("fidelity: allele frequencies, LD, PCA, detection", 0.0)
     raw = {"training": train, "holdout": holdout, "synthetic": synthetic}
     t, h, s, alignment = align_cohorts(train, holdout, synthetic)
     check_holdout_distinct(t, h)
@@ -372,10 +376,13 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
                 sections[section][metric] = skipped(reason)
         else:
             args = (t.dosages, h.dosages, s.dosages, tp.values, yh, ys, tp.kind)
+            say("association: per-SNP effects", 0.35)
             sections["association"] = _association(*args, config, seed)
+            say("utility: train on synthetic, test on real", 0.45)
             sections["utility"] = _utility(*args, config, seed)
         notes += [n for n in (why_h, why_s) if n]
 
+    say("privacy: distances, membership and kinship attacks", 0.6)
     privacy, why = _privacy(t.dosages, h.dosages, s.dosages, seed, device)
     sections["privacy"] = privacy
     if why:
@@ -385,6 +392,7 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
     if not privacy:  # a release cannot be vouched for without its privacy rows
         card["sections"]["privacy"] = "warn"
         card["overall"] = worst([card["overall"], "warn"])
+    say("plot data", 0.9)
     plots = _plots(t.dosages, h.dosages, s.dosages, t.variants, sections["fidelity"], sections["association"],
                    sections["utility"], sections["privacy"], pca, config, seed)
     n_equal = min(h.n_samples, s.n_samples)
