@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -143,8 +144,6 @@ def _setting_for_flag(flag: str) -> str:
 
 def app_message(text: str) -> str:
     """A core message as the browser shows it: the CLI flags its hints name are replaced by the app's widgets."""
-    import re
-
     if "--" not in text:
         return text
     for pattern, to in _CLI_TO_APP:
@@ -161,6 +160,18 @@ def progress_reporter(text: str):
         bar.progress(min(max(float(share), 0.0), 1.0), text=f"{text}: {step}")
 
     return report, bar
+
+
+def panel_note(note: str) -> str:
+    """A run's note about its panel, in the app's terms: the Panel page chose and QC-checked the SNPs on all the
+    training individuals; the run checks them again on its fitting part (without its validation individuals), where
+    a SNP at the edge of a threshold can fall just outside it. They are kept: that is not a second QC."""
+    m = re.fullmatch(r"(\d+) listed SNPs fail QC on the training individuals; kept as listed", note.strip())
+    if m is None:
+        return app_message(note)
+    return (f"{m.group(1)} panel SNPs sit just outside the default QC thresholds on this run's fitting individuals "
+            "(the training individuals less its validation share); the panel was checked on all training "
+            "individuals on the Panel page, so they are kept.")
 
 
 def require(ok: bool, message: str, page: str, label: str) -> None:

@@ -1,11 +1,10 @@
 """Train: model settings (defaults from ``runs.TrainConfig``), a background training run with live progress, loss
 curves and a cancel button; a reload finds the run again through ``?run=`` in the URL; finished runs can be reopened."""
 import datetime
-import re
 
 import streamlit as st
 
-from pages._ui import app_message, config_widgets, core_call, require, workspace
+from pages._ui import app_message, config_widgets, core_call, panel_note, require, workspace
 from snpgen_core.evaluation.figures import figure_losses
 from snpgen_core.options import with_values
 from snpgen_core.runs import TrainConfig
@@ -84,18 +83,6 @@ def show_job(run_id: str) -> None:
         st.caption(panel_note(note))
     if running is not None and not job.running:
         st.rerun()  # the run just ended: redraw the whole page (form enabled, run list)
-
-
-def panel_note(note: str) -> str:
-    """A run's note about its panel, in the app's terms: the Panel page chose and QC-checked the SNPs on all the
-    training individuals; the run checks them again on its fitting part (without its validation individuals), where
-    a SNP at the edge of a threshold can fall just outside it. They are kept: that is not a second QC."""
-    m = re.fullmatch(r"(\d+) listed SNPs fail QC on the training individuals; kept as listed", note.strip())
-    if m is None:
-        return app_message(note)
-    return (f"{m.group(1)} panel SNPs sit just outside the default QC thresholds on this run's fitting individuals "
-            "(the training individuals less its validation share); the panel was checked on all training "
-            "individuals on the Panel page, so they are kept.")
 
 
 def time_text(seconds: float | None) -> str:

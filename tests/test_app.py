@@ -254,11 +254,11 @@ def test_train__settings_widgets_come_from_the_declared_options():
     at.switch_page("pages/train.py").run()
     no_exceptions(at)
     encoder = at.selectbox(key="cfg.vae.encoder")  # a picker for choices, not free text
-    assert encoder.options == ["mlp", "conv"] and encoder.value == "mlp"
+    assert encoder.options == ["MLP", "1-D convolution"] and encoder.value == "mlp"  # shown by name
     assert at.checkbox(key="cfg.diffusion.posterior_samples").value is True
     latent = at.number_input(key="cfg.vae.latent_dim")
     assert (latent.value, latent.min, latent.max) == (TrainConfig().vae.latent_dim, 1, 1024)  # the declared default
-    assert latent.help.startswith("dimensions of the latent space")
+    assert latent.help.startswith("dimensions of the latent space") and latent.label == "Latent dimensions"
     shown = {w.key for w in [*at.number_input, *at.selectbox, *at.checkbox] if str(w.key).startswith("cfg.")}
     expected = {f"cfg.{o.name}" if len(o.path) > 1 else f"cfg.__top__.{o.name}" for o in options(TrainConfig())
                 if not o.data and o.path[-1] != "epochs"}
@@ -334,6 +334,17 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     latent = ws.umap_latents()
     assert np.isfinite(latent[["x", "y"]].to_numpy()).all()
     assert set(latent["phenotype"]) == {"case", "control"}
+    # the synthetic cohort's own GWAS beside the real one: mirrored Manhattan, QQ with lambda_GC, effect sizes
+    at.session_state["explore_tab"] = "GWAS"
+    at.run()
+    no_exceptions(at)
+    gwas_charts = at.get("plotly_chart")
+    assert len(gwas_charts) == 3
+    tables = ws.gwas_comparison()
+    assert len(tables["real"]) == len(tables["synthetic"]) == 60
+    import json
+
+    assert "λGC = " in json.loads(gwas_charts[1].proto.spec)["data"][0]["name"]
     for tab in ("Privacy", "Utility"):
         at.session_state["explore_tab"] = tab
         at.run()
@@ -365,6 +376,7 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
         names = set(zf.namelist())
         assert {f"My_export/My_export{s}" for s in (".bed", ".bim", ".fam")} <= names
         assert {"My_export/report.html", "My_export/MODEL_CARD.md", "My_export/report.json"} <= names
+        assert {oct(i.external_attr >> 16) for i in zf.infolist()} == {"0o644"}  # readable once unpacked
         zf.extractall(tmp_path)
     exported = read_plink(tmp_path / "My_export" / "My_export")
     assert np.array_equal(exported.dosages, synthetic.dosages)
@@ -699,3 +711,171 @@ def test_train__dp_epsilon_widget_reaches_the_training_config(monkeypatch):
     at.button(key="FormSubmitter:train_form-Start training").click().run()
     no_exceptions(at)
     assert seen["config"].dp.epsilon == 3.0 and seen["config"].dp.vae_share == 0.5
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# issue 11: the app as geneticists use it
+
+
+def test_train__untouched_widgets_give_the_declared_defaults_so_the_diffusion_gets_8x_the_vae_epochs(monkeypatch):
+    """The app's run must be the CLI's run: TrainConfig() (diffusion 800 epochs for the VAE's 100), not FitConfig's
+    plain default for the diffusion (100), which made the app's diffusion stop 8x short."""
+    from snpgen_core.pipeline import _apply_data_to_config
+    from snpgen_core.runs import TrainConfig
+
+    at = demo_with_panel(top=40)
+    ws = at.session_state["workspace"]
+    seen = {}
+    monkeypatch.setattr(type(ws), "start_training", lambda self, **kw: seen.update(kw))
+    at.switch_page("pages/train.py").run()
+    epochs = at.number_input[0]
+    assert epochs.value == TrainConfig().vae_fit.epochs
+    assert f"gets {TrainConfig().diffusion_fit.epochs // TrainConfig().vae_fit.epochs:g}x as many" in epochs.help
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    no_exceptions(at)
+    assert seen["config"] == TrainConfig()  # every setting as declared, the epochs of both stages included
+    # what train_run then makes of "Epochs (VAE) = 20": the diffusion in proportion, as the help says
+    scaled = _apply_data_to_config(seen["config"], 40, "binary", 2, 20)
+    assert (scaled.vae_fit.epochs, scaled.diffusion_fit.epochs) == (20, 160)
+
+
+def test_train__settings_have_human_labels_and_pickers():
+    at = demo_with_panel(top=40)
+    at.switch_page("pages/train.py").run()
+    labels = [w.label for w in [*at.number_input, *at.selectbox, *at.checkbox] if str(w.key).startswith("cfg.")]
+    assert "Unconditional share (guidance)" in labels and "Validation passes" in labels
+    assert not [label for label in labels if "_" in label or label in ("cond drop", "val repeats")]
+    assert not [t for t in at.text_input if str(t.key).startswith("cfg.")]  # no free-text setting
+    assert at.selectbox(key="cfg.vae.encoder").options == ["MLP", "1-D convolution"]
+
+
+def test_panel__the_form_shows_the_settings_of_the_panel_in_use_after_leaving_the_page():
+    at = demo_with_panel(top=40)
+    at.switch_page("pages/panel.py").run()
+    at.slider[0].set_value(0.3)
+    at.button(key="FormSubmitter:panel_form-Select panel").click().run()
+    for page in ("train", "data", "panel"):
+        at.switch_page(f"pages/{page}.py").run()
+    no_exceptions(at)
+    assert at.number_input[0].value == 40 and metrics(at)["Panel SNPs"] == str(len(at.session_state["workspace"]
+                                                                                     .panel_info))
+    assert at.slider[0].value == 0.3
+
+
+def test_data__validation_individuals_are_explained_not_shown_as_zero():
+    at = new_app()
+    at.button[0].click().run()
+    caption = next(c.value for c in at.caption if c.value.startswith("Trait:"))
+    assert "0 validation" not in caption and "for validation and early stopping" in caption
+    assert "each run keeps about 24 of them, 10%" in caption  # 240 training individuals of the 300-person demo
+
+
+def test_train__a_runs_qc_note_on_the_panel_pages_panel_is_not_a_contradiction():
+    from pages._ui import panel_note
+
+    text = panel_note("3 listed SNPs fail QC on the training individuals; kept as listed")
+    assert "fail QC" not in text and text.startswith("3 panel SNPs sit just outside")
+    assert panel_note("warning: something else") == "warning: something else"
+
+
+@pytest.mark.slow
+def test_runs_and_cohorts__training_keeps_the_cohort_cancel_keeps_finished_runs_and_compare_shows_them_all():
+    at = demo_with_panel(top=40)
+    ws = at.session_state["workspace"]
+    start_training(at, epochs=1)
+    first = ws.active_job()
+    assert first.wait(300) and first.state == "done", first.error
+    at.switch_page("pages/generate.py").run()
+    at.number_input[0].set_value(60)
+    at.button(key="FormSubmitter:generate_form-Generate").click().run()
+    at.switch_page("pages/explore.py").run()
+    no_exceptions(at)
+    cohort, report = ws.synthetic, ws.report
+    assert report is not None
+    # Explore says what it grades: run, generator, seed, guidance, condition mix
+    graded = at.info[0].value
+    assert graded.startswith("Grading synthetic cohort #1: 60 individuals from run " + first.run_id[:8])
+    assert "SNPgen latent diffusion generator" in graded and "guidance" in graded and "seed 1" in graded
+    assert "cases" in graded
+
+    # a new run starts: the cohort and its report stay; cancelled: the finished run is still the one in use
+    start_training(at, epochs=3000)
+    second = ws.active_job()
+    assert second is not None and second is not first
+    assert ws.synthetic == cohort and ws.report is report and cohort.with_suffix(".bed").exists()
+    second.cancel()
+    assert second.wait(120) and second.state == "cancelled"
+    at.run()
+    no_exceptions(at)
+    assert any("cancelled" in w.value for w in at.warning)
+    assert any(s.label == "Run" for s in at.selectbox)  # the finished runs are still listed
+    at.switch_page("pages/generate.py").run()
+    no_exceptions(at)
+    assert not at.info or "Train a model first" not in at.info[0].value
+    assert ws.current_run() is first
+
+    # a second finished run becomes the run in use; a cohort from it joins the first, and Compare shows both
+    start_training(at, epochs=1)
+    third = ws.active_job()
+    assert third.wait(300) and third.state == "done", third.error
+    at.switch_page("pages/generate.py").run()
+    assert ws.current_run() is third
+    at.number_input[0].set_value(60)
+    at.button(key="FormSubmitter:generate_form-Generate").click().run()
+    assert len(ws.cohorts) == 2 and ws.cohorts["c1"].report is report
+    at.switch_page("pages/compare.py").run()
+    no_exceptions(at)
+    table = at.dataframe[0].value
+    assert len(table) == 2 and set(table["overall"]) <= {"pass", "warn", "fail"}
+    assert table["cohort"].str.contains(first.run_id[:8]).sum() == 1
+    assert table["cohort"].str.contains(third.run_id[:8]).sum() == 1
+    assert len(at.get("plotly_chart")) == 3  # membership AUC vs LD ratio, LD decay, AF error
+    at.selectbox(key="compare_choice").set_value("c1")
+    next(b for b in at.button if b.label == "Export this cohort").click().run()
+    no_exceptions(at)
+    assert at.title[0].value == "Export" and ws.cohort_id == "c1"
+    assert any(c.value.startswith("Exporting synthetic cohort #1") for c in at.caption)
+
+
+def test_figures__pca_labels_both_axes_umap_names_cohorts_as_pca_manhattan_has_the_significance_line():
+    import pandas as pd
+
+    from snpgen_core.evaluation.figures import (LABELS, figure_manhattan, figure_pca, figure_qq, figure_umap,
+                                                lambda_gc)
+
+    rng = np.random.default_rng(0)
+    pcs = {k: rng.normal(size=(20, 4)).tolist() for k in ("train", "holdout", "synthetic")}
+    fig = figure_pca({"pca": {**pcs, "explained_share_of_top": [0.4, 0.3, 0.2, 0.1]}})
+    titles = [fig.layout[a].title.text for a in ("xaxis", "yaxis", "xaxis2", "yaxis2")]
+    assert titles == ["PC1 (40% of top)", "PC2 (30% of top)", "PC3 (20% of top)", "PC4 (10% of top)"]
+    umap = figure_umap(pd.DataFrame({"x": [0, 1, 2], "y": [0, 1, 2], "cohort": ["training", "holdout", "synthetic"]}),
+                       "cohort", "t")
+    assert {t.name for t in umap.data} == {LABELS["train"], LABELS["holdout"], LABELS["synthetic"]}
+    assert {t.name for t in umap.data} <= {t.name for t in fig.data}  # the same legend names as the PCA
+    table = pd.DataFrame({"snp": ["a", "b"], "chrom": ["1", "1"], "pos": [1, 2], "p": [0.5, 1e-9]})
+    lines = [s for s in figure_manhattan(table).layout.shapes if s.type == "line"]
+    assert len(lines) == 1 and abs(lines[0].y0 - -np.log10(5e-8)) < 1e-9
+    # lambda_GC: 1 under the null (uniform p), above 1 when inflated
+    null = rng.uniform(size=20_000)
+    assert abs(lambda_gc(null) - 1) < 0.05 and lambda_gc(null ** 2) > 1.5
+    qq = figure_qq({"real": pd.DataFrame({"P": null})})
+    assert qq.data[0].name.startswith("training (real): λGC = ")
+
+
+def test_jobs__the_training_process_does_not_rerun_the_page_script(tmp_path, monkeypatch):
+    """Streamlit puts the page it runs in ``sys.modules["__main__"]``; a spawned child re-executes that file
+    unless told not to (the server log's "missing ScriptRunContext" lines, one page run per training start)."""
+    import types
+
+    from snpgen_core.jobs import start_job
+
+    marker = tmp_path / "page_ran"
+    page = tmp_path / "page.py"
+    page.write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(page)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    job = start_job(tmp_path / "absent", tmp_path / "run", "r" * 32, {})  # fails at once: no such cohort
+    assert job.wait(120) and job.state == "failed"
+    assert not marker.exists()
+    assert sys.modules["__main__"] is fake_main  # put back after the start
