@@ -112,8 +112,8 @@ def core_call(fn, *args, **kwargs):
 # that does the same thing instead. Longest patterns first.
 _CLI_TO_APP = [
     (r"pass columns=\{'(\w+)': NAME\} \(CLI --gwas-columns \w+=NAME\)(, or log10p=NAME for -log10\(p\))?",
-     lambda m: f"choose the {GWAS_FIELD_NAMES.get(m.group(1), m.group(1))} column under 'GWAS column mapping' on the "
-               "Data page" + (" (or its -log10 p column)" if m.group(2) else "")),
+     lambda m: f"choose the {GWAS_FIELD_NAMES.get(m.group(1), m.group(1))} column"
+               + (" (or a -log10 p column)" if m.group(2) else "") + " under 'GWAS column mapping' on the Data page"),
     (r"pass column=NAME \(CLI --pheno-col NAME\)", lambda m: "choose it with the 'Phenotype column' picker"),
     (r"add --pheno FILE, or omit --pheno-col to use \.fam column 6",
      lambda m: "upload a phenotype file, or leave the phenotype file out to use .fam column 6"),

@@ -331,7 +331,10 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     no_exceptions(at)
     umap_real = ws.umap_individuals()
     assert umap_real["cohort"].value_counts().to_dict() == {"training": 240, "holdout": 60, "synthetic": 60}
-    latent = ws.umap_latents()
+    steps = []
+    ws.cache.pop(("run", "latent_umap", ws.cohort.run_id, 0))
+    latent = ws.umap_latents(progress=lambda text, share: steps.append(text))
+    assert steps[0].startswith("encoding") and any(t.startswith("UMAP of the latent space") for t in steps)
     assert np.isfinite(latent[["x", "y"]].to_numpy()).all()
     assert set(latent["phenotype"]) == {"case", "control"}
     # the synthetic cohort's own GWAS beside the real one: mirrored Manhattan, QQ with lambda_GC, effect sizes
@@ -823,6 +826,13 @@ def test_runs_and_cohorts__training_keeps_the_cohort_cancel_keeps_finished_runs_
     at.number_input[0].set_value(60)
     at.button(key="FormSubmitter:generate_form-Generate").click().run()
     assert len(ws.cohorts) == 2 and ws.cohorts["c1"].report is report
+    # the evaluation reports progress by section (the page draws it as a bar naming the section)
+    steps = []
+    ws.evaluate(cohort_id="c2", progress=lambda text, share: steps.append((text, share)))
+    shares = [f for _, f in steps]
+    assert shares == sorted(shares) and shares[0] == 0.0 and shares[-1] == 1.0
+    for section in ("fidelity", "association", "utility", "privacy"):
+        assert any(text.startswith(section) for text, _ in steps), (section, steps)
     at.switch_page("pages/compare.py").run()
     no_exceptions(at)
     table = at.dataframe[0].value
