@@ -191,7 +191,8 @@ SECTION_TITLES = {"vae": "VAE", "denoiser": "Denoiser", "diffusion": "Diffusion"
 
 # what each declared setting is called on screen (the dataclass field name is for code, the flag for the CLI)
 SETTING_LABELS = {
-    "latent_dim": "Latent dimensions", "encoder": "Encoder", "hidden": "Hidden units", "window": "Decoder window (SNPs)",
+    "latent_dim": "Latent dimensions", "encoder": "Encoder", "hidden": "Hidden units",
+    "window": "Decoder window (SNPs)",
     "decoder_hidden": "Decoder neighbour units", "decoder_l2": "Decoder neighbour L2", "decoder_gain":
     "Decoder neighbour learning-rate gain", "decoder_trait": "Decoder sees the trait", "trait_dim":
     "Trait embedding size", "trait_drop": "Trait dropout", "conv_channels": "Conv channels", "conv_kernel":

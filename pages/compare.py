@@ -21,22 +21,25 @@ table = ws.comparison()
 if table.empty:
     st.stop()
 st.caption(f"{len(table)} synthetic cohort(s) of this session, each graded against the same training individuals "
-           "and real holdout. Train more runs (models, seeds, settings) on Train and generate from them to add more; "
-           f"the session keeps the last {len(ws.cohorts)} of at most 8.")
+           "and real holdout: #number, generator, seed (s), guidance (g) and (run). Train more runs (models, seeds, "
+           "settings) on Train and generate from them to add more; the session keeps the latest 8.")
 
 shown = pd.DataFrame({
     "cohort": table["label"], "overall": table["overall"],
     **{c.split()[0]: table[c] for c in ("fidelity grade", "association grade", "utility grade", "privacy grade")},
-    "LD ratio (1 = as real)": table["ld_ratio"].round(3), "AF r": table["af_r"].round(4),
-    "detection AUC (0.5 ideal)": table["detection_auc"].round(3),
-    "membership AUC (0.5 ideal)": table["membership_auc"].round(3),
-    "DCR share (0.5 ideal)": table["dcr_share"].round(3), "TSTR / TRTR": table["tstr_ratio"].round(3),
+    "LD ratio": table["ld_ratio"].round(3), "AF r": table["af_r"].round(4),
+    "detection AUC": table["detection_auc"].round(3), "membership AUC": table["membership_auc"].round(3),
+    "DCR share": table["dcr_share"].round(3), "TSTR/TRTR": table["tstr_ratio"].round(3),
 })
 grade_cols = ["overall", "fidelity", "association", "utility", "privacy"]
 st.dataframe(shown.style.map(lambda v: f"background-color: {STATUS_COLOURS[v]}" if v in STATUS_COLOURS else "",
                              subset=grade_cols), hide_index=True, width="stretch", key="compare_table")
+st.caption("Ideal values: LD ratio 1 (LD as faithful as a fresh real sample's), AF r 1, detection AUC 0.5 (a "
+           "classifier cannot tell synthetic from real), membership AUC 0.5 (an attacker cannot tell training people "
+           "from others), DCR share 0.5, TSTR/TRTR 1 (a model trained on the synthetic cohort predicts real people as "
+           "well).")
 
-plots = {c.label(): c.report.get("plots", {}) for c in ws.cohorts.values() if c.report is not None}
+plots = {c.short_label(): c.report.get("plots", {}) for c in ws.cohorts.values() if c.report is not None}
 left, right = st.columns(2)
 with left:
     fig = figure_privacy_fidelity(table)
@@ -51,7 +54,7 @@ if fig is not None:
     st.plotly_chart(fig, width="stretch", key="compare_af")
 
 with st.expander("Every metric, cohort by cohort"):
-    cards = {c.label(): card_rows(c.report) for c in ws.cohorts.values() if c.report is not None}
+    cards = {c.short_label(): card_rows(c.report) for c in ws.cohorts.values() if c.report is not None}
     first = next(iter(cards.values()))
     wide = pd.DataFrame({"section": first["section"], "what is measured": first["name"],
                          "holdout (reference)": first["holdout"]})

@@ -124,8 +124,7 @@ if structure.open:
             with right:
                 latent = core_call(ws.umap_latents)
                 if latent is not None:
-                    fig = figure_umap(latent, "phenotype", "UMAP of the VAE latent space (real individuals), "
-                                                           "by phenotype")
+                    fig = figure_umap(latent, "phenotype", "VAE latent space of real individuals, by trait")
                     chart(fig, "umap_latent")
 if gwas.open:
     with gwas:
@@ -137,7 +136,9 @@ if gwas.open:
         else:
             st.caption("The synthetic cohort's own GWAS beside the real one, computed the same way on the same panel "
                        "SNPs (logistic for case/control, linear for a quantitative trait, no covariates). A faithful "
-                       "cohort finds the same hits, with a similar inflation (λGC) and the same effect sizes.")
+                       "cohort finds the same hits, with a similar inflation (λGC) and the same effect sizes. The "
+                       "panel SNPs were chosen for their association, so λGC is far above 1 in both: compare the two, "
+                       "not either with 1.")
             chart(figure_gwas_mirror(tables["real"], tables["synthetic"]), "gwas_mirror")
             left, right = st.columns(2)
             with left:

@@ -88,6 +88,12 @@ class SyntheticCohort:
     report_dir: Path | None = None
     exported: dict | None = None
 
+    def short_label(self) -> str:
+        """A label short enough for a legend or a table cell: number, generator, seed, guidance, run."""
+        g = self.generation
+        return f"#{self.id[1:]} {SHORT_MODEL_NAMES.get(g['model'], g['model'])} s{g['seed']} g{g['guidance']:g} " \
+               f"({self.run_id[:6]})"
+
     def label(self) -> str:
         """A short name to tell the session's cohorts apart: number, run, generator, seed, guidance, N."""
         g = self.generation
@@ -97,6 +103,7 @@ class SyntheticCohort:
 
 MODEL_NAMES = {"diffusion": "SNPgen latent diffusion", "vae_gaussian": "VAE + Gaussian baseline",
                "independent": "independent-SNP baseline"}
+SHORT_MODEL_NAMES = {"diffusion": "diffusion", "vae_gaussian": "VAE+Gaussian", "independent": "independent"}
 MAX_COHORTS = 8  # synthetic cohorts a session keeps for comparison (the oldest is dropped first)
 
 
@@ -261,8 +268,9 @@ class Workspace:
 
         ``plink_files``: (file name, bytes) pairs, exactly one each of .bed/.bim/.fam. ``gwas`` and ``pheno``:
         optional (file name, bytes); ``gwas_columns`` maps GWAS fields (snp, chrom, pos, a1, a2, beta, or, se, p,
-        log10p) to the file's column names where detection needs help. The files are checked in a staging folder first, so bad input leaves the
-        previous cohort untouched; errors are InputError with the user's file names (not the server's paths).
+        log10p) to the file's column names where detection needs help. The files are checked in a staging folder
+        first, so bad input leaves the previous cohort untouched; errors are InputError with the user's file names
+        (not the server's paths).
         The split holds out ``HOLDOUT_FRACTION`` of the individuals, stratified on the trait.
         """
         from .phenotypes import read_phenotype
@@ -637,7 +645,7 @@ class Workspace:
             utility = {k: v.get("value") for k, v in (r.get("utility") or {}).items()}
             tstr = next((utility[k] for k in utility if k.startswith("tstr_") and not k.endswith("_gbm")), None)
             trtr = next((utility[k] for k in utility if k.startswith("trtr_") and not k.endswith("_gbm")), None)
-            rows.append({"id": c.id, "label": c.label(), "overall": r["overall"],
+            rows.append({"id": c.id, "label": c.short_label(), "overall": r["overall"],
                          **{f"{s} grade": grades.get(s) for s in ("fidelity", "association", "utility", "privacy")},
                          "ld_ratio": _ratio(r, "fidelity", "ld_r"),
                          "af_r": (r["fidelity"].get("allele_frequency_r") or {}).get("value"),

@@ -329,9 +329,9 @@ def figure_gwas_effects(real: pd.DataFrame, synthetic: pd.DataFrame, top: int = 
     fig.add_trace(go.Scatter(x=both["BETA_real"], y=both["BETA_syn"], mode="markers", name="panel SNPs",
                              marker=dict(size=5, color="#9bb3d9", opacity=0.7), text=both["SNP"],
                              hovertemplate="%{text}<br>real %{x:.3f}<br>synthetic %{y:.3f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=hits["BETA_real"], y=hits["BETA_syn"], mode="markers+text",
+    fig.add_trace(go.Scatter(x=hits["BETA_real"], y=hits["BETA_syn"], mode="markers",
                              name=f"top {len(hits)} SNPs of the real GWAS", text=hits["SNP"],
-                             textposition="top center", textfont=dict(size=9),
+                             hovertemplate="%{text}<br>real %{x:.3f}<br>synthetic %{y:.3f}<extra></extra>",
                              marker=dict(size=9, color=COLOURS["synthetic"], line=dict(color="black", width=1))))
     if len(both):
         lo = float(min(both["BETA_real"].min(), both["BETA_syn"].min()))
@@ -404,8 +404,7 @@ def figure_privacy_fidelity(points: pd.DataFrame) -> go.Figure | None:
     fig.add_vline(x=0.55, line=dict(color="#2a9d8f", dash="dot", width=1), annotation_text="pass ≤ 0.55",
                   annotation_position="top right", annotation_font=dict(size=10))
     fig.update_layout(title="Privacy against fidelity: membership AUC vs LD ratio",
-                      xaxis_title="membership-inference AUC (lower = more private; 0.5 = none)",
-                      yaxis_title="LD ratio (synthetic / holdout; 1 = as real)",
+                      xaxis_title="membership AUC (0.5 = no leak)", yaxis_title="LD ratio (1 = as real)",
                       legend=dict(orientation="h", y=-0.25, x=0), **{**_LAYOUT, "height": 460})
     return fig
 
@@ -467,12 +466,13 @@ def figure_umap(frame: pd.DataFrame, colour: str, title: str) -> go.Figure:
     """2-D UMAP points (columns x, y and ``colour``), one trace per value of ``colour``; cohorts are named and
     coloured as in every other figure (``LABELS``, ``COLOURS``)."""
     fig = go.Figure()
+    others = iter(["#2a9d8f", "#e9a23b", "#6a4c93", "#8ab17d", "#e76f51", "#264653"])  # not the cohorts' colours
     for value, part in frame.groupby(colour, sort=False):
         key = {"training": "train"}.get(value, value)
         fig.add_trace(go.Scattergl(
             x=part["x"], y=part["y"], mode="markers", name=LABELS.get(key, str(value)) if colour == "cohort"
             else str(value), marker=dict(size=4, opacity=0.6, color=COLOURS.get(key) if colour == "cohort"
-                                         else None)))
+                                         else next(others, None))))
     fig.update_layout(title=title, template="plotly_white", height=420, margin=dict(l=10, r=10, t=50, b=10),
                       xaxis=dict(title="UMAP 1", showticklabels=False),
                       yaxis=dict(title="UMAP 2", showticklabels=False))
