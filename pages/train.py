@@ -4,9 +4,9 @@ import datetime
 
 import streamlit as st
 
-from pages._ui import app_message, config_widgets, core_call, panel_note, require, workspace
+from pages._ui import app_message, config_widgets, core_call, panel_note, require, setting_label, workspace
 from snpgen_core.evaluation.figures import figure_losses
-from snpgen_core.options import with_values
+from snpgen_core.options import get, options, with_values
 from snpgen_core.runs import TrainConfig
 
 st.title("Train")
@@ -19,6 +19,11 @@ running = ws.active_job()
 st.caption(f"The model learns the {len(ws.panel_info)} panel SNPs of the {ws.summary.split_counts['train']:,} "
            "training individuals; the holdout stays out. Training runs in the background: you can leave this page "
            "and come back, or reload it.")
+# the ~60 model settings are drawn only on request: a page switch while training stays quick; what was chosen is
+# kept in the workspace (the form's widgets forget it when hidden) and used for the next runs
+show_settings = st.toggle("Change the model settings", key="show_model_settings",
+                          help="Every declared setting of the VAE, denoiser, diffusion, training loops and DP, with "
+                               "its help, default and bounds (the flags of snpgen train).")
 with st.form("train_form"):
     c1, c2, c3 = st.columns(3)
     ratio = defaults.diffusion_fit.epochs / max(defaults.vae_fit.epochs, 1)
@@ -33,9 +38,15 @@ with st.form("train_form"):
                                  value=float(defaults.dp.epsilon), step=1.0, format="%g", key="cfg.dp.epsilon",
                                  help="DP-SGD for the VAE and the denoiser within this total epsilon, accounted over "
                                       "both stages (smaller = more private; 1-10 is usual). Every epoch runs (no "
-                                      "early stopping) and training is slower. Delta and clipping: Model settings.")
-    with st.expander("Model settings"):
-        settings = config_widgets(defaults, skip={"vae_fit.epochs", "diffusion_fit.epochs", "dp.epsilon"})
+                                      "early stopping) and training is slower. Delta and clipping: the model settings.")
+    chosen = core_call(with_values, defaults, ws.train_settings, "model settings") or defaults
+    if show_settings:
+        settings = config_widgets(chosen, skip={"vae_fit.epochs", "diffusion_fit.epochs", "dp.epsilon"})
+    else:
+        settings = dict(ws.train_settings)
+        declared = {o.name: o for o in options(defaults)}
+        changed = ", ".join(f"{setting_label(declared[k])} {v}" for k, v in settings.items() if k != "dp.epsilon")
+        st.caption(f"Model settings: {'the defaults (as snpgen train)' if not changed else 'changed: ' + changed}.")
     settings["dp.epsilon"] = float(dp_epsilon)
     start = st.form_submit_button("Start training", type="primary", disabled=running is not None)
 
@@ -43,6 +54,8 @@ if start:
     # the declared defaults (TrainConfig()) with the widgets' values put in: what snpgen train uses
     config = core_call(with_values, defaults, settings, "model settings")
     if config is not None:
+        # remembered as the changes from the declared defaults, for the next runs
+        ws.train_settings = {k: v for k, v in settings.items() if v != get(defaults, tuple(k.split(".")))}
         job = core_call(ws.start_training, config=config, seed=int(seed), epochs=int(epochs), device=device)
         if job is not None:
             st.query_params["run"] = job.link

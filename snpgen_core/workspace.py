@@ -140,6 +140,7 @@ class Workspace:
         self.panel: Path | None = None
         self.panel_info = None  # panel.Panel: table, variant_index, qc, clumps, notes
         self.panel_settings: dict = {}  # what the Panel form chose (shown again when the page is reopened)
+        self.train_settings: dict = {}  # model settings changed from the declared defaults (dotted names)
         self.jobs: dict[str, TrainingJob] = {}
         self.run_id: str | None = None  # the run Generate uses (a finished one)
         self.training_id: str | None = None  # the run started last (the Train page follows it)

@@ -253,6 +253,8 @@ def test_train__settings_widgets_come_from_the_declared_options():
     at = demo_with_panel(top=40)
     at.switch_page("pages/train.py").run()
     no_exceptions(at)
+    assert not [w for w in at.number_input if str(w.key).startswith("cfg.vae")]  # drawn on request only
+    at.toggle(key="show_model_settings").set_value(True).run()
     encoder = at.selectbox(key="cfg.vae.encoder")  # a picker for choices, not free text
     assert encoder.options == ["MLP", "1-D convolution"] and encoder.value == "mlp"  # shown by name
     assert at.checkbox(key="cfg.diffusion.posterior_samples").value is True
@@ -745,6 +747,7 @@ def test_train__untouched_widgets_give_the_declared_defaults_so_the_diffusion_ge
 def test_train__settings_have_human_labels_and_pickers():
     at = demo_with_panel(top=40)
     at.switch_page("pages/train.py").run()
+    at.toggle(key="show_model_settings").set_value(True).run()
     labels = [w.label for w in [*at.number_input, *at.selectbox, *at.checkbox] if str(w.key).startswith("cfg.")]
     assert "Unconditional share (guidance)" in labels and "Validation passes" in labels
     assert not [label for label in labels if "_" in label or label in ("cond drop", "val repeats")]
@@ -889,3 +892,21 @@ def test_jobs__the_training_process_does_not_rerun_the_page_script(tmp_path, mon
     assert job.wait(120) and job.state == "failed"
     assert not marker.exists()
     assert sys.modules["__main__"] is fake_main  # put back after the start
+
+
+def test_train__changed_model_settings_are_kept_for_the_next_run_when_hidden(monkeypatch):
+    at = demo_with_panel(top=40)
+    ws = at.session_state["workspace"]
+    seen = []
+    monkeypatch.setattr(type(ws), "start_training", lambda self, **kw: seen.append(kw))
+    at.switch_page("pages/train.py").run()
+    at.toggle(key="show_model_settings").set_value(True).run()
+    at.number_input(key="cfg.vae.latent_dim").set_value(8)
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/train.py").run()  # the settings are hidden again: the change is said and kept
+    no_exceptions(at)
+    assert any("changed: Latent dimensions 8" in c.value for c in at.caption)
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert [kw["config"].vae.latent_dim for kw in seen] == [8, 8]
+    assert seen[1]["config"].diffusion_fit.epochs == 800
