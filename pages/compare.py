@@ -26,14 +26,16 @@ st.caption(f"{len(table)} synthetic cohort(s) of this session, each graded again
 
 shown = pd.DataFrame({
     "cohort": table["label"], "overall": table["overall"],
-    **{c.split()[0]: table[c] for c in ("fidelity grade", "association grade", "utility grade", "privacy grade")},
-    "LD ratio": table["ld_ratio"].round(3), "AF r": table["af_r"].round(4),
-    "detection AUC": table["detection_auc"].round(3), "membership AUC": table["membership_auc"].round(3),
-    "DCR share": table["dcr_share"].round(3), "TSTR/TRTR": table["tstr_ratio"].round(3),
+    "fidelity / association / utility / privacy": table[[f"{x} grade" for x in ("fidelity", "association", "utility",
+                                                                                "privacy")]]
+    .fillna("-").agg(" / ".join, axis=1),
+    "LD ratio": table["ld_ratio"], "AF r": table["af_r"], "detection AUC": table["detection_auc"],
+    "membership AUC": table["membership_auc"], "DCR share": table["dcr_share"], "TSTR/TRTR": table["tstr_ratio"],
 })
-grade_cols = ["overall", "fidelity", "association", "utility", "privacy"]
+numbers = {c: st.column_config.NumberColumn(c, format="%.4f" if c == "AF r" else "%.3f") for c in shown.columns[3:]}
 st.dataframe(shown.style.map(lambda v: f"background-color: {STATUS_COLOURS[v]}" if v in STATUS_COLOURS else "",
-                             subset=grade_cols), hide_index=True, width="stretch", key="compare_table")
+                             subset=["overall"]), hide_index=True, width="stretch", key="compare_table",
+             column_config=numbers)
 st.caption("Ideal values: LD ratio 1 (LD as faithful as a fresh real sample's), AF r 1, detection AUC 0.5 (a "
            "classifier cannot tell synthetic from real), membership AUC 0.5 (an attacker cannot tell training people "
            "from others), DCR share 0.5, TSTR/TRTR 1 (a model trained on the synthetic cohort predicts real people as "

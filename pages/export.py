@@ -40,7 +40,9 @@ for r in concerns.itertuples():
 if not concerns.empty:
     st.page_link("pages/explore.py", label="Read the whole report card", icon=":material/fact_check:")
 
-default = f"snpgen_{ws.dataset.name}_n{ws.generation.get('n')}_seed{ws.generation.get('seed')}"
+default = (f"snpgen_{ws.dataset.name}_n{ws.generation.get('n')}_seed{ws.generation.get('seed')}"
+           + ("" if ws.generation.get("model") == "diffusion" else f"_{ws.generation.get('model')}")
+           + (f"_{ws.cohort_id}" if len(ws.cohorts) > 1 else ""))
 with st.form("export_form"):
     name = st.text_input("Name", value=default, max_chars=80,
                          help="Used for the folder and the files; characters other than letters, digits, '_' and "

@@ -293,8 +293,16 @@ def walk_demo_flow(url: str, shots: Path, downloads: Path, *, n_individuals: int
         assert_no_exception(page, "Explore (GWAS)")
         screenshot(page, "explore_gwas", shots)
 
+        # a second cohort from a baseline generator, to compare with
+        go_to(page, "Generate")
+        pick(page, "Generator", "baseline: VAE + per-class Gaussian latent")
+        page.get_by_role("button", name="Generate").click()
+        page.get_by_text("synthetic cohort #2").wait_for(timeout=120_000)
+        wait_idle(page)
         go_to(page, "Compare")
-        page.get_by_text("Privacy against fidelity").wait_for(timeout=120_000)
+        page.get_by_text("Privacy against fidelity").wait_for(timeout=600_000)
+        wait_idle(page)
+        page.get_by_text("2 synthetic cohort(s) of this session").wait_for()
         assert_no_exception(page, "Compare")
         screenshot(page, "compare", shots)
 
