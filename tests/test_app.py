@@ -840,8 +840,8 @@ def test_runs_and_cohorts__training_keeps_the_cohort_cancel_keeps_finished_runs_
     no_exceptions(at)
     table = at.dataframe[0].value
     assert len(table) == 2 and set(table["overall"]) <= {"pass", "warn", "fail"}
-    assert table["cohort"].str.contains(first.run_id[:8]).sum() == 1
-    assert table["cohort"].str.contains(third.run_id[:8]).sum() == 1
+    assert table["cohort"].str.contains(first.run_id[:6]).sum() == 1
+    assert table["cohort"].str.contains(third.run_id[:6]).sum() == 1
     assert len(at.get("plotly_chart")) == 3  # membership AUC vs LD ratio, LD decay, AF error
     at.selectbox(key="compare_choice").set_value("c1")
     next(b for b in at.button if b.label == "Export this cohort").click().run()
