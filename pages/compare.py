@@ -21,25 +21,26 @@ table = ws.comparison()
 if table.empty:
     st.stop()
 st.caption(f"{len(table)} synthetic cohort(s) of this session, each graded against the same training individuals "
-           "and real holdout: #number, generator, seed (s), guidance (g) and (run). Train more runs (models, seeds, "
+           "and real holdout: #number, generator, seed (s), guidance (g) and (run); grades of fidelity, association, "
+           "utility and privacy (F/A/U/P). Train more runs (models, seeds, "
            "settings) on Train and generate from them to add more; the session keeps the latest 8.")
 
 shown = pd.DataFrame({
     "cohort": table["label"], "overall": table["overall"],
-    "fidelity / association / utility / privacy": table[[f"{x} grade" for x in ("fidelity", "association", "utility",
-                                                                                "privacy")]]
+    "grades F/A/U/P": table[[f"{x} grade" for x in ("fidelity", "association", "utility", "privacy")]]
     .fillna("-").agg(" / ".join, axis=1),
-    "LD ratio": table["ld_ratio"], "AF r": table["af_r"], "detection AUC": table["detection_auc"],
-    "membership AUC": table["membership_auc"], "DCR share": table["dcr_share"], "TSTR/TRTR": table["tstr_ratio"],
+    "LD ratio": table["ld_ratio"], "detection": table["detection_auc"], "membership": table["membership_auc"],
+    "DCR": table["dcr_share"], "TSTR/TRTR": table["tstr_ratio"],
 })
-numbers = {c: st.column_config.NumberColumn(c, format="%.4f" if c == "AF r" else "%.3f") for c in shown.columns[3:]}
+numbers = {c: st.column_config.NumberColumn(c, format="%.3f") for c in shown.columns[3:]}
 st.dataframe(shown.style.map(lambda v: f"background-color: {STATUS_COLOURS[v]}" if v in STATUS_COLOURS else "",
                              subset=["overall"]), hide_index=True, width="stretch", key="compare_table",
              column_config=numbers)
-st.caption("Ideal values: LD ratio 1 (LD as faithful as a fresh real sample's), AF r 1, detection AUC 0.5 (a "
-           "classifier cannot tell synthetic from real), membership AUC 0.5 (an attacker cannot tell training people "
-           "from others), DCR share 0.5, TSTR/TRTR 1 (a model trained on the synthetic cohort predicts real people as "
-           "well).")
+st.caption("Ideal values: LD ratio 1 (LD as faithful as a fresh real sample's), detection AUC 0.5 (a classifier "
+           "cannot tell synthetic from real), membership-inference AUC 0.5 (an attacker cannot tell training people "
+           "from others), DCR share 0.5 (as often closer to training as to holdout people), TSTR/TRTR 1 (a model "
+           "trained on the synthetic cohort predicts real people as well). Allele frequencies: the box plot below; "
+           "every metric: the table at the bottom.")
 
 plots = {c.short_label(): c.report.get("plots", {}) for c in ws.cohorts.values() if c.report is not None}
 left, right = st.columns(2)

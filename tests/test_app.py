@@ -673,6 +673,8 @@ def test_data__gwas_column_mapping_reads_a_file_detection_cannot(cohort_files):
     ws = at.session_state["workspace"]
     assert ws.dataset.gwas_columns == {"p": "PROB_ASSOC"} and len(ws.summary.aligned.table) > 0
     assert "(columns given)" in ws.summary.gwas_format
+    shown = next(m.value for m in at.markdown if m.value.startswith("**GWAS**"))
+    assert shown.count("generic table") == 1  # the format is said once, not "generic table. generic table:"
 
 
 def test_data__phenotype_column_is_picked_from_the_files_header_and_errors_name_no_flag(cohort_files):
