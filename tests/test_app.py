@@ -612,13 +612,15 @@ def test_generate__quantitative_and_categorical_traits_get_their_own_condition(c
     at.number_input[0].set_value(40)
     at.button(key="FormSubmitter:panel_form-Select panel").click().run()
     start_training(at, epochs=1)
-    assert ws.current_run().wait(300) and ws.current_run().state == "done", ws.current_run().error
+    job = ws.latest_run()  # the run in use only once it has finished
+    assert job.wait(300) and job.state == "done", job.error
+    assert ws.current_run() is job
     at.switch_page("pages/generate.py").run()
     no_exceptions(at)
     if column == "QT":
         next(n for n in at.number_input if n.label == "Value of QT for everyone").set_value(1.5)
     else:
-        at.selectbox[0].set_value("EUR")
+        next(s for s in at.selectbox if s.label.startswith("Class")).set_value("EUR")
     at.button(key="FormSubmitter:generate_form-Generate").click().run()
     no_exceptions(at)
     synthetic, trait = ws.synthetic_cohort()
