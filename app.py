@@ -23,6 +23,7 @@ PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
     st.Page("pages/explore.py", title="Explore", icon=":material/query_stats:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
 ]
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import machine  # noqa: E402
-from tests.test_browser import CHROMIUM, app_server, browser_page, upload_files, wait_idle  # noqa: E402
+from tests.test_browser import CHROMIUM, app_server, browser_page, pick, upload_files, wait_idle  # noqa: E402
 
 AGBL4 = REPO.parent / "shared" / "data" / "1000g_agbl4"
 REPEATS = 5
@@ -89,7 +89,7 @@ def main() -> None:
         sys.exit("chromium is not installed: apt-get install chromium")
     print(f"machine: {machine()}")
     lines = ["| page | median s | max s |", "| --- | --- | --- |"]
-    pages = ["Home", "Data", "Panel", "Train", "Generate", "Explore", "Export"]
+    pages = ["Home", "Data", "Panel", "Train", "Generate", "Explore", "Compare", "Export"]
     with app_server({"SNPGEN_DEMO_PREFIX": str(REPO / "no-demo-files" / "demo")}, timeout=120) as url, \
             browser_page() as page:
         page.goto(url)
@@ -109,7 +109,7 @@ def main() -> None:
         page.get_by_role("button", name="Start training").click()
         page.locator('[data-testid="stProgress"]').wait_for(timeout=60_000)
         page.wait_for_timeout(3000)  # well into the first epochs
-        busy = render_times(page, ["Home", "Data", "Train", "Generate"])
+        busy = render_times(page, ["Home", "Data", "Train", "Generate", "Compare"])
         nav(page, "Train").click()
         wait_idle(page)
         still = page.locator('[data-testid="stProgress"]').count() > 0
@@ -130,7 +130,7 @@ def main() -> None:
         upload_files(page, 0, [AGBL4 / f"agbl4{s}" for s in (".bed", ".bim", ".fam")])
         upload_files(page, 1, AGBL4 / "gwas_case.assoc.logistic")
         upload_files(page, 2, AGBL4 / "pheno.tsv")
-        page.get_by_role("textbox", name="Phenotype column").fill("CASE")
+        pick(page, "Phenotype column", "CASE")
         took = timed_click(page, page.get_by_role("button", name="Check and load"))
         page.get_by_role("heading", name="Cohort: agbl4").wait_for()
         print(f"\n3. real cohort 1000G AGBL4 (2,504 x 4,050): check and load after upload {took:.2f} s")

@@ -1,41 +1,66 @@
-"""Data: upload a PLINK trio, GWAS summary statistics and an optional phenotype file (or use the demo); summary and
-Manhattan plot."""
+"""Data: upload a PLINK trio, GWAS summary statistics (with a column mapping where detection needs help) and an
+optional phenotype file with its trait column picked from the file (or use the demo); summary and Manhattan plot."""
 import streamlit as st
 
 from pages._ui import core_call, demo_settings, workspace
 from snpgen_core.evaluation.figures import figure_manhattan
+from snpgen_core.io.gwas import summarize_alignment
+from snpgen_core.workspace import newest_plink_files, table_columns
+
+GWAS_FIELDS = {"snp": "Variant ID", "chrom": "Chromosome", "pos": "Position (bp)", "a1": "Effect allele (A1)",
+               "a2": "Other allele (A2)", "beta": "Effect (beta)", "or": "Odds ratio", "se": "Standard error",
+               "p": "P-value", "log10p": "-log10 p"}
+DETECTED = "(detected)"
+FAM_TRAIT = ".fam column 6"
 
 st.title("Data")
 ws = workspace()
 
 with st.expander("Upload a cohort", expanded=ws.dataset is None):
-    with st.form("upload", clear_on_submit=False):
-        plink = st.file_uploader(
-            "PLINK 1 binary trio (.bed, .bim, .fam)", accept_multiple_files=True, key="up_plink",
-            help="Select the three files of one cohort together. VCF or PLINK 2 files: convert with plink --make-bed.",
-        )
-        gwas = st.file_uploader(
-            "GWAS summary statistics (optional)", key="up_gwas",
-            help="PLINK 1.9/2, REGENIE, BOLT-LMM, GWAS-SSF or any table with SNP, A1, BETA/OR and P columns; "
-                 "plain or gzip. Effects are aligned to the .bim A1 allele by allele names.",
-        )
-        pheno = st.file_uploader(
-            "Phenotype file (optional)", key="up_pheno",
-            help="A header with IID (and FID) and trait columns. Without it, .fam column 6 is the trait "
-                 "(1 = control, 2 = case, -9 missing).",
-        )
-        pheno_col = st.text_input("Phenotype column", key="up_pheno_col",
-                                  help="Needed when the phenotype file has several trait columns.")
-        submitted = st.form_submit_button("Check and load", type="primary")
-    if submitted:
+    uploaded = st.file_uploader(
+        "PLINK 1 binary trio (.bed, .bim, .fam)", accept_multiple_files=True, key="up_plink",
+        help="Select the three files of one cohort together; a file added later replaces the one with the same "
+             "suffix. VCF or PLINK 2 files: convert with plink --make-bed.",
+    )
+    plink, replaced = newest_plink_files(uploaded or [])
+    if replaced:
+        st.caption(f"Replaced by the newer upload: {', '.join(replaced)}.")
+    gwas = st.file_uploader(
+        "GWAS summary statistics (optional)", key="up_gwas",
+        help="PLINK 1.9/2, REGENIE, BOLT-LMM, GWAS-SSF or any table with SNP, A1, BETA/OR and P columns; "
+             "plain or gzip. Effects are aligned to the .bim A1 allele by allele names.",
+    )
+    gwas_columns = {}
+    if gwas is not None:
+        header = table_columns(gwas.getvalue())
+        with st.expander("GWAS column mapping", expanded=False):
+            st.caption("The columns are detected from the header; choose one here only where detection picks the "
+                       "wrong one or none.")
+            cols = st.columns(5)
+            for i, (field, label) in enumerate(GWAS_FIELDS.items()):
+                chosen = cols[i % 5].selectbox(label, [DETECTED, *header], key=f"up_gwas_col.{field}")
+                if chosen != DETECTED:
+                    gwas_columns[field] = chosen
+    pheno = st.file_uploader(
+        "Phenotype file (optional)", key="up_pheno",
+        help="A header with IID (and FID) and trait columns. Without it, .fam column 6 is the trait "
+             "(1 = control, 2 = case, -9 missing).",
+    )
+    traits = table_columns(pheno.getvalue(), traits_only=True) if pheno is not None else []
+    pheno_col = st.selectbox("Phenotype column", traits or [FAM_TRAIT], key="up_pheno_col",
+                             disabled=pheno is None,
+                             help="The trait the models are conditioned on: a column of the phenotype file, or the "
+                                  ".fam column 6 without one.")
+    if st.button("Check and load", type="primary", key="load", icon=":material/upload:"):
         if not plink:
             st.error("Choose the three PLINK files (.bed, .bim, .fam) first.")
         else:
             with st.spinner("Checking the files..."):
                 loaded = core_call(
                     ws.load_upload, [(f.name, f.getvalue()) for f in plink],
-                    gwas=(gwas.name, gwas.getvalue()) if gwas else None,
-                    pheno=(pheno.name, pheno.getvalue()) if pheno else None, pheno_col=pheno_col.strip() or None,
+                    gwas=(gwas.name, gwas.getvalue()) if gwas else None, gwas_columns=gwas_columns or None,
+                    pheno=(pheno.name, pheno.getvalue()) if pheno else None,
+                    pheno_col=pheno_col if pheno is not None and pheno_col != FAM_TRAIT else None,
                 )
             if loaded is not None:
                 st.success(f"Loaded {loaded.name}.", icon=":material/check_circle:")
@@ -62,9 +87,10 @@ if trait.kind == "binary":
 else:
     cols[3].metric(f"Trait {trait.name}", trait.kind, help=trait.describe())
 st.caption(
-    f"Trait: {trait.describe()}. Split (recorded, seeded): {s.split_counts['train']:,} training, "
-    f"{s.split_counts['validation']:,} validation, {s.split_counts['holdout']:,} holdout individuals; the holdout "
-    "never trains the model or enters QC and clumping, and the evaluation compares against it."
+    f"Trait: {trait.describe()}. Split (recorded, seeded): {s.split_counts['train']:,} training individuals (each "
+    f"run keeps about {s.validation_per_run:,} of them, {s.validation_share:.0%}, for validation and early "
+    f"stopping) and {s.split_counts['holdout']:,} holdout individuals; the holdout never trains the model or enters "
+    "QC and clumping, and the evaluation compares against it."
 )
 
 if s.aligned is None:
@@ -75,7 +101,7 @@ if s.aligned is None:
             if core_call(ws.compute_gwas) is not None:
                 st.rerun()
 else:
-    st.markdown(f"**GWAS**: {s.gwas_format}. {s.aligned.summary()}")
+    st.markdown(f"**GWAS** ({s.gwas_format}): {summarize_alignment(s.aligned.report)}.")
     chosen = ws.panel_provenance()
     if chosen["warning"]:
         st.warning(f"The {chosen['warning']}.", icon=":material/warning:")

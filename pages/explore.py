@@ -1,22 +1,34 @@
-"""Explore: the evaluation report of the synthetic cohort against the training individuals and the real holdout:
-report card, LD, allele frequencies, PCA and UMAP views, privacy distances, TSTR."""
+"""Explore: the evaluation report of one synthetic cohort (which one, said at the top) against the training
+individuals and the real holdout: report card, LD, allele frequencies, PCA and UMAP views, the cohort's own GWAS
+beside the real one, privacy distances, TSTR."""
 import pandas as pd
 import streamlit as st
 
-from pages._ui import BADGES, core_call, require, workspace
+from pages._ui import BADGES, core_call, progress_reporter, require, workspace
 from snpgen_core.evaluation.card import SECTIONS, card_rows, release_summary
 from snpgen_core.evaluation.figures import (figure_af_scatter, figure_distance_histograms, figure_effects,
-                                            figure_ld_decay, figure_ld_heatmaps, figure_pca, figure_tstr,
-                                            figure_umap)
+                                            figure_gwas_effects, figure_gwas_mirror, figure_ld_decay,
+                                            figure_ld_heatmaps, figure_pca, figure_qq, figure_tstr, figure_umap)
 
 STATUS_COLOURS = {"pass": "#d8f3dc", "warn": "#ffe8cc", "fail": "#ffd6d6"}
 
 st.title("Explore")
 ws = workspace()
 require(ws.synthetic is not None, "Generate a synthetic cohort first.", "pages/generate.py", "Go to Generate")
+if len(ws.cohorts) > 1:
+    ids = list(ws.cohorts)
+    shown = st.selectbox("Synthetic cohort", ids, index=ids.index(ws.cohort_id),
+                         format_func=lambda c: ws.cohorts[c].label(), key="explore_cohort",
+                         help="Every cohort generated in this session is kept; the Compare page sets them side by "
+                              "side. Export uses the one shown here.")
+    if shown != ws.cohort_id:
+        ws.use_cohort(shown)
+st.info(f"Grading {ws.grading_text()}.", icon=":material/fact_check:")
 if ws.report is None:
-    with st.spinner("Evaluating against the training individuals and the real holdout (once per cohort)..."):
-        core_call(ws.evaluate)
+    step, bar = progress_reporter("Evaluating against the training individuals and the real holdout (once per "
+                                  "cohort)")
+    core_call(ws.evaluate, progress=step)
+    bar.empty()
 report = ws.report
 if report is None:
     st.stop()
@@ -81,8 +93,8 @@ def chart(fig, key: str) -> None:
 
 
 # lazy tabs: only the open one is computed and sent (a page of seven plotly figures is slow to draw)
-fidelity, structure, privacy, utility = st.tabs(["Fidelity", "Structure", "Privacy", "Utility"], key="explore_tab",
-                                                on_change="rerun")
+fidelity, structure, gwas, privacy, utility = st.tabs(["Fidelity", "Structure", "GWAS", "Privacy", "Utility"],
+                                                      key="explore_tab", on_change="rerun")
 if fidelity.open:
     with fidelity:
         chart(figure_ld_heatmaps(plots), "ld_heatmaps")
@@ -94,13 +106,16 @@ if fidelity.open:
 if structure.open:
     with structure:
         chart(figure_pca(plots), "pca")
-        have = ws.cache.get(("synthetic", "umap", 0, 1000)) is not None
+        have = ws.cache.get(("synthetic", ws.cohort_id, "umap", 0, 1000)) is not None
         if not have:
             st.caption("UMAP views are computed on request (the first one in a server's life compiles for ~30 s).")
             if st.button("Compute UMAP views", icon=":material/scatter_plot:"):
-                with st.spinner("Computing UMAP of real and synthetic individuals and of the VAE latent space..."):
-                    if core_call(ws.umap_individuals) is not None and core_call(ws.umap_latents) is not None:
-                        st.rerun()  # draw them in place of the button
+                step, bar = progress_reporter("UMAP views")
+                done = core_call(ws.umap_individuals, progress=lambda t, f: step(f"individuals: {t}", 0.6 * f))
+                if done is not None and core_call(ws.umap_latents, progress=lambda t, f: step(
+                        f"VAE latent space: {t}", 0.6 + 0.4 * f)) is not None:
+                    st.rerun()  # draw them in place of the button
+                bar.empty()
         if have:
             left, right = st.columns(2)
             with left:
@@ -109,9 +124,27 @@ if structure.open:
             with right:
                 latent = core_call(ws.umap_latents)
                 if latent is not None:
-                    fig = figure_umap(latent, "phenotype", "UMAP of the VAE latent space (real individuals), "
-                                                           "by phenotype")
+                    fig = figure_umap(latent, "phenotype", "VAE latent space of real individuals, by trait")
                     chart(fig, "umap_latent")
+if gwas.open:
+    with gwas:
+        with st.spinner("Per-SNP regressions on the real training individuals and on the synthetic cohort..."):
+            tables = core_call(ws.gwas_comparison)
+        if tables is None:
+            st.info("A GWAS needs a case/control or quantitative trait that varies in the synthetic cohort.",
+                    icon=":material/info:")
+        else:
+            st.caption("The synthetic cohort's own GWAS beside the real one, computed the same way on the same panel "
+                       "SNPs (logistic for case/control, linear for a quantitative trait, no covariates). A faithful "
+                       "cohort finds the same hits, with a similar inflation (λGC) and the same effect sizes. The "
+                       "panel SNPs were chosen for their association, so λGC is far above 1 in both: compare the two, "
+                       "not either with 1.")
+            chart(figure_gwas_mirror(tables["real"], tables["synthetic"]), "gwas_mirror")
+            left, right = st.columns(2)
+            with left:
+                chart(figure_qq({"real": tables["real"], "synthetic": tables["synthetic"]}), "gwas_qq")
+            with right:
+                chart(figure_gwas_effects(tables["real"], tables["synthetic"]), "gwas_effects")
 if privacy.open:
     with privacy:
         chart(figure_distance_histograms(plots), "distances")
@@ -133,4 +166,6 @@ if utility.open:
         else:
             st.info("No utility results (the model has no trait, or too few individuals).", icon=":material/info:")
         chart(figure_effects(plots), "effects")
+st.page_link("pages/compare.py", label="Compare with the other cohorts of this session",
+             icon=":material/compare_arrows:")
 st.page_link("pages/export.py", label="Next: export the synthetic cohort", icon=":material/arrow_forward:")

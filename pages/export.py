@@ -6,7 +6,7 @@ import os
 
 import streamlit as st
 
-from pages._ui import BADGES, core_call, export_root, require, workspace
+from pages._ui import BADGES, core_call, export_root, progress_reporter, require, workspace
 from snpgen_core.evaluation.card import VERDICT_TEXT, card_rows
 from snpgen_core.export import FORMATS
 
@@ -15,9 +15,19 @@ st.title("Export")
 ws = workspace()
 require(ws.synthetic is not None, "Generate a synthetic cohort first.", "pages/generate.py", "Go to Generate")
 
+if len(ws.cohorts) > 1:
+    ids = list(ws.cohorts)
+    shown = st.selectbox("Synthetic cohort to export", ids, index=ids.index(ws.cohort_id),
+                         format_func=lambda c: ws.cohorts[c].label(), key="export_cohort",
+                         help="The Compare page sets the session's cohorts side by side.")
+    if shown != ws.cohort_id:
+        ws.use_cohort(shown)
+st.caption(f"Exporting {ws.grading_text()}.")
 if ws.report is None:
-    with st.spinner("Evaluating against the training individuals and the real holdout (once per cohort)..."):
-        core_call(ws.evaluate)
+    step, bar = progress_reporter("Evaluating against the training individuals and the real holdout (once per "
+                                  "cohort)")
+    core_call(ws.evaluate, progress=step)
+    bar.empty()
 if ws.report is None:
     st.stop()
 grade = ws.report["overall"]
@@ -31,7 +41,9 @@ for r in concerns.itertuples():
 if not concerns.empty:
     st.page_link("pages/explore.py", label="Read the whole report card", icon=":material/fact_check:")
 
-default = f"snpgen_{ws.dataset.name}_n{ws.generation.get('n')}_seed{ws.generation.get('seed')}"
+default = (f"snpgen_{ws.dataset.name}_n{ws.generation.get('n')}_seed{ws.generation.get('seed')}"
+           + ("" if ws.generation.get("model") == "diffusion" else f"_{ws.generation.get('model')}")
+           + (f"_{ws.cohort_id}" if len(ws.cohorts) > 1 else ""))
 with st.form("export_form"):
     name = st.text_input("Name", value=default, max_chars=80,
                          help="Used for the folder and the files; characters other than letters, digits, '_' and "
@@ -54,7 +66,7 @@ if go and grade != "pass" and not (confirmed and reason.strip()):
              icon=":material/gpp_bad:")
 elif go:
     with st.spinner("Writing the files (and the evaluation report if it is not ready yet)..."):
-        result = core_call(ws.export, name, export_root(ws), reason.strip() or None, fmt)
+        result = core_call(ws.export, name, export_root(ws), reason.strip() or None, fmt=fmt)
     if result is not None and result["name"] != name:
         st.info(f"Saved as {result['name']} (sanitised from {name!r}).", icon=":material/info:")
 

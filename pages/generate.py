@@ -14,8 +14,11 @@ job = ws.current_run()
 require(ws.dataset is not None, "Load a cohort first.", "pages/data.py", "Go to Data")
 require(job is not None and job.state == "done",
         "Train a model first (or reopen a finished run)." + (" The current run is still training."
-                                                              if job is not None and job.running else ""),
+                                                              if ws.active_job() is not None else ""),
         "pages/train.py", "Go to Train")
+st.caption(f"From run {ws.run_label(job.run_id)}" + (" (a newer run is training; it takes over when it finishes)."
+                                                      if ws.active_job() is not None else ".")
+           + " Each cohort generated is kept beside the earlier ones for the Compare page.")
 info = core_call(ws.run_info)
 if info is None:
     st.stop()
@@ -62,18 +65,17 @@ with st.form("generate_form"):
             condition["value"] = float(value)
     else:
         st.caption("This model was trained without a trait: individuals are drawn unconditioned.")
-    with st.expander("Generator"):
-        model = st.selectbox("Model", info["models"],
-                             format_func={"diffusion": "SNPgen latent diffusion",
-                                          "wgan": "conditional WGAN-GP (Xie et al. / Yelmen et al.)",
-                                          "vae_gaussian": "baseline: VAE + per-class Gaussian latent",
-                                          "independent": "baseline: independent SNPs (floor)"}.get,
-                             help="The baselines show what the trained model adds.")
-        sample = st.radio("Genotypes", SAMPLE_MODES, horizontal=True,
-                          format_func={"probabilities": "drawn from the model's probabilities",
-                                       "argmax": "most probable (as SNPgen and Xie et al. decode)"}.get,
-                          help="argmax decoding removes the sampling noise: rarer genotypes are under-drawn, so "
-                               "allele frequencies shift towards the common allele and diversity falls.")
+    model = c1.selectbox("Generator", info["models"],
+                         format_func={"diffusion": "SNPgen latent diffusion",
+                                      "wgan": "conditional WGAN-GP (Xie et al. / Yelmen et al.)",
+                                      "vae_gaussian": "baseline: VAE + per-class Gaussian latent",
+                                      "independent": "baseline: independent SNPs (floor)"}.get,
+                         help="The baselines show what the trained model adds.")
+    sample = st.radio("Genotypes", SAMPLE_MODES, horizontal=True,
+                      format_func={"probabilities": "drawn from the model's probabilities",
+                                   "argmax": "most probable (as SNPgen and Xie et al. decode)"}.get,
+                      help="argmax decoding removes the sampling noise: rarer genotypes are under-drawn, so "
+                           "allele frequencies shift towards the common allele and diversity falls.")
     go = st.form_submit_button("Generate", type="primary")
 
 if go:
@@ -107,6 +109,6 @@ preview.insert(0, "trait", synthetic.samples["pheno"][:12].to_numpy())
 preview.insert(0, "IID", synthetic.samples["iid"][:12].to_numpy())
 st.dataframe(preview, hide_index=True, width="stretch")
 g = ws.generation
-st.caption(f"The first 12 individuals and 16 SNPs (dosage = copies of the .bim A1 allele; trait in PLINK coding). "
-           f"Run {g['run_id'][:8]}, {g['model']} generator, guidance {g['guidance']}, seed {g['seed']}.")
+st.caption(f"The first 12 individuals and 16 SNPs (dosage = copies of the .bim A1 allele; trait in PLINK coding) "
+           f"of {ws.grading_text()}.")
 st.page_link("pages/explore.py", label="Next: explore the evaluation", icon=":material/arrow_forward:")

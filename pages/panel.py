@@ -17,25 +17,29 @@ if provenance_warning:  # the holdout may have chosen SNPs: say so before the us
                icon=":material/warning:")
 
 defaults = PanelOptions()
+chosen = ws.panel_settings  # the settings of the panel in use: the form shows them again when the page is reopened
 n_gwas = len(ws.summary.aligned.table)
 with st.form("panel_form"):
     c1, c2, c3 = st.columns(3)
     top = c1.number_input("SNPs in the panel (top K)", min_value=10, max_value=max(10, n_gwas),
-                          value=min(int(defaults.top), max(10, n_gwas)), step=50,
+                          value=min(int(chosen.get("top", defaults.top)), max(10, n_gwas)), step=50,
                           help="The K clumped index SNPs with the smallest GWAS p-values (SNPgen uses 1,000-2,000).")
-    r2 = c2.slider("Clumping r²", min_value=0.05, max_value=1.0, value=float(defaults.r2), step=0.05,
+    r2 = c2.slider("Clumping r²", min_value=0.05, max_value=1.0, value=float(chosen.get("r2", defaults.r2)), step=0.05,
                    help="SNPs in LD above this r² with a stronger SNP nearby are dropped (PLINK --clump-r2).")
-    kb = c3.number_input("Clumping window (kb)", min_value=1, max_value=10_000, value=int(defaults.kb), step=50,
+    kb = c3.number_input("Clumping window (kb)", min_value=1, max_value=10_000,
+                         value=int(chosen.get("kb", defaults.kb)), step=50,
                          help="How far apart two SNPs can be and still be clumped (PLINK --clump-kb).")
     with st.expander("Quality control and p-value thresholds"):
         d1, d2, d3, d4 = st.columns(4)
-        maf = d1.number_input("Minimum MAF", 0.0, 0.45, float(defaults.maf), 0.005, format="%.3f",
+        maf = d1.number_input("Minimum MAF", 0.0, 0.45, float(chosen.get("maf", defaults.maf)), 0.005, format="%.3f",
                               help="SNPs rarer than this in the training individuals are left out.")
-        max_missing = d2.number_input("Maximum missing calls", 0.0, 1.0, float(defaults.max_missing), 0.01,
+        max_missing = d2.number_input("Maximum missing calls", 0.0, 1.0,
+                                      float(chosen.get("max_missing", defaults.max_missing)), 0.01,
                                       help="Share of training individuals without a call.")
-        p1 = d3.number_input("Index p threshold (p1)", 1e-12, 1.0, float(defaults.p1), format="%.2g",
+        p1 = d3.number_input("Index p threshold (p1)", 1e-12, 1.0, float(chosen.get("p1", defaults.p1)), format="%.2g",
                              help="Only SNPs below this p start a clump; 1 = every SNP is a candidate.")
-        p2 = d4.number_input("Clumped p threshold (p2)", 1e-12, 1.0, float(defaults.p2), format="%.2g",
+        p2 = d4.number_input("Clumped p threshold (p2)", 1e-12, 1.0, float(chosen.get("p2", defaults.p2)),
+                             format="%.2g",
                              help="SNPs below this p can be absorbed into a clump.")
     go = st.form_submit_button("Select panel", type="primary")
 if go:

@@ -4,8 +4,9 @@ import datetime
 
 import streamlit as st
 
-from pages._ui import config_widgets, core_call, require, workspace
+from pages._ui import app_message, config_widgets, core_call, panel_note, require, setting_label, workspace
 from snpgen_core.evaluation.figures import figure_losses
+from snpgen_core.options import get, options, with_values
 from snpgen_core.runs import TrainConfig
 
 st.title("Train")
@@ -18,13 +19,19 @@ running = ws.active_job()
 st.caption(f"The model learns the {len(ws.panel_info)} panel SNPs of the {ws.summary.split_counts['train']:,} "
            "training individuals; the holdout stays out. Training runs in the background: you can leave this page "
            "and come back, or reload it.")
+# the ~60 model settings are drawn only on request: a page switch while training stays quick; what was chosen is
+# kept in the workspace (the form's widgets forget it when hidden) and used for the next runs
+show_settings = st.toggle("Change the model settings", key="show_model_settings",
+                          help="Every declared setting of the VAE, denoiser, diffusion, training loops and DP, with "
+                               "its help, default and bounds (the flags of snpgen train).")
 with st.form("train_form"):
     c1, c2, c3 = st.columns(3)
+    ratio = defaults.diffusion_fit.epochs / max(defaults.vae_fit.epochs, 1)
     epochs = c1.number_input("Epochs (VAE)", min_value=1, max_value=5000, value=defaults.vae_fit.epochs,
-                             help="Maximum VAE epochs; the diffusion gets "
-                                  f"{defaults.diffusion_fit.epochs // max(defaults.vae_fit.epochs, 1)}x as many. "
+                             help=f"Maximum VAE epochs (default {defaults.vae_fit.epochs}, as snpgen train); the "
+                                  f"diffusion gets {ratio:g}x as many (default {defaults.diffusion_fit.epochs}). "
                                   "Both stop early when the validation loss stops improving. With model wgan "
-                                  "(Model settings, Other): the WGAN-GP's epochs.")
+                                  "(model settings, Other): the WGAN-GP's epochs.")
     seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0,
                            help="Same data, settings and seed: the same model.")
     device = c3.selectbox("Device", ["auto", "cpu", "cuda"], help="auto = the GPU when there is one, else the CPU.")
@@ -32,16 +39,25 @@ with st.form("train_form"):
                                  value=float(defaults.dp.epsilon), step=1.0, format="%g", key="cfg.dp.epsilon",
                                  help="DP-SGD for the VAE and the denoiser within this total epsilon, accounted over "
                                       "both stages (smaller = more private; 1-10 is usual). Every epoch runs (no "
-                                      "early stopping) and training is slower. Delta and clipping: Model settings.")
-    with st.expander("Model settings"):
-        settings = config_widgets(defaults, skip={"vae_fit.epochs", "diffusion_fit.epochs", "gan_fit.epochs",
-                                                      "dp.epsilon"})
-    settings.setdefault("dp", {})["epsilon"] = float(dp_epsilon)
+                                      "early stopping) and training is slower. Delta and clipping: the model settings.")
+    chosen = core_call(with_values, defaults, ws.train_settings, "model settings") or defaults
+    if show_settings:
+        settings = config_widgets(chosen, skip={"vae_fit.epochs", "diffusion_fit.epochs", "gan_fit.epochs",
+                                                "dp.epsilon"})
+    else:
+        settings = dict(ws.train_settings)
+        declared = {o.name: o for o in options(defaults)}
+        changed = ", ".join(f"{setting_label(declared[k])} {v}" for k, v in settings.items() if k != "dp.epsilon")
+        st.caption(f"Model settings: {'the defaults (as snpgen train)' if not changed else 'changed: ' + changed}.")
+    settings["dp.epsilon"] = float(dp_epsilon)
     start = st.form_submit_button("Start training", type="primary", disabled=running is not None)
 
 if start:
-    config = core_call(TrainConfig.from_dict, settings, "model settings")
+    # the declared defaults (TrainConfig()) with the widgets' values put in: what snpgen train uses
+    config = core_call(with_values, defaults, settings, "model settings")
     if config is not None:
+        # remembered as the changes from the declared defaults, for the next runs
+        ws.train_settings = {k: v for k, v in settings.items() if v != get(defaults, tuple(k.split(".")))}
         job = core_call(ws.start_training, config=config, seed=int(seed), epochs=int(epochs), device=device)
         if job is not None:
             st.query_params["run"] = job.link
@@ -49,7 +65,7 @@ if start:
 
 
 def show_job(run_id: str) -> None:
-    """Progress, ETA, loss curves and a cancel button for one run (re-drawn every second while it runs)."""
+    """Progress, ETA, loss curves and a cancel button for one run (re-drawn every 2 s while it runs)."""
     job = ws.jobs[run_id]
     ev = next((e for e in reversed(job.events) if e.get("event") == "epoch"), None)
     if job.running:
@@ -67,7 +83,7 @@ def show_job(run_id: str) -> None:
         st.warning(f"Run {run_id[:8]} was cancelled; start a new one when you are ready.",
                    icon=":material/stop_circle:")
     else:
-        st.error(job.error or "training failed", icon=":material/error:")
+        st.error(app_message(job.error or "training failed"), icon=":material/error:")
         if running is None and st.button("Retry with the same settings", icon=":material/replay:",
                                          key=f"retry_{run_id}"):
             retry = core_call(ws.start_training, **job.settings)
@@ -79,7 +95,7 @@ def show_job(run_id: str) -> None:
         st.plotly_chart(fig, width="stretch", key=f"loss_{run_id}")
     notes = [e["message"] for e in job.events if e.get("event") == "message" and e.get("stage") == "panel"]
     for note in notes:
-        st.caption(note)
+        st.caption(panel_note(note))
     if running is not None and not job.running:
         st.rerun()  # the run just ended: redraw the whole page (form enabled, run list)
 
@@ -90,25 +106,27 @@ def time_text(seconds: float | None) -> str:
     return str(datetime.timedelta(seconds=int(round(seconds))))
 
 
-current = running or ws.current_run()
+current = running or ws.latest_run()
 if current is not None:
     st.subheader("Training run")
     if current.running:
-        st.fragment(run_every=1.0)(show_job)(current.run_id)
+        st.fragment(run_every=2.0)(show_job)(current.run_id)  # every 2 s: half the redraws, still live
     else:
         show_job(current.run_id)
 
-finished = {r: j for r, j in ws.jobs.items() if j.state == "done"}
+in_use = ws.current_run()
+finished = ws.finished_runs()
 if finished:
     st.subheader("Finished runs")
-    labels = {r: f"{r[:8]} - {datetime.datetime.fromtimestamp(j.started):%H:%M:%S}, seed {j.settings['seed']}, "
-                 f"{j.settings['epochs']} epochs" for r, j in finished.items()}
     ids = list(finished)
-    chosen = st.selectbox("Run", ids, index=ids.index(ws.run_id) if ws.run_id in ids else len(ids) - 1,
-                          format_func=labels.get, help="Generate, Explore and Export use this run.")
-    if chosen != ws.run_id and st.button("Use this run", icon=":material/history:"):
+    chosen = st.selectbox("Run", ids, index=ids.index(in_use.run_id) if in_use is not None else len(ids) - 1,
+                          format_func=ws.run_label,
+                          help="Generate makes its cohorts from this run; the cohorts made so far stay, to be "
+                               "compared on the Compare page.")
+    if in_use is not None and chosen != in_use.run_id and st.button("Use this run", icon=":material/history:"):
         if core_call(ws.use_run, chosen) is not None:
             st.query_params["run"] = ws.jobs[chosen].link
             st.rerun()
-    if ws.run_id in finished:
+    if in_use is not None:
+        st.caption(f"Generate uses run {ws.run_label(in_use.run_id)}.")
         st.page_link("pages/generate.py", label="Next: generate a synthetic cohort", icon=":material/arrow_forward:")

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -311,7 +312,10 @@ def _write_zip(files: dict[str, bytes], name: str, path: str | os.PathLike) -> P
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for file_name, data in files.items():
-            zf.writestr(f"{name}/{file_name}", data)
+            entry = zipfile.ZipInfo(f"{name}/{file_name}", date_time=time.localtime()[:6])
+            entry.external_attr = 0o644 << 16  # -rw-r--r-- when unpacked (writestr's default is 0600)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(entry, data)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

@@ -195,6 +195,32 @@ def _follow(job: TrainingJob, process, events) -> None:
     job.state = outcome["state"]  # last: readers see a finished job only once everything above is set
 
 
+_START_LOCK = threading.Lock()
+
+
+def _start_without_main(process) -> None:
+    """Start a spawned process without re-running ``__main__`` in it.
+
+    A spawned child re-executes the parent's ``__main__`` file before it runs its target; in the app that is the
+    page script Streamlit last ran (Streamlit puts each script in ``sys.modules["__main__"]``), so every training
+    process would run a whole page in bare mode: its imports, and ~16 "missing ScriptRunContext" lines in the server
+    log. The child needs nothing from ``__main__`` (its target lives in this module), so while the process starts
+    ``__main__`` is a blank module.
+    """
+    import sys
+    import types
+
+    with _START_LOCK:
+        main = sys.modules.get("__main__")
+        blank = types.ModuleType("__main__")
+        sys.modules["__main__"] = blank
+        try:
+            process.start()
+        finally:
+            if sys.modules.get("__main__") is blank:  # unless a script run has put its own module there meanwhile
+                sys.modules["__main__"] = main
+
+
 def start_job(bfile: Path, run_dir: Path, run_id: str, kwargs: dict, *, owner: object = None,
               settings: dict | None = None) -> TrainingJob:
     """Start ``pipeline.train_run(bfile, run_dir, **kwargs)`` in a child process and return its job, registered
@@ -213,7 +239,7 @@ def start_job(bfile: Path, run_dir: Path, run_id: str, kwargs: dict, *, owner: o
     try:
         process = _MP.Process(target=_train_process, args=(bfile, job.run_dir, kwargs, events, job.stop_event),
                               daemon=True, name=f"snpgen-train-{run_id[:8]}")
-        process.start()
+        _start_without_main(process)
     except BaseException:
         with _JOBS_LOCK:
             _JOBS.pop(run_id, None)

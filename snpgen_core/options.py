@@ -115,15 +115,25 @@ def add_flags(parser: argparse.ArgumentParser, config) -> None:
 
 def apply_flags(config, args: argparse.Namespace):
     """``config`` with the values of the flags given on the command line (``add_flags``), checked."""
-    declared = {o.name: o for o in options(config)}
     given = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt:") and v is not None}
-    for name, value in given.items():
-        o = declared[name]
+    return with_values(config, given, "command line", flags=True)
+
+
+def with_values(config, values: dict, where: str = "settings", *, flags: bool = False):
+    """``config`` (an instance: its values are the defaults of everything not in ``values``) with ``values``
+    (dotted names, ``{"vae.latent_dim": 32}``) put in, checked. The app's widgets and the CLI's flags both come
+    here, so a setting left alone keeps the default the dataclass declares (``TrainConfig().diffusion_fit.epochs``
+    is 800, whatever the plain ``FitConfig`` default is). InputError names the setting (its flag when ``flags``)."""
+    declared = {o.name: o for o in options(config)}
+    for name, value in values.items():
+        o = declared.get(name)
+        if o is None:
+            raise InputError(f"unknown setting {name!r}", path=where, hint=f"known: {', '.join(declared)}")
         if (why := o.problem(value)) is not None:  # before the config's own checks can raise
-            raise InputError(f"{o.flag} {value} {why}", hint=o.describe())
+            raise InputError(f"{o.flag if flags else o.name} {value} {why}", hint=o.describe())
         *sections, leaf = name.split(".")
         config = _replace(config, sections, leaf, value)
-    check_options(config, "command line")
+    check_options(config, where)
     return config
 
 

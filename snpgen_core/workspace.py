@@ -49,6 +49,7 @@ class Dataset:
     pheno: Path | None = None
     pheno_col: str | None = None
     demo: bool = False
+    gwas_columns: dict | None = None  # field -> file column, overriding detection (``io.gwas.read_gwas``)
 
 
 @dataclass
@@ -65,6 +66,45 @@ class DatasetSummary:
     aligned: object | None = None  # snpgen_core.io.gwas.AlignedGwas, None without GWAS
     gwas_n_max: int | None = None  # individuals the GWAS was computed on, as its N/NMISS/OBS_CT column states
     gwas_on_training: bool = False  # the GWAS was computed here on the training individuals
+    validation_share: float = 0.1  # of the training individuals, kept out of each run's fitting (early stopping)
+
+    @property
+    def validation_per_run(self) -> int:
+        """About how many training individuals each run keeps for validation (``TrainConfig.validation``): the app's
+        split has none of its own, the run draws them from the training part."""
+        return int(round(self.split_counts["train"] * self.validation_share))
+
+
+@dataclass
+class SyntheticCohort:
+    """One generated cohort of the session: its files, the settings that made it, its report once evaluated and
+    its last export. Several are kept, so that runs and settings can be compared before one is exported."""
+
+    id: str
+    run_id: str
+    prefix: Path  # PLINK prefix
+    generation: dict  # run_id, n, case_fraction, label, value, guidance, seed, model
+    report: dict | None = None
+    report_dir: Path | None = None
+    exported: dict | None = None
+
+    def short_label(self) -> str:
+        """A label short enough for a legend or a table cell: number, generator, seed, guidance, run."""
+        g = self.generation
+        return f"#{self.id[1:]} {SHORT_MODEL_NAMES.get(g['model'], g['model'])} s{g['seed']} g{g['guidance']:g} " \
+               f"({self.run_id[:6]})"
+
+    def label(self) -> str:
+        """A short name to tell the session's cohorts apart: number, run, generator, seed, guidance, N."""
+        g = self.generation
+        return (f"#{self.id[1:]} run {self.run_id[:8]}, {MODEL_NAMES.get(g['model'], g['model'])}, "
+                f"seed {g['seed']}, guidance {g['guidance']:g}, N {g['n']:,}")
+
+
+MODEL_NAMES = {"diffusion": "SNPgen latent diffusion", "vae_gaussian": "VAE + Gaussian baseline",
+               "independent": "independent-SNP baseline"}
+SHORT_MODEL_NAMES = {"diffusion": "diffusion", "vae_gaussian": "VAE+Gaussian", "independent": "independent"}
+MAX_COHORTS = 8  # synthetic cohorts a session keeps for comparison (the oldest is dropped first)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -99,17 +139,55 @@ class Workspace:
         self.summary: DatasetSummary | None = None
         self.panel: Path | None = None
         self.panel_info = None  # panel.Panel: table, variant_index, qc, clumps, notes
+        self.panel_settings: dict = {}  # what the Panel form chose (shown again when the page is reopened)
+        self.train_settings: dict = {}  # model settings changed from the declared defaults (dotted names)
         self.jobs: dict[str, TrainingJob] = {}
-        self.run_id: str | None = None  # the run Generate / Explore / Export use
-        self.synthetic: Path | None = None  # PLINK prefix of the current synthetic cohort
-        self.generation: dict = {}  # the settings that produced it
-        self.report: dict | None = None
-        self.report_dir: Path | None = None
-        self.exported: dict | None = None  # the last export of the current synthetic cohort (see export())
+        self.run_id: str | None = None  # the run Generate uses (a finished one)
+        self.training_id: str | None = None  # the run started last (the Train page follows it)
+        self._adopted: str | None = None  # the last started run that became the run in use when it finished
+        self.cohorts: dict[str, SyntheticCohort] = {}  # every synthetic cohort kept, oldest first
+        self.cohort_id: str | None = None  # the one Explore and Export show
+        self._cohort_count = 0
         self._lock = threading.Lock()
         self.last_seen = time.time()
         _WORKSPACES.add(self)
         self.cache: dict = {}  # per-session results of slow computations (UMAP, LD), keyed by what they depend on
+
+    # -- the current synthetic cohort (the one Explore and Export show) ----------------------------------------
+
+    @property
+    def cohort(self) -> SyntheticCohort | None:
+        return self.cohorts.get(self.cohort_id) if self.cohort_id else None
+
+    @property
+    def synthetic(self) -> Path | None:
+        """PLINK prefix of the current synthetic cohort."""
+        return self.cohort.prefix if self.cohort else None
+
+    @property
+    def generation(self) -> dict:
+        """The settings that produced the current synthetic cohort."""
+        return self.cohort.generation if self.cohort else {}
+
+    @property
+    def report(self) -> dict | None:
+        return self.cohort.report if self.cohort else None
+
+    @property
+    def report_dir(self) -> Path | None:
+        return self.cohort.report_dir if self.cohort else None
+
+    @property
+    def exported(self) -> dict | None:
+        """The last export of the current synthetic cohort (see ``export``)."""
+        return self.cohort.exported if self.cohort else None
+
+    def use_cohort(self, cohort_id: str) -> SyntheticCohort:
+        """Make one of the session's synthetic cohorts the one Explore and Export show."""
+        if cohort_id not in self.cohorts:
+            raise InputError(f"synthetic cohort {cohort_id} is not in this session", hint="generate one")
+        self.cohort_id = cohort_id
+        return self.cohorts[cohort_id]
 
     # -- lifetime --------------------------------------------------------------------------------------------
 
@@ -119,8 +197,8 @@ class Workspace:
         for job in self.jobs.values():
             job.cancel()
         self._finalizer()
-        self.dataset = self.summary = self.panel = self.panel_info = self.synthetic = self.report = None
-        self.cache = {}
+        self.dataset = self.summary = self.panel = self.panel_info = self.cohort_id = None
+        self.cohorts, self.cache = {}, {}
 
     @property
     def alive(self) -> bool:
@@ -138,18 +216,19 @@ class Workspace:
             self.dataset, self.summary = None, None
             shutil.rmtree(self.path / "data", ignore_errors=True)
         if "panel" in drop:
-            self.panel, self.panel_info = None, None
+            self.panel, self.panel_info, self.panel_settings = None, None, {}
             shutil.rmtree(self.path / "panel", ignore_errors=True)
         if "run" in drop:
-            self.run_id = None
+            self.run_id = self.training_id = self._adopted = None
             for run_id in [r for r, j in self.jobs.items() if not j.running]:
                 shutil.rmtree(self.jobs.pop(run_id).run_dir, ignore_errors=True)
         if "synthetic" in drop:
-            self.synthetic, self.generation, self.exported = None, {}, None
+            self.cohorts, self.cohort_id = {}, None
             for folder in ("synthetic", "export"):
                 shutil.rmtree(self.path / folder, ignore_errors=True)
         if "report" in drop or "synthetic" in drop:
-            self.report, self.report_dir = None, None
+            for cohort in self.cohorts.values():
+                cohort.report = cohort.report_dir = None
             shutil.rmtree(self.path / "report", ignore_errors=True)
         self.cache = {k: v for k, v in self.cache.items() if k[0] not in drop}
 
@@ -185,12 +264,14 @@ class Workspace:
         return dataset
 
     def load_upload(self, plink_files, *, gwas=None, pheno=None, pheno_col: str | None = None,
-                    seed: int = 0) -> Dataset:
+                    gwas_columns: dict | None = None, seed: int = 0) -> Dataset:
         """Save an uploaded cohort into the workspace, check it, and record a seeded split.
 
         ``plink_files``: (file name, bytes) pairs, exactly one each of .bed/.bim/.fam. ``gwas`` and ``pheno``:
-        optional (file name, bytes). The files are checked in a staging folder first, so bad input leaves the
-        previous cohort untouched; errors are InputError with the user's file names (not the server's paths).
+        optional (file name, bytes); ``gwas_columns`` maps GWAS fields (snp, chrom, pos, a1, a2, beta, or, se, p,
+        log10p) to the file's column names where detection needs help. The files are checked in a staging folder
+        first, so bad input leaves the previous cohort untouched; errors are InputError with the user's file names
+        (not the server's paths).
         The split holds out ``HOLDOUT_FRACTION`` of the individuals, stratified on the trait.
         """
         from .phenotypes import read_phenotype
@@ -208,6 +289,7 @@ class Workspace:
             if gwas is not None:
                 dataset.gwas = staging / safe_name(gwas[0], "gwas.tsv")
                 dataset.gwas.write_bytes(gwas[1])
+                dataset.gwas_columns = dict(gwas_columns) if gwas_columns else None
             if pheno is not None:
                 dataset.pheno = staging / safe_name(pheno[0], "pheno.tsv")
                 dataset.pheno.write_bytes(pheno[1])
@@ -258,7 +340,7 @@ class Workspace:
         self.summary.aligned = align_gwas(gwas, train.variants)
         self.summary.gwas_format = f"{gwas.format}, computed here"
         self.summary.gwas_n_max, self.summary.gwas_on_training = gwas.n_samples_max, True
-        self.dataset.gwas = path
+        self.dataset.gwas, self.dataset.gwas_columns = path, None
         return self.summary.aligned
 
     # -- panel -----------------------------------------------------------------------------------------------
@@ -289,7 +371,7 @@ class Workspace:
         self._reset_from("panel")
         path = self.path / "panel" / "panel.tsv"
         write_panel(panel, path)
-        self.panel, self.panel_info = path, panel
+        self.panel, self.panel_info, self.panel_settings = path, panel, dict(options)
         return panel
 
 
@@ -341,27 +423,49 @@ class Workspace:
                       "epochs": epochs}
             job = start_job(bfile, self.path / "runs" / run_id, run_id, kwargs, owner=self,
                             settings={"seed": seed, "epochs": epochs, "device": device, "config": config})
+            # the run in use, the synthetic cohorts and their reports stay: the new run becomes the run in use
+            # only once it has finished (``current_run``), and a cancelled or failed one never does
             self.jobs[run_id] = job
-            self._reset_from("synthetic")
-            self.run_id = run_id
+            self.training_id = run_id
             return job
 
     def use_run(self, run_id: str) -> TrainingJob:
-        """Make a finished run of this session the one Generate, Explore and Export use."""
+        """Make a finished run of this session the one Generate uses (the synthetic cohorts made so far stay)."""
         job = self.jobs.get(run_id)
         if job is None:
             raise InputError(f"run {run_id} is not in this session")
         if job.state != "done":
             raise InputError(f"run {run_id[:8]} is {job.state}", hint="choose a finished run")
-        if run_id != self.run_id:
-            self._reset_from("synthetic")
-            self.run_id = run_id
+        self.run_id = run_id
         return job
 
     def current_run(self) -> TrainingJob | None:
-        """The job of the run in use (None before any training)."""
+        """The job of the run in use (None before any run has finished). The run started last becomes the run in
+        use once it has finished; one that was cancelled or failed leaves the previous run in use."""
+        latest = self.jobs.get(self.training_id) if self.training_id else None
+        if latest is not None and latest.state == "done" and self._adopted != latest.run_id:
+            self.run_id = self._adopted = latest.run_id
         return self.jobs.get(self.run_id) if self.run_id else None
 
+    def latest_run(self) -> TrainingJob | None:
+        """The run started last, whatever its state (what the Train page follows)."""
+        return self.jobs.get(self.training_id) if self.training_id else None
+
+    def finished_runs(self) -> dict[str, TrainingJob]:
+        """The session's finished runs, oldest first."""
+        return {r: j for r, j in self.jobs.items() if j.state == "done"}
+
+    def run_label(self, run_id: str) -> str:
+        """A run as a person tells it apart: short id, start time, seed, epochs, DP."""
+        import datetime
+
+        job = self.jobs[run_id]
+        config = job.settings.get("config")
+        dp = getattr(getattr(config, "dp", None), "epsilon", 0.0) or 0.0
+        epochs = job.settings.get("epochs")
+        return (f"{run_id[:8]} ({datetime.datetime.fromtimestamp(job.started):%H:%M:%S}, seed "
+                f"{job.settings.get('seed')}" + (f", {epochs} VAE epochs" if epochs else ", default epochs")
+                + (f", DP epsilon {dp:g}" if dp else "") + ")")
 
     # -- generation and evaluation ---------------------------------------------------------------------------
 
@@ -369,34 +473,76 @@ class Workspace:
                  value: float | None = None, guidance: float | None = None, seed: int = 0,
                  model: str | None = None, sample: str = "probabilities") -> Path:
         """Generate ``n`` individuals from the run in use (``generation.generate``; ``model`` None = the one the run
-        trained, ``sample`` "probabilities" or "argmax") into ``synthetic/``; the new cohort replaces the previous
-        one (and its report)."""
+        trained, ``sample`` "probabilities" or "argmax") into ``synthetic/<id>/``: a new cohort beside the earlier
+        ones (at most ``MAX_COHORTS`` are kept), which becomes the current one."""
         from .generation import DEFAULT_GUIDANCE, generate
 
         job = self.current_run()
         self._need("a finished training run", job is not None and job.state == "done",
                    "train a model on the Train page (or reopen a finished run there)")
-        self._reset_from("synthetic")
-        prefix = self.path / "synthetic" / f"synthetic_n{int(n)}_seed{int(seed)}"
-        generate(job.run_dir, n, out_prefix=prefix, case_fraction=case_fraction, label=label, value=value,
-                 guidance=DEFAULT_GUIDANCE if guidance is None else guidance, seed=seed, model=model,
-                 sample=sample, overwrite=True)  # the new cohort replaces the previous one
-        self.synthetic = prefix
+        self._cohort_count += 1
+        cohort_id = f"c{self._cohort_count}"
+        prefix = self.path / "synthetic" / cohort_id / f"synthetic_n{int(n)}_seed{int(seed)}"
+        guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+        try:
+            generate(job.run_dir, n, out_prefix=prefix, case_fraction=case_fraction, label=label, value=value,
+                     guidance=guidance, seed=seed, model=model, sample=sample)
+        except BaseException:
+            shutil.rmtree(prefix.parent, ignore_errors=True)
+            raise
         model = model or self.run_info()["models"][0]
-        self.generation = {"run_id": job.run_id, "n": int(n), "case_fraction": case_fraction, "label": label,
-                           "value": value, "guidance": guidance, "seed": int(seed), "model": model,
-                           "sample": sample}
+        generation = {"run_id": job.run_id, "n": int(n), "case_fraction": case_fraction, "label": label,
+                      "value": value, "guidance": float(guidance), "seed": int(seed), "model": model,
+                      "sample": sample}
+        self.cohorts[cohort_id] = SyntheticCohort(cohort_id, job.run_id, prefix, generation)
+        self.cohort_id = cohort_id
+        while len(self.cohorts) > MAX_COHORTS:
+            self.drop_cohort(next(iter(self.cohorts)))
         return prefix
 
-    def real_cohorts(self):
-        """(training, holdout) Genotypes at the run's panel SNPs and their Phenotypes: what the synthetic cohort
-        is compared with. The holdout never took part in SNP selection or training."""
+    def drop_cohort(self, cohort_id: str) -> None:
+        """Forget one synthetic cohort and delete its files, report and export."""
+        cohort = self.cohorts.pop(cohort_id)
+        shutil.rmtree(cohort.prefix.parent, ignore_errors=True)
+        shutil.rmtree(self.path / "report" / cohort_id, ignore_errors=True)
+        self.cache = {k: v for k, v in self.cache.items() if not (k[0] == "synthetic" and k[1] == cohort_id)}
+        if self.cohort_id == cohort_id:
+            self.cohort_id = next(reversed(self.cohorts), None)
+
+    def _cohort(self, cohort_id: str | None) -> SyntheticCohort:
+        cohort = self.cohorts.get(cohort_id) if cohort_id else self.cohort
+        self._need("a synthetic cohort", cohort is not None, "generate one on the Generate page")
+        return cohort
+
+    def grading_text(self, cohort_id: str | None = None) -> str:
+        """One sentence saying what a report grades: the cohort's size, run, generator, seed, guidance and
+        condition mix."""
+        cohort = self._cohort(cohort_id)
+        g = cohort.generation
+        if g.get("case_fraction") is not None:
+            mix = f"{g['case_fraction']:.0%} cases"
+        elif g.get("label") is not None:
+            mix = f"everyone {g['label']}"
+        elif g.get("value") is not None:
+            mix = f"trait value {g['value']:g} for everyone"
+        else:
+            mix = "the training individuals' trait mix"
+        run = self.run_label(cohort.run_id) if cohort.run_id in self.jobs else cohort.run_id[:8]
+        return (f"synthetic cohort #{cohort.id[1:]}: {g['n']:,} individuals from run {run}, "
+                f"{MODEL_NAMES.get(g['model'], g['model'])} generator, guidance {g['guidance']:g}, seed {g['seed']}, "
+                f"{mix}")
+
+    def real_cohorts(self, run_id: str | None = None):
+        """(training, holdout) Genotypes at the panel SNPs of run ``run_id`` (default: the current cohort's run,
+        else the run in use) and their Phenotypes: what a synthetic cohort is compared with. The holdout never
+        took part in SNP selection or training."""
         from .io.plink import read_bim, read_fam, read_plink
         from .phenotypes import read_phenotype
         from .runs import panel_indices
         from .splits import read_split
 
-        job = self.current_run()
+        run_id = run_id or (self.cohort.run_id if self.cohort else self.run_id)
+        job = self.jobs.get(run_id) if run_id else None
         self._need("a finished training run", job is not None and job.state == "done", "train one first")
         key = ("run", "real", job.run_id)
         if key not in self.cache:
@@ -409,57 +555,119 @@ class Workspace:
                 for idx in (split.train, split.holdout))
         return self.cache[key]
 
-    def synthetic_cohort(self):
-        """The current synthetic Genotypes and their Phenotype (the generation's ``.pheno.tsv``)."""
+    def synthetic_cohort(self, cohort_id: str | None = None):
+        """A synthetic cohort's Genotypes and Phenotype (the generation's ``.pheno.tsv``); default the current one."""
         from .io.plink import read_plink
         from .phenotypes import decode_trait_as
 
-        self._need("a synthetic cohort", self.synthetic is not None, "generate one on the Generate page")
-        synthetic = read_plink(self.synthetic)
-        info = self.run_info()["phenotype"]
+        cohort = self._cohort(cohort_id)
+        synthetic = read_plink(cohort.prefix)
+        info = self.run_info(cohort.run_id)["phenotype"]
         if info["kind"] == "none":
             return synthetic, None
         # the generation's own record, decoded with the run's labels (phenotypes.read_phenotype would refuse a
         # cohort generated for one class only, which is a legitimate request here)
-        sidecar = pd.read_csv(self.synthetic.with_name(self.synthetic.name + ".pheno.tsv"), sep="\t", dtype=str,
+        sidecar = pd.read_csv(cohort.prefix.with_name(cohort.prefix.name + ".pheno.tsv"), sep="\t", dtype=str,
                               keep_default_na=False)
         return synthetic, decode_trait_as(sidecar.iloc[:, 2].tolist(), info["name"], info["kind"],
-                                          info.get("labels") or [], where=str(self.synthetic) + ".pheno.tsv")
+                                          info.get("labels") or [], where=str(cohort.prefix) + ".pheno.tsv")
 
-    def evaluate(self, seed: int = 0) -> dict:
-        """The evaluation report of the current synthetic cohort against the training individuals and the real
-        holdout (``evaluation.evaluate``), written to ``report/`` (report.json, plots.json, report.html)."""
+    def evaluate(self, seed: int = 0, cohort_id: str | None = None, progress=None) -> dict:
+        """The evaluation report of a synthetic cohort (default the current one) against the training individuals
+        and the real holdout (``evaluation.evaluate``), written to ``report/<cohort id>/`` (report.json,
+        plots.json, report.html); computed once per cohort. ``progress(text, share)`` is told each step."""
         from .evaluation import evaluate, write_report
-
-        if self.report is not None:
-            return self.report
-        (train, train_trait), (holdout, holdout_trait) = self.real_cohorts()
-        synthetic, synthetic_trait = self.synthetic_cohort()
-        from .io.plink import plink_path
         from .runs import run_summary
 
+        cohort = self._cohort(cohort_id)
+        if cohort.report is not None:
+            return cohort.report
+        say = progress or (lambda text, share: None)
+        say("reading the training, holdout and synthetic genotypes", 0.0)
+        (train, train_trait), (holdout, holdout_trait) = self.real_cohorts(cohort.run_id)
+        synthetic, synthetic_trait = self.synthetic_cohort(cohort.id)
         real = [str(plink_path(self.dataset.bfile, s)) for s in (".bed", ".bim", ".fam")] + [str(self.dataset.split)]
         sources = {"training": real, "holdout": real,
-                   "synthetic": [str(p) for p in sorted(self.synthetic.parent.glob(self.synthetic.name + ".*"))]}
-        model = run_summary(self.current_run().run_dir, self.generation.get("model") or "diffusion")
+                   "synthetic": [str(p) for p in sorted(cohort.prefix.parent.glob(cohort.prefix.name + ".*"))]}
+        model = run_summary(self.jobs[cohort.run_id].run_dir, cohort.generation.get("model") or "diffusion")
         model["cohort"] = self.dataset.name
         report = evaluate(train, holdout, synthetic, train_pheno=train_trait, holdout_pheno=holdout_trait,
-                          synthetic_pheno=synthetic_trait, seed=seed, device="auto", sources=sources, model=model)
+                          synthetic_pheno=synthetic_trait, seed=seed, device="auto", sources=sources, model=model,
+                          progress=lambda text, share: say(text, 0.05 + 0.9 * share))
         chosen = self.panel_provenance()  # the report says who chose the SNPs, as the model card does
         report["provenance"]["snp_panel"] = {"training_only": chosen["training_only"], "text": chosen["panel"]}
         report["provenance"]["notes"].append(f"SNP panel: {chosen['panel']}")
-        write_report(report, self.path / "report")
-        self.report, self.report_dir = report, self.path / "report"
+        report["provenance"]["graded"] = self.grading_text(cohort.id)
+        say("writing report.json and report.html", 0.96)
+        write_report(report, self.path / "report" / cohort.id)
+        cohort.report, cohort.report_dir = report, self.path / "report" / cohort.id
+        say("done", 1.0)
         return report
 
+    def gwas_comparison(self, cohort_id: str | None = None) -> dict | None:
+        """The synthetic cohort's own GWAS beside the real one, both computed the same way on the run's panel SNPs
+        (``association.gwas_table``: logistic for case/control, linear for a quantitative trait, no covariates):
+        ``{"real": table of the training individuals, "synthetic": table, "kind"}``; None when the trait is
+        categorical or absent. Cached per cohort."""
+        from .association import gwas_table
 
-    def run_info(self) -> dict:
-        """The run in use, as the Generate page needs it: ``phenotype`` (name, kind, labels, counts / mean, sd),
-        ``n_snps``, ``sampling_steps``, ``models`` (the generators it holds, its trained one first) (from
-        ``runs.load_run``; read once per run)."""
+        cohort = self._cohort(cohort_id)
+        key = ("synthetic", cohort.id, "gwas")
+        if key not in self.cache:
+            (train, train_trait), _ = self.real_cohorts(cohort.run_id)
+            synthetic, synthetic_trait = self.synthetic_cohort(cohort.id)
+            if train_trait is None or train_trait.kind not in ("binary", "quantitative") or synthetic_trait is None:
+                self.cache[key] = None
+            elif np.unique(synthetic_trait.values[np.isfinite(synthetic_trait.values)]).size < 2:
+                self.cache[key] = None  # one class or one value for everyone: nothing to regress on
+            else:
+                self.cache[key] = {"real": gwas_table(train, train_trait.values, train_trait.kind),
+                                   "synthetic": gwas_table(synthetic, synthetic_trait.values, train_trait.kind),
+                                   "kind": train_trait.kind}
+        return self.cache[key]
+
+    def ensure_reports(self, progress=None) -> list[SyntheticCohort]:
+        """Evaluate every kept cohort that has no report yet (the Compare page); returns the cohorts, oldest
+        first. ``progress(text, share)`` names the cohort and the step."""
+        todo = [c for c in self.cohorts.values() if c.report is None]
+        for i, cohort in enumerate(todo):
+            def say(text, share, i=i, cohort=cohort):
+                if progress is not None:
+                    progress(f"cohort #{cohort.id[1:]} ({i + 1} of {len(todo)}): {text}", (i + share) / len(todo))
+            self.evaluate(cohort_id=cohort.id, progress=say)
+        return list(self.cohorts.values())
+
+    def comparison(self) -> pd.DataFrame:
+        """One row per evaluated synthetic cohort, oldest first: id, label, overall grade, each section's grade and
+        the numbers a choice between them turns on (LD ratio = LD r² correlation over the holdout's; AF r;
+        detection AUC; membership AUC; DCR share; TSTR over TRTR), for the Compare page."""
+        rows = []
+        for c in self.cohorts.values():
+            if c.report is None:
+                continue
+            r, grades = c.report, c.report["provenance"].get("grades", {})
+            utility = {k: v.get("value") for k, v in (r.get("utility") or {}).items()}
+            tstr = next((utility[k] for k in utility if k.startswith("tstr_") and not k.endswith("_gbm")), None)
+            trtr = next((utility[k] for k in utility if k.startswith("trtr_") and not k.endswith("_gbm")), None)
+            rows.append({"id": c.id, "label": c.short_label(), "overall": r["overall"],
+                         **{f"{s} grade": grades.get(s) for s in ("fidelity", "association", "utility", "privacy")},
+                         "ld_ratio": _ratio(r, "fidelity", "ld_r"),
+                         "af_r": (r["fidelity"].get("allele_frequency_r") or {}).get("value"),
+                         "detection_auc": (r["fidelity"].get("detection_auc") or {}).get("value"),
+                         "membership_auc": (r["privacy"].get("membership_auc") or {}).get("value"),
+                         "dcr_share": (r["privacy"].get("dcr_share") or {}).get("value"),
+                         "tstr_ratio": tstr / trtr if tstr is not None and trtr else None})
+        return pd.DataFrame(rows, columns=["id", "label", "overall", "fidelity grade", "association grade",
+                                           "utility grade", "privacy grade", "ld_ratio", "af_r", "detection_auc",
+                                           "membership_auc", "dcr_share", "tstr_ratio"])
+
+    def run_info(self, run_id: str | None = None) -> dict:
+        """A run (default the run in use), as the Generate page needs it: ``phenotype`` (name, kind, labels,
+        counts / mean, sd), ``n_snps``, ``sampling_steps``, ``models`` (the generators it holds, its trained one
+        first) (from ``runs.load_run``; read once per run)."""
         from .runs import load_run
 
-        job = self.current_run()
+        job = self.jobs.get(run_id) if run_id else self.current_run()
         self._need("a finished training run", job is not None and job.state == "done", "train one first")
         key = ("run", "info", job.run_id)
         if key not in self.cache:
@@ -471,39 +679,50 @@ class Workspace:
 
     # -- UMAP views (computed once per cohort and kept in the session) ----------------------------------------
 
-    def umap_individuals(self, seed: int = 0, max_per_cohort: int = 1000) -> pd.DataFrame:
+    def umap_individuals(self, seed: int = 0, max_per_cohort: int = 1000, progress=None) -> pd.DataFrame:
         """2-D UMAP of training, holdout and synthetic individuals (at most ``max_per_cohort`` each, seeded
-        subsample): genotypes on the report's training PCA (``evaluation.structure.fit_pca``, 20 PCs, missing
-        calls at the training mean), then UMAP. Columns x, y, cohort."""
+        subsample) of the current cohort: genotypes on the report's training PCA (``evaluation.structure.fit_pca``,
+        20 PCs, missing calls at the training mean), then UMAP. Columns x, y, cohort. ``progress(text, share)``."""
         from .evaluation.structure import fit_pca
 
-        key = ("synthetic", "umap", seed, max_per_cohort)
+        cohort = self._cohort(None)
+        key = ("synthetic", cohort.id, "umap", seed, max_per_cohort)
         if key not in self.cache:
-            (train, _), (holdout, _) = self.real_cohorts()
-            synthetic, _ = self.synthetic_cohort()
+            say = progress or (lambda text, share: None)
+            say("reading the genotypes", 0.0)
+            (train, _), (holdout, _) = self.real_cohorts(cohort.run_id)
+            synthetic, _ = self.synthetic_cohort(cohort.id)
             rng = np.random.default_rng(seed)
             parts = {name: _subsample(g.dosages, max_per_cohort, rng)
                      for name, g in (("training", train), ("holdout", holdout), ("synthetic", synthetic))}
+            say("principal components of the training individuals", 0.1)
             pca = fit_pca(parts["training"], 20, seed=seed)
             if pca is None:
                 raise InputError("too few training individuals or polymorphic SNPs for a PCA",
                                  hint="a UMAP needs at least 3 training individuals and 2 polymorphic SNPs")
+            say(f"UMAP of {sum(len(v) for v in parts.values()):,} individuals (the first in a server's life "
+                "compiles for about 30 s)", 0.2)
             xy = _umap(np.vstack([pca.transform(v) for v in parts.values()]), seed)
             self.cache[key] = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1],
                                             "cohort": np.repeat(list(parts), [len(v) for v in parts.values()])})
+            say("done", 1.0)
         return self.cache[key]
 
-    def umap_latents(self, seed: int = 0, max_individuals: int = 2000) -> pd.DataFrame:
-        """2-D UMAP of the VAE latent space: posterior means (``pipeline.encode_all``) of real training and
-        holdout individuals (seeded subsample of at most ``max_individuals``), with their phenotype.
-        Columns x, y, cohort, phenotype (the label, or the value of a quantitative trait)."""
+    def umap_latents(self, seed: int = 0, max_individuals: int = 2000, progress=None) -> pd.DataFrame:
+        """2-D UMAP of the VAE latent space of the current cohort's run: posterior means (``pipeline.encode_all``)
+        of real training and holdout individuals (seeded subsample of at most ``max_individuals``), with their
+        phenotype. Columns x, y, cohort, phenotype (the label, or the value of a quantitative trait)."""
         from .runs import load_run
         from .pipeline import encode_all
 
-        job = self.current_run()
-        key = ("run", "latent_umap", job.run_id if job else None, seed)
+        run_id = self.cohort.run_id if self.cohort else self.run_id
+        job = self.jobs.get(run_id) if run_id else None
+        self._need("a finished training run", job is not None and job.state == "done", "train one first")
+        key = ("run", "latent_umap", job.run_id, seed)
         if key not in self.cache:
-            (train, train_trait), (holdout, holdout_trait) = self.real_cohorts()
+            say = progress or (lambda text, share: None)
+            say("encoding the real individuals with the VAE", 0.0)
+            (train, train_trait), (holdout, holdout_trait) = self.real_cohorts(run_id)
             run = load_run(job.run_dir)
             rng = np.random.default_rng(seed)
             n_each = max_individuals // 2
@@ -514,30 +733,34 @@ class Workspace:
                 rows.append(mu.numpy())
                 labels += _trait_labels(trait.subset(idx))
                 cohorts += [name] * len(idx)
+            say(f"UMAP of the latent space of {len(cohorts):,} real individuals", 0.3)
             xy = _umap(np.vstack(rows), seed)
             self.cache[key] = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "cohort": cohorts, "phenotype": labels})
+            say("done", 1.0)
         return self.cache[key]
 
     # -- export ----------------------------------------------------------------------------------------------
 
     def export(self, name: str, out_root: str | os.PathLike, confirm_release: str | None = None,
-               fmt: str = "bed") -> dict:
-        """Export the synthetic cohort with its report and a model card (``export.export_cohort``) to
-        ``out_root/<name>/`` and as ``<name>.zip`` in the workspace, the genotypes in ``fmt`` (bed, vcf, pgen).
-        Returns (and keeps as ``exported``) {"name", "folder", "zip", "files", "model_card", "release"}. A cohort
+               cohort_id: str | None = None, fmt: str = "bed") -> dict:
+        """Export a synthetic cohort (default the current one) with its report and a model card
+        (``export.export_cohort``) to ``out_root/<name>/`` and as ``<name>.zip`` in the workspace, the genotypes in
+        ``fmt`` (bed, vcf, pgen). Returns (and keeps as the cohort's ``exported``) {"name", "folder", "zip",
+        "files", "model_card", "release"}. A cohort
         not graded "pass" needs ``confirm_release`` (the reason, recorded in the model card:
         ``export.release_gate``)."""
         from .export import export_cohort, export_name
 
-        self._need("a synthetic cohort", self.synthetic is not None, "generate one on the Generate page")
-        report = self.evaluate()
-        cohort = {"name": self.dataset.name, "demo": self.dataset.demo, "n_samples": self.summary.n_samples,
-                  "n_variants": self.summary.n_variants}
-        self.exported = export_cohort(self.synthetic, self.report_dir, self.current_run().run_dir, out_root, name,
-                                      report=report, generation=self.generation, cohort=cohort,
-                                      panel=self.panel_provenance(), confirm_release=confirm_release, fmt=fmt,
-                                      zip_path=self.path / "export" / f"{export_name(name)}.zip")
-        return self.exported
+        cohort = self._cohort(cohort_id)
+        report = self.evaluate(cohort_id=cohort.id)
+        info = {"name": self.dataset.name, "demo": self.dataset.demo, "n_samples": self.summary.n_samples,
+                "n_variants": self.summary.n_variants}
+        zip_path = self.path / "export" / f"{export_name(name)}.zip"
+        cohort.exported = export_cohort(cohort.prefix, cohort.report_dir, self.jobs[cohort.run_id].run_dir, out_root,
+                                        name, report=report, generation=cohort.generation, cohort=info,
+                                        panel=self.panel_provenance(), confirm_release=confirm_release, fmt=fmt,
+                                        zip_path=zip_path)
+        return cohort.exported
 
     def panel_provenance(self) -> dict:
         """Which individuals chose the panel's SNPs, as far as it is known (``io.gwas.panel_provenance``): the
@@ -552,6 +775,41 @@ class Workspace:
     def _need(self, what: str, ok: bool, hint: str) -> None:
         if not ok:
             raise InputError(f"this step needs {what} first", hint=hint)
+
+
+def newest_plink_files(files) -> tuple[list, list[str]]:
+    """An uploader's files with only the newest of each PLINK suffix kept: re-uploading a corrected trio replaces
+    the old one instead of adding to it. ``files`` in upload order (any objects with a ``name``); returns (kept,
+    in upload order; names of the older files left out)."""
+    newest: dict[str, int] = {}
+    for i, f in enumerate(files):
+        suffix = Path(f.name).suffix.lower()
+        newest[suffix if suffix in PLINK_SUFFIXES else f"#{i}"] = i
+    keep = sorted(newest.values())
+    return [files[i] for i in keep], [f.name for i, f in enumerate(files) if i not in set(keep)]
+
+
+SAMPLE_ID_COLUMNS = ("FID", "IID", "#FID", "#IID", "PAT", "MAT", "SEX")
+
+
+def table_columns(data: bytes, *, traits_only: bool = False) -> list[str]:
+    """The column names in the header of an uploaded text table (plain or gzip; ``##`` lines skipped; tabs, commas
+    or spaces), for the Data page's pickers; ``traits_only`` leaves out the sample-ID columns of a phenotype file.
+    Empty when there is no readable header (the loader then says what is wrong)."""
+    import re
+    import zlib
+
+    text = data[:1 << 16]
+    if data[:2] == b"\x1f\x8b":  # gzip: the first 64 kB unpacked are enough for a header
+        try:
+            text = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:1 << 20], 1 << 16)
+        except zlib.error:
+            return []
+    lines = text.decode("utf-8", errors="replace").splitlines()
+    header = next((line for line in lines if line.strip() and not line.startswith("##")), "")
+    sep = "\t" if "\t" in header else "," if "," in header else None
+    names = [c.strip() for c in (header.split(sep) if sep else re.split(r"\s+", header.strip())) if c.strip()]
+    return [c for c in names if not (traits_only and c.upper() in SAMPLE_ID_COLUMNS)]
 
 
 def _plink_parts(files) -> dict[str, tuple[str, bytes]]:
@@ -580,7 +838,7 @@ def _moved(dataset: Dataset, old: Path, new: Path) -> Dataset:
         return None if p is None else new / p.relative_to(old)
 
     return Dataset(dataset.name, move(dataset.bfile), move(dataset.split), move(dataset.gwas), move(dataset.pheno),
-                   dataset.pheno_col, dataset.demo)
+                   dataset.pheno_col, dataset.demo, dataset.gwas_columns)
 
 
 def summarize(dataset: Dataset) -> DatasetSummary:
@@ -590,6 +848,7 @@ def summarize(dataset: Dataset) -> DatasetSummary:
     """
     from .io.plink import check_bed, read_bim, read_fam, read_plink
     from .phenotypes import read_phenotype
+    from .runs import TrainConfig
     from .splits import read_split
 
     variants = read_bim(plink_path(dataset.bfile, ".bim"))
@@ -607,15 +866,22 @@ def summarize(dataset: Dataset) -> DatasetSummary:
         n_samples=n, n_variants=m, missing_rate=float(missing.mean()) if m else 0.0,
         variant_missing_max=float(missing.max()) if m else 0.0, phenotype=trait,
         split_counts={k: int(len(getattr(split, k))) for k in ("train", "validation", "holdout")},
+        validation_share=TrainConfig().validation,
     )
     if dataset.gwas is not None:
         from .io.gwas import align_gwas, read_gwas
 
-        table = read_gwas(dataset.gwas)
+        table = read_gwas(dataset.gwas, dataset.gwas_columns)
         summary.aligned = align_gwas(table, variants)
         summary.gwas_format = table.format
         summary.gwas_n_max = table.n_samples_max
     return summary
+
+
+def _ratio(report: dict, section: str, metric: str) -> float | None:
+    m = (report.get(section) or {}).get(metric) or {}
+    value, reference = m.get("value"), m.get("reference")
+    return value / reference if value is not None and reference else None
 
 
 def _subsample(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

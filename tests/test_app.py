@@ -73,14 +73,19 @@ def trio(prefix: Path, corrupt: str | None = None) -> list[tuple[str, bytes, str
     return files
 
 
-def upload(at: AppTest, plink, gwas=None, pheno=None, column: str = "") -> AppTest:
-    at.file_uploader(key="up_plink").set_value(plink)
+def upload(at: AppTest, plink, gwas=None, pheno=None, column: str = "", gwas_columns: dict | None = None) -> AppTest:
+    """Files into the Data page's uploaders (each upload reruns the page, as in the browser), the phenotype column
+    and GWAS columns picked from the files' headers, then Check and load."""
+    at.file_uploader(key="up_plink").set_value(plink).run()
     if gwas is not None:
-        at.file_uploader(key="up_gwas").set_value(gwas)
+        at.file_uploader(key="up_gwas").set_value(gwas).run()
+        for field, name in (gwas_columns or {}).items():
+            at.selectbox(key=f"up_gwas_col.{field}").set_value(name)
     if pheno is not None:
-        at.file_uploader(key="up_pheno").set_value(pheno)
-    at.text_input(key="up_pheno_col").set_value(column)
-    return at.button(key="FormSubmitter:upload-Check and load").click().run()
+        at.file_uploader(key="up_pheno").set_value(pheno).run()
+        if column:
+            at.selectbox(key="up_pheno_col").set_value(column)
+    return at.button(key="load").click().run()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -248,12 +253,14 @@ def test_train__settings_widgets_come_from_the_declared_options():
     at = demo_with_panel(top=40)
     at.switch_page("pages/train.py").run()
     no_exceptions(at)
+    assert not [w for w in at.number_input if str(w.key).startswith("cfg.vae")]  # drawn on request only
+    at.toggle(key="show_model_settings").set_value(True).run()
     encoder = at.selectbox(key="cfg.vae.encoder")  # a picker for choices, not free text
-    assert encoder.options == ["mlp", "conv"] and encoder.value == "mlp"
+    assert encoder.options == ["MLP", "1-D convolution"] and encoder.value == "mlp"  # shown by name
     assert at.checkbox(key="cfg.diffusion.posterior_samples").value is True
     latent = at.number_input(key="cfg.vae.latent_dim")
     assert (latent.value, latent.min, latent.max) == (TrainConfig().vae.latent_dim, 1, 1024)  # the declared default
-    assert latent.help.startswith("dimensions of the latent space")
+    assert latent.help.startswith("dimensions of the latent space") and latent.label == "Latent dimensions"
     shown = {w.key for w in [*at.number_input, *at.selectbox, *at.checkbox] if str(w.key).startswith("cfg.")}
     expected = {f"cfg.{o.name}" if len(o.path) > 1 else f"cfg.__top__.{o.name}" for o in options(TrainConfig())
                 if not o.data and o.path[-1] != "epochs"}
@@ -326,9 +333,23 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     no_exceptions(at)
     umap_real = ws.umap_individuals()
     assert umap_real["cohort"].value_counts().to_dict() == {"training": 240, "holdout": 60, "synthetic": 60}
-    latent = ws.umap_latents()
+    steps = []
+    ws.cache.pop(("run", "latent_umap", ws.cohort.run_id, 0))
+    latent = ws.umap_latents(progress=lambda text, share: steps.append(text))
+    assert steps[0].startswith("encoding") and any(t.startswith("UMAP of the latent space") for t in steps)
     assert np.isfinite(latent[["x", "y"]].to_numpy()).all()
     assert set(latent["phenotype"]) == {"case", "control"}
+    # the synthetic cohort's own GWAS beside the real one: mirrored Manhattan, QQ with lambda_GC, effect sizes
+    at.session_state["explore_tab"] = "GWAS"
+    at.run()
+    no_exceptions(at)
+    gwas_charts = at.get("plotly_chart")
+    assert len(gwas_charts) == 3
+    tables = ws.gwas_comparison()
+    assert len(tables["real"]) == len(tables["synthetic"]) == 60
+    import json
+
+    assert "λGC = " in json.loads(gwas_charts[1].proto.spec)["data"][0]["name"]
     for tab in ("Privacy", "Utility"):
         at.session_state["explore_tab"] = tab
         at.run()
@@ -360,6 +381,7 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
         names = set(zf.namelist())
         assert {f"My_export/My_export{s}" for s in (".bed", ".bim", ".fam")} <= names
         assert {"My_export/report.html", "My_export/MODEL_CARD.md", "My_export/report.json"} <= names
+        assert {oct(i.external_attr >> 16) for i in zf.infolist()} == {"0o644"}  # readable once unpacked
         zf.extractall(tmp_path)
     exported = read_plink(tmp_path / "My_export" / "My_export")
     assert np.array_equal(exported.dosages, synthetic.dosages)
@@ -599,13 +621,15 @@ def test_generate__quantitative_and_categorical_traits_get_their_own_condition(c
     at.number_input[0].set_value(40)
     at.button(key="FormSubmitter:panel_form-Select panel").click().run()
     start_training(at, epochs=1)
-    assert ws.current_run().wait(300) and ws.current_run().state == "done", ws.current_run().error
+    job = ws.latest_run()  # the run in use only once it has finished
+    assert job.wait(300) and job.state == "done", job.error
+    assert ws.current_run() is job
     at.switch_page("pages/generate.py").run()
     no_exceptions(at)
     if column == "QT":
         next(n for n in at.number_input if n.label == "Value of QT for everyone").set_value(1.5)
     else:
-        at.selectbox[0].set_value("EUR")
+        next(s for s in at.selectbox if s.label.startswith("Class")).set_value("EUR")
     at.button(key="FormSubmitter:generate_form-Generate").click().run()
     no_exceptions(at)
     synthetic, trait = ws.synthetic_cohort()
@@ -622,7 +646,9 @@ def test_generate__quantitative_and_categorical_traits_get_their_own_condition(c
     assert any(m.value.startswith("### Report card") for m in at.markdown)
 
 
-def test_data__malformed_gwas_shows_the_cli_message_with_the_users_file_name(cohort_files, tmp_path):
+def test_data__malformed_gwas_shows_the_message_with_the_users_file_name_and_the_apps_widget(cohort_files,
+                                                                                              tmp_path):
+    from pages._ui import app_message
     from snpgen_core.io.gwas import read_gwas
 
     bad = b"SNP\tA1\tBETA\nrs1\tA\t0.1\n"  # no p-value column
@@ -633,9 +659,63 @@ def test_data__malformed_gwas_shows_the_cli_message_with_the_users_file_name(coh
     (tmp_path / "my_gwas.txt").write_bytes(bad)
     with pytest.raises(InputError) as err:
         read_gwas(tmp_path / "my_gwas.txt")
-    assert [e.value for e in at.error] == [str(err.value).replace(f"{tmp_path}{os.sep}", "")]
-    assert at.error[0].value.startswith("my_gwas.txt")
+    # the core's message, with the user's file name, and the app's widget in place of the CLI's flag
+    assert [e.value for e in at.error] == [app_message(str(err.value).replace(f"{tmp_path}{os.sep}", ""))]
+    assert at.error[0].value.startswith("my_gwas.txt") and "GWAS column mapping" in at.error[0].value
+    assert "--" not in at.error[0].value and "CLI" not in at.error[0].value
     assert at.session_state["workspace"].dataset is None
+
+
+def test_data__gwas_column_mapping_reads_a_file_detection_cannot(cohort_files):
+    """A table whose p-value column has an unknown name: refused naming the mapping widget (never --gwas-columns),
+    then loaded once the column is chosen in the mapping picked from the file's own header."""
+    import pandas as pd
+
+    table = pd.read_csv(f"{cohort_files}.gwas.tsv", sep="\t").rename(columns={"P": "PROB_ASSOC"})
+    data = table.to_csv(sep="\t", index=False).encode()
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    upload(at, trio(cohort_files), gwas=("odd.tsv", data, "text/plain"))
+    assert at.error and "GWAS column mapping" in at.error[0].value and "--gwas-columns" not in at.error[0].value
+    assert "PROB_ASSOC" in at.selectbox(key="up_gwas_col.p").options  # the picker offers the file's own columns
+    upload(at, trio(cohort_files), gwas=("odd.tsv", data, "text/plain"), gwas_columns={"p": "PROB_ASSOC"})
+    no_exceptions(at)
+    assert not at.error
+    ws = at.session_state["workspace"]
+    assert ws.dataset.gwas_columns == {"p": "PROB_ASSOC"} and len(ws.summary.aligned.table) > 0
+    assert "(columns given)" in ws.summary.gwas_format
+    shown = next(m.value for m in at.markdown if m.value.startswith("**GWAS**"))
+    assert shown.count("generic table") == 1  # the format is said once, not "generic table. generic table:"
+
+
+def test_data__phenotype_column_is_picked_from_the_files_header_and_errors_name_no_flag(cohort_files):
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    assert at.selectbox(key="up_pheno_col").disabled  # no phenotype file: .fam column 6
+    pheno = (f"{cohort_files.name}.pheno.tsv", Path(f"{cohort_files}.pheno.tsv").read_bytes(), "text/plain")
+    at.file_uploader(key="up_pheno").set_value(pheno).run()
+    picker = at.selectbox(key="up_pheno_col")
+    header = Path(f"{cohort_files}.pheno.tsv").read_text().splitlines()[0].split("\t")
+    assert picker.options == [c for c in header if c.upper() not in ("FID", "IID")] and not picker.disabled
+    upload(at, trio(cohort_files), pheno=pheno, column="QT")
+    no_exceptions(at)
+    assert at.session_state["workspace"].summary.phenotype.name == "QT"
+    # no text box to mistype a column into: every message the page can show names widgets, never CLI flags
+    assert not [t for t in at.text_input if t.key == "up_pheno_col"]
+
+
+def test_data__re_uploading_a_corrected_trio_replaces_the_old_one(cohort_files, tmp_path):
+    """The browser's multi-file uploader keeps the first trio when a second is added: the newest of each suffix
+    wins, instead of "two .bed files"."""
+    old = trio(cohort_files, corrupt=".bed")
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    upload(at, old)
+    assert at.error  # the truncated .bed
+    upload(at, old + trio(cohort_files))  # the corrected trio added to the same uploader
+    no_exceptions(at)
+    assert not at.error and metrics(at)["SNPs"] == "180"
+    assert any("Replaced by the newer upload" in c.value for c in at.caption)
 
 
 def test_train__dp_epsilon_widget_reaches_the_training_config(monkeypatch):
@@ -649,3 +729,197 @@ def test_train__dp_epsilon_widget_reaches_the_training_config(monkeypatch):
     at.button(key="FormSubmitter:train_form-Start training").click().run()
     no_exceptions(at)
     assert seen["config"].dp.epsilon == 3.0 and seen["config"].dp.vae_share == 0.5
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# issue 11: the app as geneticists use it
+
+
+def test_train__untouched_widgets_give_the_declared_defaults_so_the_diffusion_gets_8x_the_vae_epochs(monkeypatch):
+    """The app's run must be the CLI's run: TrainConfig() (diffusion 800 epochs for the VAE's 100), not FitConfig's
+    plain default for the diffusion (100), which made the app's diffusion stop 8x short."""
+    from snpgen_core.pipeline import _apply_data_to_config
+    from snpgen_core.runs import TrainConfig
+
+    at = demo_with_panel(top=40)
+    ws = at.session_state["workspace"]
+    seen = {}
+    monkeypatch.setattr(type(ws), "start_training", lambda self, **kw: seen.update(kw))
+    at.switch_page("pages/train.py").run()
+    epochs = at.number_input[0]
+    assert epochs.value == TrainConfig().vae_fit.epochs
+    assert f"gets {TrainConfig().diffusion_fit.epochs // TrainConfig().vae_fit.epochs:g}x as many" in epochs.help
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    no_exceptions(at)
+    assert seen["config"] == TrainConfig()  # every setting as declared, the epochs of both stages included
+    # what train_run then makes of "Epochs (VAE) = 20": the diffusion in proportion, as the help says
+    scaled = _apply_data_to_config(seen["config"], 40, "binary", 2, 20)
+    assert (scaled.vae_fit.epochs, scaled.diffusion_fit.epochs) == (20, 160)
+
+
+def test_train__settings_have_human_labels_and_pickers():
+    at = demo_with_panel(top=40)
+    at.switch_page("pages/train.py").run()
+    at.toggle(key="show_model_settings").set_value(True).run()
+    labels = [w.label for w in [*at.number_input, *at.selectbox, *at.checkbox] if str(w.key).startswith("cfg.")]
+    assert "Unconditional share (guidance)" in labels and "Validation passes" in labels
+    assert not [label for label in labels if "_" in label or label in ("cond drop", "val repeats")]
+    assert not [t for t in at.text_input if str(t.key).startswith("cfg.")]  # no free-text setting
+    assert at.selectbox(key="cfg.vae.encoder").options == ["MLP", "1-D convolution"]
+
+
+def test_panel__the_form_shows_the_settings_of_the_panel_in_use_after_leaving_the_page():
+    at = demo_with_panel(top=40)
+    at.switch_page("pages/panel.py").run()
+    at.slider[0].set_value(0.3)
+    at.button(key="FormSubmitter:panel_form-Select panel").click().run()
+    for page in ("train", "data", "panel"):
+        at.switch_page(f"pages/{page}.py").run()
+    no_exceptions(at)
+    assert at.number_input[0].value == 40 and metrics(at)["Panel SNPs"] == str(len(at.session_state["workspace"]
+                                                                                     .panel_info))
+    assert at.slider[0].value == 0.3
+
+
+def test_data__validation_individuals_are_explained_not_shown_as_zero():
+    at = new_app()
+    at.button[0].click().run()
+    caption = next(c.value for c in at.caption if c.value.startswith("Trait:"))
+    assert "0 validation" not in caption and "for validation and early stopping" in caption
+    assert "each run keeps about 24 of them, 10%" in caption  # 240 training individuals of the 300-person demo
+
+
+def test_train__a_runs_qc_note_on_the_panel_pages_panel_is_not_a_contradiction():
+    from pages._ui import panel_note
+
+    text = panel_note("3 listed SNPs fail QC on the training individuals; kept as listed")
+    assert "fail QC" not in text and text.startswith("3 panel SNPs sit just outside")
+    assert panel_note("warning: something else") == "warning: something else"
+
+
+@pytest.mark.slow
+def test_runs_and_cohorts__training_keeps_the_cohort_cancel_keeps_finished_runs_and_compare_shows_them_all():
+    at = demo_with_panel(top=40)
+    ws = at.session_state["workspace"]
+    start_training(at, epochs=1)
+    first = ws.active_job()
+    assert first.wait(300) and first.state == "done", first.error
+    at.switch_page("pages/generate.py").run()
+    at.number_input[0].set_value(60)
+    at.button(key="FormSubmitter:generate_form-Generate").click().run()
+    at.switch_page("pages/explore.py").run()
+    no_exceptions(at)
+    cohort, report = ws.synthetic, ws.report
+    assert report is not None
+    # Explore says what it grades: run, generator, seed, guidance, condition mix
+    graded = at.info[0].value
+    assert graded.startswith("Grading synthetic cohort #1: 60 individuals from run " + first.run_id[:8])
+    assert "SNPgen latent diffusion generator" in graded and "guidance" in graded and "seed 1" in graded
+    assert "cases" in graded
+
+    # a new run starts: the cohort and its report stay; cancelled: the finished run is still the one in use
+    start_training(at, epochs=3000)
+    second = ws.active_job()
+    assert second is not None and second is not first
+    assert ws.synthetic == cohort and ws.report is report and cohort.with_suffix(".bed").exists()
+    second.cancel()
+    assert second.wait(120) and second.state == "cancelled"
+    at.run()
+    no_exceptions(at)
+    assert any("cancelled" in w.value for w in at.warning)
+    assert any(s.label == "Run" for s in at.selectbox)  # the finished runs are still listed
+    at.switch_page("pages/generate.py").run()
+    no_exceptions(at)
+    assert not at.info or "Train a model first" not in at.info[0].value
+    assert ws.current_run() is first
+
+    # a second finished run becomes the run in use; a cohort from it joins the first, and Compare shows both
+    start_training(at, epochs=1)
+    third = ws.active_job()
+    assert third.wait(300) and third.state == "done", third.error
+    at.switch_page("pages/generate.py").run()
+    assert ws.current_run() is third
+    at.number_input[0].set_value(60)
+    at.button(key="FormSubmitter:generate_form-Generate").click().run()
+    assert len(ws.cohorts) == 2 and ws.cohorts["c1"].report is report
+    # the evaluation reports progress by section (the page draws it as a bar naming the section)
+    steps = []
+    ws.evaluate(cohort_id="c2", progress=lambda text, share: steps.append((text, share)))
+    shares = [f for _, f in steps]
+    assert shares == sorted(shares) and shares[0] == 0.0 and shares[-1] == 1.0
+    for section in ("fidelity", "association", "utility", "privacy"):
+        assert any(text.startswith(section) for text, _ in steps), (section, steps)
+    at.switch_page("pages/compare.py").run()
+    no_exceptions(at)
+    table = at.dataframe[0].value
+    assert len(table) == 2 and set(table["overall"]) <= {"pass", "warn", "fail"}
+    assert table["cohort"].str.contains(first.run_id[:6]).sum() == 1
+    assert table["cohort"].str.contains(third.run_id[:6]).sum() == 1
+    assert len(at.get("plotly_chart")) == 3  # membership AUC vs LD ratio, LD decay, AF error
+    at.selectbox(key="compare_choice").set_value("c1")
+    next(b for b in at.button if b.label == "Export this cohort").click().run()
+    no_exceptions(at)
+    assert at.title[0].value == "Export" and ws.cohort_id == "c1"
+    assert any(c.value.startswith("Exporting synthetic cohort #1") for c in at.caption)
+
+
+def test_figures__pca_labels_both_axes_umap_names_cohorts_as_pca_manhattan_has_the_significance_line():
+    import pandas as pd
+
+    from snpgen_core.evaluation.figures import (LABELS, figure_manhattan, figure_pca, figure_qq, figure_umap,
+                                                lambda_gc)
+
+    rng = np.random.default_rng(0)
+    pcs = {k: rng.normal(size=(20, 4)).tolist() for k in ("train", "holdout", "synthetic")}
+    fig = figure_pca({"pca": {**pcs, "explained_share_of_top": [0.4, 0.3, 0.2, 0.1]}})
+    titles = [fig.layout[a].title.text for a in ("xaxis", "yaxis", "xaxis2", "yaxis2")]
+    assert titles == ["PC1 (40% of top)", "PC2 (30% of top)", "PC3 (20% of top)", "PC4 (10% of top)"]
+    umap = figure_umap(pd.DataFrame({"x": [0, 1, 2], "y": [0, 1, 2], "cohort": ["training", "holdout", "synthetic"]}),
+                       "cohort", "t")
+    assert {t.name for t in umap.data} == {LABELS["train"], LABELS["holdout"], LABELS["synthetic"]}
+    assert {t.name for t in umap.data} <= {t.name for t in fig.data}  # the same legend names as the PCA
+    table = pd.DataFrame({"snp": ["a", "b"], "chrom": ["1", "1"], "pos": [1, 2], "p": [0.5, 1e-9]})
+    lines = [s for s in figure_manhattan(table).layout.shapes if s.type == "line"]
+    assert len(lines) == 1 and abs(lines[0].y0 - -np.log10(5e-8)) < 1e-9
+    # lambda_GC: 1 under the null (uniform p), above 1 when inflated
+    null = rng.uniform(size=20_000)
+    assert abs(lambda_gc(null) - 1) < 0.05 and lambda_gc(null ** 2) > 1.5
+    qq = figure_qq({"real": pd.DataFrame({"P": null})})
+    assert qq.data[0].name.startswith("training (real): λGC = ")
+
+
+def test_jobs__the_training_process_does_not_rerun_the_page_script(tmp_path, monkeypatch):
+    """Streamlit puts the page it runs in ``sys.modules["__main__"]``; a spawned child re-executes that file
+    unless told not to (the server log's "missing ScriptRunContext" lines, one page run per training start)."""
+    import types
+
+    from snpgen_core.jobs import start_job
+
+    marker = tmp_path / "page_ran"
+    page = tmp_path / "page.py"
+    page.write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(page)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    job = start_job(tmp_path / "absent", tmp_path / "run", "r" * 32, {})  # fails at once: no such cohort
+    assert job.wait(120) and job.state == "failed"
+    assert not marker.exists()
+    assert sys.modules["__main__"] is fake_main  # put back after the start
+
+
+def test_train__changed_model_settings_are_kept_for_the_next_run_when_hidden(monkeypatch):
+    at = demo_with_panel(top=40)
+    ws = at.session_state["workspace"]
+    seen = []
+    monkeypatch.setattr(type(ws), "start_training", lambda self, **kw: seen.append(kw))
+    at.switch_page("pages/train.py").run()
+    at.toggle(key="show_model_settings").set_value(True).run()
+    at.number_input(key="cfg.vae.latent_dim").set_value(8)
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/train.py").run()  # the settings are hidden again: the change is said and kept
+    no_exceptions(at)
+    assert any("changed: Latent dimensions 8" in c.value for c in at.caption)
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert [kw["config"].vae.latent_dim for kw in seen] == [8, 8]
+    assert seen[1]["config"].diffusion_fit.epochs == 800

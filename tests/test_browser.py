@@ -77,7 +77,7 @@ def app_server(env: dict | None = None, timeout: float = 60.0, args: tuple = ())
 
 
 @contextlib.contextmanager
-def browser_page(width: int = 1400, height: int = 1000):
+def browser_page(width: int = 1280, height: int = 800):
     """A fresh headless Chromium page (its own browser context: a new Streamlit session)."""
     from playwright.sync_api import sync_playwright
 
@@ -136,17 +136,48 @@ def assert_no_exception(page, where: str) -> None:
 
 
 def screenshot(page, name: str, folder: Path = SCREENSHOTS) -> Path:
-    """Save the whole page as ``folder/<name>.png`` (the app scrolls inside its main block, so the viewport is
-    stretched to fit it)."""
+    """Save the whole page as ``folder/<name>.png`` at 1280 px wide, the laptop size the pages are checked at (the
+    app scrolls inside its main block, so the 1280 x 800 viewport is stretched to fit it, then put back)."""
     folder.mkdir(parents=True, exist_ok=True)
     height = page.evaluate(
         "() => Math.max(document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 0, 800)")
-    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 4000)})
+    page.set_viewport_size({"width": 1280, "height": min(int(height) + 40, 4000)})
     page.wait_for_timeout(400)
     path = folder / f"{name}.png"
     page.screenshot(path=str(path))
-    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.set_viewport_size({"width": 1280, "height": 800})
     return path
+
+
+def pick(page, label: str, option: str) -> None:
+    """Choose ``option`` in the selectbox labelled ``label``: open it, click the option, wait for the rerun."""
+    box = page.locator('[data-testid="stSelectbox"]', has_text=label).first
+    box.wait_for(state="visible")
+    choice = page.get_by_role("option", name=option, exact=True)
+    for _ in range(5):  # a click while an expander above still animates open can miss the dropdown
+        box.locator("input").click()
+        try:
+            choice.wait_for(state="visible", timeout=3000)
+            break
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: try the click again
+            page.keyboard.press("Escape")
+    choice.click()
+    wait_idle(page)
+    shown = box.inner_text() + " " + box.locator("input").input_value()
+    assert option in shown, f"{label}: {option} was not chosen ({shown!r})"
+
+
+def tab_to(page, name: str, limit: int = 60) -> None:
+    """Press Tab until the focused control (a button, link or input) reads ``name``: every step must be reachable
+    by keyboard."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        tag, text = page.evaluate("() => [document.activeElement?.tagName, (document.activeElement?.innerText || "
+                                  "document.activeElement?.getAttribute('aria-label') || '').trim()]")
+        # a button's text may start with its icon's ligature name ("play_arrow")
+        if tag in ("BUTTON", "A", "INPUT") and text.splitlines()[-1:] == [name]:
+            return
+    raise AssertionError(f"{name!r} is not reachable with the Tab key")
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +236,8 @@ def walk_demo_flow(url: str, shots: Path, downloads: Path, *, n_individuals: int
         assert_no_exception(page, "Home")
         screenshot(page, "home", shots)
 
-        page.get_by_role("button", name="Load the demo cohort").click()
+        tab_to(page, "Load the demo cohort")  # the keyboard reaches the first step, Enter takes it
+        page.keyboard.press("Enter")
         page.get_by_role("heading", name="Cohort: demo").wait_for(timeout=120_000)
         wait_idle(page)
         assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == f"{n_individuals:,}"
@@ -254,13 +286,32 @@ def walk_demo_flow(url: str, shots: Path, downloads: Path, *, n_individuals: int
         wait_idle(page, timeout=300)
         assert_no_exception(page, "Explore (UMAP)")
         screenshot(page, "explore_structure", shots)
+        page.get_by_role("tab", name="GWAS").click()
+        wait_idle(page, timeout=300)
+        page.get_by_text("QQ plot of the GWAS p-values").wait_for()
+        assert page.get_by_text("λGC =").count() >= 2  # the real and the synthetic GWAS' inflation
+        assert_no_exception(page, "Explore (GWAS)")
+        screenshot(page, "explore_gwas", shots)
+
+        # a second cohort from a baseline generator, to compare with
+        go_to(page, "Generate")
+        pick(page, "Generator", "baseline: VAE + per-class Gaussian latent")
+        page.get_by_role("button", name="Generate").click()
+        page.get_by_text("synthetic cohort #2").wait_for(timeout=120_000)
+        wait_idle(page)
+        go_to(page, "Compare")
+        page.get_by_text("Privacy against fidelity").wait_for(timeout=600_000)
+        wait_idle(page)
+        page.get_by_text("2 synthetic cohort(s) of this session").wait_for()
+        assert_no_exception(page, "Compare")
+        screenshot(page, "compare", shots)
 
         go_to(page, "Export")
         confirm = page.get_by_text("I have read the report card")
         if confirm.count():  # the release gate of a cohort graded warn or fail
             confirm.click()
             page.get_by_label("Why it is released anyway (recorded in the model card)").fill("browser walk")
-        page.get_by_role("button", name="Export").click()
+        page.get_by_role("button", name="Export", exact=True).click()
         page.get_by_role("button", name="Download zip").wait_for(timeout=120_000)
         wait_idle(page)
         with page.expect_download() as download:
@@ -280,4 +331,109 @@ def test_browser__demo_flow_through_every_page(server, tmp_path):
     docs/screenshots come from benchmarks/screenshots.py, with realistic settings)."""
     walk_demo_flow(server, tmp_path / "shots", tmp_path, n_individuals=int(TINY_ENV["SNPGEN_DEMO_N"]), top=80,
                    epochs=1)
-    assert len(list((tmp_path / "shots").glob("*.png"))) == 8
+    assert len(list((tmp_path / "shots").glob("*.png"))) == 10
+
+
+def test_browser__real_data_path_upload_columns_panel_two_runs_explore_compare_export(server, cohort_files, tmp_path):
+    """A geneticist's own files: a PLINK trio uploaded twice (the corrected one replaces the first), a GWAS
+    table whose p-value column needs the column mapping, the trait picked from the phenotype file's header; the
+    panel form remembering its settings; two short runs; Explore saying what it grades and showing the cohorts' own
+    GWAS; Compare with both cohorts; the export zip. Asserted on what the page shows."""
+    import stat
+    import zipfile
+
+    import pandas as pd
+
+    odd = tmp_path / "odd_gwas.tsv"  # the p-value column under a name no detector knows
+    pd.read_csv(f"{cohort_files}.gwas.tsv", sep="\t").rename(columns={"P": "PROB_ASSOC"}).to_csv(odd, sep="\t",
+                                                                                                  index=False)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for suffix in (".bed", ".bim", ".fam"):
+        data = Path(f"{cohort_files}{suffix}").read_bytes()
+        (bad / f"{cohort_files.name}{suffix}").write_bytes(data[:-5] if suffix == ".bed" else data)
+    with browser_page() as page:
+        page.goto(server)
+        page.get_by_role("heading", name="SNPgen Studio").wait_for()
+        go_to(page, "Data")
+        upload_files(page, 0, [bad / f"{cohort_files.name}{s}" for s in (".bed", ".bim", ".fam")])
+        upload_files(page, 1, odd)
+        upload_files(page, 2, f"{cohort_files}.pheno.tsv")
+        wait_idle(page)
+        pick(page, "Phenotype column", "CASE")
+        page.get_by_role("button", name="Check and load").click()
+        wait_idle(page)
+        error = page.locator('[data-testid="stAlertContentError"]').first.inner_text()
+        assert f"{cohort_files.name}.bed: size is" in error and "--" not in error  # the truncated .bed
+        # the corrected trio added to the same uploader replaces the first
+        upload_files(page, 0, [f"{cohort_files}{s}" for s in (".bed", ".bim", ".fam")])
+        wait_idle(page)
+        page.get_by_text("Replaced by the newer upload").wait_for()
+        page.get_by_role("button", name="Check and load").click()
+        wait_idle(page)
+        error = page.locator('[data-testid="stAlertContentError"]').first.inner_text()
+        assert "GWAS column mapping" in error and "--gwas-columns" not in error  # the p-value column is unknown
+        page.locator('[data-testid="stExpander"] summary', has_text="GWAS column mapping").click()
+        pick(page, "P-value", "PROB_ASSOC")
+        page.get_by_role("button", name="Check and load").click()
+        wait_idle(page)
+        page.get_by_role("heading", name=f"Cohort: {cohort_files.name}").wait_for()
+        metrics = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+        assert metrics[:2] == ["200", "150"] and "/" in metrics[3]  # CASE: cases / controls
+        assert page.get_by_text("(columns given)").count() and page.get_by_text("for validation and early").count()
+        assert_no_exception(page, "Data")
+
+        go_to(page, "Panel")
+        page.get_by_role("spinbutton", name="SNPs in the panel (top K)").fill("60")
+        page.get_by_role("button", name="Select panel").click()
+        page.get_by_text("Linkage disequilibrium in the panel").wait_for(timeout=120_000)
+        wait_idle(page)
+        go_to(page, "Data")
+        go_to(page, "Panel")
+        assert page.get_by_role("spinbutton", name="SNPs in the panel (top K)").input_value() == "60"
+
+        for seed in ("0", "1"):  # two runs, a cohort from each
+            go_to(page, "Train")
+            page.get_by_role("spinbutton", name="Epochs (VAE)").fill("1")
+            page.get_by_role("spinbutton", name="Seed").fill(seed)
+            page.get_by_role("button", name="Start training").click()
+            page.get_by_text("finished in").wait_for(timeout=600_000)
+            wait_idle(page)
+            go_to(page, "Generate")
+            page.get_by_role("button", name="Generate").click()
+            page.get_by_role("heading", name="Preview").wait_for(timeout=120_000)
+            wait_idle(page)
+            assert_no_exception(page, f"Generate (run {seed})")
+
+        go_to(page, "Explore")
+        page.get_by_text("Report card").wait_for(timeout=600_000)
+        wait_idle(page)
+        graded = page.get_by_text("Grading synthetic cohort #2").inner_text()
+        assert "from run" in graded and "SNPgen latent diffusion generator" in graded and "cases" in graded
+        page.get_by_role("tab", name="GWAS").click()
+        wait_idle(page, timeout=300)
+        assert page.get_by_text("λGC =").count() >= 2
+        assert_no_exception(page, "Explore")
+
+        go_to(page, "Compare")
+        page.get_by_text("Privacy against fidelity").wait_for(timeout=600_000)
+        wait_idle(page)
+        page.get_by_text("2 synthetic cohort(s) of this session").wait_for()  # the table itself is a canvas
+        page.get_by_role("button", name="Export this cohort").click()
+        wait_idle(page)
+        page.get_by_text("Exporting synthetic cohort #").wait_for()
+        confirm = page.get_by_text("I have read the report card")
+        if confirm.count():
+            confirm.click()
+            page.get_by_label("Why it is released anyway (recorded in the model card)").fill("browser test")
+        page.get_by_role("button", name="Export", exact=True).click()
+        page.get_by_role("button", name="Download zip").wait_for(timeout=120_000)
+        wait_idle(page)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download zip").click()
+        path = tmp_path / "export.zip"
+        download.value.save_as(path)
+        with zipfile.ZipFile(path) as zf:
+            assert {stat.S_IMODE(i.external_attr >> 16) for i in zf.infolist()} == {0o644}
+            assert sum(n.endswith((".bed", ".bim", ".fam")) for n in zf.namelist()) == 3
+        assert_no_exception(page, "Export")

@@ -91,11 +91,15 @@ def figure_pca(plots: dict) -> go.Figure | None:
             fig.add_trace(go.Scatter(x=xy[:, a], y=xy[:, b], mode="markers", name=LABELS[k], legendgroup=k,
                                      showlegend=(col == 1), marker=dict(size=4, opacity=0.5, color=COLOURS[k])),
                           row=1, col=col)
-        fig.update_xaxes(title_text=f"PC{a + 1}" + (f" ({share[a]:.0%} of top)" if len(share) > a else ""),
-                         row=1, col=col)
-        fig.update_yaxes(title_text=f"PC{b + 1}", row=1, col=col)
+        fig.update_xaxes(title_text=_pc_title(a, share), row=1, col=col)
+        fig.update_yaxes(title_text=_pc_title(b, share), row=1, col=col)
     fig.update_layout(title="PCA fitted on training", **_LAYOUT)
     return fig
+
+
+def _pc_title(i: int, share) -> str:
+    """An axis title for PC i+1 with its share of the variance the top PCs explain, on every axis alike."""
+    return f"PC{i + 1}" + (f" ({share[i]:.0%} of top)" if len(share) > i and share[i] is not None else "")
 
 
 def figure_distance_histograms(plots: dict) -> go.Figure | None:
@@ -166,6 +170,7 @@ FIGURES = {  # report order
 # ---------------------------------------------------------------------------------------------------------------
 # The app's figures: GWAS, panel, training, UMAP
 
+GENOME_WIDE_P = 5e-8  # the conventional genome-wide significance threshold of a GWAS
 MANHATTAN_MAX_POINTS = 20_000
 MANHATTAN_KEEP_P = 1e-3  # every SNP below this p is drawn; the rest are thinned
 STAGE_TITLES = {"vae": "VAE", "diffusion": "Diffusion"}
@@ -217,16 +222,190 @@ def figure_manhattan(table: pd.DataFrame, highlight=None, title: str = "") -> go
             marker=dict(size=6, color="#d62728"), text=hp["snp"],
             hovertemplate="%{text} (panel)<br>-log10 p = %{y:.2f}<extra></extra>",
         ))
-    ticks = full.groupby("chrom_rank").agg(x=("x", "median"), chrom=("chrom", "first"))
-    if len(ticks) == 1:  # one region: show positions, not a single chromosome tick
-        xaxis = dict(title=f"chromosome {ticks['chrom'].iloc[0]} position (bp)")
-    else:
-        xaxis = dict(tickvals=ticks["x"].tolist(), ticktext=ticks["chrom"].tolist(), title="chromosome")
+    _significance_line(fig)
+    xaxis = _manhattan_xaxis(full)
     fig.update_layout(
         title=title or None, height=360, margin=dict(l=10, r=10, t=40 if title else 10, b=10), xaxis=xaxis,
         yaxis=dict(title="-log10 p"), legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
         template="plotly_white",
     )
+    return fig
+
+
+def _significance_line(fig: go.Figure, sign: int = 1, **where) -> None:
+    """The genome-wide significance line (p = 5e-8) on a Manhattan plot (``sign`` -1: the lower half of a mirrored
+    one)."""
+    fig.add_hline(y=sign * -np.log10(GENOME_WIDE_P), line=dict(color="#b22222", dash="dash", width=1),
+                  annotation_text="p = 5e-8" if sign > 0 else "", annotation_position="top left",
+                  annotation_font=dict(size=10, color="#b22222"), **where)
+
+
+def _manhattan_xaxis(full: pd.DataFrame) -> dict:
+    ticks = full.groupby("chrom_rank").agg(x=("x", "median"), chrom=("chrom", "first"))
+    if len(ticks) == 1:  # one region: show positions, not a single chromosome tick
+        return dict(title=f"chromosome {ticks['chrom'].iloc[0]} position (bp)")
+    return dict(tickvals=ticks["x"].tolist(), ticktext=ticks["chrom"].tolist(), title="chromosome")
+
+
+def gwas_positions(table: pd.DataFrame) -> pd.DataFrame:
+    """A ``association.gwas_table`` (SNP CHR BP ... P) as :func:`manhattan_positions` rows (snp chrom pos p x ...)."""
+    return manhattan_positions(table.rename(columns={"SNP": "snp", "CHR": "chrom", "BP": "pos", "P": "p"}))
+
+
+def lambda_gc(p) -> float:
+    """Genomic inflation factor: median of the 1-df chi-square statistics the p-values stand for, over its expected
+    value under the null (0.4549). 1 = no inflation; NaN without finite p-values."""
+    from scipy.stats import chi2
+
+    p = np.asarray(p, dtype=float)
+    p = p[np.isfinite(p) & (p > 0) & (p <= 1)]
+    if not p.size:
+        return float("nan")
+    return float(np.median(chi2.isf(p, 1)) / chi2.ppf(0.5, 1))
+
+
+GWAS_COLOURS = {"real": COLOURS["train"], "synthetic": COLOURS["synthetic"]}
+GWAS_LABELS = {"real": LABELS["train"], "synthetic": LABELS["synthetic"]}
+
+
+def figure_gwas_mirror(real: pd.DataFrame, synthetic: pd.DataFrame, top: int = 10) -> go.Figure:
+    """Mirrored Manhattan plot of two GWAS of the same SNPs (``association.gwas_table``): the real cohort's above the
+    axis, the synthetic cohort's below, each with the genome-wide significance line; the ``top`` SNPs of the real
+    GWAS are marked in both halves."""
+    fig = go.Figure()
+    top_snps = set(real.nsmallest(top, "P")["SNP"]) if top else set()
+    full = None
+    for name, table, sign in (("real", real, 1), ("synthetic", synthetic, -1)):
+        pts = gwas_positions(table)
+        full = pts if full is None else full
+        fig.add_trace(go.Scatter(
+            x=pts["x"], y=sign * pts["mlog10p"], mode="markers", name=GWAS_LABELS[name],
+            marker=dict(size=5, color=GWAS_COLOURS[name], opacity=0.7), text=pts["snp"],
+            hovertemplate="%{text}<br>-log10 p = %{customdata:.2f}<extra>" + GWAS_LABELS[name] + "</extra>",
+            customdata=pts["mlog10p"]))
+        hit = pts[pts["snp"].isin(top_snps)]
+        fig.add_trace(go.Scatter(x=hit["x"], y=sign * hit["mlog10p"], mode="markers", showlegend=name == "real",
+                                 name=f"top {len(top_snps)} SNPs of the real GWAS", legendgroup="top",
+                                 marker=dict(size=9, color="rgba(0,0,0,0)", line=dict(color="black", width=1.5)),
+                                 hoverinfo="skip"))
+        _significance_line(fig, sign)
+    fig.add_hline(y=0, line=dict(color="black", width=1))
+    fig.update_layout(title="GWAS of the real training individuals (up) and of the synthetic cohort (down)",
+                      xaxis=_manhattan_xaxis(full), yaxis=dict(title="-log10 p (synthetic below)"),
+                      legend=dict(orientation="h", y=-0.2, x=0), **{**_LAYOUT, "height": 460})
+    return fig
+
+
+def figure_qq(tables: dict[str, pd.DataFrame]) -> go.Figure:
+    """QQ plot of GWAS p-values (``association.gwas_table`` tables by name: real, synthetic), observed against
+    expected -log10 p under the null, each with its genomic inflation factor lambda_GC in the legend."""
+    fig = go.Figure()
+    top = 0.0
+    for name, table in tables.items():
+        p = np.sort(table["P"].to_numpy(dtype=float))
+        p = p[np.isfinite(p) & (p > 0)]
+        if not p.size:
+            continue
+        expected = -np.log10((np.arange(1, p.size + 1) - 0.5) / p.size)
+        observed = -np.log10(p)
+        top = max(top, float(expected.max()))
+        fig.add_trace(go.Scatter(x=expected, y=observed, mode="markers",
+                                 name=f"{GWAS_LABELS.get(name, name)}: λGC = {lambda_gc(p):.2f}",
+                                 marker=dict(size=5, color=GWAS_COLOURS.get(name), opacity=0.7)))
+    fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="null (y = x)",
+                             line=dict(color="black", dash="dot")))
+    fig.update_layout(title="QQ plot of the GWAS p-values", xaxis_title="expected -log10 p",
+                      yaxis_title="observed -log10 p", legend=dict(x=0.02, y=0.98), **_LAYOUT)
+    return fig
+
+
+def figure_gwas_effects(real: pd.DataFrame, synthetic: pd.DataFrame, top: int = 10) -> go.Figure:
+    """Per-SNP effect sizes (BETA per copy of A1) of the synthetic cohort's GWAS against the real one's, the ``top``
+    SNPs of the real GWAS highlighted and named, with the diagonal and Pearson r in the title."""
+    both = real[["SNP", "BETA", "P"]].merge(synthetic[["SNP", "BETA"]], on="SNP", suffixes=("_real", "_syn"))
+    both = both[np.isfinite(both["BETA_real"]) & np.isfinite(both["BETA_syn"])]
+    hits = both.nsmallest(top, "P") if top else both.iloc[:0]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=both["BETA_real"], y=both["BETA_syn"], mode="markers", name="panel SNPs",
+                             marker=dict(size=5, color="#9bb3d9", opacity=0.7), text=both["SNP"],
+                             hovertemplate="%{text}<br>real %{x:.3f}<br>synthetic %{y:.3f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=hits["BETA_real"], y=hits["BETA_syn"], mode="markers",
+                             name=f"top {len(hits)} SNPs of the real GWAS", text=hits["SNP"],
+                             hovertemplate="%{text}<br>real %{x:.3f}<br>synthetic %{y:.3f}<extra></extra>",
+                             marker=dict(size=9, color=COLOURS["synthetic"], line=dict(color="black", width=1))))
+    if len(both):
+        lo = float(min(both["BETA_real"].min(), both["BETA_syn"].min()))
+        hi = float(max(both["BETA_real"].max(), both["BETA_syn"].max()))
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x",
+                                 line=dict(color="black", dash="dot")))
+    r = float(np.corrcoef(both["BETA_real"], both["BETA_syn"])[0, 1]) if len(both) > 2 else float("nan")
+    fig.update_layout(title=f"Effect sizes: synthetic vs real GWAS (r = {r:.2f})",
+                      xaxis_title="real training beta (per A1 copy)", yaxis_title="synthetic beta (per A1 copy)",
+                      **_LAYOUT)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Comparing several synthetic cohorts (the app's Compare page): ``plots`` of each report by cohort label
+
+COMPARE_PALETTE = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+
+
+def figure_compare_ld_decay(plots: dict[str, dict]) -> go.Figure | None:
+    """LD decay of several synthetic cohorts (their report's ``plots`` by label) over the real training and holdout
+    curves (from the first; all cohorts of a session share the panel)."""
+    curves = {k: v["ld_decay"] for k, v in plots.items() if v.get("ld_decay")}
+    if not curves:
+        return None
+    fig = go.Figure()
+    first = next(iter(curves.values()))
+    for k in ("train", "holdout"):
+        fig.add_trace(go.Scatter(x=first["distance"], y=first[k], mode="lines", name=LABELS[k],
+                                 line=dict(color=COLOURS[k], dash="dash" if k == "holdout" else "solid", width=3)))
+    for i, (label, dec) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(x=dec["distance"], y=dec["synthetic"], mode="lines+markers", name=label,
+                                 line=dict(color=COMPARE_PALETTE[i % len(COMPARE_PALETTE)])))
+    fig.update_layout(title="LD decay", xaxis_title="distance between SNPs (bp)", yaxis_title="mean r²",
+                      xaxis_type="log", legend=dict(orientation="h", y=-0.25, x=0), **{**_LAYOUT, "height": 460})
+    return fig
+
+
+def figure_compare_af(plots: dict[str, dict]) -> go.Figure | None:
+    """Allele-frequency error per SNP (|cohort a1 frequency - training's|) of several synthetic cohorts, beside the
+    real holdout's (the error of a fresh real sample), as box plots."""
+    afs = {k: v["af"] for k, v in plots.items() if v.get("af")}
+    if not afs:
+        return None
+    fig = go.Figure()
+    first = next(iter(afs.values()))
+    fig.add_trace(go.Box(y=np.abs(_array(first["holdout"]) - _array(first["train"])), name=LABELS["holdout"],
+                         marker_color=COLOURS["holdout"], boxpoints=False))
+    for i, (label, af) in enumerate(afs.items()):
+        fig.add_trace(go.Box(y=np.abs(_array(af["synthetic"]) - _array(af["train"])), name=label,
+                             marker_color=COMPARE_PALETTE[i % len(COMPARE_PALETTE)], boxpoints=False))
+    fig.update_layout(title="Allele-frequency error against training", yaxis_title="|a1 frequency - training's|",
+                      showlegend=False, xaxis=dict(tickangle=-20), **{**_LAYOUT, "height": 460})
+    return fig
+
+
+def figure_privacy_fidelity(points: pd.DataFrame) -> go.Figure | None:
+    """Membership-inference AUC (privacy, 0.5 = none) against the LD ratio (fidelity: LD r² correlation with
+    training over the holdout's, 1 = as good as real) of several cohorts (columns label, membership_auc,
+    ld_ratio), with the real holdout's point (0.5, 1) as the target."""
+    pts = points.dropna(subset=["membership_auc", "ld_ratio"])
+    if pts.empty:
+        return None
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0.5], y=[1.0], mode="markers", name="real holdout (the target)",
+                             marker=dict(size=14, symbol="star", color=COLOURS["holdout"])))
+    for i, row in enumerate(pts.itertuples()):
+        fig.add_trace(go.Scatter(x=[row.membership_auc], y=[row.ld_ratio], mode="markers", name=row.label,
+                                 marker=dict(size=12, color=COMPARE_PALETTE[i % len(COMPARE_PALETTE)])))
+    fig.add_vline(x=0.55, line=dict(color="#2a9d8f", dash="dot", width=1), annotation_text="pass ≤ 0.55",
+                  annotation_position="top right", annotation_font=dict(size=10))
+    fig.update_layout(title="Privacy against fidelity: membership AUC vs LD ratio",
+                      xaxis_title="membership AUC (0.5 = no leak)", yaxis_title="LD ratio (1 = as real)",
+                      legend=dict(orientation="h", y=-0.25, x=0), **{**_LAYOUT, "height": 460})
     return fig
 
 
@@ -284,12 +463,16 @@ def figure_losses(losses: pd.DataFrame) -> go.Figure | None:
 
 
 def figure_umap(frame: pd.DataFrame, colour: str, title: str) -> go.Figure:
-    """2-D UMAP points (columns x, y and ``colour``), one trace per value of ``colour``."""
+    """2-D UMAP points (columns x, y and ``colour``), one trace per value of ``colour``; cohorts are named and
+    coloured as in every other figure (``LABELS``, ``COLOURS``)."""
     fig = go.Figure()
+    others = iter(["#2a9d8f", "#e9a23b", "#6a4c93", "#8ab17d", "#e76f51", "#264653"])  # not the cohorts' colours
     for value, part in frame.groupby(colour, sort=False):
+        key = {"training": "train"}.get(value, value)
         fig.add_trace(go.Scattergl(
-            x=part["x"], y=part["y"], mode="markers", name=str(value),
-            marker=dict(size=4, opacity=0.6, color=COLOURS.get({"training": "train"}.get(value, value)))))
+            x=part["x"], y=part["y"], mode="markers", name=LABELS.get(key, str(value)) if colour == "cohort"
+            else str(value), marker=dict(size=4, opacity=0.6, color=COLOURS.get(key) if colour == "cohort"
+                                         else next(others, None))))
     fig.update_layout(title=title, template="plotly_white", height=420, margin=dict(l=10, r=10, t=50, b=10),
                       xaxis=dict(title="UMAP 1", showticklabels=False),
                       yaxis=dict(title="UMAP 2", showticklabels=False))

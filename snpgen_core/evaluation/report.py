@@ -315,7 +315,7 @@ def _inputs(cohorts: dict[str, Genotypes], sources: dict | None) -> dict:
 def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, train_pheno=None, holdout_pheno=None,
              synthetic_pheno=None, seed: int = 0, thresholds: CardThresholds | None = None, device: str = "auto",
              config: EvaluationConfig | None = None, sources: dict | None = None, model: dict | None = None,
-             shadow=None) -> dict:
+             shadow=None, progress=None) -> dict:
     """Evaluate ``synthetic`` against ``train``, with ``holdout`` (real individuals never used in training) as
     the reference, and grade the result.
 
@@ -328,6 +328,8 @@ def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, trai
     ``provenance.model`` for the release summary. ``shadow`` (e.g. ``pipeline.ShadowTrainer``: ``n_shadow``,
     ``trainer(variants) -> train_generator``, ``sample``) adds the shadow-model attack's row
     (``privacy.shadow_model_auc``, ``attacks.shadow_model_attack``), retraining the generator that many times.
+    ``progress(text, share)``, when given, is called as each section starts (the app's progress bar), with the
+    share of the work done in [0, 1].
 
     Returns the report.json dict (see the module docstring) with an extra ``plots`` key.
     """
@@ -338,17 +340,19 @@ def evaluate(train: Genotypes, holdout: Genotypes, synthetic: Genotypes, *, trai
     if config.threads:
         with threadpool_limits(limits=config.threads):
             report = _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed,
-                               thresholds, device, config, sources, shadow)
+                               thresholds, device, config, sources, shadow, progress)
     else:
         report = _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed, thresholds,
-                           device, config, sources, shadow)
+                           device, config, sources, shadow, progress)
     if model is not None:
         report["provenance"]["model"] = model
     return report
 
 
 def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_pheno, seed, thresholds, device,
-              config, sources, shadow=None) -> dict:
+              config, sources, shadow=None, progress=None) -> dict:
+    say = progress or (lambda text, share: None)
+    say("fidelity: allele frequencies, LD, PCA, detection", 0.0)
     raw = {"training": train, "holdout": holdout, "synthetic": synthetic}
     t, h, s, alignment = align_cohorts(train, holdout, synthetic)
     check_holdout_distinct(t, h)
@@ -380,10 +384,13 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
                 sections[section][metric] = skipped(reason)
         else:
             args = (t.dosages, h.dosages, s.dosages, tp.values, yh, ys, tp.kind)
+            say("association: per-SNP effects", 0.35)
             sections["association"] = _association(*args, config, seed)
+            say("utility: train on synthetic, test on real", 0.45)
             sections["utility"] = _utility(*args, config, seed)
         notes += [n for n in (why_h, why_s) if n]
 
+    say("privacy: distances, membership and kinship attacks", 0.6)
     privacy, why = _privacy(t.dosages, h.dosages, s.dosages, seed, device)
     if shadow is not None and privacy:
         from .attacks import shadow_model_attack
@@ -402,6 +409,7 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
     if not privacy:  # a release cannot be vouched for without its privacy rows
         card["sections"]["privacy"] = "warn"
         card["overall"] = worst([card["overall"], "warn"])
+    say("plot data", 0.9)
     plots = _plots(t.dosages, h.dosages, s.dosages, t.variants, sections["fidelity"], sections["association"],
                    sections["utility"], sections["privacy"], pca, config, seed)
     n_equal = min(h.n_samples, s.n_samples)
