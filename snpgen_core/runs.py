@@ -109,7 +109,9 @@ class TrainConfig:
         return config
 
 
-def _dataclass_from_dict(cls, data: dict, where: str, path: str = ""):
+def _dataclass_from_dict(cls, data: dict, where: str, path: str = "", base=None):
+    """``cls`` from a (partial) dict: settings not given keep ``base``'s values (default ``cls()``), so a section
+    given in part keeps its parent's declared defaults (``diffusion_fit`` its 800 epochs, not FitConfig's 100)."""
     if not isinstance(data, dict):
         raise InputError(f"expected a JSON object for {cls.__name__}, found {type(data).__name__}", path=where)
     known = {f.name: f for f in fields(cls)}
@@ -117,12 +119,12 @@ def _dataclass_from_dict(cls, data: dict, where: str, path: str = ""):
     if unknown:
         raise InputError(f"unknown setting(s) {unknown} in {cls.__name__}", path=where,
                          hint=f"known: {', '.join(known)}")
-    defaults = cls()
+    defaults = cls() if base is None else base
     kwargs = {}
     for name, value in data.items():
         current = getattr(defaults, name)
         if is_dataclass(current):
-            kwargs[name] = _dataclass_from_dict(type(current), value, where, f"{path}{name}.")
+            kwargs[name] = _dataclass_from_dict(type(current), value, where, f"{path}{name}.", base=current)
         else:
             kwargs[name] = _checked_setting(f"{path}{name}", value, current, where)
     try:

@@ -87,3 +87,16 @@ def test_panel_options__select_panel_and_snpgen_select_share_the_declared_defaul
     args = build_parser().parse_args(["select", "--bfile", "b", "--gwas", "g", "--out", "o"])
     assert (args.top, args.clump_p1, args.clump_p2, args.clump_r2, args.clump_kb, args.maf, args.max_missing,
             args.r2_estimator) == (d.top, d.p1, d.p2, d.r2, d.kb, d.maf, d.max_missing, d.estimator)
+
+
+def test_from_dict__a_section_given_in_part_keeps_its_declared_defaults():
+    """{"diffusion_fit": {"batch_size": 64}} changes that one setting: the diffusion keeps its own 800 epochs and
+    checks (not FitConfig's plain 100), the VAE section untouched."""
+    from snpgen_core.runs import TrainConfig
+
+    full = TrainConfig()
+    partial = TrainConfig.from_dict({"diffusion_fit": {"batch_size": 64}, "vae": {"latent_dim": 8}})
+    assert partial.diffusion_fit.batch_size == 64 and partial.vae.latent_dim == 8
+    assert partial.diffusion_fit.epochs == full.diffusion_fit.epochs == 800
+    assert partial.diffusion_fit.ema_decay == full.diffusion_fit.ema_decay
+    assert partial.vae_fit == full.vae_fit and partial.vae.window == full.vae.window
