@@ -188,7 +188,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     t0 = time.perf_counter()
     writer = PlinkWriter(prefix, run.variants, n)
     try:
-        with atomic_paths(pheno_path, prov_path, *([covar_path] if names else [])) as (tmp_pheno, tmp_prov, *tmp_cov):
+        outputs = (pheno_path, prov_path, *([covar_path] if names else []))
+        with atomic_paths(*outputs) as (tmp_pheno, tmp_prov, *tmp_cov):
             for start in range(0, n, batch_size):
                 if stop_event is not None and stop_event.is_set():
                     raise Cancelled(f"generation cancelled after {start} of {n} individuals")
@@ -217,7 +218,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 "trait": run.phenotype, "condition": {"case_fraction": case_fraction, "label": label,
                                                       "value": value, "values": None if values is None else "given"},
                 "covariates": {"names": names, "fixed": fixed, "conditioned": bool(names) and model == "diffusion",
-                               "drawn_from": "the run's per-class Gaussian summary (covariates.py)"},
+                               "drawn_from": "the run's per-class counts of discrete combinations and Gaussian of "
+                                             "the others (covariates.py)"},
                 "seconds": time.perf_counter() - t0,
                 # the run's own validation privacy check (memorisation.py), measured for its default model
                 "release_check": None if check is None else check.to_dict(),
