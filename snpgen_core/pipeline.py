@@ -249,7 +249,8 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
     write_split(split, fam, out / "split.tsv")
     params = {"bfile": str(prefix), "pheno_path": None if pheno_path is None else str(pheno_path),
               "pheno_col": pheno_col, "covar_path": None if covar_path is None else str(covar_path),
-              "covar_names": None if covar_names is None else list(covar_names), "gwas_path": None if gwas_path is None else str(gwas_path), "top": top,
+              "covar_names": None if covar_names is None else list(covar_names),
+              "gwas_path": None if gwas_path is None else str(gwas_path), "top": top,
               "panel_path": None if panel_path is None else str(panel_path), "epochs": epochs,
               "device": str(device), "resume": resume}
     write_json(out / "provenance.json", {
@@ -444,8 +445,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     Trait: ``pheno_path``/``pheno_col`` (``phenotypes.read_phenotype``), else ``.fam`` column 6 (an all-missing
     column trains an unconditioned model). Covariates: ``covar_path``/``covar_names``
     (``phenotypes.read_covariates``; all columns when no names), seen by the latent diffusion beside the trait and
-    summarised for generation (``covariates.py``). Panel: ``gwas_path`` + ``top`` (``select_panel`` on the training part),
-    or ``panel_path`` (a panel TSV or SNP list). Part ``config.validation`` of the cohort (stratified by trait,
+    summarised for generation (``covariates.py``). Panel: ``gwas_path`` + ``top`` (``select_panel`` on the
+    training part), or ``panel_path`` (a panel TSV or SNP list). Part ``config.validation`` of the cohort (stratified by trait,
     seeded) is held out for early stopping and recorded in ``split.tsv``; every other individual trains the VAE,
     the diffusion and the baselines. Evaluation holdouts are the caller's own separate cohort: none is carved here.
 

@@ -397,7 +397,8 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
         from .distances import impute_missing
 
         p = frequencies.allele_frequencies(t.dosages)
-        th = [impute_missing(x, p, seed=np.random.default_rng([seed, 52, k])) for k, x in enumerate((t.dosages, h.dosages))]
+        th = [impute_missing(x, p, seed=np.random.default_rng([seed, 52, k]))
+              for k, x in enumerate((t.dosages, h.dosages))]
         privacy["shadow_model_auc"] = shadow_model_attack(
             *th, shadow.trainer(t.variants), shadow.sample, cond=None if tp is None else tp.values,
             n_shadow=shadow.n_shadow, seed=seed, device=device)
