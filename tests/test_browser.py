@@ -282,7 +282,10 @@ def walk_demo_flow(url: str, shots: Path, downloads: Path, *, n_individuals: int
         wait_idle(page)
         assert_no_exception(page, "Explore")
         screenshot(page, "explore", shots)
-        page.get_by_role("tab", name="Structure").click()  # lazy tabs: a rerun draws the open one
+        tab_to(page, "Fidelity", tags=("DIV",))  # the report's tabs (role tab) by keyboard: Tab, then an arrow
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("Enter")  # lazy tabs: a rerun draws the open one
+        page.get_by_role("tab", name="Structure", selected=True).wait_for()
         wait_idle(page)
         page.get_by_role("button", name="Compute UMAP views").click()
         page.get_by_role("button", name="Compute UMAP views").wait_for(state="detached", timeout=300_000)
@@ -308,6 +311,10 @@ def walk_demo_flow(url: str, shots: Path, downloads: Path, *, n_individuals: int
         page.get_by_text("2 synthetic cohort(s) of this session").wait_for()
         assert_no_exception(page, "Compare")
         screenshot(page, "compare", shots)
+        tab_to(page, "Explore this cohort", tags=("BUTTON",))  # Compare's choice, by keyboard
+        page.keyboard.press("Enter")
+        page.get_by_text("Report card").wait_for(timeout=600_000)
+        wait_idle(page)
 
         go_to(page, "Export")
         confirm = page.get_by_text("I have read the report card")
