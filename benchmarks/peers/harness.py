@@ -263,9 +263,27 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def figure(cohort: str) -> Path:
+    """The scored sets of ``cohort`` on the fidelity-privacy frontier plot of ``bench_frontier.py`` (LD ratio and
+    detection AUC against membership AUC, the real holdout as the target): ``docs/peers_<cohort>.svg``."""
+    from bench_frontier import svg_frontier
+
+    results = json.loads((RESULTS / f"peers_{cohort}.json").read_text())["rows"]
+    ours = {"ours_diffusion": "diffusion", "ours_vae_gaussian": "vae_gaussian", "ours_independent": "independent"}
+    rows = [{"point": "real holdout", "model": "reference", "ld_ratio": 1.0, "detection_auc": None,
+             "membership_auc": None}]
+    rows += [{"point": name, "model": ours.get(name, "peer"), "ld_ratio": r.get("ld_ratio"),
+              "detection_auc": r.get("detection_auc"), "membership_auc": r.get("membership_auc")}
+             for name, r in results.items()]
+    path = REPO / "docs" / f"peers_{cohort}.svg"
+    svg_frontier(rows, path, f"Peers on the same split, {cohort} (red: other model families, ours or theirs; "
+                             "hover for names)")
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["prepare", "ours", "xie", "yelmen", "evaluate", "table"])
+    ap.add_argument("command", choices=["prepare", "ours", "xie", "yelmen", "evaluate", "table", "figure"])
     ap.add_argument("--cohort", choices=["805", "sim"], default="805")
     ap.add_argument("--model")
     ap.add_argument("--epochs", type=int)
@@ -281,6 +299,8 @@ def main() -> None:
         yelmen(a.cohort)
     elif a.command == "evaluate":
         evaluate(a.cohort, a.again)
+    elif a.command == "figure":
+        print(figure(a.cohort))
     else:
         print(table())
 
