@@ -16,6 +16,7 @@ from snpgen_core.models.generators import SamplingOptions
 from snpgen_core.pipeline import train_run
 from snpgen_core.runs import load_run
 from snpgen_core.training import FitConfig, fit
+from test_training import structured_dosages
 
 
 def _gan(m=24, kind="binary", **kw):
@@ -25,13 +26,9 @@ def _gan(m=24, kind="binary", **kw):
 
 
 def _data(n=256, m=24, seed=0):
-    """Dosages with LD (blocks of 4 SNPs copy one draw, 5% noise) and a binary trait tied to the first block."""
-    rng = np.random.default_rng(seed)
-    base = rng.binomial(2, 0.35, size=(n, m // 4))
-    x = np.repeat(base, 4, axis=1)
-    noise = rng.random(x.shape) < 0.05
-    x[noise] = rng.integers(0, 3, noise.sum())
-    return torch.as_tensor(x, dtype=torch.int8), torch.as_tensor((base[:, 0] > 0).astype(np.float32))
+    """``test_training.structured_dosages`` (LD blocks of 4 SNPs, a binary trait tied to the first) as tensors."""
+    x, y = structured_dosages(n, m, seed)
+    return torch.as_tensor(x), torch.as_tensor(y)
 
 
 def _one_hot(idx, m):

@@ -29,8 +29,9 @@ TINY = {
 }
 
 
-def _structured_dosages(n=300, m=24, seed=0):
-    """Dosages with LD: each block of 4 SNPs copies one haplotype-pair draw, with 5% noise."""
+def structured_dosages(n=300, m=24, seed=0):
+    """Dosages with LD: each block of 4 SNPs copies one haplotype-pair draw, with 5% noise; and a binary trait
+    tied to the first block (also test_gan's data)."""
     rng = np.random.default_rng(seed)
     base = rng.binomial(2, 0.35, size=(n, m // 4))
     x = np.repeat(base, 4, axis=1)
@@ -40,7 +41,7 @@ def _structured_dosages(n=300, m=24, seed=0):
 
 
 def _vae_data():
-    x, y = _structured_dosages()
+    x, y = structured_dosages()
     t = lambda a, dt: torch.as_tensor(a, dtype=dt)  # noqa: E731
     return (t(x[:250], torch.int8), t(y[:250], torch.float32)), (t(x[250:], torch.int8), t(y[250:], torch.float32))
 
