@@ -173,7 +173,9 @@ def _ci(ci) -> str:
     return "n/a" if ci[0] is None else f"{ci[0]:.3f}-{ci[1]:.3f}"
 
 
-def _privacy(t, h, s, seed: int, device: str) -> tuple[dict[str, MetricValue], str]:
+def _privacy(t, h, s, seed: int, device: str, shadow_row=None) -> tuple[dict[str, MetricValue], str]:
+    """The privacy rows on complete genotypes; ``shadow_row(train, holdout)``, when given, adds the shadow-model
+    attack's row on the same imputed rows."""
     if importlib.util.find_spec(f"{__package__}.privacy") is None:
         return {}, "the privacy statistics (snpgen_core.evaluation.privacy) are not installed"
     from .distances import impute_missing
@@ -185,7 +187,10 @@ def _privacy(t, h, s, seed: int, device: str) -> tuple[dict[str, MetricValue], s
         p = frequencies.allele_frequencies(t)
         t, h, s = (impute_missing(x, p, seed=np.random.default_rng([seed, 51, k])) for k, x in enumerate((t, h, s)))
         note = "privacy statistics: missing calls imputed from training allele frequencies (seeded)"
-    return _with_attacks(privacy_metrics(t, h, s, seed=seed, device=device), t, h, s, seed, device), note
+    rows = _with_attacks(privacy_metrics(t, h, s, seed=seed, device=device), t, h, s, seed, device)
+    if shadow_row is not None:
+        rows["shadow_model_auc"] = shadow_row(t, h)
+    return rows, note
 
 
 def _with_attacks(privacy: dict, t, h, s, seed: int, device: str) -> dict:
@@ -391,17 +396,15 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
         notes += [n for n in (why_h, why_s) if n]
 
     say("privacy: distances, membership and kinship attacks", 0.6)
-    privacy, why = _privacy(t.dosages, h.dosages, s.dosages, seed, device)
-    if shadow is not None and privacy:
+    shadow_row = None
+    if shadow is not None:
         from .attacks import shadow_model_attack
-        from .distances import impute_missing
 
-        p = frequencies.allele_frequencies(t.dosages)
-        th = [impute_missing(x, p, seed=np.random.default_rng([seed, 52, k]))
-              for k, x in enumerate((t.dosages, h.dosages))]
-        privacy["shadow_model_auc"] = shadow_model_attack(
-            *th, shadow.trainer(t.variants), shadow.sample, cond=None if tp is None else tp.values,
-            n_shadow=shadow.n_shadow, seed=seed, device=device)
+        def shadow_row(train, holdout):
+            return shadow_model_attack(train, holdout, shadow.trainer(t.variants), shadow.sample,
+                                       cond=None if tp is None else tp.values, n_shadow=shadow.n_shadow, seed=seed,
+                                       device=device)
+    privacy, why = _privacy(t.dosages, h.dosages, s.dosages, seed, device, shadow_row)
     sections["privacy"] = privacy
     if why:
         notes.append(why)
