@@ -180,6 +180,26 @@ def tab_to(page, name: str, limit: int = 120, tags=("BUTTON", "A", "INPUT")) -> 
     raise AssertionError(f"{name!r} is not reachable with the Tab key")
 
 
+def export_zip(page, path, reason: str, keyboard: bool = False):
+    """On the Export page: pass the release gate when the cohort is graded warn or fail (ticked, with ``reason``),
+    export (by Tab + Enter with ``keyboard``, else a click), download the zip to ``path``; returns ``path``."""
+    confirm = page.get_by_text("I have read the report card")
+    if confirm.count():
+        confirm.click()
+        page.get_by_label("Why it is released anyway (recorded in the model card)").fill(reason)
+    if keyboard:
+        tab_to(page, "Export", tags=("BUTTON",))
+        page.keyboard.press("Enter")
+    else:
+        page.get_by_role("button", name="Export", exact=True).click()
+    page.get_by_role("button", name="Download zip").wait_for(timeout=120_000)
+    wait_idle(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download zip").click()
+    download.value.save_as(path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     exports = tmp_path_factory.mktemp("exports")
@@ -317,18 +337,7 @@ def walk_demo_flow(url: str, shots: Path, downloads: Path, *, n_individuals: int
         wait_idle(page)
 
         go_to(page, "Export")
-        confirm = page.get_by_text("I have read the report card")
-        if confirm.count():  # the release gate of a cohort graded warn or fail
-            confirm.click()
-            page.get_by_label("Why it is released anyway (recorded in the model card)").fill("browser walk")
-        tab_to(page, "Export", tags=("BUTTON",))
-        page.keyboard.press("Enter")
-        page.get_by_role("button", name="Download zip").wait_for(timeout=120_000)
-        wait_idle(page)
-        with page.expect_download() as download:
-            page.get_by_role("button", name="Download zip").click()
-        path = downloads / "export.zip"
-        download.value.save_as(path)
+        path = export_zip(page, downloads / "export.zip", "browser walk", keyboard=True)
         with zipfile.ZipFile(path) as zf:
             names = [n.split("/", 1)[1] for n in zf.namelist()]
         assert {"MODEL_CARD.md", "report.html", "report.json"} <= set(names)
@@ -433,17 +442,7 @@ def test_browser__real_data_path_upload_columns_panel_two_runs_explore_compare_e
         page.get_by_role("button", name="Export this cohort").click()
         wait_idle(page)
         page.get_by_text("Exporting synthetic cohort #").wait_for()
-        confirm = page.get_by_text("I have read the report card")
-        if confirm.count():
-            confirm.click()
-            page.get_by_label("Why it is released anyway (recorded in the model card)").fill("browser test")
-        page.get_by_role("button", name="Export", exact=True).click()
-        page.get_by_role("button", name="Download zip").wait_for(timeout=120_000)
-        wait_idle(page)
-        with page.expect_download() as download:
-            page.get_by_role("button", name="Download zip").click()
-        path = tmp_path / "export.zip"
-        download.value.save_as(path)
+        path = export_zip(page, tmp_path / "export.zip", "browser test")
         with zipfile.ZipFile(path) as zf:
             assert {stat.S_IMODE(i.external_attr >> 16) for i in zf.infolist()} == {0o644}
             assert sum(n.endswith((".bed", ".bim", ".fam")) for n in zf.namelist()) == 3
