@@ -103,12 +103,37 @@ if s.aligned is None:
 else:
     st.markdown(f"**GWAS** ({s.gwas_format}): {summarize_alignment(s.aligned.report)}.")
     chosen = ws.panel_provenance()
-    if chosen["warning"]:
+    uploaded_warning = ws.uploaded_gwas_warning()
+    if uploaded_warning and ws.gwas_recomputable:
+        # the holdout may have ranked the SNPs: by default they are ranked by a GWAS recomputed on
+        # the training individuals (Workspace.load_upload); the user can knowingly keep the uploaded GWAS
+        uploaded = s.gwas_sources["uploaded"]
+        if s.gwas_source == "training":
+            st.info(f"The uploaded GWAS was computed on up to {uploaded.n_max:,} individuals, more than the "
+                    f"{s.n_samples - s.split_counts['holdout']:,} outside the holdout: the SNPs are ranked by a "
+                    "GWAS recomputed on the training individuals instead.", icon=":material/info:")
+        else:
+            st.warning(f"The {uploaded_warning}.", icon=":material/warning:")
+        labels = {"training": "a GWAS recomputed on the training individuals (recommended: the holdout stays out)",
+                  "uploaded": f"the uploaded GWAS (computed on up to {uploaded.n_max:,} individuals, which may "
+                              "include the holdout)"}
+        options = list(labels)
+        source = st.radio("SNPs chosen from", options, index=options.index(s.gwas_source),
+                          format_func=labels.get, key=f"gwas_source.{s.gwas_source}",
+                          help="Which GWAS ranks the SNPs of the panel. The model card and the report say which "
+                               "individuals chose the SNPs.")
+        if source != s.gwas_source:
+            with st.spinner("Per-SNP regressions on the training individuals..."):
+                if core_call(ws.use_gwas, source) is not None:
+                    st.rerun()
+    elif chosen["warning"]:
         st.warning(f"The {chosen['warning']}.", icon=":material/warning:")
+        st.caption(f"A GWAS cannot be computed here for a {s.phenotype.kind} trait: upload one computed on the "
+                   "training individuals only to keep the holdout out of SNP selection.")
     elif chosen["training_only"] is None and not ws.dataset.demo:
         st.caption(f"SNPs {chosen['panel']}. A GWAS computed on the training part only keeps the holdout "
                    "independent of SNP selection.")
-    offer = chosen["warning"] or (chosen["training_only"] is None and not ws.dataset.demo)
+    offer = not uploaded_warning and chosen["training_only"] is None and not ws.dataset.demo
     if offer and st.button("Recompute the GWAS on the training individuals", icon=":material/calculate:"):
         with st.spinner("Per-SNP regressions on the training individuals..."):
             if core_call(ws.compute_gwas) is not None:

@@ -13,8 +13,9 @@ require(ws.summary.aligned is not None, "The panel is chosen from GWAS summary s
 
 provenance_warning = ws.panel_provenance()["warning"]
 if provenance_warning:  # the holdout may have chosen SNPs: say so before the user picks a panel from this GWAS
-    st.warning(f"The {provenance_warning}; on the Data page, compute the GWAS on the training individuals.",
-               icon=":material/warning:")
+    fix = ("on the Data page, choose the GWAS recomputed on the training individuals" if ws.gwas_recomputable
+           else "upload a GWAS computed on the training individuals only")
+    st.warning(f"The {provenance_warning}: {fix}.", icon=":material/warning:")
 
 defaults = PanelOptions()
 chosen = ws.panel_settings  # the settings of the panel in use: the form shows them again when the page is reopened

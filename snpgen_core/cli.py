@@ -86,6 +86,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation.card import card_markdown
     from .io.plink import cohort_files, read_bim_fam, read_plink, read_plink_snps
     from .phenotypes import read_phenotype
+    from .provenance import read_json
     from .runs import run_summary
 
     prefixes = {"training": args.real, "holdout": args.holdout, "synthetic": args.synthetic}
@@ -136,6 +137,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     finally:
         if scratch is not None:
             scratch.cleanup()
+    chosen = (read_json(Path(args.run) / "provenance.json") or {}).get("snp_panel") if args.run else None
+    if chosen:  # who chose the SNPs, as the run recorded it (and the model card says)
+        report["provenance"]["snp_panel"] = {"training_only": chosen["training_only"], "text": chosen["panel"]}
+        report["provenance"]["notes"].append(f"SNP panel: {chosen['panel']}")
     paths = write_report(report, args.out)
     print(card_markdown(report))
     for note in report["provenance"]["notes"]:
@@ -178,14 +183,17 @@ def _cmd_select(args: argparse.Namespace) -> None:
         print(f"phenotype (training individuals) {trait.describe()}")
     gwas = read_gwas(args.gwas, columns=parse_column_mapping(args.gwas_columns))
     print(f"GWAS {gwas.describe()}")
+    genotypes = read_plink(prefix, samples=train)
     not_holdout = len(fam) - (split.holdout.size if split_path else 0)  # validation individuals are no holdout
-    provenance = panel_provenance(gwas.n_samples_max, not_holdout)
-    if provenance["warning"]:
-        print(f"warning: {provenance['warning']}", file=sys.stderr)
+    warning = panel_provenance(gwas.n_samples_max, not_holdout)["warning"]
+    if warning and (args.keep_gwas or args.snps):  # with --snps the GWAS only gives the panel's effects
+        print(f"warning: {Path(args.gwas).name}: {warning}" + ("" if args.snps else " (drop --keep-gwas to do so)"),
+              file=sys.stderr)
+    elif warning:
+        gwas = _training_gwas(args, fam, train, genotypes, gwas.n_samples_max, not_holdout)
     aligned = align_gwas(gwas, bim)
     print(f"alignment: {aligned.summary()}")
     snps = read_snp_list(args.snps) if args.snps else None
-    genotypes = read_plink(prefix, samples=train)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PanelWarning)  # the same text is in panel.notes, printed below
         panel = select_panel(genotypes, aligned, top=args.top, p1=args.clump_p1, p2=args.clump_p2,
@@ -200,6 +208,33 @@ def _cmd_select(args: argparse.Namespace) -> None:
         print(f"warning: {note}", file=sys.stderr)
     write_panel(panel, args.out)
     print(f"selected {len(panel)} SNPs on {panel.table['CHR'].nunique()} chromosome(s) -> {args.out}")
+
+
+def _training_gwas(args: argparse.Namespace, fam, train, genotypes, n_gwas: int, n_not_holdout: int):
+    """select's default for a GWAS computed on more individuals than the cohort has outside its holdout: a GWAS of
+    the trait on the training individuals (as snpgen gwas computes it), written beside --out and read back."""
+    from .association import KINDS, gwas_table, write_gwas_table
+    from .io.gwas import read_gwas
+    from .phenotypes import fam_trait_is_empty, read_phenotype
+
+    given = Path(args.gwas).name
+    trait = None
+    if args.pheno or args.pheno_col or not fam_trait_is_empty(fam):
+        trait = read_phenotype(fam, args.pheno, args.pheno_col).subset(train)
+    if trait is None or trait.kind not in KINDS:
+        what = "no trait" if trait is None else f"a {trait.kind} trait ({trait.name})"
+        raise InputError(f"the GWAS was computed on up to {n_gwas} individuals, more than the {n_not_holdout} "
+                         f"outside the holdout, and cannot be recomputed on the training individuals with {what}",
+                         path=args.gwas, hint="give a case/control or quantitative trait (--pheno, --pheno-col), "
+                                              "or --keep-gwas to rank the SNPs by it as given")
+    out = Path(args.out).with_name(Path(args.out).stem + ".gwas_train.tsv")
+    write_gwas_table(gwas_table(genotypes, trait.values, trait.kind), out)
+    test = "logistic" if trait.kind == "binary" else "linear"
+    print(f"warning: {given}: the GWAS was computed on up to {n_gwas} individuals, more than the {n_not_holdout} "
+          f"outside the holdout, so holdout individuals may have ranked the SNPs: they are ranked by a {test} GWAS of "
+          f"{trait.name} on the {len(train)} training individuals instead (-> {out}; --keep-gwas uses {given} as "
+          "given)", file=sys.stderr)
+    return read_gwas(out)
 
 
 def _cmd_split(args: argparse.Namespace) -> None:
@@ -287,7 +322,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
                             covar_path=args.covar, covar_names=args.covar_name, gwas_path=args.gwas, top=args.top,
                             panel_path=args.snps, config=config, seed=args.seed, device=args.device,
                             epochs=args.epochs, callback=progress if rank == 0 else None,
-                            resume=args.resume and rank == 0)
+                            resume=args.resume and rank == 0, keep_gwas=args.keep_gwas)
         finally:
             for bar in bars.values():
                 bar.close()
@@ -401,6 +436,13 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 
+def _add_keep_gwas(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-gwas", action="store_true",
+                   help="rank the SNPs by --gwas as given even when it states (N, NMISS, OBS_CT) more individuals "
+                        "than the cohort has outside its holdout; by default such a GWAS is recomputed on the "
+                        "training individuals, so holdout individuals cannot rank the SNPs")
+
+
 def _add_select(p: argparse.ArgumentParser) -> None:
     from .ld import R2_ESTIMATORS
     from .panel import PanelOptions
@@ -409,6 +451,7 @@ def _add_select(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gwas", required=True, metavar="FILE",
                    help="summary statistics (PLINK 1.9/2, REGENIE, BOLT-LMM, GWAS-SSF or a generic table; .gz ok)")
     p.add_argument("--gwas-columns", metavar="FIELD=COLUMN,...", help="explicit GWAS columns, e.g. p=PVAL,a1=EA")
+    _add_keep_gwas(p)
     d = PanelOptions()
     p.add_argument("--top", type=_count, default=d.top, metavar="K",
                    help="panel size: the K clumped index SNPs with the smallest p (default %(default)s)")
@@ -456,6 +499,7 @@ def _add_train(p: argparse.ArgumentParser, with_options: bool = False) -> None:
     p.add_argument("--covar-name", type=_names, metavar="A,B", help="covariate columns of --covar (default: all)")
     p.add_argument("--gwas", metavar="FILE", help="GWAS summary statistics to choose the panel from (with --top)")
     p.add_argument("--top", type=_count, metavar="K", help="panel size chosen from --gwas (default 1000)")
+    _add_keep_gwas(p)
     p.add_argument("--snps", metavar="PANEL.tsv", help="a fixed panel instead (snpgen select output or SNP list)")
     p.add_argument("--out", type=_path, required=True, metavar="RUN_DIR", help="output run directory (new or empty)")
     p.add_argument("--config", metavar="FILE", help="JSON settings, e.g. {\"vae\": {\"latent_dim\": 32}}")

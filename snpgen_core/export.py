@@ -169,7 +169,8 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
     """A Markdown model card for the export ``name``: ``report`` is the evaluation (report.json content),
     ``run_dir`` the run that generated the cohort, ``generation`` its settings (:func:`generation_settings`),
     ``cohort`` the real cohort ({"name", "demo", "n_samples", "n_variants"}; default: as the run recorded it),
-    ``panel`` who chose the SNPs (``io.gwas.panel_provenance``; default: not known, and said so), ``release`` the
+    ``panel`` who chose the SNPs (``io.gwas.panel_provenance``; default: as the run recorded it, else not
+    known, and said so), ``release`` the
     release decision (:func:`release_gate`), ``fmt`` the genotype format exported (``FORMATS``)."""
     from . import __version__
     from .evaluation.card import card_markdown
@@ -190,7 +191,8 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
     condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
                       if (v := g.get(k)) is not None), "the training distribution of the trait")
     notes = "".join(f"- {n}\n" for n in report["provenance"].get("notes", []))
-    panel = panel or panel_provenance(None, (prov.get("n_train") or 0) + (prov.get("n_validation") or 0))
+    panel = panel or prov.get("snp_panel") or panel_provenance(None, (prov.get("n_train") or 0)
+                                                               + (prov.get("n_validation") or 0))
     covar_names = ((g.get("covariates") or {}).get("names")) or []
     covar_text = (f"\n- `{name}.covar.tsv`: each individual's covariates ({', '.join(covar_names)}), drawn from "
                   "per-class summaries of the training individuals' (means, covariances, counts)"

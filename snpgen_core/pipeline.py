@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import shutil
+import tempfile
 import threading
 import time
 import warnings
@@ -76,19 +77,48 @@ def _trait_summary(kind: str, values: np.ndarray, name: str, labels: list[str]) 
 # The panel and the config
 
 
-def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, panel_path, callback):
-    """The panel as (table with PANEL_COLUMNS, variant indices into the .bim), chosen on training rows only."""
+def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, panel_path, callback, *,
+                  trait: tuple[str, np.ndarray] | None = None, keep_gwas: bool = False):
+    """The panel, chosen on training rows only: (table with PANEL_COLUMNS, variant indices into the .bim, the GWAS
+    recomputed on the training rows or None, who chose the SNPs as ``io.gwas.panel_provenance`` says, None
+    without a GWAS).
+
+    A GWAS that states it was computed on more individuals than the cohort has (holdout individuals may have
+    ranked the SNPs) is recomputed on ``train_rows`` with ``trait`` ((kind, values of the training rows)); with
+    ``trait`` None, ``keep_gwas`` (recorded as the user's choice), or with a fixed ``panel_path`` (the GWAS then
+    only gives effects), it is kept as given, with a warning."""
+    from .association import KINDS, gwas_table, write_gwas_table
     from .io.gwas import align_gwas, panel_provenance, read_gwas
     from .io.plink import read_bim_fam, read_plink
     from .panel import PANEL_COLUMNS, PanelWarning, read_panel, read_snp_list, select_panel
 
-    aligned = None
+    aligned = recomputed = chosen = train = None
     if gwas_path is not None:
         gwas = read_gwas(gwas_path)
-        n_cohort = len(read_bim_fam(prefix)[1])  # validation individuals are no evaluation holdout
-        warning = panel_provenance(gwas.n_samples_max, n_cohort)["warning"]
-        if warning:
-            _emit(callback, "panel", f"warning: {warning}")
+        n_gwas, n_cohort = gwas.n_samples_max, len(read_bim_fam(prefix)[1])  # validation: no evaluation holdout
+        chosen = panel_provenance(n_gwas, n_cohort, kept=keep_gwas)
+        if chosen["warning"] and trait is not None and not keep_gwas and panel_path is None:
+            kind, values = trait
+            if kind not in KINDS:
+                raise InputError(f"the GWAS was computed on up to {n_gwas} individuals, more than the "
+                                 f"{n_cohort} of the cohort, and cannot be recomputed on the training individuals "
+                                 f"for a trait that is {'absent' if kind == 'none' else kind}", path=str(gwas_path),
+                                 hint="give a case/control or quantitative trait (--pheno, --pheno-col), a GWAS of "
+                                      "the training individuals (snpgen gwas), or --keep-gwas to use it as given")
+            train = read_plink(prefix, samples=train_rows)
+            recomputed = gwas_table(train, values, kind)
+            with tempfile.TemporaryDirectory() as scratch:
+                write_gwas_table(recomputed, Path(scratch) / "gwas_train.tsv")
+                gwas = read_gwas(Path(scratch) / "gwas_train.tsv")
+            test = "logistic" if kind == "binary" else "linear"
+            _emit(callback, "panel", f"warning: {Path(gwas_path).name}: the GWAS was computed on up to {n_gwas} "
+                                     f"individuals, more than the {n_cohort} of the cohort, so holdout individuals "
+                                     f"may have ranked the SNPs: they are ranked by a {test} GWAS on the "
+                                     f"{len(train_rows)} training individuals instead (gwas_train.tsv; --keep-gwas "
+                                     "uses the file as given)")
+            chosen = panel_provenance(gwas.n_samples_max, len(train_rows), computed_on_training=True)
+        elif chosen["warning"]:
+            _emit(callback, "panel", f"warning: {Path(gwas_path).name}: {chosen['warning']}")
         aligned = align_gwas(gwas, bim)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PanelWarning)
@@ -108,13 +138,14 @@ def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, pan
                 except InputError:
                     pass
         else:
-            train = read_plink(prefix, samples=train_rows)
+            train = train if train is not None else read_plink(prefix, samples=train_rows)
             panel = select_panel(train, aligned, top=int(top or 1000))
             index, result = panel.variant_index, panel.table
     for w in caught:
         if not (aligned is None and "no GWAS row" in str(w.message)):
             _emit(callback, "panel", str(w.message))
-    return result[PANEL_COLUMNS], np.asarray(index, dtype=np.int64)
+    return (result[PANEL_COLUMNS], np.asarray(index, dtype=np.int64), recomputed,
+            None if panel_path is not None else chosen)
 
 
 def _as_config(config) -> runs.TrainConfig:
@@ -214,7 +245,7 @@ def _resume_setup(out: Path, fam, bim, hashes: dict, pheno_path, covar_path, cal
 
 def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.TrainConfig, *, pheno_path,
                pheno_col, covar_path, covar_names, gwas_path, top, panel_path, epochs, seed, device, dev, threads,
-               resume, callback) -> _Setup:
+               resume, callback, keep_gwas=False) -> _Setup:
     """Split, trait, covariates, panel and config of a new run, written to ``out`` (panel, split, provenance,
     config)."""
     from .covariates import summarise
@@ -226,7 +257,9 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
     covariates, covar_columns = _read_covariates(fam, covar_path, covar_names)
     strata = trait_strata(values, kind) if kind != "none" else None
     split = split_samples(len(fam), strata=strata, holdout=0.0, validation=config.validation, seed=seed)
-    table, panel_index = _choose_panel(prefix, bim, split.train, gwas_path, top, panel_path, callback)
+    table, panel_index, gwas_train, chosen = _choose_panel(
+        prefix, bim, split.train, gwas_path, top, panel_path, callback, trait=(kind, values[split.train]),
+        keep_gwas=keep_gwas)
     trait = _trait_summary(kind, values[split.train], name, labels)
     cfg = _apply_data_to_config(config, len(panel_index), kind, len(labels), epochs, len(covar_columns))
     # what generation draws covariates and sex from: summaries of the training part only (covariates.py)
@@ -244,6 +277,10 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
         resolve_delta(cfg.dp, int(split.train.size))
     out.mkdir(parents=True, exist_ok=True)
     write_panel(table, out / "panel.tsv")
+    if gwas_train is not None:
+        from .association import write_gwas_table
+
+        write_gwas_table(gwas_train, out / "gwas_train.tsv")
     with atomic_path(out / "panel.bim") as tmp:
         write_bim(tmp, bim.iloc[panel_index])
     write_split(split, fam, out / "split.tsv")
@@ -252,11 +289,12 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
               "covar_names": None if covar_names is None else list(covar_names),
               "gwas_path": None if gwas_path is None else str(gwas_path), "top": top,
               "panel_path": None if panel_path is None else str(panel_path), "epochs": epochs,
-              "device": str(device), "resume": resume}
+              "device": str(device), "resume": resume, "keep_gwas": keep_gwas}
     write_json(out / "provenance.json", {
         "software": software_versions("torch", "pandas"), "seed": seed, "device": str(dev), "threads": threads,
         "started": now_utc(), "inputs": hashes, "parameters": params,
         "n_samples": len(fam), "n_train": int(split.train.size), "n_validation": int(split.validation.size),
+        "snp_panel": chosen,  # who chose the SNPs (io.gwas.panel_provenance), for the model card
     })
     write_json(out / "config.json", {"format_version": runs.FORMAT_VERSION, "train": cfg.to_dict(),
                                           "phenotype": trait, "covariates": drawn, "n_snps": len(panel_index)})
@@ -439,14 +477,17 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
               config=None, seed: int = 0, device: str = "auto",
               epochs: int | None = None, callback: Callback | None = None,
               stop_event: threading.Event | None = None, resume: bool = False,
-              threads: int | None = None) -> Path:
+              threads: int | None = None, keep_gwas: bool = False) -> Path:
     """Train a SNPgen model on the PLINK cohort ``bfile`` and write the run directory ``out_dir``.
 
     Trait: ``pheno_path``/``pheno_col`` (``phenotypes.read_phenotype``), else ``.fam`` column 6 (an all-missing
     column trains an unconditioned model). Covariates: ``covar_path``/``covar_names``
     (``phenotypes.read_covariates``; all columns when no names), seen by the latent diffusion beside the trait and
     summarised for generation (``covariates.py``). Panel: ``gwas_path`` + ``top`` (``select_panel`` on the
-    training part), or ``panel_path`` (a panel TSV or SNP list). Part ``config.validation`` of the cohort (stratified by trait,
+    training part), or ``panel_path`` (a panel TSV or SNP list). A GWAS that states it was computed on more
+    individuals than ``bfile`` has (holdout individuals may have ranked the SNPs) is recomputed on the training
+    part (``association.gwas_table``, written as ``gwas_train.tsv``) unless ``keep_gwas``; ``provenance.json``
+    records who chose the SNPs (``snp_panel``). Part ``config.validation`` of the cohort (stratified by trait,
     seeded) is held out for early stopping and recorded in ``split.tsv``; every other individual trains the VAE,
     the diffusion and the baselines. Evaluation holdouts are the caller's own separate cohort: none is carved here.
 
@@ -477,7 +518,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         setup = _new_setup(out, prefix, fam, bim, hashes, config, pheno_path=pheno_path, pheno_col=pheno_col,
                            covar_path=covar_path, covar_names=covar_names, gwas_path=gwas_path, top=top,
                            panel_path=panel_path, epochs=epochs, seed=seed, device=device, dev=dev, threads=cap,
-                           resume=resume, callback=callback)
+                           resume=resume, callback=callback, keep_gwas=keep_gwas)
     cfg, trait, kind, values, split, panel_index, covariates = setup
     if str(device) == "auto" and dev.type == "cpu":
         _emit(callback, "setup", "no CUDA GPU found: training on the CPU")

@@ -6,7 +6,10 @@ Layout of ``RUN_DIR`` (every file written atomically; ``run.json`` last, as the 
     panel.tsv           the SNP panel (SNP CHR BP A1 A2 BETA P), position-sorted
     panel.bim           the panel's exact ``.bim`` lines (IDs, cM, positions, alleles) for generated cohorts
     split.tsv           FID IID SPLIT (train / validation) of the training cohort
-    provenance.json     software versions, seed, device, SHA-256 of every input file, date, parameters
+    provenance.json     software versions, seed, device, SHA-256 of every input file, date, parameters, who chose
+                        the SNPs (snp_panel)
+    gwas_train.tsv      only when the given GWAS stated more individuals than the cohort: the one recomputed on
+                        the training part, which ranked the SNPs
     model.safetensors   weights: vae.*, diffusion.* (EMA), independent.*, latent_gaussian.*
     history.json        per-epoch losses of each stage (the app's loss curves)
     reconstruction.tsv  VAE reconstruction accuracy on the validation individuals, by MAF bin and genotype

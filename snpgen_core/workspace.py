@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +53,24 @@ class Dataset:
 
 
 @dataclass
+class GwasSource:
+    """One GWAS the panel's SNPs can be ranked by: the uploaded file, or one computed here on the training
+    individuals (``Workspace.use_gwas``)."""
+
+    path: Path
+    columns: dict | None  # field -> file column (``io.gwas.read_gwas``)
+    format: str
+    aligned: object  # snpgen_core.io.gwas.AlignedGwas
+    n_max: int | None  # individuals it was computed on, as its N/NMISS/OBS_CT column states
+    on_training: bool  # computed here on the training individuals
+
+
+@dataclass
 class DatasetSummary:
-    """What the Data page shows: counts, missingness, the trait and the aligned GWAS."""
+    """What the Data page shows: counts, missingness, the trait and the aligned GWAS.
+
+    ``gwas_format``, ``aligned``, ``gwas_n_max`` and ``gwas_on_training`` describe the GWAS in use, the one named
+    ``gwas_source`` in ``gwas_sources`` ("uploaded", "training")."""
 
     n_samples: int
     n_variants: int
@@ -66,6 +82,9 @@ class DatasetSummary:
     aligned: object | None = None  # snpgen_core.io.gwas.AlignedGwas, None without GWAS
     gwas_n_max: int | None = None  # individuals the GWAS was computed on, as its N/NMISS/OBS_CT column states
     gwas_on_training: bool = False  # the GWAS was computed here on the training individuals
+    gwas_sources: dict = field(default_factory=dict)  # "uploaded" / "training" -> GwasSource
+    gwas_source: str | None = None  # the one in use
+    gwas_kept: bool = False  # the uploaded GWAS was chosen over one recomputed on the training individuals
     validation_share: float = 0.1  # of the training individuals, kept out of each run's fitting (early stopping)
 
     @property
@@ -264,7 +283,7 @@ class Workspace:
         return dataset
 
     def load_upload(self, plink_files, *, gwas=None, pheno=None, pheno_col: str | None = None,
-                    gwas_columns: dict | None = None, seed: int = 0) -> Dataset:
+                    gwas_columns: dict | None = None, seed: int = 0, keep_gwas: bool = False) -> Dataset:
         """Save an uploaded cohort into the workspace, check it, and record a seeded split.
 
         ``plink_files``: (file name, bytes) pairs, exactly one each of .bed/.bim/.fam. ``gwas`` and ``pheno``:
@@ -273,6 +292,11 @@ class Workspace:
         first, so bad input leaves the previous cohort untouched; errors are InputError with the user's file names
         (not the server's paths).
         The split holds out ``HOLDOUT_FRACTION`` of the individuals, stratified on the trait.
+
+        A GWAS that states it was computed on more individuals than the cohort has outside its holdout (holdout
+        individuals may have ranked the SNPs) is replaced by a GWAS of the trait recomputed on the training
+        individuals (:meth:`use_gwas`), unless ``keep_gwas`` or the trait cannot be regressed on; the uploaded one
+        stays available (``use_gwas("uploaded")``).
         """
         from .phenotypes import read_phenotype
         from .splits import split_samples, trait_strata, write_split
@@ -312,36 +336,77 @@ class Workspace:
         final = self.path / "data"
         staging.rename(final)
         self.dataset, self.summary = _moved(dataset, staging, final), summary
+        for source in summary.gwas_sources.values():
+            source.path = final / source.path.relative_to(staging)
+        if self.uploaded_gwas_warning():
+            if keep_gwas:
+                summary.gwas_kept = True
+            elif self.gwas_recomputable:
+                self.use_gwas("training")
         return dataset
 
 
     def compute_gwas(self):
-        """Without uploaded summary statistics: a GWAS of the trait on the training individuals only
-        (``association.gwas_table``: logistic for case/control, linear for quantitative, no covariates), written
-        as ``data/gwas_train.tsv`` and aligned like an uploaded one (returned: ``AlignedGwas``). The holdout stays
-        independent."""
+        """A GWAS of the trait on the training individuals only, the one the panel's SNPs are then ranked by
+        (``use_gwas("training")``): without uploaded summary statistics, or instead of uploaded ones. Returns the
+        ``AlignedGwas``."""
+        return self.use_gwas("training")
+
+    @property
+    def gwas_recomputable(self) -> bool:
+        """Whether a GWAS can be computed here: the trait is case/control or quantitative."""
+        from .association import KINDS
+
+        return self.summary is not None and self.summary.phenotype.kind in KINDS
+
+    def use_gwas(self, source: str):
+        """Rank the panel's SNPs by the ``"uploaded"`` GWAS, or by the ``"training"`` one: the trait regressed on
+        the training individuals only (``association.gwas_table``: logistic for case/control, linear for
+        quantitative, no covariates, as PLINK 1.9), computed on first use as ``data/gwas_train.tsv`` and kept, so
+        the holdout stays independent of SNP selection. Choosing another source forgets the panel (and what
+        followed it); choosing the uploaded GWAS while the training one can be computed is recorded in the model
+        card. Returns the ``AlignedGwas`` in use."""
         from .association import gwas_table, write_gwas_table
         from .io.gwas import align_gwas, read_gwas
         from .io.plink import read_fam
         from .splits import read_split
 
         self._need("a cohort", self.dataset is not None, "load one on the Data page")
+        sources = self.summary.gwas_sources
+        if source not in ("uploaded", "training"):
+            raise InputError(f"GWAS source {source!r} unknown. Choose from 'uploaded', 'training'")
+        if source == "uploaded" and source not in sources:
+            raise InputError("no GWAS was uploaded", hint="upload summary statistics on the Data page")
+        if source == self.summary.gwas_source:
+            return self.summary.aligned
         self._refuse_while_training("change the GWAS")
-        trait = self.summary.phenotype
-        if trait.kind not in ("binary", "quantitative"):
-            raise InputError(f"a GWAS needs a case/control or quantitative trait; {trait.name} is {trait.kind}",
-                             hint="upload summary statistics instead")
-        train = self.training_genotypes()
-        split = read_split(self.dataset.split, read_fam(plink_path(self.dataset.bfile, ".fam")))
-        path = self.path / "data" / "gwas_train.tsv"
-        write_gwas_table(gwas_table(train, trait.values[split.train], trait.kind), path)
+        if source == "training" and source not in sources:
+            trait = self.summary.phenotype
+            if not self.gwas_recomputable:
+                raise InputError(f"a GWAS needs a case/control or quantitative trait; {trait.name} is {trait.kind}",
+                                 hint="upload summary statistics instead")
+            train = self.training_genotypes()
+            split = read_split(self.dataset.split, read_fam(plink_path(self.dataset.bfile, ".fam")))
+            path = self.path / "data" / "gwas_train.tsv"
+            write_gwas_table(gwas_table(train, trait.values[split.train], trait.kind), path)
+            gwas = read_gwas(path)
+            sources[source] = GwasSource(path, None, f"{gwas.format}, computed here",
+                                         align_gwas(gwas, train.variants), gwas.n_samples_max, on_training=True)
         self._reset_from("panel")
-        gwas = read_gwas(path)
-        self.summary.aligned = align_gwas(gwas, train.variants)
-        self.summary.gwas_format = f"{gwas.format}, computed here"
-        self.summary.gwas_n_max, self.summary.gwas_on_training = gwas.n_samples_max, True
-        self.dataset.gwas, self.dataset.gwas_columns = path, None
+        _use_source(self.summary, source)
+        self.summary.gwas_kept = source == "uploaded" and self.gwas_recomputable
+        self.dataset.gwas, self.dataset.gwas_columns = sources[source].path, sources[source].columns
         return self.summary.aligned
+
+    def uploaded_gwas_warning(self) -> str:
+        """The one-line warning about the uploaded GWAS (``io.gwas.panel_provenance``), in use or not: "" when it
+        used no more individuals than the cohort has outside its holdout, does not say, or there is none."""
+        from .io.gwas import panel_provenance
+
+        uploaded = self.summary.gwas_sources.get("uploaded") if self.summary is not None else None
+        if uploaded is None:
+            return ""
+        return panel_provenance(uploaded.n_max, self._n_not_holdout())["warning"]
 
     # -- panel -----------------------------------------------------------------------------------------------
 
@@ -769,8 +834,12 @@ class Workspace:
         from .io.gwas import panel_provenance
 
         s = self.summary
-        return panel_provenance(s.gwas_n_max, s.n_samples - s.split_counts.get("holdout", 0),
-                                computed_on_training=s.gwas_on_training)
+        return panel_provenance(s.gwas_n_max, self._n_not_holdout(), computed_on_training=s.gwas_on_training,
+                                kept=s.gwas_kept)
+
+    def _n_not_holdout(self) -> int:
+        s = self.summary
+        return s.n_samples - s.split_counts.get("holdout", 0)  # validation individuals are no evaluation holdout
 
     def _need(self, what: str, ok: bool, hint: str) -> None:
         if not ok:
@@ -872,10 +941,18 @@ def summarize(dataset: Dataset) -> DatasetSummary:
         from .io.gwas import align_gwas, read_gwas
 
         table = read_gwas(dataset.gwas, dataset.gwas_columns)
-        summary.aligned = align_gwas(table, variants)
-        summary.gwas_format = table.format
-        summary.gwas_n_max = table.n_samples_max
+        source = GwasSource(dataset.gwas, dataset.gwas_columns, table.format, align_gwas(table, variants),
+                            table.n_samples_max, on_training=False)
+        summary.gwas_sources["uploaded"] = source
+        _use_source(summary, "uploaded")
     return summary
+
+
+def _use_source(summary: DatasetSummary, name: str) -> None:
+    source = summary.gwas_sources[name]
+    summary.gwas_source = name
+    summary.aligned, summary.gwas_format = source.aligned, source.format
+    summary.gwas_n_max, summary.gwas_on_training = source.n_max, source.on_training
 
 
 def _ratio(report: dict, section: str, metric: str) -> float | None:

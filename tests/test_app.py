@@ -604,6 +604,44 @@ def test_data__upload_without_gwas_computes_one_on_the_training_individuals_only
     assert len(ws.panel_info) > 0
 
 
+def test_data__a_gwas_of_more_individuals_is_recomputed_by_default_and_can_be_kept_knowingly(cohort_files):
+    """The upload's GWAS states (N) more individuals than the 192 outside the holdout: one line says so, the SNPs
+    are ranked by a GWAS recomputed on the training individuals unless the user picks the uploaded one, and the
+    Panel page and the model card's wording follow the choice."""
+    import pandas as pd
+
+    table = pd.read_csv(f"{cohort_files}.gwas.tsv", sep="\t")
+    table["N"] = 240  # the whole cohort, holdout included
+    wide = ("wide.tsv", table.to_csv(sep="\t", index=False).encode(), "text/plain")
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    upload(at, trio(cohort_files), gwas=wide)
+    no_exceptions(at)
+    ws = at.session_state["workspace"]
+    choice = next(r for r in at.radio if r.label == "SNPs chosen from")
+    assert choice.value == "training" and ws.summary.gwas_source == "training"  # the default
+    assert not at.warning and any("computed on up to 240 individuals, more than the 192" in i.value for i in at.info)
+    assert ws.summary.gwas_n_max == 192 and "computed here" in ws.summary.gwas_format
+    assert "(the GWAS was computed on them here)" in ws.panel_provenance()["panel"]
+    at.switch_page("pages/panel.py").run()
+    assert not at.warning
+    # the user knowingly keeps the uploaded GWAS: the warning stays, on the Data and the Panel page
+    at.switch_page("pages/data.py").run()
+    next(r for r in at.radio if r.label == "SNPs chosen from").set_value("uploaded").run()
+    no_exceptions(at)
+    assert ws.summary.gwas_source == "uploaded" and ws.summary.gwas_n_max == 240
+    assert next(r for r in at.radio if r.label == "SNPs chosen from").value == "uploaded"
+    assert "GWAS was computed on up to 240 individuals" in at.warning[0].value
+    chosen = ws.panel_provenance()
+    assert chosen["training_only"] is False and "kept by choice" in chosen["panel"]
+    at.switch_page("pages/panel.py").run()
+    assert "choose the GWAS recomputed on the training individuals" in at.warning[0].value
+    at.switch_page("pages/data.py").run()
+    next(r for r in at.radio if r.label == "SNPs chosen from").set_value("training").run()
+    no_exceptions(at)
+    assert ws.summary.gwas_source == "training" and ws.panel_provenance()["training_only"] is True
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("column", ["QT", "POP"])
 def test_generate__quantitative_and_categorical_traits_get_their_own_condition(cohort_files, column):

@@ -468,14 +468,16 @@ def _sample_count(frame: _Frame, header: list[str], keep: np.ndarray) -> tuple[s
     return (name, int(n.max())) if len(n) else (None, None)
 
 
-def panel_provenance(n_gwas: int | None, n_training: int, *, computed_on_training: bool = False) -> dict:
+def panel_provenance(n_gwas: int | None, n_training: int, *, computed_on_training: bool = False,
+                     kept: bool = False) -> dict:
     """Which individuals chose the SNPs, stated only as far as it is known: the GWAS ranks the SNPs, the training
     individuals do QC and clumping.
 
     ``n_gwas``: how many individuals the association was computed on (``GwasTable.n_samples_max`` or a count the
     user gives), None if unknown; ``n_training``: the individuals of the cohort outside the evaluation holdout
     (training, and validation where there is one); ``computed_on_training``: the GWAS was computed here on the
-    training individuals. Returns ``training_only`` (True / False / None =
+    training individuals; ``kept``: the user chose this GWAS over one recomputed on the training individuals
+    (said when it used more individuals). Returns ``training_only`` (True / False / None =
     unknown), ``panel`` and ``holdout`` (sentences for a model card or report) and ``warning`` (one line, "" when
     there is nothing to warn about)."""
     if computed_on_training:
@@ -495,7 +497,8 @@ def panel_provenance(n_gwas: int | None, n_training: int, *, computed_on_trainin
                             "recompute the GWAS on the training individuals only"),
                 "panel": (f"ranked by a GWAS computed on up to {n_gwas} individuals, more than the {n_training} "
                           "training ones, then QC'd and clumped on the training individuals: the holdout may have "
-                          "helped choose the SNPs"),
+                          "helped choose the SNPs" + ("; this GWAS was kept by choice instead of one recomputed on "
+                                                     "the training individuals" if kept else "")),
                 "holdout": ("never trained the model, but may have been among the GWAS individuals that ranked the "
                             "SNPs (see above)")}
     return {"training_only": None, "warning": "",
