@@ -10,17 +10,10 @@ from snpgen_core.models.decoder import GenotypeDecoder, chromosome_segments
 from snpgen_core.training import FitConfig, fit
 
 
-def _decoder(m: int, window: int, hidden: int = 0, latent: int = 2, seed: int = 0, memory: int = 0,
-             far: int = 0, far_span: int = 3) -> GenotypeDecoder:
+def _decoder(m: int, window: int, hidden: int = 0, latent: int = 2, seed: int = 0) -> GenotypeDecoder:
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(latent, 8), nn.GELU(), nn.Linear(8, 3 * m))
-    dec = GenotypeDecoder(m, latent, net, window=window, hidden=hidden, memory=memory, far=far, far_span=far_span)
-    with torch.no_grad():  # the memory's and far neighbours' weights start at zero; random ones, so that they matter
-        if memory:
-            dec.V.normal_(0, 0.2)
-        if far:
-            dec.Wf.normal_(0, 0.5)
-    return dec
+    return GenotypeDecoder(m, latent, net, window=window, hidden=hidden)
 
 
 class _WithoutLatent(nn.Module):
@@ -41,11 +34,10 @@ def _train(decoder: GenotypeDecoder, x: np.ndarray, epochs: int) -> GenotypeDeco
     return decoder.eval()
 
 
-@pytest.mark.parametrize("window,hidden,memory,far", [(0, 0, 0, 0), (2, 0, 0, 0), (3, 4, 0, 0), (1, 0, 2, 0),
-                                                     (2, 3, 3, 0), (1, 0, 0, 1), (1, 2, 2, 2)])
-def test_log_prob__normalised_and_equal_to_brute_force_chain_rule(window, hidden, memory, far):
+@pytest.mark.parametrize("window,hidden", [(0, 0), (2, 0), (3, 4)])
+def test_log_prob__normalised_and_equal_to_brute_force_chain_rule(window, hidden):
     m = 4
-    dec = _decoder(m, window, hidden, memory=memory, far=far)
+    dec = _decoder(m, window, hidden)
     with torch.no_grad():  # random neighbour weights, so that the past matters
         if window:
             dec.W.normal_()
@@ -76,11 +68,10 @@ def test_log_prob__missing_call_contributes_nothing_and_is_no_evidence():
     assert dec.log_prob(hole, z).item() == pytest.approx(full_terms[:4].sum().item(), abs=1e-5)
 
 
-@pytest.mark.parametrize("window,memory,far", [(3, 0, 0), (3, 2, 0), (1, 0, 2)])
-def test_chromosome_boundary__no_dependence_across_chromosomes(window, memory, far):
+def test_chromosome_boundary__no_dependence_across_chromosomes():
     seg = chromosome_segments(["1", "1", "1", "2", "2"])
     assert seg.tolist() == [0, 0, 0, 1, 1]
-    dec = _decoder(5, window=window, memory=memory, far=far, far_span=4)
+    dec = _decoder(5, window=3)
     dec.set_segments(seg)
     with torch.no_grad():
         dec.W.normal_()
@@ -91,9 +82,8 @@ def test_chromosome_boundary__no_dependence_across_chromosomes(window, memory, f
     assert not torch.allclose(logits[0, 1:3], logits[1, 1:3])  # within chromosome 1 the past matters
 
 
-@pytest.mark.parametrize("memory,far", [(0, 0), (2, 3)])
-def test_sample__reproducible_with_seed_and_valid_genotypes(memory, far):
-    dec = _decoder(30, window=4, hidden=3, memory=memory, far=far, far_span=12)
+def test_sample__reproducible_with_seed_and_valid_genotypes():
+    dec = _decoder(30, window=4, hidden=3)
     z = torch.randn(50, 2)
     a = dec.sample(z, torch.Generator().manual_seed(7))
     b = dec.sample(z, torch.Generator().manual_seed(7))
@@ -103,17 +93,11 @@ def test_sample__reproducible_with_seed_and_valid_genotypes(memory, far):
     assert torch.equal(dec.sample(z, mode="argmax"), dec.sample(z, mode="argmax"))
 
 
-@pytest.mark.parametrize("window,memory,far", [(2, 0, 0), (1, 2, 0), (1, 0, 1)])
-def test_sample__draws_follow_log_prob(window, memory, far):
-    """Samples of a random 3-SNP decoder have the frequencies exp(log_prob) says (chi-square-sized tolerance);
-    with window 1, SNP 3 depends on SNP 1 through the memory or the far neighbour alone."""
-    dec = _decoder(3, window=window, memory=memory, far=far, far_span=2)
+def test_sample__draws_follow_log_prob():
+    """Samples of a random 3-SNP decoder have the frequencies exp(log_prob) says (chi-square-sized tolerance)."""
+    dec = _decoder(3, window=2)
     with torch.no_grad():
         dec.W.normal_(0, 1.5)
-        if memory:
-            dec.V.normal_(0, 1.0)
-        if far:
-            dec.Wf.normal_(0, 1.5)
     z = torch.zeros(1, 2)
     draws = dec.sample(z.expand(30000, 2), torch.Generator().manual_seed(0)).long()
     codes = (draws * torch.tensor([9, 3, 1])).sum(1)
@@ -158,36 +142,3 @@ def test_planted_ld_blocks__r2_near_one_inside_blocks_and_near_zero_across():
         across = ~np.kron(np.eye(n_blocks), np.ones((3, 3))).astype(bool)
         assert r2[across].max() < 0.02
         assert (r2[same].min() > 0.95) == inside_ok
-
-
-@pytest.mark.parametrize("memory,far", [(2, 0), (0, 1)])
-def test_dependence_beyond_the_window__learnt_by_memory_or_far_neighbours(memory, far):
-    """SNP 9 copies SNP 0, every other SNP is independent: a window of 2 cannot see that far (its samples have
-    r^2 ~ 0 between the two); a decoder with a 2-channel memory, or with one far neighbour chosen by LD (which
-    must be SNP 0), learns it from data."""
-    rng = np.random.default_rng(3)
-    n, m = 3000, 10
-    x = rng.choice(3, size=(n, m), p=[0.5, 0.3, 0.2]).astype(np.int8)
-    x[:, 9] = x[:, 0]
-
-    def r2_of_samples(dec) -> float:
-        dec = _train(dec, x, epochs=60)
-        draws = dec.sample(torch.zeros(20000, 2), torch.Generator().manual_seed(1)).numpy().astype(float)
-        return float(np.corrcoef(draws[:, 0], draws[:, 9])[0, 1] ** 2)
-
-    assert r2_of_samples(_decoder(m, window=2)) < 0.01
-    dec = _decoder(m, window=2, memory=memory, far=far, far_span=9)
-    if far:
-        dec.choose_far_neighbours(x)
-        assert dec.far_index[9, 0].item() == 0 and (dec.far_index[:3] == -1).all()
-    assert r2_of_samples(dec) > 0.5
-
-
-def test_far_neighbours__without_data_evenly_spaced_and_never_across_chromosomes():
-    dec = _decoder(12, window=2, far=2, far_span=6)
-    assert sorted(dec.far_index[6].tolist()) == [0, 3]  # distances 6 and 3 back
-    dec.set_segments(chromosome_segments(["1"] * 7 + ["2"] * 5))
-    seg = dec.segment
-    ok = dec.far_index >= 0
-    assert (seg[dec.far_index.clamp(min=0)][ok] == seg[:, None].expand_as(ok)[ok]).all()
-    assert (dec.far_index[7:10] == -1).all()  # chromosome 2 starts at 7: nothing 3+ back on it before SNP 10

@@ -94,18 +94,13 @@ class GenotypeDecoder(nn.Module):
     """
 
     def __init__(self, n_snps: int, latent_dim: int, global_net: nn.Module, *, window: int = 16, hidden: int = 0,
-                 memory: int = 0, far: int = 0, far_span: int = 64, context_dim: int = 16, gain: float = 1.0):
+                 context_dim: int = 16, gain: float = 1.0):
         super().__init__()
-        if min(window, hidden, memory, far) < 0:
-            raise ValueError(f"decoder window {window}, hidden units {hidden}, memory {memory} and far neighbours "
-                             f"{far} must be >= 0")
-        if window == 0 and (hidden > 0 or memory > 0 or far > 0):
-            raise ValueError("hidden units, memory and far neighbours need a decoder window >= 1 (or all 0)")
-        if far > 0 and far_span <= window:
-            raise ValueError(f"far neighbours come from beyond the window: far span {far_span} must exceed the "
-                             f"window {window}")
-        self.n_snps, self.window, self.hidden, self.memory = n_snps, window, hidden, memory
-        self.far, self.far_span = far, far_span
+        if window < 0 or hidden < 0:
+            raise ValueError(f"decoder window {window} and hidden units {hidden} must be >= 0")
+        if window == 0 and hidden > 0:
+            raise ValueError("hidden units need neighbours: set a decoder window >= 1, or hidden 0")
+        self.n_snps, self.window, self.hidden = n_snps, window, hidden
         self.global_net = global_net
         # (m, w, class of neighbour, class of SNP j); the weights used are gain * W: with Adam, whose steps have a
         # fixed size per parameter, the gain is the neighbour weights' learning rate relative to the latent MLP's
@@ -117,23 +112,9 @@ class GenotypeDecoder(nn.Module):
             self.P = nn.Parameter(torch.randn(n_snps, context_dim, hidden) * (1.0 / context_dim ** 0.5))
             self.bias_h = nn.Parameter(torch.zeros(n_snps, hidden))
             self.B = nn.Parameter(torch.zeros(n_snps, hidden, 3))
-        if memory > 0:
-            # each SNP writes its genotype into ``memory`` channels (E) that fade along the chromosome at their own
-            # rate (timescales 8 to 256 SNPs at the start, learned); each SNP reads them (V, starts at zero)
-            self.E = nn.Parameter(torch.randn(n_snps, 3, memory) * (1.0 / 3 ** 0.5))
-            self.V = nn.Parameter(torch.zeros(n_snps, memory, 3))
-            tau = torch.logspace(3, 8, memory, base=2.0)
-            self.decay_logit = nn.Parameter(torch.log(tau - 1))  # sigmoid(log(tau - 1)) = 1 - 1 / tau
-        if far > 0:
-            # ``far`` more predecessors per SNP, from window + 1 to far_span SNPs back on its chromosome (set by
-            # choose_far_neighbours: those in strongest LD with it in the training part), -1 = none
-            self.Wf = nn.Parameter(torch.zeros(n_snps, far, 3, 3))
-            self.register_buffer("far_index", torch.full((n_snps, far), -1, dtype=torch.long))
         # chromosome segments of the panel (set by set_segments from the panel's .bim; one chromosome by default)
         self.register_buffer("segment", torch.zeros(n_snps, dtype=torch.long))
         self.register_buffer("mask", _window_mask(self.segment, window))
-        if far > 0:
-            self.choose_far_neighbours(None)
 
     def set_segments(self, segment: torch.Tensor) -> None:
         """Restart the dependence at chromosome boundaries: ``segment`` (m,) from ``chromosome_segments``."""
@@ -141,35 +122,6 @@ class GenotypeDecoder(nn.Module):
             raise ValueError(f"segments for {tuple(segment.shape)} SNPs, decoder has {self.n_snps}")
         self.segment.copy_(segment)
         self.mask.copy_(_window_mask(segment.cpu(), self.window).to(self.mask.device))
-        if self.far > 0:
-            self.choose_far_neighbours(None)
-
-    @torch.no_grad()
-    def choose_far_neighbours(self, dosages) -> None:
-        """For each SNP, the ``far`` predecessors window + 1 .. far_span SNPs back on its chromosome with the highest
-        r^2 with it in ``dosages`` (n, m) int8, -1 missing: the training part, a population-level statistic (the
-        holdout never enters). Without data (None, or fewer than 2 individuals, e.g. under DP) they are evenly
-        spaced over that range."""
-        m, w = self.n_snps, self.window
-        offsets = torch.arange(w + 1, self.far_span + 1)  # (D,) distances back
-        src = torch.arange(m)[:, None] - offsets[None, :]  # (m, D)
-        seg = self.segment.cpu()
-        ok = (src >= 0) & (seg[src.clamp(min=0)] == seg[:, None])
-        if dosages is None or len(dosages) < 2:
-            score = -(offsets[None, :] - torch.linspace(w + 1, self.far_span, self.far)[:, None, None]).abs()
-            score = score.amax(0).float().expand(m, -1).clone()  # closest to the evenly spaced targets first
-        else:
-            x = torch.as_tensor(dosages, dtype=torch.float32)
-            called = x >= 0
-            mean = torch.where(called, x, 0).sum(0) / called.sum(0).clamp(min=1)
-            z = torch.where(called, x - mean, 0.0)
-            z = z / z.pow(2).sum(0).sqrt().clamp(min=1e-8)
-            score = torch.stack([(z * z[:, src[:, d].clamp(min=0)]).sum(0) for d in range(len(offsets))], 1) ** 2
-        score = score.masked_fill(~ok, -float("inf"))
-        top = score.topk(min(self.far, len(offsets)), dim=1)
-        index = torch.where(torch.isfinite(top.values), src.gather(1, top.indices), -1)
-        self.far_index.fill_(-1)
-        self.far_index[:, : index.shape[1]] = index.to(self.far_index.device)
 
     # -- the parts of the logits ------------------------------------------------------------------------------
 
@@ -198,32 +150,8 @@ class GenotypeDecoder(nn.Module):
         if self.hidden > 0:
             pre = torch.einsum("bmkc,mkch->bmh", win, self.A) + self._context(z)
             out = out + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)
-        if self.memory > 0:
-            out = out + torch.einsum("bmr,mro->bmo", self._memory_state(onehot), self.gain * self.V)
-        if self.far > 0:  # a zero row at index m stands for "no neighbour" (-1)
-            padded = torch.cat([onehot, onehot.new_zeros(onehot.shape[0], 1, 3)], 1)
-            far = padded[:, self.far_index.masked_fill(self.far_index < 0, self.n_snps)]  # (B, m, far, 3)
-            out = out + torch.einsum("bmkc,mkco->bmo", far, self.gain * self.Wf)
         return out
 
-    def _memory_state(self, onehot: torch.Tensor) -> torch.Tensor:
-        """(B, m, 3) one-hot -> (B, m, r): what SNP j reads, S_j = sum over earlier SNPs i of its chromosome of
-        (1 - a) a^(j-1-i) E_i[x_i] per channel (a recurrence S_{j+1} = a S_j + (1 - a) E_j[x_j], S = 0 at the
-        start of each chromosome), computed for all j at once as a causal convolution (FFT) per chromosome."""
-        a = torch.sigmoid(self.decay_logit)  # (r,)
-        e = torch.einsum("bmc,mcr->brm", onehot, self.E)  # (B, r, m)
-        state = torch.zeros_like(e)
-        bounds = torch.nonzero(torch.diff(self.segment)).flatten().tolist()
-        for lo, hi in zip([0] + [b + 1 for b in bounds], [b + 1 for b in bounds] + [self.n_snps]):
-            n = hi - lo
-            if n < 2:
-                continue
-            t = torch.arange(n - 1, device=e.device, dtype=e.dtype)
-            kernel = (1 - a)[:, None] * a[:, None] ** t  # (r, n - 1): weight of SNP j - 1 - t
-            size = 2 * n
-            conv = torch.fft.irfft(torch.fft.rfft(e[:, :, lo:hi - 1], size) * torch.fft.rfft(kernel, size), size)
-            state[:, :, lo + 1:hi] = conv[..., : n - 1]
-        return state.transpose(1, 2)
     def _context(self, z: torch.Tensor) -> torch.Tensor:
         """(B, d) -> (B, m, hidden): the latent's input to each SNP's hidden units."""
         return torch.einsum("bc,mch->bmh", self.context(z), self.P) + self.bias_h
@@ -235,10 +163,6 @@ class GenotypeDecoder(nn.Module):
         total = (self.gain * self.W).pow(2).sum()
         if self.hidden > 0:
             total = total + self.A.pow(2).sum() + self.B.pow(2).sum()
-        if self.memory > 0:
-            total = total + (self.gain * self.V).pow(2).sum()
-        if self.far > 0:
-            total = total + (self.gain * self.Wf).pow(2).sum()
         return total
 
     def log_prob(self, dosages: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -269,17 +193,6 @@ class GenotypeDecoder(nn.Module):
         if ctx is not None:
             A = (self.A * self.mask[:, :, None, None]).flip(1).float().reshape(m, 3 * w, -1).transpose(1, 2)
             A, B = A.contiguous(), self.B.float().transpose(1, 2).contiguous()  # (m, H, 3w), (m, 3, H)
-        if self.memory > 0:  # the memory's state (r, B), its decay per channel, what each SNP writes and reads
-            a = torch.sigmoid(self.decay_logit).float()[:, None]
-            E = ((1 - a.T) * self.E.float()).transpose(1, 2).contiguous()  # (m, r, 3): (1 - a) E_j, read as r x 3
-            V = (self.gain * self.V).float().transpose(1, 2).contiguous()  # (m, 3, r)
-            state = torch.zeros(self.memory, n, device=z.device)
-            restart = torch.ones(m, dtype=torch.bool)
-            restart[1:] = self.segment[1:].cpu() != self.segment[:-1].cpu()
-        if self.far > 0:  # rows of the one-hot history below: SNP i's genotypes at 3 (w + i); none = row 0 (zeros)
-            rows = (3 * (w + self.far_index))[:, :, None] + torch.arange(3, device=z.device)
-            rows = torch.where(self.far_index[:, :, None] >= 0, rows, 0).reshape(m, -1)  # (m, 3 far)
-            Wf = (self.gain * self.Wf).float().reshape(m, -1, 3).transpose(1, 2).contiguous()  # (m, 3, 3 far)
         uniforms = torch.rand((n, m), generator=generator, device=z.device).T.contiguous()  # (m, B)
         # one-hot genotypes sampled so far, after w zero rows (before the panel starts): (3 (w + m), B)
         onehot = torch.zeros((w + m) * 3, n, device=z.device)
@@ -289,12 +202,6 @@ class GenotypeDecoder(nn.Module):
             lj = torch.addmm(base[:, j], W[j], hist)  # (3, B)
             if ctx is not None:
                 lj = lj + B[j] @ F.gelu(torch.addmm(ctx[:, j], A[j], hist))
-            if self.memory > 0:
-                if restart[j]:
-                    state.zero_()
-                lj = lj.addmm_(V[j], state)
-            if self.far > 0:
-                lj = lj.addmm_(Wf[j], onehot.index_select(0, rows[j]))
             l0, l1, l2 = lj.unbind(0)
             if mode == "argmax":  # the first most probable class, as argmax takes it
                 zero, two = torch.ge(l0, torch.maximum(l1, l2)), torch.gt(l2, torch.maximum(l0, l1))
@@ -311,6 +218,4 @@ class GenotypeDecoder(nn.Module):
             onehot[r + 2] = two
             onehot[r + 1] = ~(zero | two)
             out[j] = (~zero).to(torch.int8).add_(two)
-            if self.memory > 0:
-                state.mul_(a).addmm_(E[j], onehot[r: r + 3])
         return out.T.contiguous()

@@ -53,13 +53,6 @@ class VAEConfig:
                          low=0, high=1024)
     decoder_hidden: int = option(0, "hidden units per SNP letting neighbours interact with each other and z "
                                     "(0 = additive)", low=0, high=1024)
-    decoder_memory: int = option(0, "channels of a fading memory of all earlier SNPs on the chromosome that each "
-                                    "SNP reads (dependence beyond the window at few parameters; 0 = off)",
-                                 low=0, high=256)
-    decoder_far: int = option(0, "more predecessors per SNP, beyond the window, chosen by LD in the training part "
-                                 "(0 = none)", low=0, high=256)
-    decoder_far_span: int = option(64, "how far back (in SNPs) far predecessors are chosen from", low=2,
-                                   high=100_000)
     decoder_l2: float = option(0.0, "L2 penalty on the neighbour weights, per individual (shrinks rare-haplotype "
                                     "effects)", low=0.0)
     decoder_gain: float = option(10.0, "learning-rate multiplier of the neighbour weights (their scale in the "
@@ -149,7 +142,6 @@ class GenotypeVAE(nn.Module):
             nn.Linear(c.hidden, 3 * c.n_snps),
         )
         self.decoder = GenotypeDecoder(c.n_snps, d_in, global_net, window=c.window, hidden=c.decoder_hidden,
-                                       memory=c.decoder_memory, far=c.decoder_far, far_span=c.decoder_far_span,
                                        gain=c.decoder_gain)
         self.pheno_head = (
             nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.latent_dim, 64), nn.GELU(), nn.Dropout(c.dropout),
@@ -179,8 +171,6 @@ class GenotypeVAE(nn.Module):
         out_layer.bias.copy_(torch.as_tensor(logp.T, dtype=torch.float32).reshape(-1))  # class-major
         if chrom is not None:
             self.decoder.set_segments(chromosome_segments(chrom))
-        if self.decoder.far > 0:
-            self.decoder.choose_far_neighbours(dosages)
         if self.config.pheno_kind == "quantitative" and pheno is not None:
             ok = pheno[~np.isnan(pheno)]
             self.pheno_mean.fill_(float(ok.mean()))
