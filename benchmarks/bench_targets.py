@@ -1,0 +1,152 @@
+"""Benchmark: the default pipeline against the shareable-release targets of issue 13, on every cohort the issue
+names, as medians over training seeds.
+
+Per cohort and training seed T: ``train_run`` with every default (``seed=T``) on the cohort's recorded training
+part and its training-only panel, ``generate`` as many individuals as the training part holds with its condition
+mix (the defaults of ``snpgen generate``), and the full report (``snpgen_core.evaluation.evaluate``) against the
+real holdout, which never trained a model or chose a SNP. Cohorts (the same files as ``bench_frontier.py`` and
+``bench_quality.py``, split seed 1):
+
+  sim1, sim2, sim3  ``snpgen simulate --n 3000 --snps 6000 --seed S``, recorded 80/20 split, 1,000-SNP panel
+                    (training-only GWAS), trait CASE
+  agbl4             1000 Genomes AGBL4, CASE: PLINK 1.9 --logistic on the training part, clump r^2 0.9, top 2,000
+  agbl4_qt          the same with QT (--linear): the quantitative trait
+  805               1000 Genomes 805 SNPs conditioned on super-population (categorical)
+
+    .venv/bin/python benchmarks/bench_targets.py --cohorts sim1,sim2,sim3,805,agbl4,agbl4_qt --training-seeds 1,2,3
+
+Rows (one per cohort x seed) are appended to ``benchmarks/results/targets.json``; ``--table`` prints the Markdown
+table of medians (BENCHMARKS.md, "Issue 13 targets over training seeds").
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
+from bench_frontier import prepare_sim  # noqa: E402
+from bench_quality import metric, prepare, score, synthesize, train  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "targets.json"
+WORK = Path("/tmp/snpgen-bench/frontier")  # bench_frontier's cohorts, prepared once
+# (column, metric of the report, how it is compared with the target): ratio = value / the holdout's reference
+COLUMNS = [
+    ("LD r ratio", "fidelity.ld_r", "ratio", ">= 0.95"),
+    ("LD decay MAE ratio", "fidelity.ld_decay_mae", "ratio", "<= 2"),
+    ("detection AUC", "fidelity.detection_auc", "value", "<= 0.60"),
+    ("AF MAE ratio", "fidelity.allele_frequency_mae", "ratio", "<= 1.3"),
+    ("membership AUC", "privacy.membership_auc", "value", "<= 0.53"),
+    ("TPR at 1% FPR", "privacy.membership_tpr_at_1pct_fpr", "value", "<= 0.02"),
+    ("DCR share", "privacy.dcr_share", "value", "<= 0.53"),
+    ("AATS privacy loss", "privacy.aats_privacy_loss", "value", "<= 0.02"),
+    ("TSTR ratio", "utility.tstr", "ratio", ">= 0.95"),
+    ("case-control AF-diff r ratio", "association.case_control_af_diff_r", "ratio", ">= 0.9"),
+    ("exact copies", "privacy.exact_copies", "value", "== 0"),
+    ("KING duplicates (holdout)", "privacy.kinship_duplicates", "both", "<= holdout"),
+]
+
+
+def prepare_cohort(name: str, work: Path) -> dict:
+    """bench_quality's ``prepare`` dict for any cohort (the simulated ones come split and paneled by
+    bench_frontier's ``prepare_sim``)."""
+    if not name.startswith("sim"):
+        return prepare(name, work, 1, 2000, 0.9)
+    from snpgen_core.io.plink import read_plink
+    from snpgen_core.panel import read_panel
+    from snpgen_core.phenotypes import Phenotype, read_phenotype
+
+    spec = prepare_sim(work, int(name[3:]))
+    tr, ho = read_plink(spec["train"]), read_plink(spec["holdout"])
+    keep = np.flatnonzero(tr.variants["snp"].isin(read_panel(spec["panel"])["SNP"]))
+    a, b = (read_phenotype(g.samples, spec["pheno"], spec["column"]) for g in (tr, ho))
+    trait = Phenotype(a.name, a.kind, np.concatenate([a.values, b.values]), a.labels)
+    split = SimpleNamespace(train=np.arange(tr.n_samples), holdout=tr.n_samples + np.arange(ho.n_samples))
+    return {"spec": {"prefix": spec["train"], "pheno": spec["pheno"], "column": spec["column"]}, "trait": trait,
+            "split": split, "train": tr.subset(variants=keep), "holdout": ho.subset(variants=keep),
+            "train_prefix": spec["train"], "panel_path": spec["panel"]}
+
+
+def cell(report: dict, key: str, how: str) -> float | list:
+    if key == "utility.tstr":  # the trait's own TSTR: AUC (binary), r (quantitative), accuracy (categorical)
+        key = next(f"utility.{k}" for k in ("tstr_auc", "tstr_r", "tstr_accuracy") if k in report["utility"])
+    value, reference = metric(report, key)
+    if how == "ratio":
+        return value / reference if reference else float("nan")
+    return [value, reference] if how == "both" else value
+
+
+def run(name: str, seed: int, work: Path, reuse: bool = False) -> dict:
+    prep = prepare_cohort(name, work)
+    run_dir = work / name / f"run_{seed}"
+    if reuse and (run_dir / "run.json").exists():  # a finished run of this script
+        train_s = json.loads((run_dir / "run.json").read_text())["train_seconds"]
+    else:
+        train_s = train(prep, run_dir, seed, None, None, 1)
+    for old in (work / name).glob(f"syn_{seed}.*"):
+        old.unlink()
+    args = {"guidance": 2.0, "temperature": 1.0, "latent_noise": 0.0}
+    synthetic, pheno, gen_s = synthesize(prep, run_dir, "diffusion", work / name / f"syn_{seed}", seed, **args)
+    report = score(prep, synthetic, pheno, seed)
+    check = json.loads((run_dir / "run.json").read_text()).get("privacy_check") or {}
+    return {"cohort": name, "training_seed": seed, "kind": prep["trait"].kind, "n_snps": prep["train"].n_variants,
+            "n_train": prep["train"].n_samples, "train_s": round(train_s, 1), "generate_s": round(gen_s, 2),
+            "validation_check_passed": check.get("passed"), "card": report.get("overall"),
+            **{col: cell(report, key, how) for col, key, how, _ in COLUMNS}}
+
+
+def table(rows: list[dict]) -> str:
+    cohorts = list(dict.fromkeys(r["cohort"] for r in rows))
+    lines = ["| cohort (seeds) | " + " | ".join(c for c, *_ in COLUMNS) + " |",
+             "| --- |" + " --- |" * len(COLUMNS), "| target | " + " | ".join(t for *_, t in COLUMNS) + " |"]
+    for c in cohorts:
+        mine = [r for r in rows if r["cohort"] == c]
+        cells = []
+        for col, _, how, _ in COLUMNS:
+            if how == "both":
+                v = [r[col] for r in mine]
+                cells.append(f"{np.median([x[0] for x in v]):.0f} ({np.median([x[1] for x in v]):.0f})")
+            else:
+                cells.append(f"{np.nanmedian([r[col] for r in mine]):.3f}")
+        lines.append(f"| {c} ({len(mine)}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cohorts", default="sim1,sim2,sim3,805,agbl4,agbl4_qt")
+    ap.add_argument("--training-seeds", default="1,2,3")
+    ap.add_argument("--work", default=str(WORK))
+    ap.add_argument("--reuse", action="store_true", help="score finished runs again instead of retraining them")
+    ap.add_argument("--table", action="store_true", help="print the table of medians from the recorded rows")
+    args = ap.parse_args()
+    old = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
+    if args.table:
+        print(table(old))
+        return
+    import torch
+
+    torch.set_num_threads(1)
+    for name in args.cohorts.split(","):
+        for seed in (int(s) for s in args.training_seeds.split(",")):
+            t0 = time.perf_counter()
+            row = {**run(name, seed, Path(args.work), args.reuse), "machine": machine(), "load": os.getloadavg(),
+                   "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
+            print(json.dumps(row), flush=True)
+            with open(RESULTS.with_suffix(".lock"), "w") as lock:  # several cohorts may run side by side
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                old = [r for r in (json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else [])
+                       if (r["cohort"], r["training_seed"]) != (name, seed)] + [row]
+                RESULTS.write_text(json.dumps({"rows": old}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
