@@ -1,7 +1,7 @@
 """The peer harness (issue 14): every generator on the same recorded split, scored by ``snpgen evaluate``.
 
     PY=/work/main/.venv/bin/python      # our venv;  PEER_PY=/tmp/peers-venv/bin/python (README: the peers' venv)
-    $PY benchmarks/peers/harness.py prepare  --cohort 805|sim
+    $PY benchmarks/peers/harness.py prepare  --cohort 805|sim|agbl4
     $PY benchmarks/peers/harness.py ours     --cohort 805 --model diffusion|wgan [--epochs N]
     $PY benchmarks/peers/harness.py xie      --cohort 805 --model wgan_gs|vae [--epochs N]
     $PY benchmarks/peers/harness.py yelmen   --cohort 805
@@ -10,7 +10,9 @@
 
 Cohorts (recorded splits, the same as ``bench_frontier.py``'s at seed 1): ``805`` = 1000 Genomes 805 SNPs,
 trait SUPERPOP (categorical, 5 classes), stratified 80/20; ``sim`` = ``snpgen simulate --n 3000 --snps 6000
---seed 1``, its recorded 80/20 split, a 1,000-SNP panel chosen on the training part, trait CASE (binary). Each
+--seed 1``, its recorded 80/20 split, a 1,000-SNP panel chosen on the training part, trait CASE (binary);
+``agbl4`` = 1000 Genomes AGBL4 (``bench_frontier.prepare_agbl4``: stratified 80/20, PLINK 1.9 --logistic on the
+training part only, clumping r^2 0.9, top 2,000: 1,371 SNPs), trait CASE (binary). Each
 generator writes as many individuals as the training part holds, with the training part's condition mix, as PLINK
 under ``WORK/<cohort>/syn/<row>``; ``evaluate`` runs ``snpgen evaluate`` (training part vs holdout vs synthetic)
 and keeps the numbers in ``benchmarks/results/peers_<cohort>.json``.
@@ -38,6 +40,7 @@ WORK = Path(os.environ.get("PEERS_WORK", "/tmp/snpgen-bench/peers"))
 PY = sys.executable
 PEER_PY = os.environ.get("PEER_PY", "/tmp/peers-venv/bin/python")
 SEED = 1
+COHORTS = ("805", "sim", "agbl4")
 XIE = {"repo": "SihanXXX/DiscreteGenoGen", "commit": "89e1b748c8388257a6e0d414338ba7e10fc93806",
        "mirror": "/work/.mirror/SihanXXX+DiscreteGenoGen/repo"}
 
@@ -61,7 +64,7 @@ def spec_of(cohort: str) -> dict:
 
 
 def prepare(cohort: str) -> dict:
-    from bench_frontier import prepare_805, prepare_sim
+    from bench_frontier import prepare_805, prepare_agbl4, prepare_sim
 
     from snpgen_core.io.plink import read_plink, write_plink
     from snpgen_core.panel import read_panel
@@ -69,12 +72,13 @@ def prepare(cohort: str) -> dict:
 
     d = cohort_dir(cohort)
     d.mkdir(parents=True, exist_ok=True)
-    src = {"805": prepare_805, "sim": prepare_sim}[cohort](WORK / "frontier", SEED)
+    src = {"805": prepare_805, "sim": prepare_sim, "agbl4": prepare_agbl4}[cohort](WORK / "frontier", SEED)
     train, holdout = read_plink(src["train"]), read_plink(src["holdout"])
-    if src["panel"] is not None:
-        snps = read_panel(src["panel"])["SNP"].astype(str)
-        keep = np.flatnonzero(train.variants["snp"].astype(str).isin(set(snps)))
-        train, holdout = train.subset(variants=keep), holdout.subset(variants=keep)
+    if src["panel"] is not None:  # each part by its own SNP list (agbl4's holdout is written panel-only)
+        snps = set(read_panel(src["panel"])["SNP"].astype(str))
+        train, holdout = (g.subset(variants=np.flatnonzero(g.variants["snp"].astype(str).isin(snps)))
+                          for g in (train, holdout))
+    assert list(train.variants["snp"]) == list(holdout.variants["snp"]), "training and holdout panels differ"
     write_plink(d / "train", train)
     write_plink(d / "holdout", holdout)
     col = src["column"]
@@ -250,7 +254,7 @@ def evaluate(cohort: str, again: bool = False) -> None:
 def table() -> str:
     lines = ["| cohort | generator | LD ratio | detection AUC | AF MAE ratio | TSTR ratio | membership AUC | "
              "DCR share | training | generation |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for cohort in ("805", "sim"):
+    for cohort in COHORTS:
         path = RESULTS / f"peers_{cohort}.json"
         if not path.exists():
             continue
@@ -284,7 +288,7 @@ def figure(cohort: str) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["prepare", "ours", "xie", "yelmen", "evaluate", "table", "figure"])
-    ap.add_argument("--cohort", choices=["805", "sim"], default="805")
+    ap.add_argument("--cohort", choices=COHORTS, default="805")
     ap.add_argument("--model")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--again", action="store_true", help="evaluate: score every set again")
