@@ -54,6 +54,9 @@ def dataset_spec(name: str, work: Path, seed: int) -> dict:
     if name == "agbl4":
         d = DATA / "1000g_agbl4"
         return {"prefix": d / "agbl4", "pheno": d / "pheno.tsv", "column": "CASE", "gwas": "logistic"}
+    if name == "agbl4_qt":  # the same cohort's quantitative trait
+        d = DATA / "1000g_agbl4"
+        return {"prefix": d / "agbl4", "pheno": d / "pheno.tsv", "column": "QT", "gwas": "linear"}
     if name == "805":
         d = DATA / "1000g_805"
         return {"prefix": d / "real", "pheno": d / "populations.tsv", "column": "SUPERPOP", "gwas": None,
@@ -66,7 +69,7 @@ def dataset_spec(name: str, work: Path, seed: int) -> dict:
             prefix.parent.mkdir(parents=True, exist_ok=True)
             write_cohort(simulate_cohort(n=2500, n_snps=1000, seed=seed), prefix)
         return {"prefix": prefix, "pheno": Path(str(prefix) + ".pheno.tsv"), "column": "QT", "gwas": "linear"}
-    raise SystemExit(f"dataset {name!r} unknown; choose agbl4, 805, sim_qt or all")
+    raise SystemExit(f"dataset {name!r} unknown; choose agbl4, agbl4_qt, 805, sim_qt or all")
 
 
 def training_gwas(train_prefix: Path, pheno: Path, column: str, method: str, out: Path) -> Path:
@@ -350,7 +353,7 @@ def run_dataset(name: str, args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", default="agbl4", choices=["agbl4", "805", "sim_qt", "all"])
+    ap.add_argument("--dataset", default="agbl4", choices=["agbl4", "agbl4_qt", "805", "sim_qt", "all"])
     ap.add_argument("--epochs", type=int, default=None, help="VAE epochs (default: TrainConfig's)")
     ap.add_argument("--config", default=None, help="TrainConfig JSON (default: TrainConfig())")
     ap.add_argument("--guidance", type=float, default=2.0)

@@ -105,8 +105,9 @@ def run(name: str, seed: int, work: Path, reuse: bool = False) -> dict:
 
 def table(rows: list[dict]) -> str:
     cohorts = list(dict.fromkeys(r["cohort"] for r in rows))
-    lines = ["| cohort (seeds) | " + " | ".join(c for c, *_ in COLUMNS) + " |",
-             "| --- |" + " --- |" * len(COLUMNS), "| target | " + " | ".join(t for *_, t in COLUMNS) + " |"]
+    lines = ["| cohort (seeds) | " + " | ".join(c for c, *_ in COLUMNS) + " | card | validation check |",
+             "| --- |" + " --- |" * (len(COLUMNS) + 2),
+             "| target | " + " | ".join(t for *_, t in COLUMNS) + " | pass | passed |"]
     for c in cohorts:
         mine = [r for r in rows if r["cohort"] == c]
         cells = []
@@ -115,7 +116,10 @@ def table(rows: list[dict]) -> str:
                 v = [r[col] for r in mine]
                 cells.append(f"{np.median([x[0] for x in v]):.0f} ({np.median([x[1] for x in v]):.0f})")
             else:
-                cells.append(f"{np.nanmedian([r[col] for r in mine]):.3f}")
+                v = [r[col] for r in mine]
+                cells.append("n/a" if np.isnan(v).all() else f"{np.nanmedian(v):.3f}")
+        cells.append(", ".join(str(r["card"]) for r in mine))
+        cells.append(f"{sum(bool(r['validation_check_passed']) for r in mine)} of {len(mine)} passed")
         lines.append(f"| {c} ({len(mine)}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
