@@ -111,7 +111,8 @@ def main() -> None:
     env = {"SLURM_CPUS_PER_TASK": "1", "SLURM_NNODES": "1", "SLURM_GPUS_ON_NODE": "0", "SLURM_JOB_ID": "cpu",
            "WANDB_MODE": "disabled", "SNPGEN_PROJ": "cohort", "SNPGEN_H5": "train", "SNPGEN_BASE": str(scratch)}
     # config overrides (OmegaConf dotlist, the notebooks' own `cli` hook): seq_len = the padded panel (theirs:
-    # 2,048, their panel; the saved config must carry it for the generation notebook's latent shape); fp32 on CPU (their mixed precision
+    # 2,048, their panel; the saved config must carry it for the generation notebook's latent shape); fp32 on CPU
+    # (their mixed precision
     # asks CUDA for bf16); their EMA warm-up option (decay 0.9999 from step 0 would leave the EMA weights used at
     # inference ~95% at their initial values after the few thousand steps of this cohort); 10% validation and 5%
     # test inside the training part (their SplitDataset; theirs: 20% / 10% of a UK Biobank cohort; the holdout is
@@ -124,7 +125,8 @@ def main() -> None:
     times["train_vae_s"] = run_notebook(code, "nb_train_vae.py", {
         **env, "SNPGEN_EPOCHS": str(a.vae_epochs), "SNPGEN_DOTLIST": " ".join(vae_dotlist)}, "Train VAE.ipynb")
     vae_ckpt = one_ckpt(str(scratch / "checkpoints" / "cohort" / "cohort_vae_*" / "*.ckpt"))
-    ddpm_dotlist = [f"seq_len={L}", "training.mixed_precision=false", ema, f"vae_ckpt_path={vae_ckpt}", f"n_classes={a.n_classes}",
+    ddpm_dotlist = [f"seq_len={L}", "training.mixed_precision=false", ema, f"vae_ckpt_path={vae_ckpt}",
+                    f"n_classes={a.n_classes}",
                     "model.params.sampler_config.params.device=cpu",
                     f"model.params.sampler_config.params.num_steps={a.sample_steps}"]
     times["train_ddpm_s"] = run_notebook(code, "nb_train_ddpm.py", {
@@ -140,7 +142,8 @@ def main() -> None:
     np.save(out / "generated.npy", samples[:, :m].astype(np.int8))
     np.save(out / "generated_cond.npy", targets.astype(np.float32))
     times.update(train_s=times["train_vae_s"] + times["train_ddpm_s"], vae_epochs=a.vae_epochs,
-                 ddpm_epochs=a.ddpm_epochs, sample_steps=a.sample_steps, vae_ckpt=Path(vae_ckpt).name, ddpm_ckpt=Path(ddpm_ckpt).name,
+                 ddpm_epochs=a.ddpm_epochs, sample_steps=a.sample_steps, vae_ckpt=Path(vae_ckpt).name,
+                 ddpm_ckpt=Path(ddpm_ckpt).name,
                  padded_to=L, pad_nonzero_calls=pad_nonzero)
     (out / "times.json").write_text(json.dumps(times, indent=1) + "\n")
     print(json.dumps(times))
