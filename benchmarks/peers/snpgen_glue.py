@@ -112,9 +112,9 @@ def main() -> None:
            "WANDB_MODE": "disabled", "SNPGEN_PROJ": "cohort", "SNPGEN_H5": "train", "SNPGEN_BASE": str(scratch)}
     # config overrides (OmegaConf dotlist, the notebooks' own `cli` hook): seq_len = the padded panel (theirs:
     # 2,048, their panel; the saved config must carry it for the generation notebook's latent shape); fp32 on CPU
-    # (their mixed precision
-    # asks CUDA for bf16); their EMA warm-up option (decay 0.9999 from step 0 would leave the EMA weights used at
-    # inference ~95% at their initial values after the few thousand steps of this cohort); 10% validation and 5%
+    # (their mixed precision asks CUDA for bf16); their EMA warm-up option (decay 0.9999 from step 0 would leave
+    # the EMA weights used at inference mostly at their initial values after the few hundred to few thousand steps
+    # of this cohort); 10% validation and 5%
     # test inside the training part (their SplitDataset; theirs: 20% / 10% of a UK Biobank cohort; the holdout is
     # never in the file; the 'complete' generation uses every individual's label); DDPM only: the sampler's device
     # (theirs: "cuda", a sampler parameter, saved in the config the generation notebook reloads)
