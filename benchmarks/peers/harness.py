@@ -4,6 +4,7 @@
     $PY benchmarks/peers/harness.py prepare  --cohort 805|sim|agbl4
     $PY benchmarks/peers/harness.py ours     --cohort 805 --model diffusion|wgan [--epochs N]
     $PY benchmarks/peers/harness.py xie      --cohort 805 --model wgan_gs|vae [--epochs N]
+    $PY benchmarks/peers/harness.py snpgen   --cohort 805 [--epochs VAE] [--ddpm-epochs DDPM] [--steps S]
     $PY benchmarks/peers/harness.py yelmen   --cohort 805
     $PY benchmarks/peers/harness.py evaluate --cohort 805        # every synthetic set not yet scored
     $PY benchmarks/peers/harness.py table                        # the Markdown table of BENCHMARKS.md
@@ -41,6 +42,8 @@ PY = sys.executable
 PEER_PY = os.environ.get("PEER_PY", "/tmp/peers-venv/bin/python")
 SEED = 1
 COHORTS = ("805", "sim", "agbl4")
+SNPGEN = {"repo": "ht-diva/SNPgen", "commit": "277aafde2d5065421c5d694045cd651d3eb9630b",
+          "mirror": "/work/.mirror/ht-diva+SNPgen/repo"}
 XIE = {"repo": "SihanXXX/DiscreteGenoGen", "commit": "89e1b748c8388257a6e0d414338ba7e10fc93806",
        "mirror": "/work/.mirror/SihanXXX+DiscreteGenoGen/repo"}
 
@@ -192,6 +195,56 @@ def xie(cohort: str, model: str, epochs: int | None) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# SNPgen (Lampis et al., ht-diva/SNPgen): their notebooks' code, pinned, run by snpgen_glue.py in the peers' venv
+
+
+def snpgen_checkout() -> Path:
+    """The whole pinned snapshot (notebooks, configs, package), extracted fresh under WORK: the glue writes the
+    notebooks' scripts into it and applies ``snpgen_notebooks.patch``."""
+    dest = WORK / "SNPgen-model"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    tar = subprocess.run(["git", f"--git-dir={SNPGEN['mirror']}", "archive", SNPGEN["commit"]],
+                         check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
+    (dest / ".commit").write_text(SNPGEN["commit"] + "\n")
+    return dest
+
+
+def snpgen_peer(cohort: str, vae_epochs: int | None, ddpm_epochs: int | None, steps: int | None) -> None:
+    from snpgen_core.genotypes import Genotypes, make_samples
+    from snpgen_core.io.plink import read_bim, write_plink
+    from snpgen_core.phenotypes import encode_trait
+
+    spec, d = spec_of(cohort), cohort_dir(cohort)
+    code = snpgen_checkout()
+    row = "snpgen" + (f"_e{vae_epochs}_{ddpm_epochs}" if vae_epochs or ddpm_epochs else "") + (
+        f"_s{steps}" if steps else "")
+    out = d / "peer_out" / row
+    out.mkdir(parents=True, exist_ok=True)
+    argv = [PEER_PY, str(HERE / "snpgen_glue.py"), "--code", str(code), "--data", str(d), "--out", str(out),
+            "--n-classes", str(len(spec["labels"]) if spec["kind"] != "binary" else 2)]
+    if vae_epochs:
+        argv += ["--vae-epochs", str(vae_epochs)]
+    if ddpm_epochs:
+        argv += ["--ddpm-epochs", str(ddpm_epochs)]
+    if steps:
+        argv += ["--sample-steps", str(steps)]
+    subprocess.run(argv, check=True, cwd=out, env={**os.environ, "WANDB_MODE": "disabled"})
+    times = json.loads((out / "times.json").read_text())
+    dosages = np.load(out / "generated.npy").astype(np.int8)
+    cond = np.load(out / "generated_cond.npy")
+    variants = read_bim(d / "train.bim")
+    ids = [f"SYN{i:06d}" for i in range(1, len(dosages) + 1)]
+    pheno = [str(int(c) + 1) if spec["kind"] == "binary" else "-9" for c in cond]
+    write_plink(d / "syn" / row, Genotypes(dosages, variants, make_samples(ids, pheno=pheno)))
+    labels = encode_trait(cond, spec["kind"], spec["labels"])[1]
+    (d / "syn" / f"{row}.pheno.tsv").write_text(f"FID\tIID\t{spec['column']}\n" + "".join(
+        f"{i}\t{i}\t{x}\n" for i, x in zip(ids, labels)))
+    _timing(cohort, row, **times)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Yelmen et al.: their published genomes (805 SNPs only)
 
 
@@ -287,10 +340,12 @@ def figure(cohort: str) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["prepare", "ours", "xie", "yelmen", "evaluate", "table", "figure"])
+    ap.add_argument("command", choices=["prepare", "ours", "xie", "snpgen", "yelmen", "evaluate", "table", "figure"])
     ap.add_argument("--cohort", choices=COHORTS, default="805")
     ap.add_argument("--model")
     ap.add_argument("--epochs", type=int)
+    ap.add_argument("--ddpm-epochs", type=int, help="snpgen: the DDPM's epochs (--epochs: the VAE's)")
+    ap.add_argument("--steps", type=int, help="snpgen: Euler sampling steps (theirs: 50)")
     ap.add_argument("--again", action="store_true", help="evaluate: score every set again")
     a = ap.parse_args()
     if a.command == "prepare":
@@ -299,6 +354,8 @@ def main() -> None:
         ours(a.cohort, a.model or "diffusion", a.epochs)
     elif a.command == "xie":
         xie(a.cohort, a.model or "wgan_gs", a.epochs)
+    elif a.command == "snpgen":
+        snpgen_peer(a.cohort, a.epochs, a.ddpm_epochs, a.steps)
     elif a.command == "yelmen":
         yelmen(a.cohort)
     elif a.command == "evaluate":
