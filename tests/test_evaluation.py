@@ -197,6 +197,22 @@ def test_ld_r__independent_columns_lose_ld_and_copies_keep_it(sim_cohort):
     assert kept.value == pytest.approx(1.0)
 
 
+def test_ld_r__a_snp_the_synthetic_cohort_never_varies_counts_as_no_ld_not_as_no_pair(sim_cohort):
+    """A generator that writes one genotype everywhere at a SNP must not drop that SNP's pairs from its own
+    score (they would flatter it): they count with r^2 = 0, and the pairs judged are the real cohorts' pairs."""
+    x = sim_cohort.genotypes.dosages
+    chrom = sim_cohort.genotypes.variants["chrom"].to_numpy()
+    train, holdout = x[:250], x[250:]
+    frozen = holdout.copy()
+    frozen[:, ::3] = 1  # every third SNP constant in the synthetic cohort
+    full = ld.ld_r(train, holdout, holdout.copy(), chrom, window=20)
+    part = ld.ld_r(train, holdout, frozen, chrom, window=20)
+    assert part.details["n_pairs"] == full.details["n_pairs"]
+    assert part.value < full.value - 0.2
+    decay = ld.ld_decay(train, holdout, frozen, chrom, sim_cohort.genotypes.variants["pos"], window=20)
+    assert np.mean(decay.details["synthetic"]) < np.mean(decay.details["holdout"])
+
+
 def test_ld_decay__curves_by_distance_and_too_small_input_is_skipped(sim_cohort):
     g = sim_cohort.genotypes
     x, chrom, pos = g.dosages, g.variants["chrom"], g.variants["pos"]

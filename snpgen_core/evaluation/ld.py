@@ -26,10 +26,11 @@ def _three_way_pairs(train, holdout, synthetic, chrom, window, seed):
     i, j, r2_t = ld_r2_pairs(train, chrom, window)
     _, _, r2_h = ld_r2_pairs(holdout, chrom, window)
     _, _, r2_s = ld_r2_pairs(synthetic, chrom, window)
-    # a pair counts only where r^2 exists in all three: a SNP monomorphic in the holdout's sample must not
-    # change which pairs the synthetic cohort is judged on
-    ok = np.isfinite(r2_t) & np.isfinite(r2_h) & np.isfinite(r2_s)
-    return i[ok], j[ok], r2_t[ok], r2_h[ok], r2_s[ok]
+    # the pairs are those with r^2 in both real cohorts (a SNP monomorphic in the holdout's sample must not change
+    # which pairs the synthetic cohort is judged on, nor may the synthetic cohort choose them): a SNP the
+    # synthetic cohort never varies carries no LD there, r^2 = 0, instead of leaving its pairs out of its own score
+    ok = np.isfinite(r2_t) & np.isfinite(r2_h)
+    return i[ok], j[ok], r2_t[ok], r2_h[ok], np.nan_to_num(r2_s[ok], nan=0.0)
 
 
 def _too_small(train, holdout, synthetic) -> str | None:
