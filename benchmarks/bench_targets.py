@@ -93,7 +93,9 @@ def run(name: str, seed: int, work: Path, reuse: bool = False) -> dict:
         train_s = train(prep, run_dir, seed, None, None, 1)
     for old in (work / name).glob(f"syn_{seed}.*"):
         old.unlink()
-    args = {"guidance": 2.0, "temperature": 1.0, "latent_noise": 0.0}
+    from snpgen_core.generation import DEFAULT_GUIDANCE
+
+    args = {"guidance": DEFAULT_GUIDANCE, "temperature": 1.0, "latent_noise": 0.0}  # snpgen generate's defaults
     synthetic, pheno, gen_s = synthesize(prep, run_dir, "diffusion", work / name / f"syn_{seed}", seed, **args)
     report = score(prep, synthetic, pheno, seed)
     check = json.loads((run_dir / "run.json").read_text()).get("privacy_check") or {}
