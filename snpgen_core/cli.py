@@ -211,30 +211,21 @@ def _cmd_select(args: argparse.Namespace) -> None:
 
 
 def _training_gwas(args: argparse.Namespace, fam, train, genotypes, n_gwas: int, n_not_holdout: int):
-    """select's default for a GWAS computed on more individuals than the cohort has outside its holdout: a GWAS of
-    the trait on the training individuals (as snpgen gwas computes it), written beside --out and read back."""
-    from .association import KINDS, gwas_table, write_gwas_table
-    from .io.gwas import read_gwas
+    """select's default for a GWAS computed on more individuals than the cohort has outside its holdout
+    (``pipeline.recompute_gwas``), written beside --out as OUT.gwas_train.tsv."""
     from .phenotypes import fam_trait_is_empty, read_phenotype
+    from .pipeline import recompute_gwas
 
-    given = Path(args.gwas).name
     trait = None
     if args.pheno or args.pheno_col or not fam_trait_is_empty(fam):
         trait = read_phenotype(fam, args.pheno, args.pheno_col).subset(train)
-    if trait is None or trait.kind not in KINDS:
-        what = "no trait" if trait is None else f"a {trait.kind} trait ({trait.name})"
-        raise InputError(f"the GWAS was computed on up to {n_gwas} individuals, more than the {n_not_holdout} "
-                         f"outside the holdout, and cannot be recomputed on the training individuals with {what}",
-                         path=args.gwas, hint="give a case/control or quantitative trait (--pheno, --pheno-col), "
-                                              "or --keep-gwas to rank the SNPs by it as given")
     out = Path(args.out).with_name(Path(args.out).stem + ".gwas_train.tsv")
-    write_gwas_table(gwas_table(genotypes, trait.values, trait.kind), out)
-    test = "logistic" if trait.kind == "binary" else "linear"
-    print(f"warning: {given}: the GWAS was computed on up to {n_gwas} individuals, more than the {n_not_holdout} "
-          f"outside the holdout, so holdout individuals may have ranked the SNPs: they are ranked by a {test} GWAS of "
-          f"{trait.name} on the {len(train)} training individuals instead (-> {out}; --keep-gwas uses {given} as "
-          "given)", file=sys.stderr)
-    return read_gwas(out)
+    _, gwas, message = recompute_gwas(genotypes, "none" if trait is None else trait.kind,
+                                      None if trait is None else trait.values, gwas_path=args.gwas, n_gwas=n_gwas,
+                                      n_outside=n_not_holdout, path=out, shown_as=f"-> {out}",
+                                      trait_name=None if trait is None else trait.name)
+    print(message, file=sys.stderr)
+    return gwas
 
 
 def _cmd_split(args: argparse.Namespace) -> None:

@@ -77,6 +77,35 @@ def _trait_summary(kind: str, values: np.ndarray, name: str, labels: list[str]) 
 # The panel and the config
 
 
+def recompute_gwas(genotypes, kind: str, values: np.ndarray, *, gwas_path, n_gwas: int, n_outside: int, path,
+                   shown_as: str | None = None, trait_name: str | None = None):
+    """The default for a GWAS computed on ``n_gwas`` individuals, more than the ``n_outside`` outside the holdout
+    (holdout individuals may have ranked the SNPs): the trait's GWAS on the training ``genotypes`` (trait ``kind``
+    and ``values`` of those rows; ``association.gwas_table``, as ``snpgen gwas``), written to ``path``. Returns
+    (the table, the GWAS read back from ``path``, the one-line warning that says so). A trait that cannot be
+    regressed (categorical, none) is an InputError naming the way out (``--keep-gwas``)."""
+    from .association import KINDS, gwas_table, write_gwas_table
+    from .io.gwas import read_gwas
+
+    given = Path(gwas_path).name
+    if kind not in KINDS:
+        what = "for a trait that is absent" if kind == "none" else (
+            f"with a {kind} trait" + (f" ({trait_name})" if trait_name else ""))
+        raise InputError(f"the GWAS was computed on up to {n_gwas} individuals, more than the {n_outside} outside "
+                         f"the holdout, and cannot be recomputed on the training individuals {what}",
+                         path=str(gwas_path), hint="give a case/control or quantitative trait (--pheno, --pheno-col), "
+                                                   "a GWAS of the training individuals (snpgen gwas), or --keep-gwas "
+                                                   "to rank the SNPs by it as given")
+    table = gwas_table(genotypes, values, kind)
+    write_gwas_table(table, path)
+    test = "logistic" if kind == "binary" else "linear"
+    message = (f"warning: {given}: the GWAS was computed on up to {n_gwas} individuals, more than the {n_outside} "
+               f"outside the holdout, so holdout individuals may have ranked the SNPs: they are ranked by a {test} "
+               f"GWAS{f' of {trait_name}' if trait_name else ''} on the {genotypes.n_samples} training individuals "
+               f"instead ({shown_as or path}; --keep-gwas uses {given} as given)")
+    return table, read_gwas(path), message
+
+
 def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, panel_path, callback, *,
                   trait: tuple[str, np.ndarray] | None = None, keep_gwas: bool = False):
     """The panel, chosen on training rows only: (table with PANEL_COLUMNS, variant indices into the .bim, the GWAS
@@ -87,7 +116,6 @@ def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, pan
     ranked the SNPs) is recomputed on ``train_rows`` with ``trait`` ((kind, values of the training rows)); with
     ``trait`` None, ``keep_gwas`` (recorded as the user's choice), or with a fixed ``panel_path`` (the GWAS then
     only gives effects), it is kept as given, with a warning."""
-    from .association import KINDS, gwas_table, write_gwas_table
     from .io.gwas import align_gwas, panel_provenance, read_gwas
     from .io.plink import read_bim_fam, read_plink
     from .panel import PANEL_COLUMNS, PanelWarning, read_panel, read_snp_list, select_panel
@@ -99,23 +127,12 @@ def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, pan
         chosen = panel_provenance(n_gwas, n_cohort, kept=keep_gwas)
         if chosen["warning"] and trait is not None and not keep_gwas and panel_path is None:
             kind, values = trait
-            if kind not in KINDS:
-                raise InputError(f"the GWAS was computed on up to {n_gwas} individuals, more than the "
-                                 f"{n_cohort} of the cohort, and cannot be recomputed on the training individuals "
-                                 f"for a trait that is {'absent' if kind == 'none' else kind}", path=str(gwas_path),
-                                 hint="give a case/control or quantitative trait (--pheno, --pheno-col), a GWAS of "
-                                      "the training individuals (snpgen gwas), or --keep-gwas to use it as given")
             train = read_plink(prefix, samples=train_rows)
-            recomputed = gwas_table(train, values, kind)
             with tempfile.TemporaryDirectory() as scratch:
-                write_gwas_table(recomputed, Path(scratch) / "gwas_train.tsv")
-                gwas = read_gwas(Path(scratch) / "gwas_train.tsv")
-            test = "logistic" if kind == "binary" else "linear"
-            _emit(callback, "panel", f"warning: {Path(gwas_path).name}: the GWAS was computed on up to {n_gwas} "
-                                     f"individuals, more than the {n_cohort} of the cohort, so holdout individuals "
-                                     f"may have ranked the SNPs: they are ranked by a {test} GWAS on the "
-                                     f"{len(train_rows)} training individuals instead (gwas_train.tsv; --keep-gwas "
-                                     "uses the file as given)")
+                recomputed, gwas, message = recompute_gwas(train, kind, values, gwas_path=gwas_path, n_gwas=n_gwas,
+                                                           n_outside=n_cohort, path=Path(scratch) / "gwas_train.tsv",
+                                                           shown_as="gwas_train.tsv")
+            _emit(callback, "panel", message)
             chosen = panel_provenance(gwas.n_samples_max, len(train_rows), computed_on_training=True)
         elif chosen["warning"]:
             _emit(callback, "panel", f"warning: {Path(gwas_path).name}: {chosen['warning']}")
