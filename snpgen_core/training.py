@@ -88,6 +88,10 @@ def distributed():
         dist.barrier()  # leave together: gloo aborts a process whose peer tears the group down under it
     finally:
         dist.destroy_process_group()
+        # gloo's worker threads free finished collectives (and the tensors of Python objects they hold) after
+        # the caller has moved on; one still doing so when the interpreter finalises cannot take the GIL and
+        # aborts the process (SIGABRT after a successful run, about 1 run in 40 here). Let them finish first.
+        time.sleep(0.2)
 
 
 def _all_reduce_gradients(params: list[nn.Parameter]) -> None:
