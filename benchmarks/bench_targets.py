@@ -84,34 +84,52 @@ def cell(report: dict, key: str, how: str) -> float | list:
     return [value, reference] if how == "both" else value
 
 
-def run(name: str, seed: int, work: Path, reuse: bool = False) -> dict:
+def run(name: str, seed: int, work: Path, reuse: bool = False, guidance: float | None = None,
+        config: Path | None = None, model: str = "diffusion") -> dict:
+    """One row: cohort ``name``, training seed ``seed``; ``config``: a JSON file of settings that differ from the
+    defaults (its run is ``run_<file stem>_<seed>``), ``model``: the run's generator to score (the baselines come
+    from the same run), ``guidance``: generate's (None: its default)."""
+    from snpgen_core.generation import DEFAULT_GUIDANCE
+
     prep = prepare_cohort(name, work)
-    run_dir = work / name / f"run_{seed}"
+    tag = config.stem if config is not None else None
+    run_dir = work / name / (f"run_{tag}_{seed}" if tag else f"run_{seed}")
     if reuse and (run_dir / "run.json").exists():  # a finished run of this script
         train_s = json.loads((run_dir / "run.json").read_text())["train_seconds"]
     else:
-        train_s = train(prep, run_dir, seed, None, None, 1)
-    for old in (work / name).glob(f"syn_{seed}.*"):
+        train_s = train(prep, run_dir, seed, None, None if config is None else str(config), 1)
+    out = work / name / f"syn_{seed}"
+    for old in (work / name).glob(f"{out.name}.*"):
         old.unlink()
-    from snpgen_core.generation import DEFAULT_GUIDANCE
-
-    args = {"guidance": DEFAULT_GUIDANCE, "temperature": 1.0, "latent_noise": 0.0}  # snpgen generate's defaults
-    synthetic, pheno, gen_s = synthesize(prep, run_dir, "diffusion", work / name / f"syn_{seed}", seed, **args)
+    guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+    args = {"guidance": guidance, "temperature": 1.0, "latent_noise": 0.0}  # snpgen generate's other defaults
+    synthetic, pheno, gen_s = synthesize(prep, run_dir, model, out, seed, **args)
     report = score(prep, synthetic, pheno, seed)
     check = json.loads((run_dir / "run.json").read_text()).get("privacy_check") or {}
-    return {"cohort": name, "training_seed": seed, "kind": prep["trait"].kind, "n_snps": prep["train"].n_variants,
-            "n_train": prep["train"].n_samples, "train_s": round(train_s, 1), "generate_s": round(gen_s, 2),
+    return {"cohort": name, "training_seed": seed, "config": tag, "model": model, "guidance": guidance,
+            "kind": prep["trait"].kind, "n_snps": prep["train"].n_variants, "n_train": prep["train"].n_samples,
+            "train_s": round(train_s, 1), "generate_s": round(gen_s, 2),
             "validation_check_passed": check.get("passed"), "card": report.get("overall"),
             **{col: cell(report, key, how) for col, key, how, _ in COLUMNS}}
 
 
+def _variant(row: dict) -> tuple:
+    return row.get("config"), row.get("model", "diffusion"), row.get("guidance", 2.0)
+
+
+def _label(row: dict) -> str:
+    config, model, guidance = _variant(row)
+    parts = [row["cohort"]] + ([f"config {config}"] if config else []) + ([model] if model != "diffusion" else [])
+    return ", ".join(parts + [f"guidance {guidance:g}"])
+
+
 def table(rows: list[dict]) -> str:
-    cohorts = list(dict.fromkeys(r["cohort"] for r in rows))
+    cohorts = list(dict.fromkeys(_label(r) for r in rows))
     lines = ["| cohort (seeds) | " + " | ".join(c for c, *_ in COLUMNS) + " | card | validation check |",
              "| --- |" + " --- |" * (len(COLUMNS) + 2),
              "| target | " + " | ".join(t for *_, t in COLUMNS) + " | pass | passed |"]
     for c in cohorts:
-        mine = [r for r in rows if r["cohort"] == c]
+        mine = [r for r in rows if _label(r) == c]
         cells = []
         for col, _, how, _ in COLUMNS:
             if how == "both":
@@ -132,6 +150,12 @@ def main() -> None:
     ap.add_argument("--training-seeds", default="1,2,3")
     ap.add_argument("--work", default=str(WORK))
     ap.add_argument("--reuse", action="store_true", help="score finished runs again instead of retraining them")
+    ap.add_argument("--guidance", type=float, default=None, help="classifier-free guidance of generate (default: "
+                                                                 "generate's)")
+    ap.add_argument("--config", type=Path, default=None, help="JSON file of settings that differ from the defaults "
+                                                              "(a variant; its file name labels the rows)")
+    ap.add_argument("--model", default="diffusion", help="the run's generator to score: diffusion, vae_gaussian "
+                                                         "or independent (the baselines of the same runs)")
     ap.add_argument("--table", action="store_true", help="print the table of medians from the recorded rows")
     args = ap.parse_args()
     old = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
@@ -144,13 +168,15 @@ def main() -> None:
     for name in args.cohorts.split(","):
         for seed in (int(s) for s in args.training_seeds.split(",")):
             t0 = time.perf_counter()
-            row = {**run(name, seed, Path(args.work), args.reuse), "machine": machine(), "load": os.getloadavg(),
-                   "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
+            row = {**run(name, seed, Path(args.work), args.reuse, args.guidance, args.config, args.model),
+                   "machine": machine(), "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
+                   "wall_s": round(time.perf_counter() - t0, 1)}
             print(json.dumps(row), flush=True)
             with open(RESULTS.with_suffix(".lock"), "w") as lock:  # several cohorts may run side by side
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 old = [r for r in (json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else [])
-                       if (r["cohort"], r["training_seed"]) != (name, seed)] + [row]
+                       if (r["cohort"], r["training_seed"], _variant(r)) != (name, seed, _variant(row))]
+                old += [row]
                 RESULTS.write_text(json.dumps({"rows": old}, indent=1) + "\n")
 
 
