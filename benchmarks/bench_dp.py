@@ -3,13 +3,16 @@ privacy (2 CPU cores: minutes per point, run with ``nice -n 19``), with a plot (
 
 Cohorts: ``--dataset sim``: ``simulate_cohort(n=N, n_snps=M, seed=S)``, its recorded split (train / holdout) and
 training-only GWAS, a clumped panel of ``--top`` SNPs, trait CASE; ``--dataset 805``: the shared 1000 Genomes 805
-SNPs conditioned on super-population, ``bench_frontier.py``'s seeded 80/20 split, every SNP. Every point trains
-the real pipeline (``train_run``) with the same settings and epochs (the DP points run every epoch; the non-DP
-point may stop early), generates as many individuals as the holdout (the training part's condition mix) and
-scores them with ``evaluate`` against the real holdout. Prints a Markdown table and appends the rows to ``benchmarks/results/dp.json``.
+SNPs conditioned on super-population, ``bench_frontier.py``'s seeded 80/20 split, every SNP; ``--dataset agbl4``:
+1000 Genomes AGBL4, trait CASE, ``bench_frontier.py``'s split and training-only panel (clump r^2 0.9). Every
+point trains the real pipeline (``train_run``) with the same settings and epochs (the DP points run every epoch;
+the non-DP point may stop early), generates as many individuals as the holdout (the training part's condition
+mix) and scores them with ``evaluate`` against the real holdout. Prints a Markdown table and appends the rows to
+``benchmarks/results/dp.json``.
 
     nice -n 19 .venv/bin/python benchmarks/bench_dp.py [--n 1000] [--snps 300] [--top 200] [--epochs 10]
     nice -n 19 .venv/bin/python benchmarks/bench_dp.py --dataset 805 --epochs 10
+    nice -n 19 .venv/bin/python benchmarks/bench_dp.py --dataset agbl4 --epochs 10
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ def main() -> None:
     from snpgen_core.splits import write_split_cohorts
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", choices=["sim", "805"], default="sim")
+    ap.add_argument("--dataset", choices=["sim", "805", "agbl4"], default="sim")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--snps", type=int, default=300)
     ap.add_argument("--top", type=int, default=200)
@@ -69,17 +72,19 @@ def main() -> None:
             case_fraction = float((train.samples["pheno"].astype(str) == "2").mean())
             inputs = {"gwas_path": tmp / "sim.gwas.tsv", "top": args.top}
         else:
-            from bench_frontier import _all_snps, prepare_805
+            from bench_frontier import _all_snps, prepare_805, prepare_agbl4
 
             from snpgen_core.phenotypes import read_phenotype
 
-            spec = prepare_805(tmp, args.seed)
+            spec = (prepare_805 if args.dataset == "805" else prepare_agbl4)(tmp, args.seed)
             prefix = spec["train"]
             train, holdout = read_plink(spec["train"]), read_plink(spec["holdout"])
-            inputs = {"panel_path": _all_snps(spec["train"], tmp), "pheno_path": spec["pheno"],
+            inputs = {"panel_path": spec["panel"] or _all_snps(spec["train"], tmp), "pheno_path": spec["pheno"],
                       "pheno_col": spec["column"]}
             phenos = {who: read_phenotype(g.samples, spec["pheno"], spec["column"])
                       for who, g in (("train_pheno", train), ("holdout_pheno", holdout))}
+            if phenos["train_pheno"].kind == "binary":
+                case_fraction = float(np.nanmean(phenos["train_pheno"].values))
         for eps in (float(e) for e in args.epsilons.split(",")):
             t0 = time.perf_counter()
             cfg = {**config, "dp": {"epsilon": eps}}
