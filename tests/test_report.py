@@ -72,6 +72,15 @@ def test_evaluate__verbatim_copies_are_counted_and_privacy_fails(population):
     assert report["overall"] == "fail"
     # a copy is perfectly faithful: fidelity alone would not catch it
     assert report["fidelity"]["allele_frequency_mae"]["value"] == 0.0
+    # beside each distance attack, what a generator that copies no one gets on the same people: far below a copy
+    p = report["privacy"]
+    assert p["dcr_share"]["value"] == 1.0 and 0.3 < p["dcr_share"]["no_copy_floor"] < 0.75
+    assert p["membership_auc"]["no_copy_floor"] < 0.6 < p["membership_auc"]["value"]
+    assert p["aats_privacy_loss"]["no_copy_floor"] < p["aats_privacy_loss"]["value"]
+    for name in ("membership_auc", "dcr_share", "aats_privacy_loss"):
+        floor = p[name]["no_copy_floor"]
+        assert "copies no one" in p[name]["note"] and f"{floor:.3f}" in p[name]["note"]
+        assert "per condition" in p[name]["note"]  # the .fam trait: drawn per case/control class
 
 
 @pytest.mark.slow
@@ -119,7 +128,9 @@ def test_report_json__layout_and_required_names(fresh_report, tmp_path):
         assert metric in data[section], name
     for section in ("fidelity", "association", "utility", "privacy"):
         for name, m in data[section].items():
-            assert set(m) <= {"value", "reference", "status", "note"} and {"value", "reference", "status"} <= set(m)
+            assert set(m) <= {"value", "reference", "status", "note", "no_copy_floor"}
+            assert {"value", "reference", "status"} <= set(m)
+            assert ("no_copy_floor" in m) == (name in ("membership_auc", "dcr_share", "aats_privacy_loss"))
             assert m["status"] in ("pass", "warn", "fail")
             assert m["value"] is None or isinstance(m["value"], (int, float))
             assert m["reference"] is None or isinstance(m["reference"], (int, float))
@@ -148,6 +159,7 @@ def test_report_html__self_contained_card_first_then_figures(fresh_report, tmp_p
         "Distances to training", "Utility (TSTR vs TRTR)", "Provenance"))
     assert card < af < ld_heat < decay < pca < dist < tstr < prov
     assert "class='pass'" in page and "@media print" in page
+    assert page.count("a generator that copies no one") >= 3  # the floor beside the distance attacks
     assert fresh_report["provenance"]["inputs"]["synthetic"]["sha256_genotypes"] in page
 
 
