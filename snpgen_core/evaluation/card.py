@@ -499,11 +499,11 @@ def release_summary(report: dict) -> dict:
 
 def card_markdown(report: dict, sections=SECTIONS) -> str:
     """The report card as a Markdown table: metric, what it measures, synthetic value, holdout reference, status
-    (critical rows marked *), the rule, and the overall verdict."""
+    (critical rows marked *), the rule with the row's note (e.g. the no-copy floor), and the overall verdict."""
     lines = ["| metric | what it measures | synthetic | holdout | status | rule |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in card_rows(report, sections).itertuples():
         lines.append(f"| {r.section}.{r.metric}{' *' if r.critical else ''} | {r.name} | {r.synthetic} | "
-                     f"{r.holdout} | {r.status} | {r.rule} |")
+                     f"{r.holdout} | {r.status} | {r.rule}{'; ' + r.note if r.note else ''} |")
     lines.append(f"| **overall** | | | | **{report['overall']}** | |")
     return "\n".join(lines)
