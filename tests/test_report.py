@@ -321,3 +321,7 @@ def test_card_markdown__one_row_per_metric_and_the_verdict():
     n_metrics = sum(len(report[s]) for s in ("fidelity", "association", "utility", "privacy"))
     assert text.count("\n") == n_metrics + 2
     assert f"**{report['overall']}**" in text
+    # each row's note follows its rule: the no-copy floor beside the DCR share, with its value
+    dcr = next(line for line in text.splitlines() if line.startswith("| privacy.dcr_share"))
+    assert f"copies no one (each SNP drawn on its own from the training genotype frequencies per condition) gets " \
+           f"{report['privacy']['dcr_share']['no_copy_floor']:.3f}" in dcr
