@@ -39,11 +39,13 @@ sizes = prov["sizes"]
 
 def card_table(report: dict) -> pd.DataFrame:
     """The report card's rows (``evaluation.card.card_rows``) as the page shows them: plain names first (critical
-    rows marked *), the value beside its holdout reference, the rule with its thresholds, what a fail means."""
+    rows marked *), the value beside its holdout reference and what a generator that copies no one gets (the
+    distance attacks), the rule with its thresholds, what a fail means."""
     rows = card_rows(report)
     marked = rows["name"] + rows["critical"].map({True: " *", False: ""})
     return pd.DataFrame({"section": rows["section"], "what is measured": marked, "synthetic": rows["synthetic"],
-                         "holdout (reference)": rows["holdout"], "status": rows["status"],
+                         "holdout (reference)": rows["holdout"], "copies no one": rows["floor"],
+                         "status": rows["status"],
                          "rule (thresholds)": rows["rule"], "if it fails": rows["if_fail"], "note": rows["note"],
                          "metric": rows["section"] + "." + rows["metric"]})
 
@@ -62,8 +64,8 @@ st.markdown("\n".join(f"- **{label}**: {text}" for label, text in summary["facts
 critical_privacy = card_table(report)
 critical_privacy = critical_privacy[(critical_privacy["section"] == "privacy")
                                     & critical_privacy["what is measured"].str.endswith(" *")]
-st.dataframe(styled(critical_privacy[["what is measured", "synthetic", "holdout (reference)", "status",
-                                      "rule (thresholds)"]]), hide_index=True, width="stretch")
+st.dataframe(styled(critical_privacy[["what is measured", "synthetic", "holdout (reference)", "copies no one",
+                                      "status", "rule (thresholds)"]]), hide_index=True, width="stretch")
 with st.expander("SHA-256 of every input and output"):
     st.dataframe(pd.DataFrame(summary["hashes"], columns=["what", "file", "SHA-256"]), hide_index=True,
                  width="stretch")

@@ -403,8 +403,8 @@ def grade_sections(sections: dict[str, dict[str, MetricValue]], thresholds: Card
 # ---------------------------------------------------------------------------------------------------------------
 # The card as a table
 
-CARD_COLUMNS = ["section", "metric", "name", "critical", "synthetic", "holdout", "status", "rule", "if_fail",
-                "note"]
+CARD_COLUMNS = ["section", "metric", "name", "critical", "synthetic", "holdout", "floor", "status", "rule",
+                "if_fail", "note"]
 
 
 def format_number(x) -> str:
@@ -419,8 +419,9 @@ def format_number(x) -> str:
 def card_rows(report: dict, sections=SECTIONS):
     """The report card of an evaluation (``evaluate``'s dict or report.json) as a DataFrame, one row per metric
     in section order: ``CARD_COLUMNS`` = section, metric, name (plain words, :func:`describe`), critical (bool),
-    synthetic and holdout (the value and its reference, formatted by :func:`format_number`), status, rule (the
-    grading rule's explanation, thresholds shown), if_fail (what a fail means and what to do), note."""
+    synthetic and holdout (the value and its reference, formatted by :func:`format_number`), floor (what a generator
+    that copies no one gets, beside the distance attacks; "" elsewhere), status, rule (the grading rule's
+    explanation, thresholds shown), if_fail (what a fail means and what to do), note."""
     import pandas as pd
 
     prov = report.get("provenance", {})
@@ -431,8 +432,9 @@ def card_rows(report: dict, sections=SECTIONS):
         for name, m in (report.get(section) or {}).items():
             full = f"{section}.{name}"
             plain, if_fail = describe(full)
+            floor = format_number(m["no_copy_floor"]) if "no_copy_floor" in m else ""
             rows.append((section, name, plain, full in critical, format_number(m.get("value")),
-                         format_number(m.get("reference")), m.get("status") or "warn",
+                         format_number(m.get("reference")), floor, m.get("status") or "warn",
                          rules.get(full, {}).get("explain", ""), if_fail, m.get("note", "")))
     return pd.DataFrame(rows, columns=CARD_COLUMNS)
 

@@ -28,7 +28,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .figure { page-break-inside: avoid; break-inside: avoid; margin: 1em 0; }
 code { font-size: 0.85em; word-break: break-all; }
 .summary { border: 2px solid #888; border-radius: 6px; padding: 0.4em 1.2em 0.8em; }
-.summary th { width: 11em; }
+.summary th { width: 11em; } .summary table.tests th { width: auto; }
 .plain { font-weight: normal; } .code { color: #777; font-size: 0.8em; display: block; }
 @page { size: A4; margin: 10mm 12mm; }
 @media print {
@@ -93,15 +93,17 @@ def _summary(report: dict) -> str:
     rows = summary["privacy"]
     critical = rows[rows["critical"]]
     out.append(f"<h3>Privacy tests that decide the verdict ({len(critical)} of {len(rows)}; all in the card)</h3>"
-               "<p class='note'>The holdout column is what real people who were not in the training data score: the "
-               "value to expect from a perfect generator.</p>"
-               "<table><tr><th>test</th><th>synthetic</th><th>holdout</th><th>status</th><th>rule</th></tr>")
+               "<p class='note'>Holdout: what real people not in the training data score (a perfect generator). "
+               "Floor: what a generator that copies no one (independent SNPs) scores.</p>"
+               "<table class='tests'><tr><th>test</th><th>synthetic</th><th>holdout</th><th>floor</th><th>status</th>"
+               "<th>rule</th></tr>")
     for r in critical.itertuples():
         out.append(f"<tr class='{_e(r.status)}'><td>{_e(r.name)}</td>"
                    f"<td class='num'>{_e(r.synthetic)}</td><td class='num'>{_e(r.holdout)}</td>"
+                   f"<td class='num'>{_e(r.floor)}</td>"
                    f"<td class='status'>{_e(r.status)}</td><td class='note'>{_e(r.rule)}</td></tr>")
     if critical.empty:
-        out.append("<tr class='warn'><td colspan='5'>no privacy test could be computed</td></tr>")
+        out.append("<tr class='warn'><td colspan='6'>no privacy test could be computed</td></tr>")
     out.append("</table><h3>SHA-256 of inputs and outputs</h3><table>")
     out += [f"<tr><th>{_e(what)}</th><td>{_e(Path(path).name)}</td><td><code>{_e(digest)}</code></td></tr>"
             for what, path, digest in summary["hashes"]]
