@@ -70,7 +70,7 @@ class DatasetSummary:
     """What the Data page shows: counts, missingness, the trait and the aligned GWAS.
 
     ``gwas_format``, ``aligned``, ``gwas_n_max`` and ``gwas_on_training`` describe the GWAS in use, the one named
-    ``gwas_source`` in ``gwas_sources`` ("uploaded", "training")."""
+    ``gwas_source`` in ``gwas_sources`` ("uploaded", "training"); None / False without one."""
 
     n_samples: int
     n_variants: int
@@ -78,10 +78,6 @@ class DatasetSummary:
     variant_missing_max: float
     phenotype: object  # snpgen_core.phenotypes.Phenotype
     split_counts: dict[str, int]
-    gwas_format: str | None = None
-    aligned: object | None = None  # snpgen_core.io.gwas.AlignedGwas, None without GWAS
-    gwas_n_max: int | None = None  # individuals the GWAS was computed on, as its N/NMISS/OBS_CT column states
-    gwas_on_training: bool = False  # the GWAS was computed here on the training individuals
     gwas_sources: dict = field(default_factory=dict)  # "uploaded" / "training" -> GwasSource
     gwas_source: str | None = None  # the one in use
     gwas_kept: bool = False  # the uploaded GWAS was chosen over one recomputed on the training individuals
@@ -92,6 +88,27 @@ class DatasetSummary:
         """About how many training individuals each run keeps for validation (``TrainConfig.validation``): the app's
         split has none of its own, the run draws them from the training part."""
         return int(round(self.split_counts["train"] * self.validation_share))
+
+    @property
+    def _gwas(self) -> GwasSource | None:
+        return self.gwas_sources.get(self.gwas_source) if self.gwas_source else None
+
+    @property
+    def gwas_format(self) -> str | None:
+        return self._gwas.format if self._gwas else None
+
+    @property
+    def aligned(self):
+        """The GWAS in use aligned to the cohort (``io.gwas.AlignedGwas``), None without one."""
+        return self._gwas.aligned if self._gwas else None
+
+    @property
+    def gwas_n_max(self) -> int | None:
+        return self._gwas.n_max if self._gwas else None
+
+    @property
+    def gwas_on_training(self) -> bool:
+        return bool(self._gwas and self._gwas.on_training)
 
 
 @dataclass
@@ -393,7 +410,7 @@ class Workspace:
             sources[source] = GwasSource(path, None, f"{gwas.format}, computed here",
                                          align_gwas(gwas, train.variants), gwas.n_samples_max, on_training=True)
         self._reset_from("panel")
-        _use_source(self.summary, source)
+        self.summary.gwas_source = source
         self.summary.gwas_kept = source == "uploaded" and self.gwas_recomputable
         self.dataset.gwas, self.dataset.gwas_columns = sources[source].path, sources[source].columns
         return self.summary.aligned
@@ -944,15 +961,8 @@ def summarize(dataset: Dataset) -> DatasetSummary:
         source = GwasSource(dataset.gwas, dataset.gwas_columns, table.format, align_gwas(table, variants),
                             table.n_samples_max, on_training=False)
         summary.gwas_sources["uploaded"] = source
-        _use_source(summary, "uploaded")
+        summary.gwas_source = "uploaded"
     return summary
-
-
-def _use_source(summary: DatasetSummary, name: str) -> None:
-    source = summary.gwas_sources[name]
-    summary.gwas_source = name
-    summary.aligned, summary.gwas_format = source.aligned, source.format
-    summary.gwas_n_max, summary.gwas_on_training = source.n_max, source.on_training
 
 
 def _ratio(report: dict, section: str, metric: str) -> float | None:
