@@ -29,7 +29,7 @@ from .errors import InputError
 from .provenance import now_utc, sha256_file, software_versions, write_json
 from .splits import Split, read_split, split_samples, trait_strata, write_split
 from .memorisation import MemorisationCheck, release_warning
-from .models.generators import LatentDiffusion
+from .models.generators import LatentDiffusion, calibrate_marginals
 from .training import Callback, Cancelled, FitState, default_threads, fit
 
 
@@ -416,7 +416,7 @@ def _vae_with_gaussian_prior(models: runs.RunModels, cohort: _Cohort, device: to
 
 def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
                recon_dosages: np.ndarray, dev: torch.device, t0: float, privacy_check: dict | None,
-               dp_record: dict | None = None) -> None:
+               dp_record: dict | None = None, calibration: dict | None = None) -> None:
     """Weights, history (per stage in ``states``: losses, best epoch, why it stopped), reconstruction (the VAE's;
     a header only for a run without one), then ``run.json`` (the completeness marker)."""
     from safetensors.torch import save_file
@@ -440,6 +440,7 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
         "train_seconds": time.perf_counter() - t0,
         "privacy_check": privacy_check,  # memorisation.MemorisationCheck on the validation individuals, or None
         "differential_privacy": dp_record,  # differential_privacy.record: (epsilon, delta) spent; None without DP
+        "calibration": calibration,  # generators.calibrate_marginals: the frequency error before / after; or None
         "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
 
@@ -635,10 +636,20 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                      monitor=monitor(lambda d: LatentDiffusion(vae, d), lambda d: vae_nlls),
                      privacy=None if dp_plans is None else dp_plans["diffusion"])
 
-    # 3. baselines (seconds; the independent SNPs were fitted first)
+    # 3. the released generator's genotype frequencies matched to the training cohort's (the decoder's
+    # calibration; a DP run keeps none: the training frequencies are outside its accounting)
+    calibration = None
+    if dp_plans is None and cfg.calibration_rounds > 0:
+        calibration = calibrate_marginals(LatentDiffusion(vae, diffusion), vae, dosages[tr], cond[tr],
+                                          rounds=cfg.calibration_rounds, seed=seed)
+        _emit(callback, "check", f"genotype frequencies calibrated (shrinkage {calibration['shrinkage']:.2f} towards "
+                                 "the training cohort's): mean absolute difference from training "
+                                 f"{calibration['mae_before']:.4f} -> {calibration['mae_after']:.4f}")
+
+    # 4. baselines (seconds; the independent SNPs were fitted first)
     models.latent_gaussian.to(dev).fit(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))
 
-    # 4. the release check of the default generator, then the run directory
+    # 5. the release check of the default generator, then the run directory
     if stop_event is not None and stop_event.is_set():
         raise Cancelled("training cancelled before the run was written")
     check = None
@@ -658,7 +669,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         _emit(callback, "check", f"differential privacy: (epsilon {dp_record['epsilon']:.3g}, delta "
                                  f"{dp_record['delta']:.2g}) spent over both stages")
     _write_run(out, models, {"vae": vae_state, "diffusion": diff_state}, dosages[va] if va.size else dosages[tr],
-               dev, t0, check, dp_record)
+               dev, t0, check, dp_record, calibration)
     shutil.rmtree(ckpt, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")
     return out

@@ -93,6 +93,9 @@ class TrainConfig:
                                     "trait)", low=0.0, high=0.9)
     independent_bins: int = option(5, "quantile bins of a quantitative trait for the independent-SNP baseline",
                                    low=1, high=1000)
+    calibration_rounds: int = option(3, "after training, rounds matching the generator's sampled genotype "
+                                        "frequencies to the training cohort's (0 = off; DP and GAN runs: none)",
+                                     low=0, high=20)
     dp: DPConfig = field(default_factory=DPConfig)  # differential privacy (DP-SGD) of the VAE and the denoiser
     model: str = option("diffusion", "generator to train: diffusion (our VAE + latent diffusion) or wgan (a "
                                      "conditional WGAN-GP with Gumbel-softmax genotypes, as Xie et al. and Yelmen "
@@ -492,10 +495,15 @@ def _read_weights(weights: Path, damaged: str) -> dict[str, torch.Tensor]:
                          path=str(weights), hint=damaged) from None
 
 
+# tensors that runs written before they existed lack; their modules load them as "no effect"
+ADDED_LATER = ("vae.decoder.calibration",)
+
+
 def _check_weights(tensors: dict[str, torch.Tensor], models: "RunModels", where: str, damaged: str) -> None:
     """Same names and shapes as the models the config builds, and only finite floating-point values."""
     expected = {k: tuple(v.shape) for k, v in models.state_tensors().items()}
-    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    missing = sorted(set(expected) - set(tensors) - set(ADDED_LATER))
+    extra = sorted(set(tensors) - set(expected))
     if missing or extra:
         what = f"lacks {missing[0]}" if missing else f"holds an unexpected tensor {extra[0]}"
         raise InputError(f"{what} ({len(missing)} missing, {len(extra)} unexpected)", path=where, hint=damaged)

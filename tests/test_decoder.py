@@ -142,3 +142,70 @@ def test_planted_ld_blocks__r2_near_one_inside_blocks_and_near_zero_across():
         across = ~np.kron(np.eye(n_blocks), np.ones((3, 3))).astype(bool)
         assert r2[across].max() < 0.02
         assert (r2[same].min() > 0.95) == inside_ok
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Calibration of the sampled genotype frequencies (generators.calibrate_marginals)
+
+
+def test_calibration__enters_sampling_and_the_likelihood_and_old_weights_load_without_it():
+    dec = _decoder(3, window=2).eval()
+    z = torch.zeros(200, 2)
+    x = dec.sample(z, torch.Generator().manual_seed(0))
+    dec.calibration[1] = torch.tensor([0.0, 0.0, 30.0])  # SNP 1: genotype 2, whatever its neighbours
+    y = dec.sample(z, torch.Generator().manual_seed(0))
+    assert (y[:, 1] == 2).all() and not (x[:, 1] == 2).all()
+    assert torch.equal(x[:, 0], y[:, 0])  # the SNP before it is untouched
+    ones = torch.ones(1, 3, dtype=torch.int8)
+    assert float(dec.log_prob(ones, z[:1]).detach()) < -25  # a 1 at SNP 1 is now all but impossible
+    state = {k: v for k, v in dec.state_dict().items() if k != "calibration"}  # a run written before it
+    fresh = _decoder(3, window=2)
+    fresh.calibration.fill_(5.0)
+    fresh.load_state_dict(state)
+    assert float(fresh.calibration.abs().sum()) == 0.0
+
+
+def _vae_generator(m: int, log_freq: np.ndarray):
+    """A real VAE (independent decoder, untrained latent weights zeroed) under a N(0, I) prior: it samples every
+    SNP from ``log_freq`` (m, 3)."""
+    from snpgen_core.models.baselines import LatentGaussian, VAEGaussian
+    from snpgen_core.models.vae import GenotypeVAE, VAEConfig
+
+    vae = GenotypeVAE(VAEConfig(n_snps=m, latent_dim=2, hidden=8, window=0)).eval()
+    out = vae.decoder.global_net[-1]
+    with torch.no_grad():
+        out.weight.zero_()
+        out.bias.copy_(torch.as_tensor(log_freq.T.reshape(-1), dtype=torch.float32))
+    return vae, VAEGaussian(vae, LatentGaussian(2))
+
+
+def _frequencies(x: np.ndarray) -> np.ndarray:
+    return np.stack([(x == g).mean(0) for g in range(3)], axis=1)
+
+
+def test_calibrate_marginals__corrects_a_biased_model_and_leaves_an_unbiased_one_alone():
+    from snpgen_core.models.generators import SamplingOptions, calibrate_marginals
+
+    rng = np.random.default_rng(0)
+    m = 40
+    p = rng.uniform(0.05, 0.95, m)
+    truth = np.stack([(1 - p) ** 2, 2 * p * (1 - p), p ** 2], axis=1)
+    train = (rng.random((3000, m)) < p).astype(np.int8) + (rng.random((3000, m)) < p)
+    cond = np.full(3000, np.nan)
+
+    # a model whose frequencies are far from the training ones (every genotype equally likely)
+    vae, gen = _vae_generator(m, np.zeros((m, 3)))
+    out = calibrate_marginals(gen, vae, train, cond, rounds=3, seed=1)
+    assert out["shrinkage"] > 0.95 and out["mae_before"] > 0.1
+    assert out["mae_after"] < 0.02  # the draws' own noise (4,000 per SNP) and the training cohort's
+    x = gen.sample(torch.full((4000,), float("nan")), torch.Generator().manual_seed(9), SamplingOptions()).numpy()
+    assert np.abs(_frequencies(x) - _frequencies(train)).mean() < 0.02
+
+    # a model already at the population frequencies, trained on a small sample: the difference is sampling noise,
+    # so the training sample's frequencies are barely copied
+    vae, gen = _vae_generator(m, np.log(truth))
+    small = train[:200]
+    out = calibrate_marginals(gen, vae, small, cond[:200], rounds=3, seed=1)
+    assert out["shrinkage"] < 0.3
+    x = gen.sample(torch.full((4000,), float("nan")), torch.Generator().manual_seed(9), SamplingOptions()).numpy()
+    assert np.abs(_frequencies(x) - truth).mean() < np.abs(_frequencies(small) - truth).mean()

@@ -143,6 +143,9 @@ def test_train__a_run_without_dp_records_no_epsilon(runs):
     from snpgen_core.runs import run_summary
 
     assert json.loads((runs / "plain" / "run.json").read_text())["differential_privacy"] is None
+    # nor a calibration: the training frequencies are outside the accounting
+    assert json.loads((runs / "dp" / "run.json").read_text())["calibration"] is None
+    assert json.loads((runs / "plain" / "run.json").read_text())["calibration"]["rounds"] == 3
     assert run_summary(runs / "plain")["differential_privacy"] is None
     assert run_summary(runs / "dp")["differential_privacy"]["epsilon"] <= 8.0
 

@@ -22,6 +22,11 @@ contributes nothing, and a missing x_j is left out of the likelihood (``log_prob
 autoregressive, so the probability of the called genotypes is the product of their conditionals given the
 observed past). Sampling runs SNP by SNP, batched over individuals.
 
+``calibration`` (m, 3) is added to every SNP's logits: zero while training, then set by
+``generators.calibrate_marginals`` so that the released generator's genotype frequencies match the training
+cohort's (the decoder and the prior are fitted for likelihood, not for the marginals, and leave them 1.3-1.5x
+further from the training frequencies than a fresh real sample is).
+
 ``window = 0`` is the independent decoder (every SNP drawn on its own given z: the SNPgen / Xie et al. design),
 kept for comparison; it samples all SNPs at once.
 """
@@ -115,6 +120,12 @@ class GenotypeDecoder(nn.Module):
         # chromosome segments of the panel (set by set_segments from the panel's .bim; one chromosome by default)
         self.register_buffer("segment", torch.zeros(n_snps, dtype=torch.long))
         self.register_buffer("mask", _window_mask(self.segment, window))
+        self.register_buffer("calibration", torch.zeros(n_snps, 3))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # runs written before the calibration existed: no correction
+        state_dict.setdefault(prefix + "calibration", torch.zeros_like(self.calibration))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def set_segments(self, segment: torch.Tensor) -> None:
         """Restart the dependence at chromosome boundaries: ``segment`` (m,) from ``chromosome_segments``."""
@@ -126,8 +137,8 @@ class GenotypeDecoder(nn.Module):
     # -- the parts of the logits ------------------------------------------------------------------------------
 
     def global_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, d) -> (B, m, 3): the latent's share of each SNP's logits."""
-        return self.global_net(z).view(z.shape[0], 3, self.n_snps).transpose(1, 2)
+        """(B, d) -> (B, m, 3): the latent's share of each SNP's logits, with the calibration."""
+        return self.global_net(z).view(z.shape[0], 3, self.n_snps).transpose(1, 2) + self.calibration
 
     @property
     def independent(self) -> bool:
@@ -186,6 +197,7 @@ class GenotypeDecoder(nn.Module):
         # Everything is laid out individuals-last, so that each step works on contiguous rows of length B:
         # logits (3, B) = base + W_j (3, 3w) @ one-hot history (3w, B), as a single small matrix product.
         base = self.global_net(z).float().T.reshape(3, m, n)  # (3, m, B): class-major output, transposed
+        base = base + self.calibration.T.float()[:, :, None]
         ctx = self._context(z).float().permute(2, 1, 0).contiguous() if self.hidden > 0 else None  # (H, m, B)
         # weights masked once, neighbours reordered oldest first: column 3i + g is genotype g of SNP j - w + i
         W = (self.gain * self.W * self.mask[:, :, None, None]).flip(1).float().reshape(m, 3 * w, 3).transpose(1, 2)
