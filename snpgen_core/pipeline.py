@@ -29,7 +29,7 @@ from .errors import InputError
 from .provenance import now_utc, sha256_file, software_versions, write_json
 from .splits import Split, read_split, split_samples, trait_strata, write_split
 from .memorisation import MemorisationCheck, release_warning
-from .models.generators import LatentDiffusion, calibrate_marginals
+from .models.generators import LatentDiffusion, calibrate_ld, calibrate_marginals, calibration_summary
 from .training import Callback, Cancelled, FitState, default_threads, fit
 
 
@@ -440,7 +440,7 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
         "train_seconds": time.perf_counter() - t0,
         "privacy_check": privacy_check,  # memorisation.MemorisationCheck on the validation individuals, or None
         "differential_privacy": dp_record,  # differential_privacy.record: (epsilon, delta) spent; None without DP
-        "calibration": calibration,  # generators.calibrate_marginals: the frequency error before / after; or None
+        "calibration": calibration,  # generators.calibrate_ld and calibrate_marginals: before / after; or None
         "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
 
@@ -636,15 +636,15 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                      monitor=monitor(lambda d: LatentDiffusion(vae, d), lambda d: vae_nlls),
                      privacy=None if dp_plans is None else dp_plans["diffusion"])
 
-    # 3. the released generator's genotype frequencies matched to the training cohort's (the decoder's
-    # calibration; a DP run keeps none: the training frequencies are outside its accounting)
+    # 3. the released generator's LD and genotype frequencies calibrated to the training cohort's (the decoder's
+    # ld_scale and calibration; a DP run keeps none: the training cohort's statistics are outside its accounting)
     calibration = None
     if dp_plans is None and cfg.calibration_rounds > 0:
-        calibration = calibrate_marginals(LatentDiffusion(vae, diffusion), vae, dosages[tr], cond[tr],
-                                          rounds=cfg.calibration_rounds, seed=seed)
-        _emit(callback, "check", f"genotype frequencies calibrated (shrinkage {calibration['shrinkage']:.2f} towards "
-                                 "the training cohort's): mean absolute difference from training "
-                                 f"{calibration['mae_before']:.4f} -> {calibration['mae_after']:.4f}")
+        released = LatentDiffusion(vae, diffusion)
+        calibration = calibrate_ld(released, vae, dosages[tr], cond[tr], seed=seed)
+        calibration.update(calibrate_marginals(released, vae, dosages[tr], cond[tr], rounds=cfg.calibration_rounds,
+                                               seed=seed))
+        _emit(callback, "check", calibration_summary(calibration))
 
     # 4. baselines (seconds; the independent SNPs were fitted first)
     models.latent_gaussian.to(dev).fit(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))

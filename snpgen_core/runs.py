@@ -496,7 +496,7 @@ def _read_weights(weights: Path, damaged: str) -> dict[str, torch.Tensor]:
 
 
 # tensors that runs written before they existed lack; their modules load them as "no effect"
-ADDED_LATER = ("vae.decoder.calibration",)
+ADDED_LATER = ("vae.decoder.calibration", "vae.decoder.ld_scale")
 
 
 def _check_weights(tensors: dict[str, torch.Tensor], models: "RunModels", where: str, damaged: str) -> None:

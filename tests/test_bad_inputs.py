@@ -445,15 +445,17 @@ def test_load_run__verifies_hashes_schema_and_weights(ctx, tmp_path):
             save_file(t, str(p))
         load_run(copy_run(ctx.run, tmp_path / "c", **{"model.safetensors": wrong_shape}))
 
-    def without(name):
+    def without(*names):
         def edit(p):
             with safe_open(str(p), framework="pt") as f:
-                save_file({k: f.get_tensor(k) for k in f.keys() if k != name}, str(p))
+                save_file({k: f.get_tensor(k) for k in f.keys() if k not in names}, str(p))
         return edit
-    # a run written before the decoder's calibration existed loads, with no calibration; any other gap is refused
-    old = load_run(copy_run(ctx.run, tmp_path / "d", **{"model.safetensors": without("vae.decoder.calibration")}))
-    assert float(old.models.vae.decoder.calibration.abs().sum()) == 0.0
-    assert float(load_run(ctx.run).models.vae.decoder.calibration.abs().sum()) > 0.0  # this run calibrated
+    # a run written before the decoder's calibration existed loads, with none; any other gap is refused
+    old = load_run(copy_run(ctx.run, tmp_path / "d", **{"model.safetensors": without(
+        "vae.decoder.calibration", "vae.decoder.ld_scale")}))
+    assert float(old.models.vae.decoder.calibration.abs().sum()) == 0.0 and float(old.models.vae.decoder.ld_scale) == 1
+    new = load_run(ctx.run).models.vae.decoder  # this run was calibrated
+    assert float(new.calibration.abs().sum()) > 0.0 and float(new.ld_scale) != 1
     with pytest.raises(InputError, match="lacks vae.decoder.global_net"):
         load_run(copy_run(ctx.run, tmp_path / "e", **{"model.safetensors": without("vae.decoder.global_net.6.bias")}))
 

@@ -145,7 +145,7 @@ def test_planted_ld_blocks__r2_near_one_inside_blocks_and_near_zero_across():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Calibration of the sampled genotype frequencies (generators.calibrate_marginals)
+# Calibration of the sampled LD and genotype frequencies (generators.calibrate_ld, calibrate_marginals)
 
 
 def test_calibration__enters_sampling_and_the_likelihood_and_old_weights_load_without_it():
@@ -158,20 +158,27 @@ def test_calibration__enters_sampling_and_the_likelihood_and_old_weights_load_wi
     assert torch.equal(x[:, 0], y[:, 0])  # the SNP before it is untouched
     ones = torch.ones(1, 3, dtype=torch.int8)
     assert float(dec.log_prob(ones, z[:1]).detach()) < -25  # a 1 at SNP 1 is now all but impossible
-    state = {k: v for k, v in dec.state_dict().items() if k != "calibration"}  # a run written before it
+    with torch.no_grad():
+        dec.W.normal_()
+        ctx = torch.randint(0, 3, (5, 3), dtype=torch.int8)
+        base = dec.logits(ctx, z[:5]) - dec.global_logits(z[:5])
+        dec.ld_scale.fill_(1.5)  # the neighbour weights' share of the logits, scaled
+        torch.testing.assert_close(dec.logits(ctx, z[:5]) - dec.global_logits(z[:5]), 1.5 * base)
+    state = {k: v for k, v in dec.state_dict().items() if k not in ("calibration", "ld_scale")}  # an older run
     fresh = _decoder(3, window=2)
     fresh.calibration.fill_(5.0)
+    fresh.ld_scale.fill_(5.0)
     fresh.load_state_dict(state)
-    assert float(fresh.calibration.abs().sum()) == 0.0
+    assert float(fresh.calibration.abs().sum()) == 0.0 and float(fresh.ld_scale) == 1.0
 
 
-def _vae_generator(m: int, log_freq: np.ndarray):
-    """A real VAE (independent decoder, untrained latent weights zeroed) under a N(0, I) prior: it samples every
-    SNP from ``log_freq`` (m, 3)."""
+def _vae_generator(m: int, log_freq: np.ndarray, window: int = 0):
+    """A real VAE (untrained latent weights zeroed) under a N(0, I) prior: it samples every SNP from ``log_freq``
+    (m, 3) plus its neighbour weights (none at first)."""
     from snpgen_core.models.baselines import LatentGaussian, VAEGaussian
     from snpgen_core.models.vae import GenotypeVAE, VAEConfig
 
-    vae = GenotypeVAE(VAEConfig(n_snps=m, latent_dim=2, hidden=8, window=0)).eval()
+    vae = GenotypeVAE(VAEConfig(n_snps=m, latent_dim=2, hidden=8, window=window)).eval()
     out = vae.decoder.global_net[-1]
     with torch.no_grad():
         out.weight.zero_()
@@ -209,3 +216,32 @@ def test_calibrate_marginals__corrects_a_biased_model_and_leaves_an_unbiased_one
     assert out["shrinkage"] < 0.3
     x = gen.sample(torch.full((4000,), float("nan")), torch.Generator().manual_seed(9), SamplingOptions()).numpy()
     assert np.abs(_frequencies(x) - truth).mean() < np.abs(_frequencies(small) - truth).mean()
+
+
+def test_calibrate_ld__restores_neighbour_weights_that_were_shrunk():
+    from snpgen_core.models.generators import calibrate_ld
+
+    rng = np.random.default_rng(3)
+    start, trans = np.array([0.4, 0.35, 0.25]), np.array([[0.8, 0.15, 0.05], [0.2, 0.6, 0.2], [0.05, 0.25, 0.7]])
+    n, m = 3000, 30
+    x = np.empty((n, m), dtype=np.int8)
+    x[:, 0] = rng.choice(3, n, p=start)
+    for j in range(1, m):
+        x[:, j] = (rng.random(n)[:, None] > np.cumsum(trans[x[:, j - 1]], 1)).sum(1)
+    cond = np.full(n, np.nan)
+    for shrunk in (1.0, 0.6):
+        # the exact chain: SNP 0 from its start frequencies, every later SNP from its predecessor's row, with the
+        # neighbour weights multiplied by `shrunk`
+        log_freq = np.zeros((m, 3))
+        log_freq[0] = np.log(start)
+        vae, gen = _vae_generator(m, log_freq, window=1)
+        dec = vae.decoder
+        with torch.no_grad():
+            dec.W.zero_()
+            dec.W[1:, 0] = torch.as_tensor(shrunk * np.log(trans) / dec.gain, dtype=torch.float32)
+        out = calibrate_ld(gen, vae, x, cond, seed=1)
+        assert out["ld_scale"] == pytest.approx(1 / shrunk, rel=0.06)
+        assert out["ld_r2_after"] == pytest.approx(out["ld_r2_training"], rel=0.05)
+        assert (out["ld_r2_before"] < 0.8 * out["ld_r2_training"]) == (shrunk < 1)
+    vae, gen = _vae_generator(m, log_freq)  # the independent decoder has no neighbour weights to scale
+    assert calibrate_ld(gen, vae, x, cond) == {}

@@ -22,10 +22,11 @@ contributes nothing, and a missing x_j is left out of the likelihood (``log_prob
 autoregressive, so the probability of the called genotypes is the product of their conditionals given the
 observed past). Sampling runs SNP by SNP, batched over individuals.
 
-``calibration`` (m, 3) is added to every SNP's logits: zero while training, then set by
-``generators.calibrate_marginals`` so that the released generator's genotype frequencies match the training
-cohort's (the decoder and the prior are fitted for likelihood, not for the marginals, and leave them 1.3-1.5x
-further from the training frequencies than a fresh real sample is).
+Two corrections are fitted after training (``generators.calibrate_ld`` and ``calibrate_marginals``) and left
+neutral while training: ``ld_scale`` multiplies the neighbour weights ``W`` (the sampled LD between neighbours is
+8-17% weaker than the training cohort's otherwise: while training, the posterior latent of each individual also
+explains part of it), and ``calibration`` (m, 3) is added to every SNP's logits (the sampled genotype
+frequencies are otherwise 1.2-1.5x further from the training ones than a fresh real sample's are).
 
 ``window = 0`` is the independent decoder (every SNP drawn on its own given z: the SNPgen / Xie et al. design),
 kept for comparison; it samples all SNPs at once.
@@ -121,10 +122,12 @@ class GenotypeDecoder(nn.Module):
         self.register_buffer("segment", torch.zeros(n_snps, dtype=torch.long))
         self.register_buffer("mask", _window_mask(self.segment, window))
         self.register_buffer("calibration", torch.zeros(n_snps, 3))
+        self.register_buffer("ld_scale", torch.ones(()))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # runs written before the calibration existed: no correction
+        # runs written before the corrections existed: none
         state_dict.setdefault(prefix + "calibration", torch.zeros_like(self.calibration))
+        state_dict.setdefault(prefix + "ld_scale", torch.ones_like(self.ld_scale))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def set_segments(self, segment: torch.Tensor) -> None:
@@ -157,7 +160,7 @@ class GenotypeDecoder(nn.Module):
             return self.global_logits(z)
         onehot = one_hot_genotypes(dosages, z.dtype)
         win = self._windows(onehot) * self.mask[None, :, :, None]  # (B, m, w, 3)
-        out = self.global_logits(z) + torch.einsum("bmkc,mkco->bmo", win, self.gain * self.W)
+        out = self.global_logits(z) + torch.einsum("bmkc,mkco->bmo", win, self.gain * self.ld_scale * self.W)
         if self.hidden > 0:
             pre = torch.einsum("bmkc,mkch->bmh", win, self.A) + self._context(z)
             out = out + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)
@@ -200,8 +203,8 @@ class GenotypeDecoder(nn.Module):
         base = base + self.calibration.T.float()[:, :, None]
         ctx = self._context(z).float().permute(2, 1, 0).contiguous() if self.hidden > 0 else None  # (H, m, B)
         # weights masked once, neighbours reordered oldest first: column 3i + g is genotype g of SNP j - w + i
-        W = (self.gain * self.W * self.mask[:, :, None, None]).flip(1).float().reshape(m, 3 * w, 3).transpose(1, 2)
-        W = W.contiguous()  # (m, 3, 3w)
+        W = self.gain * self.ld_scale * self.W * self.mask[:, :, None, None]
+        W = W.flip(1).float().reshape(m, 3 * w, 3).transpose(1, 2).contiguous()  # (m, 3, 3w)
         if ctx is not None:
             A = (self.A * self.mask[:, :, None, None]).flip(1).float().reshape(m, 3 * w, -1).transpose(1, 2)
             A, B = A.contiguous(), self.B.float().transpose(1, 2).contiguous()  # (m, H, 3w), (m, 3, H)
