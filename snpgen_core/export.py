@@ -125,6 +125,13 @@ def release_gate(report: dict, confirm_release: str | None) -> dict:
     return {"grade": grade, "confirmed": bool(reason), "reason": reason, "date": now_utc()}
 
 
+def _calibration_text(record: dict | None) -> str:
+    from .models.generators import calibration_summary
+
+    return "none (a DP or GAN run, or one trained with --calibration-rounds 0)" if not record else \
+        calibration_summary(record)
+
+
 def _dp_text(dp: dict | None) -> str:
     """The model card's line on differential privacy (``run.json``'s record)."""
     if not dp:
@@ -234,6 +241,8 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
   device {prov.get('device')}; software {', '.join(f'{k} {v}' for k, v in (prov.get('software') or {}).items())}.
 - Memorisation measured while training, on the validation individuals (never the holdout): {check_text}.
 - Differential privacy: {_dp_text((read_json(run_dir / "run.json") or {}).get("differential_privacy"))}
+- Calibration after training (from the training individuals' mean neighbour r^2 and genotype frequencies only):
+  {_calibration_text((read_json(run_dir / "run.json") or {}).get("calibration"))}.
 
 ## Generation
 
