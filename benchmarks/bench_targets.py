@@ -43,6 +43,8 @@ COLUMNS = [
     ("LD r ratio", "fidelity.ld_r", "ratio", ">= 0.95"),
     ("LD decay MAE ratio", "fidelity.ld_decay_mae", "ratio", "<= 2"),
     ("detection AUC", "fidelity.detection_auc", "value", "<= 0.60"),
+    ("detection AUC, holdout's", "fidelity.detection_auc", "reference", "-"),
+    ("holdout vs synthetic AUC", "fidelity.detection_auc", "holdout_vs_synthetic", "-"),
     ("AF MAE ratio", "fidelity.allele_frequency_mae", "ratio", "<= 1.3"),
     ("membership AUC", "privacy.membership_auc", "value", "<= 0.53"),
     ("TPR at 1% FPR", "privacy.membership_tpr_at_1pct_fpr", "value", "<= 0.02"),
@@ -79,6 +81,10 @@ def cell(report: dict, key: str, how: str) -> float | list:
     if key == "utility.tstr":  # the trait's own TSTR: AUC (binary), r (quantitative), accuracy (categorical)
         key = next(f"utility.{k}" for k in ("tstr_auc", "tstr_r", "tstr_accuracy") if k in report["utility"])
     value, reference = metric(report, key)
+    if how in ("reference", "holdout_vs_synthetic"):  # the holdout's own value; detection's other comparison
+        section, name = key.split(".")
+        extra = reference if how == "reference" else report[section][name].get(how)
+        return float("nan") if extra is None else float(extra)
     if how == "ratio":
         return value / reference if reference else float("nan")
     return [value, reference] if how == "both" else value
@@ -135,8 +141,8 @@ def table(rows: list[dict]) -> str:
             if how == "both":
                 v = [r[col] for r in mine]
                 cells.append(f"{np.median([x[0] for x in v]):.0f} ({np.median([x[1] for x in v]):.0f})")
-            else:
-                v = [r[col] for r in mine]
+            else:  # rows recorded before a column existed have none
+                v = [r.get(col, float("nan")) for r in mine]
                 cells.append("n/a" if np.isnan(v).all() else f"{np.nanmedian(v):.3f}")
         cells.append(", ".join(str(r["card"]) for r in mine))
         cells.append(f"{sum(bool(r['validation_check_passed']) for r in mine)} of {len(mine)} passed")

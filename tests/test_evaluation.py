@@ -310,6 +310,7 @@ def test_detection_auc__tells_shuffled_genotypes_from_real_ones(sim_cohort):
     shuffled = np.column_stack([rng.permutation(holdout[:, j]) for j in range(x.shape[1])])
     m = structure.detection_auc(train, holdout, shuffled, seed=0)
     assert m.value > 0.9 and m.reference < 0.75
+    assert m.details["holdout_vs_synthetic"] > 0.9 and "holdout people told from synthetic" in m.note
     again = structure.detection_auc(train, holdout, shuffled, seed=0)
     assert again.value == m.value  # seeded
     small = structure.detection_auc(train[:4], holdout[:4], shuffled[:4])

@@ -92,6 +92,8 @@ def test_evaluate__independent_snp_draws_fail_ld_and_detection(population):
     assert abs(report["fidelity"]["ld_r"]["value"]) < 0.2 < report["fidelity"]["ld_r"]["reference"]
     assert report["fidelity"]["detection_auc"]["status"] == "fail"
     assert report["fidelity"]["detection_auc"]["value"] > 0.9
+    detection = report["fidelity"]["detection_auc"]  # and told from the real holdout as well, as its note says
+    assert detection["holdout_vs_synthetic"] > 0.8 and f"{detection['holdout_vs_synthetic']:.3f}" in detection["note"]
     # allele frequencies are right: that row passes, the card fails on structure
     assert report["fidelity"]["allele_frequency_mae"]["status"] == "pass"
     assert report["overall"] == "fail"
@@ -128,9 +130,10 @@ def test_report_json__layout_and_required_names(fresh_report, tmp_path):
         assert metric in data[section], name
     for section in ("fidelity", "association", "utility", "privacy"):
         for name, m in data[section].items():
-            assert set(m) <= {"value", "reference", "status", "note", "no_copy_floor"}
+            assert set(m) <= {"value", "reference", "status", "note", "no_copy_floor", "holdout_vs_synthetic"}
             assert {"value", "reference", "status"} <= set(m)
             assert ("no_copy_floor" in m) == (name in ("membership_auc", "dcr_share", "aats_privacy_loss"))
+            assert ("holdout_vs_synthetic" in m) == (name == "detection_auc")
             assert m["status"] in ("pass", "warn", "fail")
             assert m["value"] is None or isinstance(m["value"], (int, float))
             assert m["reference"] is None or isinstance(m["reference"], (int, float))

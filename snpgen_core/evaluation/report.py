@@ -514,8 +514,9 @@ def _number(x):
 
 def _metric_json(m: MetricValue) -> dict:
     out = {"value": _number(m.value), "reference": _number(m.reference), "status": m.status}
-    if "no_copy_floor" in m.details:  # context beside the reference (_no_copy_floor)
-        out["no_copy_floor"] = _number(m.details["no_copy_floor"])
+    for key in ("no_copy_floor", "holdout_vs_synthetic"):  # context beside the reference (_no_copy_floor, detection)
+        if key in m.details:
+            out[key] = _number(m.details[key])
     if m.note:
         out["note"] = m.note
     return out
