@@ -93,9 +93,9 @@ class TrainConfig:
                                     "trait)", low=0.0, high=0.9)
     independent_bins: int = option(5, "quantile bins of a quantitative trait for the independent-SNP baseline",
                                    low=1, high=1000)
-    calibration_rounds: int = option(3, "after training, rounds matching the generator's sampled genotype "
-                                        "frequencies to the training cohort's (0 = off; DP and GAN runs: none)",
-                                     low=0, high=20)
+    calibration_rounds: int = option(3, "after training, calibrate the generator's LD and genotype frequencies to "
+                                        "the training cohort's, with this many frequency rounds (0 = no "
+                                        "calibration; DP and GAN runs: none)", low=0, high=20)
     dp: DPConfig = field(default_factory=DPConfig)  # differential privacy (DP-SGD) of the VAE and the denoiser
     model: str = option("diffusion", "generator to train: diffusion (our VAE + latent diffusion) or wgan (a "
                                      "conditional WGAN-GP with Gumbel-softmax genotypes, as Xie et al. and Yelmen "

@@ -6,6 +6,9 @@ int8 (copies of the panel's a1 allele), drawing all randomness from the ``torch.
 (n, c) float (``covariates.py``; a NaN row = unknown) condition the latent diffusion of a run trained with them;
 the baselines do not model covariates and ignore them. Benchmarks loop over generators
 through this interface; ``generation.generate`` batches and streams it to PLINK.
+
+After training, ``calibrate_ld`` and ``calibrate_marginals`` fit the decoder's two corrections (its neighbour
+weights' scale, and a per-SNP logit offset) on draws from the released generator.
 """
 from __future__ import annotations
 
