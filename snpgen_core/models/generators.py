@@ -94,12 +94,12 @@ def _draw(generator: Generator, cond: np.ndarray, n: int, seed: int, device) -> 
 
 @torch.no_grad()
 def calibrate_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond: np.ndarray, *, seed: int = 0,
-                 draws: int = 4_000, steps: int = 8, low: float = 0.5, high: float = 2.0) -> dict:
+                 steps: int = 8, low: float = 0.5, high: float = 2.0) -> dict:
     """Set the decoder's ``ld_scale`` (a factor on its neighbour weights) so that the LD between SNPs within its
     window that ``generator`` samples matches that of the training individuals ``dosages`` (n, m) (conditions
     ``cond`` (n,)): the mean r^2 of pairs 1..window apart, less each cohort's sampling bias, by bisection between
-    ``low`` and ``high`` (``steps`` halvings; the same seeded draw of ``draws`` individuals at every step, so
-    the sampled r^2 rises smoothly with the scale).
+    ``low`` and ``high`` (``steps`` halvings; the same seeded draw of 4 n individuals, at least 1,000 and at most
+    4,000, at every step, so the sampled r^2 rises smoothly with the scale).
 
     Why: while training, each individual's posterior latent also explains part of its neighbours' dependence, so
     the neighbour weights learn less than the whole of it; latents sampled from the prior do not carry that part,
@@ -114,6 +114,7 @@ def calibrate_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, co
         return {}
     device = decoder.ld_scale.device
     target = _neighbour_r2(dosages, decoder.window)
+    draws = int(np.clip(4 * len(dosages), 1_000, 4_000))
 
     def sampled_r2(scale: float) -> float:
         decoder.ld_scale.fill_(scale)
@@ -144,13 +145,13 @@ def calibrate_marginals(generator: Generator, vae: GenotypeVAE, dosages: np.ndar
     difference sampling noise explains (empirical Bayes, as James-Stein): target = q + lambda (p - q) with
     lambda = tau^2 / (tau^2 + p (1 - p) / n_called), tau^2 the model's squared error beyond both cohorts' sampling
     noise, averaged over the panel. Then ``rounds`` times: draw a cohort with the training mix of conditions (4 n
-    individuals, at least 4,000, at most ``max_draws``) and add log(target / sampled) to the calibration.
+    individuals, at least 1,000, at most ``max_draws``) and add log(target / sampled) to the calibration.
 
     Returns {"rounds", "draws", "shrinkage" (mean lambda), "mae_before", "mae_after"}: the mean absolute
     difference between sampled and training genotype frequencies in the first draw and in a last draw after the
     last correction."""
     p, called = _shares(dosages)
-    draws = int(min(max(4 * len(dosages), 4_000), max_draws))
+    draws = int(np.clip(4 * len(dosages), 1_000, max_draws))
     calibration = vae.decoder.calibration
     floor = 0.5 / max(len(dosages), 1)  # half a training individual: no log of zero
 
