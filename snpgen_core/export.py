@@ -190,6 +190,7 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
     info = read_json(run_dir / "config.json") or {}
     config = info.get("train", {})
     history = read_json(run_dir / "history.json") or {}
+    done = read_json(run_dir / "run.json") or {}
     trait = info.get("phenotype", {})
     n_snps = info.get("n_snps")
     cohort = cohort or _cohort_from_run(prov)
@@ -240,9 +241,9 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
   {len(history.get('diffusion', []))} (best {history.get('diffusion_best_epoch')}); seed {prov.get('seed')};
   device {prov.get('device')}; software {', '.join(f'{k} {v}' for k, v in (prov.get('software') or {}).items())}.
 - Memorisation measured while training, on the validation individuals (never the holdout): {check_text}.
-- Differential privacy: {_dp_text((read_json(run_dir / "run.json") or {}).get("differential_privacy"))}
+- Differential privacy: {_dp_text(done.get("differential_privacy"))}
 - Calibration after training (from the training individuals' mean neighbour r^2 and genotype frequencies only):
-  {_calibration_text((read_json(run_dir / "run.json") or {}).get("calibration"))}.
+  {_calibration_text(done.get("calibration"))}.
 
 ## Generation
 
