@@ -68,6 +68,7 @@ with st.form("generate_form"):
     model = c1.selectbox("Generator", info["models"],
                          format_func={"diffusion": "SNPgen latent diffusion",
                                       "wgan": "conditional WGAN-GP (Xie et al. / Yelmen et al.)",
+                                      "markov": "Markov chain along the panel (pair counts)",
                                       "vae_gaussian": "baseline: VAE + per-class Gaussian latent",
                                       "independent": "baseline: independent SNPs (floor)"}.get,
                          help="The baselines show what the trained model adds.")

@@ -518,9 +518,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
                    help="classifier-free guidance scale (default 2; 1 = plain conditional, 0 = unconditional)")
     p.add_argument("--steps", type=_count, metavar="S", help="DDIM sampling steps (default: the run's, 50)")
     p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--model", choices=["diffusion", "vae_gaussian", "independent", "wgan"],
-                   help="the generator: default the one the run trained (diffusion, or wgan for snpgen train "
-                        "--model wgan); vae_gaussian and independent are baselines")
+    p.add_argument("--model", choices=["diffusion", "vae_gaussian", "independent", "wgan", "markov"],
+                   help="the generator: default the one the run trained (diffusion, or wgan / markov for snpgen "
+                        "train --model wgan / markov); vae_gaussian and independent are baselines")
     p.add_argument("--sample", choices=["probabilities", "argmax"], default="probabilities",
                    help="draw genotypes from the decoder's probabilities (default) or take the most probable")
     p.add_argument("--temperature", type=_number, default=1.0, help="softmax temperature of genotype draws")

@@ -20,7 +20,13 @@ What the guarantee covers: the weights of the VAE and the denoiser, hence every 
 and the privacy check are recorded, never used to choose weights in a DP run). Data-dependent starting values
 (genotype frequencies in the decoder's bias, latent and trait moments) are replaced by fixed ones, and the
 baselines (``independent``, ``vae_gaussian``) are fitted without DP: ``generation.generate`` refuses them for DP
-runs. The noise comes from torch's seeded generator (reproducible runs), not a cryptographic one.
+runs. The Poisson batches and the noise are drawn from generators seeded from ``secrets`` (the operating system's
+randomness), never from the run's seed: anyone who knew the seed could replay the noise and remove it. So two DP
+runs with the same seed differ; torch's generators are not cryptographic, which an attacker cannot exploit without
+their hidden seed.
+
+A run with ``model = "markov"`` (``models/markov.py``) spends the whole budget on one Gaussian mechanism instead:
+noise on its genotype-pair counts, calibrated by the analytic Gaussian mechanism (``gaussian_multiplier``).
 """
 from __future__ import annotations
 
@@ -165,11 +171,58 @@ def record(config: DPConfig, n: int, plans: dict[str, DPSGD], steps_run: dict[st
     }
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# One Gaussian mechanism (the Markov chain's pair counts, models/markov.py)
+
+
+def _gaussian_delta(multiplier: float, epsilon: float) -> float:
+    """Delta of the Gaussian mechanism with noise sd ``multiplier`` x its L2 sensitivity, at ``epsilon``: the exact
+    privacy profile (Balle and Wang 2018, Theorem 8)."""
+    phi = lambda t: 0.5 * math.erfc(-t / math.sqrt(2.0))  # noqa: E731  standard normal CDF
+    a, b = 1.0 / (2.0 * multiplier), epsilon * multiplier
+    return max(phi(a - b) - math.exp(epsilon) * phi(-a - b), 0.0)
+
+
+def gaussian_multiplier(epsilon: float, delta: float) -> float:
+    """The least noise multiplier (sd / L2 sensitivity) that makes one Gaussian mechanism (epsilon, delta)-DP:
+    the analytic Gaussian mechanism (Balle and Wang 2018), tighter than the classical sqrt(2 ln(1.25 / delta)) /
+    epsilon and than an RDP bound for a single release."""
+    lo, hi = 1e-3, 1e4  # delta falls as the noise grows
+    for _ in range(100):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (lo, mid) if _gaussian_delta(mid, epsilon) <= delta else (mid, hi)
+    return hi
+
+
+def gaussian_epsilon(multiplier: float, delta: float) -> float:
+    """Epsilon at ``delta`` of one Gaussian mechanism with noise multiplier ``multiplier`` (exact profile)."""
+    lo, hi = 0.0, 1e3  # delta falls as epsilon grows
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if _gaussian_delta(multiplier, mid) <= delta else (mid, hi)
+    return hi
+
+
+def counts_record(config: DPConfig, n: int, multiplier: float, sensitivity: float) -> dict:
+    """What ``run.json`` records of a Markov-chain run with DP: one Gaussian mechanism on its pair counts."""
+    delta = resolve_delta(config, n)
+    return {
+        "epsilon": gaussian_epsilon(multiplier, delta), "delta": delta, "target_epsilon": config.epsilon,
+        "accountant": "analytic Gaussian mechanism", "mechanism": "Gaussian noise on the genotype-pair counts",
+        "n_individuals": n, "noise_multiplier": multiplier, "sensitivity": sensitivity,
+        "count_noise_sd": multiplier * sensitivity,
+        "covers": "the Markov chain's genotype-pair counts (the markov generator), for the training individuals",
+        "not_covered": "the SNP panel's choice (GWAS, QC, clumping on the training individuals); the validation "
+                       "individuals; the independent baseline",
+    }
+
+
 def private_gradients(model: nn.Module, batch: tuple[torch.Tensor, ...], epoch, params: list[nn.Parameter],
-                      dp: DPSGD, n: int, autocast) -> dict[str, torch.Tensor]:
+                      dp: DPSGD, n: int, autocast, noise: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Set ``p.grad`` of ``params`` to the DP-SGD gradient of ``batch`` (a Poisson sample: possibly empty): the sum
     of per-individual gradients, each clipped to ``dp.max_grad_norm``, plus N(0, (sigma C)^2) noise, divided by
-    the expected batch size q n. Returns the batch's mean loss components (zeros for an empty batch)."""
+    the expected batch size q n, drawn from ``noise`` (``training.fit``: a secretly seeded generator). Returns the
+    batch's mean loss components (zeros for an empty batch)."""
     total = [torch.zeros_like(p) for p in params]
     sums: dict[str, torch.Tensor] = {}
     size = batch[0].shape[0]
@@ -186,7 +239,7 @@ def private_gradients(model: nn.Module, batch: tuple[torch.Tensor, ...], epoch, 
     std = dp.noise_multiplier * dp.max_grad_norm
     expected = dp.sample_rate * n
     for p, g in zip(params, total):
-        p.grad = (g + torch.randn_like(g) * std) / expected
+        p.grad = (g + torch.randn(g.shape, generator=noise, device=g.device, dtype=g.dtype) * std) / expected
     if size == 0:
         return {"loss": torch.zeros(())}
     return {k: v / size for k, v in sums.items()}

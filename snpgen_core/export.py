@@ -136,6 +136,11 @@ def _dp_text(dp: dict | None) -> str:
     """The model card's line on differential privacy (``run.json``'s record)."""
     if not dp:
         return "none: the model was trained without it; privacy is measured by the attacks below, not guaranteed."
+    if "stages" not in dp:  # the Markov chain: one Gaussian mechanism (differential_privacy.counts_record)
+        return (f"{dp['mechanism']}, (epsilon = {dp['epsilon']:.3g}, delta = {dp['delta']:.2g}) for the "
+                f"{dp['n_individuals']} training individuals by the {dp['accountant']} (target "
+                f"{dp['target_epsilon']:g}; L2 sensitivity {dp['sensitivity']:.3g}, noise sd "
+                f"{dp['count_noise_sd']:.3g} per count). Covers {dp['covers']}; not covered: {dp['not_covered']}.")
     stages = ", ".join(f"{k} noise {v['noise_multiplier']:.3g} over {v['steps']} steps" for k, v in dp["stages"].items())
     return (f"DP-SGD, (epsilon = {dp['epsilon']:.3g}, delta = {dp['delta']:.2g}) for the {dp['n_individuals']} "
             f"training individuals, accounted over both stages by the {dp['accountant']} accountant (target "
@@ -156,6 +161,8 @@ def _model_text(config: dict, model: str | None, covar_names: list[str]) -> str:
         "independent": "baseline: every SNP drawn on its own from its genotype frequencies per trait class.",
         "wgan": "a conditional Wasserstein GAN with gradient penalty and Gumbel-softmax genotypes (Xie et al.; "
                 "Yelmen et al.), conditioned on the trait.",
+        "markov": "a first-order Markov chain along the panel per trait class, from neighbouring SNPs' "
+                  "genotype-pair counts (LD between neighbours only).",
     }.get(model or "diffusion", f"generator {model}.")
 
 

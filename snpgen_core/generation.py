@@ -116,9 +116,9 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     Covariates and sex: drawn per individual given its condition (``covariates.draw``); ``covariate_values``
     (``["AGE=50", ...]``, CLI ``--covar-value``) fixes some covariates for everyone. Only the latent diffusion
     conditions its genotypes on covariates; the other generators' cohorts carry them but ignore them.
-    ``model``: None (the generator the run trained: "diffusion" or "wgan"), "diffusion" (ours), "vae_gaussian" or
-    "independent" (baselines), "wgan" (a run trained with ``model="wgan"``). The same run, arguments and ``seed``
-    give the same files (on the same device).
+    ``model``: None (the generator the run trained: "diffusion", "wgan" or "markov"), "diffusion" (ours),
+    "vae_gaussian" or "independent" (baselines), "wgan" or "markov" (a run trained with that ``model``). The same
+    run, arguments and ``seed`` give the same files (on the same device).
     ``callback`` receives ``{"event": "batch", "stage": "generate", "done", "total", "eta_s"}``; a set
     ``stop_event`` (``threading.Event``) stops between batches with ``training.Cancelled`` and writes nothing.
     An existing output set at ``out_prefix`` is refused unless ``overwrite`` (CLI ``--force``). Returns the
@@ -158,9 +158,10 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     dev = resolve_device(device)
     run = load_run(run_dir, device=dev)
     model = model or run.config.model
-    if run.config.dp.enabled and model != "diffusion":
-        raise InputError(f"this run was trained with differential privacy, which covers the diffusion generator "
-                         f"only; the {model!r} baseline was fitted without it", hint="use --model diffusion")
+    if run.config.dp.enabled and model != run.config.model:
+        raise InputError(f"this run was trained with differential privacy, which covers the {run.config.model} "
+                         f"generator only; the {model!r} baseline was fitted without it",
+                         hint=f"use --model {run.config.model}")
     timesteps = run.config.diffusion.timesteps
     if steps is not None and steps > timesteps:
         raise InputError(f"steps = {steps} is more than the run's {timesteps} diffusion timesteps",

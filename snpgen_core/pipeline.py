@@ -285,12 +285,17 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
     if cfg.dp.enabled:  # refuse impossible DP settings before anything is written
         from .differential_privacy import check_individuals, resolve_delta
 
-        if cfg.model != "diffusion":
-            raise InputError(f"differential privacy is implemented for the diffusion model only, not {cfg.model}",
-                             hint="use --model diffusion with --dp-epsilon, or train the GAN without DP")
-
-        check_individuals(int(split.train.size), {"vae_fit": cfg.vae_fit.batch_size,
-                                                  "diffusion_fit": cfg.diffusion_fit.batch_size})
+        if cfg.model == "wgan":
+            raise InputError("differential privacy is implemented for the diffusion and markov models, not wgan",
+                             hint="use --model markov or diffusion with --dp-epsilon, or train the GAN without DP")
+        if cfg.model == "markov" and kind == "quantitative":
+            raise InputError("the DP Markov chain conditions on trait classes; the quantile bins of a quantitative "
+                             "trait would be chosen on the training individuals outside the accounting",
+                             hint="give a binary or categorical trait, use --model diffusion with --dp-epsilon, "
+                                  "or train without DP")
+        if cfg.model == "diffusion":
+            check_individuals(int(split.train.size), {"vae_fit": cfg.vae_fit.batch_size,
+                                                      "diffusion_fit": cfg.diffusion_fit.batch_size})
         resolve_delta(cfg.dp, int(split.train.size))
     out.mkdir(parents=True, exist_ok=True)
     write_panel(table, out / "panel.tsv")
@@ -445,6 +450,43 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
     })
 
 
+def _release_check(cohort: _Cohort | None, generator, nlls: dict | None, dev: torch.device, seed: int,
+                   callback) -> dict | None:
+    """The released generator's privacy check on the validation individuals (``memorisation.py``), announced;
+    None without enough validation individuals."""
+    if cohort is None:
+        return None
+    check = _memorisation_monitor(cohort, lambda _: generator, lambda _: nlls, dev, seed)(None)
+    _emit(callback, "check", MemorisationCheck(**check).summary())
+    if warning := release_warning(MemorisationCheck(**check)):
+        _emit(callback, "check", warning)
+    return check
+
+
+def _fit_markov(markov, dosages: np.ndarray, cond: np.ndarray, chrom: np.ndarray, cfg: runs.TrainConfig,
+                callback) -> dict | None:
+    """The Markov chain's stage: genotype-pair counts of the training individuals; with DP, Gaussian noise on them
+    from a secret seed (``models/markov.py``, ``differential_privacy.gaussian_multiplier``). Returns the DP
+    record, or None."""
+    if not cfg.dp.enabled:
+        markov.fit(dosages, cond, chrom)
+        return None
+    import math
+    import secrets
+
+    from .differential_privacy import counts_record, gaussian_multiplier, resolve_delta
+
+    n, m = dosages.shape
+    multiplier = gaussian_multiplier(cfg.dp.epsilon, resolve_delta(cfg.dp, n))
+    noise = torch.Generator().manual_seed(secrets.randbits(63))  # never the run's seed: it would replay the noise
+    markov.fit(dosages, cond, chrom, noise_sd=multiplier * math.sqrt(m), generator=noise, prior=cfg.markov_prior)
+    record = counts_record(cfg.dp, n, multiplier, math.sqrt(m))
+    _emit(callback, "check", f"differential privacy: (epsilon {record['epsilon']:.3g}, delta {record['delta']:.2g}) "
+                             f"on the Markov chain's pair counts (noise sd {record['count_noise_sd']:.3g} "
+                             f"individuals per count)")
+    return record
+
+
 def _train_gan(gan, dosages: np.ndarray, cond: np.ndarray, split: Split, cfg: runs.TrainConfig,
                dev: torch.device, seed: int, callback, stop_event, on_epoch_end, resume, monitor) -> FitState:
     """The GAN's stage: missing calls imputed from the training allele frequencies (seeded; the critic must not
@@ -572,6 +614,15 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         _emit(callback, "setup", f"only {va.size} validation individuals: memorisation is not checked while "
                                  "training (give the run more individuals or a larger validation share)")
 
+    if cfg.model == "markov":  # a Markov chain from (noisy) genotype-pair counts instead of the VAE and diffusion
+        dp_record = _fit_markov(models.markov, dosages[tr], cond[tr], bim["chrom"].to_numpy()[panel_index], cfg,
+                                callback)
+        check = _release_check(cohort, models.markov, {}, dev, seed, callback)
+        _write_run(out, models, {}, dosages[tr], dev, t0, check, dp_record)
+        shutil.rmtree(ckpt, ignore_errors=True)
+        _emit(callback, "done", f"run written to {out}")
+        return out
+
     # differential privacy: noise planned for both stages within one budget; no data-dependent starting values,
     # and no monitor (choosing or stopping by a check on training individuals is outside the accounting)
     dp_plans = None
@@ -593,12 +644,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                            checkpoint("gan"), previous("gan"), monitor(lambda g: g, lambda g: {}))
         if stop_event is not None and stop_event.is_set():
             raise Cancelled("training cancelled before the run was written")
-        check = None
-        if cohort is not None:
-            check = _memorisation_monitor(cohort, lambda g: g, lambda g: {}, dev, seed)(models.gan)
-            _emit(callback, "check", MemorisationCheck(**check).summary())
-            if warning := release_warning(MemorisationCheck(**check)):
-                _emit(callback, "check", warning)
+        check = _release_check(cohort, models.gan, {}, dev, seed, callback)
         _write_run(out, models, {"gan": state}, dosages[tr], dev, t0, check)
         shutil.rmtree(ckpt, ignore_errors=True)
         _emit(callback, "done", f"run written to {out}")
@@ -652,13 +698,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     # 5. the release check of the default generator, then the run directory
     if stop_event is not None and stop_event.is_set():
         raise Cancelled("training cancelled before the run was written")
-    check = None
-    if cohort is not None:
-        check = _memorisation_monitor(cohort, lambda _: models.generator("diffusion"), lambda _: vae_nlls, dev,
-                                      seed)(None)
-        _emit(callback, "check", MemorisationCheck(**check).summary())
-        if warning := release_warning(MemorisationCheck(**check)):
-            _emit(callback, "check", warning)
+    check = _release_check(cohort, models.generator("diffusion"), vae_nlls, dev, seed, callback)
     dp_record = None
     if dp_plans is not None:
         from .differential_privacy import record

@@ -10,7 +10,8 @@ Layout of ``RUN_DIR`` (every file written atomically; ``run.json`` last, as the 
                         the SNPs (snp_panel)
     gwas_train.tsv      only when the given GWAS stated more individuals than the cohort: the one recomputed on
                         the training part, which ranked the SNPs
-    model.safetensors   weights: vae.*, diffusion.* (EMA), independent.*, latent_gaussian.*
+    model.safetensors   weights: vae.*, diffusion.* (EMA), independent.*, latent_gaussian.* (model wgan: gan.*,
+                        independent.*; model markov: markov.*, independent.*)
     history.json        per-epoch losses of each stage (the app's loss curves)
     reconstruction.tsv  VAE reconstruction accuracy on the validation individuals, by MAF bin and genotype
     run.json            format version, completion date, SHA-256 of the files above
@@ -38,6 +39,7 @@ from .provenance import json_default, sha256_file
 from .models.baselines import IndependentSNPs, LatentGaussian, VAEGaussian
 from .models.denoiser import Denoiser, DenoiserConfig
 from .models.gan import ConditionalWGAN, GANConfig
+from .models.markov import MarkovChainSNPs
 from .models.diffusion import DiffusionConfig, GaussianDiffusion
 from .models.generators import Generator, LatentDiffusion
 from .models.vae import GenotypeVAE, VAEConfig
@@ -45,8 +47,8 @@ from .differential_privacy import DPConfig
 from .training import FitConfig, FitState
 
 FORMAT_VERSION = 1
-MODELS = ("diffusion", "vae_gaussian", "independent", "wgan")  # the generators a run can hold (RunModels.generator)
-TRAINED_MODELS = ("diffusion", "wgan")  # what snpgen train --model trains (TrainConfig.model)
+MODELS = ("diffusion", "vae_gaussian", "independent", "wgan", "markov")  # the generators a run can hold (RunModels.generator)
+TRAINED_MODELS = ("diffusion", "wgan", "markov")  # what snpgen train --model trains (TrainConfig.model)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -97,9 +99,14 @@ class TrainConfig:
                                         "the training cohort's, with this many frequency rounds (0 = no "
                                         "calibration; DP and GAN runs: none)", low=0, high=20)
     dp: DPConfig = field(default_factory=DPConfig)  # differential privacy (DP-SGD) of the VAE and the denoiser
-    model: str = option("diffusion", "generator to train: diffusion (our VAE + latent diffusion) or wgan (a "
+    model: str = option("diffusion", "generator to train: diffusion (our VAE + latent diffusion), wgan (a "
                                      "conditional WGAN-GP with Gumbel-softmax genotypes, as Xie et al. and Yelmen "
-                                     "et al.; no VAE, no diffusion)", choices=TRAINED_MODELS)
+                                     "et al.; no VAE, no diffusion) or markov (a first-order Markov chain along the "
+                                     "panel per trait class, from genotype-pair counts: with --dp-epsilon, one "
+                                     "Gaussian mechanism on those counts, which keeps the condition far better "
+                                     "than DP-SGD)", choices=TRAINED_MODELS)
+    markov_prior: float = option(3.0, "model markov with DP: pseudo-individuals per unit of the counts' noise sd "
+                                      "that pull each pair table towards independence", low=0.0, high=1000.0)
     gan: GANConfig = field(default_factory=GANConfig)  # model "wgan" only
     gan_fit: FitConfig = field(default_factory=_gan_fit)
 
@@ -272,6 +279,7 @@ class RunModels:
     independent: IndependentSNPs
     latent_gaussian: LatentGaussian
     gan: ConditionalWGAN | None = None  # model "wgan": then the VAE, diffusion and latent Gaussian are not trained
+    markov: MarkovChainSNPs | None = None  # model "markov": likewise
 
     @classmethod
     def build(cls, config: TrainConfig, pheno_kind: str, n_classes: int) -> "RunModels":
@@ -281,17 +289,23 @@ class RunModels:
             IndependentSNPs(config.vae.n_snps, pheno_kind, n_classes, config.independent_bins),
             LatentGaussian(config.vae.latent_dim, pheno_kind, n_classes),
             ConditionalWGAN(config.gan) if config.model == "wgan" else None,
+            MarkovChainSNPs(config.vae.n_snps, pheno_kind, n_classes, config.independent_bins)
+            if config.model == "markov" else None,
         )
 
     @property
     def available(self) -> tuple[str, ...]:
         """The generators this run trained (``generator`` names)."""
-        return ("wgan", "independent") if self.gan is not None else ("diffusion", "vae_gaussian", "independent")
+        if self.gan is not None:
+            return "wgan", "independent"
+        return ("markov", "independent") if self.markov is not None else ("diffusion", "vae_gaussian", "independent")
 
     def modules(self) -> dict[str, torch.nn.Module]:
         """The trained modules, as saved in ``model.safetensors``."""
         if self.gan is not None:
             return {"gan": self.gan, "independent": self.independent}
+        if self.markov is not None:
+            return {"markov": self.markov, "independent": self.independent}
         return {"vae": self.vae, "diffusion": self.diffusion, "independent": self.independent,
                 "latent_gaussian": self.latent_gaussian}
 
@@ -317,13 +331,15 @@ class RunModels:
         return self
 
     def generator(self, model: str) -> Generator:
-        """The generator named ``model`` (one of ``available``: "diffusion", "vae_gaussian", "wgan",
+        """The generator named ``model`` (one of ``available``: "diffusion", "vae_gaussian", "wgan", "markov",
         "independent")."""
         if model in MODELS and model not in self.available:
             raise InputError(f"this run did not train the {model!r} generator",
                              hint=f"choose from {', '.join(self.available)}")
         if model == "wgan":
             return self.gan
+        if model == "markov":
+            return self.markov
         if model == "diffusion":
             return LatentDiffusion(self.vae, self.diffusion)
         if model == "vae_gaussian":

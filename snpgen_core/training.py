@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import secrets
 import threading
 import time
 import zlib
@@ -249,6 +250,9 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
     epochs_run = 0
     steps_per_epoch = privacy.steps_per_epoch if privacy is not None else (n + config.batch_size - 1) // config.batch_size
     fork_devices = [device.index or 0] if device.type == "cuda" else []
+    # DP-SGD's batches and noise: from a secret seed, never the run's (a known seed would let anyone replay them)
+    secret = (None, None) if privacy is None else tuple(
+        torch.Generator(device=d).manual_seed(secrets.randbits(63)) for d in ("cpu", device))
     with torch.random.fork_rng(devices=fork_devices):
         while not state.done and state.epoch < config.epochs:
             epoch = state.epoch
@@ -280,9 +284,9 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
                     if config.grad_clip > 0:
                         nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
                 else:  # Poisson sampling: each individual joins this step with probability q
-                    idx = torch.nonzero(torch.rand(n) < privacy.sample_rate).squeeze(1).to(device)
-                    batch = tuple(t[idx] for t in train)
-                    out = private_gradients(model, batch, epoch, params, privacy, n, autocast)
+                    idx = torch.nonzero(torch.rand(n, generator=secret[0]) < privacy.sample_rate).squeeze(1)
+                    batch = tuple(t[idx.to(device)] for t in train)
+                    out = private_gradients(model, batch, epoch, params, privacy, n, autocast, secret[1])
                 optimizer.step()
                 if ema is not None:
                     step = epoch * steps_per_epoch + b

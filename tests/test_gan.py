@@ -221,6 +221,6 @@ def test_cli_train__model_wgan_and_its_settings_are_flags(sim_prefix, tmp_path, 
 
 
 def test_train_run__wgan_with_differential_privacy_is_refused_before_writing(sim_prefix, tmp_path):
-    with pytest.raises(InputError, match="diffusion model only"):
+    with pytest.raises(InputError, match="diffusion and markov models, not wgan"):
         _train(sim_prefix, tmp_path / "run", config={**TINY_GAN, "dp": {"epsilon": 3.0}})
     assert not (tmp_path / "run").exists()
