@@ -39,7 +39,10 @@ with st.form("train_form"):
                                  value=float(defaults.dp.epsilon), step=1.0, format="%g", key="cfg.dp.epsilon",
                                  help="DP-SGD for the VAE and the denoiser within this total epsilon, accounted over "
                                       "both stages (smaller = more private; 1-10 is usual). Every epoch runs (no "
-                                      "early stopping) and training is slower. Delta and clipping: the model settings.")
+                                      "early stopping) and training is slower. With model markov (model settings, "
+                                      "Other): Gaussian noise on the Markov chain's pair counts instead, which keeps "
+                                      "the trait far better at the same epsilon. Delta and clipping: the model "
+                                      "settings.")
     chosen = core_call(with_values, defaults, ws.train_settings, "model settings") or defaults
     if show_settings:
         settings = config_widgets(chosen, skip={"vae_fit.epochs", "diffusion_fit.epochs", "gan_fit.epochs",

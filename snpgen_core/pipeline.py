@@ -471,16 +471,15 @@ def _fit_markov(markov, dosages: np.ndarray, cond: np.ndarray, chrom: np.ndarray
     if not cfg.dp.enabled:
         markov.fit(dosages, cond, chrom)
         return None
-    import math
     import secrets
 
     from .differential_privacy import counts_record, gaussian_multiplier, resolve_delta
 
-    n, m = dosages.shape
+    n = dosages.shape[0]
     multiplier = gaussian_multiplier(cfg.dp.epsilon, resolve_delta(cfg.dp, n))
     noise = torch.Generator().manual_seed(secrets.randbits(63))  # never the run's seed: it would replay the noise
-    markov.fit(dosages, cond, chrom, noise_sd=multiplier * math.sqrt(m), generator=noise, prior=cfg.markov_prior)
-    record = counts_record(cfg.dp, n, multiplier, math.sqrt(m))
+    markov.fit(dosages, cond, chrom, noise_multiplier=multiplier, generator=noise, prior=cfg.markov_prior)
+    record = counts_record(cfg.dp, n, multiplier, markov.sensitivity)
     _emit(callback, "check", f"differential privacy: (epsilon {record['epsilon']:.3g}, delta {record['delta']:.2g}) "
                              f"on the Markov chain's pair counts (noise sd {record['count_noise_sd']:.3g} "
                              f"individuals per count)")

@@ -105,6 +105,9 @@ class TrainConfig:
                                      "panel per trait class, from genotype-pair counts: with --dp-epsilon, one "
                                      "Gaussian mechanism on those counts, which keeps the condition far better "
                                      "than DP-SGD)", choices=TRAINED_MODELS)
+    markov_window: int = option(1, "model markov: how many preceding SNPs each SNP may choose its parent from "
+                                   "(the one in strongest LD; 1 = the plain first-order chain; with DP the noise "
+                                   "grows as the square root)", low=1, high=64)
     markov_prior: float = option(3.0, "model markov with DP: pseudo-individuals per unit of the counts' noise sd "
                                       "that pull each pair table towards independence", low=0.0, high=1000.0)
     gan: GANConfig = field(default_factory=GANConfig)  # model "wgan" only
@@ -289,7 +292,7 @@ class RunModels:
             IndependentSNPs(config.vae.n_snps, pheno_kind, n_classes, config.independent_bins),
             LatentGaussian(config.vae.latent_dim, pheno_kind, n_classes),
             ConditionalWGAN(config.gan) if config.model == "wgan" else None,
-            MarkovChainSNPs(config.vae.n_snps, pheno_kind, n_classes, config.independent_bins)
+            MarkovChainSNPs(config.vae.n_snps, pheno_kind, n_classes, config.independent_bins, config.markov_window)
             if config.model == "markov" else None,
         )
 

@@ -106,6 +106,24 @@ def test_fit__dp_runs_every_epoch_keeps_the_last_weights_and_the_loss_moves():
     assert state.best_epoch == 8 and state.best is None  # the last weights, never chosen by validation loss
 
 
+def test_fit__dp_batches_and_noise_do_not_follow_the_run_seed():
+    """Anyone who knew a run's seed could replay seeded noise and subtract it: the same seed, data and settings
+    give different DP weights, while without DP they give the same."""
+    x = torch.randn(100, 5, generator=torch.Generator().manual_seed(0))
+    y = x.sum(1)
+
+    def weights(privacy):
+        torch.manual_seed(0)
+        model = nn.Linear(5, 1)
+        model.training_loss = lambda batch, epoch: {"loss": (model(batch[0]).squeeze(-1) - batch[1]).pow(2).mean()}
+        fit(model, (x, y), None, FitConfig(epochs=2, batch_size=20, lr=0.05), privacy=privacy, seed=1)
+        return model.weight.detach().clone()
+
+    dp = DPSGD(noise_multiplier=1.0, max_grad_norm=1.0, sample_rate=0.2)
+    assert not torch.equal(weights(dp), weights(dp))
+    assert torch.equal(weights(None), weights(None))
+
+
 @pytest.fixture(scope="module")
 def runs(sim_prefix, tmp_path_factory):
     """A tiny run with DP (epsilon 8) and one without, on the simulated cohort's training part."""

@@ -12,7 +12,7 @@ from snpgen_core.cli import main
 from snpgen_core.differential_privacy import DPConfig, counts_record, gaussian_epsilon, gaussian_multiplier
 from snpgen_core.errors import InputError
 from snpgen_core.models.generators import SamplingOptions
-from snpgen_core.models.markov import MarkovChainSNPs, chain_from_counts, pair_counts
+from snpgen_core.models.markov import MarkovChainSNPs, candidate_tables, chain_from_counts, pair_counts
 from snpgen_core.pipeline import train_run
 
 P = np.array([[0.8, 0.15, 0.05], [0.2, 0.6, 0.2], [0.05, 0.15, 0.8]])  # P(x_j = b | x_{j-1} = a)
@@ -46,7 +46,7 @@ def test_fit__recovers_known_transitions_and_restarts_at_each_chromosome():
         assert np.abs(trans[j] - P).max() < 0.02
     for j in (0, 3):  # chromosome starts: every row is the SNP's genotype frequencies
         assert np.abs(trans[j] - START[None, :]).max() < 0.015
-    assert model.starts.tolist() == [True, False, False, True, False, False]
+    assert model.parent.tolist() == [-1, 0, 1, -1, 3, 4]
     s = _draw(model, np.full(20000, np.nan))
     r = np.corrcoef(s.T)
     truth = np.corrcoef(x.T)
@@ -54,31 +54,60 @@ def test_fit__recovers_known_transitions_and_restarts_at_each_chromosome():
     assert np.abs(r[:3, 3:]).max() < 0.03  # nothing crosses the chromosome boundary
 
 
-def test_pair_counts__equal_a_brute_force_loop_and_one_individual_moves_them_by_at_most_sqrt_m():
+@pytest.mark.parametrize("window", [1, 3])
+def test_pair_counts__equal_a_brute_force_loop_and_one_individual_moves_them_by_the_sensitivity(window):
     rng = np.random.default_rng(3)
     x = rng.integers(-1, 3, (9, 5)).astype(np.int8)  # -1 = missing
     groups = rng.integers(0, 2, 9)
     starts = np.array([True, False, False, True, False])
-    counts = pair_counts(x, groups, starts, 2, chunk=4)
-    brute = np.zeros((2, 5, 3, 3))
+    used = candidate_tables(starts, window)
+    counts = pair_counts(x, groups, used, starts, 2, chunk=4)
+    brute = np.zeros((2, 5, window, 3, 3))
+    chrom_start = [0, 0, 0, 3, 3]
     for i in range(9):
         for j in range(5):
-            a = 0 if starts[j] else x[i, j - 1]
-            if x[i, j] >= 0 and a >= 0:
-                brute[groups[i], j, a, x[i, j]] += 1
+            for k in range(window):
+                if starts[j] and k == 0:
+                    a = 0
+                elif j - 1 - k >= chrom_start[j]:
+                    a = x[i, j - 1 - k]
+                else:
+                    continue
+                if x[i, j] >= 0 and a >= 0:
+                    brute[groups[i], j, k, a, x[i, j]] += 1
     assert np.array_equal(counts, brute)
-    # sensitivity: a fully called individual adds 1 to one cell of each of the m tables, L2 norm sqrt(m)
+    assert used.sum() == {1: 5, 3: 1 + 1 + 2 + 1 + 1}[window]  # one per SNP, or per predecessor in reach
+    # sensitivity: a fully called individual adds 1 to one cell of each counted table
     extra = np.vstack([x, [[2, 1, 0, 2, 2]]]).astype(np.int8)
-    more = pair_counts(extra, np.append(groups, 1), starts, 2)
-    assert np.linalg.norm(more - counts) == pytest.approx(math.sqrt(5))
+    more = pair_counts(extra, np.append(groups, 1), used, starts, 2)
+    assert np.linalg.norm(more - counts) == pytest.approx(math.sqrt(used.sum()))
+    model = MarkovChainSNPs(5, window=window).fit(x, np.full(9, np.nan), [1, 1, 1, 2, 2])
+    assert model.sensitivity == pytest.approx(math.sqrt(used.sum()))
+
+
+def test_window__each_snp_takes_the_predecessor_in_strongest_ld_as_its_parent():
+    rng = np.random.default_rng(4)
+    n = 8000
+    a = rng.integers(0, 3, n)
+    noise = rng.integers(0, 3, (n, 2))
+    copy = np.where(rng.random(n) < 0.9, a, rng.integers(0, 3, n))  # SNP 3 copies SNP 0 (r^2 about 0.8)
+    x = np.stack([a, noise[:, 0], noise[:, 1], copy], 1).astype(np.int8)
+    first = MarkovChainSNPs(4, window=1).fit(x, np.full(n, np.nan))
+    best = MarkovChainSNPs(4, window=3).fit(x, np.full(n, np.nan))
+    assert first.parent.tolist() == [-1, 0, 1, 2] and best.parent.tolist()[3] == 0
+    for model, r in ((first, 0.0), (best, np.corrcoef(a, copy)[0, 1])):
+        s = _draw(model, np.full(n, np.nan))
+        assert abs(np.corrcoef(s[:, 0], s[:, 3])[0, 1] - r) < 0.04
 
 
 def test_chain_from_counts__margins_consistent_along_the_chain_and_odds_ratios_kept():
     rng = np.random.default_rng(5)
-    counts = rng.integers(1, 60, (1, 6, 3, 3)).astype(float)  # inconsistent neighbouring margins
+    counts = rng.integers(1, 60, (1, 6, 1, 3, 3)).astype(float)  # inconsistent neighbouring margins
     starts = np.array([True, False, False, False, False, False])
-    counts[0, 0, 1:] = 0
-    trans = chain_from_counts(counts, starts)[0]
+    counts[0, 0, 0, 1:] = 0
+    trans, parent = chain_from_counts(counts, candidate_tables(starts, 1), starts)
+    trans = trans[0]
+    assert parent.tolist() == [-1, 0, 1, 2, 3, 4]
     pi = trans[0, 0]
     for j in range(1, 6):  # the chain's own frequencies at j: pi_{j-1} P_j, a proper distribution
         pi = pi @ trans[j]
@@ -86,7 +115,7 @@ def test_chain_from_counts__margins_consistent_along_the_chain_and_odds_ratios_k
     # the fitted table of pair (1, 2) keeps the counts' odds ratio (IPF changes margins only)
     pi1 = trans[0, 0] @ trans[1]
     table = pi1[:, None] * trans[2]
-    c = counts[0, 2] + (1.0 / 9)  # the prior's pseudo-counts are tiny without noise
+    c = counts[0, 2, 0] + (1.0 / 9)  # the prior's pseudo-counts are tiny without noise
     ratio = lambda t: t[0, 0] * t[2, 2] / (t[0, 2] * t[2, 0])  # noqa: E731
     assert ratio(table) == pytest.approx(ratio(c), rel=0.05)
 
@@ -120,11 +149,11 @@ def test_noise__reproducible_only_from_its_generator_and_keeps_the_condition_at_
     diff = rng.normal(0, 0.15, m)
     p = np.clip(0.4 + np.where(cond[:, None] == 1, diff / 2, -diff / 2), 0.02, 0.98)
     x = (rng.random((n, m)) < p).astype(np.int8) + (rng.random((n, m)) < p).astype(np.int8)
-    sd = gaussian_multiplier(8.0, 1 / (10 * n)) * math.sqrt(m)
+    multiplier = gaussian_multiplier(8.0, 1 / (10 * n))
 
     def noisy(seed):
-        return MarkovChainSNPs(m, "binary", 2).fit(x, cond, noise_sd=sd, generator=torch.Generator().manual_seed(seed),
-                                                   prior=3.0)
+        return MarkovChainSNPs(m, "binary", 2).fit(x, cond, noise_multiplier=multiplier, prior=3.0,
+                                                   generator=torch.Generator().manual_seed(seed))
 
     a, b, c = noisy(1), noisy(1), noisy(2)
     assert torch.equal(a.trans, b.trans) and not torch.equal(a.trans, c.trans)
