@@ -9,6 +9,7 @@ accounting (noise multipliers, sample rates, steps).
     nice -n 19 .venv/bin/python benchmarks/diagnose_dp_condition.py --epsilon 0 --epochs 10   # without DP
     nice -n 19 .venv/bin/python benchmarks/diagnose_dp_condition.py --epsilon 8 --epochs 20 \\
         --config '{"vae": {"hidden": 64}, "vae_fit": {"batch_size": 1024, "lr": 0.003}}'
+    nice -n 19 .venv/bin/python benchmarks/diagnose_dp_condition.py --epsilon 8 --config '{"model": "markov"}'
 """
 from __future__ import annotations
 
@@ -65,7 +66,10 @@ def main() -> None:
     if args.epsilon > 0:
         config["dp"] = {"epsilon": args.epsilon}
     for section, values in json.loads(args.config).items():
-        config.setdefault(section, {}).update(values)
+        if isinstance(values, dict):
+            config.setdefault(section, {}).update(values)
+        else:  # a top-level setting, e.g. "model": "markov"
+            config[section] = values
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         spec = prepare_805(tmp, args.seed)
@@ -77,11 +81,14 @@ def main() -> None:
         codes = read_phenotype(train.samples, spec["pheno"], spec["column"]).values
         print(f"epsilon {args.epsilon:g}, {args.epochs} VAE epochs, settings {json.dumps(config)}")
         dp = json.loads((tmp / "run" / "run.json").read_text())["differential_privacy"]
-        if dp:
+        if dp and "stages" in dp:
             print("DP stages: " + ", ".join(f"{k} noise {v['noise_multiplier']:.3g}, sample rate "
                                             f"{v['sample_rate']:.3g}, {v['steps']} steps"
                                             for k, v in dp["stages"].items()) + f"; epsilon {dp['epsilon']:.3f}")
-        for model in ("diffusion", "vae_gaussian"):
+        elif dp:
+            print(f"DP: {dp['mechanism']}, noise sd {dp['count_noise_sd']:.3g} per count; epsilon {dp['epsilon']:.3f}")
+        models = ("markov",) if config.get("model") == "markov" else ("diffusion", "vae_gaussian")
+        for model in models:
             r = condition_r(tmp / "run", train.dosages, codes, model)
             print(f"{model}: per-population AF deviation r " + ", ".join(f"{v:.3f}" for v in r))
 

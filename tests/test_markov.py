@@ -135,6 +135,18 @@ def test_condition__each_class_keeps_its_frequencies_and_no_trait_draws_from_eve
     assert abs(pooled - x.mean() / 2) < 0.02
 
 
+def test_condition__a_quantitative_trait_draws_from_its_quantile_bin():
+    rng = np.random.default_rng(6)
+    n, m = 5000, 20
+    y = rng.normal(size=n)
+    p = np.clip(0.5 + 0.15 * y, 0.05, 0.95)[:, None] * np.ones((1, m))
+    x = (rng.random((n, m)) < p).astype(np.int8) + (rng.random((n, m)) < p).astype(np.int8)
+    model = MarkovChainSNPs(m, "quantitative", n_bins=5).fit(x, y)
+    low, high = _draw(model, np.full(3000, -2.0)).mean() / 2, _draw(model, np.full(3000, 2.0)).mean() / 2
+    assert abs(low - x[y < np.quantile(y, 0.2)].mean() / 2) < 0.02
+    assert abs(high - x[y > np.quantile(y, 0.8)].mean() / 2) < 0.02 and high - low > 0.3
+
+
 def test_sample__the_same_seed_gives_the_same_cohort():
     x = _chain(500, [8])
     model = MarkovChainSNPs(8).fit(x, np.full(500, np.nan))

@@ -32,6 +32,12 @@ def _groups(cond: torch.Tensor, kind: str, edges: torch.Tensor, n_groups: int) -
     return torch.where(missing | (kind == "none"), torch.full_like(g, n_groups), g)
 
 
+def _quantile_edges(cond: np.ndarray, n_bins: int) -> torch.Tensor:
+    """The ``n_bins - 1`` inner quantile edges of a quantitative trait's known values."""
+    ok = cond[~np.isnan(cond)]
+    return torch.as_tensor(np.quantile(ok, np.arange(1, n_bins) / n_bins), dtype=torch.float32)
+
+
 def _n_groups(kind: str, n_classes: int, n_bins: int) -> int:
     return {"binary": 2, "categorical": n_classes, "quantitative": n_bins}.get(kind, 0)
 
@@ -52,9 +58,7 @@ class IndependentSNPs(nn.Module):
         (or with no call at a SNP) takes the pooled frequencies."""
         cond_t = torch.as_tensor(cond, dtype=torch.float32)
         if self.kind == "quantitative":
-            ok = cond[~np.isnan(cond)]
-            n_bins = self.edges.numel() + 1
-            self.edges.copy_(torch.as_tensor(np.quantile(ok, np.arange(1, n_bins) / n_bins), dtype=torch.float32))
+            self.edges.copy_(_quantile_edges(cond, self.edges.numel() + 1))
         groups = _groups(cond_t, self.kind, self.edges, self.n_groups).numpy()
 
         def freqs(rows: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .baselines import _groups, _n_groups
+from .baselines import _groups, _n_groups, _quantile_edges
 from .decoder import chromosome_segments, sample_genotypes
 from .generators import SamplingOptions
 
@@ -152,9 +152,7 @@ class MarkovChainSNPs(nn.Module):
         self.sensitivity = float(np.sqrt(used.sum()))
         cond_t = torch.as_tensor(cond, dtype=torch.float32)
         if self.kind == "quantitative":
-            ok = cond[~np.isnan(cond)]
-            n_bins = self.edges.numel() + 1
-            self.edges.copy_(torch.as_tensor(np.quantile(ok, np.arange(1, n_bins) / n_bins), dtype=torch.float32))
+            self.edges.copy_(_quantile_edges(cond, self.edges.numel() + 1))
         groups = _groups(cond_t, self.kind, self.edges, self.n_groups).numpy()
         counts = pair_counts(dosages, groups, used, starts, self.n_groups + 1)  # last row: no known trait
         noise_sd = noise_multiplier * self.sensitivity
