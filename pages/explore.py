@@ -125,7 +125,9 @@ if structure.open:
                       "umap_individuals")
             with right:
                 latent = core_call(ws.umap_latents)
-                if latent is not None:
+                if latent is not None and latent.empty:
+                    st.caption("This run's generator has no VAE latent space (model wgan or markov).")
+                elif latent is not None:
                     fig = figure_umap(latent, "phenotype", "VAE latent space of real individuals, by trait")
                     chart(fig, "umap_latent")
 if gwas.open:

@@ -15,15 +15,15 @@ the composition of all planned steps meets the target (RDP composition is tighte
 epsilons, so each stage ends up spending more than its plain share alone, in the same proportion of noise).
 
 What the guarantee covers: the weights of the VAE and the denoiser, hence every cohort sampled from the
-``diffusion`` generator, with respect to the training individuals. Not covered: the choice of the SNP panel
-(GWAS, QC and clumping on the training individuals) and the run's validation individuals (early-stopping losses
-and the privacy check are recorded, never used to choose weights in a DP run). Data-dependent starting values
+``diffusion`` generator, with respect to the training individuals. Not covered (``NOT_COVERED``): the choice of
+the SNP panel (GWAS, QC and clumping on the training individuals), the run's validation individuals (early-stopping
+losses and the privacy check are recorded, never used to choose weights in a DP run), and the trait and covariate
+summaries that ``config.json`` keeps for generation's default condition mix. Data-dependent starting values
 (genotype frequencies in the decoder's bias, latent and trait moments) are replaced by fixed ones, and the
 baselines (``independent``, ``vae_gaussian``) are fitted without DP: ``generation.generate`` refuses them for DP
 runs. The Poisson batches and the noise are drawn from generators seeded from ``secrets`` (the operating system's
 randomness), never from the run's seed: anyone who knew the seed could replay the noise and remove it. So two DP
-runs with the same seed differ; torch's generators are not cryptographic, which an attacker cannot exploit without
-their hidden seed.
+runs with the same seed differ (torch's generators are not cryptographic: their 63-bit seed is the secret).
 
 A run with ``model = "markov"`` (``models/markov.py``) spends the whole budget on one Gaussian mechanism instead:
 noise on its genotype-pair counts, calibrated by the analytic Gaussian mechanism (``gaussian_multiplier``).
@@ -40,6 +40,10 @@ from .errors import InputError
 from .options import option
 
 ACCOUNTANT = "rdp"
+# what any DP run releases outside its accounting (run.json's "not_covered")
+NOT_COVERED = ("the SNP panel's choice (GWAS, QC, clumping on the training individuals); the validation individuals; "
+               "the trait's class counts or mean and sd, and the covariate summaries, in config.json (generation's "
+               "default condition mix)")
 
 
 @dataclass
@@ -166,8 +170,7 @@ def record(config: DPConfig, n: int, plans: dict[str, DPSGD], steps_run: dict[st
                        "epsilon_alone": epsilon_spent([(p.noise_multiplier, p.sample_rate, steps_run[k])], delta)}
                    for k, p in plans.items()},
         "covers": "the VAE and denoiser weights (the diffusion generator), for the training individuals",
-        "not_covered": "the SNP panel's choice (GWAS, QC, clumping on the training individuals); the validation "
-                       "individuals; the baselines (independent, vae_gaussian)",
+        "not_covered": f"{NOT_COVERED}; the baselines (independent, vae_gaussian)",
     }
 
 
@@ -212,8 +215,7 @@ def counts_record(config: DPConfig, n: int, multiplier: float, sensitivity: floa
         "n_individuals": n, "noise_multiplier": multiplier, "sensitivity": sensitivity,
         "count_noise_sd": multiplier * sensitivity,
         "covers": "the Markov chain's genotype-pair counts (the markov generator), for the training individuals",
-        "not_covered": "the SNP panel's choice (GWAS, QC, clumping on the training individuals); the validation "
-                       "individuals; the independent baseline",
+        "not_covered": f"{NOT_COVERED}; the independent baseline",
     }
 
 

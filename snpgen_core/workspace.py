@@ -138,8 +138,10 @@ class SyntheticCohort:
 
 
 MODEL_NAMES = {"diffusion": "SNPgen latent diffusion", "vae_gaussian": "VAE + Gaussian baseline",
-               "independent": "independent-SNP baseline"}
-SHORT_MODEL_NAMES = {"diffusion": "diffusion", "vae_gaussian": "VAE+Gaussian", "independent": "independent"}
+               "independent": "independent-SNP baseline", "wgan": "conditional WGAN-GP",
+               "markov": "Markov chain (pair counts)"}
+SHORT_MODEL_NAMES = {"diffusion": "diffusion", "vae_gaussian": "VAE+Gaussian", "independent": "independent",
+                     "wgan": "WGAN", "markov": "Markov"}
 MAX_COHORTS = 8  # synthetic cohorts a session keeps for comparison (the oldest is dropped first)
 
 
@@ -793,7 +795,8 @@ class Workspace:
     def umap_latents(self, seed: int = 0, max_individuals: int = 2000, progress=None) -> pd.DataFrame:
         """2-D UMAP of the VAE latent space of the current cohort's run: posterior means (``pipeline.encode_all``)
         of real training and holdout individuals (seeded subsample of at most ``max_individuals``), with their
-        phenotype. Columns x, y, cohort, phenotype (the label, or the value of a quantitative trait)."""
+        phenotype. Columns x, y, cohort, phenotype (the label, or the value of a quantitative trait); no rows for a
+        run without a VAE (model wgan or markov)."""
         from .runs import load_run
         from .pipeline import encode_all
 
@@ -804,8 +807,11 @@ class Workspace:
         if key not in self.cache:
             say = progress or (lambda text, share: None)
             say("encoding the real individuals with the VAE", 0.0)
-            (train, train_trait), (holdout, holdout_trait) = self.real_cohorts(run_id)
             run = load_run(job.run_dir)
+            if "vae" not in run.models.modules():
+                self.cache[key] = pd.DataFrame(columns=["x", "y", "cohort", "phenotype"])
+                return self.cache[key]
+            (train, train_trait), (holdout, holdout_trait) = self.real_cohorts(run_id)
             rng = np.random.default_rng(seed)
             n_each = max_individuals // 2
             rows, labels, cohorts = [], [], []

@@ -835,6 +835,35 @@ def test_train__a_runs_qc_note_on_the_panel_pages_panel_is_not_a_contradiction()
     assert panel_note("warning: something else") == "warning: something else"
 
 
+def test_markov_model__trains_from_the_settings_generates_and_explore_says_it_has_no_latent_space():
+    from snpgen_core.runs import load_run
+
+    at = demo_with_panel(top=40)
+    ws = at.session_state["workspace"]
+    at.switch_page("pages/train.py").run()
+    at.toggle(key="show_model_settings").set_value(True).run()
+    at.selectbox(key="cfg.__top__.model").set_value("markov")
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    (job,) = ws.jobs.values()  # the one run of this session
+    assert job.wait(120) and job.state == "done", job.error
+    assert load_run(job.run_dir).config.model == "markov"
+    at.switch_page("pages/generate.py").run()
+    no_exceptions(at)
+    generator = next(s for s in at.selectbox if s.label == "Generator")
+    assert generator.options == ["Markov chain along the panel (pair counts)", "baseline: independent SNPs (floor)"]
+    at.number_input[0].set_value(60)
+    at.button(key="FormSubmitter:generate_form-Generate").click().run()
+    no_exceptions(at)
+    assert read_plink(ws.synthetic).n_samples == 60
+    at.switch_page("pages/explore.py").run()
+    at.session_state["explore_tab"] = "Structure"
+    at.run()
+    at.button[0].click().run()  # Compute UMAP views
+    no_exceptions(at)
+    assert len(at.get("plotly_chart")) == 2  # PCA and the UMAP of individuals; no latent space to draw
+    assert any("no VAE latent space" in c.value for c in at.caption)
+
+
 @pytest.mark.slow
 def test_runs_and_cohorts__training_keeps_the_cohort_cancel_keeps_finished_runs_and_compare_shows_them_all():
     at = demo_with_panel(top=40)

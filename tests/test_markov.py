@@ -202,6 +202,7 @@ def test_counts_record__states_the_mechanism_and_what_it_covers():
     assert rec["epsilon"] == pytest.approx(3.0, rel=1e-6) and rec["delta"] == pytest.approx(1e-4)
     assert rec["count_noise_sd"] == pytest.approx(rec["noise_multiplier"] * 20)
     assert "pair counts" in rec["covers"] and "independent baseline" in rec["not_covered"]
+    assert "class counts" in rec["not_covered"] and "panel" in rec["not_covered"]  # what config.json also holds
 
 
 @pytest.fixture(scope="module")
