@@ -632,6 +632,9 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                                                "diffusion": (cfg.diffusion_fit.batch_size, cfg.diffusion_fit.epochs)})
         _emit(callback, "setup", f"differential privacy: epsilon {cfg.dp.epsilon:g} over both stages; noise "
               + ", ".join(f"{k} {p.noise_multiplier:.3g}" for k, p in dp_plans.items()))
+        if kind in ("binary", "categorical"):
+            _emit(callback, "setup", "note: at epsilon 1-8 DP-SGD has kept almost none of the trait in our benchmarks; "
+                                     "--model markov --dp-epsilon keeps it (BENCHMARKS.md)")
 
     def monitor(generator_of, nlls_of):
         if cohort is None or dp_plans is not None:
