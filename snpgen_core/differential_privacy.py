@@ -15,10 +15,11 @@ the composition of all planned steps meets the target (RDP composition is tighte
 epsilons, so each stage ends up spending more than its plain share alone, in the same proportion of noise).
 
 What the guarantee covers: the weights of the VAE and the denoiser, hence every cohort sampled from the
-``diffusion`` generator, with respect to the training individuals. Not covered (``NOT_COVERED``): the choice of
+``diffusion`` generator, with respect to the training individuals. Not covered (``_not_covered``): the choice of
 the SNP panel (GWAS, QC and clumping on the training individuals), the run's validation individuals (early-stopping
-losses and the privacy check are recorded, never used to choose weights in a DP run), and the trait and covariate
-summaries that ``config.json`` keeps for generation's default condition mix. Data-dependent starting values
+losses and the privacy check are recorded, never used to choose weights in a DP run), a quantitative trait's
+mean and sd, and the covariate summaries that ``config.json`` keeps for generation. A class trait's counts there
+(generation's default mix) carry Gaussian noise within the budget (``counts_multiplier``, 1% of it). Data-dependent starting values
 (genotype frequencies in the decoder's bias, latent and trait moments) are replaced by fixed ones, and the
 baselines (``independent``, ``vae_gaussian``) are fitted without DP: ``generation.generate`` refuses them for DP
 runs. The Poisson batches and the noise are drawn from generators seeded from ``secrets`` (the operating system's
@@ -40,10 +41,18 @@ from .errors import InputError
 from .options import option
 
 ACCOUNTANT = "rdp"
-# what any DP run releases outside its accounting (run.json's "not_covered")
-NOT_COVERED = ("the SNP panel's choice (GWAS, QC, clumping on the training individuals); the validation individuals; "
-               "the trait's class counts or mean and sd, and the covariate summaries, in config.json (generation's "
-               "default condition mix)")
+COUNTS_SHARE = 0.01  # of the Gaussian privacy budget (mu^2, Dong, Roth and Su's GDP) spent on the trait's class counts
+
+
+def _not_covered(counts_noised: bool) -> str:
+    """What a DP run releases outside its accounting (run.json's "not_covered")."""
+    trait = "" if counts_noised else "a quantitative trait's mean and sd, "
+    return ("the SNP panel's choice (GWAS, QC, clumping on the training individuals); the validation individuals; "
+            f"{trait}the covariate summaries in config.json (generation's draws of covariates)")
+
+
+def _counts_text(sd: float | None) -> str:
+    return "" if sd is None else f", and the trait's class counts in config.json (Gaussian noise sd {sd:.3g})"
 
 
 @dataclass
@@ -123,9 +132,11 @@ def epsilon_spent(history: list[tuple[float, float, int]], delta: float) -> floa
     return float(accountant.get_epsilon(delta))
 
 
-def plan(config: DPConfig, n: int, stages: dict[str, tuple[int, int]]) -> dict[str, DPSGD]:
+def plan(config: DPConfig, n: int, stages: dict[str, tuple[int, int]],
+         counts_multiplier: float | None = None) -> dict[str, DPSGD]:
     """Noise multipliers for ``stages`` (name -> (batch size, epochs), the first getting ``vae_share`` of epsilon)
-    such that all their steps together spend at most ``config.epsilon`` at the run's delta."""
+    such that all their steps, and the trait counts' Gaussian mechanism when ``counts_multiplier`` is given,
+    together spend at most ``config.epsilon`` at the run's delta."""
     from opacus.accountants.utils import get_noise_multiplier
 
     delta = resolve_delta(config, n)
@@ -143,25 +154,32 @@ def plan(config: DPConfig, n: int, stages: dict[str, tuple[int, int]]) -> dict[s
         raise InputError(f"epsilon {config.epsilon} cannot be reached with these epochs ({err})",
                          hint="give a larger --dp-epsilon or fewer --epochs") from None
 
-    def spent(scale: float) -> float:
-        return epsilon_spent([(alone[k] * scale, rates[k], steps[k]) for k in names], delta)
+    fixed = [] if counts_multiplier is None else [(counts_multiplier, 1.0, 1)]
 
-    if spent(1.0) > config.epsilon:  # cannot happen for RDP (composition costs at most the sum); kept honest
-        raise InputError(f"epsilon {config.epsilon}: the stages' noise does not compose within the budget",
-                         hint="give a larger --dp-epsilon")
-    lo, hi = 0.0, 1.0  # both noises lowered by one factor: RDP composition leaves budget over the plain sum
-    for _ in range(14):  # to 1e-4 of the noise
+    def spent(scale: float) -> float:
+        return epsilon_spent([(alone[k] * scale, rates[k], steps[k]) for k in names] + fixed, delta)
+
+    hi = 1.0  # RDP composition usually costs less than the plain sum; the trait counts' share may tip it over
+    while spent(hi) > config.epsilon:
+        hi *= 1.25
+        if hi > 100:
+            raise InputError(f"epsilon {config.epsilon}: the stages' noise does not compose within the budget",
+                             hint="give a larger --dp-epsilon or fewer --epochs")
+    lo = 0.0  # both noises scaled by one factor, the least that keeps the composition within the budget
+    for _ in range(20):  # to 1e-6 of the noise
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if spent(mid) <= config.epsilon else (mid, hi)
     best = {k: alone[k] * hi for k in names}
     return {k: DPSGD(best[k], config.max_grad_norm, rates[k]) for k in names}
 
 
-def record(config: DPConfig, n: int, plans: dict[str, DPSGD], steps_run: dict[str, int]) -> dict:
-    """What ``run.json`` records of a DP run: the (epsilon, delta) spent over the steps actually run, the target,
-    and each stage's noise, sample rate, steps and epsilon alone."""
+def record(config: DPConfig, n: int, plans: dict[str, DPSGD], steps_run: dict[str, int],
+           counts_multiplier: float | None = None) -> dict:
+    """What ``run.json`` records of a DP run: the (epsilon, delta) spent over the steps actually run (and the trait
+    counts' mechanism), the target, and each stage's noise, sample rate, steps and epsilon alone."""
     delta = resolve_delta(config, n)
     history = [(p.noise_multiplier, p.sample_rate, steps_run[k]) for k, p in plans.items()]
+    history += [] if counts_multiplier is None else [(counts_multiplier, 1.0, 1)]
     return {
         "epsilon": epsilon_spent(history, delta), "delta": delta, "target_epsilon": config.epsilon,
         "accountant": ACCOUNTANT, "n_individuals": n, "max_grad_norm": config.max_grad_norm,
@@ -169,8 +187,10 @@ def record(config: DPConfig, n: int, plans: dict[str, DPSGD], steps_run: dict[st
         "stages": {k: {**asdict(p), "steps": steps_run[k],
                        "epsilon_alone": epsilon_spent([(p.noise_multiplier, p.sample_rate, steps_run[k])], delta)}
                    for k, p in plans.items()},
-        "covers": "the VAE and denoiser weights (the diffusion generator), for the training individuals",
-        "not_covered": f"{NOT_COVERED}; the baselines (independent, vae_gaussian)",
+        "trait_counts_noise_sd": counts_multiplier,
+        "covers": "the VAE and denoiser weights (the diffusion generator), for the training individuals"
+                  + _counts_text(counts_multiplier),
+        "not_covered": f"{_not_covered(counts_multiplier is not None)}; the baselines (independent, vae_gaussian)",
     }
 
 
@@ -206,16 +226,40 @@ def gaussian_epsilon(multiplier: float, delta: float) -> float:
     return hi
 
 
-def counts_record(config: DPConfig, n: int, multiplier: float, sensitivity: float) -> dict:
-    """What ``run.json`` records of a Markov-chain run with DP: one Gaussian mechanism on its pair counts."""
+def counts_multiplier(config: DPConfig, n: int) -> float:
+    """The noise multiplier of the trait's class counts (L2 sensitivity 1: an individual is in one class): a
+    Gaussian mechanism with ``COUNTS_SHARE`` of the budget's mu^2 (noise sd 10x the budget's analytic Gaussian
+    multiplier: 5 individuals at epsilon 8, 32 at epsilon 1, for n = 2,000)."""
+    return gaussian_multiplier(config.epsilon, resolve_delta(config, n)) / math.sqrt(COUNTS_SHARE)
+
+
+def noisy_counts(counts: list[int], multiplier: float, generator: torch.Generator, low: list[int]) -> list[int]:
+    """``counts`` + N(0, multiplier^2) each, rounded and at least ``low`` (post-processing)."""
+    noise = torch.randn(len(counts), generator=generator, dtype=torch.float64) * multiplier
+    return [max(lo, int(round(c + float(e)))) for c, e, lo in zip(counts, noise, low)]
+
+
+def markov_multiplier(config: DPConfig, n: int, with_counts: bool) -> float:
+    """The pair counts' noise multiplier of a Markov-chain run: the whole budget, less the trait counts' share
+    (Gaussian mechanisms compose exactly in mu-GDP: mu^2 adds)."""
+    mu = 1.0 / gaussian_multiplier(config.epsilon, resolve_delta(config, n))
+    return 1.0 / (mu * math.sqrt(1.0 - COUNTS_SHARE if with_counts else 1.0))
+
+
+def counts_record(config: DPConfig, n: int, multiplier: float, sensitivity: float,
+                  counts_multiplier: float | None = None) -> dict:
+    """What ``run.json`` records of a Markov-chain run with DP: one Gaussian mechanism on its pair counts (and one
+    on the trait's class counts), composed exactly."""
     delta = resolve_delta(config, n)
+    mu2 = 1.0 / multiplier ** 2 + (0.0 if counts_multiplier is None else 1.0 / counts_multiplier ** 2)
     return {
-        "epsilon": gaussian_epsilon(multiplier, delta), "delta": delta, "target_epsilon": config.epsilon,
+        "epsilon": gaussian_epsilon(1.0 / math.sqrt(mu2), delta), "delta": delta, "target_epsilon": config.epsilon,
         "accountant": "analytic Gaussian mechanism", "mechanism": "Gaussian noise on the genotype-pair counts",
         "n_individuals": n, "noise_multiplier": multiplier, "sensitivity": sensitivity,
-        "count_noise_sd": multiplier * sensitivity,
-        "covers": "the Markov chain's genotype-pair counts (the markov generator), for the training individuals",
-        "not_covered": f"{NOT_COVERED}; the independent baseline",
+        "count_noise_sd": multiplier * sensitivity, "trait_counts_noise_sd": counts_multiplier,
+        "covers": "the Markov chain's genotype-pair counts (the markov generator), for the training individuals"
+                  + _counts_text(counts_multiplier),
+        "not_covered": f"{_not_covered(counts_multiplier is not None)}; the independent baseline",
     }
 
 

@@ -297,6 +297,8 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
             check_individuals(int(split.train.size), {"vae_fit": cfg.vae_fit.batch_size,
                                                       "diffusion_fit": cfg.diffusion_fit.batch_size})
         resolve_delta(cfg.dp, int(split.train.size))
+        if "counts" in trait:  # generation's default mix: noisy class counts (differential_privacy.noisy_counts)
+            trait = _private_counts(trait, cfg.dp, int(split.train.size))
     out.mkdir(parents=True, exist_ok=True)
     write_panel(table, out / "panel.tsv")
     if gwas_train is not None:
@@ -450,6 +452,20 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
     })
 
 
+def _private_counts(trait: dict, dp, n: int) -> dict:
+    """The trait summary with its class counts and missing count under DP: Gaussian noise from a secret seed,
+    ``counts_noise_sd`` recorded (its share of epsilon is accounted with the run's training)."""
+    import secrets
+
+    from .differential_privacy import counts_multiplier, noisy_counts
+
+    sd = counts_multiplier(dp, n)
+    counts = trait["counts"] + [trait["n_missing"]]  # one individual is in exactly one of these: sensitivity 1
+    noisy = noisy_counts(counts, sd, torch.Generator().manual_seed(secrets.randbits(63)),
+                         low=[1] * len(trait["counts"]) + [0])  # every class stays drawable
+    return {**trait, "counts": noisy[:-1], "n_missing": noisy[-1], "counts_noise_sd": sd}
+
+
 def _release_check(cohort: _Cohort | None, generator, nlls: dict | None, dev: torch.device, seed: int,
                    callback) -> dict | None:
     """The released generator's privacy check on the validation individuals (``memorisation.py``), announced;
@@ -464,7 +480,7 @@ def _release_check(cohort: _Cohort | None, generator, nlls: dict | None, dev: to
 
 
 def _fit_markov(markov, dosages: np.ndarray, cond: np.ndarray, chrom: np.ndarray, cfg: runs.TrainConfig,
-                callback) -> dict | None:
+                trait: dict, callback) -> dict | None:
     """The Markov chain's stage: genotype-pair counts of the training individuals; with DP, Gaussian noise on them
     from a secret seed (``models/markov.py``, ``differential_privacy.gaussian_multiplier``). Returns the DP
     record, or None."""
@@ -473,13 +489,13 @@ def _fit_markov(markov, dosages: np.ndarray, cond: np.ndarray, chrom: np.ndarray
         return None
     import secrets
 
-    from .differential_privacy import counts_record, gaussian_multiplier, resolve_delta
+    from .differential_privacy import counts_record, markov_multiplier
 
     n = dosages.shape[0]
-    multiplier = gaussian_multiplier(cfg.dp.epsilon, resolve_delta(cfg.dp, n))
+    multiplier = markov_multiplier(cfg.dp, n, with_counts="counts_noise_sd" in trait)
     noise = torch.Generator().manual_seed(secrets.randbits(63))  # never the run's seed: it would replay the noise
     markov.fit(dosages, cond, chrom, noise_multiplier=multiplier, generator=noise, prior=cfg.markov_prior)
-    record = counts_record(cfg.dp, n, multiplier, markov.sensitivity)
+    record = counts_record(cfg.dp, n, multiplier, markov.sensitivity, trait.get("counts_noise_sd"))
     _emit(callback, "check", f"differential privacy: (epsilon {record['epsilon']:.3g}, delta {record['delta']:.2g}) "
                              f"on the Markov chain's pair counts (noise sd {record['count_noise_sd']:.3g} "
                              f"individuals per count)")
@@ -615,7 +631,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
 
     if cfg.model == "markov":  # a Markov chain from (noisy) genotype-pair counts instead of the VAE and diffusion
         dp_record = _fit_markov(models.markov, dosages[tr], cond[tr], bim["chrom"].to_numpy()[panel_index], cfg,
-                                callback)
+                                trait, callback)
         check = _release_check(cohort, models.markov, {}, dev, seed, callback)
         _write_run(out, models, {}, dosages[tr], dev, t0, check, dp_record)
         shutil.rmtree(ckpt, ignore_errors=True)
@@ -629,7 +645,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         from .differential_privacy import plan
 
         dp_plans = plan(cfg.dp, int(tr.size), {"vae": (cfg.vae_fit.batch_size, cfg.vae_fit.epochs),
-                                               "diffusion": (cfg.diffusion_fit.batch_size, cfg.diffusion_fit.epochs)})
+                                               "diffusion": (cfg.diffusion_fit.batch_size, cfg.diffusion_fit.epochs)},
+                        trait.get("counts_noise_sd"))
         _emit(callback, "setup", f"differential privacy: epsilon {cfg.dp.epsilon:g} over both stages; noise "
               + ", ".join(f"{k} {p.noise_multiplier:.3g}" for k, p in dp_plans.items()))
         if kind in ("binary", "categorical"):
@@ -707,7 +724,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
 
         dp_record = record(cfg.dp, int(tr.size), dp_plans,
                            {"vae": vae_state.epoch * dp_plans["vae"].steps_per_epoch,
-                            "diffusion": diff_state.epoch * dp_plans["diffusion"].steps_per_epoch})
+                            "diffusion": diff_state.epoch * dp_plans["diffusion"].steps_per_epoch},
+                           trait.get("counts_noise_sd"))
         _emit(callback, "check", f"differential privacy: (epsilon {dp_record['epsilon']:.3g}, delta "
                                  f"{dp_record['delta']:.2g}) spent over both stages")
     _write_run(out, models, {"vae": vae_state, "diffusion": diff_state}, dosages[va] if va.size else dosages[tr],

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from snpgen_core.cli import main
-from snpgen_core.differential_privacy import (DPConfig, DPSGD, check_individuals, epsilon_spent, plan,
-                                              private_gradients, resolve_delta)
+from snpgen_core.differential_privacy import (DPConfig, DPSGD, check_individuals, counts_multiplier, epsilon_spent,
+                                              gaussian_multiplier, noisy_counts, plan, private_gradients, record,
+                                              resolve_delta)
 from snpgen_core.errors import InputError
 from snpgen_core.pipeline import train_run
 from snpgen_core.training import FitConfig, fit
@@ -43,6 +44,30 @@ def test_plan__composed_epsilon_matches_opacus_own_accountant_and_uses_the_budge
     alone = epsilon_spent([(plans["vae"].noise_multiplier, plans["vae"].sample_rate, 20 * 16)], delta)
     assert target / 2 * 0.98 <= alone < target
     assert plans["vae"].sample_rate == pytest.approx(1 / 16)  # 2000 / 128 -> 16 steps per epoch
+
+
+def test_plan__the_trait_counts_mechanism_is_composed_into_the_same_budget():
+    n, target = 2000, 3.0
+    config = DPConfig(epsilon=target)
+    sd = counts_multiplier(config, n)
+    delta = resolve_delta(config, n)
+    assert sd == pytest.approx(10 * gaussian_multiplier(target, delta))  # 1% of mu^2
+    with_counts = plan(config, n, {"vae": (128, 20), "diffusion": (128, 60)}, sd)
+    without = plan(config, n, {"vae": (128, 20), "diffusion": (128, 60)})
+    steps = {"vae": 20 * 16, "diffusion": 60 * 16}
+    rec = record(config, n, with_counts, steps, sd)
+    history = [(p.noise_multiplier, p.sample_rate, steps[k]) for k, p in with_counts.items()] + [(sd, 1.0, 1)]
+    assert rec["epsilon"] == pytest.approx(epsilon_spent(history, delta)) and 0.9 * target <= rec["epsilon"] <= target
+    assert with_counts["vae"].noise_multiplier > without["vae"].noise_multiplier  # the counts' share is paid for
+    assert "class counts" in rec["covers"] and "class counts" not in rec["not_covered"]
+    assert "mean and sd" in record(config, n, without, steps)["not_covered"]  # a quantitative trait's summary
+
+
+def test_noisy_counts__gaussian_noise_of_the_stated_sd_and_the_floors():
+    gen = torch.Generator().manual_seed(0)
+    draws = np.array([noisy_counts([1000, 500], 20.0, gen, low=[1, 0]) for _ in range(2000)])
+    assert draws.mean(0) == pytest.approx([1000, 500], abs=2) and draws.std(0) == pytest.approx([20, 20], rel=0.07)
+    assert noisy_counts([0, 0], 50.0, gen, low=[1, 0])[0] >= 1 and min(noisy_counts([0], 50.0, gen, low=[0])) >= 0
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -153,8 +178,13 @@ def test_train__dp_run_records_epsilon_within_budget_and_the_loss_moves(runs):
     history = json.loads((runs / "dp" / "history.json").read_text())
     vae = [h["train"] for h in history["vae"]]
     assert len(vae) == 3 and vae[-1] != vae[0] and vae[-1] < vae[0]
-    config = json.loads((runs / "dp" / "config.json").read_text())["train"]["dp"]
-    assert config["epsilon"] == 8.0
+    config = json.loads((runs / "dp" / "config.json").read_text())
+    assert config["train"]["dp"]["epsilon"] == 8.0
+    # the trait's class counts (generation's default mix) carry the recorded noise; the plain run's are exact
+    trait, plain = config["phenotype"], json.loads((runs / "plain" / "config.json").read_text())["phenotype"]
+    assert trait["counts_noise_sd"] == pytest.approx(dp["trait_counts_noise_sd"]) and "counts_noise_sd" not in plain
+    assert all(c >= 1 for c in trait["counts"])
+    assert abs(sum(trait["counts"]) - sum(plain["counts"])) < 6 * trait["counts_noise_sd"] * 2 ** 0.5
 
 
 def test_train__a_run_without_dp_records_no_epsilon(runs):

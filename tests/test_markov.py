@@ -202,7 +202,10 @@ def test_counts_record__states_the_mechanism_and_what_it_covers():
     assert rec["epsilon"] == pytest.approx(3.0, rel=1e-6) and rec["delta"] == pytest.approx(1e-4)
     assert rec["count_noise_sd"] == pytest.approx(rec["noise_multiplier"] * 20)
     assert "pair counts" in rec["covers"] and "independent baseline" in rec["not_covered"]
-    assert "class counts" in rec["not_covered"] and "panel" in rec["not_covered"]  # what config.json also holds
+    assert "mean and sd" in rec["not_covered"] and "panel" in rec["not_covered"]  # what config.json also holds
+    with_counts = counts_record(DPConfig(epsilon=3.0), 1000, 1.3, 20.0, counts_multiplier=12.0)
+    assert "class counts in config.json (Gaussian noise sd 12)" in with_counts["covers"]
+    assert "class counts" not in with_counts["not_covered"]
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +223,13 @@ def test_train_markov__dp_run_records_the_mechanism_and_its_noise_is_not_the_see
     from snpgen_core.runs import load_run
 
     dp = json.loads((markov_runs / "dp" / "run.json").read_text())["differential_privacy"]
+    # the pair counts and the trait's class counts, composed exactly (mu-GDP), spend the whole epsilon
     assert dp["epsilon"] == pytest.approx(8.0, rel=1e-6) and dp["sensitivity"] == pytest.approx(math.sqrt(60))
+    mu2 = 1 / dp["noise_multiplier"] ** 2 + 1 / dp["trait_counts_noise_sd"] ** 2
+    assert gaussian_epsilon(1 / math.sqrt(mu2), dp["delta"]) == pytest.approx(8.0, rel=1e-6)
+    assert dp["noise_multiplier"] == pytest.approx(gaussian_multiplier(8.0, dp["delta"]) / math.sqrt(0.99))
+    trait = json.loads((markov_runs / "dp" / "config.json").read_text())["phenotype"]
+    assert trait["counts_noise_sd"] == dp["trait_counts_noise_sd"] and "class counts" in dp["covers"]
     assert dp["delta"] == pytest.approx(1 / (10 * dp["n_individuals"]))
     assert json.loads((markov_runs / "plain" / "run.json").read_text())["differential_privacy"] is None
     runs = [load_run(markov_runs / k) for k in ("dp", "dp_again", "plain")]
