@@ -146,7 +146,7 @@ def condition_args(prep: dict) -> dict:
 
 
 def synthesize(prep: dict, run_dir: Path, model: str, out: Path, seed: int, guidance: float, temperature: float,
-               latent_noise: float):
+               latent_noise: float, steps: int | None = None):
     from snpgen_core.generation import generate
     from snpgen_core.io.plink import read_plink
     from snpgen_core.phenotypes import read_phenotype
@@ -154,7 +154,7 @@ def synthesize(prep: dict, run_dir: Path, model: str, out: Path, seed: int, guid
     n = prep["train"].n_samples
     t0 = time.perf_counter()
     prefix = generate(run_dir, n, out_prefix=out, model=model, guidance=guidance, temperature=temperature,
-                      latent_noise=0.0 if model == "independent" else latent_noise, seed=seed, device="cpu",
+                      latent_noise=0.0 if model == "independent" else latent_noise, seed=seed, device="cpu", steps=steps,
                       **condition_args(prep))
     took = time.perf_counter() - t0
     synthetic = read_plink(prefix)

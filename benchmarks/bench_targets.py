@@ -91,10 +91,10 @@ def cell(report: dict, key: str, how: str) -> float | list:
 
 
 def run(name: str, seed: int, work: Path, reuse: bool = False, guidance: float | None = None,
-        config: Path | None = None, model: str = "diffusion") -> dict:
+        config: Path | None = None, model: str = "diffusion", steps: int | None = None) -> dict:
     """One row: cohort ``name``, training seed ``seed``; ``config``: a JSON file of settings that differ from the
     defaults (its run is ``run_<file stem>_<seed>``), ``model``: the run's generator to score (the baselines come
-    from the same run), ``guidance``: generate's (None: its default)."""
+    from the same run), ``guidance`` and ``steps``: generate's (None: its defaults)."""
     from snpgen_core.generation import DEFAULT_GUIDANCE
 
     prep = prepare_cohort(name, work)
@@ -109,10 +109,11 @@ def run(name: str, seed: int, work: Path, reuse: bool = False, guidance: float |
         old.unlink()
     guidance = DEFAULT_GUIDANCE if guidance is None else guidance
     args = {"guidance": guidance, "temperature": 1.0, "latent_noise": 0.0}  # snpgen generate's other defaults
-    synthetic, pheno, gen_s = synthesize(prep, run_dir, model, out, seed, **args)
+    synthetic, pheno, gen_s = synthesize(prep, run_dir, model, out, seed, **args, steps=steps)
     report = score(prep, synthetic, pheno, seed)
     check = json.loads((run_dir / "run.json").read_text()).get("privacy_check") or {}
     return {"cohort": name, "training_seed": seed, "config": tag, "model": model, "guidance": guidance,
+            **({"steps": steps} if steps else {}),
             "kind": prep["trait"].kind, "n_snps": prep["train"].n_variants, "n_train": prep["train"].n_samples,
             "train_s": round(train_s, 1), "generate_s": round(gen_s, 2),
             "validation_check_passed": check.get("passed"), "card": report.get("overall"),
@@ -120,13 +121,13 @@ def run(name: str, seed: int, work: Path, reuse: bool = False, guidance: float |
 
 
 def _variant(row: dict) -> tuple:
-    return row.get("config"), row.get("model", "diffusion"), row.get("guidance", 2.0)
+    return row.get("config"), row.get("model", "diffusion"), row.get("guidance", 2.0), row.get("steps")
 
 
 def _label(row: dict) -> str:
-    config, model, guidance = _variant(row)
+    config, model, guidance, steps = _variant(row)
     parts = [row["cohort"]] + ([f"config {config}"] if config else []) + ([model] if model != "diffusion" else [])
-    return ", ".join(parts + [f"guidance {guidance:g}"])
+    return ", ".join(parts + [f"guidance {guidance:g}"] + ([f"{steps} steps"] if steps else []))
 
 
 def table(rows: list[dict]) -> str:
@@ -162,6 +163,7 @@ def main() -> None:
                                                               "(a variant; its file name labels the rows)")
     ap.add_argument("--model", default="diffusion", help="the run's generator to score: diffusion, vae_gaussian "
                                                          "or independent (the baselines of the same runs)")
+    ap.add_argument("--steps", type=int, default=None, help="DDIM steps of generate (default: the run's)")
     ap.add_argument("--table", action="store_true", help="print the table of medians from the recorded rows")
     args = ap.parse_args()
     old = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
@@ -174,7 +176,8 @@ def main() -> None:
     for name in args.cohorts.split(","):
         for seed in (int(s) for s in args.training_seeds.split(",")):
             t0 = time.perf_counter()
-            row = {**run(name, seed, Path(args.work), args.reuse, args.guidance, args.config, args.model),
+            row = {**run(name, seed, Path(args.work), args.reuse, args.guidance, args.config, args.model,
+                         args.steps),
                    "machine": machine(), "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
                    "wall_s": round(time.perf_counter() - t0, 1)}
             print(json.dumps(row), flush=True)
