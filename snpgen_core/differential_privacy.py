@@ -243,10 +243,10 @@ def markov_multiplier(config: DPConfig, n: int, with_counts: bool) -> float:
     """The pair counts' noise multiplier of a Markov-chain run: the whole budget, less the trait counts' share
     (Gaussian mechanisms compose exactly in mu-GDP: mu^2 adds)."""
     mu = 1.0 / gaussian_multiplier(config.epsilon, resolve_delta(config, n))
-    return 1.0 / (mu * math.sqrt(1.0 - COUNTS_SHARE if with_counts else 1.0))
+    return 1.0 / (mu * math.sqrt((1.0 - COUNTS_SHARE) if with_counts else 1.0))
 
 
-def counts_record(config: DPConfig, n: int, multiplier: float, sensitivity: float,
+def markov_record(config: DPConfig, n: int, multiplier: float, sensitivity: float,
                   counts_multiplier: float | None = None) -> dict:
     """What ``run.json`` records of a Markov-chain run with DP: one Gaussian mechanism on its pair counts (and one
     on the trait's class counts), composed exactly."""

@@ -136,7 +136,7 @@ def _dp_text(dp: dict | None) -> str:
     """The model card's line on differential privacy (``run.json``'s record)."""
     if not dp:
         return "none: the model was trained without it; privacy is measured by the attacks below, not guaranteed."
-    if "stages" not in dp:  # the Markov chain: one Gaussian mechanism (differential_privacy.counts_record)
+    if "stages" not in dp:  # the Markov chain: one Gaussian mechanism (differential_privacy.markov_record)
         return (f"{dp['mechanism']}, (epsilon = {dp['epsilon']:.3g}, delta = {dp['delta']:.2g}) for the "
                 f"{dp['n_individuals']} training individuals by the {dp['accountant']} (target "
                 f"{dp['target_epsilon']:g}; L2 sensitivity {dp['sensitivity']:.3g}, noise sd "

@@ -489,13 +489,13 @@ def _fit_markov(markov, dosages: np.ndarray, cond: np.ndarray, chrom: np.ndarray
         return None
     import secrets
 
-    from .differential_privacy import counts_record, markov_multiplier
+    from .differential_privacy import markov_multiplier, markov_record
 
     n = dosages.shape[0]
     multiplier = markov_multiplier(cfg.dp, n, with_counts="counts_noise_sd" in trait)
     noise = torch.Generator().manual_seed(secrets.randbits(63))  # never the run's seed: it would replay the noise
     markov.fit(dosages, cond, chrom, noise_multiplier=multiplier, generator=noise, prior=cfg.markov_prior)
-    record = counts_record(cfg.dp, n, multiplier, markov.sensitivity, trait.get("counts_noise_sd"))
+    record = markov_record(cfg.dp, n, multiplier, markov.sensitivity, trait.get("counts_noise_sd"))
     _emit(callback, "check", f"differential privacy: (epsilon {record['epsilon']:.3g}, delta {record['delta']:.2g}) "
                              f"on the Markov chain's pair counts (noise sd {record['count_noise_sd']:.3g} "
                              f"individuals per count)")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from snpgen_core.cli import main
-from snpgen_core.differential_privacy import DPConfig, counts_record, gaussian_epsilon, gaussian_multiplier
+from snpgen_core.differential_privacy import DPConfig, markov_record, gaussian_epsilon, gaussian_multiplier
 from snpgen_core.errors import InputError
 from snpgen_core.models.generators import SamplingOptions
 from snpgen_core.models.markov import MarkovChainSNPs, candidate_tables, chain_from_counts, pair_counts
@@ -197,13 +197,13 @@ def test_gaussian_epsilon__agrees_with_opacus_prv_accountant_for_one_release():
             assert gaussian_epsilon(sigma, 1e-5) == pytest.approx(prv.get_epsilon(1e-5), rel=0.02)
 
 
-def test_counts_record__states_the_mechanism_and_what_it_covers():
-    rec = counts_record(DPConfig(epsilon=3.0), 1000, gaussian_multiplier(3.0, 1e-4), math.sqrt(400))
+def test_markov_record__states_the_mechanism_and_what_it_covers():
+    rec = markov_record(DPConfig(epsilon=3.0), 1000, gaussian_multiplier(3.0, 1e-4), math.sqrt(400))
     assert rec["epsilon"] == pytest.approx(3.0, rel=1e-6) and rec["delta"] == pytest.approx(1e-4)
     assert rec["count_noise_sd"] == pytest.approx(rec["noise_multiplier"] * 20)
     assert "pair counts" in rec["covers"] and "independent baseline" in rec["not_covered"]
     assert "mean and sd" in rec["not_covered"] and "panel" in rec["not_covered"]  # what config.json also holds
-    with_counts = counts_record(DPConfig(epsilon=3.0), 1000, 1.3, 20.0, counts_multiplier=12.0)
+    with_counts = markov_record(DPConfig(epsilon=3.0), 1000, 1.3, 20.0, counts_multiplier=12.0)
     assert "class counts in config.json (Gaussian noise sd 12)" in with_counts["covers"]
     assert "class counts" not in with_counts["not_covered"]
 
