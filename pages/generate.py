@@ -50,7 +50,8 @@ with st.form("generate_form"):
         share = counts[1] / max(sum(counts), 1)
         condition["case_fraction"] = st.slider(
             f"Share of cases ({trait['name']})", 0.0, 1.0, round(float(share), 2), 0.01,
-            help=f"The training individuals have {share:.0%} cases.")
+            help=f"The training individuals have {share:.0%} cases"
+                 + (" (a differentially private estimate)." if "counts_noise_sd" in trait else "."))
     elif kind == "categorical":
         choice = st.selectbox(f"Class ({trait['name']})", ["training mix"] + list(trait["labels"]),
                               help="Everyone in one class, or the class shares of the training individuals.")
