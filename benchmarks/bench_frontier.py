@@ -132,14 +132,13 @@ def run_point(spec: dict, label: str, overrides: dict, work: Path, seed: int) ->
     from snpgen_core.runs import load_run, read_privacy_check
 
     out = work / "runs" / f"{label.replace(' ', '_').replace(',', '')}_seed{seed}"
-    t0 = time.perf_counter()
     if not (out / "run.json").exists():
         import shutil
 
         shutil.rmtree(out, ignore_errors=True)
         train_run(spec["train"], out, pheno_path=spec["pheno"], pheno_col=spec["column"],
                   panel_path=spec["panel"] or _all_snps(spec["train"], work), config=overrides, seed=seed, threads=1)
-    train_s = time.perf_counter() - t0
+    train_s = json.loads((out / "run.json").read_text())["train_seconds"]  # also right for a reused run
     run = load_run(out)
     train = read_plink(spec["train"], variants=_panel_rows(spec["train"], run.variants))
     holdout = read_plink(spec["holdout"], variants=_panel_rows(spec["holdout"], run.variants))
