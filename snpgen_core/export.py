@@ -161,8 +161,8 @@ def _model_text(config: dict, model: str | None, covar_names: list[str]) -> str:
         "independent": "baseline: every SNP drawn on its own from its genotype frequencies per trait class.",
         "wgan": "a conditional Wasserstein GAN with gradient penalty and Gumbel-softmax genotypes (Xie et al.; "
                 "Yelmen et al.), conditioned on the trait.",
-        "markov": "a first-order Markov chain along the panel per trait class, from neighbouring SNPs' "
-                  "genotype-pair counts (LD between neighbours only).",
+        "markov": "a Markov chain along the panel per trait class, each SNP depending on one earlier SNP, from "
+                  "genotype-pair counts (LD with that one SNP only).",
     }.get(model or "diffusion", f"generator {model}.")
 
 
