@@ -19,19 +19,22 @@ What the guarantee covers: the weights of the VAE and the denoiser, hence every 
 the SNP panel (GWAS, QC and clumping on the training individuals), the run's validation individuals (early-stopping
 losses and the privacy check are recorded, never used to choose weights in a DP run), a quantitative trait's
 mean and sd, and the covariate summaries that ``config.json`` keeps for generation. A class trait's counts there
-(generation's default mix) carry Gaussian noise within the budget (``counts_multiplier``, 1% of it). Data-dependent starting values
-(genotype frequencies in the decoder's bias, latent and trait moments) are replaced by fixed ones, and the
-baselines (``independent``, ``vae_gaussian``) are fitted without DP: ``generation.generate`` refuses them for DP
-runs. The Poisson batches and the noise are drawn from generators seeded from ``secrets`` (the operating system's
-randomness), never from the run's seed: anyone who knew the seed could replay the noise and remove it. So two DP
-runs with the same seed differ (torch's generators are not cryptographic: their 63-bit seed is the secret).
+(generation's default mix) carry Gaussian noise within the budget (``counts_multiplier``, 1% of it).
+Data-dependent starting values (genotype frequencies in the decoder's bias, latent and trait moments) are replaced
+by fixed ones, and the baselines (``independent``, ``vae_gaussian``) are fitted without DP:
+``generation.generate`` refuses them for DP runs. The Poisson batches and the noise are drawn from generators
+seeded from ``secrets`` (``secret_generator``), never from the run's seed: anyone who knew the seed could replay
+the noise and remove it. So two DP runs with the same seed differ (torch's generators are not cryptographic: their
+63-bit seed is the secret).
 
-A run with ``model = "markov"`` (``models/markov.py``) spends the whole budget on one Gaussian mechanism instead:
-noise on its genotype-pair counts, calibrated by the analytic Gaussian mechanism (``gaussian_multiplier``).
+A run with ``model = "markov"`` (``models/markov.py``) spends the budget on one Gaussian mechanism instead (less
+the class counts' 1%): noise on its genotype-pair counts, calibrated by the analytic Gaussian mechanism
+(``gaussian_multiplier``).
 """
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import asdict, dataclass
 
 import torch
@@ -42,6 +45,17 @@ from .options import option
 
 ACCOUNTANT = "rdp"
 COUNTS_SHARE = 0.01  # of the Gaussian privacy budget (mu^2, Dong, Roth and Su's GDP) spent on the trait's class counts
+
+
+def secret_generator(device="cpu") -> torch.Generator:
+    """A torch generator seeded from ``secrets`` (the operating system's randomness), for every DP draw: never
+    the run's seed, which anyone could use to replay the noise and remove it."""
+    return torch.Generator(device=device).manual_seed(secrets.randbits(63))
+
+
+def _counts_step(counts_multiplier: float | None) -> list[tuple[float, float, int]]:
+    """The trait counts' Gaussian mechanism as an RDP history entry (one release of everyone), or none."""
+    return [] if counts_multiplier is None else [(counts_multiplier, 1.0, 1)]
 
 
 def _not_covered(counts_noised: bool) -> str:
@@ -154,10 +168,9 @@ def plan(config: DPConfig, n: int, stages: dict[str, tuple[int, int]],
         raise InputError(f"epsilon {config.epsilon} cannot be reached with these epochs ({err})",
                          hint="give a larger --dp-epsilon or fewer --epochs") from None
 
-    fixed = [] if counts_multiplier is None else [(counts_multiplier, 1.0, 1)]
-
     def spent(scale: float) -> float:
-        return epsilon_spent([(alone[k] * scale, rates[k], steps[k]) for k in names] + fixed, delta)
+        return epsilon_spent([(alone[k] * scale, rates[k], steps[k]) for k in names] + _counts_step(counts_multiplier),
+                             delta)
 
     hi = 1.0  # RDP composition usually costs less than the plain sum; the trait counts' share may tip it over
     while spent(hi) > config.epsilon:
@@ -179,7 +192,7 @@ def record(config: DPConfig, n: int, plans: dict[str, DPSGD], steps_run: dict[st
     counts' mechanism), the target, and each stage's noise, sample rate, steps and epsilon alone."""
     delta = resolve_delta(config, n)
     history = [(p.noise_multiplier, p.sample_rate, steps_run[k]) for k, p in plans.items()]
-    history += [] if counts_multiplier is None else [(counts_multiplier, 1.0, 1)]
+    history += _counts_step(counts_multiplier)
     return {
         "epsilon": epsilon_spent(history, delta), "delta": delta, "target_epsilon": config.epsilon,
         "accountant": ACCOUNTANT, "n_individuals": n, "max_grad_norm": config.max_grad_norm,

@@ -422,10 +422,11 @@ def _vae_with_gaussian_prior(models: runs.RunModels, cohort: _Cohort, device: to
 
 
 def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
-               recon_dosages: np.ndarray, dev: torch.device, t0: float, privacy_check: dict | None,
-               dp_record: dict | None = None, calibration: dict | None = None) -> None:
+               recon_dosages: np.ndarray, dev: torch.device, t0: float, privacy_check: dict | None, callback,
+               dp_record: dict | None = None, calibration: dict | None = None) -> Path:
     """Weights, history (per stage in ``states``: losses, best epoch, why it stopped), reconstruction (the VAE's;
-    a header only for a run without one), then ``run.json`` (the completeness marker)."""
+    a header only for a run without one), then ``run.json`` (the completeness marker); the checkpoints go and
+    "done" is announced. Returns ``out``."""
     from safetensors.torch import save_file
 
     from .io.atomic import atomic_path
@@ -450,19 +451,19 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
         "calibration": calibration,  # generators.calibrate_ld and calibrate_marginals: before / after; or None
         "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    _emit(callback, "done", f"run written to {out}")
+    return out
 
 
 def _private_counts(trait: dict, dp, n: int) -> dict:
     """The trait summary with its class counts and missing count under DP: Gaussian noise from a secret seed,
     ``counts_noise_sd`` recorded (its share of epsilon is accounted with the run's training)."""
-    import secrets
-
-    from .differential_privacy import counts_multiplier, noisy_counts
+    from .differential_privacy import counts_multiplier, noisy_counts, secret_generator
 
     sd = counts_multiplier(dp, n)
     counts = trait["counts"] + [trait["n_missing"]]  # one individual is in exactly one of these: sensitivity 1
-    noisy = noisy_counts(counts, sd, torch.Generator().manual_seed(secrets.randbits(63)),
-                         low=[1] * len(trait["counts"]) + [0])  # every class stays drawable
+    noisy = noisy_counts(counts, sd, secret_generator(), low=[1] * len(trait["counts"]) + [0])  # all drawable
     return {**trait, "counts": noisy[:-1], "n_missing": noisy[-1], "counts_noise_sd": sd}
 
 
@@ -487,14 +488,12 @@ def _fit_markov(markov, dosages: np.ndarray, cond: np.ndarray, chrom: np.ndarray
     if not cfg.dp.enabled:
         markov.fit(dosages, cond, chrom)
         return None
-    import secrets
-
-    from .differential_privacy import markov_multiplier, markov_record
+    from .differential_privacy import markov_multiplier, markov_record, secret_generator
 
     n = dosages.shape[0]
     multiplier = markov_multiplier(cfg.dp, n, with_counts="counts_noise_sd" in trait)
-    noise = torch.Generator().manual_seed(secrets.randbits(63))  # never the run's seed: it would replay the noise
-    markov.fit(dosages, cond, chrom, noise_multiplier=multiplier, generator=noise, prior=cfg.markov_prior)
+    markov.fit(dosages, cond, chrom, noise_multiplier=multiplier, generator=secret_generator(),
+               prior=cfg.markov_prior)
     record = markov_record(cfg.dp, n, multiplier, markov.sensitivity, trait.get("counts_noise_sd"))
     _emit(callback, "check", f"differential privacy: (epsilon {record['epsilon']:.3g}, delta {record['delta']:.2g}) "
                              f"on the Markov chain's pair counts (noise sd {record['count_noise_sd']:.3g} "
@@ -633,10 +632,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         dp_record = _fit_markov(models.markov, dosages[tr], cond[tr], bim["chrom"].to_numpy()[panel_index], cfg,
                                 trait, callback)
         check = _release_check(cohort, models.markov, {}, dev, seed, callback)
-        _write_run(out, models, {}, dosages[tr], dev, t0, check, dp_record)
-        shutil.rmtree(ckpt, ignore_errors=True)
-        _emit(callback, "done", f"run written to {out}")
-        return out
+        return _write_run(out, models, {}, dosages[tr], dev, t0, check, callback, dp_record)
 
     # differential privacy: noise planned for both stages within one budget; no data-dependent starting values,
     # and no monitor (choosing or stopping by a check on training individuals is outside the accounting)
@@ -664,10 +660,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         if stop_event is not None and stop_event.is_set():
             raise Cancelled("training cancelled before the run was written")
         check = _release_check(cohort, models.gan, {}, dev, seed, callback)
-        _write_run(out, models, {"gan": state}, dosages[tr], dev, t0, check)
-        shutil.rmtree(ckpt, ignore_errors=True)
-        _emit(callback, "done", f"run written to {out}")
-        return out
+        return _write_run(out, models, {"gan": state}, dosages[tr], dev, t0, check, callback)
 
     # 1. VAE
     vae = models.vae
@@ -728,11 +721,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                            trait.get("counts_noise_sd"))
         _emit(callback, "check", f"differential privacy: (epsilon {dp_record['epsilon']:.3g}, delta "
                                  f"{dp_record['delta']:.2g}) spent over both stages")
-    _write_run(out, models, {"vae": vae_state, "diffusion": diff_state}, dosages[va] if va.size else dosages[tr],
-               dev, t0, check, dp_record, calibration)
-    shutil.rmtree(ckpt, ignore_errors=True)
-    _emit(callback, "done", f"run written to {out}")
-    return out
+    return _write_run(out, models, {"vae": vae_state, "diffusion": diff_state},
+                      dosages[va] if va.size else dosages[tr], dev, t0, check, callback, dp_record, calibration)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import secrets
 import threading
 import time
 import zlib
@@ -37,7 +36,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .differential_privacy import DPSGD, private_gradients
+from .differential_privacy import DPSGD, private_gradients, secret_generator
 from .errors import InputError
 from .options import option
 
@@ -251,8 +250,7 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
     steps_per_epoch = privacy.steps_per_epoch if privacy is not None else (n + config.batch_size - 1) // config.batch_size
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     # DP-SGD's batches and noise: from a secret seed, never the run's (a known seed would let anyone replay them)
-    secret = (None, None) if privacy is None else tuple(
-        torch.Generator(device=d).manual_seed(secrets.randbits(63)) for d in ("cpu", device))
+    secret = (None, None) if privacy is None else (secret_generator("cpu"), secret_generator(device))
     with torch.random.fork_rng(devices=fork_devices):
         while not state.done and state.epoch < config.epochs:
             epoch = state.epoch
