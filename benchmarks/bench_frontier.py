@@ -57,13 +57,15 @@ POINTS = {
 }
 
 
-def prepare_sim(work: Path, seed: int) -> dict:
+def prepare_sim(work: Path, seed: int, n: int = 3000) -> dict:
+    """``snpgen simulate --n n --snps 6000 --seed seed``, its recorded split and a 1,000-SNP panel chosen on the
+    training part, in ``work``/sim<seed> (n = 3000) or sim<seed>n<n>; made once."""
     from snpgen_core.cli import main as snpgen
 
-    d = work / f"sim{seed}"
+    d = work / (f"sim{seed}" if n == 3000 else f"sim{seed}n{n}")
     if not (d / "panel.tsv").exists():
         d.mkdir(parents=True, exist_ok=True)
-        for argv in (["simulate", "--out", f"{d}/c", "--n", "3000", "--snps", "6000", "--seed", str(seed)],
+        for argv in (["simulate", "--out", f"{d}/c", "--n", str(n), "--snps", "6000", "--seed", str(seed)],
                      ["split", "--bfile", f"{d}/c", "--split-file", f"{d}/c.split.tsv", "--out", f"{d}/cohort"],
                      ["select", "--bfile", f"{d}/cohort.train", "--gwas", f"{d}/c.gwas.tsv", "--top", "1000",
                       "--out", f"{d}/panel.tsv"]):

@@ -8,7 +8,8 @@ real holdout, which never trained a model or chose a SNP. Cohorts (the same file
 ``bench_quality.py``, split seed 1):
 
   sim1, sim2, sim3  ``snpgen simulate --n 3000 --snps 6000 --seed S``, recorded 80/20 split, 1,000-SNP panel
-                    (training-only GWAS), trait CASE
+                    (training-only GWAS), trait CASE; any other simS too, simSnN for N individuals
+                    simulated, simStN for N of the 2,400 training individuals
   agbl4             1000 Genomes AGBL4, CASE: PLINK 1.9 --logistic on the training part, clump r^2 0.9, top 2,000
   agbl4_qt          the same with QT (--linear): the quantitative trait
   805               1000 Genomes 805 SNPs conditioned on super-population (categorical)
@@ -62,12 +63,22 @@ def prepare_cohort(name: str, work: Path) -> dict:
     bench_frontier's ``prepare_sim``)."""
     if not name.startswith("sim"):
         return prepare(name, work, 1, 2000, 0.9)
-    from snpgen_core.io.plink import read_plink
+    from snpgen_core.io.plink import read_plink, write_plink
     from snpgen_core.panel import read_panel
     from snpgen_core.phenotypes import Phenotype, read_phenotype
 
-    spec = prepare_sim(work, int(name[3:]))
+    # sim<seed>, sim<seed>n<individuals simulated> (default 3,000), or sim<seed>t<training individuals>: the
+    # 3,000-person cohort's training part subsampled, its holdout (600) and panel as they are
+    seed, kind, n = name[3:].partition("n") if "n" in name else name[3:].partition("t")
+    spec = prepare_sim(work, int(seed), int(n) if kind == "n" else 3000)
     tr, ho = read_plink(spec["train"]), read_plink(spec["holdout"])
+    if kind == "t":
+        spec["train"] = work / name / "train"
+        if not spec["train"].with_suffix(".bed").exists():
+            (work / name).mkdir(parents=True, exist_ok=True)
+            rows = np.sort(np.random.default_rng(int(seed)).choice(tr.n_samples, int(n), replace=False))
+            write_plink(spec["train"], tr.subset(samples=rows))
+        tr = read_plink(spec["train"])
     keep = np.flatnonzero(tr.variants["snp"].isin(read_panel(spec["panel"])["SNP"]))
     a, b = (read_phenotype(g.samples, spec["pheno"], spec["column"]) for g in (tr, ho))
     trait = Phenotype(a.name, a.kind, np.concatenate([a.values, b.values]), a.labels)

@@ -47,6 +47,32 @@ def test_vae_loss__missing_genotypes_are_masked_out_of_the_reconstruction():
     assert out["recon"].item() == pytest.approx(brute / 4, rel=1e-5)
 
 
+def test_vae_neighbour_prior__spread_over_the_training_individuals_and_off_without_them():
+    # the Gaussian prior on the neighbour weights is decoder_l2 * sum (gain W)^2 over the whole training cohort: per
+    # individual 1/N of it, so a cohort 10x smaller is pulled 10x harder; a DP run (no data seen) has none
+    torch.manual_seed(0)
+    config = VAEConfig(n_snps=6, latent_dim=2, hidden=8, dropout=0.0, window=2, decoder_l2=0.5, kl_warmup_epochs=0)
+    vae = GenotypeVAE(config).eval()
+    with torch.no_grad():
+        vae.decoder.W.normal_()
+    x = torch.randint(0, 3, (5, 6), dtype=torch.int8)
+    batch = (x, torch.full((5,), float("nan")))
+    squares = (config.decoder_gain * vae.decoder.W.detach()).pow(2).sum().item()
+    assert squares > 100  # gain 10: the prior matters
+    xs = x.numpy()
+
+    def loss(data: np.ndarray, l2: float) -> float:
+        vae.config.decoder_l2 = l2
+        vae.init_from_data(data)  # the same genotype frequencies, hence the same output layer, for every size
+        return vae.training_loss(batch)["loss"].item()
+
+    for copies in (8, 80):  # 40 and 400 training individuals
+        n = 5 * copies
+        assert loss(np.repeat(xs, copies, 0), 0.5) - loss(np.repeat(xs, copies, 0), 0.0) == pytest.approx(
+            0.5 * squares / n, rel=1e-4)
+    assert loss(xs[:0], 0.5) == loss(xs[:0], 0.0)
+
+
 def test_vae_kl_weight__linear_warmup():
     vae = GenotypeVAE(VAEConfig(n_snps=4, kl_weight=0.5, kl_warmup_epochs=4, hidden=8))
     assert [vae.kl_beta(e) for e in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]

@@ -53,8 +53,12 @@ class VAEConfig:
                          low=0, high=1024)
     decoder_hidden: int = option(0, "hidden units per SNP letting neighbours interact with each other and z "
                                     "(0 = additive)", low=0, high=1024)
-    decoder_l2: float = option(0.0, "L2 penalty on the neighbour weights, per individual (shrinks rare-haplotype "
-                                    "effects)", low=0.0)
+    # a Gaussian prior on the neighbour weights (MAP), spread over the training cohort: 1/N of it per individual.
+    # Not the default: at 720 training people (msprime, 4 cohorts) it moved neither AATS loss (0.069 at 0, 0.074 at
+    # 0.5, 0.076 at 2) nor DCR share (0.607, 0.606, 0.614) beyond noise (BENCHMARKS.md, seventh pass)
+    decoder_l2: float = option(0.0, "Gaussian prior on the neighbour weights: 1 / (2 sd^2) in logits, summed over "
+                                    "the training cohort (so divided by its size per individual; 0 = none)",
+                               low=0.0)
     decoder_gain: float = option(10.0, "learning-rate multiplier of the neighbour weights (their scale in the "
                                       "logits)", low=0.0)
     decoder_trait: bool = option(True, "the decoder also sees the trait (a conditional VAE): trait-associated "
@@ -147,6 +151,7 @@ class GenotypeVAE(nn.Module):
             nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.latent_dim, 64), nn.GELU(), nn.Dropout(c.dropout),
                           nn.Linear(64, n_out)) if n_out else None
         )
+        self.n_train = 0  # training individuals (init_from_data): the neighbour weights' prior is shared over them
         # standardisation of a quantitative trait (set by init_from_data, saved with the weights)
         self.register_buffer("pheno_mean", torch.zeros(()))
         self.register_buffer("pheno_std", torch.ones(()))
@@ -165,6 +170,7 @@ class GenotypeVAE(nn.Module):
         the trait's mean and sd for standardisation, and the panel's chromosomes (the decoder's dependence restarts
         at each boundary). ``dosages`` (n, m) int8 with -1 missing; ``pheno`` (n,); ``chrom`` (m,) chromosome
         codes of the position-ordered panel (None: one chromosome)."""
+        self.n_train = len(dosages)  # the prior on the neighbour weights is spread over this many individuals
         counts = np.stack([(dosages == g).sum(axis=0) for g in range(3)], axis=1).astype(np.float64) + 0.5
         logp = np.log(counts / counts.sum(axis=1, keepdims=True))
         out_layer = self.decoder.global_net[-1]
@@ -267,8 +273,8 @@ class GenotypeVAE(nn.Module):
         pcs = self.pc_loss(z, dosages)
         loss = (recon + self.kl_beta(epoch) * kl + self.config.pheno_weight * self.config.n_snps * pheno
                 + self.config.pc_weight * self.config.n_snps * pcs)
-        if self.config.decoder_l2 > 0:
-            loss = loss + self.config.decoder_l2 * self.decoder.penalty()
+        if self.config.decoder_l2 > 0 and self.n_train > 0:  # no training data seen (DP): no prior
+            loss = loss + self.config.decoder_l2 / self.n_train * self.decoder.penalty()
         return {"loss": loss, "recon": recon, "kl": kl, "pheno": pheno, "pcs": pcs}
 
     def pheno_loss(self, z: torch.Tensor, trait: torch.Tensor) -> torch.Tensor:
