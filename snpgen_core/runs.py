@@ -516,6 +516,8 @@ def _read_weights(weights: Path, damaged: str) -> dict[str, torch.Tensor]:
 
 # tensors that runs written before they existed lack; their modules load them as "no effect"
 ADDED_LATER = ("vae.decoder.calibration", "vae.decoder.ld_scale")
+# tensors that were one number in earlier runs; their modules expand it (one LD factor for every lag)
+WERE_SCALARS = ("vae.decoder.ld_scale",)
 
 
 def _check_weights(tensors: dict[str, torch.Tensor], models: "RunModels", where: str, damaged: str) -> None:
@@ -527,7 +529,7 @@ def _check_weights(tensors: dict[str, torch.Tensor], models: "RunModels", where:
         what = f"lacks {missing[0]}" if missing else f"holds an unexpected tensor {extra[0]}"
         raise InputError(f"{what} ({len(missing)} missing, {len(extra)} unexpected)", path=where, hint=damaged)
     for k, t in tensors.items():
-        if tuple(t.shape) != expected[k]:
+        if tuple(t.shape) != expected[k] and not (k in WERE_SCALARS and t.dim() == 0):
             raise InputError(f"tensor {k} has shape {tuple(t.shape)}, the config needs {expected[k]}", path=where,
                              hint=damaged)
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):

@@ -453,9 +453,18 @@ def test_load_run__verifies_hashes_schema_and_weights(ctx, tmp_path):
     # a run written before the decoder's calibration existed loads, with none; any other gap is refused
     old = load_run(copy_run(ctx.run, tmp_path / "d", **{"model.safetensors": without(
         "vae.decoder.calibration", "vae.decoder.ld_scale")}))
-    assert float(old.models.vae.decoder.calibration.abs().sum()) == 0.0 and float(old.models.vae.decoder.ld_scale) == 1
+    assert float(old.models.vae.decoder.calibration.abs().sum()) == 0.0
+    assert set(old.models.vae.decoder.ld_scale.tolist()) == {1.0}
     new = load_run(ctx.run).models.vae.decoder  # this run was calibrated
-    assert float(new.calibration.abs().sum()) > 0.0 and float(new.ld_scale) != 1
+    assert float(new.calibration.abs().sum()) > 0.0 and new.ld_scale.max() > 1
+
+    def one_factor(p):  # a run written when one LD factor served every lag
+        with safe_open(str(p), framework="pt") as f:
+            t = {k: f.get_tensor(k) for k in f.keys()}
+        t["vae.decoder.ld_scale"] = torch.tensor(1.25)
+        save_file(t, str(p))
+    scalar = load_run(copy_run(ctx.run, tmp_path / "f", **{"model.safetensors": one_factor})).models.vae.decoder
+    assert set(scalar.ld_scale.tolist()) == {1.25} and len(scalar.ld_scale) == new.window
     with pytest.raises(InputError, match="lacks vae.decoder.global_net"):
         load_run(copy_run(ctx.run, tmp_path / "e", **{"model.safetensors": without("vae.decoder.global_net.6.bias")}))
 

@@ -164,12 +164,19 @@ def test_calibration__enters_sampling_and_the_likelihood_and_old_weights_load_wi
         base = dec.logits(ctx, z[:5]) - dec.global_logits(z[:5])
         dec.ld_scale.fill_(1.5)  # the neighbour weights' share of the logits, scaled
         torch.testing.assert_close(dec.logits(ctx, z[:5]) - dec.global_logits(z[:5]), 1.5 * base)
+        dec.ld_scale.copy_(torch.tensor([1.0, 0.0]))  # one factor per lag: the neighbour 2 back no longer counts
+        x1 = ctx.clone()
+        x1[:, 0] = (ctx[:, 0] + 1) % 3  # SNP 0 changed: SNP 2's logits (its neighbour 2 back) stay
+        torch.testing.assert_close(dec.logits(x1, z[:5])[:, 2], dec.logits(ctx, z[:5])[:, 2])
+        assert not torch.allclose(dec.logits(x1, z[:5])[:, 1], dec.logits(ctx, z[:5])[:, 1])
     state = {k: v for k, v in dec.state_dict().items() if k not in ("calibration", "ld_scale")}  # an older run
     fresh = _decoder(3, window=2)
     fresh.calibration.fill_(5.0)
     fresh.ld_scale.fill_(5.0)
     fresh.load_state_dict(state)
-    assert float(fresh.calibration.abs().sum()) == 0.0 and float(fresh.ld_scale) == 1.0
+    assert float(fresh.calibration.abs().sum()) == 0.0 and fresh.ld_scale.tolist() == [1.0, 1.0]
+    fresh.load_state_dict({**state, "ld_scale": torch.tensor(1.25)})  # a run with one factor for every lag
+    assert fresh.ld_scale.tolist() == [1.25, 1.25]
 
 
 def _vae_generator(m: int, log_freq: np.ndarray, window: int = 0):
@@ -218,7 +225,7 @@ def test_calibrate_marginals__corrects_a_biased_model_and_leaves_an_unbiased_one
     assert np.abs(_frequencies(x) - truth).mean() < np.abs(_frequencies(small) - truth).mean()
 
 
-def test_calibrate_ld__restores_neighbour_weights_that_were_shrunk():
+def test_calibrate_ld__restores_neighbour_weights_that_were_shrunk_lag_by_lag():
     from snpgen_core.models.generators import calibrate_ld
 
     rng = np.random.default_rng(3)
@@ -241,10 +248,11 @@ def test_calibrate_ld__restores_neighbour_weights_that_were_shrunk():
             dec.W[1:, 0] = torch.as_tensor(shrunk * np.log(trans) / dec.gain, dtype=torch.float32)
         out = calibrate_ld(gen, vae, x, cond, seed=1)
         if shrunk > 1:  # LD already stronger than the training cohort's: never weakened
-            assert out["ld_scale"] == 1.0 == float(dec.ld_scale) and out["ld_r2_before"] > out["ld_r2_training"]
+            assert out["ld_scale"] == [1.0] == dec.ld_scale.tolist() and out["ld_r2_before"] > out["ld_r2_training"]
             continue
-        assert out["ld_scale"] == pytest.approx(1 / shrunk, rel=0.06)
+        assert out["ld_scale"] == pytest.approx([1 / shrunk], rel=0.06) and dec.ld_scale.tolist() == pytest.approx(
+            out["ld_scale"], abs=1e-4)
         assert out["ld_r2_after"] == pytest.approx(out["ld_r2_training"], rel=0.05)
-        assert (out["ld_r2_before"] < 0.8 * out["ld_r2_training"]) == (shrunk < 1)
+        assert (out["ld_r2_before"][0] < 0.8 * out["ld_r2_training"][0]) == (shrunk < 1)
     vae, gen = _vae_generator(m, log_freq)  # the independent decoder has no neighbour weights to scale
     assert calibrate_ld(gen, vae, x, cond) == {}

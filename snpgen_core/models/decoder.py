@@ -23,9 +23,9 @@ autoregressive, so the probability of the called genotypes is the product of the
 observed past). Sampling runs SNP by SNP, batched over individuals.
 
 Two corrections are fitted after training (``generators.calibrate_ld`` and ``calibrate_marginals``) and left
-neutral while training: ``ld_scale`` multiplies the neighbour weights ``W`` (the sampled LD between neighbours is
-8-17% weaker than the training cohort's otherwise: while training, the posterior latent of each individual also
-explains part of it), and ``calibration`` (m, 3) is added to every SNP's logits (the sampled genotype
+neutral while training: ``ld_scale`` (one factor per lag) multiplies the neighbour weights ``W`` (the sampled LD
+between neighbours is 8-17% weaker than the training cohort's otherwise, most at the shortest lags: while training,
+the posterior latent of each individual also explains part of it), and ``calibration`` (m, 3) is added to every SNP's logits (the sampled genotype
 frequencies are otherwise 1.2-1.5x further from the training ones than a fresh real sample's are).
 
 ``window = 0`` is the independent decoder (every SNP drawn on its own given z: the SNPgen / Xie et al. design),
@@ -122,12 +122,14 @@ class GenotypeDecoder(nn.Module):
         self.register_buffer("segment", torch.zeros(n_snps, dtype=torch.long))
         self.register_buffer("mask", _window_mask(self.segment, window))
         self.register_buffer("calibration", torch.zeros(n_snps, 3))
-        self.register_buffer("ld_scale", torch.ones(()))
+        self.register_buffer("ld_scale", torch.ones(window))  # neighbour k = SNP j-1-k: factor ld_scale[k]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # runs written before the corrections existed: none
+        # runs written before the corrections existed: none; before the per-lag factors: one for every lag
         state_dict.setdefault(prefix + "calibration", torch.zeros_like(self.calibration))
-        state_dict.setdefault(prefix + "ld_scale", torch.ones_like(self.ld_scale))
+        scale = state_dict.setdefault(prefix + "ld_scale", torch.ones_like(self.ld_scale))
+        if scale.dim() == 0:
+            state_dict[prefix + "ld_scale"] = scale.expand_as(self.ld_scale).clone()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def set_segments(self, segment: torch.Tensor) -> None:
@@ -160,7 +162,7 @@ class GenotypeDecoder(nn.Module):
             return self.global_logits(z)
         onehot = one_hot_genotypes(dosages, z.dtype)
         win = self._windows(onehot) * self.mask[None, :, :, None]  # (B, m, w, 3)
-        out = self.global_logits(z) + torch.einsum("bmkc,mkco->bmo", win, self.gain * self.ld_scale * self.W)
+        out = self.global_logits(z) + torch.einsum("bmkc,mkco->bmo", win, self._scaled_W())
         if self.hidden > 0:
             pre = torch.einsum("bmkc,mkch->bmh", win, self.A) + self._context(z)
             out = out + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)
@@ -169,6 +171,10 @@ class GenotypeDecoder(nn.Module):
     def _context(self, z: torch.Tensor) -> torch.Tensor:
         """(B, d) -> (B, m, hidden): the latent's input to each SNP's hidden units."""
         return torch.einsum("bc,mch->bmh", self.context(z), self.P) + self.bias_h
+
+    def _scaled_W(self) -> torch.Tensor:
+        """The neighbour weights as they enter the logits: gain x the calibration's factor of their lag x W."""
+        return self.gain * self.ld_scale[:, None, None] * self.W
 
     def penalty(self) -> torch.Tensor:
         """Sum of squares of the neighbour weights (a Gaussian prior on them; the latent MLP has its own)."""
@@ -203,7 +209,7 @@ class GenotypeDecoder(nn.Module):
         base = base + self.calibration.T.float()[:, :, None]
         ctx = self._context(z).float().permute(2, 1, 0).contiguous() if self.hidden > 0 else None  # (H, m, B)
         # weights masked once, neighbours reordered oldest first: column 3i + g is genotype g of SNP j - w + i
-        W = self.gain * self.ld_scale * self.W * self.mask[:, :, None, None]
+        W = self._scaled_W() * self.mask[:, :, None, None]
         W = W.flip(1).float().reshape(m, 3 * w, 3).transpose(1, 2).contiguous()  # (m, 3, 3w)
         if ctx is not None:
             A = (self.A * self.mask[:, :, None, None]).flip(1).float().reshape(m, 3 * w, -1).transpose(1, 2)
