@@ -256,3 +256,24 @@ def test_calibrate_ld__restores_neighbour_weights_that_were_shrunk_lag_by_lag():
         assert (out["ld_r2_before"][0] < 0.8 * out["ld_r2_training"][0]) == (shrunk < 1)
     vae, gen = _vae_generator(m, log_freq)  # the independent decoder has no neighbour weights to scale
     assert calibrate_ld(gen, vae, x, cond) == {}
+
+
+def test_calibrate_ld__a_factor_for_each_lag_recovers_lags_shrunk_by_different_amounts():
+    from snpgen_core.models.generators import SamplingOptions, calibrate_ld
+
+    # the training cohort: 4,000 draws of a second-order chain (the decoder itself, neighbours 1 and 2 back)
+    m, cond = 24, np.full(4000, np.nan)
+    vae, gen = _vae_generator(m, np.log(np.full((m, 3), 1 / 3)), window=2)
+    dec = vae.decoder
+    with torch.no_grad():
+        dec.W.zero_()
+        dec.W[:, 0] = torch.as_tensor(np.diag([0.8, 0.0, 0.8]) / dec.gain, dtype=torch.float32)  # like the last
+        dec.W[:, 1] = torch.as_tensor(np.diag([0.5, 0.0, 0.5]) / dec.gain, dtype=torch.float32)  # and the one before
+        x = gen.sample(torch.as_tensor(cond, dtype=torch.float32), torch.Generator().manual_seed(5),
+                       SamplingOptions()).numpy()
+        dec.W[:, 0] *= 0.6  # the fitted model: lag 1 shrunk most, lag 2 less (the latent's share of each)
+        dec.W[:, 1] *= 0.85
+    out = calibrate_ld(gen, vae, x, cond, seed=1)
+    assert out["ld_scale"] == pytest.approx([1 / 0.6, 1 / 0.85], rel=0.05)
+    assert out["ld_r2_after"] == pytest.approx(out["ld_r2_training"], rel=0.05)
+    assert out["ld_r2_before"][0] < 0.75 * out["ld_r2_training"][0]
