@@ -104,9 +104,9 @@ def calibrate_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, co
 
     Why: while training, each individual's posterior latent also explains part of its neighbours' dependence, so
     the neighbour weights learn less than the whole of it; latents sampled from the prior do not carry that part.
-    The sampled LD comes out 8-17% weaker than the training cohort's, most at the shortest lags (msprime, 720
-    training people: 0.90x at lag 1, 1.0x at lag 4, 1.07-1.13x at lags 8-16, where the latent's share is larger),
-    so one factor for all lags left the LD-decay curve 10-20% weak below 12 kb. The factors only ever strengthen the
+    The sampled LD comes out weaker than the training cohort's, most at the shortest lags (msprime, 720 training
+    people: 0.67x at lag 1, 0.92x at lag 16); one factor for all lags left lag 1 at 0.90x and lags 8-16 at
+    1.07-1.13x, and the LD-decay curve 10-20% weak below 12 kb (BENCHMARKS.md, seventh pass). The factors only ever strengthen the
     neighbour weights: where the sampled r^2 already reaches the training cohort's, the excess is population
     structure carried by the latent (the 1000 Genomes 805 SNPs, spread over the genome: weakening the neighbours
     there to compensate doubled the LD-decay error), and the factor stays 1. One number per lag is fitted from the
