@@ -69,7 +69,8 @@ class VAEConfig:
     conv_channels: int = option(32, "channels of the conv encoder", low=1, high=1024)
     conv_kernel: int = option(9, "kernel width of the conv encoder, in SNPs", low=1, high=1024)
     conv_stride: int = option(4, "stride of the conv encoder, in SNPs", low=1, high=1024)
-    dropout: float = option(0.2, "dropout of the encoder's hidden layers", low=0.0, high=0.95)
+    dropout: float = option(0.2, "dropout of the hidden layers (encoder, the decoder's latent MLP, trait head)",
+                            low=0.0, high=0.95)
     input_dropout: float = option(0.0, "share of called genotypes hidden from the encoder while training",
                                   low=0.0, high=0.95)
     kl_weight: float = option(1.0, "weight of the KL term (1 = the evidence lower bound)", low=0.0)
