@@ -25,8 +25,9 @@ observed past). Sampling runs SNP by SNP, batched over individuals.
 Two corrections are fitted after training (``generators.calibrate_ld`` and ``calibrate_marginals``) and left
 neutral while training: ``ld_scale`` (one factor per lag) multiplies the neighbour weights ``W`` (the sampled LD
 between neighbours is 8-17% weaker than the training cohort's otherwise, most at the shortest lags: while training,
-the posterior latent of each individual also explains part of it), and ``calibration`` (m, 3) is added to every SNP's logits (the sampled genotype
-frequencies are otherwise 1.2-1.5x further from the training ones than a fresh real sample's are).
+the posterior latent of each individual also explains part of it), and ``calibration`` (m, 3) is added to every
+SNP's logits (the sampled genotype frequencies are otherwise 1.2-1.5x further from the training ones than a fresh
+real sample's are).
 
 ``window = 0`` is the independent decoder (every SNP drawn on its own given z: the SNPgen / Xie et al. design),
 kept for comparison; it samples all SNPs at once.

@@ -55,7 +55,7 @@ class VAEConfig:
                                     "(0 = additive)", low=0, high=1024)
     # a Gaussian prior on the neighbour weights (MAP), spread over the training cohort: 1/N of it per individual.
     # Not the default: at 720 training people (msprime, 4 cohorts) it moved neither AATS loss (0.069 at 0, 0.074 at
-    # 0.5, 0.076 at 2) nor DCR share (0.607, 0.606, 0.614) beyond noise (BENCHMARKS.md, seventh pass)
+    # 0.5, 0.076 at 2) nor DCR share (0.606, 0.606, 0.614) beyond noise (BENCHMARKS.md, seventh pass)
     decoder_l2: float = option(0.0, "Gaussian prior on the neighbour weights: 1 / (2 sd^2) in logits, summed over "
                                     "the training cohort (so divided by its size per individual; 0 = none)",
                                low=0.0)
