@@ -699,7 +699,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     calibration = None
     if dp_plans is None and cfg.calibration_rounds > 0:
         released = LatentDiffusion(vae, diffusion)
-        calibration = calibrate_ld(released, vae, dosages[tr], cond[tr], seed=seed)
+        calibration = calibrate_ld(released, vae, dosages[tr], cond[tr], seed=seed,
+                                   per_lag=cfg.ld_calibration == "lag")
         calibration.update(calibrate_marginals(released, vae, dosages[tr], cond[tr], rounds=cfg.calibration_rounds,
                                                seed=seed))
         _emit(callback, "check", calibration_summary(calibration))

@@ -455,8 +455,10 @@ def test_load_run__verifies_hashes_schema_and_weights(ctx, tmp_path):
         "vae.decoder.calibration", "vae.decoder.ld_scale")}))
     assert float(old.models.vae.decoder.calibration.abs().sum()) == 0.0
     assert set(old.models.vae.decoder.ld_scale.tolist()) == {1.0}
-    new = load_run(ctx.run).models.vae.decoder  # this run was calibrated
-    assert float(new.calibration.abs().sum()) > 0.0 and new.ld_scale.max() > 1
+    new = load_run(ctx.run).models.vae.decoder  # this run was calibrated, and its factors load as recorded
+    assert float(new.calibration.abs().sum()) > 0.0
+    recorded = json.loads((ctx.run / "run.json").read_text())["calibration"]["ld_scale"]
+    assert new.ld_scale.tolist() == pytest.approx(recorded, abs=1e-4) and len(recorded) == new.window
 
     def one_factor(p):  # a run written when one LD factor served every lag
         with safe_open(str(p), framework="pt") as f:

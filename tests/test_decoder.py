@@ -273,7 +273,11 @@ def test_calibrate_ld__a_factor_for_each_lag_recovers_lags_shrunk_by_different_a
                        SamplingOptions()).numpy()
         dec.W[:, 0] *= 0.6  # the fitted model: lag 1 shrunk most, lag 2 less (the latent's share of each)
         dec.W[:, 1] *= 0.85
-    out = calibrate_ld(gen, vae, x, cond, seed=1)
+    out = calibrate_ld(gen, vae, x, cond, seed=1, per_lag=True)
     assert out["ld_scale"] == pytest.approx([1 / 0.6, 1 / 0.85], rel=0.05)
     assert out["ld_r2_after"] == pytest.approx(out["ld_r2_training"], rel=0.05)
     assert out["ld_r2_before"][0] < 0.75 * out["ld_r2_training"][0]
+    # one shared factor (the default) matches the mean over the lags, between the two lags' own factors
+    one = calibrate_ld(gen, vae, x, cond, seed=1)
+    assert one["ld_scale"][0] == one["ld_scale"][1] and 1 / 0.85 < one["ld_scale"][0] < 1 / 0.6
+    assert np.mean(one["ld_r2_after"]) == pytest.approx(np.mean(one["ld_r2_training"]), rel=0.03)

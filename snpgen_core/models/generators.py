@@ -94,24 +94,27 @@ def _draw(generator: Generator, cond: np.ndarray, n: int, seed: int, device) -> 
 
 @torch.no_grad()
 def calibrate_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond: np.ndarray, *, seed: int = 0,
-                 rounds: int = 6, high: float = 3.0) -> dict:
-    """Set the decoder's ``ld_scale`` (one factor per lag k on the weights of the neighbour k SNPs back) so that the
-    LD that ``generator`` samples between SNPs k apart matches that of the training individuals ``dosages`` (n, m)
-    (conditions ``cond`` (n,)) at every lag k = 1..window: the mean r^2 of those pairs, less each cohort's sampling
-    bias. ``rounds`` times, on the same seeded draw of 4 n individuals (at least 1,000, at most 4,000), each factor
-    is multiplied by sqrt(training r^2 / sampled r^2) at its lag (r^2 grows about as the square of the weights),
-    within [1, ``high``]; a lag with no LD in either keeps its factor.
+                 per_lag: bool = False, rounds: int = 6, high: float = 3.0) -> dict:
+    """Set the decoder's ``ld_scale`` (a factor for each lag k on the weights of the neighbour k SNPs back) so that
+    the LD that ``generator`` samples between SNPs within its window matches that of the training individuals
+    ``dosages`` (n, m) (conditions ``cond`` (n,)): the mean r^2 of pairs k apart, less each cohort's sampling bias,
+    averaged over k = 1..window (one factor shared by every lag), or at every lag k (``per_lag``). ``rounds``
+    times, on the same seeded draw of 4 n individuals (at least 1,000, at most 4,000), the factors are multiplied by
+    sqrt(training r^2 / sampled r^2) (r^2 grows about as the square of the weights), within [1, ``high``]; LD
+    absent from either (a lag, or the whole window) leaves its factor as it is.
 
     Why: while training, each individual's posterior latent also explains part of its neighbours' dependence, so
     the neighbour weights learn less than the whole of it; latents sampled from the prior do not carry that part.
     The sampled LD comes out weaker than the training cohort's, most at the shortest lags (msprime, 720 training
-    people: 0.67x at lag 1, 0.92x at lag 16); one factor for all lags left lag 1 at 0.90x and lags 8-16 at
-    1.07-1.13x, and the LD-decay curve 10-20% weak below 12 kb (BENCHMARKS.md, seventh pass). The factors only
-    ever strengthen the neighbour weights: where the sampled r^2 already reaches the training cohort's, the excess
-    is population structure carried by the latent (the 1000 Genomes 805 SNPs, spread over the genome: weakening the
-    neighbours there to compensate doubled the LD-decay error), and the factor stays 1. One number per lag is
-    fitted from the training individuals (their mean r^2 at that lag). Returns {} for the independent decoder, else
-    {"ld_scale", "ld_r2_training", "ld_r2_before", "ld_r2_after"}, lists over the lags."""
+    people: 0.67x at lag 1, 0.92x at lag 16); one shared factor leaves lag 1 at 0.90x and lags 8-16 at 1.07-1.13x
+    there, and the LD-decay curve 10-20% weak below 12 kb. Per lag fixes that (LD-decay error down by a third on
+    msprime) but on 1000 Genomes AGBL4 it raised the AATS privacy loss in 5 of 6 runs and lowered it in none
+    (median 0.057 -> 0.068), so one shared factor is the default (BENCHMARKS.md, seventh pass). The factors only ever strengthen the neighbour
+    weights: where the sampled r^2 already reaches the training cohort's, the excess is population structure
+    carried by the latent (the 1000 Genomes 805 SNPs, spread over the genome: weakening the neighbours there to
+    compensate doubled the LD-decay error), and the factor stays 1. One number (per lag) is fitted from the
+    training individuals (their mean r^2). Returns {} for the independent decoder, else {"ld_scale",
+    "ld_r2_training", "ld_r2_before", "ld_r2_after"}, lists over the lags."""
     decoder = vae.decoder
     if decoder.independent:
         return {}
@@ -124,11 +127,18 @@ def calibrate_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, co
         decoder.ld_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
         return _lag_r2(_draw(generator, cond, draws, seed, device), decoder.window)
 
+    def matched(r2: np.ndarray) -> np.ndarray:  # the r^2 at each lag, or their mean
+        return r2 if per_lag else np.full(1, r2.mean() if len(r2) else 0.0)
+
     before = got = sampled_r2()
     for _ in range(rounds):
-        both = (target > 0) & (got > 0)  # a lag without LD (or past a short panel's end) has nothing to match
-        ratio = np.ones_like(scale)
-        ratio[: len(got)][both] = target[both] / got[both]
+        t, g = matched(target), matched(got)
+        both = (t > 0) & (g > 0)  # no LD to match (a lag, a short panel's end, or none at all)
+        ratio = np.ones(len(t))
+        ratio[both] = t[both] / g[both]
+        # one shared factor: its ratio at every lag; per lag: lags past a short panel's end keep theirs
+        ratio = np.full_like(scale, ratio[0]) if not per_lag else np.pad(ratio, (0, len(scale) - len(ratio)),
+                                                                          constant_values=1.0)
         scale = np.clip(scale * np.sqrt(ratio), 1.0, high)
         got = sampled_r2()
     return {"ld_scale": scale.round(4).tolist(), "ld_r2_training": target.tolist(), "ld_r2_before": before.tolist(),
