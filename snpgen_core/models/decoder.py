@@ -23,7 +23,7 @@ autoregressive, so the probability of the called genotypes is the product of the
 observed past). Sampling runs SNP by SNP, batched over individuals.
 
 Two corrections are fitted after training (``generators.calibrate_ld`` and ``calibrate_marginals``) and left
-neutral while training: ``ld_scale`` (one factor per lag) multiplies the neighbour weights ``W`` (the sampled LD
+neutral while training: ``ld_scale`` (a factor per lag) multiplies the neighbour weights ``W`` (the sampled LD
 between neighbours is 8-17% weaker than the training cohort's otherwise, most at the shortest lags: while training,
 the posterior latent of each individual also explains part of it), and ``calibration`` (m, 3) is added to every
 SNP's logits (the sampled genotype frequencies are otherwise 1.2-1.5x further from the training ones than a fresh
