@@ -98,9 +98,10 @@ class TrainConfig:
     calibration_rounds: int = option(3, "after training, calibrate the generator's LD and genotype frequencies to "
                                         "the training cohort's, with this many frequency rounds (0 = no "
                                         "calibration; DP and GAN runs: none)", low=0, high=20)
-    # one factor per lag lowers the LD-decay error (medians over 3 seeds: AGBL4 2.31 -> 1.94x, msprime sim1 / sim2
-    # 1.76 / 1.74 -> 1.58 / 1.51x; 720 training people 4.7 -> 2.8x) but raised AGBL4's AATS loss in 5 of 6 runs and
-    # lowered it in none (median 0.057 -> 0.068, QT 0.038 -> 0.050): BENCHMARKS.md, seventh pass
+    # one factor per lag lowers the LD-decay error on msprime (medians over 3 seeds: sim1 / sim2 1.76 / 1.74 ->
+    # 1.58 / 1.51x; 720 training people 4.7 -> 2.8x) but not on AGBL4, and its effect on the AATS loss there is
+    # within one synthetic draw's noise (about 0.01): not settled, so the default keeps one shared factor
+    # (BENCHMARKS.md, seventh pass)
     ld_calibration: str = option("one", "LD calibration of the decoder's neighbour weights: one factor for all "
                                         "lags (matching the mean neighbour r^2) or one per lag", choices=("one", "lag"))
     dp: DPConfig = field(default_factory=DPConfig)  # differential privacy (DP-SGD) of the VAE and the denoiser

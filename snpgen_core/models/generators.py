@@ -108,13 +108,13 @@ def calibrate_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, co
     The sampled LD comes out weaker than the training cohort's, most at the shortest lags (msprime, 720 training
     people: 0.67x at lag 1, 0.92x at lag 16); one shared factor leaves lag 1 at 0.90x and lags 8-16 at 1.07-1.13x
     there, and the LD-decay curve 10-20% weak below 12 kb. Per lag fixes that (LD-decay error down by a third on
-    msprime) but on 1000 Genomes AGBL4 it raised the AATS privacy loss in 5 of 6 runs and lowered it in none
-    (median 0.057 -> 0.068), so one shared factor is the default (BENCHMARKS.md, seventh pass). The factors only
-    ever strengthen the neighbour weights: where the sampled r^2 already reaches the training cohort's, the excess
-    is population structure carried by the latent (the 1000 Genomes 805 SNPs, spread over the genome: weakening
-    the neighbours there to compensate doubled the LD-decay error), and the factor stays 1. One number (per lag)
-    is fitted from the training individuals (their mean r^2). Returns {} for the independent decoder, else {"ld_scale",
-    "ld_r2_training", "ld_r2_before", "ld_r2_after"}, lists over the lags."""
+    msprime), but not on 1000 Genomes AGBL4, and its effect on privacy there is not settled, so one shared factor
+    is the default (BENCHMARKS.md, seventh pass). The factors only ever strengthen the neighbour weights: where
+    the sampled r^2 already reaches the training cohort's, the excess is population structure carried by the latent
+    (the 1000 Genomes 805 SNPs, spread over the genome: weakening the neighbours there to compensate doubled the
+    LD-decay error), and the factor stays 1. One number (per lag) is fitted from the training individuals (their
+    mean r^2). Returns {} for the independent decoder, else {"ld_scale", "ld_r2_training", "ld_r2_before",
+    "ld_r2_after"}, lists over the lags."""
     decoder = vae.decoder
     if decoder.independent:
         return {}
