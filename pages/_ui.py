@@ -194,7 +194,8 @@ SECTION_TITLES = {"vae": "VAE", "denoiser": "Denoiser", "diffusion": "Diffusion"
 SETTING_LABELS = {
     "latent_dim": "Latent dimensions", "encoder": "Encoder", "hidden": "Hidden units",
     "window": "Decoder window (SNPs)",
-    "decoder_hidden": "Decoder neighbour units", "decoder_l2": "Decoder neighbour prior", "decoder_gain":
+    "decoder_hidden": "Decoder neighbour units", "decoder_l2": "Decoder neighbour prior", "decoder_latent":
+    "Decoder latent path", "decoder_gain":
     "Decoder neighbour learning-rate gain", "decoder_trait": "Decoder sees the trait", "trait_dim":
     "Trait embedding size", "trait_drop": "Trait dropout", "conv_channels": "Conv channels", "conv_kernel":
     "Conv kernel (SNPs)", "conv_stride": "Conv stride (SNPs)", "dropout": "Dropout", "input_dropout":

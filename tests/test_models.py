@@ -32,6 +32,18 @@ def test_vae__shapes(encoder):
     assert set(out) == {"loss", "recon", "kl", "pheno", "pcs"} and all(torch.isfinite(v) for v in out.values())
 
 
+def test_vae_decoder_latent__the_linear_path_is_affine_in_the_latent_and_the_mlp_is_not():
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(4, 3), torch.randn(4, 3)
+    for path in ("linear", "mlp"):
+        decoder = GenotypeVAE(VAEConfig(n_snps=7, latent_dim=3, hidden=16, decoder_latent=path)).eval().decoder
+        mixed = decoder.global_logits(0.3 * z1 + 0.7 * z2)
+        affine = 0.3 * decoder.global_logits(z1) + 0.7 * decoder.global_logits(z2)
+        assert torch.allclose(mixed, affine, atol=1e-5) == (path == "linear")
+    with pytest.raises(ValueError, match="decoder latent path"):
+        VAEConfig(n_snps=7, decoder_latent="conv")
+
+
 def test_vae_loss__missing_genotypes_are_masked_out_of_the_reconstruction():
     torch.manual_seed(0)
     vae = GenotypeVAE(VAEConfig(n_snps=10, latent_dim=3, hidden=16, dropout=0.0, window=0)).eval()

@@ -14,8 +14,9 @@ neighbours are in LD differs from SNP to SNP):
     logits_j = g(z)_j + sum_k W_j[k, x_{j-1-k}] + B_j . GELU(sum_k A_j[k, x_{j-1-k}] + P_j e(z))
 
 ``z`` is whatever the decoder is conditioned on (the VAE passes the latent with the embedded trait appended,
-``GenotypeVAE.decoder_input``). ``g(z)`` is the independent decoder's MLP (per-SNP, per-class logits), ``W`` the additive (logistic) effect of
-each of the ``window`` preceding genotypes, and the optional ``hidden`` units (``A``, ``B``, ``P``; 0 = off) let
+``GenotypeVAE.decoder_input``). ``g(z)`` is the independent decoder's MLP (per-SNP, per-class logits; or one
+linear map, the VAE's ``decoder_latent="linear"``), ``W`` the additive (logistic) effect of each of the
+``window`` preceding genotypes, and the optional ``hidden`` units (``A``, ``B``, ``P``; 0 = off) let
 neighbours interact with each other and with the latent (haplotypes whose frequencies differ by ancestry).
 Genotypes are 3-class categorical (0/1/2 copies of a1); a missing neighbour (-1) is the all-zero one-hot, so it
 contributes nothing, and a missing x_j is left out of the likelihood (``log_prob`` is exact: the model is

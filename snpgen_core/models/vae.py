@@ -33,6 +33,7 @@ from .decoder import GenotypeDecoder, chromosome_segments, one_hot_genotypes
 
 PHENO_KINDS = ("none", "binary", "categorical", "quantitative")
 ENCODERS = ("mlp", "conv")
+DECODER_LATENT = ("mlp", "linear")
 
 
 @dataclass
@@ -59,6 +60,11 @@ class VAEConfig:
     decoder_l2: float = option(0.0, "Gaussian prior on the neighbour weights: 1 / (2 sd^2) in logits, summed over "
                                     "the training cohort (so divided by its size per individual; 0 = none)",
                                low=0.0)
+    # linear: on 1000G AGBL4 (3 seeds) AATS loss 0.029 vs 0.062 and membership AUC 0.526 vs 0.543, for LD r 0.90x vs
+    # 0.92x and detection AUC 0.77 vs 0.71; on msprime worse nearly everywhere, at 720 people no different
+    # (BENCHMARKS.md, eighth pass): an option for a real cohort's privacy, not the default
+    decoder_latent: str = option("mlp", "the latent's path to the logits: mlp (two hidden layers), or linear (a "
+                                        "logistic factor model)", choices=DECODER_LATENT)
     decoder_gain: float = option(10.0, "learning-rate multiplier of the neighbour weights (their scale in the "
                                       "logits)", low=0.0)
     decoder_trait: bool = option(True, "the decoder also sees the trait (a conditional VAE): trait-associated "
@@ -86,6 +92,8 @@ class VAEConfig:
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
             raise ValueError(f"VAE encoder {self.encoder!r} unknown; choose from {ENCODERS}")
+        if self.decoder_latent not in DECODER_LATENT:
+            raise ValueError(f"decoder latent path {self.decoder_latent!r} unknown; choose from {DECODER_LATENT}")
         if self.pheno_kind not in PHENO_KINDS:
             raise ValueError(f"phenotype kind {self.pheno_kind!r} unknown; choose from {PHENO_KINDS}")
 
@@ -145,7 +153,7 @@ class GenotypeVAE(nn.Module):
             nn.Linear(d_in, c.hidden // 2), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden // 2, c.hidden), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden, 3 * c.n_snps),
-        )
+        ) if c.decoder_latent == "mlp" else nn.Sequential(nn.Linear(d_in, 3 * c.n_snps))
         self.decoder = GenotypeDecoder(c.n_snps, d_in, global_net, window=c.window, hidden=c.decoder_hidden,
                                        gain=c.decoder_gain)
         self.pheno_head = (
