@@ -9,10 +9,12 @@ closeness to the training people. This script measures that on the same training
 finished ``bench_targets.py`` run:
 
   pooled        each SNP on its own from the training genotype frequencies (the report's floor, trait ignored)
-  k groups      a Gaussian mixture with k components on the top 4 training PCs assigns every training person
-                to a group; each synthetic person gets a group in the training proportions and each SNP on its
-                own from that group's genotype frequencies (k: the cohort's known number of populations, 3 for
-                the msprime cohorts and 5 super-populations for 1000 Genomes, and the k that BIC picks in 1-8)
+  k groups      ``evaluation.structure.training_groups`` assigns every training person to one of k groups (a
+                Gaussian mixture on the top 4 training PCs); each synthetic person gets a group in the training
+                proportions and each SNP on its own from that group's genotype frequencies
+                (``models.baselines.IndependentSNPs`` with the groups as classes). k: the cohort's known number
+                of populations (3 for the msprime cohorts, 5 super-populations for 1000 Genomes), and the k the
+                report's group floor chooses (BIC, groups of at least 50; ``bic_groups``, 1 = none)
   the run       the run's default generator (latent diffusion), as many individuals as the training part
 
 Membership AUC, DCR share and AATS privacy loss (``evaluation.privacy``) are means over ``DRAWS`` synthetic draws
@@ -41,7 +43,6 @@ from bench_targets import WORK, prepare_cohort  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ancestry_floor.json"
 KNOWN_GROUPS = {"sim": 3, "agbl4": 5, "805": 5}  # msprime's out-of-Africa populations; 1000G super-populations
-PCS = 4
 DRAWS = 3
 
 
@@ -62,25 +63,24 @@ def attacks(train: np.ndarray, holdout: np.ndarray, draw) -> dict[str, float]:
     return dict(zip(("membership_auc", "dcr_share", "aats_privacy_loss"), np.mean(values, 0).round(4).tolist()))
 
 
-def group_sampler(train: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def group_floor(train: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Generator, seed: int) -> np.ndarray:
     """n individuals: a group drawn in the training proportions, then each SNP from that group's frequencies."""
-    out = np.empty((n, train.shape[1]), dtype=np.int8)
-    who = rng.choice(labels, n)
-    for g in np.unique(labels):
-        f = np.stack([(train[labels == g] == k).mean(0) for k in range(3)], 1)
-        rows = np.flatnonzero(who == g)
-        u = rng.random((len(rows), train.shape[1]))
-        out[rows] = (u > f[:, 0]).astype(np.int8) + (u > f[:, 0] + f[:, 1])
-    return out
+    import torch
+
+    from snpgen_core.models.baselines import IndependentSNPs
+    from snpgen_core.models.generators import SamplingOptions
+
+    floor = IndependentSNPs(train.shape[1], "categorical", int(labels.max()) + 1).fit(train, labels.astype(float))
+    drawn = torch.as_tensor(rng.choice(labels, n), dtype=torch.float32)
+    return floor.sample(drawn, torch.Generator().manual_seed(seed), SamplingOptions()).numpy()
 
 
 def measure(cohort: str, run_dir: Path, seed: int) -> dict:
     import pandas as pd
     import torch
-    from sklearn.mixture import GaussianMixture
 
     from snpgen_core.evaluation.distances import impute_missing
-    from snpgen_core.evaluation.structure import fit_pca
+    from snpgen_core.evaluation.structure import training_groups
     from snpgen_core.models.generators import SamplingOptions
     from snpgen_core.runs import load_run
 
@@ -92,15 +92,13 @@ def measure(cohort: str, run_dir: Path, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     train, holdout = (impute_missing(x, freq, seed=rng) for x in raw)
     n = len(train)
-    scores = fit_pca(train, PCS, seed=0).transform(train)
-    scores /= scores.std(0)
-    mixtures = {k: GaussianMixture(k, random_state=0, n_init=2).fit(scores) for k in range(1, 9)}
-    best = min(mixtures, key=lambda k: mixtures[k].bic(scores))
+    chosen = training_groups(train, seed=0)
+    best = 1 if chosen is None else int(chosen.max()) + 1
     row = {"cohort": cohort, "run": run_dir.name, "n_train": n, "n_snps": train.shape[1], "bic_groups": best,
-           "pooled": attacks(train, holdout, lambda k: group_sampler(train, np.zeros(n, int), n, rng))}
-    for k in sorted({known_groups(cohort), best}):
-        labels = mixtures[k].predict(scores)
-        row[f"{k} groups"] = {**attacks(train, holdout, lambda _: group_sampler(train, labels, n, rng)),
+           "pooled": attacks(train, holdout, lambda k: group_floor(train, np.zeros(n, int), n, rng, k))}
+    for k in sorted({known_groups(cohort), best} - {1}):
+        labels = chosen if k == best else training_groups(train, k, seed=0)
+        row[f"{k} groups"] = {**attacks(train, holdout, lambda d: group_floor(train, labels, n, rng, d)),
                               "smallest_group": int(np.bincount(labels).min())}
     cond = prep["trait"].values[prep["split"].train].astype(np.float32)
     cond = torch.as_tensor(cond[rng.integers(0, len(cond), n)])

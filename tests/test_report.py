@@ -12,7 +12,7 @@ from snpgen_core.genotypes import Genotypes, make_samples
 from snpgen_core.io.plink import read_plink, write_plink
 from snpgen_core.phenotypes import Phenotype
 from snpgen_core.evaluation import EvaluationConfig, evaluate, report_json, write_report
-from snpgen_core.evaluation.card import card_markdown
+from snpgen_core.evaluation.card import MetricValue, card_markdown
 from snpgen_core.evaluation.report import REPORT_KEYS
 
 FAST = EvaluationConfig(n_boot=20, threads=1)  # one thread: faster on the shared 2-core CI machine
@@ -130,9 +130,11 @@ def test_report_json__layout_and_required_names(fresh_report, tmp_path):
         assert metric in data[section], name
     for section in ("fidelity", "association", "utility", "privacy"):
         for name, m in data[section].items():
-            assert set(m) <= {"value", "reference", "status", "note", "no_copy_floor", "holdout_vs_synthetic"}
+            assert set(m) <= {"value", "reference", "status", "note", "no_copy_floor", "group_floor",
+                              "holdout_vs_synthetic"}
             assert {"value", "reference", "status"} <= set(m)
             assert ("no_copy_floor" in m) == (name in ("membership_auc", "dcr_share", "aats_privacy_loss"))
+            assert "group_floor" not in m or "no_copy_floor" in m
             assert ("holdout_vs_synthetic" in m) == (name == "detection_auc")
             assert m["status"] in ("pass", "warn", "fail")
             assert m["value"] is None or isinstance(m["value"], (int, float))
@@ -177,6 +179,44 @@ def small(rng, n, m, prefix, pheno=True):
     variants = make_variants("1", [f"rs{j}" for j in range(m)], np.arange(1, m + 1) * 1000, ["A"] * m, ["G"] * m)
     ph = rng.integers(1, 3, n) if pheno else None
     return Genotypes(x, variants, make_samples([f"{prefix}{i}" for i in range(n)], pheno=ph))
+
+
+def populations(rng, sizes, m, fst=0.1):
+    """Dosages (sum(sizes), m) of len(sizes) populations, Balding-Nichols frequencies around a common one."""
+    p = rng.uniform(0.1, 0.9, m)
+    return np.concatenate([rng.binomial(2, rng.beta(p * (1 - fst) / fst, (1 - p) * (1 - fst) / fst), (n, m))
+                           for n in sizes]).astype(np.int8)
+
+
+def test_training_groups__recovers_populations_and_finds_none_in_one():
+    from snpgen_core.evaluation.structure import MIN_GROUP, training_groups
+
+    rng = np.random.default_rng(0)
+    pops = np.repeat(np.arange(3), 120)
+    groups = training_groups(populations(rng, [120, 120, 120], 300))
+    table = np.array([[np.sum((pops == i) & (groups == k)) for k in range(groups.max() + 1)] for i in range(3)])
+    assert table.shape == (3, 3) and sorted(table.max(1)) == [120, 120, 120]  # one group per population
+    assert training_groups(populations(rng, [360], 300)) is None
+    assert training_groups(populations(rng, [MIN_GROUP, MIN_GROUP - 1], 300)) is None  # too few for two groups
+
+
+def test_no_copy_floor__a_group_floor_beside_the_pooled_one_when_the_pcs_separate_groups():
+    from snpgen_core.evaluation.report import FLOOR_ROWS, _no_copy_floor
+
+    rng = np.random.default_rng(1)
+    x = populations(rng, [110, 110], 1000)  # two populations: 60 + 60 training, 50 + 50 holdout people
+    train, holdout = x[np.r_[0:60, 110:170]], x[np.r_[60:110, 170:220]]
+    rows = {k: MetricValue(0.5) for k in FLOOR_ROWS}
+    _no_copy_floor(rows, train, holdout, 120, None, 0, "cpu")
+    for name in FLOOR_ROWS:
+        assert "the 2 groups" in rows[name].note and f"{rows[name].details['group_floor']:.3f}" in rows[name].note
+    # each group's frequencies from 60 people: synthetic people sit much nearer to the training group than to
+    # the holdout's, though no one is copied; the pooled floor, between the populations, does not
+    d, a = rows["dcr_share"].details, rows["aats_privacy_loss"].details
+    assert d["group_floor"] > d["no_copy_floor"] + 0.1 and a["group_floor"] > a["no_copy_floor"] + 0.1
+    one = {k: MetricValue(0.5) for k in FLOOR_ROWS}
+    _no_copy_floor(one, populations(rng, [240], 300), populations(rng, [100], 300), 120, None, 0, "cpu")
+    assert all("group_floor" not in one[k].details and "groups" not in one[k].note for k in FLOOR_ROWS)
 
 
 def test_evaluate__too_small_sets_are_skipped_with_reasons_never_a_crash():

@@ -1,5 +1,5 @@
-"""Population structure: PCA fitted on training, distance between clouds, k-NN precision/recall, Hudson Fst and a
-real-vs-synthetic detection classifier.
+"""Population structure: PCA fitted on training, groups of training people on it, distance between clouds, k-NN
+precision/recall, Hudson Fst and a real-vs-synthetic detection classifier.
 
 Sources: PCA of standardised genotypes, Patterson, Price & Reich (PLoS Genet 2006); energy distance, Szekely &
 Rizzo (2013); improved precision/recall, Kynkaanniemi et al. (NeurIPS 2019); Hudson Fst, Bhatia et al. (Genome
@@ -66,6 +66,36 @@ def fit_pca(train: np.ndarray, n_components: int = DEFAULT_COMPONENTS, *, seed: 
     z[:, scale == 0] = 0.0
     pca = PCA(n_components=k, svd_solver="randomized", random_state=seed).fit(z)
     return TrainingPCA(mean, scale, pca.components_.astype(np.float64), pca.explained_variance_)
+
+
+GROUP_COMPONENTS = 4  # training PCs that ``training_groups`` clusters on
+MAX_GROUPS = 8
+MIN_GROUP = 50  # training people per group at least: a smaller group's frequencies are mostly its own members'
+
+
+def training_groups(train: np.ndarray, k: int | None = None, *, seed: int = 0) -> np.ndarray | None:
+    """Groups of training individuals by population structure: a Gaussian mixture (full covariances) on their
+    scores on the top ``GROUP_COMPONENTS`` training PCs, with the number of groups k chosen by
+    BIC among 1..``MAX_GROUPS`` and only among mixtures whose every group holds at least ``MIN_GROUP`` people
+    (``k`` given: that many groups, whatever their sizes). Returns (n,) group labels 0..k-1, or None when one group
+    fits best or the cohort is too small for two."""
+    from sklearn.mixture import GaussianMixture
+
+    if k is None and len(train) < 2 * MIN_GROUP:
+        return None
+    pca = fit_pca(train, GROUP_COMPONENTS, seed=seed)
+    if pca is None:
+        return None
+    scores = pca.transform(train)  # raw: ancestry axes keep their weight over the noise axes
+    if k is not None:
+        return GaussianMixture(k, random_state=seed, n_init=2).fit_predict(scores)
+    best, best_bic = None, np.inf
+    for n_groups in range(1, min(MAX_GROUPS, len(train) // MIN_GROUP) + 1):
+        mixture = GaussianMixture(n_groups, random_state=seed, n_init=2).fit(scores)
+        labels = mixture.predict(scores)
+        if np.bincount(labels, minlength=n_groups).min() >= MIN_GROUP and mixture.bic(scores) < best_bic:
+            best, best_bic = labels, mixture.bic(scores)
+    return None if best is None or best.max() == 0 else best
 
 
 def _pc_sets(train, holdout, synthetic, pca, seed, max_points):
