@@ -215,7 +215,8 @@ def test_no_copy_floor__a_group_floor_beside_the_pooled_one_when_the_pcs_separat
     d, a = rows["dcr_share"].details, rows["aats_privacy_loss"].details
     assert d["group_floor"] > d["no_copy_floor"] + 0.1 and a["group_floor"] > a["no_copy_floor"] + 0.1
     one = {k: MetricValue(0.5) for k in FLOOR_ROWS}
-    _no_copy_floor(one, populations(rng, [240], 300), populations(rng, [100], 300), 120, None, 0, "cpu")
+    x = populations(rng, [340], 300)  # one population: 240 training, 100 holdout people
+    _no_copy_floor(one, x[:240], x[240:], 120, None, 0, "cpu")
     assert all("group_floor" not in one[k].details and "groups" not in one[k].note for k in FLOOR_ROWS)
 
 
