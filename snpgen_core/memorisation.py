@@ -33,8 +33,12 @@ from .evaluation.card import DEFAULT_RULES
 from .evaluation.privacy import PrivacyInputs, aats_privacy_loss, auc_null_sd, dcr_share, membership_auc
 
 CHECKED = ("membership_auc", "dcr_share", "aats_privacy_loss")
-WHAT_TO_DO = ("train fewer epochs (--epochs), a smaller latent (--vae-latent-dim) or a stronger KL weight "
-              "(--vae-kl-weight), or use differential privacy when available")
+# measured (BENCHMARKS.md, issue 13, seventh and eighth passes): a smaller latent, a stronger KL weight or stopping
+# the VAE early did not move a small cohort's excess; the linear latent path halved AGBL4's AATS loss; DP-SGD loses
+# the trait, the DP Markov chain keeps it
+WHAT_TO_DO = ("try the linear latent path (--vae-decoder-latent linear: half the AATS loss on a 1000 Genomes "
+              "cohort, for weaker LD), fewer epochs (--epochs) if you raised them, or a differentially private Markov "
+              "chain (--model markov --dp-epsilon); below about 1,000 training people no setting tried passes")
 
 
 @dataclass

@@ -100,3 +100,18 @@ def test_from_dict__a_section_given_in_part_keeps_its_declared_defaults():
     assert partial.diffusion_fit.epochs == full.diffusion_fit.epochs == 800
     assert partial.diffusion_fit.ema_decay == full.diffusion_fit.ema_decay
     assert partial.vae_fit == full.vae_fit and partial.vae.window == full.vae.window
+
+
+def test_privacy_advice__every_setting_it_names_is_a_train_flag_with_that_value():
+    import re
+
+    from snpgen_core.evaluation.card import _RETRAIN_PRIVACY
+    from snpgen_core.memorisation import WHAT_TO_DO
+
+    parser = build_parser(train_options=True)
+    for advice in (WHAT_TO_DO, _RETRAIN_PRIVACY):
+        named = re.findall(r"(--[a-z-]+)(?: (?!-)([a-z]+))?", advice)
+        assert {"--vae-decoder-latent", "--epochs", "--dp-epsilon"} <= {flag for flag, _ in named}
+        for flag, value in named:
+            argv = [flag] + ([value] if value else ["1"] if flag in ("--epochs", "--dp-epsilon") else [])
+            parser.parse_args(["train", "--bfile", "b", "--out", "o", *argv])  # exits on an unknown flag or value
