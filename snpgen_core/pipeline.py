@@ -451,7 +451,7 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
         "calibration": calibration,  # generators.calibrate_ld and calibrate_marginals: before / after; or None
         "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    shutil.rmtree(out / runs.CHECKPOINTS, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")
     return out
 
@@ -605,7 +605,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, caller's RNG untouched
         torch.manual_seed(seed)
         models = runs.RunModels.build(cfg, kind, len(trait.get("labels", [])))
-    ckpt = out / "checkpoints"
+    ckpt = out / runs.CHECKPOINTS
 
     last_saved = [time.perf_counter()]
 

@@ -403,6 +403,7 @@ def read_privacy_check(run_dir: str | os.PathLike):
 
 RUN_FILES = ("config.json", "panel.tsv", "panel.bim", "split.tsv", "provenance.json", "model.safetensors",
              "history.json", "reconstruction.tsv")
+CHECKPOINTS = "checkpoints"  # a run directory's resumable training states while it trains (removed when done)
 
 
 def run_summary(run_dir: str | os.PathLike, generator: str = "diffusion") -> dict:
