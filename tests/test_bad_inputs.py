@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 
 from snpgen_core.cli import main
 from snpgen_core.errors import InputError
+from snpgen_core.io.plink import read_plink
 from snpgen_core.provenance import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -555,13 +556,24 @@ def test_generate__read_only_output_folder(ctx, tmp_path, capsys):
 def test_generate__stale_temporary_files_of_dead_processes_are_swept(ctx, tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = [tmp_path / f".syn.scratch-{dead.pid}", tmp_path / f".syn.bed.tmp-{dead.pid}"]
+    stale = [tmp_path / f".syn.scratch-{dead.pid}", tmp_path / f".syn.bed.tmp-{dead.pid}",
+             tmp_path / f".syn.bed.tmp-{dead.pid}.bed", tmp_path / f".syn.bed.tmp-{dead.pid}.bed_temp"]
     for p in stale:
         p.write_bytes(b"left by a killed generate")
     mine = tmp_path / f".syn.scratch-{os.getppid()}"  # a live process's file is left alone
     mine.write_bytes(b"in use")
     assert main(run_cmd(ctx, tmp_path, out=tmp_path / "syn")) == 0
     assert not any(p.exists() for p in stale) and mine.exists()
+
+
+def test_generate__two_writers_of_one_prefix_never_share_bed_readers_temporary_file(ctx, tmp_path):
+    # bed_reader writes a .bed at its location with the suffix replaced by ".bed_temp"; from ".syn.bed.tmp-PID"
+    # that would be ".syn.bed.bed_temp" for every process. Another writer's file there must not matter.
+    other = tmp_path / ".syn.bed.bed_temp"
+    other.mkdir()  # in use by someone else (a folder: writing over it would fail loudly)
+    assert main(run_cmd(ctx, tmp_path, out=tmp_path / "syn")) == 0
+    assert other.is_dir() and read_plink(tmp_path / "syn").n_samples > 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".syn.bed.bed_temp"]
 
 
 def test_generate__sigterm_removes_scratch_files(ctx, tmp_path):

@@ -1,6 +1,7 @@
 """Write files under a temporary name and rename them into place, so no reader ever sees half a file.
 
-Temporary names are ``.NAME.tmp-PID`` (and ``.NAME.scratch-PID`` for ``PlinkWriter``'s scratch matrix): removed
+Temporary names are ``.NAME.tmp-PID`` (and ``.NAME.scratch-PID`` for ``PlinkWriter``'s scratch matrix, and
+``.NAME.tmp-PID.bed`` / ``.bed_temp`` for the ``.bed`` that ``bed_reader`` writes under it): removed
 on every exit path that runs Python code (errors, KeyboardInterrupt, SIGTERM through the CLI); one left by a
 process killed with SIGKILL is removed by the next writer of the same name once that process is gone.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from ..errors import InputError
 
-_TEMP = re.compile(r"\.(?:tmp|scratch)-(\d+)$")
+_TEMP = re.compile(r"\.(?:tmp|scratch)-(\d+)(?:\.bed(?:_temp)?)?$")
 
 
 def _alive(pid: int) -> bool:
@@ -29,7 +30,8 @@ def _alive(pid: int) -> bool:
 
 
 def sweep_stale(path: Path) -> None:
-    """Remove temporary files of ``path`` (``.NAME*.tmp-PID``, ``.NAME*.scratch-PID``) left by dead processes."""
+    """Remove temporary files of ``path`` (``.NAME*.tmp-PID[.bed[_temp]]``, ``.NAME*.scratch-PID``) left by dead
+    processes."""
     path = Path(path)
     try:
         candidates = list(path.parent.glob(f".{glob_escape(path.name)}*"))

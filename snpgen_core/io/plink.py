@@ -392,15 +392,23 @@ class PlinkWriter:
                 write_bim(bim, self.variants)
                 _write_fam(fam, samples)
                 m = len(self.variants)
-                with create_bed(bed, iid_count=self.n_samples, sid_count=m, count_A1=True,
-                                properties=_properties(self.variants, samples),
-                                fam_location=fam, bim_location=bim) as writer:
-                    step = max(1, (1 << 26) // max(self.n_samples, 1))  # ~64 MB of columns at a time
-                    for start in range(0, m, step):
-                        block = np.array(self._scratch[:, start:start + step], order="F")
-                        block[block == MISSING] = _BED_READER_MISSING
-                        for j in range(block.shape[1]):
-                            writer.write(block[:, j])
+                # bed_reader writes to its location with the suffix replaced by ".bed_temp": give it a name whose
+                # last suffix follows our process-unique one, so two writers of one prefix never share that file
+                own = bed.with_name(bed.name + ".bed")
+                try:
+                    with create_bed(own, iid_count=self.n_samples, sid_count=m, count_A1=True,
+                                    properties=_properties(self.variants, samples),
+                                    fam_location=fam, bim_location=bim) as writer:
+                        step = max(1, (1 << 26) // max(self.n_samples, 1))  # ~64 MB of columns at a time
+                        for start in range(0, m, step):
+                            block = np.array(self._scratch[:, start:start + step], order="F")
+                            block[block == MISSING] = _BED_READER_MISSING
+                            for j in range(block.shape[1]):
+                                writer.write(block[:, j])
+                    os.replace(own, bed)
+                finally:
+                    own.unlink(missing_ok=True)
+                    own.with_suffix(".bed_temp").unlink(missing_ok=True)
                 # bed_reader rewrote .bim/.fam from the properties: put back our exact text
                 write_bim(bim, self.variants)
                 _write_fam(fam, samples)
