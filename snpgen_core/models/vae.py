@@ -60,8 +60,9 @@ class VAEConfig:
     decoder_l2: float = option(0.0, "Gaussian prior on the neighbour weights: 1 / (2 sd^2) in logits, summed over "
                                     "the training cohort (so divided by its size per individual; 0 = none)",
                                low=0.0)
-    # linear: on 1000G AGBL4 (3 seeds) AATS loss 0.029 vs 0.062 and membership AUC 0.526 vs 0.543, for LD r 0.90x vs
-    # 0.92x and detection AUC 0.77 vs 0.71; on msprime worse nearly everywhere, at 720 people no different
+    # linear: on 1000G AGBL4 (3 seeds) AATS loss 0.029 vs 0.062 (its QT: 0.014 vs 0.051) and membership AUC 0.526 vs
+    # 0.543, for LD r 0.90x vs 0.92x and detection AUC 0.77 vs 0.71; on msprime worse nearly everywhere, at 720
+    # people no different
     # (BENCHMARKS.md, eighth pass): an option for a real cohort's privacy, not the default
     decoder_latent: str = option("mlp", "the latent's path to the logits: mlp (two hidden layers), or linear (a "
                                         "logistic factor model)", choices=DECODER_LATENT)
