@@ -12,7 +12,7 @@ finished ``bench_targets.py`` run:
   k groups      ``evaluation.structure.training_groups`` assigns every training person to one of k groups (a
                 Gaussian mixture on the top 4 training PCs); each synthetic person gets a group in the training
                 proportions and each SNP on its own from that group's genotype frequencies
-                (``models.baselines.IndependentSNPs`` with the groups as classes). k: the cohort's known number
+                (``evaluation.report.group_floor_cohort``, as the report's group floor). k: the cohort's known number
                 of populations (3 for the msprime cohorts, 5 super-populations for 1000 Genomes), and the k the
                 report's group floor chooses (BIC, groups of at least 50; ``bic_groups``, 1 = none)
   the run       the run's default generator (latent diffusion), as many individuals as the training part
@@ -63,23 +63,12 @@ def attacks(train: np.ndarray, holdout: np.ndarray, draw) -> dict[str, float]:
     return dict(zip(("membership_auc", "dcr_share", "aats_privacy_loss"), np.mean(values, 0).round(4).tolist()))
 
 
-def group_floor(train: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Generator, seed: int) -> np.ndarray:
-    """n individuals: a group drawn in the training proportions, then each SNP from that group's frequencies."""
-    import torch
-
-    from snpgen_core.models.baselines import IndependentSNPs
-    from snpgen_core.models.generators import SamplingOptions
-
-    floor = IndependentSNPs(train.shape[1], "categorical", int(labels.max()) + 1).fit(train, labels.astype(float))
-    drawn = torch.as_tensor(rng.choice(labels, n), dtype=torch.float32)
-    return floor.sample(drawn, torch.Generator().manual_seed(seed), SamplingOptions()).numpy()
-
-
 def measure(cohort: str, run_dir: Path, seed: int) -> dict:
     import pandas as pd
     import torch
 
     from snpgen_core.evaluation.distances import impute_missing
+    from snpgen_core.evaluation.report import group_floor_cohort
     from snpgen_core.evaluation.structure import training_groups
     from snpgen_core.models.generators import SamplingOptions
     from snpgen_core.runs import load_run
@@ -95,10 +84,10 @@ def measure(cohort: str, run_dir: Path, seed: int) -> dict:
     chosen = training_groups(train, seed=0)
     best = 1 if chosen is None else int(chosen.max()) + 1
     row = {"cohort": cohort, "run": run_dir.name, "n_train": n, "n_snps": train.shape[1], "bic_groups": best,
-           "pooled": attacks(train, holdout, lambda k: group_floor(train, np.zeros(n, int), n, rng, k))}
+           "pooled": attacks(train, holdout, lambda k: group_floor_cohort(train, np.zeros(n, int), n, rng, k))}
     for k in sorted({known_groups(cohort), best} - {1}):
         labels = chosen if k == best else training_groups(train, k, seed=0)
-        row[f"{k} groups"] = {**attacks(train, holdout, lambda d: group_floor(train, labels, n, rng, d)),
+        row[f"{k} groups"] = {**attacks(train, holdout, lambda d: group_floor_cohort(train, labels, n, rng, d)),
                               "smallest_group": int(np.bincount(labels).min())}
     cond = prep["trait"].values[prep["split"].train].astype(np.float32)
     cond = torch.as_tensor(cond[rng.integers(0, len(cond), n)])

@@ -231,30 +231,42 @@ def _no_copy_floor(rows: dict, t, h, n: int, conditions, seed: int, device: str)
             for k in (len(t), len(h), n)]
     cond_s = np.asarray(cond_s, np.float32)[keep[2]]
     synthetic = floor.sample(torch.as_tensor(cond_s), torch.Generator().manual_seed(seed), SamplingOptions()).numpy()
-    data = PrivacyInputs(t[keep[0]], h[keep[1]], synthetic, seed=seed, device=device)
-    per = " per condition" if kind != "none" else ""
-    metrics = dict(zip(FLOOR_ROWS, (membership_auc, dcr_share, aats_privacy_loss)))
     shown = [name for name in FLOOR_ROWS if name in rows and not rows[name].skipped]
-    for name in shown:
-        value = metrics[name](data).value
+    metrics = dict(zip(FLOOR_ROWS, (membership_auc, dcr_share, aats_privacy_loss)))
+
+    def floor_values(synthetic: np.ndarray) -> dict[str, float]:  # the shown rows' attacks on a floor's cohort
+        data = PrivacyInputs(t[keep[0]], h[keep[1]], synthetic, seed=seed, device=device)
+        return {name: metrics[name](data).value for name in shown}
+
+    per = " per condition" if kind != "none" else ""
+    for name, value in floor_values(synthetic).items():
         rows[name].details["no_copy_floor"] = value
         rows[name].note = (f"a generator that copies no one (each SNP drawn on its own from the training "
                            f"genotype frequencies{per}) gets {value:.3f} on these cohorts")
     groups = structure.training_groups(t[keep[0]], seed=seed) if shown else None
     if groups is None:
         return
-    # the group floor: as above, each synthetic person from the frequencies of one group of training people
     k = int(groups.max()) + 1
-    floor = IndependentSNPs(t.shape[1], "categorical", k).fit(t[keep[0]], groups.astype(np.float64))
-    drawn = torch.as_tensor(rng.choice(groups, len(cond_s)), dtype=torch.float32)
-    synthetic = floor.sample(drawn, torch.Generator().manual_seed(seed + 1), SamplingOptions()).numpy()
-    data = PrivacyInputs(t[keep[0]], h[keep[1]], synthetic, seed=seed, device=device)
-    for name in shown:
-        value = metrics[name](data).value
+    for name, value in floor_values(group_floor_cohort(t[keep[0]], groups, len(cond_s), rng, seed + 1)).items():
         rows[name].details["group_floor"] = value
         rows[name].note += (f"; one that also knows the frequencies of the {k} groups the training PCs separate "
                             f"(ancestry, on most panels) gets {value:.3f}: what any model of that structure "
                             "carries from groups of this size")
+
+
+def group_floor_cohort(train: np.ndarray, groups: np.ndarray, n: int, rng: np.random.Generator,
+                       seed: int) -> np.ndarray:
+    """The group floor's cohort: ``n`` individuals, each given a group drawn from the training people's ``groups``
+    (labels 0..k-1, so in their proportions) and each SNP on its own from that group's training genotype
+    frequencies (``IndependentSNPs`` with the groups as classes); ``seed``: the genotype draws."""
+    import torch
+
+    from ..models.baselines import IndependentSNPs
+    from ..models.generators import SamplingOptions
+
+    floor = IndependentSNPs(train.shape[1], "categorical", int(groups.max()) + 1).fit(train, groups.astype(np.float64))
+    drawn = torch.as_tensor(rng.choice(groups, n), dtype=torch.float32)
+    return floor.sample(drawn, torch.Generator().manual_seed(seed), SamplingOptions()).numpy()
 
 
 def _with_attacks(privacy: dict, t, h, s, seed: int, device: str) -> dict:
