@@ -212,7 +212,8 @@ SETTING_LABELS = {
     "Privacy budget epsilon", "delta": "Privacy delta", "max_grad_norm": "Per-individual clipping norm",
     "vae_share": "Share of epsilon for the VAE",
 }
-CHOICE_LABELS = {"mlp": "MLP", "conv": "1-D convolution", "cosine": "cosine", "linear": "linear",
+CHOICE_LABELS = {"auto": "auto (train both, keep the lower validation loss)", "mlp": "MLP",
+                 "conv": "1-D convolution", "cosine": "cosine", "linear": "linear",
                  "v": "v (velocity)", "eps": "eps (noise)"}
 
 

@@ -148,10 +148,14 @@ def _dp_text(dp: dict | None) -> str:
             f"not covered: {dp['not_covered']}.")
 
 
-def _model_text(config: dict, model: str | None, covar_names: list[str]) -> str:
-    """The model card's line on the generator that made the cohort."""
+def _model_text(config: dict, model: str | None, covar_names: list[str], latent_path: dict | None = None) -> str:
+    """The model card's line on the generator that made the cohort (``latent_path``: run.json's record of the
+    decoder latent path chosen by validation loss, or None)."""
     vae, diffusion = config.get("vae", {}), config.get("diffusion", {})
-    vae_text = f"a VAE ({vae.get('encoder')} encoder, {vae.get('latent_dim')}-d latent, window {vae.get('window')})"
+    chosen = ("" if not latent_path else " kept for the lower validation loss: " + ", ".join(
+        f"{p} {c['validation_loss']:.1f}" for p, c in latent_path["candidates"].items()))
+    vae_text = (f"a VAE ({vae.get('encoder')} encoder, {vae.get('latent_dim')}-d latent, "
+                f"{vae.get('decoder_latent', 'mlp')} latent path{chosen}, window {vae.get('window')})")
     covars = f" and the covariates {', '.join(covar_names)}" if covar_names else ""
     return {
         "diffusion": f"SNPgen: {vae_text} and a latent diffusion model ({diffusion.get('timesteps')} steps, "
@@ -243,7 +247,7 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
 
 ## Model
 
-- {_model_text(config, g.get('model'), covar_names)}
+- {_model_text(config, g.get('model'), covar_names, done.get('decoder_latent'))}
 - Epochs: VAE {len(history.get('vae', []))} (best {history.get('vae_best_epoch')}), diffusion
   {len(history.get('diffusion', []))} (best {history.get('diffusion_best_epoch')}); seed {prov.get('seed')};
   device {prov.get('device')}; software {', '.join(f'{k} {v}' for k, v in (prov.get('software') or {}).items())}.

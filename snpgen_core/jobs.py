@@ -71,9 +71,10 @@ class TrainingJob:
         """Seconds since the start (until the end, once finished)."""
         return (self.finished or time.time()) - self.started
 
-    def progress(self, stages: tuple = ("vae", "diffusion")) -> float:
+    def progress(self, stages: tuple = ("vae", "vae_linear", "diffusion")) -> float:
         """Share of the work done, in [0, 1]: each of ``stages`` counts equally, a stage by its epochs out of its
-        maximum (early stopping jumps ahead). 1 once finished."""
+        maximum (early stopping jumps ahead; a stage the run skips, e.g. the second VAE of a fixed decoder latent
+        path, is passed over). 1 once finished."""
         if self.state == "done":
             return 1.0
         done = 0.0

@@ -30,6 +30,7 @@ from .provenance import now_utc, sha256_file, software_versions, write_json
 from .splits import Split, read_split, split_samples, trait_strata, write_split
 from .memorisation import MemorisationCheck, release_warning
 from .models.generators import LatentDiffusion, calibrate_ld, calibrate_marginals, calibration_summary
+from .models.vae import LATENT_PATHS, GenotypeVAE
 from .training import Callback, Cancelled, FitState, default_threads, fit
 
 
@@ -423,7 +424,8 @@ def _vae_with_gaussian_prior(models: runs.RunModels, cohort: _Cohort, device: to
 
 def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
                recon_dosages: np.ndarray, dev: torch.device, t0: float, privacy_check: dict | None, callback,
-               dp_record: dict | None = None, calibration: dict | None = None) -> Path:
+               dp_record: dict | None = None, calibration: dict | None = None,
+               latent_path: dict | None = None) -> Path:
     """Weights, history (per stage in ``states``: losses, best epoch, why it stopped), reconstruction (the VAE's;
     a header only for a run without one), then ``run.json`` (the completeness marker); the checkpoints go and
     "done" is announced. Returns ``out``."""
@@ -449,6 +451,7 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
         "privacy_check": privacy_check,  # memorisation.MemorisationCheck on the validation individuals, or None
         "differential_privacy": dp_record,  # differential_privacy.record: (epsilon, delta) spent; None without DP
         "calibration": calibration,  # generators.calibrate_ld and calibrate_marginals: before / after; or None
+        "decoder_latent": latent_path,  # decoder latent path "auto": the one kept, each one's validation loss
         "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
     shutil.rmtree(out / runs.CHECKPOINTS, ignore_errors=True)
@@ -662,19 +665,38 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         check = _release_check(cohort, models.gan, {}, dev, seed, callback)
         return _write_run(out, models, {"gan": state}, dosages[tr], dev, t0, check, callback)
 
-    # 1. VAE
-    vae = models.vae
+    # 1. VAE; decoder latent path "auto": one VAE per path (mlp first), the lower validation loss kept (without
+    # validation individuals, or under DP where choosing by validation is outside the accounting: mlp)
     m = len(panel_index)
-    vae.init_from_data(dosages[tr] if dp_plans is None else np.zeros((0, m), np.int8),
-                       values[tr] if dp_plans is None else None, chrom=bim["chrom"].to_numpy()[panel_index])
     as_t = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt)  # noqa: E731
-    vae_state = fit(vae, (as_t(dosages[tr], torch.int8), as_t(cond[tr], torch.float32)),
-                    (as_t(dosages[va], torch.int8), as_t(cond[va], torch.float32)), cfg.vae_fit, stage="vae",
-                    seed=seed, device=dev, callback=callback, stop_event=stop_event,
-                    on_epoch_end=checkpoint("vae"), resume=previous("vae"),
-                    monitor=monitor(_vae_with_gaussian_prior(models, cohort, dev),
-                                    lambda v: _reconstruction_nlls(v, cohort, dev)) if cohort else None,
-                    privacy=None if dp_plans is None else dp_plans["vae"])
+    auto = cfg.vae.decoder_latent == "auto"
+    paths = LATENT_PATHS if auto and va.size and dp_plans is None else (("mlp",) if auto else (cfg.vae.decoder_latent,))
+    fitted = {}
+    for path in paths:
+        vae = models.vae
+        if path != paths[0]:  # the same seeded start as the first
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                vae = GenotypeVAE(dataclasses.replace(cfg.vae, decoder_latent=path))
+        vae.init_from_data(dosages[tr] if dp_plans is None else np.zeros((0, m), np.int8),
+                           values[tr] if dp_plans is None else None, chrom=bim["chrom"].to_numpy()[panel_index])
+        stage = "vae" if path == paths[0] else f"vae_{path}"
+        fitted[path] = vae, fit(
+            vae, (as_t(dosages[tr], torch.int8), as_t(cond[tr], torch.float32)),
+            (as_t(dosages[va], torch.int8), as_t(cond[va], torch.float32)), cfg.vae_fit, stage=stage, seed=seed,
+            device=dev, callback=callback, stop_event=stop_event, on_epoch_end=checkpoint(f"vae-{path}"),
+            resume=previous(f"vae-{path}"),
+            monitor=monitor(_vae_with_gaussian_prior(models, cohort, dev),
+                            lambda v: _reconstruction_nlls(v, cohort, dev)) if cohort else None,
+            privacy=None if dp_plans is None else dp_plans["vae"])
+    chosen = min(paths, key=lambda p: fitted[p][1].best_val)
+    vae, vae_state = fitted[chosen]
+    models.vae = vae
+    cfg.vae.decoder_latent = chosen  # config.json records the path the weights have (_write_run)
+    candidates = {p: {"validation_loss": fitted[p][1].best_val, "best_epoch": fitted[p][1].best_epoch} for p in paths}
+    if len(paths) > 1:
+        _emit(callback, "check", "decoder latent path: " + ", ".join(
+            f"{p} validation loss {c['validation_loss']:.1f}" for p, c in candidates.items()) + f"; kept {chosen}")
 
     # 2. latent diffusion on the training latents (validation latents for early stopping)
     mu_tr, lv_tr = encode_all(vae, dosages[tr], dev)
@@ -722,8 +744,14 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                            trait.get("counts_noise_sd"))
         _emit(callback, "check", f"differential privacy: (epsilon {dp_record['epsilon']:.3g}, delta "
                                  f"{dp_record['delta']:.2g}) spent over both stages")
-    return _write_run(out, models, {"vae": vae_state, "diffusion": diff_state},
-                      dosages[va] if va.size else dosages[tr], dev, t0, check, callback, dp_record, calibration)
+    if auto:  # the path the weights have, for load_run (the candidates' losses go to run.json)
+        info = json.loads((out / "config.json").read_text())
+        info["train"]["vae"]["decoder_latent"] = chosen
+        write_json(out / "config.json", info)
+    others = {f"vae_{p}": fitted[p][1] for p in paths if p != chosen}
+    return _write_run(out, models, {"vae": vae_state, "diffusion": diff_state, **others},
+                      dosages[va] if va.size else dosages[tr], dev, t0, check, callback, dp_record, calibration,
+                      {"chosen": chosen, "candidates": candidates} if auto else None)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -76,6 +76,9 @@ def test_cli_export__folder_zip_and_model_card(made, tmp_path, capsys):
     assert "Differential privacy: none" in card and "## Release decision" in card
     calibration = json.loads((run / "run.json").read_text())["calibration"]
     assert f"neighbour weights x{min(calibration['ld_scale']):.2f}" in card  # the run's own calibration
+    latent = json.loads((run / "run.json").read_text())["decoder_latent"]  # the latent path kept, and why
+    losses = ", ".join(f"{p} {c['validation_loss']:.1f}" for p, c in latent["candidates"].items())
+    assert f"{latent['chosen']} latent path kept for the lower validation loss: {losses}" in " ".join(card.split())
 
 
 def test_cli_export__never_overwrites_and_bad_inputs_are_one_line(made, tmp_path, capsys):

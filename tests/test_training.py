@@ -183,8 +183,27 @@ def test_train_run__writes_a_complete_run_directory(sim_prefix, tmp_path):
     assert run.config.vae.n_snps == 40 and run.config.vae.hidden == 32
     assert len(run.history()["vae"]) == 4 and len(run.history()["diffusion"]) == 6
     stages = [e["stage"] for e in events if e["event"] == "epoch"]
-    assert stages == ["vae"] * 4 + ["diffusion"] * 6
+    assert stages == ["vae"] * 4 + ["vae_linear"] * 4 + ["diffusion"] * 6  # decoder latent path "auto": both
     assert read_config(out / "config.json") == run.config  # a run's config is a valid --config
+
+
+def test_train_run__auto_latent_path_keeps_the_lower_validation_loss_and_records_it(sim_prefix, tmp_path):
+    out = _train(sim_prefix, tmp_path / "run")
+    record = json.loads((out / "run.json").read_text())["decoder_latent"]
+    losses = {p: c["validation_loss"] for p, c in record["candidates"].items()}
+    assert set(losses) == {"mlp", "linear"} and record["chosen"] == min(losses, key=losses.get)
+    run = load_run(out)  # config.json names the kept path, and the weights are of that shape
+    assert run.config.vae.decoder_latent == record["chosen"]
+    assert (len(run.models.vae.decoder.global_net) == 1) == (record["chosen"] == "linear")
+    other = ({"mlp", "linear"} - {record["chosen"]}).pop()
+    history = run.history()
+    assert min(e["val"] for e in history["vae"]) == pytest.approx(losses[record["chosen"]])
+    assert min(e["val"] for e in history[f"vae_{other}"]) == pytest.approx(losses[other])
+    # a fixed path trains one VAE and records no choice
+    fixed = _train(sim_prefix, tmp_path / "fixed", config={**TINY, "vae": {**TINY["vae"], "decoder_latent": "linear"}})
+    assert json.loads((fixed / "run.json").read_text())["decoder_latent"] is None
+    assert set(load_run(fixed).history()) == {"vae", "diffusion", "vae_best_epoch", "diffusion_best_epoch",
+                                              "vae_stopped", "diffusion_stopped"}
 
 
 def test_train_run__cancel_leaves_no_run_json_and_resume_matches_an_uninterrupted_run(sim_prefix, tmp_path):

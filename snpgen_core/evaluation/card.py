@@ -173,9 +173,9 @@ DEFAULT_RULES: dict[str, Rule] = {
 
 # Plain words for every row: (what the row measures, in a board member's words; what a fail means and what to do).
 # The grading rule itself (thresholds) is ``Rule.explain``; these two say what the number is and why it matters.
-_RETRAIN_PRIVACY = ("retrain (the linear latent path, --vae-decoder-latent linear; fewer epochs, --epochs, if you "
-                    "raised them; or differential privacy, --model markov --dp-epsilon), and do not release this "
-                    "cohort")
+_RETRAIN_PRIVACY = ("retrain (the linear latent path, --vae-decoder-latent linear, if the run kept the MLP one; "
+                    "fewer epochs, --epochs, if you raised them; or differential privacy, --model markov "
+                    "--dp-epsilon), and do not release this cohort")
 _FIDELITY = "retrain longer or with a larger model; the cohort may mislead analyses that rely on it"
 DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "fidelity.allele_frequency_r": (

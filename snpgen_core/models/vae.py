@@ -33,7 +33,8 @@ from .decoder import GenotypeDecoder, chromosome_segments, one_hot_genotypes
 
 PHENO_KINDS = ("none", "binary", "categorical", "quantitative")
 ENCODERS = ("mlp", "conv")
-DECODER_LATENT = ("mlp", "linear")
+LATENT_PATHS = ("mlp", "linear")
+DECODER_LATENT = ("auto",) + LATENT_PATHS
 
 
 @dataclass
@@ -60,12 +61,14 @@ class VAEConfig:
     decoder_l2: float = option(0.0, "Gaussian prior on the neighbour weights: 1 / (2 sd^2) in logits, summed over "
                                     "the training cohort (so divided by its size per individual; 0 = none)",
                                low=0.0)
-    # linear: on 1000G AGBL4 (3 seeds) AATS loss 0.029 vs 0.062 (its QT: 0.014 vs 0.051) and membership AUC 0.526 vs
-    # 0.543, for LD r 0.90x vs 0.92x and detection AUC 0.77 vs 0.71; on msprime worse nearly everywhere, at 720
-    # people no different
-    # (BENCHMARKS.md, eighth pass): an option for a real cohort's privacy, not the default
-    decoder_latent: str = option("mlp", "the latent's path to the logits: mlp (two hidden layers), or linear (a "
-                                        "logistic factor model)", choices=DECODER_LATENT)
+    # auto (pipeline.train_run): one VAE per path, the lower validation loss kept. The validation loss picked the
+    # path that was measured better on every cohort trained with both (BENCHMARKS.md, ninth pass): linear on 1000G
+    # AGBL4 CASE and QT (3 of 3 seeds each: AATS loss 0.029 vs 0.062, QT 0.014 vs 0.051; membership AUC 0.526 vs
+    # 0.543; detection AUC 0.77 vs 0.71), mlp on msprime (5 cohorts) and the 805 SNPs (2 of 2), where linear was
+    # worse or no different. A VAE built with "auto" outside train_run has the mlp path
+    decoder_latent: str = option("auto", "the latent's path to the logits: mlp (two hidden layers), linear (a "
+                                         "logistic factor model), or auto (train both, keep the one with the lower "
+                                         "validation loss)", choices=DECODER_LATENT)
     decoder_gain: float = option(10.0, "learning-rate multiplier of the neighbour weights (their scale in the "
                                       "logits)", low=0.0)
     decoder_trait: bool = option(True, "the decoder also sees the trait (a conditional VAE): trait-associated "
@@ -154,7 +157,7 @@ class GenotypeVAE(nn.Module):
             nn.Linear(d_in, c.hidden // 2), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden // 2, c.hidden), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden, 3 * c.n_snps),
-        ) if c.decoder_latent == "mlp" else nn.Sequential(nn.Linear(d_in, 3 * c.n_snps))
+        ) if c.decoder_latent != "linear" else nn.Sequential(nn.Linear(d_in, 3 * c.n_snps))
         self.decoder = GenotypeDecoder(c.n_snps, d_in, global_net, window=c.window, hidden=c.decoder_hidden,
                                        gain=c.decoder_gain)
         self.pheno_head = (
