@@ -59,7 +59,9 @@ def _child(args: argparse.Namespace) -> None:
         train_run(args.prefix, args.out, panel_path=args.prefix + ".snps.txt", config=config, device=args.device,
                   threads=args.threads)
         history = json.loads((Path(args.out) / "history.json").read_text())
-        extra = {"vae_epochs": len(history["vae"]), "diffusion_epochs": len(history["diffusion"])}
+        # both VAEs of the decoder latent path "auto" (history "vae" and "vae_mlp" / "vae_linear")
+        extra = {"vae_epochs": sum(len(v) for k, v in history.items() if k.startswith("vae") and isinstance(v, list)),
+                 "diffusion_epochs": len(history["diffusion"])}
     else:
         from snpgen_core.generation import generate
 

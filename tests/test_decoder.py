@@ -281,3 +281,20 @@ def test_calibrate_ld__a_factor_for_each_lag_recovers_lags_shrunk_by_different_a
     one = calibrate_ld(gen, vae, x, cond, seed=1)
     assert one["ld_scale"][0] == one["ld_scale"][1] and 1 / 0.85 < one["ld_scale"][0] < 1 / 0.6
     assert np.mean(one["ld_r2_after"]) == pytest.approx(np.mean(one["ld_r2_training"]), rel=0.03)
+
+
+def test_redraw__same_individuals_as_a_fresh_draw_and_follows_the_decoder():
+    from snpgen_core.models.generators import _draw, _redraw
+
+    rng = np.random.default_rng(5)
+    vae, gen = _vae_generator(12, np.log(rng.dirichlet(np.ones(3), 12)), window=2)
+    with torch.no_grad():
+        vae.decoder.W.normal_(0, 0.3)
+        vae.decoder.global_net[-1].weight.normal_(0, 0.5)  # the latent matters
+    cond = np.full(50, np.nan)
+    redraw = _redraw(gen, vae, cond, 300, 4, "cpu")
+    assert np.array_equal(redraw(), _draw(gen, cond, 300, 4, "cpu"))  # the latents are drawn once, the same
+    with torch.no_grad():
+        vae.decoder.ld_scale.fill_(2.0)  # calibrated: the cached draw decodes with the new weights
+    assert np.array_equal(redraw(), _draw(gen, cond, 300, 4, "cpu"))
+    assert not np.array_equal(redraw(), _draw(gen, cond, 300, 5, "cpu"))

@@ -165,11 +165,17 @@ class VAEGaussian:
         self.latents = latents
 
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions,
-               covariates: torch.Tensor | None = None) -> torch.Tensor:  # covariates are not modelled
-        self.vae.eval()
+    def sample_latents(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions,
+                       covariates: torch.Tensor | None = None) -> torch.Tensor:  # covariates are not modelled
+        """The latents ``sample`` decodes."""
         z = self.latents.sample_latents(cond, generator)
         scale = self.latents.chol[-1].norm(dim=1)  # sd of the pooled latents: sqrt(diag(L L^T))
-        z = perturb_latents(z, scale, options, generator)
+        return perturb_latents(z, scale, options, generator)
+
+    @torch.no_grad()
+    def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions,
+               covariates: torch.Tensor | None = None) -> torch.Tensor:
+        self.vae.eval()
+        z = self.sample_latents(cond, generator, options)
         return self.vae.sample_genotypes(z, cond, generator, temperature=options.temperature,
                                          mode=options.mode)

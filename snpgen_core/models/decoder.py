@@ -152,21 +152,26 @@ class GenotypeDecoder(nn.Module):
         return self.window == 0
 
     def _windows(self, onehot: torch.Tensor) -> torch.Tensor:
-        """(B, m, 3) one-hot -> (B, m, w, 3): the one-hot genotypes of SNPs j-1, j-2, ..., j-w (zeros before 0)."""
+        """(B, m, 3) one-hot -> (B, m, 3, w) view: the one-hot genotypes of SNPs j-w, ..., j-1 (oldest first; zeros
+        before 0). A view, not a copy: the weights are reordered to match instead (``_oldest_first``)."""
         w = self.window
         padded = F.pad(onehot, (0, 0, w, 0))  # (B, m + w, 3): w zero rows in front
-        win = padded.unfold(1, w, 1)[:, : self.n_snps]  # (B, m, 3, w): padded rows j..j+w-1 = SNPs j-w..j-1
-        return win.flip(-1).transpose(2, 3)  # neighbour k = SNP j-1-k
+        return padded.unfold(1, w, 1)[:, : self.n_snps]  # padded rows j..j+w-1 = SNPs j-w..j-1
+
+    def _oldest_first(self, weights: torch.Tensor) -> torch.Tensor:
+        """Neighbour weights (m, w, 3, K) (neighbour k = SNP j-1-k) masked at chromosome boundaries and reordered
+        to the windows' layout (m, 3, w, K), oldest first. Masking the small weights rather than every window is the
+        same sum, and much cheaper."""
+        return (weights * self.mask[:, :, None, None]).flip(1).transpose(1, 2)
 
     def logits(self, dosages: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, m, 3) of every SNP given z and the observed preceding genotypes."""
         if self.independent:
             return self.global_logits(z)
-        onehot = one_hot_genotypes(dosages, z.dtype)
-        win = self._windows(onehot) * self.mask[None, :, :, None]  # (B, m, w, 3)
-        out = self.global_logits(z) + torch.einsum("bmkc,mkco->bmo", win, self._scaled_W())
+        win = self._windows(one_hot_genotypes(dosages, z.dtype))  # (B, m, 3, w)
+        out = self.global_logits(z) + torch.einsum("bmci,mcio->bmo", win, self._oldest_first(self._scaled_W()))
         if self.hidden > 0:
-            pre = torch.einsum("bmkc,mkch->bmh", win, self.A) + self._context(z)
+            pre = torch.einsum("bmci,mcih->bmh", win, self._oldest_first(self.A)) + self._context(z)
             out = out + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)
         return out
 

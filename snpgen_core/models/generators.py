@@ -56,13 +56,19 @@ class LatentDiffusion:
         self.diffusion = diffusion
 
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions,
-               covariates: torch.Tensor | None = None) -> torch.Tensor:
-        self.vae.eval()
+    def sample_latents(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions,
+                       covariates: torch.Tensor | None = None) -> torch.Tensor:
+        """The latents ``sample`` decodes."""
         self.diffusion.eval()
         z = self.diffusion.sample(cond, covariates=covariates, guidance=options.guidance, steps=options.steps,
                                   generator=generator)
-        z = perturb_latents(z, self.diffusion.latent_std, options, generator)
+        return perturb_latents(z, self.diffusion.latent_std, options, generator)
+
+    @torch.no_grad()
+    def sample(self, cond: torch.Tensor, generator: torch.Generator, options: SamplingOptions,
+               covariates: torch.Tensor | None = None) -> torch.Tensor:
+        self.vae.eval()
+        z = self.sample_latents(cond, generator, options, covariates)
         return self.vae.sample_genotypes(z, cond, generator, temperature=options.temperature,
                                          mode=options.mode)
 
@@ -90,6 +96,24 @@ def _draw(generator: Generator, cond: np.ndarray, n: int, seed: int, device) -> 
     rng = torch.Generator(device=device).manual_seed(seed)
     mix = torch.as_tensor(mix, dtype=torch.float32, device=device)
     return generator.sample(mix, rng, SamplingOptions()).cpu().numpy()
+
+
+def _redraw(generator: Generator, vae: GenotypeVAE, cond: np.ndarray, n: int, seed: int, device):
+    """A function returning ``_draw(generator, cond, n, seed, device)`` as decoded by ``vae``'s decoder at the time
+    of the call: the latents of a generator that decodes through ``vae`` (``sample_latents``) are drawn once and
+    kept with the random state after them, since the prior does not change while the decoder is calibrated."""
+    if not hasattr(generator, "sample_latents"):
+        return lambda: _draw(generator, cond, n, seed, device)
+    mix = cond[np.random.default_rng(seed).integers(0, len(cond), n)]
+    rng = torch.Generator(device=device).manual_seed(seed)
+    mix = torch.as_tensor(mix, dtype=torch.float32, device=device)
+    z = generator.sample_latents(mix, rng, SamplingOptions())
+    state = rng.get_state()
+
+    def decode() -> np.ndarray:
+        rng.set_state(state)
+        return vae.sample_genotypes(z, mix, rng).cpu().numpy()
+    return decode
 
 
 @torch.no_grad()
@@ -122,10 +146,11 @@ def calibrate_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, co
     target = _lag_r2(dosages, decoder.window)
     draws = int(np.clip(4 * len(dosages), 1_000, 4_000))
     scale = np.ones(decoder.window)
+    draw = _redraw(generator, vae, cond, draws, seed, device)  # the same draw every round
 
     def sampled_r2() -> np.ndarray:
         decoder.ld_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
-        return _lag_r2(_draw(generator, cond, draws, seed, device), decoder.window)
+        return _lag_r2(draw(), decoder.window)
 
     def matched(r2: np.ndarray) -> np.ndarray:  # the r^2 at each lag, or their mean
         return r2 if per_lag else np.full(1, r2.mean() if len(r2) else 0.0)
