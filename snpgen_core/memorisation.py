@@ -37,8 +37,9 @@ CHECKED = ("membership_auc", "dcr_share", "aats_privacy_loss")
 # the VAE early did not move a small cohort's excess; the linear latent path halved AGBL4's AATS loss; DP-SGD loses
 # the trait, the DP Markov chain keeps it
 WHAT_TO_DO = ("if the run kept the MLP latent path, try the linear one (--vae-decoder-latent linear: half the AATS "
-              "loss on a 1000 Genomes cohort, for weaker LD), fewer epochs (--epochs) if you raised them, or a differentially private Markov "
-              "chain (--model markov --dp-epsilon); below about 1,000 training people no setting tried passes")
+              "loss on a 1000 Genomes cohort, for weaker LD), fewer epochs (--epochs) if you raised them, or a "
+              "differentially private Markov chain (--model markov --dp-epsilon); below about 1,000 training people "
+              "no setting tried passes")
 
 
 @dataclass

@@ -670,7 +670,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     m = len(panel_index)
     as_t = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt)  # noqa: E731
     auto = cfg.vae.decoder_latent == "auto"
-    paths = LATENT_PATHS if auto and va.size and dp_plans is None else (("mlp",) if auto else (cfg.vae.decoder_latent,))
+    paths = (LATENT_PATHS if va.size and dp_plans is None else ("mlp",)) if auto else (cfg.vae.decoder_latent,)
     fitted = {}
     for path in paths:
         vae = models.vae
@@ -692,11 +692,14 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     chosen = min(paths, key=lambda p: fitted[p][1].best_val)
     vae, vae_state = fitted[chosen]
     models.vae = vae
-    cfg.vae.decoder_latent = chosen  # config.json records the path the weights have (_write_run)
-    candidates = {p: {"validation_loss": fitted[p][1].best_val, "best_epoch": fitted[p][1].best_epoch} for p in paths}
+    cfg.vae.decoder_latent = chosen
+    choice = None  # run.json's record of the choice, when there was one
     if len(paths) > 1:
+        choice = {"chosen": chosen, "candidates": {p: {"validation_loss": fitted[p][1].best_val,
+                                                       "best_epoch": fitted[p][1].best_epoch} for p in paths}}
         _emit(callback, "check", "decoder latent path: " + ", ".join(
-            f"{p} validation loss {c['validation_loss']:.1f}" for p, c in candidates.items()) + f"; kept {chosen}")
+            f"{p} validation loss {c['validation_loss']:.1f}" for p, c in choice["candidates"].items())
+            + f"; kept {chosen}")
 
     # 2. latent diffusion on the training latents (validation latents for early stopping)
     mu_tr, lv_tr = encode_all(vae, dosages[tr], dev)
@@ -744,14 +747,14 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                            trait.get("counts_noise_sd"))
         _emit(callback, "check", f"differential privacy: (epsilon {dp_record['epsilon']:.3g}, delta "
                                  f"{dp_record['delta']:.2g}) spent over both stages")
-    if auto:  # the path the weights have, for load_run (the candidates' losses go to run.json)
+    if auto:  # config.json names the path the weights have, for load_run
         info = json.loads((out / "config.json").read_text())
         info["train"]["vae"]["decoder_latent"] = chosen
         write_json(out / "config.json", info)
     others = {f"vae_{p}": fitted[p][1] for p in paths if p != chosen}
     return _write_run(out, models, {"vae": vae_state, "diffusion": diff_state, **others},
                       dosages[va] if va.size else dosages[tr], dev, t0, check, callback, dp_record, calibration,
-                      {"chosen": chosen, "candidates": candidates} if auto else None)
+                      choice)
 
 
 # ---------------------------------------------------------------------------------------------------------------

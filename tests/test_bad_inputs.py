@@ -468,8 +468,9 @@ def test_load_run__verifies_hashes_schema_and_weights(ctx, tmp_path):
         save_file(t, str(p))
     scalar = load_run(copy_run(ctx.run, tmp_path / "f", **{"model.safetensors": one_factor})).models.vae.decoder
     assert set(scalar.ld_scale.tolist()) == {1.25} and len(scalar.ld_scale) == new.window
-    with pytest.raises(InputError, match="lacks vae.decoder.global_net"):
-        load_run(copy_run(ctx.run, tmp_path / "e", **{"model.safetensors": without("vae.decoder.global_net.6.bias")}))
+    last = f"vae.decoder.global_net.{len(new.global_net) - 1}.bias"  # the output layer of the latent path kept
+    with pytest.raises(InputError, match=f"lacks {last}"):
+        load_run(copy_run(ctx.run, tmp_path / "e", **{"model.safetensors": without(last)}))
 
 
 # ---------------------------------------------------------------------------------------------------------------
