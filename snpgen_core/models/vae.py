@@ -62,10 +62,10 @@ class VAEConfig:
                                     "the training cohort (so divided by its size per individual; 0 = none)",
                                low=0.0)
     # auto (pipeline.train_run): one VAE per path, the lower validation loss kept. In 13 of 13 runs trained both
-    # ways it named the path measured better (BENCHMARKS.md, ninth pass): linear on 1000G AGBL4 CASE and QT (AATS
-    # loss 0.029 vs 0.062, QT 0.014 vs 0.051; membership AUC 0.526 vs 0.543; detection AUC 0.77 vs 0.71), mlp on
-    # msprime (5 cohorts) and the 805 SNPs, where linear was worse or no different. A VAE built with "auto" outside
-    # train_run has the mlp path
+    # ways it named the path that did as well or better on the holdout (BENCHMARKS.md, ninth pass): linear on 1000G
+    # AGBL4 CASE and QT (AATS loss 0.029 vs 0.062, QT 0.014 vs 0.051; membership AUC 0.526 vs 0.543; detection AUC
+    # 0.77 vs 0.71), mlp on msprime (5 cohorts) and the 805 SNPs, where linear was worse or no different. A VAE
+    # built with "auto" outside train_run has the mlp path
     decoder_latent: str = option("auto", "the latent's path to the logits: mlp (two hidden layers), linear (a "
                                          "logistic factor model), or auto (train both, keep the one with the lower "
                                          "validation loss)", choices=DECODER_LATENT)
