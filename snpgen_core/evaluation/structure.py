@@ -92,9 +92,9 @@ def training_groups(train: np.ndarray, k: int | None = None, *, seed: int = 0) -
     best, best_bic = None, np.inf
     for n_groups in range(1, min(MAX_GROUPS, len(train) // MIN_GROUP) + 1):
         mixture = GaussianMixture(n_groups, random_state=seed, n_init=2).fit(scores)
-        labels = mixture.predict(scores)
-        if np.bincount(labels, minlength=n_groups).min() >= MIN_GROUP and mixture.bic(scores) < best_bic:
-            best, best_bic = labels, mixture.bic(scores)
+        labels, bic = mixture.predict(scores), mixture.bic(scores)
+        if np.bincount(labels, minlength=n_groups).min() >= MIN_GROUP and bic < best_bic:
+            best, best_bic = labels, bic
     return None if best is None or best.max() == 0 else best
 
 

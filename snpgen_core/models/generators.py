@@ -90,11 +90,16 @@ def _lag_r2(dosages: np.ndarray, lags: int) -> np.ndarray:
     return np.asarray(r2) - 1.0 / len(x)
 
 
+def _seeded_mix(cond: np.ndarray, n: int, seed: int, device) -> tuple[torch.Tensor, torch.Generator]:
+    """``n`` conditions drawn from ``cond`` (the training mix) and the random generator of a draw, both seeded."""
+    mix = cond[np.random.default_rng(seed).integers(0, len(cond), n)]
+    return (torch.as_tensor(mix, dtype=torch.float32, device=device),
+            torch.Generator(device=device).manual_seed(seed))
+
+
 def _draw(generator: Generator, cond: np.ndarray, n: int, seed: int, device) -> np.ndarray:
     """``n`` individuals from ``generator`` with conditions drawn from ``cond`` (the training mix), seeded."""
-    mix = cond[np.random.default_rng(seed).integers(0, len(cond), n)]
-    rng = torch.Generator(device=device).manual_seed(seed)
-    mix = torch.as_tensor(mix, dtype=torch.float32, device=device)
+    mix, rng = _seeded_mix(cond, n, seed, device)
     return generator.sample(mix, rng, SamplingOptions()).cpu().numpy()
 
 
@@ -104,9 +109,7 @@ def _redraw(generator: Generator, vae: GenotypeVAE, cond: np.ndarray, n: int, se
     kept with the random state after them, since the prior does not change while the decoder is calibrated."""
     if not hasattr(generator, "sample_latents"):
         return lambda: _draw(generator, cond, n, seed, device)
-    mix = cond[np.random.default_rng(seed).integers(0, len(cond), n)]
-    rng = torch.Generator(device=device).manual_seed(seed)
-    mix = torch.as_tensor(mix, dtype=torch.float32, device=device)
+    mix, rng = _seeded_mix(cond, n, seed, device)
     z = generator.sample_latents(mix, rng, SamplingOptions())
     state = rng.get_state()
 
