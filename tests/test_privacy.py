@@ -8,6 +8,7 @@ import pytest
 from snpgen_core.errors import InputError
 from snpgen_core.evaluation.card import MetricValue
 from snpgen_core.evaluation.privacy import (
+    copying,
     PrivacyInputs,
     adversarial_accuracy,
     allele_frequency_lr_auc,
@@ -206,3 +207,17 @@ def test_privacy_metrics__refuses_missing_calls_and_unaligned_snps():
         privacy_metrics(x, y, x, device="cpu")
     with pytest.raises(InputError, match="different SNP counts"):
         privacy_metrics(x, x, np.zeros((4, 6), np.int8), device="cpu")
+
+
+def test_copying__disagreement_ratio_known_answers():
+    """q = (1 - r_holdout) / (1 - r_synthetic): 1 when the synthetic agrees with training as a fresh sample does."""
+    assert copying(MetricValue(0.5, 0.5), "LD").value == pytest.approx(1.0)
+    five = copying(MetricValue(0.9, 0.5), "LD")
+    assert five.value == pytest.approx(5.0) and five.reference == 1.0
+    assert "r 0.900" in five.note and "r 0.500" in five.note
+    assert copying(MetricValue(0.2, 0.6), "LD").value == pytest.approx(0.5)  # less faithful: below 1
+    assert copying(MetricValue(1.0, 0.6), "LD").value == pytest.approx(4e5)  # training's statistic exactly: finite
+    for absent in (MetricValue(float("nan"), 0.5), MetricValue(0.9, None), MetricValue(0.9, float("nan"))):
+        row = copying(absent, "LD")
+        assert row.skipped and "no LD agreement" in row.note
+

@@ -70,8 +70,13 @@ def test_evaluate__verbatim_copies_are_counted_and_privacy_fails(population):
     assert report["privacy"]["membership_auc"]["status"] == "fail"
     assert report["provenance"]["grades"]["privacy"] == "fail"
     assert report["overall"] == "fail"
-    # a copy is perfectly faithful: fidelity alone would not catch it
+    # a copy is perfectly faithful: fidelity alone would not catch it, but fidelity above a fresh sample's is a
+    # privacy finding: the copies agree with the training LD and case-control differences far more than the holdout
     assert report["fidelity"]["allele_frequency_mae"]["value"] == 0.0
+    for name in ("ld_copying", "association_copying"):
+        row = report["privacy"][name]
+        assert row["value"] > 3, name
+        assert row["status"] == "fail" and row["reference"] == 1.0
     # beside each distance attack, what a generator that copies no one gets on the same people: far below a copy
     p = report["privacy"]
     assert p["dcr_share"]["value"] == 1.0 and 0.3 < p["dcr_share"]["no_copy_floor"] < 0.75
@@ -92,6 +97,7 @@ def test_evaluate__independent_snp_draws_fail_ld_and_detection(population):
     assert abs(report["fidelity"]["ld_r"]["value"]) < 0.2 < report["fidelity"]["ld_r"]["reference"]
     assert report["fidelity"]["detection_auc"]["status"] == "fail"
     assert report["fidelity"]["detection_auc"]["value"] > 0.9
+    assert report["privacy"]["ld_copying"]["value"] < 1 and report["privacy"]["ld_copying"]["status"] == "pass"
     detection = report["fidelity"]["detection_auc"]  # and told from the real holdout as well, as its note says
     assert detection["holdout_vs_synthetic"] > 0.8 and f"{detection['holdout_vs_synthetic']:.3f}" in detection["note"]
     # allele frequencies are right: that row passes, the card fails on structure
@@ -113,6 +119,8 @@ def test_evaluate__fresh_real_individuals_stay_within_their_holdout_reference(fr
     assert f["allele_frequency_mae"]["value"] < 2 * f["allele_frequency_mae"]["reference"]
     assert f["ld_r"]["value"] > 0.9 * f["ld_r"]["reference"]
     assert report["privacy"]["exact_copies"]["value"] == 0
+    for name in ("ld_copying", "association_copying"):  # a fresh sample: about 1 (the holdout's by definition)
+        assert 0.3 < report["privacy"][name]["value"] < 2, name
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -158,6 +158,12 @@ DEFAULT_RULES: dict[str, Rule] = {
     "privacy.aats": _r("error_ratio", 1.0, 2.0, ideal=0.5, slack=0.03,
                        explain="|AATS - 0.5| within the holdout's + 0.03 (fail > 2x + 0.03)"),
     "privacy.af_lr_membership_auc": _r("max", 0.55, 0.60, explain="<= 0.55 (fail > 0.60)"),
+    # fidelity above a fresh real sample's (privacy.copying): 1 = as close to training as the holdout is
+    "privacy.ld_copying": _r("max", 2.0, 3.0, critical=True,
+                             explain="<= 2 (fail > 3); 1 = as close to the training LD as a fresh real sample"),
+    "privacy.association_copying": _r("max", 2.0, 3.0, critical=True,
+                                      explain="<= 2 (fail > 3); 1 = as close to the training associations as a "
+                                              "fresh real sample"),
     # evaluation.attacks: the density-ratio attack is graded as the distance attack; its TPR rests on a third of
     # the holdout (1% FPR = one or two non-members), so it explains rather than decides, with the holdout-as-release
     # rate's excess over 1% as headroom
@@ -279,6 +285,16 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "privacy.af_lr_membership_auc": (
         "an attacker using allele frequencies to tell participants from strangers (AUC)",
         "the cohort's allele frequencies reveal who took part; " + _RETRAIN_PRIVACY),
+    "privacy.ld_copying": (
+        "how much more closely the synthetic LD follows the training cohort's than a fresh real sample's does "
+        "(disagreement ratio)",
+        "the synthetic cohort reproduces the training sample's chance LD, which the population does not share; "
+        + _RETRAIN_PRIVACY),
+    "privacy.association_copying": (
+        "how much more closely the synthetic trait associations follow the training cohort's than a fresh real "
+        "sample's do (disagreement ratio)",
+        "the synthetic cohort reproduces the training sample's chance associations with the trait, which the "
+        "population does not share; " + _RETRAIN_PRIVACY),
     "privacy.domias_auc": (
         "a density attacker telling participants from strangers where synthetic people crowd (AUC)",
         "synthetic people crowd around participants; membership can be inferred; " + _RETRAIN_PRIVACY),

@@ -196,6 +196,20 @@ def _privacy(t, h, s, seed: int, device: str, shadow_row=None,
     return rows, note
 
 
+def _copying_rows(sections: dict, kind: str | None) -> dict[str, MetricValue]:
+    """The privacy findings of fidelity above a fresh sample's (``privacy.copying``): LD, and the trait's
+    association (case-control allele-frequency differences for a binary trait, per-SNP effects for a
+    quantitative one; none for a categorical trait or none at all)."""
+    from .privacy import copying
+
+    rows = {"ld_copying": copying(sections["fidelity"]["ld_r"], "LD r^2 of nearby SNP pairs")}
+    source = {"binary": ("case_control_af_diff_r", "case-control allele-frequency differences of the top SNPs"),
+              "quantitative": ("effect_r", "per-SNP effects on the trait")}.get(kind)
+    if source is not None and source[0] in sections["association"]:
+        rows["association_copying"] = copying(sections["association"][source[0]], source[1])
+    return rows
+
+
 FLOOR_ROWS = ("membership_auc", "dcr_share", "aats_privacy_loss")
 FLOOR_MAX = 2000  # individuals per cohort for the floor (seeded subsamples): it is context, not the graded value
 
@@ -482,6 +496,8 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
                                        device=device)
     conditions = None if tp is None or ys is None else (tp.kind, len(tp.labels), tp.values, ys)
     privacy, why = _privacy(t.dosages, h.dosages, s.dosages, seed, device, shadow_row, conditions)
+    if privacy:
+        privacy.update(_copying_rows(sections, None if tp is None else tp.kind))
     sections["privacy"] = privacy
     if why:
         notes.append(why)
