@@ -526,6 +526,24 @@ def _train_gan(gan, dosages: np.ndarray, cond: np.ndarray, split: Split, cfg: ru
 # The pipeline
 
 
+EARLY_EPOCH = 3  # a VAE whose best validation loss came this early stopped before it learned the cohort's structure
+
+
+def early_stop_note(state: FitState, window: int) -> str | None:
+    """One line for ``train`` when the kept VAE is one of its first ``EARLY_EPOCH`` epochs although training went
+    on (its validation loss rose from then on): on a small cohort with a sparse panel the decoder's neighbour
+    weights fit the panel's chance correlations within a few epochs, early stopping ends the fit before the latent
+    has learned the population structure, and the synthetic cohort's ancestry comes out compressed (BENCHMARKS.md,
+    issue 13, tenth pass: 1000 Genomes phase 1, top PCs 0.3-0.5x a real sample's spread). None otherwise."""
+    if window == 0 or not 0 < state.best_epoch <= EARLY_EPOCH or state.epoch <= state.best_epoch:
+        return None
+    kl = state.history[state.best_epoch - 1].get("val_kl", float("nan")) if state.history else float("nan")
+    return (f"the VAE kept epoch {state.best_epoch} of {state.epoch} (latent {kl:.1f} nats): its neighbour weights "
+            f"fitted this panel's chance correlations before the latent learned the cohort's structure, so the "
+            f"synthetic people's ancestry will be compressed; --vae-window 0 learns it, at a privacy cost (README, "
+            f"known limits)")
+
+
 def _leaves_nothing_on_failure(train):
     """A run that fails (bad input, a numerical error, a full disk) leaves ``out_dir`` as it found it, so the same
     command can be retried; a cancelled or interrupted one keeps its checkpoints for ``resume=True``."""
@@ -700,6 +718,9 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         _emit(callback, "check", "decoder latent path: " + ", ".join(
             f"{p} validation loss {c['validation_loss']:.1f}" for p, c in choice["candidates"].items())
             + f"; kept {chosen}")
+
+    if (note := early_stop_note(vae_state, cfg.vae.window)) is not None:
+        _emit(callback, "check", note)
 
     # 2. latent diffusion on the training latents (validation latents for early stopping)
     mu_tr, lv_tr = encode_all(vae, dosages[tr], dev)

@@ -17,7 +17,7 @@ from snpgen_core.models import GenotypeVAE, VAEConfig
 from snpgen_core.pipeline import train_run
 from snpgen_core.provenance import sha256_file
 from snpgen_core.runs import FORMAT_VERSION, TrainConfig, load_run, read_config
-from snpgen_core.training import Cancelled, FitConfig, fit
+from snpgen_core.training import Cancelled, FitConfig, FitState, fit
 
 # small enough for a whole train_run in about a second on one core
 TINY = {
@@ -315,3 +315,15 @@ def test_cli_train__progress_and_a_usable_run(sim_prefix, tmp_path, capsys):
     run = load_run(tmp_path / "run")
     assert len(run.history()["vae"]) == 2 and len(run.history()["diffusion"]) == 3  # 6/4 of the VAE's epochs
     assert read_plink(sim_prefix).n_samples == 500
+
+
+def test_early_stop_note__only_when_an_early_epoch_was_kept_and_training_went_on():
+    from snpgen_core.pipeline import early_stop_note
+
+    history = [{"epoch": e, "val_kl": 2.5 + e} for e in range(1, 13)]
+    note = early_stop_note(FitState(epoch=12, best_epoch=2, history=history), window=16)
+    assert note is not None and "epoch 2 of 12" in note and "4.5 nats" in note and "--vae-window 0" in note
+    assert early_stop_note(FitState(epoch=12, best_epoch=3, history=history), window=16) is not None
+    assert early_stop_note(FitState(epoch=15, best_epoch=4, history=history), window=16) is None  # learned longer
+    assert early_stop_note(FitState(epoch=2, best_epoch=2, history=history[:2]), window=16) is None  # --epochs 2
+    assert early_stop_note(FitState(epoch=12, best_epoch=2, history=history), window=0) is None  # no neighbours
