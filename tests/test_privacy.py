@@ -8,10 +8,10 @@ import pytest
 from snpgen_core.errors import InputError
 from snpgen_core.evaluation.card import MetricValue
 from snpgen_core.evaluation.privacy import (
-    copying,
     PrivacyInputs,
     adversarial_accuracy,
     allele_frequency_lr_auc,
+    copying,
     exact_copies,
     nndr,
     privacy_metrics,
@@ -220,4 +220,3 @@ def test_copying__disagreement_ratio_known_answers():
     for absent in (MetricValue(float("nan"), 0.5), MetricValue(0.9, None), MetricValue(0.9, float("nan"))):
         row = copying(absent, "LD")
         assert row.skipped and "no LD agreement" in row.note
-

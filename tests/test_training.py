@@ -14,7 +14,7 @@ from snpgen_core.devices import resolve_device
 from snpgen_core.errors import InputError
 from snpgen_core.io.plink import read_bim, read_plink
 from snpgen_core.models import GenotypeVAE, VAEConfig
-from snpgen_core.pipeline import train_run
+from snpgen_core.pipeline import early_stop_note, train_run
 from snpgen_core.provenance import sha256_file
 from snpgen_core.runs import FORMAT_VERSION, TrainConfig, load_run, read_config
 from snpgen_core.training import Cancelled, FitConfig, FitState, fit
@@ -318,8 +318,6 @@ def test_cli_train__progress_and_a_usable_run(sim_prefix, tmp_path, capsys):
 
 
 def test_early_stop_note__only_when_an_early_epoch_was_kept_and_training_went_on():
-    from snpgen_core.pipeline import early_stop_note
-
     history = [{"epoch": e, "val_kl": 2.5 + e} for e in range(1, 13)]
     note = early_stop_note(FitState(epoch=12, best_epoch=2, history=history), window=16)
     assert note is not None and "epoch 2 of 12" in note and "4.5 nats" in note and "--vae-window 0" in note
