@@ -401,20 +401,24 @@ def allele_frequency_lr_auc(data: PrivacyInputs) -> MetricValue:
                        details={"null_sd": auc_null_sd(len(members), len(non_members)), "n_each": len(members)})
 
 
+COPYING_SLACK = 0.02  # two standard errors of a correlation near 0.95 over 100 SNPs
+
+
 def copying(agreement: MetricValue, what: str) -> MetricValue:
     """Does the synthetic cohort follow the training sample's own noise? From an agreement row (a correlation with
     the training cohort's statistic: ``value`` the synthetic's r, ``reference`` the holdout's, both at equal size,
-    e.g. ``ld.ld_r``, ``association.case_control_af_diff_r``): q = (1 - r_holdout) / (1 - r_synthetic), how many
-    times less the synthetic cohort disagrees with the training cohort than a fresh real sample of the same size
-    does. A faithful generator of the population scores about 1 (below 1 when less faithful); a large q means it
-    reproduces the training sample's chance LD or chance associations, which a fresh sample does not share: a
+    e.g. ``ld.ld_r``, ``association.case_control_af_diff_r``): q = (1 - r_holdout + s) / (1 - r_synthetic + s), how
+    many times less the synthetic cohort disagrees with the training cohort than a fresh real sample of the same
+    size does. A faithful generator of the population scores about 1 (below 1 when less faithful); a large q means
+    it reproduces the training sample's chance LD or chance associations, which a fresh sample does not share: a
     privacy finding, not better fidelity (issue 13; a hidden 873-person cohort showed case-control r 0.94 against
-    the holdout's 0.57). value: q (1 - r_synthetic floored at 1e-6); reference: 1, the holdout's by definition.
-    ``what`` names the statistic in the note."""
+    the holdout's 0.57). s = ``COPYING_SLACK`` keeps two agreements near 1 that differ by sampling noise alone
+    (0.97 against 0.95) near q = 1, and q finite for r_synthetic = 1. value: q; reference: 1, the holdout's by
+    definition. ``what`` names the statistic in the note."""
     if agreement.skipped or agreement.reference is None or not np.isfinite(agreement.reference):
         return _skipped(f"no {what} agreement to compare" + (f" ({agreement.note})" if agreement.note else ""))
     rs, rh = float(agreement.value), float(agreement.reference)
-    q = (1.0 - rh) / max(1.0 - rs, 1e-6)  # r = 1 (the training statistic reproduced exactly): q ~ 1e6, finite
+    q = (1.0 - rh + COPYING_SLACK) / (1.0 - rs + COPYING_SLACK)
     return MetricValue(q, 1.0, note=(f"{what}: synthetic r {rs:.3f} with the training cohort's, a fresh real sample "
                                      f"of the same size r {rh:.3f}; disagreement (1 - r) {1 - rs:.3f} against "
                                      f"{1 - rh:.3f}"),
