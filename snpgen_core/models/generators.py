@@ -115,6 +115,7 @@ def _redraw(generator: Generator, vae: GenotypeVAE, cond: np.ndarray, n: int, se
 
     def decode() -> np.ndarray:
         rng.set_state(state)
+        vae.eval()  # as the generators' sample does: no dropout, whatever mode the caller left the VAE in
         return vae.sample_genotypes(z, mix, rng).cpu().numpy()
     return decode
 
