@@ -57,7 +57,7 @@ COLUMNS = [
     ("AATS privacy loss", "privacy.aats_privacy_loss", "value", "<= 0.02"),
     ("TSTR ratio", "utility.tstr", "ratio", ">= 0.95"),
     ("case-control AF-diff r ratio", "association.case_control_af_diff_r", "ratio", ">= 0.9"),
-    ("LD copying", "privacy.ld_copying", "value", "<= 2"),  # (1 - r_holdout) / (1 - r_synthetic): 1 = a fresh sample
+    ("LD copying", "privacy.ld_copying", "value", "<= 2"),  # evaluation.privacy.copying: 1 = a fresh sample
     ("association copying", "privacy.association_copying", "value", "<= 2"),
     ("exact copies", "privacy.exact_copies", "value", "== 0"),
     ("KING duplicates (holdout)", "privacy.kinship_duplicates", "both", "<= holdout"),
