@@ -193,7 +193,8 @@ SECTION_TITLES = {"vae": "VAE", "denoiser": "Denoiser", "diffusion": "Diffusion"
 # what each declared setting is called on screen (the dataclass field name is for code, the flag for the CLI)
 SETTING_LABELS = {
     "latent_dim": "Latent dimensions", "encoder": "Encoder", "hidden": "Hidden units",
-    "window": "Decoder window (SNPs)",
+    "window": "Decoder neighbours (SNPs)", "neighbour_nearest": "Nearest neighbours kept",
+    "neighbour_reach": "Linked neighbours searched within (SNPs)", "neighbour_p": "Linked neighbour significance",
     "decoder_hidden": "Decoder neighbour units", "decoder_l2": "Decoder neighbour prior", "decoder_latent":
     "Decoder latent path", "decoder_gain":
     "Decoder neighbour learning-rate gain", "decoder_trait": "Decoder sees the trait", "trait_dim":

@@ -154,8 +154,11 @@ def _model_text(config: dict, model: str | None, covar_names: list[str], latent_
     vae, diffusion = config.get("vae", {}), config.get("diffusion", {})
     chosen = ("" if not latent_path else " kept for the lower validation loss: " + ", ".join(
         f"{p} {c['validation_loss']:.1f}" for p, c in latent_path["candidates"].items()))
+    window, nearest = vae.get("window"), vae.get("neighbour_nearest", vae.get("window"))
+    neighbours = (f"{window} neighbours per SNP: the {nearest} nearest, the others linked within "
+                  f"{vae.get('neighbour_reach')}" if window and window > nearest else f"window {window}")
     vae_text = (f"a VAE ({vae.get('encoder')} encoder, {vae.get('latent_dim')}-d latent, "
-                f"{vae.get('decoder_latent', 'mlp')} latent path{chosen}, window {vae.get('window')})")
+                f"{vae.get('decoder_latent', 'mlp')} latent path{chosen}, {neighbours})")
     covars = f" and the covariates {', '.join(covar_names)}" if covar_names else ""
     return {
         "diffusion": f"SNPgen: {vae_text} and a latent diffusion model ({diffusion.get('timesteps')} steps, "

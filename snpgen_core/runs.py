@@ -522,7 +522,7 @@ def _read_weights(weights: Path, damaged: str) -> dict[str, torch.Tensor]:
 
 
 # tensors that runs written before they existed lack; their modules load them as "no effect"
-ADDED_LATER = ("vae.decoder.calibration", "vae.decoder.ld_scale")
+ADDED_LATER = ("vae.decoder.calibration", "vae.decoder.ld_scale", "vae.decoder.neighbours")
 # tensors that were one number in earlier runs; their modules expand it (one LD factor for every lag)
 WERE_SCALARS = ("vae.decoder.ld_scale",)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from snpgen_core.models.decoder import GenotypeDecoder, chromosome_segments
+from snpgen_core.models.decoder import GenotypeDecoder, chromosome_segments, linked_neighbours
 from snpgen_core.training import FitConfig, fit
 
 
@@ -142,6 +142,86 @@ def test_planted_ld_blocks__r2_near_one_inside_blocks_and_near_zero_across():
         across = ~np.kron(np.eye(n_blocks), np.ones((3, 3))).astype(bool)
         assert r2[across].max() < 0.02
         assert (r2[same].min() > 0.95) == inside_ok
+
+
+def _long_range_cohort(n: int = 3000, seed: int = 0):
+    """Two populations with their own allele frequencies (ancestry correlates every SNP), 200 SNPs on two
+    chromosomes (100 each). Within a population SNP 130 copies SNP 10, SNP 5 copies SNP 4, SNP 60 copies SNP 31 and
+    SNP 80 is SNP 50 for 70% of people; every other pair is unlinked."""
+    rng = np.random.default_rng(seed)
+    pop = rng.integers(0, 2, n)
+    freq = np.where(pop[:, None] == 1, rng.uniform(0.1, 0.9, 200), rng.uniform(0.1, 0.9, 200))
+    x = rng.binomial(2, freq).astype(np.int8)
+    x[:, 130], x[:, 5], x[:, 60] = x[:, 10], x[:, 4], x[:, 31]
+    x[:, 80] = np.where(rng.random(n) < 0.3, rng.binomial(2, 0.5, n), x[:, 50])
+    return x, chromosome_segments(["1"] * 100 + ["2"] * 100)
+
+
+def _kept(index, valid) -> set:
+    return {(j, int(index[j, k])) for j, k in zip(*np.nonzero(valid.numpy()))}
+
+
+def test_linked_neighbours__finds_linkage_beyond_the_window_not_ancestry_nor_other_chromosomes():
+    x, seg = _long_range_cohort()
+    assert float(np.abs(np.corrcoef(x[:, :20].T)[np.triu_indices(20, 1)]).mean()) > 0.1  # ancestry correlates them
+    index, valid = linked_neighbours(x, seg, window=4, reach=40, p=1e-6)
+    assert index.shape == valid.shape == (200, 4)
+    # the linked pairs, 1, 29 and 30 SNPs apart; SNP 130 is on chromosome 2, SNP 10 on chromosome 1
+    assert _kept(index, valid) == {(5, 4), (60, 31), (80, 50)}
+    assert int(index[80, 0]) == 50 and not bool(valid[80, 1:].any())  # nearest first, absent last
+    # without the ancestry axes taken out, shared ancestry passes for linkage
+    assert len(_kept(*linked_neighbours(x, seg, window=4, reach=40, p=1e-6, components=0))) > 100
+    index, valid = linked_neighbours(x, seg, window=2, reach=2, p=1.0)  # p = 1, reach = window: the nearest
+    assert bool(valid[3].all()) and index[3].tolist() == [2, 1] and not bool(valid[100].any())  # chromosome 2
+
+
+def test_chosen_neighbours__exact_likelihood_matches_sampling_and_learns_long_range_ld():
+    x, seg = _long_range_cohort(n=2000, seed=1)
+    x, seg = x[:, :100], seg[:100]  # chromosome 1
+    chosen = linked_neighbours(x, seg, window=2, reach=40, p=1e-6)
+    assert int(chosen[0][60, 0]) == 31 and bool(chosen[1][60, 0])
+    dec = _decoder(100, window=2)
+    with pytest.raises(ValueError, match="earlier SNPs"):
+        dec.choose_neighbours(torch.full((100, 2), 99), torch.ones(100, 2, dtype=torch.bool))
+    dec.choose_neighbours(*chosen)
+    with torch.no_grad():
+        dec.W.normal_()
+    z = torch.randn(3, 2)
+    # sampling one SNP at a time draws from the teacher-forced logits of what it sampled
+    a = dec.sample(z, torch.Generator().manual_seed(0), mode="argmax")
+    assert torch.equal(a, dec.logits(a, z).argmax(-1).to(torch.int8))
+    # the copy 29 SNPs back, outside any window of 2, is reproduced once trained (z = 0); the nearest window is not
+    for neighbours, reproduced in ((chosen, True), (None, False)):
+        dec = _decoder(100, window=2)
+        if neighbours is not None:
+            dec.choose_neighbours(*neighbours)
+        s = _train(dec, x, epochs=30).sample(torch.zeros(3000, 2), torch.Generator().manual_seed(2)).numpy()
+        assert (np.corrcoef(s[:, 60], s[:, 31])[0, 1] ** 2 > 0.8) == reproduced
+
+
+def test_vae_default_window__nearest_sixteen_then_linked_chosen_on_training_data_only():
+    from snpgen_core.models.vae import GenotypeVAE, VAEConfig
+
+    x, _ = _long_range_cohort()
+    chrom = np.array(["1"] * 100 + ["2"] * 100)
+    vae = GenotypeVAE(VAEConfig(n_snps=200, latent_dim=2, hidden=8))
+    vae.init_from_data(x, chrom=chrom)
+    dec, c = vae.decoder, vae.config
+    assert dec.window == c.window > c.neighbour_nearest == 16
+    nearest = list(range(79, 63, -1))
+    assert dec.neighbours[80, :16].tolist() == nearest and bool(dec.mask[80, :16].all())
+    linked = dec.neighbours[80, 16:][dec.mask[80, 16:] > 0].tolist()
+    assert 50 in linked  # 30 back: linked, chosen
+    assert float(dec.mask[:, 16:].mean()) < 0.02  # unlinked SNPs pass only by chance (p 0.001 of 48 candidates)
+    assert not bool(dec.mask[100].any()) and bool(dec.mask[101, 0]) and not bool(dec.mask[101, 1:].any())
+    # a DP run's VAE sees no genotypes: the nearest window, chosen from nothing
+    blind = GenotypeVAE(VAEConfig(n_snps=200, latent_dim=2, hidden=8))
+    blind.init_from_data(np.zeros((0, 200), np.int8), chrom=chrom)
+    assert blind.decoder.neighbours[80].tolist() == list(range(79, 79 - c.window, -1))
+    # the chosen neighbours are part of the weights: a reloaded VAE decodes with them
+    again = GenotypeVAE(VAEConfig(n_snps=200, latent_dim=2, hidden=8))
+    again.load_state_dict(vae.state_dict())
+    assert torch.equal(again.decoder.neighbours, dec.neighbours) and torch.equal(again.decoder.mask, dec.mask)
 
 
 # ---------------------------------------------------------------------------------------------------------------

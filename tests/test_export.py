@@ -79,6 +79,9 @@ def test_cli_export__folder_zip_and_model_card(made, tmp_path, capsys):
     latent = json.loads((run / "run.json").read_text())["decoder_latent"]  # the latent path kept, and why
     losses = ", ".join(f"{p} {c['validation_loss']:.1f}" for p, c in latent["candidates"].items())
     assert f"{latent['chosen']} latent path kept for the lower validation loss: {losses}" in " ".join(card.split())
+    vae = json.loads((run / "config.json").read_text())["train"]["vae"]  # the decoder's neighbours as configured
+    assert (f"{vae['window']} neighbours per SNP: the {vae['neighbour_nearest']} nearest, the others linked within "
+            f"{vae['neighbour_reach']}") in " ".join(card.split())
 
 
 def test_cli_export__never_overwrites_and_bad_inputs_are_one_line(made, tmp_path, capsys):
