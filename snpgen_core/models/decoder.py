@@ -4,9 +4,9 @@
 
 along the position-ordered panel, restarting at every chromosome boundary (a SNP never conditions on a SNP of
 another chromosome, nor on positions before the panel's first). The neighbours n_j are the nearest ``window`` SNPs
-before j, or (``choose_neighbours``, from ``linked_neighbours``) those of the SNPs before it that its training
-genotypes are most correlated with beyond chance: on a dense panel LD reaches past the nearest 16 SNPs, and on a
-sparse one most of the nearest are unlinked. Why: a decoder that draws every SNP independently
+before j, or (``choose_neighbours``, from ``linked_neighbours``; the VAE's default) the nearest few and, in the
+other slots, SNPs further back that j's training genotypes are correlated with beyond chance: on a dense panel LD
+reaches past the nearest 16 SNPs. Why: a decoder that draws every SNP independently
 given z has Cov(x_j, x_k | z) = 0, so all linkage disequilibrium must pass through z, and strong LD then needs z to
 pin individuals down (memorisation). Here short-range LD comes from population-level haplotype structure learned
 per SNP, and z only has to carry ancestry, trait and long-range signal.
@@ -227,7 +227,8 @@ class GenotypeDecoder(nn.Module):
             return self.global_logits(z)
         m, w = self.n_snps, self.window
         win = one_hot_genotypes(dosages, z.dtype)[:, self.neighbours].view(-1, m, 3 * w)  # each SNP's neighbours
-        out = self.global_logits(z) + torch.einsum("bmi,mio->bmo", win, self._masked(self._scaled_W()).view(m, 3 * w, 3))
+        W = self._masked(self._scaled_W()).view(m, 3 * w, 3)
+        out = self.global_logits(z) + torch.einsum("bmi,mio->bmo", win, W)
         if self.hidden > 0:
             pre = torch.einsum("bmi,mih->bmh", win, self._masked(self.A).view(m, 3 * w, -1)) + self._context(z)
             out = out + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)

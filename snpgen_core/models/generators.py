@@ -128,10 +128,10 @@ def calibrate_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, co
     individuals ``dosages`` (n, m) (conditions ``cond`` (n,)): the mean r^2 of pairs k apart, less each cohort's
     sampling bias, averaged over k = 1..``neighbour_nearest`` (one factor shared by every lag), or at every lag k
     (``per_lag``). The neighbours chosen by linkage keep a factor of 1: with one factor over all 32 slots, msprime
-    sim1's sampled LD came out 10% weak at 1 kb and 8-13% strong at 30-80 kb (LD-decay error 2.6x the holdout's). ``rounds``
-    times, on the same seeded draw of 4 n individuals (at least 1,000, at most 4,000), the factors are multiplied by
-    sqrt(training r^2 / sampled r^2) (r^2 grows about as the square of the weights), within [1, ``high``]; LD
-    absent from either (a lag, or the whole window) leaves its factor as it is.
+    sim1's sampled LD came out 10% weak at 1 kb and 8-13% strong at 30-80 kb (LD-decay error 2.6x the holdout's).
+    ``rounds`` times, on the same seeded draw of 4 n individuals (at least 1,000, at most 4,000), the factors are
+    multiplied by sqrt(training r^2 / sampled r^2) (r^2 grows about as the square of the weights), within [1,
+    ``high``]; LD absent from either (a lag, or the whole window) leaves its factor as it is.
 
     Why: while training, each individual's posterior latent also explains part of its neighbours' dependence, so
     the neighbour weights learn less than the whole of it; latents sampled from the prior do not carry that part.
