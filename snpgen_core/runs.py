@@ -99,10 +99,11 @@ class TrainConfig:
                                         "the training cohort's, with this many frequency rounds (0 = no "
                                         "calibration; DP and GAN runs: none)", low=0, high=20)
     # one factor per lag lowers the LD-decay error on msprime (medians over 3 seeds: sim1 / sim2 1.76 / 1.74 ->
-    # 1.58 / 1.51x; 720 training people 4.7 -> 2.8x) but not on AGBL4, and its effect on the AATS loss there is
-    # within one synthetic draw's noise (about 0.01): not settled, so the default keeps one shared factor
-    # (BENCHMARKS.md, seventh pass)
-    ld_calibration: str = option("one", "LD calibration of the decoder's neighbour weights: one factor for all "
+    # 1.58 / 1.51x; 720 training people 4.7 -> 2.8x; seventh pass). With the linked neighbours (VAEConfig.window),
+    # whose weights it leaves alone, it is the default: one shared factor over the nearest 16 left msprime sim1's
+    # shortest-range LD 10% weak (LD-decay error 2.40x -> 1.91x per lag, AATS loss 0.008 -> 0.010; sim2 1.36 ->
+    # 1.44x, 0.037 -> 0.024; AGBL4 0.59 -> 0.82x, 0.036 -> 0.012; training seed 1, BENCHMARKS.md, eleventh pass)
+    ld_calibration: str = option("lag", "LD calibration of the decoder's neighbour weights: one factor for all "
                                         "lags (matching the mean neighbour r^2) or one per lag", choices=("one", "lag"))
     dp: DPConfig = field(default_factory=DPConfig)  # differential privacy (DP-SGD) of the VAE and the denoiser
     model: str = option("diffusion", "generator to train: diffusion (our VAE + latent diffusion), wgan (a "
