@@ -53,10 +53,11 @@ class VAEConfig:
     # decoder (models/decoder.py); window 0 is the independent decoder of SNPgen / Xie et al., kept for comparison.
     # Each SNP's window holds its neighbour_nearest nearest SNPs and, in the other slots, the SNPs before it (within
     # neighbour_reach) most correlated with it once ancestry is taken out, where that beats chance at neighbour_p
-    # (decoder.linked_neighbours). Measured against the nearest 16 alone (training seed 1, BENCHMARKS.md, eleventh
-    # pass): 1000 Genomes AGBL4, whose LD reaches past 16 SNPs, LD r 0.90x -> 1.00x, LD decay error 2.4x -> 0.65x,
-    # detection AUC 0.79 -> 0.63, AATS loss 0.037 -> 0.031; msprime sim1 detection 0.72 -> 0.66, TSTR 0.96 -> 0.95.
-    # Choosing all 16 by linkage (nearest 0) did as well on AGBL4 but cost msprime TSTR (0.90)
+    # (decoder.linked_neighbours). Against the nearest 16 alone (BENCHMARKS.md, eleventh pass): on 1000 Genomes
+    # AGBL4 CASE, whose LD reaches past 16 SNPs (medians of 2 seeds against 3), LD r 0.90x -> 0.99x, LD-decay
+    # error 2.4x -> 1.0x, detection AUC 0.79 -> 0.61, DCR share 0.556 -> 0.529, AATS loss 0.037 -> 0.031, but TSTR
+    # 0.98 -> 0.95; on msprime and the 805 SNPs (few or no linked neighbours) about the same. Choosing all 16 by
+    # linkage (nearest 0) did as well on AGBL4 but cost msprime TSTR (0.90)
     window: int = option(32, "neighbours each SNP is decoded given, all before it on its chromosome (0 = none: the "
                              "independent decoder)", low=0, high=1024)
     neighbour_nearest: int = option(16, "of the window, the nearest SNPs; the other neighbours are chosen by linkage",
