@@ -10,10 +10,10 @@ from snpgen_core.models.decoder import GenotypeDecoder, chromosome_segments, lin
 from snpgen_core.training import FitConfig, fit
 
 
-def _decoder(m: int, window: int, hidden: int = 0, latent: int = 2, seed: int = 0) -> GenotypeDecoder:
+def _decoder(m: int, window: int, hidden: int = 0, latent: int = 2, seed: int = 0, nearest=None) -> GenotypeDecoder:
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(latent, 8), nn.GELU(), nn.Linear(8, 3 * m))
-    return GenotypeDecoder(m, latent, net, window=window, hidden=hidden)
+    return GenotypeDecoder(m, latent, net, window=window, hidden=hidden, nearest=nearest)
 
 
 class _WithoutLatent(nn.Module):
@@ -180,7 +180,9 @@ def test_chosen_neighbours__exact_likelihood_matches_sampling_and_learns_long_ra
     x, seg = x[:, :100], seg[:100]  # chromosome 1
     chosen = linked_neighbours(x, seg, window=2, reach=40, p=1e-6)
     assert int(chosen[0][60, 0]) == 31 and bool(chosen[1][60, 0])
-    dec = _decoder(100, window=2)
+    with pytest.raises(ValueError, match="the first 2 the nearest"):  # slots kept for the nearest SNPs
+        _decoder(100, window=2).choose_neighbours(*chosen)
+    dec = _decoder(100, window=2, nearest=0)
     with pytest.raises(ValueError, match="earlier SNPs"):
         dec.choose_neighbours(torch.full((100, 2), 99), torch.ones(100, 2, dtype=torch.bool))
     dec.choose_neighbours(*chosen)
@@ -192,7 +194,7 @@ def test_chosen_neighbours__exact_likelihood_matches_sampling_and_learns_long_ra
     assert torch.equal(a, dec.logits(a, z).argmax(-1).to(torch.int8))
     # the copy 29 SNPs back, outside any window of 2, is reproduced once trained (z = 0); the nearest window is not
     for neighbours, reproduced in ((chosen, True), (None, False)):
-        dec = _decoder(100, window=2)
+        dec = _decoder(100, window=2, nearest=0 if neighbours is not None else None)
         if neighbours is not None:
             dec.choose_neighbours(*neighbours)
         s = _train(dec, x, epochs=30).sample(torch.zeros(3000, 2), torch.Generator().manual_seed(2)).numpy()
@@ -214,6 +216,15 @@ def test_vae_default_window__nearest_sixteen_then_linked_chosen_on_training_data
     assert 50 in linked  # 30 back: linked, chosen
     assert float(dec.mask[:, 16:].mean()) < 0.02  # unlinked SNPs pass only by chance (p 0.001 of 48 candidates)
     assert not bool(dec.mask[100].any()) and bool(dec.mask[101, 0]) and not bool(dec.mask[101, 1:].any())
+    with torch.no_grad():  # the nearest slots (read through a view) and the linked ones (gathered) both count
+        dec.W.normal_()
+        z = torch.randn(4, dec.global_net[0].in_features)
+        a = dec.eval().sample(z, mode="argmax")
+        assert torch.equal(a, dec.logits(a, z).argmax(-1).to(torch.int8))
+        x80 = a.clone()
+        x80[:, 50] = (x80[:, 50] + 1) % 3  # SNP 50 is one of SNP 80's linked neighbours only
+        changed = (dec.logits(x80, z) - dec.logits(a, z)).abs().amax((0, 2)) > 0
+        assert changed[80] and not changed[81:].any() and changed[51:67].all()  # and the nearest 16 of 51..66
     # a DP run's VAE sees no genotypes: the nearest window, chosen from nothing
     blind = GenotypeVAE(VAEConfig(n_snps=200, latent_dim=2, hidden=8))
     blind.init_from_data(np.zeros((0, 200), np.int8), chrom=chrom)

@@ -155,13 +155,15 @@ class GenotypeDecoder(nn.Module):
     """
 
     def __init__(self, n_snps: int, latent_dim: int, global_net: nn.Module, *, window: int = 16, hidden: int = 0,
-                 context_dim: int = 16, gain: float = 1.0):
+                 context_dim: int = 16, gain: float = 1.0, nearest: int | None = None):
         super().__init__()
         if window < 0 or hidden < 0:
             raise ValueError(f"decoder window {window} and hidden units {hidden} must be >= 0")
         if window == 0 and hidden > 0:
             raise ValueError("hidden units need neighbours: set a decoder window >= 1, or hidden 0")
         self.n_snps, self.window, self.hidden = n_snps, window, hidden
+        # the first ``nearest`` slots hold the nearest SNPs; the others are chosen (``choose_neighbours``)
+        self.nearest = window if nearest is None else min(nearest, window)
         self.global_net = global_net
         # (m, w, class of neighbour, class of SNP j); the weights used are gain * W: with Adam, whose steps have a
         # fixed size per parameter, the gain is the neighbour weights' learning rate relative to the latent MLP's
@@ -201,8 +203,12 @@ class GenotypeDecoder(nn.Module):
     def choose_neighbours(self, index: torch.Tensor, valid: torch.Tensor) -> None:
         """Condition SNP j on SNPs ``index[j]`` (m, window), all before j on its chromosome, where ``valid``
         (``linked_neighbours``); the others' weights never enter the logits."""
-        if index.shape != self.neighbours.shape or bool((valid & (index >= torch.arange(self.n_snps)[:, None])).any()):
-            raise ValueError("neighbours must be (SNPs, window) indices of earlier SNPs")
+        j = torch.arange(self.n_snps)[:, None]
+        near = _nearest(self.n_snps, self.window)[:, : self.nearest]
+        if (index.shape != self.neighbours.shape or bool((valid & (index >= j)).any())
+                or bool((valid[:, : self.nearest] & (index[:, : self.nearest] != near)).any())):
+            raise ValueError(f"neighbours must be (SNPs, window) indices of earlier SNPs, the first {self.nearest} "
+                             "the nearest")
         self.neighbours.copy_(index)
         self.mask.copy_(valid.to(self.mask))
 
@@ -216,22 +222,32 @@ class GenotypeDecoder(nn.Module):
     def independent(self) -> bool:
         return self.window == 0
 
-    def _masked(self, weights: torch.Tensor) -> torch.Tensor:
-        """Neighbour weights (m, w, 3, K) with those of absent neighbours zeroed (masking the small weights rather
-        than every individual's neighbours is the same sum, and much cheaper)."""
-        return weights * self.mask[:, :, None, None]
-
     def logits(self, dosages: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, m, 3) of every SNP given z and the observed preceding genotypes."""
         if self.independent:
             return self.global_logits(z)
-        m, w = self.n_snps, self.window
-        win = one_hot_genotypes(dosages, z.dtype)[:, self.neighbours].view(-1, m, 3 * w)  # each SNP's neighbours
-        W = self._masked(self._scaled_W()).view(m, 3 * w, 3)
-        out = self.global_logits(z) + torch.einsum("bmi,mio->bmo", win, W)
+        onehot = one_hot_genotypes(dosages, z.dtype)
+        out = self.global_logits(z) + self._neighbour_sum(onehot, self._scaled_W())
         if self.hidden > 0:
-            pre = torch.einsum("bmi,mih->bmh", win, self._masked(self.A).view(m, 3 * w, -1)) + self._context(z)
+            pre = self._neighbour_sum(onehot, self.A) + self._context(z)
             out = out + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)
+        return out
+
+    def _neighbour_sum(self, onehot: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """sum_k weights[j, k, x_{n_j(k)}] for every SNP j: (B, m, 3) one-hot, (m, w, 3, K) -> (B, m, K).
+
+        Slots below ``nearest`` hold the nearest SNPs (j-1-k) or nothing, so they are read through a view of the
+        one-hot matrix (no copy; the weights are reordered to match, oldest first). The other slots, chosen by
+        linkage and mostly empty, are gathered as a flat list of present (SNP, neighbour) pairs."""
+        m, k = self.n_snps, self.nearest
+        near = weights[:, :k] * self.mask[:, :k, None, None]
+        windows = F.pad(onehot, (0, 0, k, 0)).unfold(1, k, 1)[:, :m]  # (B, m, 3, k): SNPs j-k..j-1
+        out = torch.einsum("bmci,mcio->bmo", windows, near.flip(1).transpose(1, 2))
+        snp, slot = torch.nonzero(self.mask[:, k:], as_tuple=True)
+        if len(snp):
+            slot = slot + k
+            pairs = torch.einsum("bpc,pco->bpo", onehot[:, self.neighbours[snp, slot]], weights[snp, slot])
+            out = out.index_add(1, snp, pairs)
         return out
 
     def _context(self, z: torch.Tensor) -> torch.Tensor:

@@ -173,7 +173,7 @@ class GenotypeVAE(nn.Module):
             nn.Linear(c.hidden, 3 * c.n_snps),
         ) if c.decoder_latent != "linear" else nn.Sequential(nn.Linear(d_in, 3 * c.n_snps))
         self.decoder = GenotypeDecoder(c.n_snps, d_in, global_net, window=c.window, hidden=c.decoder_hidden,
-                                       gain=c.decoder_gain)
+                                       gain=c.decoder_gain, nearest=c.neighbour_nearest)
         self.pheno_head = (
             nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.latent_dim, 64), nn.GELU(), nn.Dropout(c.dropout),
                           nn.Linear(64, n_out)) if n_out else None
