@@ -38,6 +38,7 @@ kept for comparison; it samples all SNPs at once.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -87,6 +88,12 @@ def chromosome_segments(chrom) -> torch.Tensor:
     return torch.as_tensor(seg, dtype=torch.long)
 
 
+def standardised(dosages: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """(n, m) dosages (-1 missing) -> each SNP centred and scaled to unit sd, a missing call at its mean (0)."""
+    x = np.where(dosages < 0, np.nan, dosages).astype(dtype)
+    return np.nan_to_num((x - np.nanmean(x, 0)) / np.maximum(np.nanstd(x, 0), 1e-6))
+
+
 def _nearest(m: int, window: int) -> torch.Tensor:
     """(m, window) long: neighbour k of SNP j is SNP j-1-k (clamped at 0 where there is none: masked)."""
     return (torch.arange(m)[:, None] - 1 - torch.arange(window)[None, :]).clamp(min=0)
@@ -107,11 +114,9 @@ def linked_neighbours(dosages, segment: torch.Tensor, window: int, reach: int, p
     the holdout's, against 2.4x with them). Only axes above noise whose loadings spread over a tenth of the panel
     or more are taken out: taking out noise axes correlates SNPs, and an axis made of one LD block would take that
     block's own LD away."""
-    import numpy as np
     from scipy.stats import chi2
 
-    x = np.where(dosages < 0, np.nan, dosages[:max_individuals]).astype(np.float64)
-    x = np.nan_to_num((x - np.nanmean(x, 0)) / np.maximum(np.nanstd(x, 0), 1e-9))
+    x = standardised(dosages[:max_individuals])
     n, m = x.shape
     if components > 0 and n > 2 and m > 1:
         u, sv, vt = np.linalg.svd(x, full_matrices=False)
@@ -292,12 +297,12 @@ class GenotypeDecoder(nn.Module):
         ctx = self._context(z).float().permute(2, 1, 0).contiguous() if self.hidden > 0 else None  # (H, m, B)
         # per SNP, its present neighbours only (a window's linked slots are mostly empty) and their weights, with
         # column 3k + g for genotype g of neighbour k
-        present = [torch.nonzero(row).flatten() for row in self.mask.cpu() > 0]
-        index = [self.neighbours[j, cols.to(z.device)] for j, cols in enumerate(present)]
+        present = [torch.nonzero(row).flatten().to(z.device) for row in self.mask.cpu() > 0]
+        index = [self.neighbours[j, cols] for j, cols in enumerate(present)]
         W = self._scaled_W().float()
-        W = [W[j, cols.to(z.device)].reshape(-1, 3).T.contiguous() for j, cols in enumerate(present)]  # (3, 3v)
+        W = [W[j, cols].reshape(-1, 3).T.contiguous() for j, cols in enumerate(present)]  # (3, 3v)
         if ctx is not None:
-            A = [self.A[j, cols.to(z.device)].float().reshape(-1, self.hidden).T.contiguous()  # (H, 3v)
+            A = [self.A[j, cols].float().reshape(-1, self.hidden).T.contiguous()  # (H, 3v)
                  for j, cols in enumerate(present)]
             B = self.B.float().transpose(1, 2).contiguous()  # (m, 3, H)
         uniforms = torch.rand((n, m), generator=generator, device=z.device).T.contiguous()  # (m, B)

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from .decoder import standardised
 from .diffusion import GaussianDiffusion
 from .vae import GenotypeVAE
 
@@ -84,8 +85,7 @@ def _shares(dosages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _lag_r2(dosages: np.ndarray, lags: int) -> np.ndarray:
     """Mean squared correlation of dosages between SNPs k apart along the panel, k = 1..``lags`` (missing calls at
     the SNP's mean), each less its sampling bias 1 / n."""
-    x = np.where(dosages < 0, np.nan, dosages).astype(np.float32)
-    x = np.nan_to_num((x - np.nanmean(x, 0)) / np.maximum(np.nanstd(x, 0), 1e-6))
+    x = standardised(dosages, np.float32)
     r2 = [float(np.mean(np.mean(x[:, :-k] * x[:, k:], 0) ** 2)) for k in range(1, min(lags, x.shape[1] - 1) + 1)]
     return np.asarray(r2) - 1.0 / len(x)
 
@@ -149,7 +149,7 @@ def calibrate_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, co
     if decoder.independent:
         return {}
     device = decoder.ld_scale.device
-    lags = min(vae.config.neighbour_nearest, decoder.window) or decoder.window  # neighbour k < lags: k + 1 back
+    lags = decoder.nearest or decoder.window  # neighbour k < lags: k + 1 back
     target = _lag_r2(dosages, lags)
     draws = int(np.clip(4 * len(dosages), 1_000, 4_000))
     scale = np.ones(decoder.window)
