@@ -201,6 +201,24 @@ def test_chosen_neighbours__exact_likelihood_matches_sampling_and_learns_long_ra
         assert (np.corrcoef(s[:, 60], s[:, 31])[0, 1] ** 2 > 0.8) == reproduced
 
 
+@pytest.mark.parametrize("window,nearest,hidden", [(4, 0, 0), (4, 2, 0), (4, 2, 3), (6, 4, 3)])
+def test_sample__one_snp_at_a_time_equals_teacher_forced_logits(window, nearest, hidden):
+    """Sampling reads the nearest slots through a view and gathers the linked ones: with random weights in every
+    slot, hidden units and a chromosome boundary, the argmax draw is a fixed point of the teacher-forced logits."""
+    x, seg = _long_range_cohort()
+    dec = _decoder(200, window=window, hidden=hidden, nearest=nearest)
+    dec.set_segments(seg)
+    dec.choose_neighbours(*linked_neighbours(x, seg, window=window, reach=40, p=1e-6, nearest=nearest))
+    assert bool(dec.mask[:, nearest:].any())  # some linked slots are in use
+    with torch.no_grad():
+        dec.W.normal_(0, 2)
+        if hidden:
+            dec.B.normal_()
+    z = torch.randn(64, 2)
+    a = dec.eval().sample(z, mode="argmax")
+    assert torch.equal(a, dec.logits(a, z).argmax(-1).to(torch.int8))
+
+
 def test_vae_default_window__nearest_sixteen_then_linked_chosen_on_training_data_only():
     from snpgen_core.models.vae import GenotypeVAE, VAEConfig
 
