@@ -219,6 +219,25 @@ def test_sample__one_snp_at_a_time_equals_teacher_forced_logits(window, nearest,
     assert torch.equal(a, dec.logits(a, z).argmax(-1).to(torch.int8))
 
 
+def test_snp_major_logits__the_global_logits_reordered_with_or_without_a_final_linear_layer():
+    class Wrapped(nn.Module):  # a global net sampling cannot reorder the last layer of
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, z):
+            return self.net(z)
+
+    dec = _decoder(30, window=4)
+    with torch.no_grad():
+        dec.calibration.normal_()
+    z = torch.randn(5, 2)
+    expected = dec.global_logits(z).permute(1, 2, 0)  # (m, 3, B)
+    assert torch.allclose(dec._snp_major_logits(z), expected, atol=1e-5)
+    dec.global_net = Wrapped(dec.global_net)
+    assert torch.allclose(dec._snp_major_logits(z), expected, atol=1e-5)
+
+
 def test_vae_default_window__nearest_sixteen_then_linked_chosen_on_training_data_only():
     from snpgen_core.models.vae import GenotypeVAE, VAEConfig
 

@@ -233,8 +233,7 @@ class GenotypeDecoder(nn.Module):
             weight = last.weight.float().view(3, m, -1).transpose(0, 1).reshape(3 * m, -1)
             bias = self.calibration.float() + (0.0 if last.bias is None else last.bias.float().view(3, m).T)
             return torch.addmm(bias.reshape(-1, 1), weight, net[:-1](z).float().T).view(m, 3, n)
-        return (self.global_net(z).float().view(n, 3, m).permute(2, 1, 0) + self.calibration.float()[:, :, None]
-                ).contiguous()
+        return self.global_logits(z).float().permute(1, 2, 0).contiguous()
 
     @property
     def independent(self) -> bool:
@@ -268,7 +267,7 @@ class GenotypeDecoder(nn.Module):
         individuals first.)"""
         m, k, n = self.n_snps, self.nearest, history.shape[-1]
         windows = history.as_strided((m, 3 * k, n), (3 * n, n, 1), history.storage_offset())
-        out = torch.bmm(self._oldest_first(weights[:, :k] * self.mask[:, :k, None, None]), windows)  # (m, K, B)
+        out = torch.bmm(self._nearest_weights(weights), windows)  # (m, K, B)
         snp, slot = torch.nonzero(self.mask[:, k:], as_tuple=True)
         if len(snp):
             slot = slot + k
@@ -276,12 +275,12 @@ class GenotypeDecoder(nn.Module):
             out = out.index_add(0, snp, torch.bmm(weights[snp, slot].transpose(1, 2), linked))
         return out.permute(2, 0, 1)
 
-    @staticmethod
-    def _oldest_first(weights: torch.Tensor) -> torch.Tensor:
-        """(m, k, 3, K) weights of the nearest slots (slot i = SNP j-1-i) -> (m, K, 3k), column 3i + g for genotype
-        g of SNP j-k+i: the layout of the k rows of ``_history`` before SNP j."""
-        m, k, _, out = weights.shape
-        return weights.flip(1).reshape(m, 3 * k, out).transpose(1, 2).contiguous()
+    def _nearest_weights(self, weights: torch.Tensor) -> torch.Tensor:
+        """(m, w, 3, K) weights -> those of the nearest slots (slot i = SNP j-1-i; zero where masked) as (m, K, 3k),
+        column 3i + g for genotype g of SNP j-k+i: the layout of the k rows of ``_history`` before SNP j."""
+        k = self.nearest
+        near = weights[:, :k] * self.mask[:, :k, None, None]
+        return near.flip(1).reshape(self.n_snps, 3 * k, weights.shape[-1]).transpose(1, 2).contiguous()
 
     def _context(self, z: torch.Tensor) -> torch.Tensor:
         """(B, d) -> (B, m, hidden): the latent's input to each SNP's hidden units."""
@@ -328,13 +327,13 @@ class GenotypeDecoder(nn.Module):
         # genotype g of the i-th neighbour row read.
         k = self.nearest
         W = self._scaled_W().float()
-        near_w = self._oldest_first(W[:, :k] * self.mask[:, :k, None, None])  # (m, 3, 3k)
+        near_w = self._nearest_weights(W)  # (m, 3, 3k)
         linked = [(torch.nonzero(row).flatten() + k).to(z.device) for row in self.mask[:, k:].cpu() > 0]
         index = [self.neighbours[j, cols] + k for j, cols in enumerate(linked)]
         far_w = [W[j, cols].reshape(-1, 3).T.contiguous() for j, cols in enumerate(linked)]  # (3, 3v)
         if ctx is not None:
             A = self.A.float()
-            near_a = self._oldest_first(A[:, :k] * self.mask[:, :k, None, None])  # (m, H, 3k)
+            near_a = self._nearest_weights(A)  # (m, H, 3k)
             far_a = [A[j, cols].reshape(-1, self.hidden).T.contiguous() for j, cols in enumerate(linked)]
             B = self.B.float().transpose(1, 2).contiguous()  # (m, 3, H)
         uniforms = torch.rand((n, m), generator=generator, device=z.device).T.contiguous()  # (m, B)
