@@ -102,18 +102,24 @@ def _nearest(m: int, window: int) -> torch.Tensor:
 def linked_neighbours(dosages, segment: torch.Tensor, window: int, reach: int, p: float, *, nearest: int = 0,
                       components: int = 10, max_individuals: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:
     """Each SNP's ``window`` neighbours: its ``nearest`` nearest SNPs, and in the other slots, among the ``reach``
-    SNPs before it on its chromosome, the ones most correlated with it in ``dosages`` (n, m) once the top
-    ``components`` principal components are taken out of both (ancestry, which the latent carries, must not pass
-    for linkage), where that correlation beats chance between unlinked SNPs at significance ``p`` (n r^2 above the
-    chi-square 1-df quantile). Returns (index (m, window) long, valid (m, window) bool), nearest first; the first
-    ``max_individuals`` rows are used.
+    SNPs before it on its chromosome, those that tell most about it beyond the neighbours it already has, once the
+    top ``components`` principal components are taken out of ``dosages`` (n, m) (ancestry, which the latent
+    carries, must not pass for linkage). Chosen one at a time (forward selection): the SNP whose partial
+    correlation with it, given the nearest and those chosen before, is largest, while that beats chance at
+    significance ``p`` for the best of the c candidates (n r^2 above the chi-square 1-df quantile of p / c,
+    Bonferroni). Returns (index (m, window) long, valid (m,
+    window) bool), nearest first; the first ``max_individuals`` rows are used.
     Why: a dense panel (1000 Genomes AGBL4) keeps LD well past 16 SNPs (r^2 0.019 at lag 64 with 10 PCs out; the
     best 16 of the 64 before a SNP hold 2.5x the r^2 of the nearest 16), while on a sparse genome-wide panel of
     under a thousand people nearly every neighbour is unlinked and its weights can only fit chance correlations.
-    Without the PCs, msprime sim1's neighbours were chosen for shared ancestry over linkage (LD-decay error 4.6x
-    the holdout's, against 2.4x with them). Only axes above noise whose loadings spread over a tenth of the panel
-    or more are taken out: taking out noise axes correlates SNPs, and an axis made of one LD block would take that
-    block's own LD away."""
+    Partial, not marginal, correlation: a SNP 20-60 back is often correlated with SNP j only through the SNPs
+    between them (1000 Genomes AGBL4: 12.8 linked neighbours per SNP by marginal correlation at p 0.001, 5.2 by
+    partial; the VAE's validation loss 140.4 -> 133.7 nats), and a slot spent on it adds 9 weights that can only
+    fit the training sample. The VAE's default ``p`` is strict (``VAEConfig.neighbour_p``): on msprime even real
+    but weak linked neighbours raised the AATS loss (BENCHMARKS.md, thirteenth pass). Without the PCs, msprime sim1's
+    neighbours were chosen for shared ancestry over linkage (LD-decay error 4.6x the holdout's, against 2.4x with
+    them). Only axes above noise whose loadings spread over a tenth of the panel or more are taken out: taking out
+    noise axes correlates SNPs, and an axis made of one LD block would take that block's own LD away."""
     from scipy.stats import chi2
 
     x = standardised(dosages[:max_individuals])
@@ -128,15 +134,36 @@ def linked_neighbours(dosages, segment: torch.Tensor, window: int, reach: int, p
         x = x / np.maximum(x.std(0), 1e-9)
     reach = max(reach, window)
     seg = segment.numpy()
-    r2 = np.full((m, reach), -1.0)  # lag l + 1 of SNP j; -1 = none (before the panel or another chromosome)
-    for lag in range(1, min(reach, m - 1) + 1):
-        r = np.mean(x[:, lag:] * x[:, :-lag], 0)
-        r2[lag:, lag - 1] = np.where(seg[lag:] == seg[:-lag], r * r, -1.0)
-    r2[:, :nearest][r2[:, :nearest] >= 0] = np.inf  # the nearest are kept whatever their correlation
-    cut = chi2.isf(p, 1) / n if p < 1 else -0.5  # p = 1: every neighbour on the chromosome
-    best = np.argsort(-r2, axis=1, kind="stable")[:, :window]  # lags - 1 of the most correlated
-    valid = np.take_along_axis(r2, best, 1) > cut
-    lags = np.sort(np.where(valid, best, reach + np.arange(window)), axis=1) + 1  # nearest first, absent last
+    # r^2 the best of c candidates must beat, c = 1..reach; p = 1: every neighbour on the chromosome, best first
+    cuts = chi2.isf(p / np.arange(1, reach + 1), 1) / n if p < 1 else np.full(reach, -0.5)
+    lags = np.tile(reach + 1 + np.arange(window), (m, 1))  # absent slots sort last
+    first = 0  # the chromosome's first SNP
+    for j in range(m):
+        if j and seg[j] != seg[j - 1]:
+            first = j
+        back = min(reach, j - first)  # SNPs before j on its chromosome, within reach
+        near = min(nearest, back, window)
+        lags[j, :near] = np.arange(1, near + 1)
+        if near == window or back == near:
+            continue
+        cand = np.arange(near + 1, back + 1)
+        e = x[:, np.r_[j, j - cand]]  # SNP j, then its candidates, less what the nearest explain
+        if near:
+            q = np.linalg.qr(x[:, j - np.arange(1, near + 1)])[0]
+            e = e - q @ (q.T @ e)
+        y, c = e[:, 0], e[:, 1:]
+        for slot in range(near, window):
+            norm2 = np.einsum("ij,ij->j", c, c)
+            fit = norm2 > 1e-9 * n  # a candidate the chosen neighbours already explain has nothing left
+            r2 = np.where(fit, (y @ c) ** 2 / np.maximum(norm2 * (y @ y), 1e-300), -1.0)
+            best = int(np.argmax(r2))
+            if r2[best] <= cuts[len(cand) - 1]:
+                break
+            lags[j, slot] = cand[best]
+            qb = c[:, best] / np.sqrt(norm2[best])
+            y = y - qb * (qb @ y)
+            c = c - np.outer(qb, qb @ c)
+    lags = np.sort(lags, axis=1)  # nearest first, absent last
     valid = lags <= reach
     index = np.where(valid, np.arange(m)[:, None] - lags, 0)
     return torch.as_tensor(index, dtype=torch.long), torch.as_tensor(valid)

@@ -51,13 +51,16 @@ class VAEConfig:
     hidden: int = option(512, "width of the first encoder / last decoder layer; the middle one has hidden // 2",
                          low=2, high=16384)
     # decoder (models/decoder.py); window 0 is the independent decoder of SNPgen / Xie et al., kept for comparison.
-    # Each SNP's window holds its neighbour_nearest nearest SNPs and, in the other slots, the SNPs before it (within
-    # neighbour_reach) most correlated with it once ancestry is taken out, where that beats chance at neighbour_p
-    # (decoder.linked_neighbours). Against the nearest 16 alone (BENCHMARKS.md, eleventh pass): on 1000 Genomes
-    # AGBL4 CASE, whose LD reaches past 16 SNPs (medians of 2 seeds against 3), LD r 0.90x -> 0.99x, LD-decay
-    # error 2.4x -> 1.0x, detection AUC 0.79 -> 0.61, DCR share 0.556 -> 0.529, AATS loss 0.037 -> 0.031, but TSTR
-    # 0.98 -> 0.95; on msprime and the 805 SNPs (few or no linked neighbours) about the same. Choosing all 16 by
-    # linkage (nearest 0) did as well on AGBL4 but cost msprime TSTR (0.90)
+    # Each SNP's window holds its neighbour_nearest nearest SNPs and, in the other slots, SNPs before it (within
+    # neighbour_reach) chosen one at a time by their partial correlation with it given the neighbours it has, once
+    # ancestry is taken out, while that beats chance at neighbour_p for the best candidate (decoder.linked_neighbours).
+    # Against the nearest 16 alone (BENCHMARKS.md, eleventh pass): on 1000 Genomes AGBL4 CASE, whose LD reaches past
+    # 16 SNPs, LD r 0.90x -> 0.99x, LD-decay error 2.4x -> 1.0x, detection AUC 0.79 -> 0.61. neighbour_p 1e-10 (n r^2
+    # above about 49: a dependence 7 standard errors strong, of which the training sample's noise is under 2%): with
+    # 0.001 and marginal correlations (the eleventh pass's choice; 4.3 linked neighbours per SNP on msprime, 12.8 on
+    # AGBL4) msprime's AATS loss was 0.015 above the nearest 16 alone's over 6 runs x 4 draws; with 0.001 and
+    # partial correlations (1.7, 5.2) 0.009 above, with the best validation likelihood; with 1e-10 (0.3, 2.6) 0.001
+    # above, AGBL4's LD r kept (BENCHMARKS.md, thirteenth pass)
     window: int = option(32, "neighbours each SNP is decoded given, all before it on its chromosome (0 = none: the "
                              "independent decoder)", low=0, high=1024)
     neighbour_nearest: int = option(16, "of the window, the nearest SNPs; the other neighbours are chosen by linkage",
@@ -65,8 +68,9 @@ class VAEConfig:
     neighbour_reach: int = option(64, "SNPs before each SNP among which its other neighbours are chosen: the most "
                                       "correlated with it once the training PCs of ancestry are taken out",
                                   low=1, high=4096)
-    neighbour_p: float = option(0.001, "a neighbour chosen by linkage must be correlated with the SNP beyond chance "
-                                       "at this significance", low=0.0, high=1.0)
+    neighbour_p: float = option(1e-10, "a neighbour chosen by linkage must be correlated with the SNP, given the "
+                                       "neighbours it has, beyond chance at this significance (Bonferroni over the "
+                                       "candidates)", low=0.0, high=1.0)
     decoder_hidden: int = option(0, "hidden units per SNP letting neighbours interact with each other and z "
                                     "(0 = additive)", low=0, high=1024)
     # a Gaussian prior on the neighbour weights (MAP), spread over the training cohort: 1/N of it per individual.
