@@ -5,8 +5,8 @@
 along the position-ordered panel, restarting at every chromosome boundary (a SNP never conditions on a SNP of
 another chromosome, nor on positions before the panel's first). The neighbours n_j are the nearest ``window`` SNPs
 before j, or (``choose_neighbours``, from ``linked_neighbours``; the VAE's default) the nearest few and, in the
-other slots, SNPs further back that j's training genotypes are correlated with beyond chance: on a dense panel LD
-reaches past the nearest 16 SNPs. Why: a decoder that draws every SNP independently
+other slots, SNPs further back that tell about j's training genotypes well beyond what its nearer neighbours do:
+on a dense panel LD reaches past the nearest 16 SNPs. Why: a decoder that draws every SNP independently
 given z has Cov(x_j, x_k | z) = 0, so all linkage disequilibrium must pass through z, and strong LD then needs z to
 pin individuals down (memorisation). Here short-range LD comes from population-level haplotype structure learned
 per SNP, and z only has to carry ancestry, trait and long-range signal.
@@ -107,8 +107,8 @@ def linked_neighbours(dosages, segment: torch.Tensor, window: int, reach: int, p
     carries, must not pass for linkage). Chosen one at a time (forward selection): the SNP whose partial
     correlation with it, given the nearest and those chosen before, is largest, while that beats chance at
     significance ``p`` for the best of the c candidates (n r^2 above the chi-square 1-df quantile of p / c,
-    Bonferroni). Returns (index (m, window) long, valid (m,
-    window) bool), nearest first; the first ``max_individuals`` rows are used.
+    Bonferroni). Returns (index (m, window) long, valid (m, window) bool), nearest first; the first
+    ``max_individuals`` rows are used.
     Why: a dense panel (1000 Genomes AGBL4) keeps LD well past 16 SNPs (r^2 0.019 at lag 64 with 10 PCs out; the
     best 16 of the 64 before a SNP hold 2.5x the r^2 of the nearest 16), while on a sparse genome-wide panel of
     under a thousand people nearly every neighbour is unlinked and its weights can only fit chance correlations.
