@@ -6,7 +6,8 @@ that noise. Per run of ``bench_targets.py`` (cohort, training seed, config; the 
 cohorts as large as the training part are drawn from the run's latent-diffusion generator with the training
 part's condition mix (draw k seeded 100 + k), and each is scored against the training part and the real holdout
 with the report's own functions (``evaluation.privacy``, subsets seeded 100 + k; with ``--utility`` also the
-TSTR / TRTR ratio, ``evaluation.utility.tstr``). Rows (the mean and each draw's
+TSTR / TRTR ratio, ``evaluation.utility.tstr``; with ``--detection`` the detection AUC on the training PCs,
+``evaluation.structure.detection_auc``). Rows (the mean and each draw's
 value) go to ``benchmarks/results/privacy_draws.json``; ``--table`` prints the means per config over the listed
 runs, and each run's pair differences against the first config.
 
@@ -32,12 +33,14 @@ RESULTS = Path(__file__).resolve().parent / "results" / "privacy_draws.json"
 METRICS = ("aats_privacy_loss", "dcr_share", "membership_auc")
 
 
-def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False) -> dict:
+def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, detection: bool = False) -> dict:
     """Each metric of ``METRICS`` on ``draws`` seeded synthetic cohorts of the run: {metric: [value per draw]};
-    with ``utility`` also ``tstr_ratio`` (the report's linear TSTR over its TRTR on the same holdout)."""
+    with ``utility`` also ``tstr_ratio`` (the report's linear TSTR over its TRTR on the same holdout), with
+    ``detection`` also ``detection_auc`` (the report's, on the training PCs)."""
     import torch
 
     from snpgen_core.evaluation import privacy
+    from snpgen_core.evaluation.structure import detection_auc
     from snpgen_core.evaluation.utility import tstr
     from snpgen_core.models.generators import SamplingOptions
     from snpgen_core.runs import load_run
@@ -47,7 +50,7 @@ def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False) -> d
     y_train, y_holdout = trait.values[prep["split"].train], trait.values[prep["split"].holdout]
     y = y_train[~np.isnan(y_train)]
     generator = load_run(run_dir).generator("diffusion")
-    out = {m: [] for m in METRICS + (("tstr_ratio",) if utility else ())}
+    out = {m: [] for m in METRICS + (("tstr_ratio",) if utility else ()) + (("detection_auc",) if detection else ())}
     for k in range(draws):
         seed = 100 + k
         mix = y[np.random.default_rng(seed).integers(0, len(y), len(train))]
@@ -59,6 +62,8 @@ def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False) -> d
         if utility:
             v = tstr(train, holdout, synthetic, y_train, y_holdout, mix, trait.kind, n_boot=10, seed=seed)
             out["tstr_ratio"].append(v.value / v.reference)
+        if detection:
+            out["detection_auc"].append(float(detection_auc(train, holdout, synthetic, seed=seed).value))
     return out
 
 
@@ -67,7 +72,7 @@ def table(rows: list[dict], configs: list[str]) -> str:
     have."""
     by = {(r["cohort"], r["training_seed"], r["config"]): r for r in rows}
     runs = sorted({(c, s) for c, s, _ in by})
-    metrics = METRICS + (("tstr_ratio",) if any("tstr_ratio" in r for r in rows) else ())
+    metrics = METRICS + tuple(m for m in ("tstr_ratio", "detection_auc") if any(m in r for r in rows))
     lines = ["| config | runs | " + " | ".join(metrics) + " | pair difference against " + configs[0] + " |",
              "| --- | --- |" + " --- |" * (len(metrics) + 1)]
     for cfg in configs:
@@ -91,6 +96,7 @@ def main() -> None:
     ap.add_argument("--configs", required=True, help="config names (run_<config>_<seed>), comma-separated")
     ap.add_argument("--draws", type=int, default=4)
     ap.add_argument("--utility", action="store_true", help="also the TSTR / TRTR ratio of each draw (slower)")
+    ap.add_argument("--detection", action="store_true", help="also the detection AUC of each draw")
     ap.add_argument("--work", default=str(WORK))
     ap.add_argument("--table", action="store_true", help="print the means of the recorded rows for --configs")
     args = ap.parse_args()
@@ -113,7 +119,7 @@ def main() -> None:
                     continue
                 t0 = time.perf_counter()
                 row = {"cohort": name, "training_seed": seed, "config": cfg, "draws": args.draws,
-                       **score_run(prep, run_dir, args.draws, args.utility), "machine": machine(),
+                       **score_run(prep, run_dir, args.draws, args.utility, args.detection), "machine": machine(),
                        "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
                 print(json.dumps(row), flush=True)
                 old = [r for r in old if (r["cohort"], r["training_seed"], r["config"]) != (name, seed, cfg)]

@@ -59,8 +59,10 @@ class VAEConfig:
     # above about 49: a dependence 7 standard errors strong, of which the training sample's noise is under 2%): with
     # 0.001 and marginal correlations (the eleventh pass's choice; 4.3 linked neighbours per SNP on msprime, 12.8 on
     # AGBL4) msprime's AATS loss was 0.015 above the nearest 16 alone's over 6 runs x 4 draws; with 0.001 and
-    # partial correlations (1.7, 5.2) 0.009 above, with the best validation likelihood; with 1e-10 (0.3, 2.6) 0.001
-    # above, AGBL4's LD r kept (BENCHMARKS.md, thirteenth pass)
+    # partial correlations (1.7, 5.2) 0.009 above, with the best validation likelihood; with 1e-10 (0.3, 2.6) 0.003
+    # above, AGBL4's LD r kept. The price is on AGBL4 CASE, whose dense LD the marginal choice served better (AATS
+    # loss 0.029 -> 0.043, detection 0.625 -> 0.670, 3 seeds x 4 draws): a trade between panel kinds, measured with
+    # bench_privacy_draws.py (BENCHMARKS.md, thirteenth pass)
     window: int = option(32, "neighbours each SNP is decoded given, all before it on its chromosome (0 = none: the "
                              "independent decoder)", low=0, high=1024)
     neighbour_nearest: int = option(16, "of the window, the nearest SNPs; the other neighbours are chosen by linkage",
