@@ -194,6 +194,11 @@ def test_linked_neighbours__skips_snps_that_only_echo_a_nearer_neighbour():
     assert bool(valid[:, :2][2:].all()) and index[41, :2].tolist() == [40, 39]  # the nearest two, kept
     linked = {(int(j), int(index[j, k + 2])) for j, k in zip(*np.nonzero(valid[:, 2:].numpy()))}
     assert linked == {(40, 10), (55, 20)}
+    # the marginal rule (neighbour_selection "marginal") takes the echo too, and nothing else
+    index, valid = linked_neighbours(x, chromosome_segments(["1"] * 60), window=4, reach=40, p=1e-6, nearest=2,
+                                     partial=False)
+    linked = {(int(j), int(index[j, k + 2])) for j, k in zip(*np.nonzero(valid[:, 2:].numpy()))}
+    assert linked == {(40, 10), (55, 20), (41, 10)}
 
 
 def test_chosen_neighbours__exact_likelihood_matches_sampling_and_learns_long_range_ld():

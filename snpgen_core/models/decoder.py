@@ -100,15 +100,17 @@ def _nearest(m: int, window: int) -> torch.Tensor:
 
 
 def linked_neighbours(dosages, segment: torch.Tensor, window: int, reach: int, p: float, *, nearest: int = 0,
-                      components: int = 10, max_individuals: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:
+                      partial: bool = True, components: int = 10,
+                      max_individuals: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:
     """Each SNP's ``window`` neighbours: its ``nearest`` nearest SNPs, and in the other slots, among the ``reach``
     SNPs before it on its chromosome, those that tell most about it beyond the neighbours it already has, once the
     top ``components`` principal components are taken out of ``dosages`` (n, m) (ancestry, which the latent
     carries, must not pass for linkage). Chosen one at a time (forward selection): the SNP whose partial
     correlation with it, given the nearest and those chosen before, is largest, while that beats chance at
     significance ``p`` for the best of the c candidates (n r^2 above the chi-square 1-df quantile of p / c,
-    Bonferroni). Returns (index (m, window) long, valid (m, window) bool), nearest first; the first
-    ``max_individuals`` rows are used.
+    Bonferroni). With ``partial`` False, the eleventh pass's rule: the candidates with the largest *marginal*
+    correlations, each beating chance at ``p`` on its own. Returns (index (m, window) long, valid (m, window) bool),
+    nearest first; the first ``max_individuals`` rows are used.
     Why: a dense panel (1000 Genomes AGBL4) keeps LD well past 16 SNPs (r^2 0.019 at lag 64 with 10 PCs out; the
     best 16 of the 64 before a SNP hold 2.5x the r^2 of the nearest 16), while on a sparse genome-wide panel of
     under a thousand people nearly every neighbour is unlinked and its weights can only fit chance correlations.
@@ -148,6 +150,12 @@ def linked_neighbours(dosages, segment: torch.Tensor, window: int, reach: int, p
             continue
         cand = np.arange(near + 1, back + 1)
         e = x[:, np.r_[j, j - cand]]  # SNP j, then its candidates, less what the nearest explain
+        if not partial:
+            r2 = (e[:, 1:].T @ e[:, 0] / n) ** 2
+            top = np.argsort(-r2, kind="stable")[:window - near]
+            top = top[r2[top] > cuts[0]]
+            lags[j, near:near + len(top)] = cand[top]
+            continue
         if near:
             q = np.linalg.qr(x[:, j - np.arange(1, near + 1)])[0]
             e = e - q @ (q.T @ e)

@@ -62,7 +62,8 @@ class VAEConfig:
     # partial correlations (1.7, 5.2) 0.009 above, with the best validation likelihood; with 1e-10 (0.3, 2.6) 0.003
     # above, AGBL4's LD r kept. The price is on AGBL4 CASE, whose dense LD the marginal choice served better (AATS
     # loss 0.029 -> 0.043, detection 0.625 -> 0.670, 3 seeds x 4 draws): a trade between panel kinds, measured with
-    # bench_privacy_draws.py (BENCHMARKS.md, thirteenth pass)
+    # bench_privacy_draws.py. neighbour_selection "marginal" at 1e-10 sits between (AGBL4 0.028, msprime 0.024
+    # against 0.018; BENCHMARKS.md, thirteenth pass)
     window: int = option(32, "neighbours each SNP is decoded given, all before it on its chromosome (0 = none: the "
                              "independent decoder)", low=0, high=1024)
     neighbour_nearest: int = option(16, "of the window, the nearest SNPs; the other neighbours are chosen by linkage",
@@ -73,6 +74,9 @@ class VAEConfig:
     neighbour_p: float = option(1e-10, "a neighbour chosen by linkage must be correlated with the SNP, given the "
                                        "neighbours it has, beyond chance at this significance (Bonferroni over the "
                                        "candidates)", low=0.0, high=1.0)
+    neighbour_selection: str = option("partial", "how linked neighbours are chosen: partial (one at a time, by "
+                                                 "correlation given the neighbours already chosen) or marginal (by "
+                                                 "correlation alone)", choices=("partial", "marginal"))
     decoder_hidden: int = option(0, "hidden units per SNP letting neighbours interact with each other and z "
                                     "(0 = additive)", low=0, high=1024)
     # a Gaussian prior on the neighbour weights (MAP), spread over the training cohort: 1/N of it per individual.
@@ -215,7 +219,8 @@ class GenotypeVAE(nn.Module):
         if c.window > c.neighbour_nearest and len(dosages) > 2:  # no data (a DP run): the nearest window
             self.decoder.choose_neighbours(*linked_neighbours(dosages, self.decoder.segment.cpu(), c.window,
                                                                c.neighbour_reach, c.neighbour_p,
-                                                               nearest=c.neighbour_nearest))
+                                                               nearest=c.neighbour_nearest,
+                                                               partial=c.neighbour_selection == "partial"))
         if self.config.pheno_kind == "quantitative" and pheno is not None:
             ok = pheno[~np.isnan(pheno)]
             self.pheno_mean.fill_(float(ok.mean()))
