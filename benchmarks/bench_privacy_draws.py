@@ -120,7 +120,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 row = {"cohort": name, "training_seed": seed, "config": cfg, "draws": args.draws,
                        **score_run(prep, run_dir, args.draws, args.utility, args.detection), "machine": machine(),
-                       "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
+                       "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
+                       "wall_s": round(time.perf_counter() - t0, 1)}
                 print(json.dumps(row), flush=True)
                 old = [r for r in old if (r["cohort"], r["training_seed"], r["config"]) != (name, seed, cfg)]
                 old.append(row)

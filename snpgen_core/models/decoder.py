@@ -149,14 +149,14 @@ def linked_neighbours(dosages, segment: torch.Tensor, window: int, reach: int, p
         if near == window or back == near:
             continue
         cand = np.arange(near + 1, back + 1)
-        e = x[:, np.r_[j, j - cand]]  # SNP j, then its candidates, less what the nearest explain
+        e = x[:, np.r_[j, j - cand]]  # SNP j, then its candidates
         if not partial:
             r2 = (e[:, 1:].T @ e[:, 0] / n) ** 2
             top = np.argsort(-r2, kind="stable")[:window - near]
             top = top[r2[top] > cuts[0]]
             lags[j, near:near + len(top)] = cand[top]
             continue
-        if near:
+        if near:  # less what the nearest explain
             q = np.linalg.qr(x[:, j - np.arange(1, near + 1)])[0]
             e = e - q @ (q.T @ e)
         y, c = e[:, 0], e[:, 1:]
