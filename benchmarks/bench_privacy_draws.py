@@ -7,9 +7,9 @@ cohorts as large as the training part are drawn from the run's latent-diffusion 
 part's condition mix (draw k seeded 100 + k), and each is scored against the training part and the real holdout
 with the report's own functions (``evaluation.privacy``, subsets seeded 100 + k; with ``--utility`` also the
 TSTR / TRTR ratio, ``evaluation.utility.tstr``; with ``--detection`` the detection AUC on the training PCs,
-``evaluation.structure.detection_auc``). Rows (the mean and each draw's
-value) go to ``benchmarks/results/privacy_draws.json``; ``--table`` prints the means per config over the listed
-runs, and each run's pair differences against the first config.
+``evaluation.structure.detection_auc``). Rows (each draw's value, per metric) go to
+``benchmarks/results/privacy_draws.json``; ``--table`` prints the means per config over the listed runs, and the
+mean pair difference against the first config. One process at a time: rows are rewritten without a lock.
 
     .venv/bin/python benchmarks/bench_privacy_draws.py --cohorts sim1,sim2 --training-seeds 2,3 \\
         --configs nearest_16_by_lag,nearest_16_linked_16_by_lag --draws 4
