@@ -72,7 +72,8 @@ def table(rows: list[dict], configs: list[str]) -> str:
     have."""
     by = {(r["cohort"], r["training_seed"], r["config"]): r for r in rows}
     runs = sorted({(c, s) for c, s, _ in by})
-    metrics = METRICS + tuple(m for m in ("tstr_ratio", "detection_auc") if any(m in r for r in rows))
+    metrics = METRICS + tuple(m for m in ("tstr_ratio", "detection_auc")
+                              if any(m in r for r in rows if r["config"] in configs))
     lines = ["| config | runs | " + " | ".join(metrics) + " | pair difference against " + configs[0] + " |",
              "| --- | --- |" + " --- |" * (len(metrics) + 1)]
     for cfg in configs:
