@@ -121,7 +121,7 @@ def run(name: str, seed: int, work: Path, reuse: bool = False, guidance: float |
         train_s = json.loads((run_dir / "run.json").read_text())["train_seconds"]
     else:
         train_s = train(prep, run_dir, seed, None, None if config is None else str(config), 1)
-    out = work / name / f"syn_{seed}"
+    out = work / name / (f"syn_{tag}_{seed}" if tag else f"syn_{seed}")  # configs may run side by side
     for old in (work / name).glob(f"{out.name}.*"):
         old.unlink()
     guidance = DEFAULT_GUIDANCE if guidance is None else guidance
