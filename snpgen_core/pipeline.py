@@ -29,7 +29,8 @@ from .errors import InputError
 from .provenance import now_utc, sha256_file, software_versions, write_json
 from .splits import Split, read_split, split_samples, trait_strata, write_split
 from .memorisation import MemorisationCheck, release_warning
-from .models.generators import LatentDiffusion, calibrate_ld, calibrate_marginals, calibration_summary
+from .models.generators import (LatentDiffusion, calibrate_ld, calibrate_marginals, calibration_summary,
+                                released_ld)
 from .models.vae import LATENT_PATHS, GenotypeVAE
 from .training import Callback, Cancelled, FitState, default_threads, fit
 
@@ -749,6 +750,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                                    per_lag=cfg.ld_calibration == "lag")
         calibration.update(calibrate_marginals(released, vae, dosages[tr], cond[tr], rounds=cfg.calibration_rounds,
                                                seed=seed))
+        calibration.update(released_ld(released, vae, dosages[tr], cond[tr], seed=seed))
         _emit(callback, "check", calibration_summary(calibration))
 
     # 4. baselines (seconds; the independent SNPs were fitted first)

@@ -412,6 +412,35 @@ def test_calibrate_ld__restores_neighbour_weights_that_were_shrunk_lag_by_lag():
     assert calibrate_ld(gen, vae, x, cond) == {}
 
 
+def test_released_ld__measures_the_generator_as_released_after_the_frequency_offsets():
+    from snpgen_core.models.generators import calibrate_ld, calibration_summary, released_ld
+
+    rng = np.random.default_rng(4)
+    trans = np.array([[0.8, 0.15, 0.05], [0.2, 0.6, 0.2], [0.05, 0.25, 0.7]])
+    n, m = 2000, 20
+    x = np.empty((n, m), dtype=np.int8)
+    x[:, 0] = rng.choice(3, n)
+    for j in range(1, m):
+        x[:, j] = (rng.random(n)[:, None] > np.cumsum(trans[x[:, j - 1]], 1)).sum(1)
+    cond = np.full(n, np.nan)
+    vae, gen = _vae_generator(m, np.log(np.full((m, 3), 1 / 3)), window=1)
+    dec = vae.decoder
+    with torch.no_grad():
+        dec.W.zero_()
+        dec.W[1:, 0] = torch.as_tensor(np.log(trans) / dec.gain, dtype=torch.float32)
+    out = calibrate_ld(gen, vae, x, cond, seed=1)
+    # no offsets yet: the same seeded draw of the same decoder, so exactly what calibrate_ld ended with
+    assert released_ld(gen, vae, x, cond, seed=1)["ld_r2_released"] == out["ld_r2_after"]
+    with torch.no_grad():  # offsets that make genotype 0 nine times in ten: the chain's r^2 collapses
+        dec.calibration[:, 0] += 3.0
+    released = released_ld(gen, vae, x, cond, seed=1)
+    assert np.mean(released["ld_r2_released"]) < 0.5 * np.mean(out["ld_r2_after"])
+    line = calibration_summary({**out, **released, "shrinkage": 0.5, "mae_before": 0.02, "mae_after": 0.01})
+    assert f"{np.mean(released['ld_r2_released']):.4f} once the frequencies are calibrated too" in line
+    independent, gen0 = _vae_generator(m, np.log(np.full((m, 3), 1 / 3)))
+    assert released_ld(gen0, independent, x, cond) == {}
+
+
 def test_calibrate_ld__a_factor_for_each_lag_recovers_lags_shrunk_by_different_amounts():
     from snpgen_core.models.generators import SamplingOptions, calibrate_ld
 
