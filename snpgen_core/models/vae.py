@@ -62,8 +62,9 @@ class VAEConfig:
     # partial correlations (1.7, 5.2) 0.009 above, with the best validation likelihood; with 1e-10 (0.3, 2.6) 0.003
     # above, AGBL4's LD r kept. The price is on AGBL4 CASE, whose dense LD the marginal choice served better (AATS
     # loss 0.029 -> 0.043, detection 0.625 -> 0.670, 3 seeds x 4 draws): a trade between panel kinds, measured with
-    # bench_privacy_draws.py. neighbour_selection "marginal" at 1e-10 sits between (AGBL4 0.028, msprime 0.024
-    # against 0.018; BENCHMARKS.md, thirteenth pass)
+    # bench_privacy_draws.py. neighbour_selection "marginal" at 1e-10: AATS 0.026 against partial's 0.022 on
+    # msprime (12 runs x 4 draws; 0.016 against 0.013 on 4 unseen cohorts), 0.027 against 0.041 on AGBL4 CASE (4
+    # runs) but TSTR 0.91 against 0.96 there (one run lost the trait: 0.80); BENCHMARKS.md, fourteenth pass
     window: int = option(32, "neighbours each SNP is decoded given, all before it on its chromosome (0 = none: the "
                              "independent decoder)", low=0, high=1024)
     neighbour_nearest: int = option(16, "of the window, the nearest SNPs; the other neighbours are chosen by linkage",
