@@ -239,7 +239,8 @@ def released_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, con
 
 
 def calibration_summary(record: dict) -> str:
-    """One line for ``train``: what ``calibrate_ld`` and ``calibrate_marginals`` changed."""
+    """One line for ``train``: what ``calibrate_ld`` and ``calibrate_marginals`` changed, and the neighbour LD
+    ``released_ld`` measured after both."""
     parts = []
     if "ld_scale" in record:
         scale = np.atleast_1d(record["ld_scale"])  # runs written before 2026-12-02: one factor for every lag
