@@ -29,8 +29,7 @@ from .errors import InputError
 from .provenance import now_utc, sha256_file, software_versions, write_json
 from .splits import Split, read_split, split_samples, trait_strata, write_split
 from .memorisation import MemorisationCheck, release_warning
-from .models.generators import (LatentDiffusion, calibrate_ld, calibrate_marginals, calibration_summary,
-                                released_ld)
+from .models.generators import LatentDiffusion, calibrate, calibration_summary
 from .models.vae import LATENT_PATHS, GenotypeVAE
 from .training import Callback, Cancelled, FitState, default_threads, fit
 
@@ -451,7 +450,7 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
         "train_seconds": time.perf_counter() - t0,
         "privacy_check": privacy_check,  # memorisation.MemorisationCheck on the validation individuals, or None
         "differential_privacy": dp_record,  # differential_privacy.record: (epsilon, delta) spent; None without DP
-        "calibration": calibration,  # generators.calibrate_ld and calibrate_marginals: before / after; or None
+        "calibration": calibration,  # generators.calibrate (LD factors and frequency offsets): before / after; or None
         "decoder_latent": latent_path,  # decoder latent path "auto": the one kept, each one's validation loss
         "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
@@ -745,12 +744,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     # ld_scale and calibration; a DP run keeps none: the training cohort's statistics are outside its accounting)
     calibration = None
     if dp_plans is None and cfg.calibration_rounds > 0:
-        released = LatentDiffusion(vae, diffusion)
-        calibration = calibrate_ld(released, vae, dosages[tr], cond[tr], seed=seed,
-                                   per_lag=cfg.ld_calibration == "lag")
-        calibration.update(calibrate_marginals(released, vae, dosages[tr], cond[tr], rounds=cfg.calibration_rounds,
-                                               seed=seed))
-        calibration.update(released_ld(released, vae, dosages[tr], cond[tr], seed=seed))
+        calibration = calibrate(LatentDiffusion(vae, diffusion), vae, dosages[tr], cond[tr], seed=seed,
+                                per_lag=cfg.ld_calibration == "lag", rounds=cfg.calibration_rounds)
         _emit(callback, "check", calibration_summary(calibration))
 
     # 4. baselines (seconds; the independent SNPs were fitted first)

@@ -441,6 +441,37 @@ def test_released_ld__measures_the_generator_as_released_after_the_frequency_off
     assert released_ld(gen0, independent, x, cond) == {}
 
 
+def test_calibrate__a_second_pass_refits_the_ld_the_frequency_offsets_moved():
+    from snpgen_core.models.generators import calibrate
+
+    rng = np.random.default_rng(4)
+    trans = np.array([[0.8, 0.15, 0.05], [0.2, 0.6, 0.2], [0.05, 0.25, 0.7]])
+    n, m = 2000, 20
+    x = np.empty((n, m), dtype=np.int8)
+    x[:, 0] = rng.choice(3, n)
+    for j in range(1, m):
+        x[:, j] = (rng.random(n)[:, None] > np.cumsum(trans[x[:, j - 1]], 1)).sum(1)
+    cond = np.full(n, np.nan)
+    released = {}
+    for passes in (1, 2):
+        # the fitted model: the chain's weights shrunk to 0.7 and genotype 2 too rare everywhere, so the LD factor
+        # fitted before the offsets is fitted to the wrong frequencies
+        log_freq = np.log(np.full((m, 3), 1 / 3))
+        log_freq[:, 2] -= 1.0
+        vae, gen = _vae_generator(m, log_freq, window=1)
+        dec = vae.decoder
+        with torch.no_grad():
+            dec.W.zero_()
+            dec.W[1:, 0] = torch.as_tensor(0.7 * np.log(trans) / dec.gain, dtype=torch.float32)
+        out = calibrate(gen, vae, x, cond, seed=1, passes=passes)
+        released[passes] = np.mean(out["ld_r2_released"]) / np.mean(out["ld_r2_training"])
+        assert out["passes"] == passes and out["ld_r2_after"] == pytest.approx(out["ld_r2_training"], rel=0.02)
+        if passes == 2:  # the true factor is 1 / 0.7; the record keeps the state before the first pass
+            assert out["ld_scale"][0] == pytest.approx(1 / 0.7, rel=0.02)
+            assert np.mean(out["ld_r2_before"]) < 0.8 * np.mean(out["ld_r2_training"])
+    assert released[1] > 1.1 and released[2] == pytest.approx(1.0, abs=0.02)  # one pass overshoots
+
+
 def test_calibrate_ld__a_factor_for_each_lag_recovers_lags_shrunk_by_different_amounts():
     from snpgen_core.models.generators import SamplingOptions, calibrate_ld
 
