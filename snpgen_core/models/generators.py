@@ -246,9 +246,9 @@ def calibrate(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond:
 
     Why twice: the per-SNP offsets move the LD that the factors had matched, up or down, so the second pass fits
     the factors again on the generator with the offsets (and refits the offsets after them). Against one pass, 3
-    draws on each of 7 runs (msprime sim1-3 and AGBL4 CASE default runs, two unseen msprime cohorts; BENCHMARKS.md,
-    fourteenth pass): LD-decay error 2.37x -> 1.86x the holdout's on average (an unseen cohort 3.45x -> 1.82x; 4 of
-    7 runs above 2x -> 2), detection AUC +0.008, AATS loss +0.003, DCR share unchanged."""
+    draws on each of 8 runs (default runs of msprime sim1-3 and AGBL4 CASE, three unseen msprime cohorts;
+    BENCHMARKS.md, fourteenth pass): LD-decay error 2.29x -> 1.88x the holdout's on average (an unseen cohort 3.45x
+    -> 1.82x; runs above 2x: 4 of 8 -> 2), detection AUC +0.005, AATS loss +0.003, DCR share unchanged."""
     record: dict = {}
     for _ in range(passes):
         step = calibrate_ld(generator, vae, dosages, cond, seed=seed, per_lag=per_lag)
