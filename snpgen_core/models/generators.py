@@ -229,9 +229,10 @@ def released_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, con
     doing), or {} for the independent decoder.
 
     Why: the per-SNP offsets change the sampled LD as well. On an unseen msprime cohort (seed 63473) the mean r^2
-    of the nearest 16 lags was 1.02x the training cohort's before them and 0.93x after (its LD-decay error 5.0x the
-    holdout's; 2.0x without the offsets, which then leave genotype frequencies 3x further off); on three other
-    unseen cohorts the two differ by 3% or less. ``train`` prints both (BENCHMARKS.md, fourteenth pass)."""
+    of the nearest 16 lags was 1.02x the training cohort's before them and 0.93x after (one pass of ``calibrate``;
+    its LD-decay error 5.0x the holdout's; 2.0x without the offsets, which then leave genotype frequencies 3x
+    further off); on three other unseen cohorts the two differ by 3% or less. ``train`` prints both (BENCHMARKS.md,
+    fourteenth pass)."""
     if vae.decoder.independent:
         return {}
     lags, draw = _ld_draw(generator, vae, dosages, cond, seed)
