@@ -107,15 +107,22 @@ def test_sample__draws_follow_log_prob():
     assert torch.allclose(freq, p, atol=0.012)
 
 
-def test_decoder_without_latent__learns_markov_chain_transitions():
-    rng = np.random.default_rng(0)
-    trans = np.array([[0.8, 0.15, 0.05], [0.2, 0.6, 0.2], [0.05, 0.25, 0.7]])
-    n, m = 3000, 12
+TRANSITIONS = np.array([[0.8, 0.15, 0.05], [0.2, 0.6, 0.2], [0.05, 0.25, 0.7]])  # a first-order chain's rows
+
+
+def _chain_cohort(n: int, m: int, seed: int, start=None) -> np.ndarray:
+    """n individuals of the chain ``TRANSITIONS`` along m SNPs, SNP 0 from ``start`` (None: uniform)."""
+    rng = np.random.default_rng(seed)
     x = np.empty((n, m), dtype=np.int8)
-    x[:, 0] = rng.choice(3, n, p=[0.4, 0.35, 0.25])
+    x[:, 0] = rng.choice(3, n, p=start)
     for j in range(1, m):
-        u = rng.random(n)[:, None]
-        x[:, j] = (u > np.cumsum(trans[x[:, j - 1]], 1)).sum(1)
+        x[:, j] = (rng.random(n)[:, None] > np.cumsum(TRANSITIONS[x[:, j - 1]], 1)).sum(1)
+    return x
+
+
+def test_decoder_without_latent__learns_markov_chain_transitions():
+    trans, m = TRANSITIONS, 12
+    x = _chain_cohort(3000, m, 0, [0.4, 0.35, 0.25])
     dec = _train(_decoder(m, window=1), x, epochs=60)
     with torch.no_grad():
         for prev in range(3):
@@ -347,6 +354,16 @@ def _vae_generator(m: int, log_freq: np.ndarray, window: int = 0):
     return vae, VAEGaussian(vae, LatentGaussian(2))
 
 
+def _chain_model(m: int, log_freq: np.ndarray, shrunk: float = 1.0):
+    """``_vae_generator`` with one neighbour whose weights are the chain's log transitions times ``shrunk``."""
+    vae, gen = _vae_generator(m, log_freq, window=1)
+    dec = vae.decoder
+    with torch.no_grad():
+        dec.W.zero_()
+        dec.W[1:, 0] = torch.as_tensor(shrunk * np.log(TRANSITIONS) / dec.gain, dtype=torch.float32)
+    return vae, gen
+
+
 def _frequencies(x: np.ndarray) -> np.ndarray:
     return np.stack([(x == g).mean(0) for g in range(3)], axis=1)
 
@@ -382,24 +399,16 @@ def test_calibrate_marginals__corrects_a_biased_model_and_leaves_an_unbiased_one
 def test_calibrate_ld__restores_neighbour_weights_that_were_shrunk_lag_by_lag():
     from snpgen_core.models.generators import calibrate_ld
 
-    rng = np.random.default_rng(3)
-    start, trans = np.array([0.4, 0.35, 0.25]), np.array([[0.8, 0.15, 0.05], [0.2, 0.6, 0.2], [0.05, 0.25, 0.7]])
-    n, m = 3000, 30
-    x = np.empty((n, m), dtype=np.int8)
-    x[:, 0] = rng.choice(3, n, p=start)
-    for j in range(1, m):
-        x[:, j] = (rng.random(n)[:, None] > np.cumsum(trans[x[:, j - 1]], 1)).sum(1)
+    start, n, m = np.array([0.4, 0.35, 0.25]), 3000, 30
+    x = _chain_cohort(n, m, 3, start)
     cond = np.full(n, np.nan)
     for shrunk in (1.0, 0.6, 1.5):
         # the exact chain: SNP 0 from its start frequencies, every later SNP from its predecessor's row, with the
         # neighbour weights multiplied by `shrunk`
         log_freq = np.zeros((m, 3))
         log_freq[0] = np.log(start)
-        vae, gen = _vae_generator(m, log_freq, window=1)
+        vae, gen = _chain_model(m, log_freq, shrunk)
         dec = vae.decoder
-        with torch.no_grad():
-            dec.W.zero_()
-            dec.W[1:, 0] = torch.as_tensor(shrunk * np.log(trans) / dec.gain, dtype=torch.float32)
         out = calibrate_ld(gen, vae, x, cond, seed=1)
         if shrunk > 1:  # LD already stronger than the training cohort's: never weakened
             assert out["ld_scale"] == [1.0] == dec.ld_scale.tolist() and out["ld_r2_before"] > out["ld_r2_training"]
@@ -415,19 +424,10 @@ def test_calibrate_ld__restores_neighbour_weights_that_were_shrunk_lag_by_lag():
 def test_released_ld__measures_the_generator_as_released_after_the_frequency_offsets():
     from snpgen_core.models.generators import calibrate_ld, calibration_summary, released_ld
 
-    rng = np.random.default_rng(4)
-    trans = np.array([[0.8, 0.15, 0.05], [0.2, 0.6, 0.2], [0.05, 0.25, 0.7]])
     n, m = 2000, 20
-    x = np.empty((n, m), dtype=np.int8)
-    x[:, 0] = rng.choice(3, n)
-    for j in range(1, m):
-        x[:, j] = (rng.random(n)[:, None] > np.cumsum(trans[x[:, j - 1]], 1)).sum(1)
-    cond = np.full(n, np.nan)
-    vae, gen = _vae_generator(m, np.log(np.full((m, 3), 1 / 3)), window=1)
+    x, cond = _chain_cohort(n, m, 4), np.full(n, np.nan)
+    vae, gen = _chain_model(m, np.log(np.full((m, 3), 1 / 3)))
     dec = vae.decoder
-    with torch.no_grad():
-        dec.W.zero_()
-        dec.W[1:, 0] = torch.as_tensor(np.log(trans) / dec.gain, dtype=torch.float32)
     out = calibrate_ld(gen, vae, x, cond, seed=1)
     # no offsets yet: the same seeded draw of the same decoder, so exactly what calibrate_ld ended with
     assert released_ld(gen, vae, x, cond, seed=1)["ld_r2_released"] == out["ld_r2_after"]
@@ -444,25 +444,15 @@ def test_released_ld__measures_the_generator_as_released_after_the_frequency_off
 def test_calibrate__a_second_pass_refits_the_ld_the_frequency_offsets_moved():
     from snpgen_core.models.generators import calibrate
 
-    rng = np.random.default_rng(4)
-    trans = np.array([[0.8, 0.15, 0.05], [0.2, 0.6, 0.2], [0.05, 0.25, 0.7]])
     n, m = 2000, 20
-    x = np.empty((n, m), dtype=np.int8)
-    x[:, 0] = rng.choice(3, n)
-    for j in range(1, m):
-        x[:, j] = (rng.random(n)[:, None] > np.cumsum(trans[x[:, j - 1]], 1)).sum(1)
-    cond = np.full(n, np.nan)
+    x, cond = _chain_cohort(n, m, 4), np.full(n, np.nan)
     released = {}
     for passes in (1, 2):
         # the fitted model: the chain's weights shrunk to 0.7 and genotype 2 too rare everywhere, so the LD factor
         # fitted before the offsets is fitted to the wrong frequencies
         log_freq = np.log(np.full((m, 3), 1 / 3))
         log_freq[:, 2] -= 1.0
-        vae, gen = _vae_generator(m, log_freq, window=1)
-        dec = vae.decoder
-        with torch.no_grad():
-            dec.W.zero_()
-            dec.W[1:, 0] = torch.as_tensor(0.7 * np.log(trans) / dec.gain, dtype=torch.float32)
+        vae, gen = _chain_model(m, log_freq, 0.7)
         out = calibrate(gen, vae, x, cond, seed=1, passes=passes)
         released[passes] = np.mean(out["ld_r2_released"]) / np.mean(out["ld_r2_training"])
         assert out["passes"] == passes and out["ld_r2_after"] == pytest.approx(out["ld_r2_training"], rel=0.02)

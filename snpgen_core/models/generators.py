@@ -251,10 +251,10 @@ def calibrate(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond:
     BENCHMARKS.md, fourteenth pass): LD-decay error 2.29x -> 1.88x the holdout's on average (an unseen cohort 3.45x
     -> 1.82x; runs above 2x: 4 of 8 -> 2), detection AUC +0.005, AATS loss +0.003, DCR share unchanged."""
     record: dict = {}
+    first_only = ("ld_r2_before", "mae_before", "shrinkage")  # the state before, and the target, set once
     for _ in range(passes):
         step = calibrate_ld(generator, vae, dosages, cond, seed=seed, per_lag=per_lag)
         step.update(calibrate_marginals(generator, vae, dosages, cond, rounds=rounds, seed=seed))
-        first_only = ("ld_r2_before", "mae_before", "shrinkage")  # the state before, and the target, set once
         record.update({k: v for k, v in step.items() if not record or k not in first_only})
     record.update(released_ld(generator, vae, dosages, cond, seed=seed), passes=passes)
     return record
