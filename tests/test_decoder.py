@@ -395,6 +395,13 @@ def test_calibrate_marginals__corrects_a_biased_model_and_leaves_an_unbiased_one
     x = gen.sample(torch.full((4000,), float("nan")), torch.Generator().manual_seed(9), SamplingOptions()).numpy()
     assert np.abs(_frequencies(x) - truth).mean() < np.abs(_frequencies(small) - truth).mean()
 
+    # a target given (calibrate's second pass): aimed at as it is, no shrinkage estimated
+    vae, gen = _vae_generator(m, np.zeros((m, 3)))
+    out = calibrate_marginals(gen, vae, small, cond[:200], rounds=3, seed=1, target=truth)
+    assert np.isnan(out["shrinkage"]) and out["target"] is truth
+    x = gen.sample(torch.full((4000,), float("nan")), torch.Generator().manual_seed(9), SamplingOptions()).numpy()
+    assert np.abs(_frequencies(x) - truth).mean() < 0.02 < np.abs(_frequencies(small) - truth).mean()
+
 
 def test_calibrate_ld__restores_neighbour_weights_that_were_shrunk_lag_by_lag():
     from snpgen_core.models.generators import calibrate_ld
@@ -446,7 +453,7 @@ def test_calibrate__a_second_pass_refits_the_ld_the_frequency_offsets_moved():
 
     n, m = 2000, 20
     x, cond = _chain_cohort(n, m, 4), np.full(n, np.nan)
-    released = {}
+    released, mae = {}, {}
     for passes in (1, 2):
         # the fitted model: the chain's weights shrunk to 0.7 and genotype 2 too rare everywhere, so the LD factor
         # fitted before the offsets is fitted to the wrong frequencies
@@ -455,11 +462,13 @@ def test_calibrate__a_second_pass_refits_the_ld_the_frequency_offsets_moved():
         vae, gen = _chain_model(m, log_freq, 0.7)
         out = calibrate(gen, vae, x, cond, seed=1, passes=passes)
         released[passes] = np.mean(out["ld_r2_released"]) / np.mean(out["ld_r2_training"])
+        mae[passes] = out["mae_after"]
         assert out["passes"] == passes and out["ld_r2_after"] == pytest.approx(out["ld_r2_training"], rel=0.02)
         if passes == 2:  # the true factor is 1 / 0.7; the record keeps the state before the first pass
             assert out["ld_scale"][0] == pytest.approx(1 / 0.7, rel=0.02)
             assert np.mean(out["ld_r2_before"]) < 0.8 * np.mean(out["ld_r2_training"])
     assert released[1] > 1.1 and released[2] == pytest.approx(1.0, abs=0.02)  # one pass overshoots
+    assert mae[2] < mae[1] < 0.02  # the second pass aims at the first pass's frequencies again, after the new LD
 
 
 def test_calibrate_ld__a_factor_for_each_lag_recovers_lags_shrunk_by_different_amounts():
