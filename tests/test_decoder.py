@@ -275,6 +275,7 @@ def test_vae_default_window__nearest_sixteen_then_linked_chosen_on_training_data
     from snpgen_core.models.vae import GenotypeVAE, VAEConfig
 
     x, _ = _long_range_cohort()
+    x[:, 95] = x[:, 20]  # linkage 75 SNPs back: beyond a reach of 64, within the default's
     chrom = np.array(["1"] * 100 + ["2"] * 100)
     vae = GenotypeVAE(VAEConfig(n_snps=200, latent_dim=2, hidden=8))
     vae.init_from_data(x, chrom=chrom)
@@ -284,7 +285,8 @@ def test_vae_default_window__nearest_sixteen_then_linked_chosen_on_training_data
     assert dec.neighbours[80, :16].tolist() == nearest and bool(dec.mask[80, :16].all())
     linked = dec.neighbours[80, 16:][dec.mask[80, 16:] > 0].tolist()
     assert 50 in linked  # 30 back: linked, chosen
-    assert int(dec.mask[:, 16:].sum()) == 2  # the two linked pairs past the nearest 16 (60 <- 31, 80 <- 50), no more
+    assert 20 in dec.neighbours[95, 16:][dec.mask[95, 16:] > 0].tolist()  # 75 back
+    assert int(dec.mask[:, 16:].sum()) == 3  # the linked pairs past the nearest 16 (60 <- 31, 80 <- 50, 95 <- 20)
     assert not bool(dec.mask[100].any()) and bool(dec.mask[101, 0]) and not bool(dec.mask[101, 1:].any())
     with torch.no_grad():  # the nearest slots (read through a view) and the linked ones (gathered) both count
         dec.W.normal_()

@@ -69,7 +69,13 @@ class VAEConfig:
                              "independent decoder)", low=0, high=1024)
     neighbour_nearest: int = option(16, "of the window, the nearest SNPs; the other neighbours are chosen by linkage",
                                     low=0, high=1024)
-    neighbour_reach: int = option(64, "SNPs before each SNP among which its other neighbours are chosen: the most "
+    # reach 256, not 64 (BENCHMARKS.md, fifteenth pass): on 1000 Genomes AGBL4 a third of the linked neighbours then
+    # lie 65-256 SNPs back (3.5 per SNP against 2.6) and the structure along PCs 3-20 past 64 SNPs, 37-64% of a
+    # fresh sample's with reach 64, is no longer left to the latent: detection AUC 0.663 -> 0.605 (CASE, 3 runs x 4
+    # draws; QT 0.636 -> 0.622), AATS loss, DCR share and membership unchanged on average, TSTR 0.953 -> 0.941 (one
+    # run of three lost 0.044). On msprime few such neighbours pass the test (3 runs x 4 draws: AATS 0.019 -> 0.018,
+    # detection 0.670 both, TSTR 0.947 -> 0.954), on the 805 SNPs none (the same release)
+    neighbour_reach: int = option(256, "SNPs before each SNP among which its other neighbours are chosen: the most "
                                       "correlated with it once the training PCs of ancestry are taken out",
                                   low=1, high=4096)
     neighbour_p: float = option(1e-10, "a neighbour chosen by linkage must be correlated with the SNP, given the "
