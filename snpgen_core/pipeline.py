@@ -696,8 +696,10 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 vae = GenotypeVAE(dataclasses.replace(cfg.vae, decoder_latent=path))
+        first = fitted[paths[0]][0].decoder if fitted else None  # its neighbours, chosen on the same people
         vae.init_from_data(dosages[tr] if dp_plans is None else np.zeros((0, m), np.int8),
-                           values[tr] if dp_plans is None else None, chrom=bim["chrom"].to_numpy()[panel_index])
+                           values[tr] if dp_plans is None else None, chrom=bim["chrom"].to_numpy()[panel_index],
+                           neighbours=None if first is None else (first.neighbours.cpu(), first.mask.cpu() > 0))
         stage = "vae" if path == paths[0] else f"vae_{path}"
         fitted[path] = vae, fit(
             vae, (as_t(dosages[tr], torch.int8), as_t(cond[tr], torch.float32)),

@@ -297,6 +297,10 @@ def test_vae_default_window__nearest_sixteen_then_linked_chosen_on_training_data
         x80[:, 50] = (x80[:, 50] + 1) % 3  # SNP 50 is one of SNP 80's linked neighbours only
         changed = (dec.logits(x80, z) - dec.logits(a, z)).abs().amax((0, 2)) > 0
         assert changed[80] and not changed[81:].any() and changed[51:67].all()  # and the nearest 16 of 51..66
+    # neighbours already chosen on the same people (train_run's second VAE) are taken as they are
+    again = GenotypeVAE(VAEConfig(n_snps=200, latent_dim=2, hidden=8))
+    again.init_from_data(x[:5], chrom=chrom, neighbours=(dec.neighbours, dec.mask > 0))  # 5 people: no linkage
+    assert torch.equal(again.decoder.neighbours, dec.neighbours) and torch.equal(again.decoder.mask, dec.mask)
     # a DP run's VAE sees no genotypes: the nearest window, chosen from nothing
     blind = GenotypeVAE(VAEConfig(n_snps=200, latent_dim=2, hidden=8))
     blind.init_from_data(np.zeros((0, 200), np.int8), chrom=chrom)

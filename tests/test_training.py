@@ -202,6 +202,9 @@ def test_train_run__auto_latent_path_keeps_the_lower_validation_loss_and_records
     # a fixed path trains one VAE and records no choice
     fixed = _train(sim_prefix, tmp_path / "fixed", config={**TINY, "vae": {**TINY["vae"], "decoder_latent": "linear"}})
     assert json.loads((fixed / "run.json").read_text())["decoder_latent"] is None
+    # auto's second VAE takes the first's linked neighbours: the same as one chosen afresh on the same people
+    kept, afresh = run.models.vae.decoder, load_run(fixed).models.vae.decoder
+    assert torch.equal(kept.neighbours, afresh.neighbours) and torch.equal(kept.mask, afresh.mask)
     assert set(load_run(fixed).history()) == {"vae", "diffusion", "vae_best_epoch", "diffusion_best_epoch",
                                               "vae_stopped", "diffusion_stopped"}
 

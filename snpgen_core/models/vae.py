@@ -209,12 +209,15 @@ class GenotypeVAE(nn.Module):
             self.register_buffer("pc_sd", torch.zeros(k))
 
     @torch.no_grad()
-    def init_from_data(self, dosages: np.ndarray, pheno: np.ndarray | None = None, chrom=None) -> None:
+    def init_from_data(self, dosages: np.ndarray, pheno: np.ndarray | None = None, chrom=None,
+                       neighbours: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         """Start the output layer at the panel's log genotype frequencies (faster, stabler training), record
         the trait's mean and sd for standardisation, the panel's chromosomes (the decoder's dependence restarts
         at each boundary) and, where the window has slots beyond the nearest SNPs, each SNP's neighbours chosen by
         linkage in ``dosages``. ``dosages`` (n, m) int8 with -1 missing: the training individuals only; ``pheno``
-        (n,); ``chrom`` (m,) chromosome codes of the position-ordered panel (None: one chromosome)."""
+        (n,); ``chrom`` (m,) chromosome codes of the position-ordered panel (None: one chromosome); ``neighbours``
+        (index, valid), ``linked_neighbours``' answer for the same training individuals, if already chosen (a second
+        VAE on the same data: the choice is deterministic and takes 15-30 s on a 1,000-SNP panel)."""
         self.n_train = len(dosages)  # the prior on the neighbour weights is spread over this many individuals
         counts = np.stack([(dosages == g).sum(axis=0) for g in range(3)], axis=1).astype(np.float64) + 0.5
         logp = np.log(counts / counts.sum(axis=1, keepdims=True))
@@ -224,10 +227,9 @@ class GenotypeVAE(nn.Module):
             self.decoder.set_segments(chromosome_segments(chrom))
         c = self.config
         if c.window > c.neighbour_nearest and len(dosages) > 2:  # no data (a DP run): the nearest window
-            self.decoder.choose_neighbours(*linked_neighbours(dosages, self.decoder.segment.cpu(), c.window,
-                                                               c.neighbour_reach, c.neighbour_p,
-                                                               nearest=c.neighbour_nearest,
-                                                               partial=c.neighbour_selection == "partial"))
+            self.decoder.choose_neighbours(*(neighbours or linked_neighbours(
+                dosages, self.decoder.segment.cpu(), c.window, c.neighbour_reach, c.neighbour_p,
+                nearest=c.neighbour_nearest, partial=c.neighbour_selection == "partial")))
         if self.config.pheno_kind == "quantitative" and pheno is not None:
             ok = pheno[~np.isnan(pheno)]
             self.pheno_mean.fill_(float(ok.mean()))
