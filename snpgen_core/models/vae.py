@@ -72,9 +72,9 @@ class VAEConfig:
     # reach 256, not 64 (BENCHMARKS.md, fifteenth pass): on 1000 Genomes AGBL4 a third of the linked neighbours then
     # lie 65-256 SNPs back (3.5 per SNP against 2.6) and the structure along PCs 3-20 past 64 SNPs, 37-64% of a
     # fresh sample's with reach 64, is no longer left to the latent: detection AUC 0.663 -> 0.605 (CASE, 3 runs x 4
-    # draws; QT 0.636 -> 0.622), AATS loss, DCR share and membership unchanged on average, TSTR 0.953 -> 0.941 (one
-    # run of three lost 0.044). On msprime few such neighbours pass the test (3 runs x 4 draws: AATS 0.019 -> 0.018,
-    # detection 0.670 both, TSTR 0.947 -> 0.954), on the 805 SNPs none (the same release)
+    # draws; QT 0.640 -> 0.628 with AATS loss 0.026 -> 0.018), AATS loss, DCR share and membership unchanged on
+    # average, TSTR 0.953 -> 0.941 (one run of three lost 0.044). On msprime few such neighbours pass the test (5 runs
+    # x 4 draws: AATS 0.021 -> 0.017, detection unchanged), on the 805 SNPs none (the same release)
     neighbour_reach: int = option(256, "SNPs before each SNP among which its other neighbours are chosen: the most "
                                       "correlated with it once the training PCs of ancestry are taken out",
                                   low=1, high=4096)
