@@ -217,7 +217,7 @@ class GenotypeVAE(nn.Module):
         linkage in ``dosages``. ``dosages`` (n, m) int8 with -1 missing: the training individuals only; ``pheno``
         (n,); ``chrom`` (m,) chromosome codes of the position-ordered panel (None: one chromosome); ``neighbours``
         (index, valid), ``linked_neighbours``' answer for the same training individuals, if already chosen (a second
-        VAE on the same data: the choice is deterministic and takes 15-30 s on a 1,000-SNP panel)."""
+        VAE on the same data: the choice is deterministic, and took 15-30 s on the benchmark panels at reach 256)."""
         self.n_train = len(dosages)  # the prior on the neighbour weights is spread over this many individuals
         counts = np.stack([(dosages == g).sum(axis=0) for g in range(3)], axis=1).astype(np.float64) + 0.5
         logp = np.log(counts / counts.sum(axis=1, keepdims=True))
