@@ -252,7 +252,7 @@ def test_sample__one_snp_at_a_time_equals_teacher_forced_logits(window, nearest,
     assert torch.equal(a, dec.logits(a, z).argmax(-1).to(torch.int8))
 
 
-def test_snp_major_logits__the_global_logits_reordered_with_or_without_a_final_linear_layer():
+def test_snp_major_logits__the_global_logits_differenced_and_reordered_with_or_without_a_final_linear_layer():
     class Wrapped(nn.Module):  # a global net sampling cannot reorder the last layer of
         def __init__(self, net):
             super().__init__()
@@ -265,7 +265,8 @@ def test_snp_major_logits__the_global_logits_reordered_with_or_without_a_final_l
     with torch.no_grad():
         dec.calibration.normal_()
     z = torch.randn(5, 2)
-    expected = dec.global_logits(z).permute(1, 2, 0)  # (m, 3, B)
+    logits = dec.global_logits(z)
+    expected = (logits[..., 1:] - logits[..., :1]).permute(1, 2, 0)  # (m, 2, B): genotypes 1, 2 against 0
     assert torch.allclose(dec._snp_major_logits(z), expected, atol=1e-5)
     dec.global_net = Wrapped(dec.global_net)
     assert torch.allclose(dec._snp_major_logits(z), expected, atol=1e-5)

@@ -224,15 +224,20 @@ def test_condition_embedding__nan_takes_the_null_token():
     assert torch.equal(eq[1], q.condition.null) and not torch.equal(eq[0], eq[1])
 
 
-def test_denoiser__shared_timestep_fast_path_equals_per_row_embeddings():
+@pytest.mark.parametrize("kind,c", [
+    ("binary", [0.0, 1.0, float("nan"), 1.0, 0.0, float("nan")]),  # grouped by condition
+    ("binary", [1.0, 1.0, 1.0]),  # one condition: its embedding broadcast
+    ("quantitative", [*np.linspace(-2, 2, 20), float("nan")]),  # too many values to group: one embedding per row
+])
+def test_denoiser__shared_timestep_fast_path_equals_per_row_embeddings(kind, c):
     from snpgen_core.models.denoiser import timestep_embedding
 
     torch.manual_seed(0)
-    den = Denoiser(DenoiserConfig(latent_dim=3, hidden=16, depth=2, cond_kind="binary", n_classes=2))
+    den = Denoiser(DenoiserConfig(latent_dim=3, hidden=16, depth=2, cond_kind=kind, n_classes=2))
     for p in den.parameters():
         torch.nn.init.normal_(p, std=0.3)
-    x, t = torch.randn(6, 3), torch.full((6,), 321)
-    c = torch.tensor([0.0, 1.0, float("nan"), 1.0, 0.0, float("nan")])
+    c = torch.tensor(c, dtype=torch.float32)
+    x, t = torch.randn(len(c), 3), torch.full((len(c),), 321)
     emb = F.silu(den.time_mlp(timestep_embedding(t, den.config.time_dim)) + den.condition(c))
     h = den.inp(x)
     for block in den.blocks:

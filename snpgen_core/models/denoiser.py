@@ -97,12 +97,10 @@ class _Block(nn.Module):
         nn.init.zeros_(self.mlp[-1].weight)  # each block starts as the identity
         nn.init.zeros_(self.mlp[-1].bias)
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """``emb`` (B, h), or (U, h) distinct embeddings with ``rows`` (B,) picking one per sample."""
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """``emb`` (B, h), or (1, h) shared by every sample."""
         scale, shift = self.modulation(emb).chunk(2, dim=-1)
-        if rows is not None:
-            scale, shift = scale[rows], shift[rows]
-        return x + self.mlp(self.norm(x) * (1 + scale) + shift)
+        return x + self.mlp(torch.addcmul(shift, self.norm(x), 1 + scale))
 
 
 class Denoiser(nn.Module):
@@ -123,19 +121,26 @@ class Denoiser(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                 covariates: torch.Tensor | None = None) -> torch.Tensor:
-        rows = None
         if covariates is None and bool((t == t[0]).all()):
-            # sampling: one timestep and few distinct conditions per batch, so the embedding and the blocks'
-            # modulations are computed once per distinct condition (a third of the work at hidden 128)
-            key = torch.nan_to_num(cond, nan=float("inf"))
-            distinct, rows = torch.unique(key, return_inverse=True)
-            t, cond = t[:distinct.shape[0]], torch.where(torch.isinf(distinct), torch.nan, distinct)
-        emb = self.time_mlp(timestep_embedding(t, self.config.time_dim))  # (B or U, h)
+            # sampling: one timestep and a few distinct conditions per batch (a trait's classes and the null of
+            # guidance), so each condition's rows run as one group under its one embedding, computed once and
+            # broadcast: gathering a (B, hidden) modulation per block took a fifth of sampling's time at hidden 128
+            distinct, rows = torch.unique(torch.nan_to_num(cond, nan=float("inf")), return_inverse=True)
+            values = torch.where(torch.isinf(distinct), torch.nan, distinct)
+            if len(distinct) == 1:
+                t, cond = t[:1], values
+            elif len(distinct) <= 16:
+                out = torch.empty_like(x)
+                for u in range(len(distinct)):
+                    group = torch.nonzero(rows == u).flatten()
+                    out[group] = self(x[group], t[:1], values[u:u + 1]).to(out.dtype)
+                return out
+        emb = self.time_mlp(timestep_embedding(t, self.config.time_dim))  # (B or 1, h)
         c = self.condition(cond, covariates)
         if c.shape[1]:
             emb = emb + c
         emb = nn.functional.silu(emb)
         h = self.inp(x)
         for block in self.blocks:
-            h = block(h, emb, rows)
+            h = block(h, emb)
         return self.out(self.out_norm(h))
