@@ -389,8 +389,6 @@ class PlinkWriter:
             samples = pd.concat(self._samples, ignore_index=True)
             paths = [plink_path(self.prefix, s) for s in (".bed", ".bim", ".fam")]
             with atomic_paths(*paths) as (bed, bim, fam):
-                write_bim(bim, self.variants)
-                _write_fam(fam, samples)
                 m = len(self.variants)
                 # bed_reader writes to its location with the suffix replaced by ".bed_temp": give it a name whose
                 # last suffix follows our process-unique one, so two writers of one prefix never share that file
@@ -409,7 +407,7 @@ class PlinkWriter:
                 finally:
                     own.unlink(missing_ok=True)
                     own.with_suffix(".bed_temp").unlink(missing_ok=True)
-                # bed_reader rewrote .bim/.fam from the properties: put back our exact text
+                # bed_reader wrote .bim/.fam from the properties (in create_bed): put our exact text in their place
                 write_bim(bim, self.variants)
                 _write_fam(fam, samples)
         finally:
