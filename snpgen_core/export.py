@@ -157,6 +157,9 @@ def _model_text(config: dict, model: str | None, covar_names: list[str], latent_
     window, nearest = vae.get("window"), vae.get("neighbour_nearest", vae.get("window"))
     neighbours = (f"{window} neighbours per SNP: the {nearest} nearest, the others linked within "
                   f"{vae.get('neighbour_reach')}" if window and window > nearest else f"window {window}")
+    if vae.get("decoder_far_rank"):
+        neighbours += (f", and a {vae['decoder_far_rank']}-number summary of the genotypes up to "
+                       f"{vae.get('decoder_far_reach')} SNPs back")
     vae_text = (f"a VAE ({vae.get('encoder')} encoder, {vae.get('latent_dim')}-d latent, "
                 f"{vae.get('decoder_latent', 'mlp')} latent path{chosen}, {neighbours})")
     covars = f" and the covariates {', '.join(covar_names)}" if covar_names else ""

@@ -9,7 +9,7 @@ import pytest
 
 from snpgen_core.cli import main
 from snpgen_core.errors import InputError
-from snpgen_core.export import export_cohort, export_name, safe_name
+from snpgen_core.export import _model_text, export_cohort, export_name, safe_name
 from snpgen_core.generation import generate
 from snpgen_core.io.plink import read_plink
 from snpgen_core.pipeline import train_run
@@ -84,6 +84,15 @@ def test_cli_export__folder_zip_and_model_card(made, tmp_path, capsys):
     vae = json.loads((run / "config.json").read_text())["train"]["vae"]  # the decoder's neighbours as configured
     assert (f"{vae['window']} neighbours per SNP: the {vae['neighbour_nearest']} nearest, the others linked within "
             f"{vae['neighbour_reach']}") in " ".join(card.split())
+
+
+def test_model_text__names_the_decoders_far_summary_only_when_it_has_one():
+    vae = {"encoder": "mlp", "latent_dim": 16, "window": 32, "neighbour_nearest": 16, "neighbour_reach": 256}
+    far = "summary of the genotypes"
+    assert far not in _model_text({"vae": vae, "diffusion": {}}, "diffusion", [])
+    text = _model_text({"vae": {**vae, "decoder_far_rank": 4, "decoder_far_reach": 300}, "diffusion": {}},
+                       "diffusion", [])
+    assert "the others linked within 256, and a 4-number summary of the genotypes up to 300 SNPs back" in text
 
 
 def test_cli_export__never_overwrites_and_bad_inputs_are_one_line(made, tmp_path, capsys):

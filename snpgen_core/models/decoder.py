@@ -15,12 +15,18 @@ Per SNP j (its own weights, like PixelCNN's masked connections but not shared ac
 neighbours are in LD differs from SNP to SNP):
 
     logits_j = g(z)_j + sum_k W_j[k, x_{n_j(k)}] + B_j . GELU(sum_k A_j[k, x_{n_j(k)}] + P_j e(z))
+               + U_j . sum_{i = j - far_reach}^{j - nearest - 1} V_i[x_i]
 
 ``z`` is whatever the decoder is conditioned on (the VAE passes the latent with the embedded trait appended,
 ``GenotypeVAE.decoder_input``). ``g(z)`` is the independent decoder's MLP (per-SNP, per-class logits; or one
 linear map, the VAE's ``decoder_latent="linear"``), ``W`` the additive (logistic) effect of each of the
 ``window`` neighbours' genotypes, and the optional ``hidden`` units (``A``, ``B``, ``P``; 0 = off) let
 neighbours interact with each other and with the latent (haplotypes whose frequencies differ by ancestry).
+The optional far summary (``far_rank`` r > 0; 0 = off) gives each individual r running sums of the genotypes
+between ``far_reach`` and ``nearest`` + 1 SNPs back (V: r numbers per SNP and genotype), which each SNP reads
+through its own U (r x 3): the chain's own draws carry what lies beyond the window (a haplotype background, local
+ancestry), pooled over many SNPs whose dependence on j is each too weak to earn a linked slot. The sums are
+prefix-sum differences in ``logits`` and kept running (one SNP in, one out) in ``sample``.
 Genotypes are 3-class categorical (0/1/2 copies of a1); a missing neighbour (-1) is the all-zero one-hot, so it
 contributes nothing, and a missing x_j is left out of the likelihood (``log_prob`` is exact: the model is
 autoregressive, so the probability of the called genotypes is the product of their conditionals given the
@@ -195,12 +201,16 @@ class GenotypeDecoder(nn.Module):
     """
 
     def __init__(self, n_snps: int, latent_dim: int, global_net: nn.Module, *, window: int = 16, hidden: int = 0,
-                 context_dim: int = 16, gain: float = 1.0, nearest: int | None = None):
+                 context_dim: int = 16, gain: float = 1.0, nearest: int | None = None, far_rank: int = 0,
+                 far_reach: int = 256):
         super().__init__()
         if window < 0 or hidden < 0:
             raise ValueError(f"decoder window {window} and hidden units {hidden} must be >= 0")
         if window == 0 and hidden > 0:
             raise ValueError("hidden units need neighbours: set a decoder window >= 1, or hidden 0")
+        if far_rank < 0 or far_reach < 1 or (far_rank and window == 0):
+            raise ValueError(f"the far summary (rank {far_rank}, reach {far_reach}) needs rank >= 0, reach >= 1 and a "
+                             "decoder window >= 1")
         self.n_snps, self.window, self.hidden = n_snps, window, hidden
         # the first ``nearest`` slots hold the nearest SNPs; the others are chosen (``choose_neighbours``)
         self.nearest = window if nearest is None else min(nearest, window)
@@ -215,6 +225,12 @@ class GenotypeDecoder(nn.Module):
             self.P = nn.Parameter(torch.randn(n_snps, context_dim, hidden) * (1.0 / context_dim ** 0.5))
             self.bias_h = nn.Parameter(torch.zeros(n_snps, hidden))
             self.B = nn.Parameter(torch.zeros(n_snps, hidden, 3))
+        # the far summary: r numbers per individual summing the genotypes ``far_reach`` to ``nearest`` + 1 SNPs back
+        # (V, per SNP and genotype), read by each SNP through its own U
+        self.far_rank, self.far_reach = far_rank, far_reach
+        if far_rank > 0:
+            self.V = nn.Parameter(torch.randn(n_snps, 3, far_rank) * far_reach ** -0.5)
+            self.U = nn.Parameter(torch.zeros(n_snps, far_rank, 3))
         # chromosome segments of the panel (set by set_segments from the panel's .bim; one chromosome by default)
         self.register_buffer("segment", torch.zeros(n_snps, dtype=torch.long))
         self.register_buffer("mask", _window_mask(self.segment, window))
@@ -280,11 +296,30 @@ class GenotypeDecoder(nn.Module):
         if self.independent:
             return self.global_logits(z)
         history = self._history(dosages, z.dtype)
-        out = self.global_logits(z) + self._neighbour_sum(history, self._scaled_W())
-        if self.hidden > 0:
-            pre = self._neighbour_sum(history, self.A) + self._context(z)
-            out = out + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)
+        if self.hidden > 0:  # the hidden units' neighbour sums in the same products, as outputs 3..
+            sums = self._neighbour_sum(history, torch.cat([self._scaled_W(), self.A], -1))
+            pre = sums[..., 3:] + self._context(z)
+            out = self.global_logits(z) + sums[..., :3] + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)
+        else:
+            out = self.global_logits(z) + self._neighbour_sum(history, self._scaled_W())
+        if self.far_rank > 0:
+            y = torch.bmm(self.V.transpose(1, 2), history[self.nearest:])  # (m, r, B): each SNP's share
+            total = F.pad(y.cumsum(0), (0, 0, 0, 0, 1, 0))  # (m + 1, r, B): total[i] = sum of the first i
+            start, end = self._far_bounds()
+            out = out + torch.bmm(self.U.transpose(1, 2), total[end] - total[start]).permute(2, 0, 1)
         return out
+
+    def _far_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(m,) first and one-past-last SNP of each SNP's far summary: SNPs ``far_reach`` to ``nearest`` + 1 before
+        it on its chromosome (empty, start = end, where there are none)."""
+        m = self.n_snps
+        j = torch.arange(m, device=self.segment.device)
+        first = torch.zeros(m, dtype=torch.long, device=j.device)  # the chromosome's first SNP
+        change = torch.nonzero(self.segment[1:] != self.segment[:-1]).flatten() + 1
+        first[change] = change
+        first = torch.cummax(first, 0).values
+        start = torch.maximum(j - self.far_reach, first)
+        return start, torch.maximum(j - self.nearest, start)
 
     def _history(self, dosages: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """(B, m) dosages -> (nearest + m, 3, B) one-hot genotypes, individuals last, SNP j in row nearest + j (zero
@@ -341,6 +376,8 @@ class GenotypeDecoder(nn.Module):
         total = (self.gain * self.W).pow(2).sum()
         if self.hidden > 0:
             total = total + self.A.pow(2).sum() + self.B.pow(2).sum()
+        if self.far_rank > 0:
+            total = total + self.U.pow(2).sum() + self.V.pow(2).sum()
         return total
 
     def log_prob(self, dosages: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -379,26 +416,44 @@ class GenotypeDecoder(nn.Module):
         linked = [(torch.nonzero(row).flatten() + k).to(z.device) for row in self.mask[:, k:].cpu() > 0]
         index = [self.neighbours[j, cols] + k for j, cols in enumerate(linked)]
         far_w = [W[j, cols].reshape(-1, 2).T.contiguous() for j, cols in enumerate(linked)]
-        ctx = None
-        if self.hidden > 0:
+        if self.far_rank > 0:  # the summary's genotype-0 part is a constant per SNP; the rest is kept running
+            start, end = (b.tolist() for b in self._far_bounds())
+            total = F.pad(self.V[:, 0].float().cumsum(0), (0, 0, 1, 0))
+            far_u = _against_first(self.U.float(), 2).transpose(1, 2).contiguous()  # (m, 2, r)
+            base += torch.bmm(far_u, (total[end] - total[start])[:, :, None])
+            far_v = _against_first(self.V.float(), 1).transpose(1, 2).contiguous()  # (m, r, 2)
+            summary, lo, hi = torch.zeros(self.far_rank, n, device=z.device), 0, 0  # SNPs lo..hi-1 summed
+        if self.hidden > 0:  # the hidden units' inputs ride along in rows 2.. of each step's products
             A, shift_a = self._indicator_weights(self.A.float())
-            ctx = (self._context(z).float() + shift_a).permute(2, 1, 0).contiguous()  # (H, m, B)
-            near_a = self._nearest_weights(A)  # (m, H, 2k)
-            far_a = [A[j, cols].reshape(-1, self.hidden).T.contiguous() for j, cols in enumerate(linked)]
+            # the latent's input to them, laid out (m, H, B) by one product (as _context, computed in this layout)
+            ctx = torch.addmm((self.bias_h.float() + shift_a).reshape(-1, 1),
+                              self.P.float().transpose(1, 2).reshape(-1, self.P.shape[1]), self.context(z).float().T)
+            base = torch.cat([base, ctx.view(m, self.hidden, n)], 1)  # (m, 2 + H, B)
+            near_w = torch.cat([near_w, self._nearest_weights(A)], 1)  # (m, 2 + H, 2k)
+            far_w = [torch.cat([w, A[j, cols].reshape(-1, self.hidden).T]).contiguous()
+                     for j, (w, cols) in enumerate(zip(far_w, linked))]
             B = _against_first(self.B.float(), 2).transpose(1, 2).contiguous()  # (m, 2, H)
         uniforms = torch.rand((n, m), generator=generator, device=z.device).T.contiguous()  # (m, B)
         drawn = torch.zeros(k + m, 2, n, device=z.device)  # indicators of genotypes 1 and 2 drawn so far
         for j in range(m):
             near = drawn[j:j + k].view(2 * k, n)  # (2k, B): SNPs j-k..j-1, no copy
             far = drawn.index_select(0, index[j]).view(-1, n) if len(index[j]) else None  # (2v, B)
-            d = base[j].addmm_(near_w[j], near)  # (2, B), in place: SNP j's base is not read again
+            out = base[j].addmm_(near_w[j], near)  # (2 [+ H], B), in place: SNP j's base is not read again
             if far is not None:
-                d.addmm_(far_w[j], far)
-            if ctx is not None:
-                pre = torch.addmm(ctx[:, j], near_a[j], near)
-                if far is not None:
-                    pre.addmm_(far_a[j], far)
-                d = d + B[j] @ F.gelu(pre)
+                out.addmm_(far_w[j], far)
+            d = out[:2]
+            if self.far_rank > 0:
+                if start[j] >= hi:  # a new chromosome, or nothing summed yet
+                    summary.zero_()
+                    lo = hi = start[j]
+                for i in range(hi, end[j]):
+                    summary.addmm_(far_v[i], drawn[k + i])
+                for i in range(lo, start[j]):
+                    summary.addmm_(far_v[i], drawn[k + i], alpha=-1)
+                lo, hi = start[j], max(hi, end[j])
+                d.addmm_(far_u[j], summary)
+            if self.hidden > 0:
+                d.addmm_(B[j], F.gelu(out[2:]))
             row = drawn[k + j]  # written in place by the comparisons: no boolean temporaries to convert
             d1, d2 = d.unbind(0)
             top = torch.maximum(d1, d2)

@@ -86,6 +86,9 @@ class VAEConfig:
                                                  "correlation alone)", choices=("partial", "marginal"))
     decoder_hidden: int = option(0, "hidden units per SNP letting neighbours interact with each other and z "
                                     "(0 = additive)", low=0, high=1024)
+    decoder_far_rank: int = option(0, "numbers summarising each individual's genotypes further back than the nearest "
+                                      "neighbours, read by every SNP (0 = none)", low=0, high=256)
+    decoder_far_reach: int = option(256, "how far back, in SNPs, the far summary reaches", low=1, high=100000)
     # a Gaussian prior on the neighbour weights (MAP), spread over the training cohort: 1/N of it per individual.
     # Not the default: at 720 training people (msprime, 4 cohorts) it moved neither AATS loss (0.069 at 0, 0.074 at
     # 0.5, 0.076 at 2) nor DCR share (0.606, 0.606, 0.614) beyond noise (BENCHMARKS.md, seventh pass)
@@ -190,7 +193,8 @@ class GenotypeVAE(nn.Module):
             nn.Linear(c.hidden, 3 * c.n_snps),
         ) if c.decoder_latent != "linear" else nn.Sequential(nn.Linear(d_in, 3 * c.n_snps))
         self.decoder = GenotypeDecoder(c.n_snps, d_in, global_net, window=c.window, hidden=c.decoder_hidden,
-                                       gain=c.decoder_gain, nearest=c.neighbour_nearest)
+                                       gain=c.decoder_gain, nearest=c.neighbour_nearest,
+                                       far_rank=c.decoder_far_rank, far_reach=c.decoder_far_reach)
         self.pheno_head = (
             nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.latent_dim, 64), nn.GELU(), nn.Dropout(c.dropout),
                           nn.Linear(64, n_out)) if n_out else None
