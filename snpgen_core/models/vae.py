@@ -86,12 +86,13 @@ class VAEConfig:
                                                  "correlation alone)", choices=("partial", "marginal"))
     decoder_hidden: int = option(0, "hidden units per SNP letting neighbours interact with each other and z "
                                     "(0 = additive)", low=0, high=1024)
-    # far summary (BENCHMARKS.md, seventeenth pass; rank 4, reach 256, against the default, 8 runs x 4 draws):
+    # far summary (BENCHMARKS.md, seventeenth pass; rank 4, reach 256, paired with the default, 7 runs x 4 draws):
     # validation loss 0.4-1.6 nats lower on 1000G AGBL4, 0.1-1.2 higher on msprime; detection AUC on AGBL4 CASE
     # 0.605 -> 0.584 but TSTR 0.941 -> 0.894 (lower on 3 of 3 runs); on msprime no gain. Not the default.
-    # decoder_hidden 8 (the same runs): validation loss 2-5 nats lower on all 8, detection 0.023 lower on average
-    # (6 of 8), privacy rows unchanged on average, but one AGBL4 run lost much of the trait (TSTR 0.78) and
-    # training and sampling cost 1.5-2x
+    # decoder_hidden 8 (15 paired runs): validation loss 2-5 nats lower on all but the 805 SNPs, but on msprime
+    # (9 runs) detection no lower on average (one run 0.65 -> 0.80) and the AATS loss 0.018 -> 0.025; on AGBL4 QT
+    # detection 0.06-0.08 lower, AATS loss higher on 2 of 3; one AGBL4 CASE run lost much of the trait (TSTR 0.78);
+    # training and sampling 1.5-2x as long
     decoder_far_rank: int = option(0, "numbers summarising each individual's genotypes further back than the nearest "
                                       "neighbours, read by every SNP (0 = none)", low=0, high=256)
     decoder_far_reach: int = option(256, "how far back, in SNPs, the far summary reaches", low=1, high=100000)
