@@ -298,7 +298,7 @@ class GenotypeDecoder(nn.Module):
         history = self._history(dosages, z.dtype)
         if self.hidden > 0:  # the hidden units' neighbour sums in the same products, as outputs 3..
             sums = self._neighbour_sum(history, torch.cat([self._scaled_W(), self.A], -1))
-            pre = sums[..., 3:] + self._context(z)
+            pre = sums[..., 3:] + self._context(z).permute(2, 0, 1)
             out = self.global_logits(z) + sums[..., :3] + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)
         else:
             out = self.global_logits(z) + self._neighbour_sum(history, self._scaled_W())
@@ -354,9 +354,12 @@ class GenotypeDecoder(nn.Module):
         near = weights[:, :k] * self.mask[:, :k, None, None]
         return near.flip(1).reshape(self.n_snps, -1, weights.shape[-1]).transpose(1, 2).contiguous()
 
-    def _context(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, d) -> (B, m, hidden): the latent's input to each SNP's hidden units."""
-        return torch.einsum("bc,mch->bmh", self.context(z), self.P) + self.bias_h
+    def _context(self, z: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, d) -> (m, hidden, B): the latent's input to each SNP's hidden units (plus ``shift`` (m, hidden)), in
+        the layout sampling reads, by one product."""
+        bias = self.bias_h if shift is None else self.bias_h + shift
+        weight = self.P.transpose(1, 2).reshape(-1, self.P.shape[1])  # (m * hidden, context)
+        return torch.addmm(bias.reshape(-1, 1), weight, self.context(z).T).view(self.n_snps, self.hidden, -1)
 
     def _indicator_weights(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(m, w, 3, K) neighbour weights on one-hot genotypes -> (m, w, 2, K) on the indicators of genotypes 1 and 2,
@@ -425,10 +428,7 @@ class GenotypeDecoder(nn.Module):
             summary, lo, hi = torch.zeros(self.far_rank, n, device=z.device), 0, 0  # SNPs lo..hi-1 summed
         if self.hidden > 0:  # the hidden units' inputs ride along in rows 2.. of each step's products
             A, shift_a = self._indicator_weights(self.A.float())
-            # the latent's input to them, laid out (m, H, B) by one product (as _context, computed in this layout)
-            ctx = torch.addmm((self.bias_h.float() + shift_a).reshape(-1, 1),
-                              self.P.float().transpose(1, 2).reshape(-1, self.P.shape[1]), self.context(z).float().T)
-            base = torch.cat([base, ctx.view(m, self.hidden, n)], 1)  # (m, 2 + H, B)
+            base = torch.cat([base, self._context(z, shift_a).float()], 1)  # (m, 2 + H, B)
             near_w = torch.cat([near_w, self._nearest_weights(A)], 1)  # (m, 2 + H, 2k)
             far_w = [torch.cat([w, A[j, cols].reshape(-1, self.hidden).T]).contiguous()
                      for j, (w, cols) in enumerate(zip(far_w, linked))]
