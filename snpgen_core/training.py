@@ -128,6 +128,8 @@ class FitConfig:
     adam_beta2: float = option(0.999, "AdamW second-moment decay (WGAN-GP: 0.9)", low=0.0, high=0.999999)
     patience: int = option(10, "epochs without a better validation loss before stopping", low=1)
     min_epochs: int = option(0, "no early stopping before this many epochs", low=0)
+    keep_from: int = option(0, "the first epoch whose weights can be kept (at most the last): a validation loss "
+                               "that prefers barely trained weights is not trusted before it", low=0)
     ema_decay: float = option(0.0, "> 0: keep an exponential moving average of the weights, validate and keep "
                                    "that", low=0.0, high=1.0)
     grad_clip: float = option(1.0, "max gradient norm (0 = off)", low=0.0)
@@ -189,8 +191,9 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
     Each epoch: shuffle, AdamW steps on batches of ``config.batch_size`` (``model.training_loss(batch, epoch)``,
     bf16 autocast on CUDA), optional EMA update, then the validation loss (``epoch=None``: the model's final
     weighting, e.g. the full KL weight) averaged over ``val_repeats`` fixed-seed passes. The best validation
-    weights (EMA ones when ``ema_decay`` > 0) are loaded into ``model`` at the end; early stopping after
-    ``patience`` epochs without improvement (not before ``min_epochs``). Without ``val`` the last weights are kept.
+    weights (EMA ones when ``ema_decay`` > 0) from epoch ``keep_from`` on are loaded into ``model`` at the end;
+    early stopping after ``patience`` epochs without improvement (not before ``min_epochs``). Without ``val`` the
+    last weights are kept.
     ``on_epoch_end(state)`` is the place to write a checkpoint; pass that state back as ``resume`` to continue.
     Raises ``Cancelled`` when ``stop_event`` is set (checked between batches).
 
@@ -317,6 +320,8 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Ten
             criterion = losses.get("val", losses["train"])
             if privacy is not None:  # DP: the last weights, never chosen by a loss
                 state.best_val, state.best_epoch, state.best = criterion, state.epoch, None
+            elif state.epoch < min(config.keep_from, config.epochs):
+                pass  # neither kept nor counted against the patience
             elif criterion < state.best_val:
                 state.best_val, state.best_epoch, state.bad_epochs = criterion, state.epoch, 0
                 state.best = _state_copy(judged)

@@ -107,6 +107,39 @@ def test_fit__early_stopping_restores_the_best_validation_weights():
     assert float(model.w.detach()) == pytest.approx(seen[0]) and seen[-1] > seen[0]
 
 
+def test_fit__weights_before_keep_from_are_never_kept():
+    # the validation loss is lowest before the first step; from keep_from on, the best of the later epochs is kept
+    ones = (torch.ones(8, 1),)
+    seen = []
+    model = _Tug()
+    state = fit(model, ones, ones, FitConfig(epochs=50, batch_size=8, lr=0.1, weight_decay=0.0, patience=3,
+                                                grad_clip=0.0, keep_from=4),
+                on_epoch_end=lambda s: seen.append(float(s.model["w"])))
+    assert state.best_epoch == 4 and state.epoch == 7  # nothing counted against the patience before epoch 4
+    assert float(model.w.detach()) == pytest.approx(seen[3]) and seen[3] > seen[0]
+    short = fit(_Tug(), ones, ones, FitConfig(epochs=2, batch_size=8, lr=0.1, keep_from=4))
+    assert short.best_epoch == 2  # fewer epochs than keep_from: the last is kept
+
+
+def test_fit__ema_keeps_the_moving_average_of_the_weights_along_the_optimiser_path():
+    # an independent AdamW loop on the same loss, averaged as fit documents it: decay min(d, (1 + t) / (10 + t))
+    # at step t; without validation the average is the model fit leaves
+    config = FitConfig(epochs=5, batch_size=4, lr=0.1, weight_decay=0.0, grad_clip=0.0, ema_decay=0.9)
+    model = _Tug()
+    fit(model, (torch.ones(8, 1),), None, config)
+    w = torch.nn.Parameter(torch.zeros(()))
+    optimizer = torch.optim.AdamW([w], lr=0.1, weight_decay=0.0)
+    average = 0.0
+    for t in range(10):  # 5 epochs of 2 batches
+        optimizer.zero_grad()
+        ((w - 1.0) ** 2).backward()
+        optimizer.step()
+        decay = min(0.9, (1 + t) / (10 + t))
+        average = decay * average + (1 - decay) * float(w.detach())
+    assert float(model.w.detach()) == pytest.approx(average, rel=1e-5)
+    assert 0.1 < average < float(w.detach()) - 0.05  # it lags the last weights: the test tells them apart
+
+
 def test_fit__stop_event_cancels_between_batches():
     train, val = _vae_data()
     stop = threading.Event()
