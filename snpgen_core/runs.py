@@ -66,8 +66,9 @@ def _diffusion_fit() -> FitConfig:
     # on 1000G AGBL4 (2,000 training latents) batches of 128 for up to 800 epochs reached a lower validation loss
     # and detection AUC than batches of 256 for 600-1,000 epochs or a doubled learning rate, for ~60 s of CPU
     # Its validation loss hardly moves on a real cohort (1000G AGBL4: 0.987 after one epoch, 0.978 at best) and can
-    # be lowest after one epoch, before the prior has learnt the trait (TSTR 0.84 against 0.95; BENCHMARKS.md,
-    # eighteenth pass): no weights before epoch 50, the first memorisation check, are kept
+    # be lowest after one epoch, before the prior has learnt the trait (AGBL4 seed 3: TSTR 0.941 kept from epoch 1,
+    # 0.971 from epoch 50 on; BENCHMARKS.md, eighteenth pass): no weights before epoch 50, the first memorisation
+    # check, are kept
     return FitConfig(epochs=800, batch_size=128, lr=1e-3, weight_decay=0.0, patience=80, min_epochs=100,
                      keep_from=50, ema_decay=0.995, val_repeats=4, check_every=50)
 
