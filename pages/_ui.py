@@ -208,7 +208,8 @@ SETTING_LABELS = {
     "posterior_samples": "Train on posterior samples", "epochs": "Maximum epochs", "batch_size": "Batch size",
     "lr": "Learning rate", "weight_decay": "Weight decay", "patience": "Early-stopping patience (epochs)",
     "min_epochs": "Minimum epochs", "keep_from": "First epoch that can be kept", "ema_decay":
-    "Weight averaging (EMA) decay", "grad_clip": "Gradient clipping norm", "val_repeats": "Validation passes", "check_every": "Memorisation check every (epochs)",
+    "Weight averaging (EMA) decay", "grad_clip": "Gradient clipping norm", "val_repeats": "Validation passes",
+    "check_every": "Memorisation check every (epochs)",
     "check_patience": "Failed checks before stopping", "checkpoint_seconds": "Seconds between checkpoints",
     "validation": "Validation share", "independent_bins": "Trait bins (independent baseline)", "epsilon":
     "Privacy budget epsilon", "delta": "Privacy delta", "max_grad_norm": "Per-individual clipping norm",
