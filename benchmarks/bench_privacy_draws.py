@@ -35,12 +35,16 @@ METRICS = ("aats_privacy_loss", "dcr_share", "membership_auc")
 
 def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, detection: bool = False) -> dict:
     """Each metric of ``METRICS`` on ``draws`` seeded synthetic cohorts of the run: {metric: [value per draw]};
-    with ``utility`` also ``tstr_ratio`` (the report's linear TSTR over its TRTR on the same holdout), with
+    with ``utility`` also ``tstr_ratio`` (the report's linear TSTR over its TRTR on the same holdout, scored with
+    the trait ``generate`` releases) and for a quantitative trait ``effect_r_ratio`` (the per-SNP effects'
+    agreement with the training's, over the holdout's); when the run's trait model releases the trait, also both
+    with the condition released instead (``*_condition``, ``generate --trait-from condition``); with
     ``detection`` also ``detection_auc`` (the report's, on the training PCs)."""
     import torch
 
     from snpgen_core.evaluation import privacy
     from snpgen_core.evaluation.structure import detection_auc
+    from snpgen_core.evaluation.association import effect_r
     from snpgen_core.evaluation.utility import tstr
     from snpgen_core.models.generators import SamplingOptions
     from snpgen_core.runs import load_run
@@ -49,19 +53,32 @@ def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, dete
     trait = prep["trait"]
     y_train, y_holdout = trait.values[prep["split"].train], trait.values[prep["split"].holdout]
     y = y_train[~np.isnan(y_train)]
-    generator = load_run(run_dir).generator("diffusion")
+    run = load_run(run_dir)
+    generator = run.generator("diffusion")
     out = {m: [] for m in METRICS + (("tstr_ratio",) if utility else ()) + (("detection_auc",) if detection else ())}
     for k in range(draws):
         seed = 100 + k
         mix = y[np.random.default_rng(seed).integers(0, len(y), len(train))]
-        synthetic = generator.sample(torch.as_tensor(mix, dtype=torch.float32),
-                                     torch.Generator().manual_seed(seed), SamplingOptions()).numpy()
+        drawn = generator.sample(torch.as_tensor(mix, dtype=torch.float32), torch.Generator().manual_seed(seed),
+                                 SamplingOptions())
+        synthetic = drawn.numpy()
+        released = mix  # the trait generate releases: a quantitative one drawn from the trait model (if fitted)
+        if run.models.trait.is_fitted:
+            released = run.models.trait.draw(drawn, torch.Generator().manual_seed(seed + 1)).numpy()
         data = privacy.PrivacyInputs(train, holdout, synthetic, seed=seed, device="cpu")
         for m in METRICS:
             out[m].append(float(getattr(privacy, m)(data).value))
         if utility:
-            v = tstr(train, holdout, synthetic, y_train, y_holdout, mix, trait.kind, n_boot=10, seed=seed)
+            v = tstr(train, holdout, synthetic, y_train, y_holdout, released, trait.kind, n_boot=10, seed=seed)
             out["tstr_ratio"].append(v.value / v.reference)
+            if trait.kind == "quantitative":  # per-SNP effects against the training's, over the holdout's
+                e = effect_r(train, holdout, synthetic, y_train, y_holdout, released, trait.kind, seed=seed)
+                out.setdefault("effect_r_ratio", []).append(e.value / e.reference)
+            if released is not mix:  # the same genotypes with the condition released instead (trait_from)
+                v = tstr(train, holdout, synthetic, y_train, y_holdout, mix, trait.kind, n_boot=10, seed=seed)
+                out.setdefault("tstr_ratio_condition", []).append(v.value / v.reference)
+                e = effect_r(train, holdout, synthetic, y_train, y_holdout, mix, trait.kind, seed=seed)
+                out.setdefault("effect_r_ratio_condition", []).append(e.value / e.reference)
         if detection:
             out["detection_auc"].append(float(detection_auc(train, holdout, synthetic, seed=seed).value))
     return out
@@ -72,7 +89,8 @@ def table(rows: list[dict], configs: list[str]) -> str:
     have."""
     by = {(r["cohort"], r["training_seed"], r["config"]): r for r in rows}
     runs = sorted({(c, s) for c, s, _ in by})
-    metrics = METRICS + tuple(m for m in ("tstr_ratio", "detection_auc")
+    metrics = METRICS + tuple(m for m in ("tstr_ratio", "tstr_ratio_condition", "effect_r_ratio",
+                                          "effect_r_ratio_condition", "detection_auc")
                               if any(m in r for r in rows if r["config"] in configs))
     lines = ["| config | runs | " + " | ".join(metrics) + " | pair difference against " + configs[0] + " |",
              "| --- | --- |" + " --- |" * (len(metrics) + 1)]
@@ -85,7 +103,7 @@ def table(rows: list[dict], configs: list[str]) -> str:
                  if (c, s, cfg) in by and (c, s, configs[0]) in by]
         gaps = {m: np.nanmean([np.mean(a.get(m, np.nan)) - np.mean(b.get(m, np.nan)) for a, b in pairs])
                 for m in metrics}
-        diff = "; ".join(f"{m.split('_')[0]} {g:+.4f}" for m, g in gaps.items()) + f" ({len(pairs)} runs)"
+        diff = "; ".join(f"{m} {g:+.4f}" for m, g in gaps.items()) + f" ({len(pairs)} runs)"
         lines.append(f"| {cfg} | {len(mine)} | " + " | ".join(f"{v:.4f}" for v in means) + f" | {diff} |")
     return "\n".join(lines)
 

@@ -165,15 +165,15 @@ def train(prep: dict, run_dir: Path, seed: int, epochs: int | None, config: str 
 
 
 def condition_args(prep: dict) -> dict:
-    """The training part's condition mix, for ``generation.generate``."""
+    """The training part's condition mix, for ``generation.generate``: a binary trait's case share; otherwise
+    generate's default (the training class shares; a quantitative trait drawn given the genotypes by the run's
+    trait model, as ``snpgen generate`` without ``--value`` releases it)."""
     trait = prep["trait"]
     y = trait.values[prep["split"].train]
     y = y[~np.isnan(y)]
     if trait.kind == "binary":
         return {"case_fraction": float(y.mean())}
-    if trait.kind == "quantitative":
-        return {"values": y}
-    return {}  # categorical: the training class shares (generate's default)
+    return {}
 
 
 def synthesize(prep: dict, run_dir: Path, model: str, out: Path, seed: int, guidance: float, temperature: float,

@@ -61,7 +61,9 @@ with st.form("generate_form"):
         value = st.number_input(f"Value of {trait['name']} for everyone", value=None,
                                 placeholder=f"empty: drawn from the training distribution (mean {trait['mean']:.3g}, "
                                             f"sd {trait['sd']:.3g})",
-                                help="Leave empty to draw each individual's value from the training distribution.")
+                                help="Leave empty for the training distribution: each individual's genotypes are "
+                                     "drawn first, then its value from the run's trait model given them (genotype "
+                                     "to trait, as in real genetics; not under DP; snpgen generate --trait-from).")
         if value is not None:
             condition["value"] = float(value)
     else:

@@ -329,7 +329,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
                       value=args.value, guidance=args.guidance, steps=args.steps, seed=args.seed,
                       sample=args.sample, temperature=args.temperature, latent_noise=args.latent_noise,
                       covariate_values=args.covar_value, model=args.model, device=args.device,
-                      overwrite=args.force)
+                      trait_from=args.trait_from, overwrite=args.force)
     model = args.model or read_json(prefix.with_name(prefix.name + ".provenance.json"))["model"]
     extra = ", .covar.tsv" if Path(f"{prefix}.covar.tsv").exists() else ""
     print(f"generated {args.n} individuals ({model}) -> {prefix}.bed/.bim/.fam, {prefix}.pheno.tsv{extra}")
@@ -526,6 +526,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=_number, default=1.0, help="softmax temperature of genotype draws")
     p.add_argument("--latent-noise", type=_number, default=0.0, metavar="S",
                    help="add Gaussian noise of S latent sds before decoding (privacy knob; default 0)")
+    p.add_argument("--trait-from", choices=["genotypes", "condition"], default="genotypes",
+                   help="quantitative trait without --value: release a draw of the run's trait model given each "
+                        "individual's genotypes (default), or the value the genotypes were drawn given")
     p.add_argument("--covar-value", action="append", metavar="NAME=X",
                    help="fix a covariate of a run trained with --covar for everyone (repeatable; the others are "
                         "drawn given it; default: all drawn from the training distribution of each class)")

@@ -86,7 +86,9 @@ def export_name(name: str) -> str:
 
 def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:
     """What made a synthetic cohort, from its ``.provenance.json`` (``generation.generate``): n, model, guidance,
-    seed, the condition (case_fraction, label or value) and the covariates ({"names", "fixed", "conditioned"})."""
+    seed, the condition (case_fraction, label or value), the covariates ({"names", "fixed", "conditioned"}) and
+    where the released trait came from (``trait_drawn_from``: "condition", or a quantitative trait's model given
+    the genotypes)."""
     prefix = Path(synthetic_prefix)
     prov = read_json(prefix.with_name(prefix.name + ".provenance.json")) or {}
     if not prov:
@@ -95,6 +97,7 @@ def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:
     condition = prov.get("condition") or {}
     return {"n": prov.get("n"), "model": prov.get("model"), "guidance": prov.get("guidance"),
             "seed": prov.get("seed"), "covariates": prov.get("covariates"),
+            "trait_drawn_from": prov.get("trait_drawn_from", "condition"),
             **{k: condition.get(k) for k in ("case_fraction", "label", "value")}}
 
 
@@ -215,6 +218,9 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
     sizes = report["provenance"]["sizes"]
     condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
                       if (v := g.get(k)) is not None), "the training distribution of the trait")
+    if g.get("trait_drawn_from", "condition") != "condition":
+        condition += ("; the released trait is not that value but a draw of the run's trait model (ridge regression "
+                      "on the training individuals) given each individual's genotypes")
     notes = "".join(f"- {n}\n" for n in report["provenance"].get("notes", []))
     panel = panel or prov.get("snp_panel") or panel_provenance(None, (prov.get("n_train") or 0)
                                                                + (prov.get("n_validation") or 0))
@@ -237,9 +243,9 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
 ## Files
 
 - `{name}{'/'.join(FORMATS[fmt][0])}`: {FORMATS[fmt][1]}, {g['n']} synthetic individuals x {n_snps} SNPs;
-  dosages count the `.bim` column-5 allele (A1); the trait column holds each individual's generated condition
+  dosages count the `.bim` column-5 allele (A1); the trait column holds each individual's released trait
   (PLINK coding).
-- `{name}.pheno.tsv`: the condition of each individual; `{name}.provenance.json`: every generation setting.
+- `{name}.pheno.tsv`: the released trait of each individual; `{name}.provenance.json`: every generation setting.
   Sex (`.fam` column 5) is drawn from the training shares of each individual's class.{covar_text}
 - `report.html`, `report.json`: the evaluation report (fidelity, association, utility, privacy).
 

@@ -5,7 +5,10 @@ a1); ``.fam`` FID = IID = ``SYN000001``..., no parents, sex drawn from the train
 individual's class (``covariates.py``), column 6 the condition in PLINK coding (binary 1 = control / 2 = case,
 quantitative the value, categorical and unconditioned -9). ``PREFIX.pheno.tsv`` (FID IID
 <trait>) holds each individual's condition for every kind (binary as 1/2, categorical as its label,
-quantitative as its value, NA when unconditioned), readable by ``phenotypes.read_phenotype``. A run trained
+quantitative as its value, NA when unconditioned), readable by ``phenotypes.read_phenotype``. A quantitative
+trait in the training distribution (no ``value`` / ``values``) is, by default (``trait_from`` "genotypes"), not
+the value the genotypes were drawn given but a draw of the run's trait model given them (``models/trait_model.py``:
+genotype to trait, as in real genetics); ``trait_from`` "condition" releases the condition itself. A run trained
 with covariates also gives ``PREFIX.covar.tsv`` (FID IID and one column per covariate in the run's coding,
 readable by ``phenotypes.read_covariates``): the values each individual was generated with.
 ``PREFIX.provenance.json`` records the run, the model, the condition mix and every sampling setting.
@@ -37,6 +40,7 @@ DEFAULT_GUIDANCE = 2.0
 MAX_INDIVIDUALS = 10_000_000  # per call: the sample table and IDs are held in memory (~1 GB at this size)
 OUTPUT_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv", ".provenance.json")
 SAMPLE_MODES = ("probabilities", "argmax")
+TRAIT_FROM = ("genotypes", "condition")
 
 
 def condition_mix(phenotype: dict, n: int, *, case_fraction: float | None = None, label: str | None = None,
@@ -105,13 +109,13 @@ def condition_mix(phenotype: dict, n: int, *, case_fraction: float | None = None
 def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None, label: str | None = None,
              value: float | None = None, values=None, guidance: float = DEFAULT_GUIDANCE, steps: int | None = None,
              seed: int = 0, sample: str = "probabilities", temperature: float = 1.0, latent_noise: float = 0.0,
-             covariate_values=None, batch_size: int = 4096,
+             covariate_values=None, batch_size: int = 4096, trait_from: str = "genotypes",
              model: str | None = None, device: str = "cpu", callback: Callable[[dict], None] | None = None,
              stop_event=None, overwrite: bool = False) -> Path:
     """Generate ``n`` synthetic individuals from the run in ``run_dir`` and write the PLINK trio ``out_prefix``
-    (see the module docstring for the files). Conditions: ``condition_mix``. ``guidance``: classifier-free
-    guidance scale (diffusion). ``sample``: "probabilities" draws each genotype from the decoder's softmax at
-    ``temperature``; "argmax" takes the most probable one. ``latent_noise`` adds Gaussian noise of that many
+    (see the module docstring for the files). Conditions: ``condition_mix``; ``trait_from``: the module docstring.
+    ``guidance``: classifier-free guidance scale (diffusion). ``sample``: "probabilities" draws each genotype from
+    the decoder's softmax at ``temperature``; "argmax" takes the most probable one. ``latent_noise`` adds Gaussian noise of that many
     latent standard deviations to each sampled latent before decoding (a privacy knob; not for "independent").
     Covariates and sex: drawn per individual given its condition (``covariates.draw``); ``covariate_values``
     (``["AGE=50", ...]``, CLI ``--covar-value``) fixes some covariates for everyone. Only the latent diffusion
@@ -134,6 +138,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
         raise InputError(f"seed {seed} must be a whole number in [0, 2^63)", hint="e.g. --seed 0")
     if sample not in SAMPLE_MODES:
         raise InputError(f"sampling mode {sample!r} unknown", hint=f"choose from {', '.join(SAMPLE_MODES)}")
+    if trait_from not in TRAIT_FROM:
+        raise InputError(f"trait source {trait_from!r} unknown", hint=f"choose from {', '.join(TRAIT_FROM)}")
     if model is not None and model not in MODELS:
         raise InputError(f"model {model!r} unknown", hint=f"choose from {', '.join(MODELS)}")
     if not (np.isfinite(temperature) and temperature > 0):
@@ -176,13 +182,19 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     covs, sex = draw_covariates(drawn, cond, np.random.default_rng([int(seed), 11]), fixed)
     width = max(6, len(str(n)))
     ids = [f"SYN{i:0{width}d}" for i in range(1, n + 1)]
-    fam6, sidecar = encode_trait(cond, run.phenotype["kind"], run.phenotype.get("labels") or [])
+    # a quantitative trait in the training distribution: drawn from the trait model given the genotypes
+    trait_model = run.models.trait if (trait_from == "genotypes" and run.models.trait.is_fitted
+                                       and value is None and values is None) else None
+    released = cond.copy()
+    kind, labels = run.phenotype["kind"], run.phenotype.get("labels") or []
     trait = run.phenotype.get("name") or "PHENO"
     gen = run.generator(model)
     check = run.privacy_check()
     options = SamplingOptions(guidance=float(guidance), steps=steps, temperature=float(temperature), mode=sample,
                               latent_noise=float(latent_noise))
     torch_gen = torch.Generator(device=dev).manual_seed(int(seed))
+    trait_seed = int(np.random.SeedSequence([int(seed), 13]).generate_state(1)[0])  # apart from the genotypes'
+    trait_gen = torch.Generator(device=dev).manual_seed(trait_seed)
     pheno_path = prefix.with_name(prefix.name + ".pheno.tsv")
     covar_path = prefix.with_name(prefix.name + ".covar.tsv")
     prov_path = prefix.with_name(prefix.name + ".provenance.json")
@@ -197,13 +209,18 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 stop = min(start + batch_size, n)
                 c = torch.as_tensor(cond[start:stop], dtype=torch.float32, device=dev)
                 cv = torch.as_tensor(covs[start:stop], dtype=torch.float32, device=dev) if names else None
-                dosages = gen.sample(c, torch_gen, options, cv).cpu().numpy().astype(np.int8, copy=False)
-                samples = make_samples(ids[start:stop], sex=sex[start:stop], pheno=fam6[start:stop])
+                drawn_x = gen.sample(c, torch_gen, options, cv)
+                if trait_model is not None:
+                    released[start:stop] = trait_model.draw(drawn_x, trait_gen, cv).cpu().numpy()
+                dosages = drawn_x.cpu().numpy().astype(np.int8, copy=False)
+                fam6 = encode_trait(released[start:stop], kind, labels)[0]
+                samples = make_samples(ids[start:stop], sex=sex[start:stop], pheno=fam6)
                 writer.write(dosages, samples)
                 if callback is not None:
                     elapsed = time.perf_counter() - t0
                     callback({"event": "batch", "stage": "generate", "done": stop, "total": n,
                               "eta_s": elapsed / stop * (n - stop)})
+            sidecar = encode_trait(released, kind, labels)[1]
             pd.DataFrame({"FID": ids, "IID": ids, trait: sidecar}).to_csv(tmp_pheno, sep="\t", index=False)
             if names:
                 table = pd.DataFrame(covs, columns=names)
@@ -218,6 +235,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 "batch_size": batch_size,
                 "trait": run.phenotype, "condition": {"case_fraction": case_fraction, "label": label,
                                                       "value": value, "values": None if values is None else "given"},
+                "trait_drawn_from": "genotypes (the run's trait model)" if trait_model is not None else "condition",
                 "covariates": {"names": names, "fixed": fixed, "conditioned": bool(names) and model == "diffusion",
                                "drawn_from": "the run's per-class counts of discrete combinations and Gaussian of "
                                              "the others (covariates.py)"},

@@ -425,7 +425,7 @@ def _vae_with_gaussian_prior(models: runs.RunModels, cohort: _Cohort, device: to
 def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
                recon_dosages: np.ndarray, dev: torch.device, t0: float, privacy_check: dict | None, callback,
                dp_record: dict | None = None, calibration: dict | None = None,
-               latent_path: dict | None = None) -> Path:
+               latent_path: dict | None = None, trait_model: dict | None = None) -> Path:
     """Weights, history (per stage in ``states``: losses, best epoch, why it stopped), reconstruction (the VAE's;
     a header only for a run without one), then ``run.json`` (the completeness marker); the checkpoints go and
     "done" is announced. Returns ``out``."""
@@ -452,11 +452,39 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
         "differential_privacy": dp_record,  # differential_privacy.record: (epsilon, delta) spent; None without DP
         "calibration": calibration,  # generators.calibrate (LD factors and frequency offsets): before / after; or None
         "decoder_latent": latent_path,  # decoder latent path "auto": the one kept, each one's validation loss
+        "trait_model": trait_model,  # _fit_trait_model's record (a quantitative trait's model); or None
         "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
     shutil.rmtree(out / runs.CHECKPOINTS, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")
     return out
+
+
+def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Split, covariates: np.ndarray | None,
+                     kind: str, dp: bool, callback) -> dict | None:
+    """A quantitative trait's model given the genotypes (``models/trait_model.py``), fitted on the training part
+    and scored on the validation part (r of its prediction with the trait); run.json's record, or None (no such
+    trait, or differential privacy)."""
+    if kind != "quantitative" or dp:
+        return None
+    tr, va = split.train, split.validation
+    record = model.fit(dosages[tr], values[tr], None if covariates is None else covariates[tr])
+    known = va[np.isfinite(values[va])]
+    if known.size >= 10:
+        called = dosages[tr] >= 0
+        means = np.where(called, dosages[tr], 0).sum(0) / np.maximum(called.sum(0), 1)
+        x = np.where(dosages[known] >= 0, dosages[known], means)
+        cov = None
+        if covariates is not None:
+            cov = np.where(np.isfinite(covariates[known]), covariates[known], np.nanmean(covariates[tr], axis=0))
+            cov = torch.as_tensor(cov)
+        pred = model.predict(torch.as_tensor(x), cov).numpy()
+        record["validation_r"] = float(np.corrcoef(pred, values[known])[0, 1]) if np.ptp(pred) > 0 else 0.0
+    _emit(callback, "check", f"trait model (the released trait is drawn from it given the genotypes): ridge "
+                             f"penalty {record['alpha']:.3g}, residual sd {record['noise_sd']:.3g}"
+                             + (f", r {record['validation_r']:.3f} on the validation individuals"
+                                if "validation_r" in record else ""))
+    return record
 
 
 def _private_counts(trait: dict, dp, n: int) -> dict:
@@ -645,6 +673,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     # memorisation is measured on the validation individuals while training (never on any evaluation holdout)
     models.independent.fit(dosages[tr], cond[tr])  # a baseline, and the floor of the memorisation checks
     cohort = _check_cohort(dosages, cond, split, models.independent, seed, covariates)
+    trait_record = _fit_trait_model(models.trait, dosages, values, split, covariates, kind, cfg.dp.enabled, callback)
     if cohort is None:
         _emit(callback, "setup", f"only {va.size} validation individuals: memorisation is not checked while "
                                  "training (give the run more individuals or a larger validation share)")
@@ -653,7 +682,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         dp_record = _fit_markov(models.markov, dosages[tr], cond[tr], bim["chrom"].to_numpy()[panel_index], cfg,
                                 trait, callback)
         check = _release_check(cohort, models.markov, {}, dev, seed, callback)
-        return _write_run(out, models, {}, dosages[tr], dev, t0, check, callback, dp_record)
+        return _write_run(out, models, {}, dosages[tr], dev, t0, check, callback, dp_record,
+                          trait_model=trait_record)
 
     # differential privacy: noise planned for both stages within one budget; no data-dependent starting values,
     # and no monitor (choosing or stopping by a check on training individuals is outside the accounting)
@@ -681,7 +711,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         if stop_event is not None and stop_event.is_set():
             raise Cancelled("training cancelled before the run was written")
         check = _release_check(cohort, models.gan, {}, dev, seed, callback)
-        return _write_run(out, models, {"gan": state}, dosages[tr], dev, t0, check, callback)
+        return _write_run(out, models, {"gan": state}, dosages[tr], dev, t0, check, callback,
+                          trait_model=trait_record)
 
     # 1. VAE; decoder latent path "auto": one VAE per path (mlp first), the lower validation loss kept (without
     # validation individuals, or under DP where choosing by validation is outside the accounting: mlp)
@@ -774,7 +805,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     others = {f"vae_{p}": fitted[p][1] for p in paths if p != chosen}
     return _write_run(out, models, {"vae": vae_state, "diffusion": diff_state, **others},
                       dosages[va] if va.size else dosages[tr], dev, t0, check, callback, dp_record, calibration,
-                      choice)
+                      choice, trait_record)
 
 
 # ---------------------------------------------------------------------------------------------------------------

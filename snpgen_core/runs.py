@@ -11,7 +11,8 @@ Layout of ``RUN_DIR`` (every file written atomically; ``run.json`` last, as the 
     gwas_train.tsv      only when the given GWAS stated more individuals than the cohort: the one recomputed on
                         the training part, which ranked the SNPs
     model.safetensors   weights: vae.*, diffusion.* (EMA), independent.*, latent_gaussian.* (model wgan: gan.*,
-                        independent.*; model markov: markov.*, independent.*)
+                        independent.*; model markov: markov.*, independent.*), and trait.* (a quantitative
+                        trait's model given the genotypes, models/trait_model.py; zeros and unused otherwise)
     history.json        per-epoch losses of each stage (the app's loss curves)
     reconstruction.tsv  VAE reconstruction accuracy on the validation individuals, by MAF bin and genotype
     run.json            format version, completion date, SHA-256 of the files above
@@ -40,6 +41,7 @@ from .models.baselines import IndependentSNPs, LatentGaussian, VAEGaussian
 from .models.denoiser import Denoiser, DenoiserConfig
 from .models.gan import ConditionalWGAN, GANConfig
 from .models.markov import MarkovChainSNPs
+from .models.trait_model import TraitModel
 from .models.diffusion import DiffusionConfig, GaussianDiffusion
 from .models.generators import Generator, LatentDiffusion
 from .models.vae import GenotypeVAE, VAEConfig
@@ -294,6 +296,7 @@ class RunModels:
     latent_gaussian: LatentGaussian
     gan: ConditionalWGAN | None = None  # model "wgan": then the VAE, diffusion and latent Gaussian are not trained
     markov: MarkovChainSNPs | None = None  # model "markov": likewise
+    trait: TraitModel | None = None  # a quantitative trait's model given the genotypes (fitted: trait.is_fitted)
 
     @classmethod
     def build(cls, config: TrainConfig, pheno_kind: str, n_classes: int) -> "RunModels":
@@ -305,6 +308,7 @@ class RunModels:
             ConditionalWGAN(config.gan) if config.model == "wgan" else None,
             MarkovChainSNPs(config.vae.n_snps, pheno_kind, n_classes, config.independent_bins, config.markov_window)
             if config.model == "markov" else None,
+            TraitModel(config.vae.n_snps, config.denoiser.n_covariates),
         )
 
     @property
@@ -317,11 +321,11 @@ class RunModels:
     def modules(self) -> dict[str, torch.nn.Module]:
         """The trained modules, as saved in ``model.safetensors``."""
         if self.gan is not None:
-            return {"gan": self.gan, "independent": self.independent}
+            return {"gan": self.gan, "independent": self.independent, "trait": self.trait}
         if self.markov is not None:
-            return {"markov": self.markov, "independent": self.independent}
+            return {"markov": self.markov, "independent": self.independent, "trait": self.trait}
         return {"vae": self.vae, "diffusion": self.diffusion, "independent": self.independent,
-                "latent_gaussian": self.latent_gaussian}
+                "latent_gaussian": self.latent_gaussian, "trait": self.trait}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         out = {}
@@ -527,7 +531,8 @@ def _read_weights(weights: Path, damaged: str) -> dict[str, torch.Tensor]:
 
 
 # tensors that runs written before they existed lack; their modules load them as "no effect"
-ADDED_LATER = ("vae.decoder.calibration", "vae.decoder.ld_scale", "vae.decoder.neighbours")
+ADDED_LATER = ("vae.decoder.calibration", "vae.decoder.ld_scale", "vae.decoder.neighbours", "trait.weight",
+               "trait.intercept", "trait.noise_sd", "trait.fitted")
 # tensors that were one number in earlier runs; their modules expand it (one LD factor for every lag)
 WERE_SCALARS = ("vae.decoder.ld_scale",)
 

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from snpgen_core.cli import main
 from snpgen_core.covariates import draw, parse_fixed, summarise
@@ -16,6 +17,7 @@ from snpgen_core.generation import generate
 from snpgen_core.io.plink import read_plink
 from snpgen_core.phenotypes import read_covariates
 from snpgen_core.pipeline import train_run
+from snpgen_core.runs import load_run
 
 
 def _binary_cohort(n=4000, seed=0):
@@ -193,3 +195,23 @@ def test_model_card__names_the_covariates_file_and_the_conditioning(sim_prefix, 
     assert "`syn.covar.tsv`: each individual's covariates (POP=EAS, POP=EUR)" in card
     assert "conditioned on the trait and the covariates POP=EAS, POP=EUR" in card
     assert "Sex (`.fam` column 5) is drawn from the training shares" in card
+
+
+def test_quantitative_trait_with_covariates__the_released_trait_is_the_trait_models_draw_given_both(
+        sim_prefix, tmp_path):
+    """A quantitative run with a covariate: its trait model reads the genotypes and the covariate columns, and the
+    released trait is its prediction from each synthetic individual's genotypes and covariates plus noise."""
+    pheno = str(sim_prefix) + ".pheno.tsv"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = train_run(sim_prefix, tmp_path / "run", pheno_path=pheno, pheno_col="QT", covar_path=pheno,
+                        covar_names=["POP"], gwas_path=str(sim_prefix) + ".gwas.tsv", top=60, config=TINY,
+                        seed=0, device="cpu")
+    model = load_run(run).models.trait
+    assert model.is_fitted and model.weight.shape == (60 + 2,)  # 60 SNPs, POP one-hot (EAS, EUR)
+    prefix = generate(run, 1500, out_prefix=tmp_path / "syn", covariate_values=["POP=EAS"], seed=2)
+    x = torch.as_tensor(read_plink(prefix).dosages)
+    cov = torch.as_tensor(pd.read_csv(f"{prefix}.covar.tsv", sep="\t")[["POP=EAS", "POP=EUR"]].to_numpy())
+    released = pd.read_csv(f"{prefix}.pheno.tsv", sep="\t")["QT"].to_numpy()
+    resid = released - model.predict(x, cov).numpy()
+    assert resid.std() == pytest.approx(float(model.noise_sd), rel=0.1) and abs(resid.mean()) < 0.1

@@ -321,6 +321,46 @@ def test_generate__categorical_and_quantitative_runs(sim_prefix, tmp_path):
         generate(runs["QT"], 5, out_prefix=tmp_path / "x", case_fraction=0.5)
 
 
+def test_generate__a_quantitative_trait_is_drawn_from_the_trait_model_given_the_genotypes(tmp_path):
+    """Known answer: the trait is 1.2 per copy at the causal SNP plus N(0, 1). The released trait is the run's
+    trait model's draw given each synthetic individual's genotypes (so its slope on the causal SNP is the real
+    one), or with ``trait_from="condition"`` the value the same genotypes were drawn given."""
+    cohort = _planted_cohort()
+    y = 1.2 * cohort.dosages[:, CAUSAL] + np.random.default_rng(5).normal(0, 1, cohort.n_samples)
+    write_plink(tmp_path / "qt", cohort)
+    pd.DataFrame({"FID": cohort.samples["fid"], "IID": cohort.samples["iid"], "QT": y}).to_csv(
+        tmp_path / "qt.tsv", sep="\t", index=False)
+    (tmp_path / "panel.txt").write_text("\n".join(f"rs{100 + j}" for j in range(24)) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = train_run(tmp_path / "qt", tmp_path / "run", pheno_path=tmp_path / "qt.tsv", pheno_col="QT",
+                        panel_path=tmp_path / "panel.txt", config=CONFIG, seed=0, device="cpu")
+    record = json.loads((run / "run.json").read_text())["trait_model"]
+    assert record["validation_r"] > 0.45  # the causal SNP explains r^2 ~ 0.4 of the trait
+    model = load_run(run).models.trait
+
+    out = generate(run, 3000, out_prefix=tmp_path / "syn", seed=3)
+    x = read_plink(out).dosages
+    released = pd.read_csv(tmp_path / "syn.pheno.tsv", sep="\t")["QT"].to_numpy()
+    assert np.array_equal(read_plink(out).samples["pheno"].astype(float), released)  # .fam column 6 too
+    resid = released - model.predict(torch.as_tensor(x)).numpy()
+    assert resid.std() == pytest.approx(record["noise_sd"], rel=0.08) and abs(resid.mean()) < 0.06
+    slope = np.polyfit(x[:, CAUSAL], released, 1)[0]
+    assert slope == pytest.approx(1.2, abs=0.2)
+    assert json.loads((tmp_path / "syn.provenance.json").read_text())["trait_drawn_from"].startswith("genotypes")
+
+    assert main(["generate", "--run", str(run), "--n", "3000", "--seed", "3", "--trait-from", "condition",
+                 "--out", str(tmp_path / "cond")]) == 0
+    assert (tmp_path / "cond.bed").read_bytes() == (tmp_path / "syn.bed").read_bytes()  # the same genotypes
+    given = pd.read_csv(tmp_path / "cond.pheno.tsv", sep="\t")["QT"].to_numpy()
+    np.testing.assert_allclose(given, condition_mix(load_run(run).phenotype, 3000, seed=3), rtol=1e-5)
+    assert json.loads((tmp_path / "cond.provenance.json").read_text())["trait_drawn_from"] == "condition"
+    fixed = generate(run, 50, out_prefix=tmp_path / "fixed", value=0.5)  # a given value is released as given
+    assert (pd.read_csv(tmp_path / "fixed.pheno.tsv", sep="\t")["QT"] == 0.5).all()
+    with pytest.raises(InputError, match="trait source"):
+        generate(run, 5, out_prefix=tmp_path / "x", trait_from="phenotype")
+
+
 def test_generate_cli__reports_the_runs_validation_privacy_check_and_warns_when_it_failed(planted, tmp_path, capsys):
     from snpgen_core.runs import read_privacy_check
 
