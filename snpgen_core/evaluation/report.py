@@ -139,12 +139,12 @@ def _fidelity(t, h, s, variants, config: EvaluationConfig, seed: int, pca) -> di
 def _association(t, h, s, yt, yh, ys, kind, config, seed) -> dict[str, MetricValue]:
     args = (t, h, s, yt, yh, ys, kind)
     effects = association.cohort_effects(*args, seed=seed)
-    return {
-        "effect_r": association.effect_r(*args, effects=effects, seed=seed),
-        "sign_agreement": association.sign_agreement(*args, effects=effects, top=config.top_snps, seed=seed),
-        "case_control_af_diff_r": association.case_control_af_diff_r(*args, effects=effects, top=config.top_snps,
-                                                                     seed=seed),
-    }
+    rows = {"effect_r": association.effect_r(*args, effects=effects, seed=seed),
+            "sign_agreement": association.sign_agreement(*args, effects=effects, top=config.top_snps, seed=seed)}
+    if kind == "binary":  # no row (rather than a "warn" for what was not measured) where it does not apply
+        rows["case_control_af_diff_r"] = association.case_control_af_diff_r(*args, effects=effects,
+                                                                            top=config.top_snps, seed=seed)
+    return rows
 
 
 _UTILITY_NAMES = {"binary": "auc", "quantitative": "r", "categorical": "accuracy"}
