@@ -468,7 +468,11 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
     if kind != "quantitative" or dp:
         return None
     tr, va = split.train, split.validation
-    record = model.fit(dosages[tr], values[tr], None if covariates is None else covariates[tr])
+    try:
+        record = model.fit(dosages[tr], values[tr], None if covariates is None else covariates[tr])
+    except ValueError as err:  # too few differing values: the condition is released, as without a model
+        _emit(callback, "check", f"no trait model: {err}")
+        return None
     known = va[np.isfinite(values[va])]
     if known.size >= 10:
         called = dosages[tr] >= 0
