@@ -115,8 +115,9 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     """Generate ``n`` synthetic individuals from the run in ``run_dir`` and write the PLINK trio ``out_prefix``
     (see the module docstring for the files). Conditions: ``condition_mix``; ``trait_from``: the module docstring.
     ``guidance``: classifier-free guidance scale (diffusion). ``sample``: "probabilities" draws each genotype from
-    the decoder's softmax at ``temperature``; "argmax" takes the most probable one. ``latent_noise`` adds Gaussian noise of that many
-    latent standard deviations to each sampled latent before decoding (a privacy knob; not for "independent").
+    the decoder's softmax at ``temperature``; "argmax" takes the most probable one. ``latent_noise`` adds Gaussian
+    noise of that many latent standard deviations to each sampled latent before decoding (a privacy knob; not for
+    "independent").
     Covariates and sex: drawn per individual given its condition (``covariates.draw``); ``covariate_values``
     (``["AGE=50", ...]``, CLI ``--covar-value``) fixes some covariates for everyone. Only the latent diffusion
     conditions its genotypes on covariates; the other generators' cohorts carry them but ignore them.
@@ -185,7 +186,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     # a quantitative trait in the training distribution: drawn from the trait model given the genotypes
     trait_model = run.models.trait if (trait_from == "genotypes" and run.models.trait.is_fitted
                                        and value is None and values is None) else None
-    released = cond.copy()
+    sidecar = []  # the released trait of each individual, in the phenotype file's coding
     kind, labels = run.phenotype["kind"], run.phenotype.get("labels") or []
     trait = run.phenotype.get("name") or "PHENO"
     gen = run.generator(model)
@@ -210,17 +211,17 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 c = torch.as_tensor(cond[start:stop], dtype=torch.float32, device=dev)
                 cv = torch.as_tensor(covs[start:stop], dtype=torch.float32, device=dev) if names else None
                 drawn_x = gen.sample(c, torch_gen, options, cv)
-                if trait_model is not None:
-                    released[start:stop] = trait_model.draw(drawn_x, trait_gen, cv).cpu().numpy()
+                released = (cond[start:stop] if trait_model is None
+                            else trait_model.draw(drawn_x, trait_gen, cv).cpu().numpy())
                 dosages = drawn_x.cpu().numpy().astype(np.int8, copy=False)
-                fam6 = encode_trait(released[start:stop], kind, labels)[0]
+                fam6, column = encode_trait(released, kind, labels)
+                sidecar += column
                 samples = make_samples(ids[start:stop], sex=sex[start:stop], pheno=fam6)
                 writer.write(dosages, samples)
                 if callback is not None:
                     elapsed = time.perf_counter() - t0
                     callback({"event": "batch", "stage": "generate", "done": stop, "total": n,
                               "eta_s": elapsed / stop * (n - stop)})
-            sidecar = encode_trait(released, kind, labels)[1]
             pd.DataFrame({"FID": ids, "IID": ids, trait: sidecar}).to_csv(tmp_pheno, sep="\t", index=False)
             if names:
                 table = pd.DataFrame(covs, columns=names)

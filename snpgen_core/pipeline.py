@@ -475,9 +475,9 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
         return None
     known = va[np.isfinite(values[va])]
     if known.size >= 10:
-        called = dosages[tr] >= 0
-        means = np.where(called, dosages[tr], 0).sum(0) / np.maximum(called.sum(0), 1)
-        x = np.where(dosages[known] >= 0, dosages[known], means)
+        from .evaluation.align import impute_mean, training_means
+
+        x = impute_mean(dosages[known], training_means(dosages[tr]))
         cov = None
         if covariates is not None:
             cov = np.where(np.isfinite(covariates[known]), covariates[known], np.nanmean(covariates[tr], axis=0))

@@ -107,17 +107,19 @@ TINY = {"vae": {"hidden": 64, "latent_dim": 8, "kl_warmup_epochs": 5, "kl_weight
                           "val_repeats": 1, "ema_decay": 0.99, "check_every": 0}}
 
 
-@pytest.fixture(scope="module")
-def covar_run(sim_prefix, tmp_path_factory):
-    """A run of the msprime cohort's CASE conditioned on the covariate POP (AFR / EAS / EUR, one-hot)."""
-    root = tmp_path_factory.mktemp("covar")
+def _pop_run(sim_prefix, out, trait: str):
+    """A run of the msprime cohort's ``trait`` conditioned on the covariate POP (AFR / EAS / EUR, one-hot)."""
     pheno = str(sim_prefix) + ".pheno.tsv"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run = train_run(sim_prefix, root / "run", pheno_path=pheno, pheno_col="CASE", covar_path=pheno,
-                        covar_names=["POP"], gwas_path=str(sim_prefix) + ".gwas.tsv", top=60, config=TINY,
-                        seed=0, device="cpu")
-    return run
+        return train_run(sim_prefix, out, pheno_path=pheno, pheno_col=trait, covar_path=pheno, covar_names=["POP"],
+                         gwas_path=str(sim_prefix) + ".gwas.tsv", top=60, config=TINY, seed=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def covar_run(sim_prefix, tmp_path_factory):
+    """The CASE run with the covariate POP."""
+    return _pop_run(sim_prefix, tmp_path_factory.mktemp("covar") / "run", "CASE")
 
 
 def test_covariate_conditioning__fixing_the_population_moves_allele_frequencies_as_the_real_populations_differ(
@@ -201,12 +203,7 @@ def test_quantitative_trait_with_covariates__the_released_trait_is_the_trait_mod
         sim_prefix, tmp_path):
     """A quantitative run with a covariate: its trait model reads the genotypes and the covariate columns, and the
     released trait is its prediction from each synthetic individual's genotypes and covariates plus noise."""
-    pheno = str(sim_prefix) + ".pheno.tsv"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run = train_run(sim_prefix, tmp_path / "run", pheno_path=pheno, pheno_col="QT", covar_path=pheno,
-                        covar_names=["POP"], gwas_path=str(sim_prefix) + ".gwas.tsv", top=60, config=TINY,
-                        seed=0, device="cpu")
+    run = _pop_run(sim_prefix, tmp_path / "run", "QT")
     model = load_run(run).models.trait
     assert model.is_fitted and model.weight.shape == (60 + 2,)  # 60 SNPs, POP one-hot (EAS, EUR)
     prefix = generate(run, 1500, out_prefix=tmp_path / "syn", covariate_values=["POP=EAS"], seed=2)
