@@ -1,21 +1,26 @@
 """Benchmark: the fidelity-privacy frontier of our generators, against a real holdout that never trained a model
 or chose a SNP.
 
-Each point is one run of the real pipeline (``train_run``, default ``TrainConfig`` except the swept knob), and
-each run gives three generators (latent diffusion = ours, VAE + Gaussian, independent SNPs). Swept: the decoder
-(``vae.window``: 0 = the independent decoder of SNPgen / Xie et al., 16 = each SNP conditioned on its 16
-predecessors) and the main memorisation knob (VAE epochs). Scored with the report's own functions at equal
-sizes: LD r^2 correlation (pairs within 50 SNPs) as a ratio to the holdout's, detection AUC, membership AUC (distance
-to closest synthetic), DCR share, AATS privacy loss. The real holdout itself (a fresh sample, which a perfect
-generator would match) is the reference point; on the 805 SNPs Yelmen et al.'s GAN and RBM genomes are too.
+Each trained point is one run of the real pipeline (``train_run``, the default ``TrainConfig`` except the knob
+named), scored for the generators listed with it: latent diffusion (ours, the default), VAE + Gaussian (the same
+VAE, a Gaussian prior), independent SNPs (frequencies only; it does not depend on the knobs, so it is scored once)
+and the first-order Markov chain (its own run). Swept: the decoder (the independent decoder of SNPgen / Xie et al.
+against today's local one), the issue's landed design, the latent's capacity, the VAE's epochs (stopped early on
+the validation loss, or run to the end and the last weights kept: the memorising end); and, on the default run,
+the sampling knobs (temperature, latent noise). Scored with the report's own functions at equal sizes: LD r^2
+correlation (pairs within 50 SNPs) as a ratio to the holdout's, detection AUC (the card's: gradient boosting on 20
+training PCs), membership AUC (distance to closest synthetic), DCR share, AATS privacy loss. The real holdout (a
+fresh sample, which a perfect generator would match) is the reference point; on the 805 SNPs Yelmen et al.'s GAN
+and RBM genomes are too (trained by their authors on all of 1000 Genomes, holdout included).
 
-    .venv/bin/python benchmarks/bench_frontier.py --dataset sim [--seed 1] [--points default|compare|sweep|global]
-    .venv/bin/python benchmarks/bench_frontier.py --dataset 805
+    .venv/bin/python benchmarks/bench_frontier.py --dataset sim|805|agbl4 [--seed 1] [--points default|sweep]
 
-Cohorts (``agbl4``: 1000 Genomes AGBL4, CASE, GWAS on the training part, clump r^2 0.9, top 2,000); ``sim`` = ``snpgen simulate --n 3000 --snps 6000 --seed S``, its recorded 80/20 split and training-only
-GWAS, a 1,000-SNP clumped panel, trait CASE; ``805`` = 1000 Genomes 805 SNPs conditioned on super-population
+Cohorts (``agbl4``: 1000 Genomes AGBL4, CASE, GWAS on the training part, clump r^2 0.9, top 2,000); ``sim`` =
+``snpgen simulate --n 3000 --snps 6000 --seed S``, its recorded 80/20 split and training-only GWAS, a 1,000-SNP
+clumped panel, trait CASE; ``805`` = 1000 Genomes 805 SNPs conditioned on super-population
 (``../shared/data/1000g_805``), seeded 80/20 split. Results: ``benchmarks/results/frontier_<dataset>.json`` (one
-row per point, appended) and ``docs/frontier_<dataset>.svg`` (LD ratio and detection AUC against membership AUC).
+row per point and generator; a point measured again replaces its row; written after every point) and
+``docs/frontier_<dataset>.svg`` (LD ratio and detection AUC against membership AUC, detection against AATS loss).
 """
 from __future__ import annotations
 
@@ -34,27 +39,26 @@ from _common import machine  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 DATA = (REPO / ".." / "shared" / "data").resolve()
 RESULTS = REPO / "benchmarks" / "results"
-GENERATORS = ("diffusion", "vae_gaussian", "independent")
-# (label, config overrides): the default, then the sweep of decoder x VAE epochs
+VAE_BASED = ("diffusion", "vae_gaussian")
+# the design the issue found (independent decoder, 64-d latent, KL 0.02, no memorisation checks)
 OLD_DEFAULTS = {"vae": {"window": 0, "latent_dim": 64, "kl_weight": 0.02, "decoder_gain": 1.0,
                         "decoder_trait": False},
                 "vae_fit": {"check_every": 0}, "diffusion_fit": {"check_every": 0}}
-POINTS = {
-    "default": [("window 16 (default)", {})],
-    # the landed design before the local decoder (independent decoder, 64-d latent, KL 0.02, no checks)
-    "compare": [("window 16 (default)", {}), ("window 0, otherwise default", {"vae": {"window": 0}}),
-                ("previous defaults (window 0, 64-d, KL 0.02)", OLD_DEFAULTS)],
-    "sweep": [(f"window {w}, {e} VAE epochs", {"vae": {"window": w}, "vae_fit": {"epochs": e}})
-              for w in (0, 16) for e in (10, 30, 100)],
-    # global structure in the latent: a head predicting the training PCs (vae.pc_components / pc_weight), and
-    # hidden units in the decoder (vae.decoder_hidden)
-    "global": [("pc20 w0.01", {"vae": {"pc_components": 20, "pc_weight": 0.01}}),
-               ("pc20 w0.02", {"vae": {"pc_components": 20, "pc_weight": 0.02}}),
-               ("pc20 w0.05", {"vae": {"pc_components": 20, "pc_weight": 0.05}}),
-               ("pc10 w0.02", {"vae": {"pc_components": 10, "pc_weight": 0.02}}),
-               ("dh16", {"vae": {"decoder_hidden": 16}}),
-               ("dh16 pc20 w0.02", {"vae": {"pc_components": 20, "pc_weight": 0.02, "decoder_hidden": 16}})],
+# label -> (config overrides, generators scored); the default first
+TRAINED = {
+    "default": ({}, (*VAE_BASED, "independent")),
+    "independent decoder (window 0)": ({"vae": {"window": 0}}, VAE_BASED),
+    "issue's landed design": (OLD_DEFAULTS, VAE_BASED),
+    "latent 4": ({"vae": {"latent_dim": 4}}, VAE_BASED),
+    "latent 64": ({"vae": {"latent_dim": 64}}, VAE_BASED),
+    "VAE 10 epochs": ({"vae_fit": {"epochs": 10}}, VAE_BASED),
+    "VAE 100 epochs, last kept": ({"vae_fit": {"min_epochs": 100, "keep_from": 100}}, VAE_BASED),
+    "Markov chain": ({"model": "markov"}, ("markov",)),
 }
+# label -> SamplingOptions fields: the default run's diffusion sampled with another knob
+SAMPLED = {"temperature 0.9": {"temperature": 0.9}, "temperature 1.1": {"temperature": 1.1},
+           "latent noise 0.5": {"latent_noise": 0.5}}
+POINTS = {"default": ["default"], "sweep": list(TRAINED)}
 
 
 def prepare_sim(work: Path, seed: int, n: int = 3000) -> dict:
@@ -117,14 +121,17 @@ def score(train, holdout, synthetic, chrom, seed: int = 0) -> dict:
     ld = ld_r(train, holdout, synthetic, chrom, seed=seed)
     det = detection_auc(train, holdout, synthetic, seed=seed)
     data = PrivacyInputs(train, holdout, synthetic, seed=seed, device="cpu")
-    mia = membership_auc(data)
+    mia, dcr, aats = membership_auc(data), dcr_share(data), aats_privacy_loss(data)
     return {"ld_ratio": ld.value / ld.reference, "ld_r": ld.value, "ld_r_holdout": ld.reference,
             "detection_auc": det.value, "detection_auc_holdout": det.reference,
             "membership_auc": mia.value, "membership_auc_holdout": mia.reference,
-            "dcr_share": dcr_share(data).value, "aats_privacy_loss": aats_privacy_loss(data).value}
+            **{k: m.value for k, m in (("dcr_share", dcr), ("aats_privacy_loss", aats))},
+            **{f"{k}_holdout": m.reference for k, m in (("dcr_share", dcr), ("aats_privacy_loss", aats))}}
 
 
-def run_point(spec: dict, label: str, overrides: dict, work: Path, seed: int) -> list[dict]:
+def run_point(spec: dict, label: str, work: Path, seed: int) -> list[dict]:
+    """Train (or reuse) the run of a TRAINED point and score its generators; for the default, also the SAMPLED
+    points from the same run."""
     import torch
 
     from snpgen_core.generation import condition_mix
@@ -133,7 +140,8 @@ def run_point(spec: dict, label: str, overrides: dict, work: Path, seed: int) ->
     from snpgen_core.pipeline import train_run
     from snpgen_core.runs import load_run, read_privacy_check
 
-    out = work / "runs" / f"{label.replace(' ', '_').replace(',', '')}_seed{seed}"
+    overrides, models = TRAINED[label]
+    out = work / "runs" / f"{label.replace(' ', '_').replace(',', '').replace(chr(39), '')}_seed{seed}"
     if not (out / "run.json").exists():
         import shutil
 
@@ -146,12 +154,16 @@ def run_point(spec: dict, label: str, overrides: dict, work: Path, seed: int) ->
     holdout = read_plink(spec["holdout"], variants=_panel_rows(spec["holdout"], run.variants))
     chrom = run.variants["chrom"].to_numpy()
     check = read_privacy_check(out)
+    cond = torch.as_tensor(condition_mix(run.phenotype, train.n_samples, seed=seed), dtype=torch.float32)
+    draws = [(label, model, {}) for model in models]
+    if label == "default":
+        draws += [(f"default, {name}", "diffusion", options) for name, options in SAMPLED.items()]
     rows = []
-    for model in GENERATORS:
-        cond = torch.as_tensor(condition_mix(run.phenotype, train.n_samples, seed=seed), dtype=torch.float32)
+    for point, model, options in draws:
         t1 = time.perf_counter()
-        synthetic = run.generator(model).sample(cond, torch.Generator().manual_seed(seed), SamplingOptions()).numpy()
-        rows.append({"point": label, "model": model, "seed": seed, "train_s": round(train_s, 1),
+        synthetic = run.generator(model).sample(cond, torch.Generator().manual_seed(seed),
+                                                SamplingOptions(**options)).numpy()
+        rows.append({"point": point, "model": model, "seed": seed, "train_s": round(train_s, 1),
                      "generate_s": round(time.perf_counter() - t1, 2),
                      "validation_check_passed": None if check is None else check.passed,
                      **score(train.dosages, holdout.dosages, synthetic, chrom, seed)})
@@ -191,45 +203,67 @@ def reference_rows(spec: dict, seed: int) -> list[dict]:
 
 
 def svg_frontier(rows: list[dict], path: Path, title: str) -> None:
-    """Two scatter panels (LD ratio and detection AUC against membership AUC), hand-written SVG."""
-    colours = {"diffusion": "#1f77b4", "vae_gaussian": "#ff7f0e", "independent": "#7f7f7f", "peer": "#d62728",
-               "reference": "#2ca02c"}
-    w, h, pad = 360, 300, 50
-    panels = [("ld_ratio", "LD r^2 correlation / holdout's", 0.0, 1.1),
-              ("detection_auc", "detection AUC (lower is better)", 0.45, 1.0)]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * w + 40}" height="{h + 70}" '
+    """Three scatter panels (LD ratio and detection AUC against membership AUC, detection AUC against AATS loss),
+    hand-written SVG: colour = generator, number = point (listed below the panels), green ring = the real holdout
+    (its reference values, from the default's rows), dashed lines = the issue's targets."""
+    colours = {"diffusion": "#1f77b4", "vae_gaussian": "#ff7f0e", "independent": "#7f7f7f", "markov": "#9467bd",
+               "peer": "#d62728", "reference": "#2ca02c"}
+    w, h, top = 330, 300, 40
+    # (x key, x label, x range, x target; y key, y label, y range, y target)
+    panels = [("membership_auc", "membership AUC (0.5 = private)", (0.45, 0.7), 0.53,
+               "ld_ratio", "LD r^2 correlation / holdout's", (0.0, 1.1), 0.95),
+              ("membership_auc", "membership AUC (0.5 = private)", (0.45, 0.7), 0.53,
+               "detection_auc", "detection AUC (lower is better)", (0.45, 1.0), 0.60),
+              ("aats_privacy_loss", "AATS privacy loss (0 = private)", (-0.02, 0.12), 0.02,
+               "detection_auc", "detection AUC (lower is better)", (0.45, 1.0), 0.60)]
+    scored = [r for r in rows if r["model"] != "reference" and r.get("membership_auc") is not None]
+    numbers = {p: i + 1 for i, p in enumerate(dict.fromkeys(r["point"] for r in scored))}
+    ref = next((r for r in scored if r["point"] == "default" and r["model"] == "diffusion"), None)
+    holdout = None if ref is None else {"membership_auc": ref["membership_auc_holdout"], "ld_ratio": 1.0,
+                                        "detection_auc": ref["detection_auc_holdout"],
+                                        "aats_privacy_loss": ref.get("aats_privacy_loss_holdout")}
+    legend_lines = (len(numbers) + 2) // 3
+    height = h + 75 + 14 * legend_lines
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{3 * w + 50}" height="{height}" '
              f'font-family="sans-serif" font-size="11"><text x="10" y="16" font-size="13">{title}</text>']
-    ref = next((r for r in rows if r["model"] == "reference"), None)
-    for i, (key, label, lo, hi) in enumerate(panels):
-        ox = 20 + i * (w + 10)
-        x0, x1, y0, y1 = ox + pad, ox + w - 10, h, 40
-        parts.append(f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#999"/>')
-        parts.append(f'<text x="{(x0 + x1) / 2 - 60}" y="{h + 30}">membership AUC (0.5 = private)</text>')
-        parts.append(f'<text x="{ox}" y="30">{label}</text>')
+    for i, (xk, xl, (xa, xb), xt, yk, yl, (ya, yb), yt) in enumerate(panels):
+        ox = 10 + i * (w + 10)
+        x0, x1, y0, y1 = ox + 45, ox + w - 5, h, top
 
-        def px(v, a=0.45, b=0.8):
+        def px(v, a=xa, b=xb, x0=x0, x1=x1):
             return x0 + (min(max(v, a), b) - a) / (b - a) * (x1 - x0)
 
-        def py(v):
-            return y0 - (min(max(v, lo), hi) - lo) / (hi - lo) * (y0 - y1)
+        def py(v, a=ya, b=yb, y0=y0, y1=y1):
+            return y0 - (min(max(v, a), b) - a) / (b - a) * (y0 - y1)
 
-        for t in (0.5, 0.6, 0.7, 0.8):
-            parts.append(f'<text x="{px(t) - 8}" y="{h + 14}">{t:.1f}</text>')
-        for t in np.linspace(lo, hi, 5):
-            parts.append(f'<text x="{x0 - 30}" y="{py(t) + 4}">{t:.2f}</text>')
-        parts.append(f'<line x1="{px(0.53)}" y1="{y1}" x2="{px(0.53)}" y2="{y0}" stroke="#2ca02c" '
-                     f'stroke-dasharray="4"/>')
-        for r in rows:
-            if r.get(key) is None or r.get("membership_auc") is None:
+        parts.append(f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#999"/>')
+        parts.append(f'<text x="{x0 + 20}" y="{h + 30}">{xl}</text><text x="{ox}" y="{top - 8}">{yl}</text>')
+        for t in np.linspace(xa, xb, 5):
+            parts.append(f'<text x="{px(t) - 10:.1f}" y="{h + 14}">{t:.2f}</text>')
+        for t in np.linspace(ya, yb, 5):
+            parts.append(f'<text x="{x0 - 32}" y="{py(t) + 4:.1f}">{t:.2f}</text>')
+        parts.append(f'<line x1="{px(xt):.1f}" y1="{y1}" x2="{px(xt):.1f}" y2="{y0}" stroke="#2ca02c" '
+                     f'stroke-dasharray="4"/><line x1="{x0}" y1="{py(yt):.1f}" x2="{x1}" y2="{py(yt):.1f}" '
+                     f'stroke="#2ca02c" stroke-dasharray="4"/>')
+        for r in scored:
+            if r.get(xk) is None or r.get(yk) is None:
                 continue
-            c = colours.get(r["model"], "#000")
-            parts.append(f'<circle cx="{px(r["membership_auc"]):.1f}" cy="{py(r[key]):.1f}" r="4" fill="{c}">'
-                         f'<title>{r["point"]} / {r["model"]}</title></circle>')
-        if ref is not None and key == "ld_ratio":
-            parts.append(f'<circle cx="{px(0.5)}" cy="{py(1.0)}" r="5" fill="none" stroke="#2ca02c" '
-                         f'stroke-width="2"><title>real holdout</title></circle>')
-    legend = " ".join(f'<tspan fill="{c}">&#9679; {k}</tspan>' for k, c in colours.items())
-    parts.append(f'<text x="20" y="{h + 55}">{legend}</text></svg>')
+            cx, cy, c = px(r[xk]), py(r[yk]), colours.get(r["model"], "#000")
+            parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="{c}" fill-opacity="0.8">'
+                         f'<title>{r["point"]} / {r["model"]}</title></circle>'
+                         f'<text x="{cx + 5:.1f}" y="{cy - 3:.1f}" font-size="9" fill="{c}">{numbers[r["point"]]}</text>')
+        if holdout is not None and holdout.get(xk) is not None and holdout.get(yk) is not None:
+            parts.append(f'<circle cx="{px(holdout[xk]):.1f}" cy="{py(holdout[yk]):.1f}" r="6" fill="none" '
+                         f'stroke="#2ca02c" stroke-width="2"><title>real holdout</title></circle>')
+    y = h + 50
+    legend = " ".join(f'<tspan fill="{c}">&#9679; {k}</tspan>' for k, c in colours.items() if k != "reference")
+    parts.append(f'<text x="10" y="{y}">{legend} <tspan fill="#2ca02c">&#9711; real holdout</tspan>'
+                 f' <tspan fill="#2ca02c">- - targets</tspan></text>')
+    items = list(numbers.items())
+    for k in range(legend_lines):
+        line = " &#183; ".join(f"{n} {p}" for p, n in items[k * 3:(k + 1) * 3])
+        parts.append(f'<text x="10" y="{y + 16 + 14 * k}">{line.replace(chr(39), "&#39;")}</text>')
+    parts.append("</svg>")
     path.write_text("\n".join(parts) + "\n")
 
 
@@ -245,19 +279,22 @@ def main() -> None:
     torch.set_num_threads(1)
     work = Path(args.work)
     spec = {"sim": prepare_sim, "805": prepare_805, "agbl4": prepare_agbl4}[args.dataset](work, args.seed)
-    rows = reference_rows(spec, args.seed)
-    for label, overrides in POINTS[args.points]:
-        rows += run_point(spec, label, overrides, work / args.dataset, args.seed)
-    RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"frontier_{args.dataset}.json"
-    old = json.loads(out.read_text())["rows"] if out.exists() else []
-    keep = [r for r in old if (r["point"], r["model"], r["seed"]) not in {(x["point"], x["model"], x["seed"])
-                                                                          for x in rows}]
-    all_rows = keep + rows
-    out.write_text(json.dumps({"machine": machine(), "load": os.getloadavg(), "rows": all_rows}, indent=1) + "\n")
-    svg_frontier(all_rows, REPO / "docs" / f"frontier_{args.dataset}.svg",
-                 f"Fidelity-privacy frontier, {args.dataset} (points: run settings x generator)")
+    save(out, reference_rows(spec, args.seed), args.dataset)
+    for label in POINTS[args.points]:
+        save(out, run_point(spec, label, work / args.dataset, args.seed), args.dataset)
     print(f"wrote {out} and docs/frontier_{args.dataset}.svg")
+
+
+def save(out: Path, rows: list[dict], dataset: str) -> None:
+    """Merge ``rows`` into ``out`` (a point measured again replaces its row) and redraw the figure."""
+    RESULTS.mkdir(exist_ok=True)
+    old = json.loads(out.read_text())["rows"] if out.exists() else []
+    new = {(r["point"], r["model"], r["seed"]) for r in rows}
+    all_rows = [r for r in old if (r["point"], r["model"], r["seed"]) not in new] + rows
+    out.write_text(json.dumps({"machine": machine(), "load": os.getloadavg(), "rows": all_rows}, indent=1) + "\n")
+    svg_frontier(all_rows, REPO / "docs" / f"frontier_{dataset}.svg",
+                 f"Fidelity-privacy frontier, {dataset} (colour: generator; number: run setting)")
 
 
 if __name__ == "__main__":
