@@ -210,9 +210,9 @@ def svg_frontier(rows: list[dict], path: Path, title: str) -> None:
                "peer": "#d62728", "reference": "#2ca02c"}
     w, h, top = 330, 300, 40
     # (x key, x label, x range, x target; y key, y label, y range, y target)
-    panels = [("membership_auc", "membership AUC (0.5 = private)", (0.45, 0.7), 0.53,
+    panels = [("membership_auc", "membership AUC (0.5 = private)", (0.45, 0.6), 0.53,
                "ld_ratio", "LD r^2 correlation / holdout's", (0.0, 1.1), 0.95),
-              ("membership_auc", "membership AUC (0.5 = private)", (0.45, 0.7), 0.53,
+              ("membership_auc", "membership AUC (0.5 = private)", (0.45, 0.6), 0.53,
                "detection_auc", "detection AUC (lower is better)", (0.45, 1.0), 0.60),
               ("aats_privacy_loss", "AATS privacy loss (0 = private)", (-0.02, 0.12), 0.02,
                "detection_auc", "detection AUC (lower is better)", (0.45, 1.0), 0.60)]

@@ -104,9 +104,15 @@ def polygenic_trait(prefix: Path, folder: Path, seed: int, n_causal: int = 200, 
 
 def training_gwas(train_prefix: Path, pheno: Path, column: str, method: str, out: Path) -> Path:
     """PLINK 1.9 association of ``column`` on the training part only (the panel must not see the holdout)."""
+    tmp = f"{out}.{os.getpid()}"  # benchmarks preparing the same cohort side by side never read a half-written file
     cmd = ["plink1.9", "--bfile", str(train_prefix), "--pheno", str(pheno), "--pheno-name", column, f"--{method}",
-           "--allow-no-sex", "--threads", "1", "--out", str(out)]
-    subprocess.run(cmd, check=True, capture_output=True)
+           "--allow-no-sex", "--threads", "1", "--out", tmp]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True)
+        os.replace(f"{tmp}.assoc.{method}", f"{out}.assoc.{method}")
+    finally:
+        for left in Path(tmp).parent.glob(f"{Path(tmp).name}.*"):
+            left.unlink()
     return Path(f"{out}.assoc.{method}")
 
 
