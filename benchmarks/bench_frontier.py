@@ -251,7 +251,8 @@ def svg_frontier(rows: list[dict], path: Path, title: str) -> None:
             cx, cy, c = px(r[xk]), py(r[yk]), colours.get(r["model"], "#000")
             parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="{c}" fill-opacity="0.8">'
                          f'<title>{r["point"]} / {r["model"]}</title></circle>'
-                         f'<text x="{cx + 5:.1f}" y="{cy - 3:.1f}" font-size="9" fill="{c}">{numbers[r["point"]]}</text>')
+                         f'<text x="{cx + 5:.1f}" y="{cy - 3:.1f}" font-size="9" fill="{c}">'
+                         f'{numbers[r["point"]]}</text>')
         if holdout is not None and holdout.get(xk) is not None and holdout.get(yk) is not None:
             parts.append(f'<circle cx="{px(holdout[xk]):.1f}" cy="{py(holdout[yk]):.1f}" r="6" fill="none" '
                          f'stroke="#2ca02c" stroke-width="2"><title>real holdout</title></circle>')
@@ -262,7 +263,7 @@ def svg_frontier(rows: list[dict], path: Path, title: str) -> None:
     items = list(numbers.items())
     for k in range(legend_lines):
         line = " &#183; ".join(f"{n} {p}" for p, n in items[k * 3:(k + 1) * 3])
-        parts.append(f'<text x="10" y="{y + 16 + 14 * k}">{line.replace(chr(39), "&#39;")}</text>')
+        parts.append(f'<text x="10" y="{y + 16 + 14 * k}">{line}</text>')
     parts.append("</svg>")
     path.write_text("\n".join(parts) + "\n")
 
