@@ -120,8 +120,8 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="print the means of the recorded rows for --configs")
     args = ap.parse_args()
     configs = args.configs.split(",")
-    old = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
     if args.table:
+        old = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
         cohorts, seeds = set(args.cohorts.split(",")), {int(s) for s in args.training_seeds.split(",")}
         print(table([r for r in old if r["cohort"] in cohorts and r["training_seed"] in seeds], configs))
         return
@@ -142,9 +142,23 @@ def main() -> None:
                        "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
                        "wall_s": round(time.perf_counter() - t0, 1)}
                 print(json.dumps(row), flush=True)
-                old = [r for r in old if (r["cohort"], r["training_seed"], r["config"]) != (name, seed, cfg)]
-                old.append(row)
-                RESULTS.write_text(json.dumps({"rows": old}, indent=1) + "\n")
+                record(row)
+
+
+def record(row: dict) -> None:
+    """Add ``row`` to RESULTS (replacing the same cohort, seed and config), read and written under a lock, so that
+    copies of this script running side by side keep each other's rows."""
+    import fcntl
+    import tempfile
+
+    key = (row["cohort"], row["training_seed"], row["config"])
+    with open(Path(tempfile.gettempdir()) / "snpgen-privacy-draws.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
+        rows = [r for r in old if (r["cohort"], r["training_seed"], r["config"]) != key] + [row]
+        tmp = RESULTS.with_name(f"{RESULTS.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+        os.replace(tmp, RESULTS)
 
 
 if __name__ == "__main__":
