@@ -1,12 +1,15 @@
-"""Shared bits of the benchmark scripts: machine description, medians, peak memory."""
+"""Shared bits of the benchmark scripts: machine description, medians, peak memory, result rows."""
 from __future__ import annotations
 
 import datetime
+import fcntl
+import json
 import os
 import platform
 import resource
 import statistics
 import time
+from pathlib import Path
 
 
 def machine() -> str:
@@ -38,3 +41,16 @@ def peak_rss_mib() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def record_row(path: Path, row: dict, key) -> None:
+    """Add ``row`` to the ``{"rows": [...]}`` file ``path``, replacing the rows with the same ``key(row)``. The file is
+    re-read and written under a lock (``<path>.lock``), and written under a temporary name then renamed, so that
+    benchmarks running side by side keep each other's rows."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = json.loads(path.read_text())["rows"] if path.exists() else []
+        rows = [r for r in old if key(r) != key(row)] + [row]
+        tmp = path.with_name(f"{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+        os.replace(tmp, path)

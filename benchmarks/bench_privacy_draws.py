@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
+from _common import machine, record_row  # noqa: E402
 from bench_targets import WORK, prepare_cohort  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "privacy_draws.json"
@@ -142,23 +142,7 @@ def main() -> None:
                        "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
                        "wall_s": round(time.perf_counter() - t0, 1)}
                 print(json.dumps(row), flush=True)
-                record(row)
-
-
-def record(row: dict) -> None:
-    """Add ``row`` to RESULTS (replacing the same cohort, seed and config), read and written under a lock, so that
-    copies of this script running side by side keep each other's rows."""
-    import fcntl
-    import tempfile
-
-    key = (row["cohort"], row["training_seed"], row["config"])
-    with open(Path(tempfile.gettempdir()) / "snpgen-privacy-draws.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        old = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
-        rows = [r for r in old if (r["cohort"], r["training_seed"], r["config"]) != key] + [row]
-        tmp = RESULTS.with_name(f"{RESULTS.name}.{os.getpid()}")
-        tmp.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
-        os.replace(tmp, RESULTS)
+                record_row(RESULTS, row, lambda r: (r["cohort"], r["training_seed"], r["config"]))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ table of medians (BENCHMARKS.md, "Issue 13 targets over training seeds").
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import sys
@@ -37,7 +36,7 @@ from types import SimpleNamespace
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
+from _common import machine, record_row  # noqa: E402
 from bench_frontier import prepare_sim  # noqa: E402
 from bench_quality import metric, prepare, score, synthesize, train  # noqa: E402
 
@@ -198,12 +197,7 @@ def main() -> None:
                    "machine": machine(), "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
                    "wall_s": round(time.perf_counter() - t0, 1)}
             print(json.dumps(row), flush=True)
-            with open(RESULTS.with_suffix(".lock"), "w") as lock:  # several cohorts may run side by side
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                old = [r for r in (json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else [])
-                       if (r["cohort"], r["training_seed"], _variant(r)) != (name, seed, _variant(row))]
-                old += [row]
-                RESULTS.write_text(json.dumps({"rows": old}, indent=1) + "\n")
+            record_row(RESULTS, row, lambda r: (r["cohort"], r["training_seed"], _variant(r)))
 
 
 if __name__ == "__main__":
