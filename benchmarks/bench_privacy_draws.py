@@ -9,7 +9,8 @@ with the report's own functions (``evaluation.privacy``, subsets seeded 100 + k;
 TSTR / TRTR ratio, ``evaluation.utility.tstr``; with ``--detection`` the detection AUC on the training PCs,
 ``evaluation.structure.detection_auc``). Rows (each draw's value, per metric) go to
 ``benchmarks/results/privacy_draws.json``; ``--table`` prints the means per config over the listed runs, and the
-mean pair difference against the first config. One process at a time: rows are rewritten without a lock.
+mean pair difference against the first config. Rows are recorded under a lock (``_common.record_row``), so
+several copies may run side by side.
 
     .venv/bin/python benchmarks/bench_privacy_draws.py --cohorts sim1,sim2 --training-seeds 2,3 \\
         --configs nearest_16_by_lag,nearest_16_linked_16_by_lag --draws 4

@@ -196,7 +196,8 @@ SETTING_LABELS = {
     "window": "Decoder neighbours (SNPs)", "neighbour_nearest": "Nearest neighbours kept",
     "neighbour_reach": "Linked neighbours searched within (SNPs)", "neighbour_p": "Linked neighbour significance",
     "decoder_hidden": "Decoder neighbour units", "decoder_far_rank": "Decoder far-summary size",
-    "decoder_far_reach": "Decoder far-summary reach (SNPs)", "decoder_l2": "Decoder neighbour prior", "decoder_latent":
+    "decoder_far_reach": "Decoder far-summary reach (SNPs)", "decoder_l2": "Decoder neighbour prior",
+    "decoder_additive": "Decoder additive-effect prior", "decoder_latent":
     "Decoder latent path", "decoder_gain":
     "Decoder neighbour learning-rate gain", "decoder_trait": "Decoder sees the trait", "trait_dim":
     "Trait embedding size", "trait_drop": "Trait dropout", "conv_channels": "Conv channels", "conv_kernel":

@@ -85,6 +85,26 @@ def test_vae_neighbour_prior__spread_over_the_training_individuals_and_off_witho
     assert loss(xs[:0], 0.5) == loss(xs[:0], 0.0)
 
 
+def test_decoder_nonadditive_prior__zero_for_allelic_tables_and_known_for_one_cell():
+    # a table that is row and column effects plus b (g - 1)(c - 1) carries no penalty; one cell of 1 in the corner
+    # leaves 4/9 once double-centred, of which the bilinear term takes 1/4: 7/36
+    torch.manual_seed(0)
+    vae = GenotypeVAE(VAEConfig(n_snps=6, latent_dim=2, hidden=8, window=2, decoder_additive=1.0))
+    dec, g = vae.decoder, torch.arange(3.0) - 1
+    with torch.no_grad():
+        dec.W.copy_((torch.randn(6, 2, 1, 1) * torch.outer(g, g) + torch.randn(6, 2, 3, 1)
+                     + torch.randn(6, 2, 1, 3)) / dec.gain)
+    assert dec.nonadditive_penalty().item() == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        dec.W.zero_()
+        dec.W[3, 0, 2, 2] = 1.0 / dec.gain
+    assert dec.nonadditive_penalty().item() == pytest.approx(7 / 36, rel=1e-5)
+    with torch.no_grad():  # a slot masked out (SNP 0 has no neighbours) counts for nothing
+        dec.W.zero_()
+        dec.W[0, 0, 2, 2] = 1.0 / dec.gain
+    assert dec.nonadditive_penalty().item() == 0.0
+
+
 def test_vae_kl_weight__linear_warmup():
     vae = GenotypeVAE(VAEConfig(n_snps=4, kl_weight=0.5, kl_warmup_epochs=4, hidden=8))
     assert [vae.kl_beta(e) for e in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]

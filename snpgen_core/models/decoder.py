@@ -383,6 +383,22 @@ class GenotypeDecoder(nn.Module):
             total = total + self.U.pow(2).sum() + self.V.pow(2).sum()
         return total
 
+    def nonadditive_penalty(self) -> torch.Tensor:
+        """Sum of squares of the neighbour weights' departure from an allelic (additive) effect: the part of each
+        3 x 3 table ``gain W[j, k]`` (neighbour's genotype g, SNP j's genotype c) left once its row and column
+        effects (which the softmax and the latent's bias absorb) and the bilinear term b (g - 1)(c - 1) are taken
+        out. Why: if the neighbour's allele shifts the log-odds of SNP j's allele, the genotype table is that
+        bilinear term (one number), while the other three interaction numbers are fitted mostly by the few people
+        homozygous for a rare allele at both SNPs, which is where a decoder can learn individuals."""
+        if self.independent:
+            return self.W.new_zeros(())
+        w = self.gain * self.W
+        w = w - w.mean(2, keepdim=True) - w.mean(3, keepdim=True) + w.mean((2, 3), keepdim=True)
+        g = torch.arange(3, dtype=w.dtype, device=w.device) - 1.0
+        bilinear = torch.outer(g, g)  # double-centred; <bilinear, bilinear> = 4
+        b = (w * bilinear).sum((2, 3), keepdim=True) / 4.0
+        return ((w - b * bilinear).pow(2) * self.mask[:, :, None, None]).sum()
+
     def log_prob(self, dosages: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(called genotypes | z) per individual, (B,) nats; missing calls (-1) are left out."""
         logits = self.logits(dosages, z).float()

@@ -102,6 +102,12 @@ class VAEConfig:
     decoder_l2: float = option(0.0, "Gaussian prior on the neighbour weights: 1 / (2 sd^2) in logits, summed over "
                                     "the training cohort (so divided by its size per individual; 0 = none)",
                                low=0.0)
+    # Not the default (BENCHMARKS.md, twenty-first pass; 4 runs x 4 draws at 4.0): on msprime AATS loss +0.008 and
+    # detection no lower; on 1000G AGBL4 CASE detection +0.056/+0.068 and TSTR 0.93/0.92. With 32 nearest neighbours it
+    # did not take away their privacy cost (AATS +0.004 to +0.014 against the default, as without it)
+    decoder_additive: float = option(0.0, "prior pulling each neighbour's 3 x 3 genotype table toward an allelic "
+                                          "(additive) effect: 1 / (2 sd^2) in logits on the rest, summed over the "
+                                          "training cohort (0 = none)", low=0.0)
     # auto (pipeline.train_run): one VAE per path, the lower validation loss kept. In 13 of 13 runs trained both
     # ways it named the path that did as well or better on the holdout (BENCHMARKS.md, ninth pass): linear on 1000G
     # AGBL4 CASE and QT (AATS loss 0.029 vs 0.062, QT 0.014 vs 0.051; membership AUC 0.526 vs 0.543; detection AUC
@@ -337,8 +343,11 @@ class GenotypeVAE(nn.Module):
         pcs = self.pc_loss(z, dosages)
         loss = (recon + self.kl_beta(epoch) * kl + self.config.pheno_weight * self.config.n_snps * pheno
                 + self.config.pc_weight * self.config.n_snps * pcs)
-        if self.config.decoder_l2 > 0 and self.n_train > 0:  # no training data seen (DP): no prior
-            loss = loss + self.config.decoder_l2 / self.n_train * self.decoder.penalty()
+        if self.n_train > 0:  # no training data seen (DP): no prior
+            if self.config.decoder_l2 > 0:
+                loss = loss + self.config.decoder_l2 / self.n_train * self.decoder.penalty()
+            if self.config.decoder_additive > 0:
+                loss = loss + self.config.decoder_additive / self.n_train * self.decoder.nonadditive_penalty()
         return {"loss": loss, "recon": recon, "kl": kl, "pheno": pheno, "pcs": pcs}
 
     def pheno_loss(self, z: torch.Tensor, trait: torch.Tensor) -> torch.Tensor:
