@@ -10,7 +10,11 @@ simulated with msprime (``simulate_cohort``, seeded) and the panel is every simu
 (median over ``--repeats``), process CPU time, peak RSS, and prints a Markdown table row per measurement with the
 machine and date. Usage:
 
-    .venv/bin/python benchmarks/bench_train_generate.py [--repeats 3] [--threads 2] [--gpu] [--quick]
+    .venv/bin/python benchmarks/bench_train_generate.py [--repeats 3] [--threads 2] [--gpu] [--quick] \
+        [--config benchmarks/configs/NAME.json]
+
+``--config`` trains with a benchmark config's settings (e.g. the frontier's 32 nearest neighbours) instead of the
+defaults, to measure what a setting costs.
 """
 from __future__ import annotations
 
@@ -55,9 +59,11 @@ def _child(args: argparse.Namespace) -> None:
     if args.child == "train":
         from snpgen_core.pipeline import train_run
 
-        config = {"vae_fit": {"epochs": args.epochs}} if args.epochs else None
-        train_run(args.prefix, args.out, panel_path=args.prefix + ".snps.txt", config=config, device=args.device,
-                  threads=args.threads)
+        config = json.loads(Path(args.config).read_text()) if args.config else {}
+        if args.epochs:
+            config["vae_fit"] = {**config.get("vae_fit", {}), "epochs": args.epochs}
+        train_run(args.prefix, args.out, panel_path=args.prefix + ".snps.txt", config=config or None,
+                  device=args.device, threads=args.threads)
         history = json.loads((Path(args.out) / "history.json").read_text())
         # both VAEs of the decoder latent path "auto" (history "vae" and "vae_mlp" / "vae_linear")
         extra = {"vae_epochs": sum(len(v) for k, v in history.items() if k.startswith("vae") and isinstance(v, list)),
@@ -111,6 +117,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="small sizes, to check the script itself")
     p.add_argument("--workdir", help="where cohorts and runs go (default: a temporary folder)")
     p.add_argument("--only", choices=["train", "generate"], help="measure one step only")
+    p.add_argument("--config", help="a JSON file of training settings (benchmarks/configs/) instead of the defaults")
     # child-process arguments
     p.add_argument("--child", choices=["train", "generate"], help=argparse.SUPPRESS)
     p.add_argument("--prefix", help=argparse.SUPPRESS)
@@ -139,7 +146,7 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory(prefix="bench_train_generate_")
     work = Path(args.workdir or tmp.name)
     work.mkdir(parents=True, exist_ok=True)
-    common = ["--threads", str(args.threads), "--device", device]
+    common = ["--threads", str(args.threads), "--device", device, *(["--config", args.config] if args.config else [])]
 
     train = gen = None
     stamp = int(time.time())
@@ -171,6 +178,7 @@ def main() -> None:
         if "gpu_peak_mib" in results[0]:
             extra += f", GPU peak {max(r['gpu_peak_mib'] for r in results):.0f} MiB"
         ok = "yes" if med < target else "NO"
+        what += f" ({Path(args.config).stem})" if args.config else ""
         return (f"| {what} | {size[0]:,} x {size[1]:,} | {med:.1f} s (n={len(walls)}: "
                 f"{', '.join(f'{w:.1f}' for w in walls)}) | {cpu:.1f} s | {rss:.0f} MiB | {target:.0f} s: {ok}{extra} "
                 f"| {_machine(device)}, {args.threads} threads | {date.today()} | snpgen {__version__}, torch "
