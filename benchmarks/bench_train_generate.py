@@ -58,12 +58,13 @@ def _child(args: argparse.Namespace) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     if args.child == "train":
         from snpgen_core.pipeline import train_run
+        from snpgen_core.runs import TrainConfig, read_config
 
-        config = json.loads(Path(args.config).read_text()) if args.config else {}
+        config = read_config(args.config) if args.config else TrainConfig()  # read_config checks the schema
         if args.epochs:
-            config["vae_fit"] = {**config.get("vae_fit", {}), "epochs": args.epochs}
-        train_run(args.prefix, args.out, panel_path=args.prefix + ".snps.txt", config=config or None,
-                  device=args.device, threads=args.threads)
+            config.vae_fit.epochs = args.epochs
+        train_run(args.prefix, args.out, panel_path=args.prefix + ".snps.txt", config=config, device=args.device,
+                  threads=args.threads)
         history = json.loads((Path(args.out) / "history.json").read_text())
         # both VAEs of the decoder latent path "auto" (history "vae" and "vae_mlp" / "vae_linear")
         extra = {"vae_epochs": sum(len(v) for k, v in history.items() if k.startswith("vae") and isinstance(v, list)),
