@@ -67,7 +67,8 @@ class ClusterHMM(torch.nn.Module):
         for j in range(x.shape[1]):
             if j:
                 s, q, a = stay[j], jump[j], al[:, j]
-                f = (s * s * f + s * q * (f.sum(2, keepdim=True) * a[:, None, :] + f.sum(1, keepdim=True) * a[:, :, None])
+                rows, cols = f.sum(2, keepdim=True), f.sum(1, keepdim=True)  # one haplotype stays, one jumps
+                f = (s * s * f + s * q * (rows * a[:, None, :] + cols * a[:, :, None])
                      + q * q * a[:, :, None] * a[:, None, :])
             f = f * torch.where((x[:, j] >= 0)[:, None, None], em[j][xo[:, j]], 1.0)
             c = f.sum((1, 2))
