@@ -78,8 +78,10 @@ class ClusterHMM(torch.nn.Module):
 
     def em_step(self, x: torch.Tensor) -> float:
         """One EM iteration of the latent-free model on all of ``x``; returns the mean log-likelihood before it.
-        Batches of 800 people at K = 12 (autograd keeps every SNP's forward table: about 5 GB), fewer for larger K."""
-        batch = max(50, 800 * 144 // self.alpha.shape[1] ** 2)
+        Batches of 800 people at K = 12 and 1,000 SNPs (autograd keeps every SNP's forward table: about 5 GB), fewer
+        for larger K or more SNPs (the sums are the same)."""
+        m, k = self.alpha.shape
+        batch = max(50, 800 * 144 * 1000 // (k * k * m))
         with torch.no_grad():
             leaves = [p[:1].clone() if i == 4 else p.clone() for i, p in enumerate(self.probabilities(None, 1))]
         leaves = [p.requires_grad_(True) for p in leaves]
