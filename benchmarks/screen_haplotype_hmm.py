@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, record_row  # noqa: E402
+from bench_privacy_draws import METRICS  # noqa: E402
 from bench_targets import WORK, prepare_cohort  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "haplotype_hmm.json"
@@ -122,7 +123,7 @@ def score(train, holdout, synthetic, chrom, seed) -> dict:
     from snpgen_core.evaluation.structure import detection_auc
 
     data = privacy.PrivacyInputs(train, holdout, synthetic, seed=seed, device="cpu")
-    row = {m: float(getattr(privacy, m)(data).value) for m in ("aats_privacy_loss", "dcr_share", "membership_auc")}
+    row = {m: float(getattr(privacy, m)(data).value) for m in METRICS}
     row["detection_auc"] = float(detection_auc(train, holdout, synthetic, seed=seed).value)
     ld = ld_r(train, holdout, synthetic, chrom, seed=seed)
     row["ld_ratio"] = float(ld.value / ld.reference)
@@ -138,6 +139,8 @@ def main() -> None:
     ap.add_argument("--run", help="the trained run whose encoder gives the latents")
     ap.add_argument("--draws", type=int, default=2)
     args = ap.parse_args()
+    if args.latent_epochs and not args.run:
+        ap.error("--latent-epochs needs --run (the trained run whose latents the clusters follow)")
     torch.set_num_threads(1)
     prep = prepare_cohort(args.cohort, WORK)
     train, holdout = prep["train"].dosages, prep["holdout"].dosages
@@ -156,8 +159,7 @@ def main() -> None:
             zt, zh = (vae.encode(torch.as_tensor(d))[0].float() for d in (train, holdout))
         sd = zt.std(0)
         zt, zh = zt / sd, zh / sd
-    model = ClusterHMM(np.nanmean(np.where(train < 0, np.nan, train), 0) / 2, args.clusters,
-                       0 if zt is None else zt.shape[1])
+    model = ClusterHMM(prep["train"].a1_frequency(), args.clusters, 0 if zt is None else zt.shape[1])
     t0 = time.perf_counter()
     for it in range(args.em_iterations):
         print(f"EM {it}: training NLL {-model.em_step(x[fit]):.1f} ({time.perf_counter() - t0:.0f} s)", flush=True)
