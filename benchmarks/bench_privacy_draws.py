@@ -34,18 +34,23 @@ RESULTS = Path(__file__).resolve().parent / "results" / "privacy_draws.json"
 METRICS = ("aats_privacy_loss", "dcr_share", "membership_auc")
 
 
-def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, detection: bool = False) -> dict:
+def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, detection: bool = False,
+              guidance: float | None = None) -> dict:
     """Each metric of ``METRICS`` on ``draws`` seeded synthetic cohorts of the run: {metric: [value per draw]};
     with ``utility`` also ``tstr_ratio`` (the report's linear TSTR over its TRTR on the same holdout, scored with
     the trait ``generate`` releases) and for a quantitative trait ``effect_r_ratio`` (the per-SNP effects'
-    agreement with the training's, over the holdout's); when the run's trait model releases the trait, also both
+    agreement with the training's, over the holdout's) and ``association_copying`` (the card's row,
+    ``privacy.copying``: of the case-control allele-frequency differences for a binary trait, of the per-SNP effects
+    for a quantitative one); when the run's trait model releases the trait, also both
     with the condition released instead (``*_condition``, ``generate --trait-from condition``); with
-    ``detection`` also ``detection_auc`` (the report's, on the training PCs)."""
+    ``detection`` also ``detection_auc`` (the report's, on the training PCs). ``guidance``: the diffusion's
+    classifier-free guidance (None: ``generate``'s default)."""
     import torch
 
     from snpgen_core.evaluation import privacy
     from snpgen_core.evaluation.structure import detection_auc
-    from snpgen_core.evaluation.association import effect_r
+    from snpgen_core.evaluation.association import case_control_af_diff_r, effect_r
+    from snpgen_core.evaluation.privacy import copying
     from snpgen_core.evaluation.utility import tstr
     from snpgen_core.models.generators import SamplingOptions
     from snpgen_core.runs import load_run
@@ -61,7 +66,7 @@ def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, dete
         seed = 100 + k
         mix = y[np.random.default_rng(seed).integers(0, len(y), len(train))]
         drawn = generator.sample(torch.as_tensor(mix, dtype=torch.float32), torch.Generator().manual_seed(seed),
-                                 SamplingOptions())
+                                 SamplingOptions() if guidance is None else SamplingOptions(guidance=guidance))
         synthetic = drawn.numpy()
         released = mix  # the trait generate releases: a quantitative one drawn from the trait model (if fitted)
         if run.models.trait.is_fitted:
@@ -75,6 +80,11 @@ def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, dete
             if trait.kind == "quantitative":  # per-SNP effects against the training's, over the holdout's
                 e = effect_r(train, holdout, synthetic, y_train, y_holdout, released, trait.kind, seed=seed)
                 out.setdefault("effect_r_ratio", []).append(e.value / e.reference)
+                out.setdefault("association_copying", []).append(float(copying(e, "effects").value))
+            elif trait.kind == "binary":  # the card's association copying row (privacy.copying)
+                a = case_control_af_diff_r(train, holdout, synthetic, y_train, y_holdout, released, trait.kind,
+                                           seed=seed)
+                out.setdefault("association_copying", []).append(float(copying(a, "differences").value))
             if released is not mix:  # the same genotypes with the condition released instead (trait_from)
                 v = tstr(train, holdout, synthetic, y_train, y_holdout, mix, trait.kind, n_boot=10, seed=seed)
                 out.setdefault("tstr_ratio_condition", []).append(v.value / v.reference)
@@ -91,7 +101,7 @@ def table(rows: list[dict], configs: list[str]) -> str:
     by = {(r["cohort"], r["training_seed"], r["config"]): r for r in rows}
     runs = sorted({(c, s) for c, s, _ in by})
     metrics = METRICS + tuple(m for m in ("tstr_ratio", "tstr_ratio_condition", "effect_r_ratio",
-                                          "effect_r_ratio_condition", "detection_auc")
+                                          "effect_r_ratio_condition", "association_copying", "detection_auc")
                               if any(m in r for r in rows if r["config"] in configs))
     lines = ["| config | runs | " + " | ".join(metrics) + " | pair difference against " + configs[0] + " |",
              "| --- | --- |" + " --- |" * (len(metrics) + 1)]
@@ -117,6 +127,9 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=4)
     ap.add_argument("--utility", action="store_true", help="also the TSTR / TRTR ratio of each draw (slower)")
     ap.add_argument("--detection", action="store_true", help="also the detection AUC of each draw")
+    ap.add_argument("--guidance", type=float, default=None,
+                    help="classifier-free guidance of the draws (default: generate's); rows are labelled "
+                         "<config>_g<guidance>, the name --table then takes")
     ap.add_argument("--work", default=str(WORK))
     ap.add_argument("--table", action="store_true", help="print the means of the recorded rows for --configs")
     args = ap.parse_args()
@@ -138,8 +151,10 @@ def main() -> None:
                     print(f"skipped: no finished run {run_dir}", flush=True)
                     continue
                 t0 = time.perf_counter()
-                row = {"cohort": name, "training_seed": seed, "config": cfg, "draws": args.draws,
-                       **score_run(prep, run_dir, args.draws, args.utility, args.detection), "machine": machine(),
+                label = cfg if args.guidance is None else f"{cfg}_g{args.guidance:g}"
+                row = {"cohort": name, "training_seed": seed, "config": label, "draws": args.draws,
+                       **score_run(prep, run_dir, args.draws, args.utility, args.detection, args.guidance),
+                       "machine": machine(),
                        "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
                        "wall_s": round(time.perf_counter() - t0, 1)}
                 print(json.dumps(row), flush=True)

@@ -115,3 +115,18 @@ def test_privacy_advice__every_setting_it_names_is_a_train_flag_with_that_value(
         for flag, value in named:
             argv = [flag] + ([value] if value else ["1"] if flag in ("--epochs", "--dp-epsilon") else [])
             parser.parse_args(["train", "--bfile", "b", "--out", "o", *argv])  # exits on an unknown flag or value
+
+
+
+def test_association_copying_advice__names_a_generate_and_a_train_flag_that_exist():
+    import re
+
+    from snpgen_core.evaluation.card import _ASSOCIATION_COPYING, DESCRIPTIONS
+
+    assert DESCRIPTIONS["privacy.association_copying"][1].endswith(_ASSOCIATION_COPYING)
+    named = dict(re.findall(r"(--[a-z-]+)(?: ([0-9]+))?", _ASSOCIATION_COPYING))
+    assert named == {"--guidance": "1", "--no-vae-decoder-trait": ""}
+    parser = build_parser(train_options=True)
+    generate = parser.parse_args(["generate", "--run", "r", "--n", "10", "--out", "o", "--guidance", "1"])
+    train = parser.parse_args(["train", "--bfile", "b", "--out", "o", "--no-vae-decoder-trait"])
+    assert generate.guidance == 1.0 and apply_flags(TrainConfig(), train).vae.decoder_trait is False
