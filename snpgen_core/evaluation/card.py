@@ -185,7 +185,7 @@ _RETRAIN_PRIVACY = ("retrain (the linear latent path, --vae-decoder-latent linea
 _FIDELITY = "retrain longer or with a larger model; the cohort may mislead analyses that rely on it"
 # association copying: the trait's own paths, not memorised individuals (BENCHMARKS.md, twenty-fourth pass: on a
 # 1000 Genomes phase 1 cohort of 873 people, 3.5 -> 2.8 with guidance 1, 2.0 without the decoder's trait path, 1.3 with
-# both; without it an unseen msprime cohort's TSTR fell from 0.98x to 0.88x, hence the check)
+# both; without the path two unseen msprime cohorts' TSTR fell, 0.98x -> 0.88x and 0.97x -> 0.95x: hence the check)
 _ASSOCIATION_COPYING = ("generate again with --guidance 1, or retrain with --no-vae-decoder-trait (the trait then "
                         "reaches the genotypes through the latent alone), and check that TSTR holds; do not release "
                         "this cohort")

@@ -118,11 +118,12 @@ class VAEConfig:
                                          "validation loss)", choices=DECODER_LATENT)
     decoder_gain: float = option(10.0, "learning-rate multiplier of the neighbour weights (their scale in the "
                                       "logits)", low=0.0)
-    # On by default (BENCHMARKS.md, twenty-fourth pass; 4 draws per run): off, a 1000 Genomes phase 1 cohort of 873
-    # people copies less of its training sample's chance associations (association copying 3.5 -> 2.0, 12 of 12 draws
-    # lower), but an unseen msprime cohort lost trait signal (TSTR 0.98x -> 0.88x, 4 of 4 draws) and the 805 SNPs by
-    # super-population their ancestry (detection AUC 0.77 -> 0.82); 9 msprime and 3 AGBL4 runs moved within noise.
-    # The card's association-copying row names it as the remedy to try
+    # On by default (BENCHMARKS.md, twenty-fourth pass; 4 draws per run). Off, a 1000 Genomes phase 1 cohort of 873
+    # people copies less of its training sample's chance associations (association copying 3.5 -> 2.0, 12 of 12
+    # draws lower). But two unseen msprime cohorts lost trait signal (TSTR 0.98x -> 0.88x and 0.97x -> 0.95x, 4 of 4
+    # draws each; the second's detection AUC 0.65 -> 0.71), and the 805 SNPs by super-population lost ancestry
+    # (detection AUC 0.77 -> 0.82). 9 msprime and 3 AGBL4 runs moved within noise. The card's association-copying
+    # row names it as a remedy to try
     decoder_trait: bool = option(True, "the decoder also sees the trait (a conditional VAE): trait-associated "
                                        "genotypes need not pass through the latent")
     trait_dim: int = option(8, "size of the trait embedding the decoder sees", low=1, high=256)
