@@ -117,7 +117,6 @@ def test_privacy_advice__every_setting_it_names_is_a_train_flag_with_that_value(
             parser.parse_args(["train", "--bfile", "b", "--out", "o", *argv])  # exits on an unknown flag or value
 
 
-
 def test_association_copying_advice__names_a_generate_and_a_train_flag_that_exist():
     import re
 
