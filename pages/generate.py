@@ -30,6 +30,8 @@ if check is None:
             "Explore before sharing it.", icon=":material/info:")
 elif check.passed:
     st.success(check.summary(), icon=":material/verified_user:")
+    if copying := release_warning(check):  # the trait's associations copied, though no individual is
+        st.warning(copying, icon=":material/warning:")
 else:
     st.error(release_warning(check), icon=":material/gpp_bad:")
 holdout_n = ws.summary.split_counts["holdout"]

@@ -230,7 +230,7 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
                   if covar_names else "")
     check = read_privacy_check(run_dir)
     check_text = ("no validation privacy check was made (too few validation individuals)" if check is None
-                  else check.summary() + (f". **Warning**: {release_warning(check)}" if not check.passed else ""))
+                  else check.summary() + (f". **Warning**: {w}" if (w := release_warning(check)) else ""))
     return f"""# Model card: {name}
 
 Synthetic genotypes made by SNPgen Studio {__version__}. **No row is a real person**; every individual was

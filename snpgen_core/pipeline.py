@@ -387,11 +387,14 @@ def _reconstruction_nlls(vae, cohort: _Cohort, device: torch.device) -> dict:
             "nll_validation": _nll(vae, cohort.validation, cohort.cond_validation, device)}
 
 
-def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.device, seed: int):
+def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.device, seed: int,
+                          kind: str | None = None):
     """``fit``'s monitor: as many synthetic individuals as validation ones, drawn with the validation conditions
     from ``generator_of(model)`` (a ``models.Generator``), graded by ``memorisation.check_memorisation``; the
-    likelihood gap from ``nlls_of(model)`` (``_reconstruction_nlls`` of the VAE in use)."""
-    from .memorisation import check_memorisation
+    likelihood gap from ``nlls_of(model)`` (``_reconstruction_nlls`` of the VAE in use). With the trait's ``kind``
+    (the released generator's check only: per-SNP regressions are too slow for every epoch's) also the association
+    copying."""
+    from .memorisation import COPYING_REPEATS, check_memorisation, validation_association_copying
     from .models.generators import SamplingOptions
 
     cond = torch.as_tensor(cohort.cond_validation, dtype=torch.float32, device=device)
@@ -401,8 +404,17 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
     def monitor(model) -> dict:
         gen = torch.Generator(device=device).manual_seed(seed)
         synthetic = generator_of(model).sample(cond, gen, SamplingOptions(), cov).cpu().numpy()
-        return check_memorisation(cohort.train, cohort.validation, synthetic, floor=cohort.floor, seed=seed,
-                                  **nlls_of(model)).to_dict()
+        check = check_memorisation(cohort.train, cohort.validation, synthetic, floor=cohort.floor, seed=seed,
+                                   **nlls_of(model))
+        if kind in ("binary", "quantitative"):  # COPYING_REPEATS more validation-sized samples, its conditions
+            more = np.tile(cohort.cond_validation, COPYING_REPEATS)
+            more_cov = None if cov is None else cov.repeat(COPYING_REPEATS, 1)
+            drawn = generator_of(model).sample(torch.as_tensor(more, dtype=torch.float32, device=device), gen,
+                                               SamplingOptions(), more_cov).cpu().numpy()
+            traits = (cohort.cond_train, cohort.cond_validation, more)
+            check.association_copying = validation_association_copying(cohort.train, cohort.validation, drawn,
+                                                                       traits, kind, seed, COPYING_REPEATS)
+        return check.to_dict()
 
     return monitor
 
@@ -503,12 +515,12 @@ def _private_counts(trait: dict, dp, n: int) -> dict:
 
 
 def _release_check(cohort: _Cohort | None, generator, nlls: dict | None, dev: torch.device, seed: int,
-                   callback) -> dict | None:
+                   callback, kind: str | None = None) -> dict | None:
     """The released generator's privacy check on the validation individuals (``memorisation.py``), announced;
     None without enough validation individuals."""
     if cohort is None:
         return None
-    check = _memorisation_monitor(cohort, lambda _: generator, lambda _: nlls, dev, seed)(None)
+    check = _memorisation_monitor(cohort, lambda _: generator, lambda _: nlls, dev, seed, kind)(None)
     _emit(callback, "check", MemorisationCheck(**check).summary())
     if warning := release_warning(MemorisationCheck(**check)):
         _emit(callback, "check", warning)
@@ -685,7 +697,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     if cfg.model == "markov":  # a Markov chain from (noisy) genotype-pair counts instead of the VAE and diffusion
         dp_record = _fit_markov(models.markov, dosages[tr], cond[tr], bim["chrom"].to_numpy()[panel_index], cfg,
                                 trait, callback)
-        check = _release_check(cohort, models.markov, {}, dev, seed, callback)
+        check = _release_check(cohort, models.markov, {}, dev, seed, callback, kind)
         return _write_run(out, models, {}, dosages[tr], dev, t0, check, callback, dp_record,
                           trait_model=trait_record)
 
@@ -714,7 +726,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                            checkpoint("gan"), previous("gan"), monitor(lambda g: g, lambda g: {}))
         if stop_event is not None and stop_event.is_set():
             raise Cancelled("training cancelled before the run was written")
-        check = _release_check(cohort, models.gan, {}, dev, seed, callback)
+        check = _release_check(cohort, models.gan, {}, dev, seed, callback, kind)
         return _write_run(out, models, {"gan": state}, dosages[tr], dev, t0, check, callback,
                           trait_model=trait_record)
 
@@ -791,7 +803,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     # 5. the release check of the default generator, then the run directory
     if stop_event is not None and stop_event.is_set():
         raise Cancelled("training cancelled before the run was written")
-    check = _release_check(cohort, models.generator("diffusion"), vae_nlls, dev, seed, callback)
+    check = _release_check(cohort, models.generator("diffusion"), vae_nlls, dev, seed, callback, kind)
     dp_record = None
     if dp_plans is not None:
         from .differential_privacy import record

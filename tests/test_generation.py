@@ -368,20 +368,27 @@ def test_generate_cli__reports_the_runs_validation_privacy_check_and_warns_when_
     check = read_privacy_check(run)
     assert check is not None and check.n_validation == 80 and check.likelihood_gap is not None
     assert set(check.values) == set(check.limits) == {"membership_auc", "dcr_share", "aats_privacy_loss"}
+    assert check.association_copying is not None  # a binary trait: measured on the validation people too
     assert main(["generate", "--run", str(run), "--n", "20", "--seed", "1", "--out", str(tmp_path / "a")]) == 0
     out, err = capsys.readouterr()
-    assert check.summary() in out and "warning" not in err
+    assert check.summary() in out and f"association copying {check.association_copying:.2f}" in out
     assert json.loads((tmp_path / "a.provenance.json").read_text())["release_check"] == check.to_dict()
-    failed = tmp_path / "failed_run"  # the same run, as if its check had failed (run.json is the marker, not hashed)
-    shutil.copytree(run, failed)
-    info = json.loads((failed / "run.json").read_text())
-    info["privacy_check"]["values"]["dcr_share"] = info["privacy_check"]["limits"]["dcr_share"] + 0.1
-    info["privacy_check"]["passed"] = False
-    (failed / "run.json").write_text(json.dumps(info))
-    assert main(["generate", "--run", str(failed), "--n", "20", "--seed", "1", "--out", str(tmp_path / "b")]) == 0
-    out, err = capsys.readouterr()
-    warning = [line for line in err.splitlines() if line.startswith("warning:")]
-    assert len(warning) == 1 and "dcr share" in warning[0] and "snpgen evaluate" in warning[0]
+
+    def as_if(name, change):  # the same run with its recorded check changed (run.json is the marker, not hashed)
+        shutil.copytree(run, tmp_path / name)
+        info = json.loads((tmp_path / name / "run.json").read_text())
+        change(info["privacy_check"])
+        (tmp_path / name / "run.json").write_text(json.dumps(info))
+        assert main(["generate", "--run", str(tmp_path / name), "--n", "20", "--seed", "1",
+                     "--out", str(tmp_path / name / "syn")]) == 0
+        return [line for line in capsys.readouterr()[1].splitlines() if line.startswith("warning:")]
+
+    assert as_if("clean", lambda c: c.update(association_copying=1.0)) == []
+    failed = as_if("failed", lambda c: c.update(passed=False, association_copying=1.0,
+                                                values={**c["values"], "dcr_share": c["limits"]["dcr_share"] + 0.1}))
+    assert len(failed) == 1 and "dcr share" in failed[0] and "snpgen evaluate" in failed[0]
+    copied = as_if("copied", lambda c: c.update(association_copying=3.5))
+    assert len(copied) == 1 and "association copying 3.50" in copied[0] and "--guidance 1" in copied[0]
 
 
 @pytest.mark.parametrize("model", ["diffusion", "vae_gaussian"])

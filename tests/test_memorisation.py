@@ -99,3 +99,38 @@ def test_check__floor_generator_shifts_the_limits_and_a_copier_still_fails(peopl
     assert shifted.passed
     copies = np.repeat(train[:50], 2, axis=0)
     assert not check_memorisation(train, validation, copies, floor=floor, seed=0).passed
+
+
+def test_association_copying__flags_a_copier_of_the_training_class_frequencies_and_passes_fresh_people():
+    """No true trait effect: a fresh sample's case-control differences agree with the training sample's chance ones
+    no better than the validation people's (about 1); a generator that draws each class from the training class's
+    allele frequencies reproduces them (the card fails above 3). A passed check then still warns before release."""
+    from snpgen_core.memorisation import MemorisationCheck, validation_association_copying
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.1, 0.9, 300)
+
+    def sample(n):
+        return rng.binomial(2, p, (n, 300)).astype(np.int8), (rng.random(n) < 0.3).astype(float)
+
+    (x_train, y_train), (x_val, y_val), (x_fresh, y_fresh) = sample(400), sample(200), sample(2000)
+    classes = np.stack([x_train[y_train == c].mean(0) / 2 for c in (0, 1)])
+    y_copy = (rng.random(2000) < 0.3).astype(float)
+    x_copy = rng.binomial(2, classes[y_copy.astype(int)]).astype(np.int8)
+    fresh = validation_association_copying(x_train, x_val, x_fresh, (y_train, y_val, y_fresh), "binary")
+    copied = validation_association_copying(x_train, x_val, x_copy, (y_train, y_val, y_copy), "binary")
+    assert fresh < 1.5 and copied > 3.0
+    assert validation_association_copying(x_train, x_val, x_copy, (y_train, y_val, y_copy), "categorical") is None
+
+    def passed(q):
+        ideal = {"membership_auc": 0.5, "dcr_share": 0.5, "aats_privacy_loss": 0.0}
+        return MemorisationCheck(ideal, ideal, True, 200, 2000, association_copying=q)
+
+    assert release_warning(passed(fresh)) is None and release_warning(passed(None)) is None
+    warning = release_warning(passed(copied))
+    assert f"association copying {copied:.2f}" in warning and "--guidance 1" in warning
+    assert "--no-vae-decoder-trait" in warning
+    assert f"association copying {copied:.2f} (the card fails above 3)" in passed(copied).summary()
+    # the mean over subsamples of a larger synthetic sample (what the run's check records) sees the same
+    repeated = validation_association_copying(x_train, x_val, x_copy, (y_train, y_val, y_copy), "binary", repeats=4)
+    assert repeated > 3.0

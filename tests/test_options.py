@@ -120,10 +120,10 @@ def test_privacy_advice__every_setting_it_names_is_a_train_flag_with_that_value(
 def test_association_copying_advice__names_a_generate_and_a_train_flag_that_exist():
     import re
 
-    from snpgen_core.evaluation.card import _ASSOCIATION_COPYING, DESCRIPTIONS
+    from snpgen_core.evaluation.card import ASSOCIATION_COPYING_ADVICE, DESCRIPTIONS
 
-    assert DESCRIPTIONS["privacy.association_copying"][1].endswith(_ASSOCIATION_COPYING)
-    named = dict(re.findall(r"(--[a-z-]+)(?: ([0-9]+))?", _ASSOCIATION_COPYING))
+    assert DESCRIPTIONS["privacy.association_copying"][1].endswith(ASSOCIATION_COPYING_ADVICE)
+    named = dict(re.findall(r"(--[a-z-]+)(?: ([0-9]+))?", ASSOCIATION_COPYING_ADVICE))
     assert named == {"--guidance": "1", "--no-vae-decoder-trait": ""}
     parser = build_parser(train_options=True)
     generate = parser.parse_args(["generate", "--run", "r", "--n", "10", "--out", "o", "--guidance", "1"])

@@ -186,9 +186,9 @@ _FIDELITY = "retrain longer or with a larger model; the cohort may mislead analy
 # association copying: the trait's own paths, not memorised individuals (BENCHMARKS.md, twenty-fourth pass: on a
 # 1000 Genomes phase 1 cohort of 873 people, 3.5 -> 2.8 with guidance 1, 2.0 without the decoder's trait path, 1.3 with
 # both; without the path two unseen msprime cohorts' TSTR fell, 0.98x -> 0.88x and 0.97x -> 0.95x: hence the check)
-_ASSOCIATION_COPYING = ("generate again with --guidance 1, or retrain with --no-vae-decoder-trait (the trait then "
-                        "reaches the genotypes through the latent alone), and check that TSTR holds; do not release "
-                        "this cohort")
+ASSOCIATION_COPYING_ADVICE = ("generate again with --guidance 1, or retrain with --no-vae-decoder-trait (the trait "
+                              "then reaches the genotypes through the latent alone), and check that TSTR holds; do "
+                              "not release this cohort")
 DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "fidelity.allele_frequency_r": (
         "how well each SNP's allele frequency matches the real cohort's (correlation)",
@@ -300,7 +300,7 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
         "how much more closely the synthetic trait associations follow the training cohort's than a fresh real "
         "sample's do (disagreement ratio)",
         "the synthetic cohort reproduces the training sample's chance associations with the trait, which the "
-        "population does not share; " + _ASSOCIATION_COPYING),
+        "population does not share; " + ASSOCIATION_COPYING_ADVICE),
     "privacy.domias_auc": (
         "a density attacker telling participants from strangers where synthetic people crowd (AUC)",
         "synthetic people crowd around participants; membership can be inferred; " + _RETRAIN_PRIVACY),
