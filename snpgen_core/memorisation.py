@@ -141,14 +141,17 @@ def validation_association_copying(train, validation, synthetic, traits, kind: s
     cannot support the regressions (too few cases, say).
     Why the mean: at 87 validation people (1000 Genomes phase 1) one sample of 87 read 2.1-2.5 where the mean of
     four read 3.0-3.2 and the holdout's card 3.2-3.8."""
-    from .evaluation.association import case_control_af_diff_r, effect_r
+    from .evaluation.association import case_control_af_diff_r, cohort_effects, effect_r
 
     row = {"binary": case_control_af_diff_r, "quantitative": effect_r}.get(kind)
     if row is None:
         return None
-    values = []
-    for k in range(repeats):
-        agreement = row(train, validation, synthetic, *traits, kind, seed=seed + k)
+    values, effects = [], None
+    for k in range(repeats):  # the training and validation regressions once, the synthetic subsample's each time
+        effects = cohort_effects(train, validation, synthetic, *traits, kind, seed=seed + k, known=effects)
+        if isinstance(effects, str):
+            return None
+        agreement = row(train, validation, synthetic, *traits, kind, effects=effects, seed=seed + k)
         q = copying(agreement, "association").value
         if agreement.skipped or q is None or not np.isfinite(q):
             return None

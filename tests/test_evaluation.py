@@ -502,3 +502,28 @@ def test_card_thresholds__are_configurable():
     assert grade_sections(sections, strict)["overall"] == "fail"
     assert isinstance(CardThresholds().rules["privacy.exact_copies"], Rule)
     assert CardThresholds().rules["privacy.exact_copies"].critical
+
+
+def test_cohort_effects__known_tables_are_reused_only_when_the_holdout_is_used_whole():
+    """Another synthetic subsample with ``known`` gives the same tables as computing all three again; a holdout
+    larger than the synthetic cohort is subsampled by the seed, so then nothing is reused."""
+    from snpgen_core.evaluation.association import cohort_effects
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.1, 0.9, 40)
+
+    def sample(n):
+        return rng.binomial(2, p, (n, 40)).astype(np.int8), (rng.random(n) < 0.4).astype(float)
+
+    (xt, yt), (xh, yh), (xs, ys) = sample(300), sample(100), sample(400)
+    first = cohort_effects(xt, xh, xs, yt, yh, ys, "binary", seed=0)
+    again = cohort_effects(xt, xh, xs, yt, yh, ys, "binary", seed=1, known=first)
+    fresh = cohort_effects(xt, xh, xs, yt, yh, ys, "binary", seed=1)
+    assert again.train is first.train and again.holdout is first.holdout  # reused, not recomputed
+    for who in ("train", "holdout", "synthetic"):
+        pd.testing.assert_frame_equal(getattr(again, who), getattr(fresh, who))
+    assert not getattr(again, "synthetic").equals(first.synthetic)  # another subsample of the synthetic cohort
+    small = cohort_effects(xt, xh, xs[:60], yt, yh, ys[:60], "binary", seed=1, known=first)  # holdout subsampled
+    assert small.holdout is not first.holdout
+    pd.testing.assert_frame_equal(small.holdout,
+                                  cohort_effects(xt, xh, xs[:60], yt, yh, ys[:60], "binary", seed=1).holdout)

@@ -53,9 +53,13 @@ def _unusable(y: np.ndarray, kind: str, who: str) -> str | None:
 
 
 def cohort_effects(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, y_train: np.ndarray,
-                   y_holdout: np.ndarray, y_synthetic: np.ndarray, kind: str, *, seed: int = 0) -> CohortEffects | str:
+                   y_holdout: np.ndarray, y_synthetic: np.ndarray, kind: str, *, seed: int = 0,
+                   known: CohortEffects | None = None) -> CohortEffects | str:
     """Per-SNP regressions in the three cohorts (holdout and synthetic at equal labelled size); a string saying
-    why when a cohort cannot support them (too few cases or controls, categorical trait)."""
+    why when a cohort cannot support them (too few cases or controls, categorical trait). ``known``: the effects
+    of an earlier call on the same training and holdout cohorts (another synthetic subsample, say); their training
+    and holdout tables are reused when both calls used the whole labelled holdout (it was not the larger cohort),
+    so only the synthetic regressions are computed again."""
     from ..association import per_snp_association
 
     if kind not in ("binary", "quantitative"):
@@ -63,13 +67,16 @@ def cohort_effects(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray
     rows = {"train": _labelled(train, np.asarray(y_train, float)),
             "holdout": _labelled(holdout, np.asarray(y_holdout, float)),
             "synthetic": _labelled(synthetic, np.asarray(y_synthetic, float))}
-    h, s = equal_sizes(len(rows["holdout"][1]), len(rows["synthetic"][1]), seed)
+    n_held = len(rows["holdout"][1])
+    h, s = equal_sizes(n_held, len(rows["synthetic"][1]), seed)
     rows["holdout"] = (rows["holdout"][0][h], rows["holdout"][1][h])
     rows["synthetic"] = (rows["synthetic"][0][s], rows["synthetic"][1][s])
     for who, (_, y) in rows.items():
         if (why := _unusable(y, kind, "training" if who == "train" else who)) is not None:
             return why
-    tables = {who: per_snp_association(x, y, kind) for who, (x, y) in rows.items()}
+    reuse = known is not None and len(h) == n_held == len(known.rows["holdout"][1])  # the whole holdout, both times
+    tables = {"train": known.train, "holdout": known.holdout} if reuse else {}
+    tables.update({who: per_snp_association(x, y, kind) for who, (x, y) in rows.items() if who not in tables})
     return CohortEffects(kind, tables["train"], tables["holdout"], tables["synthetic"], rows)
 
 
