@@ -126,7 +126,8 @@ def main() -> None:
     p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="cuda: the CPU targets' sizes on a GPU (--gpu: the GPU sizes)")
     args = p.parse_args()
     if args.child:
         return _child(args)
@@ -135,9 +136,9 @@ def main() -> None:
 
     from snpgen_core import __version__
 
-    device = "cuda" if args.gpu else "cpu"
-    if args.gpu and not torch.cuda.is_available():
-        raise SystemExit("--gpu: no CUDA device here")
+    device = "cuda" if args.gpu else args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device here")
     if args.quick:
         train_size, gen_size, gen_n = (300, 100), (300, 200), 5_000
     elif args.gpu:

@@ -150,7 +150,7 @@ def train_stage(n: int, m: int, epochs: int, dev: torch.device) -> list[dict]:
     return rows
 
 
-def generate_stage(n: int, m: int, dev: torch.device, workdir: Path) -> list[dict]:
+def generate_stage(n: int, m: int, dev: torch.device, workdir: Path, batch_size: int = 4096) -> list[dict]:
     """A one-epoch run on 2,000 individuals, then ``n`` individuals streamed to PLINK; rate and GEMM ratio."""
     from snpgen_core.generation import generate
     from snpgen_core.genotypes import Genotypes, make_samples, make_variants
@@ -169,7 +169,7 @@ def generate_stage(n: int, m: int, dev: torch.device, workdir: Path) -> list[dic
     generate(run, 1_000, out_prefix=workdir / "warm", seed=0, device=str(dev), case_fraction=0.5)  # warm-up
     reset_peak(dev)
     t0 = time.perf_counter()
-    generate(run, n, out_prefix=workdir / "syn", seed=0, device=str(dev), case_fraction=0.5)
+    generate(run, n, out_prefix=workdir / "syn", seed=0, device=str(dev), case_fraction=0.5, batch_size=batch_size)
     wall = time.perf_counter() - t0
     size = (workdir / "syn.bed").stat().st_size
     hidden = json.loads((run / "config.json").read_text())["train"]["vae"]["hidden"]
@@ -182,7 +182,7 @@ def generate_stage(n: int, m: int, dev: torch.device, workdir: Path) -> list[dic
 
     gemm()
     g = min(timed(gemm, dev) for _ in range(3))
-    return [{"stage": "generate -> PLINK", "n": n, "m": m, "wall_s": wall, "per_s": n / wall,
+    return [{"stage": f"generate -> PLINK, batches of {batch_size:,}", "n": n, "m": m, "wall_s": wall, "per_s": n / wall,
              "bed_mib": size / 2**20, "gpu_peak_mib": gpu_peak_mib(dev), "gemm_s": g, "ratio_to_gemm": wall / g}]
 
 
@@ -236,9 +236,17 @@ def main() -> None:
     ap.add_argument("--stages", default="train,generate,privacy")
     ap.add_argument("--epochs", type=int, default=1, help="epochs measured per training stage")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--n-train", help="comma-separated training sizes instead of the default ones")
+    ap.add_argument("--n-generate", type=int, help="individuals generated instead of the default")
+    ap.add_argument("--n-privacy", type=int, help="queries and reference individuals instead of the default")
+    ap.add_argument("--batch-size", type=int, default=4096, help="generation's batch (generate's default: 4,096)")
     ap.add_argument("--json", type=Path, help="write the rows here")
     args = ap.parse_args()
-    sizes = SMALL if args.small else FULL
+    sizes = dict(SMALL if args.small else FULL)
+    if args.n_train:
+        sizes["train"] = [int(v) for v in args.n_train.split(",")]
+    for key in ("generate", "privacy"):
+        sizes[key] = getattr(args, f"n_{key}") or sizes[key]
     dev = torch.device(args.device or ("cpu" if args.small else "cuda"))
     if dev.type == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_scale: no CUDA device (use --small for the CPU check)")
@@ -257,7 +265,7 @@ def main() -> None:
                 rows += train_stage(n, sizes["m"], args.epochs, dev)
                 print(markdown(rows[-3:]).splitlines()[-3:], flush=True)
         if "generate" in stages:
-            rows += generate_stage(sizes["generate"], sizes["m"], dev, Path(tmp))
+            rows += generate_stage(sizes["generate"], sizes["m"], dev, Path(tmp), args.batch_size)
             print(rows[-1], flush=True)
         if "privacy" in stages:
             rows += privacy_stage(sizes["privacy"], sizes["m"], dev)
