@@ -3,6 +3,7 @@
 # order they matter, each writing its own file into OUTDIR (what finished comes back even if a later stage does not).
 #
 #   bash benchmarks/gpu_check.sh OUTDIR        # on a CUDA machine, from the repository root
+#   STAGES="tests train" bash benchmarks/gpu_check.sh OUTDIR        # only the stages named
 #
 # Stages: tests/test_cuda.py (CUDA against the CPU); bench_train_generate.py --device cuda (the CPU targets' sizes:
 # default training on 2,500 x 1,000, generate 100,000 x 2,000); gpu_scale.py training at 50,000 x 2,000 (one epoch of
@@ -16,6 +17,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 stage() {  # stage NAME LOG SECONDS COMMAND...: run, append to OUTDIR/LOG.txt, note the time and exit status
     local name=$1 log=$2 limit=$3 t0=$SECONDS
     shift 3
+    [[ -z ${STAGES:-} || " $STAGES " == *" $name "* ]] || return 0
     echo "## $name: $*" >>"$out/$log.txt"
     timeout "$limit" "$@" >>"$out/$log.txt" 2>&1
     echo "$name: exit $? in $((SECONDS - t0)) s (limit $limit s)" | tee -a "$out/stages.txt"
@@ -23,7 +25,7 @@ stage() {  # stage NAME LOG SECONDS COMMAND...: run, append to OUTDIR/LOG.txt, n
 { nvidia-smi -L; nproc; "$py" -c "import sys, torch; print(sys.version.split()[0], torch.__version__, \
 torch.cuda.get_device_name(0))"; } >>"$out/stages.txt" 2>&1
 stage tests tests 90 "$py" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py
-stage generate speed 90 "$py" benchmarks/bench_train_generate.py --device cuda --only generate --repeats 1 --threads 4
+stage generate speed 100 "$py" benchmarks/bench_train_generate.py --device cuda --only generate --repeats 1 --threads 4
 stage train speed 150 "$py" benchmarks/bench_train_generate.py --device cuda --only train --threads 4
 stage scale_train scale 50 "$py" benchmarks/gpu_scale.py --stages train --n-train 50000
 stage scale_generate scale 40 "$py" benchmarks/gpu_scale.py --stages generate --n-generate 200000

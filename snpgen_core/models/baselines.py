@@ -109,7 +109,7 @@ class LatentGaussian(nn.Module):
         """Fit to training posteriors ``mu``, ``logvar`` (n, d) and conditions ``cond`` (n,)."""
         mu, var, cond = mu.double(), logvar.double().exp(), cond.double()
         d = mu.shape[1]
-        jitter = 1e-6 * torch.eye(d, dtype=torch.float64)
+        jitter = 1e-6 * torch.eye(d, dtype=torch.float64, device=mu.device)
         pooled_m, pooled_c = self._moments(mu, var)
         means, covs = [], []
         if self.kind == "quantitative":
