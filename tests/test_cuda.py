@@ -166,3 +166,39 @@ def test_train__differential_privacy_on_cuda_spends_no_more_than_its_budget(sim_
                      "--out", str(tmp_path / "dp")]) == 0
     dp = json.loads((tmp_path / "dp" / "run.json").read_text())["differential_privacy"]
     assert 0 < dp["epsilon"] <= 8.0 and set(dp["stages"]) == {"vae", "diffusion"}
+
+
+@pytest.mark.parametrize("model,extra", [
+    ("wgan", {"gan": {"hidden": 32, "noise_dim": 8, "tau_epochs": 2},
+              "gan_fit": {"epochs": 3, "batch_size": 64, "check_every": 0}}),
+    ("markov", {}),
+])
+def test_other_generators__train_and_generate_on_cuda(sim_prefix, tmp_path, model, extra):
+    from snpgen_core.generation import generate
+    from snpgen_core.io.plink import read_plink
+    from snpgen_core.pipeline import train_run
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = train_run(sim_prefix, tmp_path / "run", gwas_path=f"{sim_prefix}.gwas.tsv", top=30, seed=0,
+                        config={**TINY, "model": model, **extra}, device=GPU)
+    outs = [generate(run, 200, out_prefix=tmp_path / f"g{i}", seed=5, device=GPU, case_fraction=0.5)
+            for i in range(2)]
+    g = read_plink(outs[0]).dosages
+    assert g.shape == (200, 30) and set(np.unique(g)) <= {0, 1, 2}
+    assert outs[0].with_suffix(".bed").read_bytes() == outs[1].with_suffix(".bed").read_bytes()
+    assert json.loads((tmp_path / "g0.provenance.json").read_text())["model"] == model
+
+
+def test_quantitative_trait__trait_model_draws_on_cuda(sim_prefix, tmp_path):
+    from snpgen_core.generation import generate
+    from snpgen_core.pipeline import train_run
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = train_run(sim_prefix, tmp_path / "run", pheno_path=f"{sim_prefix}.pheno.tsv", pheno_col="QT",
+                        gwas_path=f"{sim_prefix}.gwas.tsv", top=30, config=TINY, seed=0, device=GPU)
+        out = generate(run, 300, out_prefix=tmp_path / "q", seed=2, device=GPU)
+    fam = np.loadtxt(out.with_suffix(".fam"), dtype=str)
+    values = fam[:, 5].astype(float)
+    assert np.isfinite(values).all() and values.std() > 0  # a drawn trait, not one constant
