@@ -202,3 +202,21 @@ def test_quantitative_trait__trait_model_draws_on_cuda(sim_prefix, tmp_path):
     fam = np.loadtxt(out.with_suffix(".fam"), dtype=str)
     values = fam[:, 5].astype(float)
     assert np.isfinite(values).all() and values.std() > 0  # a drawn trait, not one constant
+
+
+def test_evaluate__the_whole_report_on_cuda_equals_the_cpu(sim_cohort):
+    from snpgen_core.evaluation import EvaluationConfig, evaluate
+
+    g, split = sim_cohort.genotypes, sim_cohort.split
+    train, holdout = g.subset(samples=split.train[:300]), g.subset(samples=split.holdout)
+    synthetic = g.subset(samples=split.train[300:])  # real individuals outside training: a fresh sample's card
+    reports = {d: evaluate(train, holdout, synthetic, seed=0, device=d, config=EvaluationConfig(n_boot=20, threads=1))
+               for d in ("cpu", GPU)}
+    rows = 0
+    for section in ("fidelity", "association", "utility", "privacy"):
+        cpu, gpu = reports["cpu"][section], reports[GPU][section]
+        assert cpu.keys() == gpu.keys()
+        for name in cpu:
+            assert gpu[name]["value"] == pytest.approx(cpu[name]["value"], abs=1e-6, nan_ok=True), name
+            rows += 1
+    assert rows > 20 and reports[GPU]["provenance"]["grades"] == reports["cpu"]["provenance"]["grades"]
