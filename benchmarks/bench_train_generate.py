@@ -61,7 +61,7 @@ def _child(args: argparse.Namespace) -> None:
         from snpgen_core.runs import TrainConfig, read_config
 
         config = read_config(args.config) if args.config else TrainConfig()  # read_config checks the schema
-        if args.epochs:  # both stages: the prior's default 800 epochs took over 80 s at 2,500 x 2,000 on an H200
+        if args.epochs:  # both stages (the prior's default is up to 800 epochs)
             config.vae_fit.epochs = config.diffusion_fit.epochs = args.epochs
         train_run(args.prefix, args.out, panel_path=args.prefix + ".snps.txt", config=config, device=args.device,
                   threads=args.threads)

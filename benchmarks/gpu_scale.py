@@ -185,8 +185,9 @@ def generate_stage(n: int, m: int, dev: torch.device, workdir: Path, batch_size:
 
     gemm()
     g = min(timed(gemm, dev) for _ in range(3))
-    return [{"stage": f"generate -> PLINK, batches of {batch_size:,}", "n": n, "m": m, "wall_s": wall, "per_s": n / wall,
-             "bed_mib": size / 2**20, "gpu_peak_mib": gpu_peak_mib(dev), "setup_s": setup, "gemm_s": g, "ratio_to_gemm": wall / g}]
+    return [{"stage": f"generate -> PLINK, batches of {batch_size:,}", "n": n, "m": m, "wall_s": wall,
+             "per_s": n / wall, "bed_mib": size / 2**20, "gpu_peak_mib": gpu_peak_mib(dev), "setup_s": setup,
+             "gemm_s": g, "ratio_to_gemm": wall / g}]
 
 
 def privacy_stage(n: int, m: int, dev: torch.device) -> list[dict]:
