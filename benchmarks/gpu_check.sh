@@ -29,7 +29,8 @@ stage() {  # stage NAME LOG SECONDS COMMAND...: run, append to OUTDIR/LOG.txt, n
 torch.cuda.get_device_name(0))"; } >>"$out/stages.txt" 2>&1
 stage tests tests 120 "$py" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py
 stage generate speed 200 "$py" benchmarks/bench_train_generate.py --device cuda --only generate --repeats 1 --threads 4
-stage scale_generate_big scale 150 "$py" benchmarks/gpu_scale.py --stages generate --n-generate 200000 --batch-size 65536
+stage scale_generate_big scale 150 "$py" benchmarks/gpu_scale.py --stages generate --n-generate 200000 \
+    --batch-size 65536
 stage train speed 150 "$py" benchmarks/bench_train_generate.py --device cuda --only train --threads 4
 stage scale_train scale 50 "$py" benchmarks/gpu_scale.py --stages train --n-train 50000
 stage scale_generate scale 150 "$py" benchmarks/gpu_scale.py --stages generate --n-generate 200000
