@@ -14,18 +14,12 @@ import torch
 from torch import nn
 
 from snpgen_core.models.decoder import GenotypeDecoder
+from test_training import TINY  # the training tests' tiny models (as test_provenance.py takes them)
 
 # SNPGEN_TEST_GPU=cpu runs the file on the CPU against itself: a check of the tests, not of a GPU
 GPU = os.environ.get("SNPGEN_TEST_GPU", "cuda")
 pytestmark = pytest.mark.skipif(GPU == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device")
 
-TINY = {
-    "vae": {"hidden": 32, "latent_dim": 4, "kl_warmup_epochs": 2},
-    "denoiser": {"hidden": 32, "depth": 1},
-    "vae_fit": {"epochs": 4, "batch_size": 64, "min_epochs": 0},
-    "diffusion_fit": {"epochs": 6, "batch_size": 128, "min_epochs": 0, "val_repeats": 1},
-    "checkpoint_seconds": 0,
-}
 
 
 def _decoder(m: int) -> GenotypeDecoder:
