@@ -1,7 +1,10 @@
 """The CUDA paths against the CPU: the same model or data on both devices gives the same answer.
 
-Every test here needs a GPU and is skipped without one (CI has none); ``benchmarks/gpu_check.sh`` runs this file on
+The tests marked ``needs_gpu`` are skipped without one (CI has none); ``benchmarks/gpu_check.sh`` runs this file on
 a GPU machine, and BENCHMARKS.md records when it last passed there. The rest of the suite pins ``device="cpu"``.
+The first tests run everywhere: with "meta" as the default device, a tensor made without naming a device cannot
+meet the inputs' tensors, so a sampler or fit that would mix devices on a GPU fails on the CPU too (the bug the
+first GPU session found: a CPU matrix added to CUDA covariances in ``LatentGaussian.fit``).
 """
 import itertools
 import json
@@ -14,11 +17,12 @@ import torch
 from torch import nn
 
 from snpgen_core.models.decoder import GenotypeDecoder
+from test_gan import TINY_GAN
 from test_training import TINY  # the training tests' tiny models (as test_provenance.py takes them)
 
 # SNPGEN_TEST_GPU=cpu runs the file on the CPU against itself: a check of the tests, not of a GPU
 GPU = os.environ.get("SNPGEN_TEST_GPU", "cuda")
-pytestmark = pytest.mark.skipif(GPU == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device")
+needs_gpu = pytest.mark.skipif(GPU == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 
@@ -33,6 +37,9 @@ def _decoder(m: int) -> GenotypeDecoder:
     return dec.eval()
 
 
+OTHER = {"wgan": {**TINY, **TINY_GAN}, "markov": {**TINY, "model": "markov"}}  # the other generators' tiny runs
+
+
 def _dosages(n: int, m: int, seed: int, missing: float = 0.02) -> np.ndarray:
     rng = np.random.default_rng(seed)
     p = rng.uniform(0.05, 0.95, m)
@@ -41,6 +48,51 @@ def _dosages(n: int, m: int, seed: int, missing: float = 0.02) -> np.ndarray:
     return x
 
 
+@pytest.fixture(scope="module")
+def cpu_runs(sim_prefix, tmp_path_factory):
+    """Tiny CPU runs of the diffusion (with its VAE + Gaussian and independent baselines), the WGAN and the Markov
+    chain, loaded."""
+    from snpgen_core.pipeline import train_run
+    from snpgen_core.runs import load_run
+
+    root = tmp_path_factory.mktemp("meta")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {model: load_run(train_run(sim_prefix, root / model, gwas_path=f"{sim_prefix}.gwas.tsv", top=30,
+                                          config=config, seed=0, device="cpu"))
+                for model, config in (("diffusion", TINY), *OTHER.items())}
+
+
+def test_every_generator_samples_on_its_inputs_device_not_the_default_one(cpu_runs):
+    from snpgen_core.models.generators import SamplingOptions
+
+    cond = torch.tensor([0.0, 1.0, float("nan"), 1.0])
+    sampled = []
+    for run in cpu_runs.values():
+        for name in run.models.available:
+            with torch.device("meta"):
+                out = run.generator(name).sample(cond, torch.Generator().manual_seed(0), SamplingOptions())
+            assert out.device.type == "cpu" and out.shape == (4, 30), name
+            sampled.append(name)
+    assert set(sampled) == {"diffusion", "vae_gaussian", "independent", "wgan", "markov"}
+
+
+def test_fits_and_losses_make_their_tensors_on_the_inputs_device(cpu_runs):
+    models = cpu_runs["diffusion"].models
+    x = torch.from_numpy(_dosages(40, 30, 7))
+    y = torch.tensor([0.0, 1.0] * 20)
+    mu, logvar = torch.randn(40, models.vae.config.latent_dim), torch.zeros(40, models.vae.config.latent_dim)
+    with torch.device("meta"):
+        models.latent_gaussian.fit(mu, logvar, y)  # the GPU session's bug: its jitter on the default device
+        losses = [models.vae.training_loss((x, y), 0)["loss"],
+                  models.diffusion.training_loss((mu, logvar, y), 0)["loss"],
+                  cpu_runs["wgan"].models.gan.training_loss((x, y), 0)["loss"]]
+        nll = models.vae.log_likelihood(x, y)
+    assert all(loss.device.type == "cpu" and torch.isfinite(loss) for loss in losses)
+    assert nll.device.type == "cpu" and nll.shape == (40,)
+
+
+@needs_gpu
 def test_decoder_log_prob__cuda_equals_cpu_and_bf16_autocast_stays_close():
     dec = _decoder(40)
     x = torch.from_numpy(_dosages(300, 40, 1))
@@ -55,6 +107,7 @@ def test_decoder_log_prob__cuda_equals_cpu_and_bf16_autocast_stays_close():
     assert per_snp.max().item() < 0.05  # nats per SNP: bf16 rounding, not a different model
 
 
+@needs_gpu
 def test_decoder_sample__seeded_on_cuda_and_follows_log_prob():
     dec = _decoder(3).to(GPU)
     z = torch.zeros(30000, 2, device=GPU)
@@ -69,6 +122,7 @@ def test_decoder_sample__seeded_on_cuda_and_follows_log_prob():
     assert torch.allclose(freq, p, atol=0.012)
 
 
+@needs_gpu
 def test_distances_and_kinship__cuda_equals_cpu():
     from snpgen_core.evaluation.distances import nearest_both_ways, nearest_neighbours
     from snpgen_core.evaluation.kinship import king_kinship, max_kinship
@@ -92,6 +146,7 @@ def test_distances_and_kinship__cuda_equals_cpu():
     assert phi_c[:20] == pytest.approx(0.5) and (idx_g[:20] == np.arange(20)).all()
 
 
+@needs_gpu
 def test_privacy_and_attack_metrics__cuda_equal_cpu():
     from snpgen_core.evaluation.attacks import attack_metrics
     from snpgen_core.evaluation.privacy import privacy_metrics
@@ -119,6 +174,7 @@ def cuda_run(sim_prefix, tmp_path_factory):
     return root
 
 
+@needs_gpu
 def test_train_run__on_cuda_records_it_learns_like_the_cpu_and_checks_memorisation(cuda_run):
     done = {d: json.loads((cuda_run / d / "run.json").read_text()) for d in ("cuda", "cpu")}
     provenance = json.loads((cuda_run / "cuda" / "provenance.json").read_text())
@@ -130,6 +186,7 @@ def test_train_run__on_cuda_records_it_learns_like_the_cpu_and_checks_memorisati
     assert history["cuda"]["vae"][-1]["train"] < history["cuda"]["vae"][0]["train"]
 
 
+@needs_gpu
 def test_generate__cuda_is_seeded_and_a_cuda_run_generates_on_the_cpu(cuda_run, tmp_path):
     from snpgen_core.generation import generate
     from snpgen_core.io.plink import read_plink
@@ -149,6 +206,7 @@ def test_generate__cuda_is_seeded_and_a_cuda_run_generates_on_the_cpu(cuda_run, 
     assert np.corrcoef(af_gpu, af_cpu)[0, 1] > 0.9  # one model, two devices: the same frequencies up to noise
 
 
+@needs_gpu
 def test_train__differential_privacy_on_cuda_spends_no_more_than_its_budget(sim_prefix, tmp_path):
     from snpgen_core.cli import main
 
@@ -162,12 +220,9 @@ def test_train__differential_privacy_on_cuda_spends_no_more_than_its_budget(sim_
     assert 0 < dp["epsilon"] <= 8.0 and set(dp["stages"]) == {"vae", "diffusion"}
 
 
-@pytest.mark.parametrize("model,extra", [
-    ("wgan", {"gan": {"hidden": 32, "noise_dim": 8, "tau_epochs": 2},
-              "gan_fit": {"epochs": 3, "batch_size": 64, "check_every": 0}}),
-    ("markov", {}),
-])
-def test_other_generators__train_and_generate_on_cuda(sim_prefix, tmp_path, model, extra):
+@needs_gpu
+@pytest.mark.parametrize("model", ["wgan", "markov"])
+def test_other_generators__train_and_generate_on_cuda(sim_prefix, tmp_path, model):
     from snpgen_core.generation import generate
     from snpgen_core.io.plink import read_plink
     from snpgen_core.pipeline import train_run
@@ -175,7 +230,7 @@ def test_other_generators__train_and_generate_on_cuda(sim_prefix, tmp_path, mode
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run = train_run(sim_prefix, tmp_path / "run", gwas_path=f"{sim_prefix}.gwas.tsv", top=30, seed=0,
-                        config={**TINY, "model": model, **extra}, device=GPU)
+                        config=OTHER[model], device=GPU)
     outs = [generate(run, 200, out_prefix=tmp_path / f"g{i}", seed=5, device=GPU, case_fraction=0.5)
             for i in range(2)]
     g = read_plink(outs[0]).dosages
@@ -184,6 +239,7 @@ def test_other_generators__train_and_generate_on_cuda(sim_prefix, tmp_path, mode
     assert json.loads((tmp_path / "g0.provenance.json").read_text())["model"] == model
 
 
+@needs_gpu
 def test_quantitative_trait__trait_model_draws_on_cuda(sim_prefix, tmp_path):
     from snpgen_core.generation import generate
     from snpgen_core.pipeline import train_run
@@ -198,6 +254,7 @@ def test_quantitative_trait__trait_model_draws_on_cuda(sim_prefix, tmp_path):
     assert np.isfinite(values).all() and values.std() > 0  # a drawn trait, not one constant
 
 
+@needs_gpu
 def test_evaluate__the_whole_report_on_cuda_equals_the_cpu(sim_cohort):
     from snpgen_core.evaluation import EvaluationConfig, evaluate
 

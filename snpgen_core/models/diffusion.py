@@ -79,7 +79,8 @@ class NoiseSchedule:
     def sampling_timesteps(self, steps: int) -> list[int]:
         """``steps`` timesteps evenly spaced from T-1 down to 0."""
         steps = max(1, min(steps, self.timesteps))
-        return sorted({round(x) for x in torch.linspace(0, self.timesteps - 1, steps).tolist()}, reverse=True)
+        grid = torch.linspace(0, self.timesteps - 1, steps, device="cpu")  # host numbers, whatever the default device
+        return sorted({round(x) for x in grid.tolist()}, reverse=True)
 
     def step(self, pred: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, prediction: str = "v") -> torch.Tensor:
         """Deterministic DDIM update from timestep ``t`` to ``t_prev`` (-1 = the end) given the network output."""
