@@ -23,7 +23,7 @@ from test_training import TINY  # the training tests' tiny models (as test_prove
 # SNPGEN_TEST_GPU=cpu runs the file on the CPU against itself: a check of the tests, not of a GPU
 GPU = os.environ.get("SNPGEN_TEST_GPU", "cuda")
 needs_gpu = pytest.mark.skipif(GPU == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device")
-
+OTHER = {"wgan": {**TINY, **TINY_GAN}, "markov": {**TINY, "model": "markov"}}  # the other generators' tiny runs
 
 
 def _decoder(m: int) -> GenotypeDecoder:
@@ -35,9 +35,6 @@ def _decoder(m: int) -> GenotypeDecoder:
         dec.U.normal_()
         dec.V.normal_()
     return dec.eval()
-
-
-OTHER = {"wgan": {**TINY, **TINY_GAN}, "markov": {**TINY, "model": "markov"}}  # the other generators' tiny runs
 
 
 def _dosages(n: int, m: int, seed: int, missing: float = 0.02) -> np.ndarray:
