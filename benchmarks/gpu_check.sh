@@ -5,10 +5,11 @@
 #   bash benchmarks/gpu_check.sh OUTDIR        # on a CUDA machine, from the repository root
 #   STAGES="tests train" bash benchmarks/gpu_check.sh OUTDIR        # only the stages named
 #
-# Stages, in this order: tests/test_cuda.py (CUDA against the CPU); bench_train_generate.py --device cuda (the CPU
-# targets' sizes: generate 100,000 x 2,000, then default training on 2,500 x 1,000); gpu_scale.py generation of
-# 200,000 x 2,000 in batches of 65,536 and in generate's default 4,096, training at 50,000 x 2,000 (one epoch of each
-# stage) and the privacy pass at 200,000 x 200,000 x 2,000. Each generate stage trains its model first, inside its
+# Stages, in this order: tests (tests/test_cuda.py: CUDA against the CPU); generate (bench_train_generate.py --device
+# cuda: 100,000 x 2,000, the CPU target's size); scale_generate_big (gpu_scale.py: 200,000 x 2,000 in batches of
+# 65,536); train (bench_train_generate.py: default training on 2,500 x 1,000); scale_train (one epoch of each stage
+# at 50,000 x 2,000); scale_generate (200,000 x 2,000 in generate's default batches of 4,096); scale_privacy
+# (200,000 x 200,000 x 2,000). Each generate stage trains its model first, inside its
 # limit (on 2026-12-04 limits of 40 and 100 s ran out; the split is unknown). At their limits all stages take 870 s:
 # with 15 minutes of device time, a machine's start included, name a subset in STAGES. Results: BENCHMARKS.md,
 # "On a GPU".
