@@ -496,7 +496,7 @@ def _add_train(p: argparse.ArgumentParser, with_options: bool = False) -> None:
     p.add_argument("--config", metavar="FILE", help="JSON settings, e.g. {\"vae\": {\"latent_dim\": 32}}")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="auto: CUDA when present, else the CPU")
+                   help="auto: CUDA when present, else the CPU (one seed trains a different model on each)")
     p.add_argument("--epochs", type=_count, metavar="N",
                    help="maximum VAE epochs (the diffusion's scale in proportion; early stopping may end sooner)")
     p.add_argument("--resume", action="store_true", help="continue an unfinished run in --out")
@@ -532,7 +532,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--covar-value", action="append", metavar="NAME=X",
                    help="fix a covariate of a run trained with --covar for everyone (repeatable; the others are "
                         "drawn given it; default: all drawn from the training distribution of each class)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
+                   help="where sampling runs (default cpu; a seed repeats its cohort, and CUDA draws another one, "
+                        "which the seed repeats on that GPU)")
     p.add_argument("--out", type=_path, required=True, metavar="PREFIX", help="output PLINK prefix")
     p.add_argument("--force", action="store_true", help="replace an existing output set at --out")
 
