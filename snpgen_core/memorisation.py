@@ -47,6 +47,7 @@ WHAT_TO_DO = ("if the run kept the MLP latent path, try the linear one (--vae-de
               "loss on a 1000 Genomes cohort, for weaker LD), fewer epochs (--epochs) if you raised them, or a "
               "differentially private Markov chain (--model markov --dp-epsilon); below about 1,000 training people "
               "no setting tried passes")
+COPYING_FAIL = DEFAULT_RULES["privacy.association_copying"].fail_at  # the card's, for association copying
 
 
 @dataclass
@@ -76,9 +77,6 @@ class MemorisationCheck:
             parts.append(f"association copying {self.association_copying:.2f} (the card fails above "
                          f"{COPYING_FAIL:g})")
         return f"validation privacy check {'passed' if self.passed else 'FAILED'}: " + ", ".join(parts)
-
-
-COPYING_FAIL = DEFAULT_RULES["privacy.association_copying"].fail_at
 
 
 def release_warning(check: MemorisationCheck | None) -> str | None:

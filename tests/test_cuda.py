@@ -14,9 +14,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from snpgen_core.models.decoder import GenotypeDecoder
+from test_decoder import _decoder
 from test_gan import TINY_GAN
 from test_training import TINY  # the training tests' tiny models (as test_provenance.py takes them)
 
@@ -26,14 +26,12 @@ needs_gpu = pytest.mark.skipif(GPU == "cuda" and not torch.cuda.is_available(), 
 OTHER = {"wgan": {**TINY, **TINY_GAN}, "markov": {**TINY, "model": "markov"}}  # the other generators' tiny runs
 
 
-def _decoder(m: int) -> GenotypeDecoder:
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(2, 8), nn.GELU(), nn.Linear(8, 3 * m))
-    dec = GenotypeDecoder(m, 2, net, window=4, hidden=3, far_rank=2, far_reach=8)
-    with torch.no_grad():  # random neighbour and far weights, so that the past matters
+def _random_decoder(m: int) -> GenotypeDecoder:
+    """The decoder tests' seeded decoder, with random neighbour weights too (its far weights are already random),
+    so that the past matters."""
+    dec = _decoder(m, window=4, hidden=3, far_rank=2, far_reach=8)
+    with torch.no_grad():
         dec.W.normal_()
-        dec.U.normal_()
-        dec.V.normal_()
     return dec.eval()
 
 
@@ -91,7 +89,7 @@ def test_fits_and_losses_make_their_tensors_on_the_inputs_device(cpu_runs):
 
 @needs_gpu
 def test_decoder_log_prob__cuda_equals_cpu_and_bf16_autocast_stays_close():
-    dec = _decoder(40)
+    dec = _random_decoder(40)
     x = torch.from_numpy(_dosages(300, 40, 1))
     z = torch.randn(300, 2, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -106,7 +104,7 @@ def test_decoder_log_prob__cuda_equals_cpu_and_bf16_autocast_stays_close():
 
 @needs_gpu
 def test_decoder_sample__seeded_on_cuda_and_follows_log_prob():
-    dec = _decoder(3).to(GPU)
+    dec = _random_decoder(3).to(GPU)
     z = torch.zeros(30000, 2, device=GPU)
     a = dec.sample(z, torch.Generator(device=GPU).manual_seed(7))
     b = dec.sample(z, torch.Generator(device=GPU).manual_seed(7))
