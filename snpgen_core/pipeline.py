@@ -111,12 +111,13 @@ def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, pan
                   trait: tuple[str, np.ndarray] | None = None, keep_gwas: bool = False):
     """The panel, chosen on training rows only: (table with PANEL_COLUMNS, variant indices into the .bim, the GWAS
     recomputed on the training rows or None, who chose the SNPs as ``io.gwas.panel_provenance`` says, None
-    without a GWAS).
+    without a GWAS; ``association.selection_prior`` of the GWAS's SNPs found in the cohort, or None).
 
     A GWAS that states it was computed on more individuals than the cohort has (holdout individuals may have
     ranked the SNPs) is recomputed on ``train_rows`` with ``trait`` ((kind, values of the training rows)); with
     ``trait`` None, ``keep_gwas`` (recorded as the user's choice), or with a fixed ``panel_path`` (the GWAS then
     only gives effects), it is kept as given, with a warning."""
+    from .association import selection_prior
     from .io.gwas import align_gwas, panel_provenance, read_gwas
     from .io.plink import read_bim_fam, read_plink
     from .panel import PANEL_COLUMNS, PanelWarning, read_panel, read_snp_list, select_panel
@@ -162,8 +163,9 @@ def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, pan
     for w in caught:
         if not (aligned is None and "no GWAS row" in str(w.message)):
             _emit(callback, "panel", str(w.message))
+    prior = None if aligned is None else selection_prior(aligned.table["p"].to_numpy())
     return (result[PANEL_COLUMNS], np.asarray(index, dtype=np.int64), recomputed,
-            None if panel_path is not None else chosen)
+            None if panel_path is not None else chosen, prior)
 
 
 def _as_config(config) -> runs.TrainConfig:
@@ -263,9 +265,10 @@ def _resume_setup(out: Path, fam, bim, hashes: dict, pheno_path, covar_path, cal
 
 def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.TrainConfig, *, pheno_path,
                pheno_col, covar_path, covar_names, gwas_path, top, panel_path, epochs, seed, device, dev, threads,
-               resume, callback, keep_gwas=False) -> _Setup:
+               resume, callback, keep_gwas=False, trait_share=None) -> _Setup:
     """Split, trait, covariates, panel and config of a new run, written to ``out`` (panel, split, provenance,
-    config)."""
+    config). ``trait_share``: the decoder's trait shares to record (``_trait_shares``), instead of those of the
+    GWAS (shadow models take their run's)."""
     from .covariates import summarise
     from .io.atomic import atomic_path
     from .io.plink import write_bim
@@ -275,9 +278,14 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
     covariates, covar_columns = _read_covariates(fam, covar_path, covar_names)
     strata = trait_strata(values, kind) if kind != "none" else None
     split = split_samples(len(fam), strata=strata, holdout=0.0, validation=config.validation, seed=seed)
-    table, panel_index, gwas_train, chosen = _choose_panel(
+    table, panel_index, gwas_train, chosen, prior = _choose_panel(
         prefix, bim, split.train, gwas_path, top, panel_path, callback, trait=(kind, values[split.train]),
         keep_gwas=keep_gwas)
+    if trait_share is None and prior is not None and kind in ("binary", "quantitative"):
+        from .association import association_share
+
+        trait_share = {"n_tested": prior["n_tested"],
+                       "share": np.round(association_share(table["P"].to_numpy(float), prior), 4).tolist()}
     trait = _trait_summary(kind, values[split.train], name, labels)
     cfg = _apply_data_to_config(config, len(panel_index), kind, len(labels), epochs, len(covar_columns))
     # what generation draws covariates and sex from: summaries of the training part only (covariates.py)
@@ -322,7 +330,8 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
         "snp_panel": chosen,  # who chose the SNPs (io.gwas.panel_provenance), for the model card
     })
     write_json(out / "config.json", {"format_version": runs.FORMAT_VERSION, "train": cfg.to_dict(),
-                                          "phenotype": trait, "covariates": drawn, "n_snps": len(panel_index)})
+                                          "phenotype": trait, "covariates": drawn, "n_snps": len(panel_index),
+                                          "trait_share": trait_share})
     return _Setup(cfg, trait, kind, values, split, panel_index, covariates)
 
 
@@ -437,7 +446,8 @@ def _vae_with_gaussian_prior(models: runs.RunModels, cohort: _Cohort, device: to
 def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
                recon_dosages: np.ndarray, dev: torch.device, t0: float, privacy_check: dict | None, callback,
                dp_record: dict | None = None, calibration: dict | None = None,
-               latent_path: dict | None = None, trait_model: dict | None = None) -> Path:
+               latent_path: dict | None = None, trait_model: dict | None = None,
+               trait_share: dict | None = None) -> Path:
     """Weights, history (per stage in ``states``: losses, best epoch, why it stopped), reconstruction (the VAE's;
     a header only for a run without one), then ``run.json`` (the completeness marker); the checkpoints go and
     "done" is announced. Returns ``out``."""
@@ -465,11 +475,32 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
         "calibration": calibration,  # generators.calibrate (LD factors and frequency offsets): before / after; or None
         "decoder_latent": latent_path,  # decoder latent path "auto": the one kept, each one's validation loss
         "trait_model": trait_model,  # _fit_trait_model's record (a quantitative trait's model); or None
+        "trait_share": trait_share,  # _trait_shares: the decoder's trait shares, summarised; or None
         "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
     shutil.rmtree(out / runs.CHECKPOINTS, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")
     return out
+
+
+def _trait_shares(vae, out: Path, trait: np.ndarray, use: bool, callback) -> dict | None:
+    """Each panel SNP's share of the trait's effect in the decoder, from ``config.json``'s ``trait_share``
+    (``association.association_share`` of its GWAS p-value), set on ``vae`` with the training individuals'
+    ``trait`` values (``GenotypeVAE.set_trait_share``). A panel chosen by the
+    training individuals' GWAS keeps their chance associations, and a decoder that sees the trait learns every
+    SNP's training class difference, chance included, so the synthetic cohort follows the training sample's noise
+    (issue 13's association copying). Returns the record for ``run.json``; None when not used (no GWAS, a trait the
+    decoder does not see, ``--no-trait-shrinkage``, DP)."""
+    given = json.loads((out / "config.json").read_text()).get("trait_share")
+    if not use or given is None or vae.trait_embed is None:
+        return None
+    share = np.asarray(given["share"], dtype=np.float64)
+    vae.set_trait_share(share, trait)
+    q = np.quantile(share, [0.1, 0.5, 0.9])
+    _emit(callback, "check", f"trait effect per SNP shrunk for the panel's selection bias (empirical Bayes over "
+                             f"{given['n_tested']} GWAS SNPs): mean share {share.mean():.2f}, 10-90% "
+                             f"{q[0]:.2f}-{q[2]:.2f}")
+    return {"n_tested": given["n_tested"], "mean": float(share.mean()), "quantiles_10_50_90": q.tolist()}
 
 
 def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Split, covariates: np.ndarray | None,
@@ -616,7 +647,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
               config=None, seed: int = 0, device: str = "auto",
               epochs: int | None = None, callback: Callback | None = None,
               stop_event: threading.Event | None = None, resume: bool = False,
-              threads: int | None = None, keep_gwas: bool = False) -> Path:
+              threads: int | None = None, keep_gwas: bool = False, trait_share: dict | None = None) -> Path:
     """Train a SNPgen model on the PLINK cohort ``bfile`` and write the run directory ``out_dir``.
 
     Trait: ``pheno_path``/``pheno_col`` (``phenotypes.read_phenotype``), else ``.fam`` column 6 (an all-missing
@@ -657,7 +688,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         setup = _new_setup(out, prefix, fam, bim, hashes, config, pheno_path=pheno_path, pheno_col=pheno_col,
                            covar_path=covar_path, covar_names=covar_names, gwas_path=gwas_path, top=top,
                            panel_path=panel_path, epochs=epochs, seed=seed, device=device, dev=dev, threads=cap,
-                           resume=resume, callback=callback, keep_gwas=keep_gwas)
+                           resume=resume, callback=callback, keep_gwas=keep_gwas, trait_share=trait_share)
     cfg, trait, kind, values, split, panel_index, covariates = setup
     if str(device) == "auto" and dev.type == "cpu":
         _emit(callback, "setup", "no CUDA GPU found: training on the CPU")
@@ -789,8 +820,10 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
                      monitor=monitor(lambda d: LatentDiffusion(vae, d), lambda d: vae_nlls),
                      privacy=None if dp_plans is None else dp_plans["diffusion"])
 
-    # 3. the released generator's LD and genotype frequencies calibrated to the training cohort's (the decoder's
-    # ld_scale and calibration; a DP run keeps none: the training cohort's statistics are outside its accounting)
+    # 3. the trait's effect on each SNP shrunk for the panel's selection bias, then the released generator's LD and
+    # genotype frequencies calibrated to the training cohort's (the decoder's trait_share, ld_scale and calibration;
+    # a DP run keeps none: the training cohort's statistics are outside its accounting)
+    shares = _trait_shares(vae, out, values[tr], cfg.trait_shrinkage and dp_plans is None, callback)
     calibration = None
     if dp_plans is None and cfg.calibration_rounds > 0:
         calibration = calibrate(LatentDiffusion(vae, diffusion), vae, dosages[tr], cond[tr], seed=seed,
@@ -821,7 +854,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     others = {f"vae_{p}": fitted[p][1] for p in paths if p != chosen}
     return _write_run(out, models, {"vae": vae_state, "diffusion": diff_state, **others},
                       dosages[va] if va.size else dosages[tr], dev, t0, check, callback, dp_record, calibration,
-                      choice, trait_record)
+                      choice, trait_record, shares)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -868,7 +901,8 @@ class ShadowTrainer:
                     pheno, sep="\t", index=False)
             out = train_run(d / "cohort", d / "run", pheno_path=pheno, pheno_col=None if pheno is None else trait,
                             panel_path=self.run.path / "panel.tsv", config=copy.deepcopy(self.run.config),
-                            seed=seed, device="cpu", threads=self.threads)
+                            seed=seed, device="cpu", threads=self.threads,
+                            trait_share=self.run.info.get("trait_share"))
             return runs.load_run(out).generator(self.run.config.model)  # the generator the run released
 
         return train_generator

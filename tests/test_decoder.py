@@ -546,3 +546,46 @@ def test_redraw__same_individuals_as_a_fresh_draw_and_follows_the_decoder():
         vae.decoder.ld_scale.fill_(2.0)  # calibrated: the cached draw decodes with the new weights
     assert np.array_equal(redraw(), _draw(gen, cond, 300, 4, "cpu"))
     assert not np.array_equal(redraw(), _draw(gen, cond, 300, 5, "cpu"))
+
+
+def test_trait_share__each_snp_moves_from_the_trait_unknown_logits_by_its_share_in_likelihood_and_sampling():
+    """``trait_share`` s_j: SNP j's latent logits are base + s_j (trait's - base), base those of ``z_base`` (the
+    input with the trait unknown); s = 1 everywhere or no base: unchanged; s = 0: the base's; on both sampling
+    paths (a final linear layer reordered, or any global net) and in the likelihood; old weights load with 1."""
+    class Wrapped(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, z):
+            return self.net(z)
+
+    dec = _decoder(40, window=3).eval()
+    with torch.no_grad():
+        dec.W.normal_()
+    z, z_base = torch.randn(300, 2), torch.randn(300, 2)
+    full, base = dec.global_logits(z), dec.global_logits(z_base)
+    share = torch.rand(40)
+    dec.set_trait_share(share)
+    torch.testing.assert_close(dec.global_logits(z, z_base), base + share[:, None] * (full - base))
+    torch.testing.assert_close(dec.global_logits(z), full)  # no base given: the trait's logits as they are
+    x = dec.sample(z, torch.Generator().manual_seed(1), mode="argmax", z_base=z_base)
+    assert torch.equal(x, dec.logits(x, z, z_base).argmax(-1).to(torch.int8))  # sampling reads the mixed logits
+    plain = dec.global_net
+    for net in (plain, Wrapped(plain)):
+        dec.global_net = net
+        dec.set_trait_share(torch.zeros(40))
+        drawn = dec.sample(z, torch.Generator().manual_seed(2), z_base=z_base)
+        assert torch.equal(drawn, dec.sample(z_base, torch.Generator().manual_seed(2)))
+        torch.testing.assert_close(dec.log_prob(drawn, z, z_base), dec.log_prob(drawn, z_base))
+        dec.set_trait_share(torch.ones(40))
+        assert torch.equal(dec.sample(z, torch.Generator().manual_seed(2), z_base=z_base),
+                           dec.sample(z, torch.Generator().manual_seed(2)))
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        dec.set_trait_share(torch.full((40,), 1.5))
+    dec.global_net = plain
+    state = {k: v for k, v in dec.state_dict().items() if k != "trait_share"}  # a run written before the shares
+    fresh = _decoder(40, window=3)
+    fresh.trait_share.fill_(0.5)
+    fresh.load_state_dict(state)
+    assert fresh.trait_share.tolist() == [1.0] * 40

@@ -5,6 +5,7 @@ import threading
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors import safe_open
@@ -218,6 +219,14 @@ def test_train_run__writes_a_complete_run_directory(sim_prefix, tmp_path):
     stages = [e["stage"] for e in events if e["event"] == "epoch"]
     assert stages == ["vae"] * 4 + ["vae_linear"] * 4 + ["diffusion"] * 6  # decoder latent path "auto": both
     assert read_config(out / "config.json") == run.config  # a run's config is a valid --config
+    # the trait's effect on each SNP, shrunk for the panel's selection bias by the GWAS's own empirical-Bayes prior
+    from snpgen_core.association import association_share, selection_prior
+
+    p = pd.read_csv(str(sim_prefix) + ".gwas.tsv", sep="\t")["P"]
+    expected = association_share(pd.read_csv(out / "panel.tsv", sep="\t")["P"], selection_prior(p))
+    np.testing.assert_allclose(run.models.vae.decoder.trait_share.numpy(), expected, atol=1e-4)
+    assert done["trait_share"]["n_tested"] == p.notna().sum() and 0 < expected.min() < 0.5 < expected.max()
+    assert any(e.get("stage") == "check" and "selection bias" in e["message"] for e in events)
 
 
 def test_train_run__auto_latent_path_keeps_the_lower_validation_loss_and_records_it(sim_prefix, tmp_path):

@@ -238,10 +238,12 @@ class GenotypeDecoder(nn.Module):
         self.register_buffer("neighbours", _nearest(n_snps, window))
         self.register_buffer("calibration", torch.zeros(n_snps, 3))
         self.register_buffer("ld_scale", torch.ones(window))  # the weights of neighbour k: factor ld_scale[k]
+        self.register_buffer("trait_share", torch.ones(n_snps))  # set after training (``set_trait_share``)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # runs written before the corrections existed: none; before the per-lag factors: one for every lag
         state_dict.setdefault(prefix + "calibration", torch.zeros_like(self.calibration))
+        state_dict.setdefault(prefix + "trait_share", torch.ones_like(self.trait_share))  # before 2026-12-04
         state_dict.setdefault(prefix + "neighbours", _nearest(self.n_snps, self.window))  # before they were chosen
         scale = state_dict.setdefault(prefix + "ld_scale", torch.ones_like(self.ld_scale))
         if scale.dim() == 0:
@@ -270,11 +272,23 @@ class GenotypeDecoder(nn.Module):
 
     # -- the parts of the logits ------------------------------------------------------------------------------
 
-    def global_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, d) -> (B, m, 3): the latent's share of each SNP's logits, with the calibration."""
-        return self.global_net(z).view(z.shape[0], 3, self.n_snps).transpose(1, 2) + self.calibration
+    def set_trait_share(self, share) -> None:
+        """Each SNP's share (m,) in [0, 1] of the trait's effect on its latent logits (``global_logits``)."""
+        share = torch.as_tensor(share, dtype=self.trait_share.dtype, device=self.trait_share.device).flatten()
+        if share.shape != (self.n_snps,) or not bool(((share >= 0) & (share <= 1)).all()):
+            raise ValueError(f"trait shares must be {self.n_snps} values in [0, 1]")
+        self.trait_share.copy_(share)
 
-    def _snp_major_logits(self, z: torch.Tensor) -> torch.Tensor:
+    def global_logits(self, z: torch.Tensor, z_base: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, d) -> (B, m, 3): the latent's share of each SNP's logits, with the calibration. ``z_base``: the same
+        input with the trait unknown; each SNP's logits then move from z_base's towards z's by its ``trait_share``."""
+        out = self.global_net(z).view(z.shape[0], 3, self.n_snps).transpose(1, 2)
+        if z_base is not None:
+            base = self.global_net(z_base).view(z.shape[0], 3, self.n_snps).transpose(1, 2)
+            out = base + self.trait_share[:, None] * (out - base)
+        return out + self.calibration
+
+    def _snp_major_logits(self, z: torch.Tensor, z_base: torch.Tensor | None = None) -> torch.Tensor:
         """``global_logits`` as sampling reads them: those of genotypes 1 and 2 less that of genotype 0, laid out
         (m, 2, B). A global net ending in a linear layer (the VAE's) gets that layer's rows differenced and reordered
         instead, so the product comes out in this layout with two thirds of the work: transposing its output
@@ -283,25 +297,31 @@ class GenotypeDecoder(nn.Module):
         if isinstance(net, nn.Sequential) and isinstance(net[-1], nn.Linear):
             last = net[-1]
             weight = _against_first(last.weight.float().view(3, m, -1), 0).transpose(0, 1).reshape(2 * m, -1)
-            bias = self.calibration.float() + (0.0 if last.bias is None else last.bias.float().view(3, m).T)
-            return torch.addmm(_against_first(bias, 1).reshape(-1, 1), weight, net[:-1](z).float().T).view(m, 2, n)
-        return _against_first(self.global_logits(z).float(), 2).permute(1, 2, 0).contiguous()
+            bias = _against_first(self.calibration.float() + (0.0 if last.bias is None else
+                                                              last.bias.float().view(3, m).T), 1).reshape(-1, 1)
+            out = torch.addmm(bias, weight, net[:-1](z).float().T)
+            if z_base is not None:
+                base = torch.addmm(bias, weight, net[:-1](z_base).float().T)
+                out = base.add_(self.trait_share.float().repeat_interleave(2)[:, None] * (out - base))
+            return out.view(m, 2, n)
+        return _against_first(self.global_logits(z, z_base).float(), 2).permute(1, 2, 0).contiguous()
 
     @property
     def independent(self) -> bool:
         return self.window == 0
 
-    def logits(self, dosages: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits (B, m, 3) of every SNP given z and the observed preceding genotypes."""
+    def logits(self, dosages: torch.Tensor, z: torch.Tensor, z_base: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits (B, m, 3) of every SNP given z and the observed preceding genotypes (``z_base``:
+        ``global_logits``')."""
         if self.independent:
-            return self.global_logits(z)
+            return self.global_logits(z, z_base)
         history = self._history(dosages, z.dtype)
         if self.hidden > 0:  # the hidden units' neighbour sums in the same products, as outputs 3..
             sums = self._neighbour_sum(history, torch.cat([self._scaled_W(), self.A], -1))
             pre = sums[..., 3:] + self._context(z).permute(2, 0, 1)
-            out = self.global_logits(z) + sums[..., :3] + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)
+            out = self.global_logits(z, z_base) + sums[..., :3] + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)
         else:
-            out = self.global_logits(z) + self._neighbour_sum(history, self._scaled_W())
+            out = self.global_logits(z, z_base) + self._neighbour_sum(history, self._scaled_W())
         if self.far_rank > 0:
             y = torch.bmm(self.V.transpose(1, 2), history[self.nearest:])  # (m, r, B): each SNP's share
             total = F.pad(y.cumsum(0), (0, 0, 0, 0, 1, 0))  # (m + 1, r, B): total[i] = sum of the first i
@@ -399,9 +419,10 @@ class GenotypeDecoder(nn.Module):
         b = (w * bilinear).sum((2, 3), keepdim=True) / 4.0
         return ((w - b * bilinear).pow(2) * self.mask[:, :, None, None]).sum()
 
-    def log_prob(self, dosages: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(called genotypes | z) per individual, (B,) nats; missing calls (-1) are left out."""
-        logits = self.logits(dosages, z).float()
+    def log_prob(self, dosages: torch.Tensor, z: torch.Tensor, z_base: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(called genotypes | z) per individual, (B,) nats; missing calls (-1) are left out (``z_base``:
+        ``global_logits``')."""
+        logits = self.logits(dosages, z, z_base).float()
         ce = F.cross_entropy(logits.reshape(-1, 3), dosages.long().clamp(min=0).reshape(-1), reduction="none")
         return -(ce.view(dosages.shape) * (dosages >= 0)).sum(1)
 
@@ -409,20 +430,21 @@ class GenotypeDecoder(nn.Module):
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, generator: torch.Generator | None = None, *, temperature: float = 1.0,
-               mode: str = "probabilities") -> torch.Tensor:
+               mode: str = "probabilities", z_base: torch.Tensor | None = None) -> torch.Tensor:
         """Genotypes (B, m) int8 for latents ``z`` (B, d), SNP by SNP: each drawn from softmax(logits / T) with
         one uniform per genotype from ``generator`` (``mode="argmax"``: the most probable class, no randomness)."""
         if mode not in ("probabilities", "argmax"):
             raise ValueError(f"sampling mode {mode!r} unknown; choose 'probabilities' or 'argmax'")
         n, m = z.shape[0], self.n_snps
         if self.independent:
-            return sample_genotypes(self.global_logits(z), generator=generator, temperature=temperature, mode=mode)
+            return sample_genotypes(self.global_logits(z, z_base), generator=generator, temperature=temperature,
+                                    mode=mode)
         # Everything is laid out individuals-last, so that each step works on contiguous rows of length B, and in
         # differences against genotype 0, which are all a draw needs: d (2, B) = logits of genotypes 1, 2 less that
         # of 0 = base + W_j (2, 2k) @ the nearest k SNPs' indicator rows (2k, B) + W'_j (2, 2v) @ the linked ones'.
         # Indicators of genotypes 1 and 2, not three one-hot rows, since a drawn genotype is exactly one of three
         # (``_indicator_weights``): 4/9 of the products' work and 2/3 of the memory.
-        base = self._snp_major_logits(z)  # (m, 2, B)
+        base = self._snp_major_logits(z, z_base)  # (m, 2, B)
         k = self.nearest
         W, shift = self._indicator_weights(self._scaled_W().float())
         W, shift = _against_first(W, 3), _against_first(shift, 1)  # (m, w, 2, 2), (m, 2): outputs against genotype 0

@@ -205,6 +205,8 @@ class GenotypeVAE(nn.Module):
         if c.decoder_trait and n_out:
             self.trait_embed = (nn.Linear(2, c.trait_dim) if c.pheno_kind == "quantitative"
                                 else nn.Embedding(n_out + 1, c.trait_dim))
+            # the embedded trait averaged over the training individuals: what ``set_trait_share`` shrinks towards
+            self.register_buffer("trait_base", torch.zeros(c.trait_dim))
         d_in = c.latent_dim + (c.trait_dim if self.trait_embed is not None else 0)
         global_net = nn.Sequential(
             nn.Linear(d_in, c.hidden // 2), nn.GELU(), nn.Dropout(c.dropout),
@@ -230,6 +232,11 @@ class GenotypeVAE(nn.Module):
             self.register_buffer("pc_scale", torch.ones(c.n_snps))
             self.register_buffer("pc_axes", torch.zeros(c.n_snps, k))
             self.register_buffer("pc_sd", torch.zeros(k))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if self.trait_embed is not None:  # runs written before 2026-12-04 have no shares, so no average to shrink to
+            state_dict.setdefault(prefix + "trait_base", torch.zeros_like(self.trait_base))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def init_from_data(self, dosages: np.ndarray, pheno: np.ndarray | None = None, chrom=None,
@@ -311,16 +318,46 @@ class GenotypeVAE(nn.Module):
             t = self.trait_embed(torch.where(known, torch.nan_to_num(trait), float(unknown)).long())
         return torch.cat([z, t.to(z.dtype)], -1)
 
+    @torch.no_grad()
+    def set_trait_share(self, share, trait: np.ndarray) -> None:
+        """Each SNP's share (m,) in [0, 1] of the trait's effect on it (``GenotypeDecoder.trait_share``); the rest
+        of its latent logits come from the trait averaged over ``trait``, the training individuals' values (NaN =
+        missing, left out): the class embeddings mixed by the classes' shares, or a quantitative trait's mean. An
+        average over the trained embeddings, not the "unknown" row, which only a tenth of training saw
+        (``trait_drop``): on msprime sim2 that row gave detection AUC 0.680 against the average's 0.670 (one run,
+        4 draws; BENCHMARKS.md, twenty-sixth pass)."""
+        if self.trait_embed is None:
+            raise ValueError("this VAE's decoder does not see the trait")
+        known = np.asarray(trait, dtype=np.float64)
+        known = known[~np.isnan(known)]
+        weight = self.trait_embed.weight
+        if self.config.pheno_kind == "quantitative":  # the embedding is linear in the standardised value
+            base = self.trait_embed(torch.tensor([[0.0, 1.0]], device=weight.device, dtype=weight.dtype))[0]
+        else:
+            counts = np.bincount(known.astype(np.int64), minlength=weight.shape[0] - 1)[: weight.shape[0] - 1]
+            base = torch.as_tensor(counts / max(counts.sum(), 1), dtype=weight.dtype, device=weight.device) @ weight[:-1]
+        self.trait_base.copy_(base)
+        self.decoder.set_trait_share(share)
+
+    def _decoder_base(self, z: torch.Tensor) -> torch.Tensor | None:
+        """The decoder's input with the averaged trait (``set_trait_share``), when its ``trait_share`` scales the
+        trait's effect on some SNP (``GenotypeDecoder.global_logits``); else None."""
+        if self.trait_embed is None or bool((self.decoder.trait_share == 1).all()):
+            return None
+        return torch.cat([z, self.trait_base.to(z.dtype).expand(z.shape[0], -1)], -1)
+
     def sample_genotypes(self, z: torch.Tensor, trait: torch.Tensor, generator: torch.Generator | None = None, *,
                          temperature: float = 1.0, mode: str = "probabilities") -> torch.Tensor:
         """(B, d) latents and (B,) conditions (NaN = unknown) -> (B, m) int8 genotypes drawn from the decoder
         (``GenotypeDecoder.sample``)."""
-        return self.decoder.sample(self.decoder_input(z, trait), generator, temperature=temperature, mode=mode)
+        return self.decoder.sample(self.decoder_input(z, trait), generator, temperature=temperature, mode=mode,
+                                   z_base=self._decoder_base(z))
 
     @torch.no_grad()
     def log_likelihood(self, dosages: torch.Tensor, trait: torch.Tensor) -> torch.Tensor:
         """log p(x | posterior mean, trait) per individual (B,), nats: the reconstruction likelihood."""
-        return self.decoder.log_prob(dosages, self.decoder_input(self.encode(dosages)[0], trait))
+        mu = self.encode(dosages)[0]
+        return self.decoder.log_prob(dosages, self.decoder_input(mu, trait), self._decoder_base(mu))
 
     def kl_beta(self, epoch: float | None) -> float:
         """KL weight at ``epoch`` (0-based; ``None`` = after warm-up, used for validation)."""
