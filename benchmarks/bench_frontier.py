@@ -75,7 +75,7 @@ def prepare_sim(work: Path, seed: int, n: int = 3000) -> dict:
                       "--out", f"{d}/panel.tsv"]):
             assert snpgen(argv) == 0, argv
     return {"train": d / "cohort.train", "holdout": d / "cohort.holdout", "panel": d / "panel.tsv",
-            "pheno": d / "c.pheno.tsv", "column": "CASE", "peers": {}}
+            "pheno": d / "c.pheno.tsv", "column": "CASE", "gwas": d / "c.gwas.tsv", "peers": {}}
 
 
 def prepare_805(work: Path, seed: int) -> dict:
@@ -108,7 +108,8 @@ def prepare_agbl4(work: Path, seed: int) -> dict:
         prep = prepare("agbl4", work, seed, 2000, 0.9)
         write_plink(d / "holdout", prep["holdout"])
     spec = {"train": d / "train", "holdout": d / "holdout", "panel": d / "panel.tsv",
-            "pheno": DATA / "1000g_agbl4" / "pheno.tsv", "column": "CASE", "peers": {}}
+            "pheno": DATA / "1000g_agbl4" / "pheno.tsv", "column": "CASE", "gwas": d / "gwas_train.assoc.logistic",
+            "peers": {}}
     return spec
 
 
@@ -147,7 +148,8 @@ def run_point(spec: dict, label: str, work: Path, seed: int) -> list[dict]:
 
         shutil.rmtree(out, ignore_errors=True)
         train_run(spec["train"], out, pheno_path=spec["pheno"], pheno_col=spec["column"],
-                  panel_path=spec["panel"] or _all_snps(spec["train"], work), config=overrides, seed=seed, threads=1)
+                  panel_path=spec["panel"] or _all_snps(spec["train"], work), gwas_path=spec.get("gwas"),
+                  config=overrides, seed=seed, threads=1)
     train_s = json.loads((out / "run.json").read_text())["train_seconds"]  # also right for a reused run
     run = load_run(out)
     train = read_plink(spec["train"], variants=_panel_rows(spec["train"], run.variants))

@@ -133,7 +133,7 @@ def prepare(name: str, work: Path, seed: int, top: int, clump_r2: float) -> dict
     data.mkdir(parents=True, exist_ok=True)
     train_prefix = data / "train"
     write_plink(train_prefix, train)
-    panel_path = data / "panel.tsv"
+    panel_path, gwas = data / "panel.tsv", None
     t0 = time.perf_counter()
     if spec["gwas"] is None:
         panel_path = data / "snps.txt"
@@ -151,7 +151,7 @@ def prepare(name: str, work: Path, seed: int, top: int, clump_r2: float) -> dict
     panel_s = time.perf_counter() - t0
     return {"spec": spec, "trait": trait, "split": split, "train": train.subset(variants=index),
             "holdout": holdout.subset(variants=index), "train_prefix": train_prefix, "panel_path": panel_path,
-            "panel_note": panel_note, "panel_s": panel_s, "n_snps": len(index)}
+            "gwas_path": gwas, "panel_note": panel_note, "panel_s": panel_s, "n_snps": len(index)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -166,7 +166,8 @@ def train(prep: dict, run_dir: Path, seed: int, epochs: int | None, config: str 
     spec = prep["spec"]
     t0 = time.perf_counter()
     train_run(prep["train_prefix"], run_dir, pheno_path=spec["pheno"], pheno_col=spec["column"],
-              panel_path=prep["panel_path"], config=config, seed=seed, device="cpu", epochs=epochs, threads=threads)
+              panel_path=prep["panel_path"], gwas_path=prep.get("gwas_path"), config=config, seed=seed, device="cpu",
+              epochs=epochs, threads=threads)  # the training GWAS too, as `snpgen train --gwas` has it
     return time.perf_counter() - t0
 
 

@@ -90,7 +90,7 @@ def prepare_cohort(name: str, work: Path) -> dict:
     split = SimpleNamespace(train=np.arange(tr.n_samples), holdout=tr.n_samples + np.arange(ho.n_samples))
     return {"spec": {"prefix": spec["train"], "pheno": spec["pheno"], "column": spec["column"]}, "trait": trait,
             "split": split, "train": tr.subset(variants=keep), "holdout": ho.subset(variants=keep),
-            "train_prefix": spec["train"], "panel_path": spec["panel"]}
+            "train_prefix": spec["train"], "panel_path": spec["panel"], "gwas_path": spec["gwas"]}
 
 
 def cell(report: dict, key: str, how: str) -> float | list:

@@ -140,6 +140,17 @@ def association_share(p: np.ndarray, prior: dict | None) -> np.ndarray:
     return share
 
 
+def trait_share_summary(record: dict | None) -> str:
+    """One line on the decoder's trait shares (``run.json``'s ``trait_share`` record), for ``train`` and the model
+    card."""
+    if not record:
+        return ("none: each SNP keeps the training cohort's own trait effect (no GWAS of all tested SNPs, a trait "
+                "the decoder does not see, --no-trait-shrinkage, or DP)")
+    q = record["quantiles_10_50_90"]
+    return (f"each SNP's trait effect shrunk for the panel's selection bias (empirical Bayes over "
+            f"{record['n_tested']} GWAS SNPs): mean share kept {record['mean']:.2f}, 10-90% {q[0]:.2f}-{q[2]:.2f}")
+
+
 def _folded(z: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Density of |z| for z ~ N(+-g, 1): (len(z), len(grid))."""
     return stats.norm.pdf(z[:, None] - grid) + stats.norm.pdf(z[:, None] + grid)

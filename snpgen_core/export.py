@@ -200,6 +200,7 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
     known, and said so), ``release`` the
     release decision (:func:`release_gate`), ``fmt`` the genotype format exported (``FORMATS``)."""
     from . import __version__
+    from .association import trait_share_summary
     from .evaluation.card import card_markdown
     from .io.gwas import panel_provenance
     from .memorisation import release_warning
@@ -265,6 +266,7 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
   device {prov.get('device')}; software {', '.join(f'{k} {v}' for k, v in (prov.get('software') or {}).items())}.
 - Memorisation measured while training, on the validation individuals (never the holdout): {check_text}.
 - Differential privacy: {_dp_text(done.get("differential_privacy"))}
+- The trait's effect per SNP: {trait_share_summary(done.get("trait_share"))}.
 - Calibration after training (from the training individuals' mean neighbour r^2 and genotype frequencies only):
   {_calibration_text(done.get("calibration"))}.
 

@@ -494,13 +494,14 @@ def _trait_shares(vae, out: Path, trait: np.ndarray, use: bool, callback) -> dic
     given = json.loads((out / "config.json").read_text()).get("trait_share")
     if not use or given is None or vae.trait_embed is None:
         return None
+    from .association import trait_share_summary
+
     share = np.asarray(given["share"], dtype=np.float64)
     vae.set_trait_share(share, trait)
-    q = np.quantile(share, [0.1, 0.5, 0.9])
-    _emit(callback, "check", f"trait effect per SNP shrunk for the panel's selection bias (empirical Bayes over "
-                             f"{given['n_tested']} GWAS SNPs): mean share {share.mean():.2f}, 10-90% "
-                             f"{q[0]:.2f}-{q[2]:.2f}")
-    return {"n_tested": given["n_tested"], "mean": float(share.mean()), "quantiles_10_50_90": q.tolist()}
+    record = {"n_tested": given["n_tested"], "mean": float(share.mean()),
+              "quantiles_10_50_90": np.quantile(share, [0.1, 0.5, 0.9]).tolist()}
+    _emit(callback, "check", trait_share_summary(record))
+    return record
 
 
 def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Split, covariates: np.ndarray | None,

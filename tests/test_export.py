@@ -78,6 +78,9 @@ def test_cli_export__folder_zip_and_model_card(made, tmp_path, capsys):
     assert f"neighbour weights x{min(calibration['ld_scale']):.2f}" in card  # the run's own calibration
     released = f"{np.mean(calibration['ld_r2_released']):.4f} once the frequencies are calibrated too"
     assert released in " ".join(card.split())  # the LD of the generator as released, after the offsets
+    shares = json.loads((run / "run.json").read_text())["trait_share"]  # a GWAS of all tested SNPs: shrunk
+    assert f"empirical Bayes over {shares['n_tested']} GWAS SNPs): mean share kept {shares['mean']:.2f}" in \
+        " ".join(card.split())
     latent = json.loads((run / "run.json").read_text())["decoder_latent"]  # the latent path kept, and why
     losses = ", ".join(f"{p} {c['validation_loss']:.1f}" for p, c in latent["candidates"].items())
     assert f"{latent['chosen']} latent path kept for the lower validation loss: {losses}" in " ".join(card.split())
