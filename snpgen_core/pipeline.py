@@ -486,11 +486,11 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
 def _trait_shares(vae, out: Path, trait: np.ndarray, use: bool, callback) -> dict | None:
     """Each panel SNP's share of the trait's effect in the decoder, from ``config.json``'s ``trait_share``
     (``association.association_share`` of its GWAS p-value), set on ``vae`` with the training individuals'
-    ``trait`` values (``GenotypeVAE.set_trait_share``). A panel chosen by the
-    training individuals' GWAS keeps their chance associations, and a decoder that sees the trait learns every
-    SNP's training class difference, chance included, so the synthetic cohort follows the training sample's noise
-    (issue 13's association copying). Returns the record for ``run.json``; None when not used (no GWAS, a trait the
-    decoder does not see, ``--no-trait-shrinkage``, DP)."""
+    ``trait`` values (``GenotypeVAE.set_trait_share``). A panel chosen by the training individuals' GWAS keeps
+    their chance associations, and a decoder that sees the trait learns every SNP's training class difference,
+    chance included, so the synthetic cohort follows the training sample's noise (issue 13's association copying).
+    Returns the record for ``run.json``; None when not used (no GWAS, a trait the decoder does not see,
+    ``--no-trait-shrinkage``, DP)."""
     given = json.loads((out / "config.json").read_text()).get("trait_share")
     if not use or given is None or vae.trait_embed is None:
         return None

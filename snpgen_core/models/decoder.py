@@ -32,12 +32,13 @@ contributes nothing, and a missing x_j is left out of the likelihood (``log_prob
 autoregressive, so the probability of the called genotypes is the product of their conditionals given the
 observed past). Sampling runs SNP by SNP, batched over individuals.
 
-Two corrections are fitted after training (``generators.calibrate_ld`` and ``calibrate_marginals``) and left
-neutral while training: ``ld_scale`` (a factor per neighbour k) multiplies the neighbour weights ``W`` (the sampled LD
-between neighbours is 8-17% weaker than the training cohort's otherwise, most at the shortest lags: while training,
-the posterior latent of each individual also explains part of it), and ``calibration`` (m, 3) is added to every
-SNP's logits (the sampled genotype frequencies are otherwise 1.2-1.5x further from the training ones than a fresh
-real sample's are).
+Three corrections are set after training and left neutral while training. ``trait_share`` (m,) scales each SNP's
+trait effect in ``g`` for the panel's selection bias (``GenotypeVAE.set_trait_share``). Two are fitted
+(``generators.calibrate_ld`` and ``calibrate_marginals``): ``ld_scale`` (a factor per neighbour k) multiplies the
+neighbour weights ``W`` (the sampled LD between neighbours is 8-17% weaker than the training cohort's otherwise,
+most at the shortest lags: while training, the posterior latent of each individual also explains part of it), and
+``calibration`` (m, 3) is added to every SNP's logits (the sampled genotype frequencies are otherwise 1.2-1.5x
+further from the training ones than a fresh real sample's are).
 
 ``window = 0`` is the independent decoder (every SNP drawn on its own given z: the SNPgen / Xie et al. design),
 kept for comparison; it samples all SNPs at once.
@@ -281,7 +282,8 @@ class GenotypeDecoder(nn.Module):
 
     def global_logits(self, z: torch.Tensor, z_base: torch.Tensor | None = None) -> torch.Tensor:
         """(B, d) -> (B, m, 3): the latent's share of each SNP's logits, with the calibration. ``z_base``: the same
-        input with the trait unknown; each SNP's logits then move from z_base's towards z's by its ``trait_share``."""
+        latent with the trait's average in place of each individual's trait (``GenotypeVAE.set_trait_share``); each
+        SNP's logits then move from z_base's towards z's by its ``trait_share``."""
         out = self.global_net(z).view(z.shape[0], 3, self.n_snps).transpose(1, 2)
         if z_base is not None:
             base = self.global_net(z_base).view(z.shape[0], 3, self.n_snps).transpose(1, 2)
