@@ -63,8 +63,8 @@ def _child(args: argparse.Namespace) -> None:
         config = read_config(args.config) if args.config else TrainConfig()  # read_config checks the schema
         if args.epochs:  # both stages (the prior's default is up to 800 epochs)
             config.vae_fit.epochs = config.diffusion_fit.epochs = args.epochs
-        train_run(args.prefix, args.out, panel_path=args.prefix + ".snps.txt", config=config, device=args.device,
-                  threads=args.threads)
+        train_run(args.prefix, args.out, panel_path=args.prefix + ".snps.txt", gwas_path=args.prefix + ".gwas.tsv",
+                  config=config, device=args.device, threads=args.threads)  # the GWAS: the default trait shares
         history = json.loads((Path(args.out) / "history.json").read_text())
         # both VAEs of the decoder latent path "auto" (history "vae" and "vae_mlp" / "vae_linear")
         extra = {"vae_epochs": sum(len(v) for k, v in history.items() if k.startswith("vae") and isinstance(v, list)),
