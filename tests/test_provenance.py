@@ -115,6 +115,8 @@ def test_cli_select__a_trait_that_cannot_be_regressed_asks_for_another_or_keep_g
 def test_train_panel__the_gwas_is_recomputed_on_the_training_rows_unless_kept(sim_prefix, wide_gwas):
     from snpgen_core.io.plink import plink_path, read_bim, read_fam
     from snpgen_core.phenotypes import read_phenotype
+    from snpgen_core.association import selection_prior
+    from snpgen_core.io.gwas import read_gwas
     from snpgen_core.pipeline import _choose_panel
 
     bim = read_bim(plink_path(sim_prefix, ".bim"))
@@ -122,20 +124,23 @@ def test_train_panel__the_gwas_is_recomputed_on_the_training_rows_unless_kept(si
     trait = read_phenotype(read_fam(plink_path(sim_prefix, ".fam"))).subset(rows)
     prefix = Path(str(sim_prefix))
     events = []
-    table, _, kept_table, chosen = _choose_panel(prefix, bim, rows, wide_gwas, 20, None, events.append)
+    table, _, kept_table, chosen, _ = _choose_panel(prefix, bim, rows, wide_gwas, 20, None, events.append)
     messages = [e["message"] for e in events if e.get("event") == "message"]
     assert any("wide.gwas.tsv: the GWAS was computed on up to 2504 individuals, more than the 500" in m
                for m in messages)  # no trait given: kept, with the warning
     assert kept_table is None and chosen["training_only"] is False
     events = []
-    table, _, recomputed, chosen = _choose_panel(prefix, bim, rows, wide_gwas, 20, None, events.append,
-                                                 trait=(trait.kind, trait.values))
+    table, _, recomputed, chosen, prior = _choose_panel(prefix, bim, rows, wide_gwas, 20, None, events.append,
+                                                        trait=(trait.kind, trait.values))
     messages = [e["message"] for e in events if e.get("event") == "message"]
     assert any("logistic GWAS on the 400 training individuals instead" in m for m in messages)
     assert recomputed["N"].max() == 400 and chosen["training_only"] is True
     assert "chosen on the 400 training individuals only" in chosen["panel"]
     np.testing.assert_allclose(table["P"], recomputed.set_index("SNP")["P"][table["SNP"]], rtol=1e-6)
-    _, _, none, chosen = _choose_panel(prefix, bim, rows, wide_gwas, 20, None, None,
+    own = selection_prior(recomputed["P"].to_numpy())  # the trait shares' prior: the training rows' GWAS, not the given
+    assert prior["n_tested"] == own["n_tested"] and np.allclose(prior["weights"], own["weights"])
+    assert not np.allclose(prior["weights"], selection_prior(read_gwas(wide_gwas).table["p"].to_numpy())["weights"])
+    _, _, none, chosen, _ = _choose_panel(prefix, bim, rows, wide_gwas, 20, None, None,
                                        trait=(trait.kind, trait.values), keep_gwas=True)
     assert none is None and chosen["training_only"] is False and "kept by choice" in chosen["panel"]
     with pytest.raises(InputError, match="cannot be recomputed .* for a trait that is absent"):
