@@ -65,6 +65,10 @@ def dataset_spec(name: str, work: Path, seed: int) -> dict:
         d = DATA / "1000g_phase1"
         return {"prefix": d / "1000g_phase1", "pheno": polygenic_trait(d / "1000g_phase1", work / name, seed),
                 "column": "CASE", "gwas": "logistic", "top": 1000, "clump_r2": 0.5}
+    if name == "hapmap3":  # a second small real cohort: HapMap 3 founders, 957 people of 11 populations
+        d = DATA / "hapmap3"
+        return {"prefix": d / "hapmap3", "pheno": polygenic_trait(d / "hapmap3", work / name, seed),
+                "column": "CASE", "gwas": "logistic", "top": 1000, "clump_r2": 0.5}
     if name == "sim_qt":
         from snpgen_core.simulate import simulate_cohort, write_cohort
 
@@ -73,7 +77,7 @@ def dataset_spec(name: str, work: Path, seed: int) -> dict:
             prefix.parent.mkdir(parents=True, exist_ok=True)
             write_cohort(simulate_cohort(n=2500, n_snps=1000, seed=seed), prefix)
         return {"prefix": prefix, "pheno": Path(str(prefix) + ".pheno.tsv"), "column": "QT", "gwas": "linear"}
-    raise SystemExit(f"dataset {name!r} unknown; choose agbl4, agbl4_qt, 805, phase1, sim_qt or all")
+    raise SystemExit(f"dataset {name!r} unknown; choose agbl4, agbl4_qt, 805, phase1, hapmap3, sim_qt or all")
 
 
 def polygenic_trait(prefix: Path, folder: Path, seed: int, n_causal: int = 200, h2: float = 0.5,
