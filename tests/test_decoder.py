@@ -548,9 +548,9 @@ def test_redraw__same_individuals_as_a_fresh_draw_and_follows_the_decoder():
     assert not np.array_equal(redraw(), _draw(gen, cond, 300, 5, "cpu"))
 
 
-def test_trait_share__each_snp_moves_from_the_trait_unknown_logits_by_its_share_in_likelihood_and_sampling():
+def test_trait_share__each_snp_moves_from_the_base_logits_by_its_share_in_likelihood_and_sampling():
     """``trait_share`` s_j: SNP j's latent logits are base + s_j (trait's - base), base those of ``z_base`` (the
-    input with the trait unknown); s = 1 everywhere or no base: unchanged; s = 0: the base's; on both sampling
+    input with the trait averaged); s = 1 everywhere or no base: unchanged; s = 0: the base's; on both sampling
     paths (a final linear layer reordered, or any global net) and in the likelihood; old weights load with 1."""
     class Wrapped(nn.Module):
         def __init__(self, net):

@@ -32,6 +32,30 @@ def test_vae__shapes(encoder):
     assert set(out) == {"loss", "recon", "kl", "pheno", "pcs"} and all(torch.isfinite(v) for v in out.values())
 
 
+def test_vae_set_trait_share__shrinks_towards_the_class_share_mix_and_at_zero_the_trait_stops_mattering():
+    """The trait average is the class embeddings mixed by the training classes' shares (a quantitative trait: the
+    embedding of its mean); at share 0 cases and controls with the same latent and seed get the same genotypes, at
+    share 1 they do not, and a VAE without the decoder's trait path refuses shares."""
+    torch.manual_seed(0)
+    vae = GenotypeVAE(VAEConfig(n_snps=30, latent_dim=3, hidden=16, pheno_kind="binary", n_classes=2,
+                                window=2)).eval()
+    with torch.no_grad():
+        vae.trait_embed.weight.mul_(20)  # a trait that moves every SNP
+    vae.set_trait_share(np.zeros(30), np.array([0, 0, 0, 1, np.nan]))
+    torch.testing.assert_close(vae.trait_base, 0.75 * vae.trait_embed.weight[0] + 0.25 * vae.trait_embed.weight[1])
+    z = torch.randn(200, 3)
+    draw = lambda y: vae.sample_genotypes(z, torch.full((200,), float(y)), torch.Generator().manual_seed(1))
+    assert torch.equal(draw(0), draw(1))
+    vae.set_trait_share(np.ones(30), np.array([0, 1]))
+    assert not torch.equal(draw(0), draw(1))
+    qt = GenotypeVAE(VAEConfig(n_snps=30, latent_dim=3, hidden=16, pheno_kind="quantitative", window=2)).eval()
+    qt.set_trait_share(np.full(30, 0.5), np.array([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(qt.trait_base, qt.trait_embed(torch.tensor([[0.0, 1.0]]))[0])
+    with pytest.raises(ValueError, match="does not see the trait"):
+        GenotypeVAE(VAEConfig(n_snps=30, latent_dim=3, hidden=16, pheno_kind="binary", n_classes=2,
+                              decoder_trait=False)).set_trait_share(np.ones(30), np.array([0, 1]))
+
+
 def test_vae_decoder_latent__the_linear_path_is_affine_in_the_latent_and_the_mlp_is_not():
     torch.manual_seed(0)
     z1, z2 = torch.randn(4, 3), torch.randn(4, 3)
