@@ -105,8 +105,9 @@ class TrainConfig:
                                         "the training cohort's, with this many frequency rounds (0 = no "
                                         "calibration; DP and GAN runs: none)", low=0, high=20)
     # on the cohort shaped like the hidden one (phase1: 873 people, a panel of chance associations) association
-    # copying 3.64 -> 2.36 over 3 runs, TSTR unchanged; msprime sim1-3 and AGBL4 CASE: TSTR held or higher
-    # (BENCHMARKS.md, twenty-sixth pass)
+    # copying 3.53 -> 2.27 over 3 runs x 4 draws, HapMap 3 3.93 -> 2.79, TSTR unchanged; msprime with an
+    # ancestry-adjusted GWAS: TSTR +0.015 (7 of 7 runs); AGBL4: no change; msprime with `snpgen gwas`'s unadjusted
+    # one: TSTR -0.006 to -0.008 (2 cohorts). BENCHMARKS.md, twenty-sixth pass
     trait_shrinkage: bool = option(True, "after training, scale the trait's effect on each panel SNP in the decoder "
                                          "by the share of the SNP's GWAS association that a correction for "
                                          "selection bias expects to be real (empirical Bayes over every tested "
