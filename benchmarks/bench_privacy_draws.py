@@ -34,19 +34,6 @@ RESULTS = Path(__file__).resolve().parent / "results" / "privacy_draws.json"
 METRICS = ("aats_privacy_loss", "dcr_share", "membership_auc")
 
 
-def _complete(train, holdout, synthetic, seed: int):
-    """The three cohorts with each missing call imputed from the training allele frequencies, seeded, as the
-    report's privacy rows do (``evaluation.report``); unchanged when complete (HapMap 3 has 0.15% missing)."""
-    from snpgen_core.evaluation.distances import impute_missing
-    from snpgen_core.evaluation.frequencies import allele_frequencies
-
-    if not any((x < 0).any() for x in (train, holdout, synthetic)):
-        return train, holdout, synthetic
-    p = allele_frequencies(train)
-    return tuple(impute_missing(x, p, seed=np.random.default_rng([seed, 51, k]))
-                 for k, x in enumerate((train, holdout, synthetic)))
-
-
 def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, detection: bool = False,
               guidance: float | None = None) -> dict:
     """Each metric of ``METRICS`` on ``draws`` seeded synthetic cohorts of the run: {metric: [value per draw]};
@@ -63,6 +50,7 @@ def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, dete
     from snpgen_core.evaluation import privacy
     from snpgen_core.evaluation.structure import detection_auc
     from snpgen_core.evaluation.association import case_control_af_diff_r, effect_r
+    from snpgen_core.evaluation.distances import impute_from_training
     from snpgen_core.evaluation.privacy import copying
     from snpgen_core.evaluation.utility import tstr
     from snpgen_core.models.generators import SamplingOptions
@@ -84,7 +72,10 @@ def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, dete
         released = mix  # the trait generate releases: a quantitative one drawn from the trait model (if fitted)
         if run.models.trait.is_fitted:
             released = run.models.trait.draw(drawn, torch.Generator().manual_seed(seed + 1)).numpy()
-        data = privacy.PrivacyInputs(*_complete(train, holdout, synthetic, seed), seed=seed, device="cpu")
+        cohorts = (train, holdout, synthetic)  # HapMap 3 has 0.15% missing calls: imputed as the report does
+        if any((x < 0).any() for x in cohorts):
+            cohorts = impute_from_training(*cohorts, seed=seed)
+        data = privacy.PrivacyInputs(*cohorts, seed=seed, device="cpu")
         for m in METRICS:
             out[m].append(float(getattr(privacy, m)(data).value))
         if utility:

@@ -105,10 +105,10 @@ def selection_prior(p: np.ndarray, *, grid_size: int = 200, bin_width: float = 0
     thousand do). Returns {"grid", "weights", "n_tested"}, or None with fewer than 100 usable p-values (a table of
     top hits only says nothing about the nulls)."""
     p = np.asarray(p, dtype=np.float64)
-    p = p[np.isfinite(p) & (p > 0) & (p <= 1)]
+    p = p[_usable_p(p)]
     if p.size < 100:
         return None
-    z = stats.norm.isf(np.clip(p, 1e-300, 1.0) / 2)  # |z|
+    z = _abs_z(p)
     top = float(z.max())
     grid = np.linspace(0.0, top, grid_size)
     edges = np.arange(0.0, top + bin_width, bin_width)
@@ -129,11 +129,11 @@ def association_share(p: np.ndarray, prior: dict | None) -> np.ndarray:
     A SNP among thousands of nulls whose z came out 3 keeps little; one far in the tail keeps nearly all."""
     p = np.asarray(p, dtype=np.float64)
     share = np.ones(p.shape)
-    ok = np.isfinite(p) & (p > 0) & (p <= 1)
+    ok = _usable_p(p)
     if prior is None or not ok.any():
         return share
     grid, w = np.asarray(prior["grid"]), np.asarray(prior["weights"])
-    z = stats.norm.isf(np.clip(p[ok], 1e-300, 1.0) / 2)
+    z = _abs_z(p[ok])
     near, far = stats.norm.pdf(z[:, None] - grid), stats.norm.pdf(z[:, None] + grid)
     mean = ((near - far) * w) @ grid / ((near + far) @ w)  # E[mu | z] for z > 0 under the symmetric prior
     share[ok] = np.clip(mean / np.maximum(z, 1e-12), 0.0, 1.0)
@@ -149,6 +149,15 @@ def trait_share_summary(record: dict | None) -> str:
     q = record["quantiles_10_50_90"]
     return (f"each SNP's trait effect shrunk for the panel's selection bias (empirical Bayes over "
             f"{record['n_tested']} GWAS SNPs): mean share kept {record['mean']:.2f}, 10-90% {q[0]:.2f}-{q[2]:.2f}")
+
+
+def _usable_p(p: np.ndarray) -> np.ndarray:
+    return np.isfinite(p) & (p > 0) & (p <= 1)
+
+
+def _abs_z(p: np.ndarray) -> np.ndarray:
+    """|z| of two-sided p-values."""
+    return stats.norm.isf(np.clip(p, 1e-300, 1.0) / 2)
 
 
 def _folded(z: np.ndarray, grid: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from snpgen_core.errors import InputError
 from snpgen_core.evaluation.distances import (
     FP32_EXACT_MAX_SNPS,
+    impute_from_training,
     impute_missing,
     nearest_both_ways,
     nearest_distance,
@@ -167,6 +168,22 @@ def test_impute_missing__fills_only_missing_calls_seeded_from_frequencies():
     assert (a[:, 0][holes[:, 0]] == 0).all() and (a[:, 2][holes[:, 2]] == 2).all()
     assert abs(a[:, 1][holes[:, 1]].mean() - 1.0) < 0.05  # Binomial(2, 0.5) has mean 1
 
+
+
+def test_impute_from_training__every_cohort_from_the_training_frequencies_each_with_its_own_seed():
+    """The holes of the other cohorts are drawn from the training cohort's frequencies, not their own: a SNP that
+    is all 2 in training fills the holdout's holes with 2 although the holdout's calls there are all 0."""
+    train = np.array([[2, 0], [2, -1], [2, 0]] * 200, dtype=np.int8)
+    holdout = np.array([[0, 1], [-1, -1]] * 300, dtype=np.int8)
+    t, h = impute_from_training(train, holdout, seed=7)
+    assert (h[1::2, 0] == 2).all() and (h[1::2, 1] == 0).all() and (t[1::3, 1] == 0).all()
+    np.testing.assert_array_equal(h[::2], holdout[::2])  # calls stay
+    # the seeds of evaluate's privacy rows, cohort k: [seed, 51, k] (the mixed cohort's frequencies are 0.5 and 0.5)
+    x = np.where(np.random.default_rng(1).random((500, 2)) < 0.5, MISSING, 1).astype(np.int8)
+    mixed = np.array([[1, 0], [1, 2]] * 300, dtype=np.int8)
+    for k, out in enumerate(impute_from_training(mixed, x, x, seed=3)):
+        np.testing.assert_array_equal(out, impute_missing((mixed, x, x)[k], np.array([0.5, 0.5]),
+                                                          seed=np.random.default_rng([3, 51, k])))
 
 # ---------------------------------------------------------------- KING-robust kinship
 

@@ -33,7 +33,7 @@ import torch
 
 from ..devices import resolve_device
 from ..errors import InputError
-from ..genotypes import MISSING
+from ..genotypes import MISSING, allele_frequencies
 
 FP32_EXACT_MAX_SNPS = 2**21  # 6 * 2^21 < 2^24: every partial sum of the product is an exact float32 integer
 _BLOCK_ELEMENTS = {"cpu": 2**24, "cuda": 2**28}  # floats per (chunk x 2m) encoding or (chunk x chunk) block
@@ -70,6 +70,15 @@ def impute_missing(dosages: np.ndarray, a1_frequency: np.ndarray, *, seed: int |
     p = np.nan_to_num(np.asarray(a1_frequency, dtype=float), nan=0.0).clip(0.0, 1.0)
     out[rows, cols] = rng.binomial(2, p[cols]).astype(np.int8)
     return out
+
+
+def impute_from_training(train: np.ndarray, *others: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
+    """``train`` and ``others``, each with its missing calls drawn from the training a1 frequencies
+    (``impute_missing``; cohort k of the tuple seeded [seed, 51, k]): complete rows for the distance statistics,
+    as ``evaluate``'s privacy rows take them."""
+    p = allele_frequencies(train)
+    return tuple(impute_missing(x, p, seed=np.random.default_rng([seed, 51, k]))
+                 for k, x in enumerate((train, *others)))
 
 
 def default_chunk_rows(n_snps: int, device: torch.device) -> int:

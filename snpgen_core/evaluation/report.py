@@ -180,14 +180,13 @@ def _privacy(t, h, s, seed: int, device: str, shadow_row=None,
     the trait, for the no-copy floor (``_no_copy_floor``); None: the floor pools everyone."""
     if importlib.util.find_spec(f"{__package__}.privacy") is None:
         return {}, "the privacy statistics (snpgen_core.evaluation.privacy) are not installed"
-    from .distances import impute_missing
+    from .distances import impute_from_training
     from .privacy import privacy_metrics
 
     note = ""
     if any((x == MISSING).any() for x in (t, h, s)):
         # distances need complete rows: each missing call drawn from Binomial(2, training a1 frequency), seeded
-        p = frequencies.allele_frequencies(t)
-        t, h, s = (impute_missing(x, p, seed=np.random.default_rng([seed, 51, k])) for k, x in enumerate((t, h, s)))
+        t, h, s = impute_from_training(t, h, s, seed=seed)
         note = "privacy statistics: missing calls imputed from training allele frequencies (seeded)"
     rows = _with_attacks(privacy_metrics(t, h, s, seed=seed, device=device), t, h, s, seed, device)
     _no_copy_floor(rows, t, h, len(s), conditions, seed, device)
