@@ -105,7 +105,7 @@ def selection_prior(p: np.ndarray, *, grid_size: int = 200, bin_width: float = 0
     thousand do). Returns {"grid", "weights", "n_tested"}, or None with fewer than 100 usable p-values (a table of
     top hits only says nothing about the nulls)."""
     p = np.asarray(p, dtype=np.float64)
-    p = p[_usable_p(p)]
+    p = p[usable_p(p)]
     if p.size < 100:
         return None
     z = _abs_z(p)
@@ -129,7 +129,7 @@ def association_share(p: np.ndarray, prior: dict | None) -> np.ndarray:
     A SNP among thousands of nulls whose z came out 3 keeps little; one far in the tail keeps nearly all."""
     p = np.asarray(p, dtype=np.float64)
     share = np.ones(p.shape)
-    ok = _usable_p(p)
+    ok = usable_p(p)
     if prior is None or not ok.any():
         return share
     grid, w = np.asarray(prior["grid"]), np.asarray(prior["weights"])
@@ -151,7 +151,16 @@ def trait_share_summary(record: dict | None) -> str:
             f"{record['n_tested']} GWAS SNPs): mean share kept {record['mean']:.2f}, 10-90% {q[0]:.2f}-{q[2]:.2f}")
 
 
-def _usable_p(p: np.ndarray) -> np.ndarray:
+def lambda_gc(p) -> float:
+    """Genomic inflation factor: median of the 1-df chi-square statistics the p-values stand for, over its expected
+    value under the null (0.4549). 1 = no inflation; NaN without usable p-values."""
+    p = np.asarray(p, dtype=float)
+    p = p[usable_p(p)]
+    return float(np.median(stats.chi2.isf(p, 1)) / stats.chi2.ppf(0.5, 1)) if p.size else float("nan")
+
+
+def usable_p(p: np.ndarray) -> np.ndarray:
+    """The p-values in (0, 1] (finite)."""
     return np.isfinite(p) & (p > 0) & (p <= 1)
 
 

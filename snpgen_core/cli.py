@@ -33,6 +33,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _at_least_0(text: str) -> int:
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a whole number of at least 0")
+    return value
+
+
 def _seed(text: str) -> int:
     value = _whole(text)
     if not 0 <= value < 2**63:
@@ -353,9 +360,10 @@ def _print_release_check(run_dir) -> None:
 
 
 def _cmd_gwas(args: argparse.Namespace) -> None:
-    from .association import gwas_table, write_gwas_table
+    from .association import gwas_table, lambda_gc, write_gwas_table
     from .io.plink import plink_path, read_fam, read_plink
     from .phenotypes import read_phenotype
+    from .pipeline import gwas_covariates
     from .splits import read_split
 
     if args.pheno_col and not args.pheno:
@@ -364,12 +372,14 @@ def _cmd_gwas(args: argparse.Namespace) -> None:
     rows = read_split(args.split, fam).train if args.split else None
     genotypes = read_plink(args.bfile, samples=rows)
     trait = read_phenotype(genotypes.samples, args.pheno, args.pheno_col)
-    table = gwas_table(genotypes, trait.values, trait.kind)
+    covariates, adjusted = gwas_covariates(genotypes, args.covar, args.covar_name, args.pcs)
+    table = gwas_table(genotypes, trait.values, trait.kind, covariates)
     write_gwas_table(table, args.out)
     test = "logistic" if trait.kind == "binary" else "linear"
     part = " (the split's train part)" if args.split else ""
-    print(f"{test} GWAS of {trait.name} on {genotypes.n_samples} individuals{part} x {genotypes.n_variants} SNPs "
-          f"({int(table['P'].notna().sum())} with a p-value) -> {args.out}")
+    print(f"{test} GWAS of {trait.name} on {genotypes.n_samples} individuals{part} x {genotypes.n_variants} SNPs"
+          f"{f', adjusted for {adjusted}' if adjusted else ''} ({int(table['P'].notna().sum())} with a p-value; "
+          f"genomic inflation λGC {lambda_gc(table['P']):.2f}) -> {args.out}")
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -544,6 +554,11 @@ def _add_gwas(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pheno", metavar="FILE", help="phenotype file (header FID IID NAME ...); default .fam column 6")
     p.add_argument("--pheno-col", metavar="NAME", help="phenotype column in --pheno")
     p.add_argument("--split", metavar="SPLIT.tsv", help="recorded split (FID IID SPLIT): analyse its train part only")
+    p.add_argument("--covar", metavar="FILE", help="covariate file (header FID IID NAME ...) to adjust for")
+    p.add_argument("--covar-name", type=_names, metavar="A,B", help="covariate columns of --covar (default: all)")
+    p.add_argument("--pcs", type=_at_least_0, default=0, metavar="K",
+                   help="also adjust for the top K principal components of the same individuals' genotypes, for "
+                        "ancestry (default 0; 10 is usual)")
     p.add_argument("--out", required=True, metavar="GWAS.tsv",
                    help="output table: SNP CHR BP A1 A2 A1_FREQ (OR) BETA SE P N, readable by --gwas")
 

@@ -933,8 +933,8 @@ def test_runs_and_cohorts__training_keeps_the_cohort_cancel_keeps_finished_runs_
 def test_figures__pca_labels_both_axes_umap_names_cohorts_as_pca_manhattan_has_the_significance_line():
     import pandas as pd
 
-    from snpgen_core.evaluation.figures import (LABELS, figure_manhattan, figure_pca, figure_qq, figure_umap,
-                                                lambda_gc)
+    from snpgen_core.association import lambda_gc
+    from snpgen_core.evaluation.figures import LABELS, figure_manhattan, figure_pca, figure_qq, figure_umap
 
     rng = np.random.default_rng(0)
     pcs = {k: rng.normal(size=(20, 4)).tolist() for k in ("train", "holdout", "synthetic")}

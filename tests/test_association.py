@@ -356,3 +356,49 @@ def test_association_share__missing_p_values_or_no_prior_leave_the_effect_whole(
     prior = selection_prior(_p_values(np.random.default_rng(1).standard_normal(5000)))
     share = association_share(np.array([1e-4, np.nan, 0.0]), prior)
     assert share[0] < 0.2 and share[1] == 1.0 and share[2] == 1.0  # p = 0: as strong as it gets
+
+
+def test_lambda_gc__known_answer():
+    from snpgen_core.association import lambda_gc
+
+    median = stats.chi2.ppf(0.5, 1)
+    p = stats.chi2.sf(np.array([0.5, 4.0, 9.0]) * median, 1)  # median statistic 4x the null's
+    assert lambda_gc(np.r_[p, np.nan, 0.0, 2.0]) == pytest.approx(4.0)  # unusable p-values left out
+    assert np.isnan(lambda_gc(np.array([np.nan])))
+
+
+@pytest.mark.skipif(PLINK is None or shutil.which("plink2") is None,
+                    reason="plink1.9 and plink2 are not installed (Debian packages; .ci/run installs them)")
+def test_cli_gwas__pcs_and_covariates_equal_plink2_pca_then_plink19_covar(sim_cohort, sim_prefix, tmp_path, capsys):
+    """--pcs K --covar FILE is PLINK's ancestry adjustment: plink2 --pca K on the same individuals, then plink1.9
+    --logistic --covar with those PCs and the file's columns. p-values do not depend on the PCs' scale or sign,
+    only on the space they span, so they must agree; and the printed lambda_GC is the written table's."""
+    from snpgen_core.association import lambda_gc
+    from snpgen_core.cli import main
+
+    samples = sim_cohort.genotypes.samples.iloc[sim_cohort.split.train]
+    samples[["fid", "iid"]].to_csv(tmp_path / "train.txt", sep="\t", index=False, header=False)
+    age = np.random.default_rng(0).normal(50, 10, len(sim_cohort.genotypes.samples)).round(1)
+    covar = pd.DataFrame({"FID": sim_cohort.genotypes.samples["fid"], "IID": sim_cohort.genotypes.samples["iid"],
+                          "AGE": age})
+    covar.to_csv(tmp_path / "age.txt", sep="\t", index=False)
+    out = tmp_path / "ours.tsv"
+    assert main(["gwas", "--bfile", str(sim_prefix), "--split", f"{sim_prefix}.split.tsv", "--pcs", "3",
+                 "--covar", str(tmp_path / "age.txt"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    ours = pd.read_csv(out, sep="\t")
+    assert ", adjusted for 3 PCs and 1 covariate (" in printed
+    assert f"λGC {lambda_gc(ours['P']):.2f})" in printed
+    subprocess.run(["plink2", "--bfile", str(sim_prefix), "--keep", str(tmp_path / "train.txt"), "--pca", "3",
+                    "--threads", "1", "--out", str(tmp_path / "pca")], check=True, capture_output=True, timeout=120)
+    pcs = pd.read_csv(tmp_path / "pca.eigenvec", sep="\t").rename(columns={"#FID": "FID"})
+    pcs.merge(covar, on=["FID", "IID"]).to_csv(tmp_path / "cov.txt", sep="\t", index=False)
+    plink = _plink(tmp_path, sim_prefix, "--logistic", "hide-covar", "--keep-allele-order", "--keep",
+                   str(tmp_path / "train.txt"), "--covar", str(tmp_path / "cov.txt"))
+    both = ours.merge(plink, on="SNP", suffixes=("", "_plink")).dropna(subset=["P", "P_plink"])
+    assert len(both) > 0.95 * len(plink)
+    np.testing.assert_allclose(-np.log10(both["P"]), -np.log10(both["P_plink"]), atol=0.01, rtol=0.01)
+    unadjusted = per_snp_association(sim_cohort.genotypes.dosages[sim_cohort.split.train],
+                                     (sim_cohort.phenotypes["CASE"].to_numpy()[sim_cohort.split.train] == 2) * 1.0,
+                                     "binary")["p"].to_numpy()
+    assert np.nanmax(np.abs(np.log10(unadjusted) - np.log10(ours["P"]))) > 0.1  # the adjustment did something

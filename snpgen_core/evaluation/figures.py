@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..association import lambda_gc, usable_p
 from ..genotypes import chromosome_rank
 
 # training = the real cohort the generator learnt from; holdout = fresh real individuals (the reference)
@@ -252,18 +253,6 @@ def gwas_positions(table: pd.DataFrame) -> pd.DataFrame:
     return manhattan_positions(table.rename(columns={"SNP": "snp", "CHR": "chrom", "BP": "pos", "P": "p"}))
 
 
-def lambda_gc(p) -> float:
-    """Genomic inflation factor: median of the 1-df chi-square statistics the p-values stand for, over its expected
-    value under the null (0.4549). 1 = no inflation; NaN without finite p-values."""
-    from scipy.stats import chi2
-
-    p = np.asarray(p, dtype=float)
-    p = p[np.isfinite(p) & (p > 0) & (p <= 1)]
-    if not p.size:
-        return float("nan")
-    return float(np.median(chi2.isf(p, 1)) / chi2.ppf(0.5, 1))
-
-
 GWAS_COLOURS = {"real": COLOURS["train"], "synthetic": COLOURS["synthetic"]}
 GWAS_LABELS = {"real": LABELS["train"], "synthetic": LABELS["synthetic"]}
 
@@ -303,7 +292,7 @@ def figure_qq(tables: dict[str, pd.DataFrame]) -> go.Figure:
     top = 0.0
     for name, table in tables.items():
         p = np.sort(table["P"].to_numpy(dtype=float))
-        p = p[np.isfinite(p) & (p > 0)]
+        p = p[usable_p(p)]
         if not p.size:
             continue
         expected = -np.log10((np.arange(1, p.size + 1) - 0.5) / p.size)
