@@ -165,8 +165,11 @@ def generate_stage(n: int, m: int, dev: torch.device, workdir: Path, batch_size:
     write_plink(workdir / "base", Genotypes(cohort(base, m, 2, dev), variants,
                                             make_samples([f"i{i}" for i in range(base)], pheno=trait + 1)))
     (workdir / "panel.txt").write_text("\n".join(variants["snp"]) + "\n")
+    # trait shares as a GWAS-chosen panel gets them by default (train --gwas), so generation pays their second
+    # product of the latent logits per batch, as the CPU benchmark's run does
     run = train_run(workdir / "base", workdir / "run", panel_path=workdir / "panel.txt", device=str(dev), epochs=1,
-                    config={"vae_fit": {"min_epochs": 0}, "diffusion_fit": {"min_epochs": 0}})
+                    config={"vae_fit": {"min_epochs": 0}, "diffusion_fit": {"min_epochs": 0}},
+                    trait_share={"n_tested": m, "share": [0.5] * m})
     generate(run, 1_000, out_prefix=workdir / "warm", seed=0, device=str(dev), case_fraction=0.5)  # warm-up
     setup = time.perf_counter() - t_setup
     print(f"generate stage: the model trained and warmed up in {setup:.0f} s", flush=True)

@@ -136,13 +136,14 @@ def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, pan
                   trait: tuple[str, np.ndarray] | None = None, keep_gwas: bool = False):
     """The panel, chosen on training rows only: (table with PANEL_COLUMNS, variant indices into the .bim, the GWAS
     recomputed on the training rows or None, who chose the SNPs as ``io.gwas.panel_provenance`` says, None
-    without a GWAS; ``association.selection_prior`` of the GWAS's SNPs found in the cohort, or None).
+    without a GWAS; ``association.selection_prior`` of the GWAS's SNPs found in the cohort, or None, as for a
+    categorical or absent ``trait``).
 
     A GWAS that states it was computed on more individuals than the cohort has (holdout individuals may have
     ranked the SNPs) is recomputed on ``train_rows`` with ``trait`` ((kind, values of the training rows)); with
     ``trait`` None, ``keep_gwas`` (recorded as the user's choice), or with a fixed ``panel_path`` (the GWAS then
     only gives effects), it is kept as given, with a warning."""
-    from .association import selection_prior
+    from .association import KINDS, selection_prior
     from .io.gwas import align_gwas, panel_provenance, read_gwas
     from .io.plink import read_bim_fam, read_plink
     from .panel import PANEL_COLUMNS, PanelWarning, read_panel, read_snp_list, select_panel
@@ -188,7 +189,8 @@ def _choose_panel(prefix: Path, bim, train_rows: np.ndarray, gwas_path, top, pan
     for w in caught:
         if not (aligned is None and "no GWAS row" in str(w.message)):
             _emit(callback, "panel", str(w.message))
-    prior = None if aligned is None else selection_prior(aligned.table["p"].to_numpy())
+    regressed = trait is None or trait[0] in KINDS  # the trait shares' prior: no use to a class trait
+    prior = None if aligned is None or not regressed else selection_prior(aligned.table["p"].to_numpy())
     return (result[PANEL_COLUMNS], np.asarray(index, dtype=np.int64), recomputed,
             None if panel_path is not None else chosen, prior)
 
@@ -306,7 +308,7 @@ def _new_setup(out: Path, prefix: Path, fam, bim, hashes: dict, config: runs.Tra
     table, panel_index, gwas_train, chosen, prior = _choose_panel(
         prefix, bim, split.train, gwas_path, top, panel_path, callback, trait=(kind, values[split.train]),
         keep_gwas=keep_gwas)
-    if trait_share is None and prior is not None and kind in ("binary", "quantitative"):
+    if trait_share is None and prior is not None:  # a binary or quantitative trait (_choose_panel)
         from .association import association_share
 
         trait_share = {"n_tested": prior["n_tested"],

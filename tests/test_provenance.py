@@ -143,6 +143,9 @@ def test_train_panel__the_gwas_is_recomputed_on_the_training_rows_unless_kept(si
     _, _, none, chosen, _ = _choose_panel(prefix, bim, rows, wide_gwas, 20, None, None,
                                        trait=(trait.kind, trait.values), keep_gwas=True)
     assert none is None and chosen["training_only"] is False and "kept by choice" in chosen["panel"]
+    *_, prior = _choose_panel(prefix, bim, rows, wide_gwas, 20, None, None, keep_gwas=True,
+                              trait=("categorical", np.zeros(400)))
+    assert prior is None  # the trait shares' prior serves a binary or quantitative trait only
     with pytest.raises(InputError, match="cannot be recomputed .* for a trait that is absent"):
         _choose_panel(prefix, bim, rows, wide_gwas, 20, None, None, trait=("none", np.full(400, np.nan)))
 
