@@ -3,8 +3,10 @@ optional phenotype file with its trait column picked from the file (or use the d
 import streamlit as st
 
 from pages._ui import core_call, demo_settings, workspace
+from snpgen_core.association import lambda_gc
 from snpgen_core.evaluation.figures import figure_manhattan
 from snpgen_core.io.gwas import summarize_alignment
+from snpgen_core.pipeline import PCS_HELP
 from snpgen_core.workspace import newest_plink_files, table_columns
 
 GWAS_FIELDS = {"snp": "Variant ID", "chrom": "Chromosome", "pos": "Position (bp)", "a1": "Effect allele (A1)",
@@ -12,6 +14,12 @@ GWAS_FIELDS = {"snp": "Variant ID", "chrom": "Chromosome", "pos": "Position (bp)
                "p": "P-value", "log10p": "-log10 p"}
 DETECTED = "(detected)"
 FAM_TRAIT = ".fam column 6"
+
+
+def adjust_for_pcs(current: int = 0) -> int:
+    """The principal components a GWAS computed here adjusts for (``Workspace.compute_gwas``)."""
+    return int(st.number_input("Principal components to adjust the GWAS for", min_value=0, max_value=50,
+                               value=current, step=1, key=f"gwas_pcs.{current}", help=PCS_HELP))
 
 st.title("Data")
 ws = workspace()
@@ -96,12 +104,17 @@ st.caption(
 if s.aligned is None:
     st.warning("No GWAS summary statistics: the Panel step needs them. Upload a GWAS file above, or compute one "
                "on the training individuals here (the holdout stays out of it).", icon=":material/warning:")
+    pcs = adjust_for_pcs() if ws.gwas_recomputable else 0
     if st.button("Compute a GWAS on the training individuals", icon=":material/calculate:"):
         with st.spinner("Per-SNP regressions on the training individuals..."):
-            if core_call(ws.compute_gwas) is not None:
+            if core_call(ws.compute_gwas, pcs) is not None:
                 st.rerun()
 else:
-    st.markdown(f"**GWAS** ({s.gwas_format}): {summarize_alignment(s.aligned.report)}.")
+    st.markdown(f"**GWAS** ({s.gwas_format}): {summarize_alignment(s.aligned.report)}; genomic inflation "
+                f"λGC {lambda_gc(s.aligned.table['p'].to_numpy()):.2f}.",
+                help="The median association statistic over its expectation under no association: well above 1 "
+                     "means population structure (or a polygenic trait) lifts every SNP; adjusting for principal "
+                     "components lowers the structure's part.")
     chosen = ws.panel_provenance()
     uploaded_warning = ws.uploaded_gwas_warning()
     if uploaded_warning and ws.gwas_recomputable:
@@ -134,9 +147,13 @@ else:
         st.caption(f"SNPs {chosen['panel']}. A GWAS computed on the training part only keeps the holdout "
                    "independent of SNP selection.")
     offer = not uploaded_warning and chosen["training_only"] is None and not ws.dataset.demo
-    if offer and st.button("Recompute the GWAS on the training individuals", icon=":material/calculate:"):
-        with st.spinner("Per-SNP regressions on the training individuals..."):
-            if core_call(ws.compute_gwas) is not None:
-                st.rerun()
+    computed = s.gwas_sources.get("training") if s.gwas_source == "training" else None
+    if ws.gwas_recomputable and (offer or computed is not None):
+        pcs = adjust_for_pcs(computed.pcs if computed is not None else 0)
+        if (computed is None or pcs != computed.pcs) and st.button(
+                "Recompute the GWAS on the training individuals", icon=":material/calculate:"):
+            with st.spinner("Per-SNP regressions on the training individuals..."):
+                if core_call(ws.compute_gwas, pcs) is not None:
+                    st.rerun()
     st.plotly_chart(figure_manhattan(s.aligned.table), width="stretch", key="manhattan")
 st.page_link("pages/panel.py", label="Next: choose the SNP panel", icon=":material/arrow_forward:")

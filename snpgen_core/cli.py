@@ -556,9 +556,9 @@ def _add_gwas(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", metavar="SPLIT.tsv", help="recorded split (FID IID SPLIT): analyse its train part only")
     p.add_argument("--covar", metavar="FILE", help="covariate file (header FID IID NAME ...) to adjust for")
     p.add_argument("--covar-name", type=_names, metavar="A,B", help="covariate columns of --covar (default: all)")
-    p.add_argument("--pcs", type=_at_least_0, default=0, metavar="K",
-                   help="also adjust for the top K principal components of the same individuals' genotypes, for "
-                        "ancestry (default 0; 10 is usual)")
+    from .pipeline import PCS_HELP
+
+    p.add_argument("--pcs", type=_at_least_0, default=0, metavar="K", help=PCS_HELP)
     p.add_argument("--out", required=True, metavar="GWAS.tsv",
                    help="output table: SNP CHR BP A1 A2 A1_FREQ (OR) BETA SE P N, readable by --gwas")
 

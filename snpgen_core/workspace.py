@@ -63,6 +63,7 @@ class GwasSource:
     aligned: object  # snpgen_core.io.gwas.AlignedGwas
     n_max: int | None  # individuals it was computed on, as its N/NMISS/OBS_CT column states
     on_training: bool  # computed here on the training individuals
+    pcs: int = 0  # computed here adjusted for the training individuals' top principal components
 
 
 @dataclass
@@ -365,11 +366,11 @@ class Workspace:
         return dataset
 
 
-    def compute_gwas(self):
+    def compute_gwas(self, pcs: int = 0):
         """A GWAS of the trait on the training individuals only, the one the panel's SNPs are then ranked by
-        (``use_gwas("training")``): without uploaded summary statistics, or instead of uploaded ones. Returns the
-        ``AlignedGwas``."""
-        return self.use_gwas("training")
+        (``use_gwas("training", pcs)``): without uploaded summary statistics, or instead of uploaded ones. Returns
+        the ``AlignedGwas``."""
+        return self.use_gwas("training", pcs)
 
     @property
     def gwas_recomputable(self) -> bool:
@@ -378,16 +379,18 @@ class Workspace:
 
         return self.summary is not None and self.summary.phenotype.kind in KINDS
 
-    def use_gwas(self, source: str):
+    def use_gwas(self, source: str, pcs: int | None = None):
         """Rank the panel's SNPs by the ``"uploaded"`` GWAS, or by the ``"training"`` one: the trait regressed on
         the training individuals only (``association.gwas_table``: logistic for case/control, linear for
-        quantitative, no covariates, as PLINK 1.9), computed on first use as ``data/gwas_train.tsv`` and kept, so
-        the holdout stays independent of SNP selection. Choosing another source forgets the panel (and what
-        followed it); choosing the uploaded GWAS while the training one can be computed is recorded in the model
-        card. Returns the ``AlignedGwas`` in use."""
+        quantitative, as PLINK 1.9), adjusted for their top ``pcs`` principal components (``pipeline.gwas_covariates``,
+        as ``snpgen gwas --pcs``; None: as the one computed before, else none), computed on first use as
+        ``data/gwas_train.tsv`` and kept, so the holdout stays independent of SNP selection. Choosing another source
+        or adjustment forgets the panel (and what followed it); choosing the uploaded GWAS while the training one can
+        be computed is recorded in the model card. Returns the ``AlignedGwas`` in use."""
         from .association import gwas_table, write_gwas_table
         from .io.gwas import align_gwas, read_gwas
         from .io.plink import read_fam
+        from .pipeline import gwas_covariates
         from .splits import read_split
 
         self._need("a cohort", self.dataset is not None, "load one on the Data page")
@@ -396,21 +399,29 @@ class Workspace:
             raise InputError(f"GWAS source {source!r} unknown. Choose from 'uploaded', 'training'")
         if source == "uploaded" and source not in sources:
             raise InputError("no GWAS was uploaded", hint="upload summary statistics on the Data page")
-        if source == self.summary.gwas_source:
+        computed = sources.get("training")
+        pcs = (computed.pcs if computed is not None else 0) if pcs is None else int(pcs)
+        stale = source == "training" and (computed is None or computed.pcs != pcs)
+        if source == self.summary.gwas_source and not stale:
             return self.summary.aligned
         self._refuse_while_training("change the GWAS")
-        if source == "training" and source not in sources:
+        if stale:
             trait = self.summary.phenotype
             if not self.gwas_recomputable:
                 raise InputError(f"a GWAS needs a case/control or quantitative trait; {trait.name} is {trait.kind}",
                                  hint="upload summary statistics instead")
+            if pcs < 0:
+                raise InputError(f"principal components to adjust for: {pcs}; give 0 or more")
             train = self.training_genotypes()
             split = read_split(self.dataset.split, read_fam(plink_path(self.dataset.bfile, ".fam")))
+            covariates, adjusted = gwas_covariates(train, n_pcs=pcs)
             path = self.path / "data" / "gwas_train.tsv"
-            write_gwas_table(gwas_table(train, trait.values[split.train], trait.kind), path)
+            write_gwas_table(gwas_table(train, trait.values[split.train], trait.kind, covariates), path)
             gwas = read_gwas(path)
-            sources[source] = GwasSource(path, None, f"{gwas.format}, computed here",
-                                         align_gwas(gwas, train.variants), gwas.n_samples_max, on_training=True)
+            sources[source] = GwasSource(path, None, f"{gwas.format}, computed here"
+                                         + (f", adjusted for {adjusted}" if adjusted else ""),
+                                         align_gwas(gwas, train.variants), gwas.n_samples_max, on_training=True,
+                                         pcs=pcs)
         self._reset_from("panel")
         self.summary.gwas_source = source
         self.summary.gwas_kept = source == "uploaded" and self.gwas_recomputable

@@ -576,7 +576,7 @@ def test_home__demo_uses_the_make_demo_files_when_present_and_writes_nothing_bes
     assert sorted(p.name for p in cohort_files.parent.iterdir()) == before  # the shared demo stays read-only
 
 
-def test_data__upload_without_gwas_computes_one_on_the_training_individuals_only(cohort_files):
+def test_data__upload_without_gwas_computes_one_on_the_training_individuals_only(cohort_files, tmp_path):
     from snpgen_core.association import per_snp_association
     from snpgen_core.phenotypes import read_phenotype
     from snpgen_core.splits import read_split
@@ -598,6 +598,25 @@ def test_data__upload_without_gwas_computes_one_on_the_training_individuals_only
     assert len(aligned) == ok.sum()
     np.testing.assert_allclose(aligned["p"].to_numpy(), direct["p"].to_numpy()[ok], rtol=1e-4)
     assert any("computed here" in m.value for m in at.markdown)
+    # adjusted for the training individuals' top 3 PCs: the same table as snpgen gwas --split --pcs 3 (itself
+    # checked against plink2 --pca then plink1.9 --covar), and the page says so with its lambda_GC
+    import pandas as pd
+
+    from snpgen_core.association import lambda_gc
+    from snpgen_core.cli import main
+
+    at.number_input(key="gwas_pcs.0").set_value(3).run()
+    next(b for b in at.button if b.label.startswith("Recompute the GWAS")).click().run()
+    no_exceptions(at)
+    cli = tmp_path / "gwas_pc3.tsv"
+    main(["gwas", "--bfile", str(cohort_files), "--split", str(ws.dataset.split), "--pcs", "3", "--out", str(cli)])
+    expected = pd.read_csv(cli, sep="\t").dropna(subset=["P"])
+    adjusted = ws.summary.aligned.table
+    assert len(adjusted) == len(expected) and not np.allclose(adjusted["p"], aligned["p"], rtol=1e-2)
+    np.testing.assert_allclose(adjusted["p"].to_numpy(), expected["P"].to_numpy(), rtol=1e-4)
+    shown = next(m.value for m in at.markdown if "computed here" in m.value)
+    assert "adjusted for 3 PCs" in shown and f"λGC {lambda_gc(expected['P'].to_numpy()):.2f}" in shown
+    assert at.number_input(key="gwas_pcs.3").value == 3
     at.switch_page("pages/panel.py").run()
     at.button(key="FormSubmitter:panel_form-Select panel").click().run()
     no_exceptions(at)
