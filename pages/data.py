@@ -112,9 +112,9 @@ if s.aligned is None:
 else:
     st.markdown(f"**GWAS** ({s.gwas_format}): {summarize_alignment(s.aligned.report)}; genomic inflation "
                 f"λGC {lambda_gc(s.aligned.table['p'].to_numpy()):.2f}.",
-                help="The median association statistic over its expectation under no association: well above 1 "
-                     "means population structure (or a polygenic trait) lifts every SNP; adjusting for principal "
-                     "components lowers the structure's part.")
+                help="The median association statistic over its expectation under no association. Well above 1: "
+                     "population structure, a polygenic trait, or a region in LD with causal SNPs lifts most SNPs; "
+                     "adjusting for principal components removes the structure's part.")
     chosen = ws.panel_provenance()
     uploaded_warning = ws.uploaded_gwas_warning()
     if uploaded_warning and ws.gwas_recomputable:
