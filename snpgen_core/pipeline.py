@@ -66,7 +66,8 @@ def _read_covariates(samples, covar_path, covar_names):
 
 PCA_SNPS = 20_000  # SNPs at most (a seeded subset) behind the principal components a GWAS is adjusted for
 PCS_HELP = ("the top principal components of the same individuals' genotypes to adjust for as covariates, for "
-            "ancestry (default 0, as PLINK; 10 is usual)")
+            "ancestry (default 0, as PLINK; 10 is usual for genome-wide SNPs of several ancestries, while the PCs of "
+            "one gene region mostly follow its haplotypes, not ancestry)")
 
 
 def gwas_covariates(genotypes, covar_path=None, covar_names=None, n_pcs: int = 0, seed: int = 0):
