@@ -15,8 +15,9 @@ Variants: ``default`` (every default; the GWAS of ``snpgen gwas`` as it comes, n
 top K principal components). Then ``--draws`` synthetic cohorts as large as the training part are scored against
 the training part and the real holdout with ``bench_privacy_draws.score_run`` (the report's functions; detection,
 TSTR / TRTR and association copying included), and the single card's grade, TSTR and TRTR are read from
-``eval_<variant>/report.json``. A step whose output exists is not redone. Rows (means over the draws, and each
-draw) go to ``benchmarks/results/unseen.json``.
+``eval_<variant>/report.json``. A step whose output exists is not redone. ``--guidance G`` draws with that
+classifier-free guidance instead of ``generate``'s (rows labelled ``<variant>_g<G>``, without the card's columns,
+which are the default's). Rows (means over the draws, and each draw) go to ``benchmarks/results/unseen.json``.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_unseen.py --seeds 10899,6492 --variants default,pcs10
 """
@@ -67,7 +68,7 @@ def release(work: Path, seed: int, variant: str) -> None:
                "--synthetic", f"syn_{variant}", "--run", f"run_{variant}", "--out", f"eval_{variant}")
 
 
-def scored(work: Path, variant: str, draws: int) -> dict:
+def scored(work: Path, variant: str, draws: int, guidance: float | None = None) -> dict:
     """``bench_privacy_draws.score_run`` on the run, with the cohort read as the command line left it."""
     from bench_privacy_draws import score_run
 
@@ -82,7 +83,7 @@ def scored(work: Path, variant: str, draws: int) -> dict:
             "trait": Phenotype(a.name, a.kind, np.concatenate([a.values, b.values]), a.labels),
             "split": SimpleNamespace(train=np.arange(train.n_samples),
                                      holdout=train.n_samples + np.arange(holdout.n_samples))}
-    return score_run(prep, work / f"run_{variant}", draws, utility=True, detection=True)
+    return score_run(prep, work / f"run_{variant}", draws, utility=True, detection=True, guidance=guidance)
 
 
 def card(work: Path, variant: str) -> dict:
@@ -102,6 +103,7 @@ def main() -> None:
     ap.add_argument("--seeds", required=True, help="msprime seeds, comma-separated (fresh ones)")
     ap.add_argument("--variants", default="default", help="default and/or pcsK, comma-separated")
     ap.add_argument("--draws", type=int, default=10)
+    ap.add_argument("--guidance", type=float, default=None, help="the draws' guidance (default: generate's)")
     ap.add_argument("--work", default=str(WORK))
     args = ap.parse_args()
     for variant in args.variants.split(","):
@@ -115,9 +117,13 @@ def main() -> None:
             work = Path(args.work) / f"s{seed}"
             t0 = time.perf_counter()
             release(work, seed, variant)
-            draws = scored(work, variant, args.draws)
-            row = {"seed": seed, "variant": variant, "draws": args.draws,
-                   **{m: round(float(np.mean(v)), 4) for m, v in draws.items()}, **card(work, variant),
+            draws = scored(work, variant, args.draws, args.guidance)
+            graded = card(work, variant)
+            if args.guidance is not None:  # the card graded generate's own draw, at its default guidance
+                graded = {"causal_in_panel": graded["causal_in_panel"], "causal": graded["causal"]}
+            label = variant if args.guidance is None else f"{variant}_g{args.guidance:g}"
+            row = {"seed": seed, "variant": label, "draws": args.draws,
+                   **{m: round(float(np.mean(v)), 4) for m, v in draws.items()}, **graded,
                    "per_draw": draws, "machine": machine(), "load": os.getloadavg(),
                    "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
             print(json.dumps({k: v for k, v in row.items() if k != "per_draw"}), flush=True)
