@@ -6,7 +6,7 @@ of the same shape timed in the same run. One prepared script; the default sizes 
                epoch, peak GPU memory, and the default run's total extrapolated from the measured epochs (early
                stopping may end a real run sooner: the extrapolation is the upper bound). GEMM: the encoder's
                first layer over the whole cohort, (n x 3m) @ (3m x hidden), in batches of 4,096 rows.
-    generate   1,000,000 x 2,000 streamed to a PLINK trio (``generation.generate``: diffusion, guidance 2, 50 DDIM
+    generate   1,000,000 x 2,000 streamed to a PLINK trio (``generation.generate``: diffusion, default guidance, 50 DDIM
                steps) from a run trained for one epoch on 2,000 individuals (the model's size, not its quality,
                sets the speed); individuals per second. GEMM: the decoder's output layer over every individual,
                (n x hidden) @ (hidden x 3m), in batches of 4,096 rows.

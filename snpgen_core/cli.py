@@ -524,8 +524,11 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     cond.add_argument("--case-fraction", type=_number, metavar="F", help="binary trait: share of cases in [0, 1]")
     cond.add_argument("--label", metavar="VALUE", help="one class for everyone (categorical label; case/control)")
     cond.add_argument("--value", type=_number, metavar="X", help="quantitative trait: this value for everyone")
-    p.add_argument("--guidance", type=_number, default=2.0, metavar="G",
-                   help="classifier-free guidance scale (default 2; 1 = plain conditional, 0 = unconditional)")
+    from .models.diffusion import DEFAULT_GUIDANCE
+
+    p.add_argument("--guidance", type=_number, default=DEFAULT_GUIDANCE, metavar="G",
+                   help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE:g}; 1 = plain conditional, 0 = "
+                        "unconditional)")
     p.add_argument("--steps", type=_count, metavar="S", help="DDIM sampling steps (default: the run's, 50)")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--model", choices=["diffusion", "vae_gaussian", "independent", "wgan", "markov"],

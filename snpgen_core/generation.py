@@ -31,12 +31,12 @@ from .errors import InputError
 from .genotypes import make_samples
 from .io.atomic import atomic_paths, check_output_path
 from .io.plink import PlinkWriter, plink_prefix
+from .models.diffusion import DEFAULT_GUIDANCE
 from .models.generators import SamplingOptions
 from .phenotypes import encode_trait
 from .provenance import now_utc, read_json, software_versions, write_json
 from .runs import MODELS, load_run
 
-DEFAULT_GUIDANCE = 2.0
 MAX_INDIVIDUALS = 10_000_000  # per call: the sample table and IDs are held in memory (~1 GB at this size)
 OUTPUT_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv", ".provenance.json")
 SAMPLE_MODES = ("probabilities", "argmax")

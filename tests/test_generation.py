@@ -78,7 +78,7 @@ def test_generate__plink_files_match_the_panel_and_the_conditions(planted, tmp_p
     trait = read_phenotype(g.samples, tmp_path / "syn.pheno.tsv")
     assert trait.kind == "binary" and np.nansum(trait.values) == 15
     prov = json.loads((tmp_path / "syn.provenance.json").read_text())
-    assert prov["seed"] == 1 and prov["model"] == "diffusion" and prov["guidance"] == 2.0
+    assert prov["seed"] == 1 and prov["model"] == "diffusion" and prov["guidance"] == 1.5
     assert prov["run_provenance"]["inputs"]["bed"]["sha256"]
     assert not list(tmp_path.glob(".*"))  # no scratch or temporary file left
 

@@ -28,6 +28,8 @@ from torch import nn
 from ..options import option
 from .denoiser import Denoiser
 
+DEFAULT_GUIDANCE = 1.5  # classifier-free guidance of sampling: generate's, the app's and the run's own checks
+
 
 @dataclass
 class DiffusionConfig:
@@ -174,7 +176,7 @@ class GaussianDiffusion(nn.Module):
         return pred_null + guidance * (pred_cond - pred_null)
 
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor, *, covariates: torch.Tensor | None = None, guidance: float = 2.0,
+    def sample(self, cond: torch.Tensor, *, covariates: torch.Tensor | None = None, guidance: float = DEFAULT_GUIDANCE,
                steps: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Latents (n, d) for conditions ``cond`` (n,) (class codes or raw trait values; NaN = unconditional),
         by deterministic DDIM from Gaussian noise drawn with ``generator``. ``guidance`` 1 = plain conditional

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .decoder import standardised
-from .diffusion import GaussianDiffusion
+from .diffusion import DEFAULT_GUIDANCE, GaussianDiffusion
 from .vae import GenotypeVAE
 
 
@@ -27,7 +27,7 @@ from .vae import GenotypeVAE
 class SamplingOptions:
     """Knobs of sampling; each generator uses those that apply to it."""
 
-    guidance: float = 2.0  # classifier-free guidance scale (diffusion only); 1 = plain conditional
+    guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance scale (diffusion only); 1 = plain conditional
     steps: int | None = None  # DDIM steps (diffusion only); None = the trained default
     temperature: float = 1.0  # softmax temperature of the genotype probabilities
     mode: str = "probabilities"  # "probabilities" (draw genotypes) or "argmax"

@@ -1,0 +1,140 @@
+"""Benchmark: does the synthetic cohort keep how the trait is spread over the cohort's ancestry groups?
+
+A trait whose prevalence differs between populations ties each class to an ancestry mix (cases more often of one
+group). Classifier-free guidance above 1 sharpens the latent prior's conditional, and with it that tie: the
+synthetic cases can come out more of one group than the real cases are, which a downstream GWAS of the release
+sees as confounding. Per run: the training individuals' groups are the report's (``structure.training_groups``: a
+Gaussian mixture on the top training PCs, the number of groups by BIC, or ``--groups K``), every other person is given the group of
+the nearest group mean on those PCs, and per class (terciles of the training values for a quantitative trait) the
+groups' shares are compared with the training cohort's: total variation distance, averaged over the classes with
+the training class shares as weights. The real holdout's distance is the reference (a fresh sample's own noise).
+``--draws`` synthetic cohorts as large as the training part with its condition mix (draw k seeded 100 + k) at each
+``--guidance``. Rows go to ``benchmarks/results/trait_mix.json``.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_trait_mix.py --cohorts sim1,agbl4,805 --config trait_shrinkage
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_trait_mix.py --unseen 10899,6492 --groups 3 \
+        --unseen-work /tmp/snpgen-bench/unseen
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, record_row  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "trait_mix.json"
+
+
+def group_mix_tv(groups: np.ndarray, classes: np.ndarray, other_groups: np.ndarray, other_classes: np.ndarray) -> float:
+    """Total variation distance between the group shares of each class, training (``groups``, ``classes``) against
+    another cohort's, averaged over the training classes weighted by their shares."""
+    k, tv = int(groups.max()) + 1, 0.0
+    for c in np.unique(classes):
+        mine = np.bincount(groups[classes == c], minlength=k) / (classes == c).sum()
+        theirs = np.bincount(other_groups[other_classes == c], minlength=k) / max((other_classes == c).sum(), 1)
+        tv += 0.5 * np.abs(mine - theirs).sum() * (classes == c).mean()
+    return float(tv)
+
+
+def measure(train: np.ndarray, holdout: np.ndarray, y_train: np.ndarray, y_holdout: np.ndarray, kind: str,
+            run_dir: Path, guidances: list[float], draws: int, k: int | None = None) -> dict:
+    import torch
+
+    from snpgen_core.evaluation.align import impute_mean, training_means
+    from snpgen_core.evaluation.structure import GROUP_COMPONENTS, fit_pca, training_groups
+    from snpgen_core.models.generators import SamplingOptions
+    from snpgen_core.runs import load_run
+
+    means = training_means(train)
+    train, holdout = impute_mean(train, means), impute_mean(holdout, means)
+    groups = training_groups(train, k, seed=0)
+    if groups is None:
+        return {"groups": 1}
+    pca = fit_pca(train, GROUP_COMPONENTS, seed=0)
+    centres = np.stack([pca.transform(train)[groups == g].mean(0) for g in range(groups.max() + 1)])
+
+    def assign(x: np.ndarray) -> np.ndarray:
+        return np.argmin(((pca.transform(x)[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+
+    def classes(y: np.ndarray) -> np.ndarray:
+        if kind == "quantitative":
+            return np.digitize(y, np.nanquantile(y_train, [1 / 3, 2 / 3]))
+        return np.nan_to_num(y, nan=-1).astype(np.int64)
+
+    ok = ~np.isnan(y_train)
+    row = {"groups": int(groups.max()) + 1,
+           "holdout_tv": round(group_mix_tv(groups[ok], classes(y_train)[ok], assign(holdout), classes(y_holdout)), 4)}
+    run = load_run(run_dir)
+    generator = run.generator("diffusion")
+    y = y_train[ok]
+    for g in guidances:
+        tvs = []
+        for k in range(draws):
+            mix = y[np.random.default_rng(100 + k).integers(0, len(y), len(train))]
+            drawn = generator.sample(torch.as_tensor(mix, dtype=torch.float32), torch.Generator().manual_seed(100 + k),
+                                     SamplingOptions(guidance=g))
+            released = mix
+            if run.models.trait.is_fitted:  # a quantitative trait released from the genotypes, as generate does
+                released = run.models.trait.draw(drawn, torch.Generator().manual_seed(101 + k)).numpy()
+            tvs.append(group_mix_tv(groups[ok], classes(y_train)[ok], assign(drawn.numpy()), classes(released)))
+        row[f"tv_g{g:g}"] = round(float(np.mean(tvs)), 4)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cohorts", default="", help="bench_targets cohorts (their run_<config>_<seed>)")
+    ap.add_argument("--config", default="trait_shrinkage")
+    ap.add_argument("--training-seed", type=int, default=1)
+    ap.add_argument("--unseen", default="", help="bench_unseen seeds (their run_default)")
+    ap.add_argument("--unseen-work", default="/tmp/snpgen-bench/unseen")
+    ap.add_argument("--guidance", default="1,1.5,2")
+    ap.add_argument("--draws", type=int, default=3)
+    ap.add_argument("--groups", type=int, default=None, help="this many ancestry groups (default: by BIC)")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    guidances = [float(g) for g in args.guidance.split(",")]
+    jobs = []
+    for name in filter(None, args.cohorts.split(",")):
+        jobs.append((name, "targets"))
+    for seed in filter(None, args.unseen.split(",")):
+        jobs.append((f"unseen{seed}", "unseen"))
+    for name, source in jobs:
+        t0 = time.perf_counter()
+        if source == "targets":
+            from bench_targets import WORK, prepare_cohort
+
+            prep = prepare_cohort(name, WORK)
+            values = prep["trait"].values
+            data = (prep["train"].dosages, prep["holdout"].dosages, values[prep["split"].train],
+                    values[prep["split"].holdout], prep["trait"].kind)
+            run_dir = WORK / name / f"run_{args.config}_{args.training_seed}"
+        else:
+            from snpgen_core.io.plink import read_plink
+            from snpgen_core.phenotypes import read_phenotype
+            from snpgen_core.runs import panel_indices
+
+            work = Path(args.unseen_work) / f"s{name[6:]}"
+            run_dir = work / "run_default"
+            tr, ho = read_plink(work / "cohort.train"), read_plink(work / "cohort.holdout")
+            keep = panel_indices(run_dir / "panel.bim", tr.variants)
+            a, b = (read_phenotype(g.samples) for g in (tr, ho))
+            data = (tr.dosages[:, keep], ho.dosages[:, keep], a.values, b.values, a.kind)
+        row = {"cohort": name, "run": run_dir.name, "draws": args.draws, "groups_asked": args.groups,
+               **measure(*data, run_dir, guidances, args.draws, args.groups), "machine": machine(), "load": os.getloadavg(),
+               "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
+        print(json.dumps(row), flush=True)
+        record_row(RESULTS, row, lambda r: (r["cohort"], r["run"], r.get("groups_asked")))
+
+
+if __name__ == "__main__":
+    main()
