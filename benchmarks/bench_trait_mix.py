@@ -4,12 +4,12 @@ A trait whose prevalence differs between populations ties each class to an ances
 group). Classifier-free guidance above 1 sharpens the latent prior's conditional, and with it that tie: the
 synthetic cases can come out more of one group than the real cases are, which a downstream GWAS of the release
 sees as confounding. Per run: the training individuals' groups are the report's (``structure.training_groups``: a
-Gaussian mixture on the top training PCs, the number of groups by BIC, or ``--groups K``), every other person is given the group of
-the nearest group mean on those PCs, and per class (terciles of the training values for a quantitative trait) the
-groups' shares are compared with the training cohort's: total variation distance, averaged over the classes with
-the training class shares as weights. The real holdout's distance is the reference (a fresh sample's own noise).
-``--draws`` synthetic cohorts as large as the training part with its condition mix (draw k seeded 100 + k) at each
-``--guidance``. Rows go to ``benchmarks/results/trait_mix.json``.
+Gaussian mixture on the top training PCs, the number of groups by BIC, or ``--groups K``), every other person is
+given the group of the nearest group mean on those PCs, and per class (terciles of the training values for a
+quantitative trait) the groups' shares are compared with the training cohort's: total variation distance, averaged
+over the classes with the training class shares as weights. The real holdout's distance is the reference (a fresh
+sample's own noise). ``--draws`` synthetic cohorts as large as the training part with its condition mix (draw k
+seeded 100 + k) at each ``--guidance``. Rows go to ``benchmarks/results/trait_mix.json``.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_trait_mix.py --cohorts sim1,agbl4,805 --config trait_shrinkage
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_trait_mix.py --unseen 10899,6492 --groups 3 \
@@ -76,13 +76,13 @@ def measure(train: np.ndarray, holdout: np.ndarray, y_train: np.ndarray, y_holdo
     y = y_train[ok]
     for g in guidances:
         tvs = []
-        for k in range(draws):
-            mix = y[np.random.default_rng(100 + k).integers(0, len(y), len(train))]
-            drawn = generator.sample(torch.as_tensor(mix, dtype=torch.float32), torch.Generator().manual_seed(100 + k),
+        for d in range(draws):
+            mix = y[np.random.default_rng(100 + d).integers(0, len(y), len(train))]
+            drawn = generator.sample(torch.as_tensor(mix, dtype=torch.float32), torch.Generator().manual_seed(100 + d),
                                      SamplingOptions(guidance=g))
             released = mix
             if run.models.trait.is_fitted:  # a quantitative trait released from the genotypes, as generate does
-                released = run.models.trait.draw(drawn, torch.Generator().manual_seed(101 + k)).numpy()
+                released = run.models.trait.draw(drawn, torch.Generator().manual_seed(101 + d)).numpy()
             tvs.append(group_mix_tv(groups[ok], classes(y_train)[ok], assign(drawn.numpy()), classes(released)))
         row[f"tv_g{g:g}"] = round(float(np.mean(tvs)), 4)
     return row
@@ -113,25 +113,18 @@ def main() -> None:
         if source == "targets":
             from bench_targets import WORK, prepare_cohort
 
-            prep = prepare_cohort(name, WORK)
-            values = prep["trait"].values
-            data = (prep["train"].dosages, prep["holdout"].dosages, values[prep["split"].train],
-                    values[prep["split"].holdout], prep["trait"].kind)
-            run_dir = WORK / name / f"run_{args.config}_{args.training_seed}"
+            prep, run_dir = prepare_cohort(name, WORK), WORK / name / f"run_{args.config}_{args.training_seed}"
         else:
-            from snpgen_core.io.plink import read_plink
-            from snpgen_core.phenotypes import read_phenotype
-            from snpgen_core.runs import panel_indices
+            from bench_unseen import cli_cohort
 
             work = Path(args.unseen_work) / f"s{name[6:]}"
-            run_dir = work / "run_default"
-            tr, ho = read_plink(work / "cohort.train"), read_plink(work / "cohort.holdout")
-            keep = panel_indices(run_dir / "panel.bim", tr.variants)
-            a, b = (read_phenotype(g.samples) for g in (tr, ho))
-            data = (tr.dosages[:, keep], ho.dosages[:, keep], a.values, b.values, a.kind)
+            prep, run_dir = cli_cohort(work, "default"), work / "run_default"
+        values = prep["trait"].values
+        data = (prep["train"].dosages, prep["holdout"].dosages, values[prep["split"].train],
+                values[prep["split"].holdout], prep["trait"].kind)
         row = {"cohort": name, "run": run_dir.name, "draws": args.draws, "groups_asked": args.groups,
-               **measure(*data, run_dir, guidances, args.draws, args.groups), "machine": machine(), "load": os.getloadavg(),
-               "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
+               **measure(*data, run_dir, guidances, args.draws, args.groups), "machine": machine(),
+               "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
         print(json.dumps(row), flush=True)
         record_row(RESULTS, row, lambda r: (r["cohort"], r["run"], r.get("groups_asked")))
 

@@ -51,7 +51,8 @@ def release(work: Path, seed: int, variant: str) -> None:
     """The command-line protocol of the module docstring for one cohort and variant (steps already done are kept)."""
     work.mkdir(parents=True, exist_ok=True)
     if not (work / "cohort.bed").exists():
-        snpgen(work, "simulate.log", "simulate", "--out", "cohort", "--n", "3000", "--snps", "6000", "--seed", str(seed))
+        snpgen(work, "simulate.log", "simulate", "--out", "cohort", "--n", "3000", "--snps", "6000",
+               "--seed", str(seed))
     if not (work / "cohort.train.bed").exists():
         snpgen(work, "split.log", "split", "--bfile", "cohort", "--seed", "1", "--out", "cohort")
     pcs = int(variant[3:]) if variant.startswith("pcs") else 0
@@ -68,10 +69,9 @@ def release(work: Path, seed: int, variant: str) -> None:
                "--synthetic", f"syn_{variant}", "--run", f"run_{variant}", "--out", f"eval_{variant}")
 
 
-def scored(work: Path, variant: str, draws: int, guidance: float | None = None) -> dict:
-    """``bench_privacy_draws.score_run`` on the run, with the cohort read as the command line left it."""
-    from bench_privacy_draws import score_run
-
+def cli_cohort(work: Path, variant: str) -> dict:
+    """The cohort as the command line left it, on the run's panel: ``bench_privacy_draws``' prep dict (train,
+    holdout, trait over both, split)."""
     from snpgen_core.io.plink import read_plink
     from snpgen_core.phenotypes import Phenotype, read_phenotype
     from snpgen_core.runs import panel_indices
@@ -79,11 +79,18 @@ def scored(work: Path, variant: str, draws: int, guidance: float | None = None) 
     train, holdout = read_plink(work / "cohort.train"), read_plink(work / "cohort.holdout")
     keep = panel_indices(work / f"run_{variant}" / "panel.bim", train.variants)
     a, b = (read_phenotype(g.samples) for g in (train, holdout))
-    prep = {"train": train.subset(variants=keep), "holdout": holdout.subset(variants=keep),
+    return {"train": train.subset(variants=keep), "holdout": holdout.subset(variants=keep),
             "trait": Phenotype(a.name, a.kind, np.concatenate([a.values, b.values]), a.labels),
             "split": SimpleNamespace(train=np.arange(train.n_samples),
                                      holdout=train.n_samples + np.arange(holdout.n_samples))}
-    return score_run(prep, work / f"run_{variant}", draws, utility=True, detection=True, guidance=guidance)
+
+
+def scored(work: Path, variant: str, draws: int, guidance: float | None = None) -> dict:
+    """``bench_privacy_draws.score_run`` on the run."""
+    from bench_privacy_draws import score_run
+
+    return score_run(cli_cohort(work, variant), work / f"run_{variant}", draws, utility=True, detection=True,
+                     guidance=guidance)
 
 
 def card(work: Path, variant: str) -> dict:
