@@ -58,7 +58,8 @@ def measure(train: np.ndarray, holdout: np.ndarray, y_train: np.ndarray, y_holdo
     if groups is None:
         return {"groups": 1}
     pca = fit_pca(train, GROUP_COMPONENTS, seed=0)
-    centres = np.stack([pca.transform(train)[groups == g].mean(0) for g in range(groups.max() + 1)])
+    scores = pca.transform(train)
+    centres = np.stack([scores[groups == g].mean(0) for g in range(groups.max() + 1)])
 
     def assign(x: np.ndarray) -> np.ndarray:
         return np.argmin(((pca.transform(x)[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
@@ -69,8 +70,9 @@ def measure(train: np.ndarray, holdout: np.ndarray, y_train: np.ndarray, y_holdo
         return np.nan_to_num(y, nan=-1).astype(np.int64)
 
     ok = ~np.isnan(y_train)
+    mine = groups[ok], classes(y_train)[ok]
     row = {"groups": int(groups.max()) + 1,
-           "holdout_tv": round(group_mix_tv(groups[ok], classes(y_train)[ok], assign(holdout), classes(y_holdout)), 4)}
+           "holdout_tv": round(group_mix_tv(*mine, assign(holdout), classes(y_holdout)), 4)}
     run = load_run(run_dir)
     generator = run.generator("diffusion")
     y = y_train[ok]
@@ -83,7 +85,7 @@ def measure(train: np.ndarray, holdout: np.ndarray, y_train: np.ndarray, y_holdo
             released = mix
             if run.models.trait.is_fitted:  # a quantitative trait released from the genotypes, as generate does
                 released = run.models.trait.draw(drawn, torch.Generator().manual_seed(101 + d)).numpy()
-            tvs.append(group_mix_tv(groups[ok], classes(y_train)[ok], assign(drawn.numpy()), classes(released)))
+            tvs.append(group_mix_tv(*mine, assign(drawn.numpy()), classes(released)))
         row[f"tv_g{g:g}"] = round(float(np.mean(tvs)), 4)
     return row
 

@@ -75,18 +75,20 @@ def gwas_covariates(genotypes, covar_path=None, covar_names=None, n_pcs: int = 0
     all) and their top ``n_pcs`` principal components (standardised dosages of at most ``PCA_SNPS`` SNPs, a seeded
     subset), the ancestry adjustment of PLINK's ``--pca`` then ``--covar``. Returns (an (n, c) array or None, what
     it holds in words, e.g. "10 PCs and 2 covariates", or "")."""
+    if n_pcs < 0:
+        raise InputError(f"principal components to adjust for: {n_pcs}; give 0 or more")
     covariates, names = _read_covariates(genotypes.samples, covar_path, covar_names)
     columns = [] if covariates is None else [covariates]
     if n_pcs > 0:
         from .evaluation.structure import fit_pca
 
         m = genotypes.n_variants
-        cols = np.sort(np.random.default_rng(seed).choice(m, min(m, PCA_SNPS), replace=False))
-        pca = fit_pca(genotypes.dosages[:, cols], n_pcs, seed=seed)
+        x = genotypes.dosages[:, np.sort(np.random.default_rng(seed).choice(m, min(m, PCA_SNPS), replace=False))]
+        pca = fit_pca(x, n_pcs, seed=seed)
         if pca is None:
             raise InputError(f"--pcs {n_pcs}: no principal components from {genotypes.n_samples} individuals and "
                              f"{m} SNPs", hint="give more individuals or polymorphic SNPs, or drop --pcs")
-        columns.append(pca.transform(genotypes.dosages[:, cols]))
+        columns.append(pca.transform(x))
     what = [f"{columns[-1].shape[1]} PCs"] if n_pcs > 0 else []
     what += [f"{len(names)} covariate{'s' * (len(names) != 1)}"] if names else []
     return (np.column_stack(columns) if columns else None), " and ".join(what)

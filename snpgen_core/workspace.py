@@ -410,8 +410,6 @@ class Workspace:
             if not self.gwas_recomputable:
                 raise InputError(f"a GWAS needs a case/control or quantitative trait; {trait.name} is {trait.kind}",
                                  hint="upload summary statistics instead")
-            if pcs < 0:
-                raise InputError(f"principal components to adjust for: {pcs}; give 0 or more")
             train = self.training_genotypes()
             split = read_split(self.dataset.split, read_fam(plink_path(self.dataset.bfile, ".fam")))
             covariates, adjusted = gwas_covariates(train, n_pcs=pcs)
