@@ -35,7 +35,7 @@ METRICS = ("aats_privacy_loss", "dcr_share", "membership_auc")
 
 
 def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, detection: bool = False,
-              guidance: float | None = None) -> dict:
+              guidance: float | None = None, group_mix: bool = True) -> dict:
     """Each metric of ``METRICS`` on ``draws`` seeded synthetic cohorts of the run: {metric: [value per draw]};
     with ``utility`` also ``tstr_ratio`` (the report's linear TSTR over its TRTR on the same holdout, scored with
     the trait ``generate`` releases) and for a quantitative trait ``effect_r_ratio`` (the per-SNP effects'
@@ -44,7 +44,7 @@ def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, dete
     for a quantitative one); when the run's trait model releases the trait, also both
     with the condition released instead (``*_condition``, ``generate --trait-from condition``); with
     ``detection`` also ``detection_auc`` (the report's, on the training PCs). ``guidance``: the diffusion's
-    classifier-free guidance (None: ``generate``'s default)."""
+    classifier-free guidance (None: ``generate``'s default); ``group_mix``: ``SamplingOptions.group_mix``."""
     import torch
 
     from snpgen_core.evaluation import privacy
@@ -66,8 +66,11 @@ def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, dete
     for k in range(draws):
         seed = 100 + k
         mix = y[np.random.default_rng(seed).integers(0, len(y), len(train))]
+        options = SamplingOptions(group_mix=group_mix)
+        if guidance is not None:
+            options.guidance = guidance
         drawn = generator.sample(torch.as_tensor(mix, dtype=torch.float32), torch.Generator().manual_seed(seed),
-                                 SamplingOptions() if guidance is None else SamplingOptions(guidance=guidance))
+                                 options)
         synthetic = drawn.numpy()
         released = mix  # the trait generate releases: a quantitative one drawn from the trait model (if fitted)
         if run.models.trait.is_fitted:
@@ -134,6 +137,8 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=None,
                     help="classifier-free guidance of the draws (default: generate's); rows are labelled "
                          "<config>_g<guidance>, the name --table then takes")
+    ap.add_argument("--no-group-mix", dest="group_mix", action="store_false",
+                    help="draw the guided prior as is (SamplingOptions.group_mix off); rows labelled <config>_nomix")
     ap.add_argument("--work", default=str(WORK))
     ap.add_argument("--table", action="store_true", help="print the means of the recorded rows for --configs")
     args = ap.parse_args()
@@ -155,9 +160,11 @@ def main() -> None:
                     print(f"skipped: no finished run {run_dir}", flush=True)
                     continue
                 t0 = time.perf_counter()
-                label = cfg if args.guidance is None else f"{cfg}_g{args.guidance:g}"
+                label = (cfg if args.guidance is None else f"{cfg}_g{args.guidance:g}") + (
+                    "" if args.group_mix else "_nomix")
                 row = {"cohort": name, "training_seed": seed, "config": label, "draws": args.draws,
-                       **score_run(prep, run_dir, args.draws, args.utility, args.detection, args.guidance),
+                       **score_run(prep, run_dir, args.draws, args.utility, args.detection, args.guidance,
+                                   args.group_mix),
                        "machine": machine(),
                        "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
                        "wall_s": round(time.perf_counter() - t0, 1)}

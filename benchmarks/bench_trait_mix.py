@@ -44,7 +44,7 @@ def group_mix_tv(groups: np.ndarray, classes: np.ndarray, other_groups: np.ndarr
 
 
 def measure(train: np.ndarray, holdout: np.ndarray, y_train: np.ndarray, y_holdout: np.ndarray, kind: str,
-            run_dir: Path, guidances: list[float], draws: int, k: int | None = None) -> dict:
+            run_dir: Path, guidances: list[float], draws: int, k: int | None = None, group_mix: bool = True) -> dict:
     import torch
 
     from snpgen_core.evaluation.align import impute_mean, training_means
@@ -81,12 +81,12 @@ def measure(train: np.ndarray, holdout: np.ndarray, y_train: np.ndarray, y_holdo
         for d in range(draws):
             mix = y[np.random.default_rng(100 + d).integers(0, len(y), len(train))]
             drawn = generator.sample(torch.as_tensor(mix, dtype=torch.float32), torch.Generator().manual_seed(100 + d),
-                                     SamplingOptions(guidance=g))
+                                     SamplingOptions(guidance=g, group_mix=group_mix))
             released = mix
             if run.models.trait.is_fitted:  # a quantitative trait released from the genotypes, as generate does
                 released = run.models.trait.draw(drawn, torch.Generator().manual_seed(101 + d)).numpy()
             tvs.append(group_mix_tv(*mine, assign(drawn.numpy()), classes(released)))
-        row[f"tv_g{g:g}"] = round(float(np.mean(tvs)), 4)
+        row[f"tv_g{g:g}" + ("" if group_mix else "_nomix")] = round(float(np.mean(tvs)), 4)
     return row
 
 
@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--guidance", default="1,1.5,2")
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--groups", type=int, default=None, help="this many ancestry groups (default: by BIC)")
+    ap.add_argument("--no-group-mix", dest="group_mix", action="store_false",
+                    help="draw the guided prior as is (SamplingOptions.group_mix off); columns tv_g<G>_nomix")
     args = ap.parse_args()
     import torch
 
@@ -125,10 +127,11 @@ def main() -> None:
         data = (prep["train"].dosages, prep["holdout"].dosages, values[prep["split"].train],
                 values[prep["split"].holdout], prep["trait"].kind)
         row = {"cohort": name, "run": run_dir.name, "draws": args.draws, "groups_asked": args.groups,
-               **measure(*data, run_dir, guidances, args.draws, args.groups), "machine": machine(),
+               "group_mix": args.group_mix,
+               **measure(*data, run_dir, guidances, args.draws, args.groups, args.group_mix), "machine": machine(),
                "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
         print(json.dumps(row), flush=True)
-        record_row(RESULTS, row, lambda r: (r["cohort"], r["run"], r.get("groups_asked")))
+        record_row(RESULTS, row, lambda r: (r["cohort"], r["run"], r.get("groups_asked"), r.get("group_mix", True)))
 
 
 if __name__ == "__main__":

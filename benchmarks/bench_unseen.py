@@ -85,12 +85,12 @@ def cli_cohort(work: Path, variant: str) -> dict:
                                      holdout=train.n_samples + np.arange(holdout.n_samples))}
 
 
-def scored(work: Path, variant: str, draws: int, guidance: float | None = None) -> dict:
+def scored(work: Path, variant: str, draws: int, guidance: float | None = None, group_mix: bool = True) -> dict:
     """``bench_privacy_draws.score_run`` on the run."""
     from bench_privacy_draws import score_run
 
     return score_run(cli_cohort(work, variant), work / f"run_{variant}", draws, utility=True, detection=True,
-                     guidance=guidance)
+                     guidance=guidance, group_mix=group_mix)
 
 
 def card(work: Path, variant: str) -> dict:
@@ -111,6 +111,9 @@ def main() -> None:
     ap.add_argument("--variants", default="default", help="default and/or pcsK, comma-separated")
     ap.add_argument("--draws", type=int, default=10)
     ap.add_argument("--guidance", type=float, default=None, help="the draws' guidance (default: generate's)")
+    ap.add_argument("--no-group-mix", dest="group_mix", action="store_false",
+                    help="the draws without the classes' latent group mix (SamplingOptions.group_mix); rows "
+                         "labelled <variant>_nomix")
     ap.add_argument("--work", default=str(WORK))
     args = ap.parse_args()
     for variant in args.variants.split(","):
@@ -124,11 +127,12 @@ def main() -> None:
             work = Path(args.work) / f"s{seed}"
             t0 = time.perf_counter()
             release(work, seed, variant)
-            draws = scored(work, variant, args.draws, args.guidance)
+            draws = scored(work, variant, args.draws, args.guidance, args.group_mix)
             graded = card(work, variant)
-            if args.guidance is not None:  # the card graded generate's own draw, at its default guidance
+            if args.guidance is not None or not args.group_mix:  # the card graded generate's own default draw
                 graded = {"causal_in_panel": graded["causal_in_panel"], "causal": graded["causal"]}
-            label = variant if args.guidance is None else f"{variant}_g{args.guidance:g}"
+            label = (variant if args.guidance is None else f"{variant}_g{args.guidance:g}") + (
+                "" if args.group_mix else "_nomix")
             row = {"seed": seed, "variant": label, "draws": args.draws,
                    **{m: round(float(np.mean(v)), 4) for m, v in draws.items()}, **graded,
                    "per_draw": draws, "machine": machine(), "load": os.getloadavg(),

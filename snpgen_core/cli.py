@@ -335,7 +335,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     prefix = generate(args.run, args.n, out_prefix=args.out, case_fraction=args.case_fraction, label=args.label,
                       value=args.value, guidance=args.guidance, steps=args.steps, seed=args.seed,
                       sample=args.sample, temperature=args.temperature, latent_noise=args.latent_noise,
-                      covariate_values=args.covar_value, model=args.model, device=args.device,
+                      group_mix=args.group_mix, covariate_values=args.covar_value, model=args.model, device=args.device,
                       trait_from=args.trait_from, overwrite=args.force)
     model = args.model or read_json(prefix.with_name(prefix.name + ".provenance.json"))["model"]
     extra = ", .covar.tsv" if Path(f"{prefix}.covar.tsv").exists() else ""
@@ -539,6 +539,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=_number, default=1.0, help="softmax temperature of genotype draws")
     p.add_argument("--latent-noise", type=_number, default=0.0, metavar="S",
                    help="add Gaussian noise of S latent sds before decoding (privacy knob; default 0)")
+    p.add_argument("--no-group-mix", dest="group_mix", action="store_false",
+                   help="draw the guided latent prior as is; by default each class keeps the training class's mix of "
+                        "the latent groups (ancestry), which guidance would otherwise exaggerate")
     p.add_argument("--trait-from", choices=["genotypes", "condition"], default="genotypes",
                    help="quantitative trait without --value: release a draw of the run's trait model given each "
                         "individual's genotypes (default), or the value the genotypes were drawn given")

@@ -84,9 +84,19 @@ def export_name(name: str) -> str:
     return safe_name(name, "snpgen_synthetic").replace(".", "_")
 
 
+def _group_mix_text(kept: bool, record: dict | None) -> str:
+    """The generation line's note on the classes' latent group mix (``models/group_mix.py``), from the
+    cohort's provenance (``kept``) and ``run.json``'s record."""
+    if not kept or not record:
+        return ""
+    return (f", each class drawn with its training mix of the latent's {record.get('groups')} groups (ancestry), "
+            "which guidance would otherwise exaggerate")
+
+
 def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:
     """What made a synthetic cohort, from its ``.provenance.json`` (``generation.generate``): n, model, guidance,
-    seed, the condition (case_fraction, label or value), the covariates ({"names", "fixed", "conditioned"}) and
+    whether each class kept its training mix of latent groups (group_mix), seed, the condition (case_fraction,
+    label or value), the covariates ({"names", "fixed", "conditioned"}) and
     where the released trait came from (``trait_drawn_from``: "condition", or a quantitative trait's model given
     the genotypes)."""
     prefix = Path(synthetic_prefix)
@@ -96,7 +106,7 @@ def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:
                          hint="export a cohort written by snpgen generate")
     condition = prov.get("condition") or {}
     return {"n": prov.get("n"), "model": prov.get("model"), "guidance": prov.get("guidance"),
-            "seed": prov.get("seed"), "covariates": prov.get("covariates"),
+            "group_mix": bool(prov.get("group_mix")), "seed": prov.get("seed"), "covariates": prov.get("covariates"),
             "trait_drawn_from": prov.get("trait_drawn_from", "condition"),
             **{k: condition.get(k) for k in ("case_fraction", "label", "value")}}
 
@@ -273,7 +283,7 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
 ## Generation
 
 - {g['n']} individuals from the `{g.get('model')}` generator, condition: {condition}; guidance
-  {g.get('guidance')}; seed {g['seed']}.
+  {g.get('guidance')}{_group_mix_text(g.get('group_mix'), done.get('group_mix'))}; seed {g['seed']}.
 
 ## Evaluation against the real holdout
 

@@ -109,7 +109,7 @@ def condition_mix(phenotype: dict, n: int, *, case_fraction: float | None = None
 def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None, label: str | None = None,
              value: float | None = None, values=None, guidance: float = DEFAULT_GUIDANCE, steps: int | None = None,
              seed: int = 0, sample: str = "probabilities", temperature: float = 1.0, latent_noise: float = 0.0,
-             covariate_values=None, batch_size: int = 4096, trait_from: str = "genotypes",
+             group_mix: bool = True, covariate_values=None, batch_size: int = 4096, trait_from: str = "genotypes",
              model: str | None = None, device: str = "cpu", callback: Callable[[dict], None] | None = None,
              stop_event=None, overwrite: bool = False) -> Path:
     """Generate ``n`` synthetic individuals from the run in ``run_dir`` and write the PLINK trio ``out_prefix``
@@ -117,7 +117,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     ``guidance``: classifier-free guidance scale (diffusion). ``sample``: "probabilities" draws each genotype from
     the decoder's softmax at ``temperature``; "argmax" takes the most probable one. ``latent_noise`` adds Gaussian
     noise of that many latent standard deviations to each sampled latent before decoding (a privacy knob; not for
-    "independent").
+    "independent"). ``group_mix`` (diffusion): each class's latents keep the training class's mix of latent groups
+    (``models/group_mix.py``); False draws the guided prior as is.
     Covariates and sex: drawn per individual given its condition (``covariates.draw``); ``covariate_values``
     (``["AGE=50", ...]``, CLI ``--covar-value``) fixes some covariates for everyone. Only the latent diffusion
     conditions its genotypes on covariates; the other generators' cohorts carry them but ignore them.
@@ -192,7 +193,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     gen = run.generator(model)
     check = run.privacy_check()
     options = SamplingOptions(guidance=float(guidance), steps=steps, temperature=float(temperature), mode=sample,
-                              latent_noise=float(latent_noise))
+                              latent_noise=float(latent_noise), group_mix=bool(group_mix))
     torch_gen = torch.Generator(device=dev).manual_seed(int(seed))
     trait_seed = int(np.random.SeedSequence([int(seed), 13]).generate_state(1)[0])  # apart from the genotypes'
     trait_gen = torch.Generator(device=dev).manual_seed(trait_seed)
@@ -233,6 +234,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 "run_provenance": read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
                 "seed": seed, "guidance": guidance, "steps": steps or run.config.diffusion.sampling_steps,
                 "sample": sample, "temperature": temperature, "latent_noise": latent_noise, "device": str(dev),
+                "group_mix": bool(group_mix) and model == "diffusion" and run.models.diffusion.group_mix.fitted
+                             and not names,  # kept only without covariates (GaussianDiffusion.sample)
                 "batch_size": batch_size,
                 "trait": run.phenotype, "condition": {"case_fraction": case_fraction, "label": label,
                                                       "value": value, "values": None if values is None else "given"},

@@ -479,7 +479,7 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
                recon_dosages: np.ndarray, dev: torch.device, t0: float, privacy_check: dict | None, callback,
                dp_record: dict | None = None, calibration: dict | None = None,
                latent_path: dict | None = None, trait_model: dict | None = None,
-               trait_share: dict | None = None) -> Path:
+               trait_share: dict | None = None, group_mix: dict | None = None) -> Path:
     """Weights, history (per stage in ``states``: losses, best epoch, why it stopped), reconstruction (the VAE's;
     a header only for a run without one), then ``run.json`` (the completeness marker); the checkpoints go and
     "done" is announced. Returns ``out``."""
@@ -508,11 +508,29 @@ def _write_run(out: Path, models: runs.RunModels, states: dict[str, FitState],
         "decoder_latent": latent_path,  # decoder latent path "auto": the one kept, each one's validation loss
         "trait_model": trait_model,  # _fit_trait_model's record (a quantitative trait's model); or None
         "trait_share": trait_share,  # _trait_shares: the decoder's trait shares, summarised; or None
+        "group_mix": group_mix,  # _fit_groups: the latent groups each class's mix is kept over; or None
         "files": {f: sha256_file(out / f) for f in runs.RUN_FILES},
     })
     shutil.rmtree(out / runs.CHECKPOINTS, ignore_errors=True)
     _emit(callback, "done", f"run written to {out}")
     return out
+
+
+def _fit_groups(diffusion, mu: torch.Tensor, logvar: torch.Tensor, cond: np.ndarray, seed: int,
+                callback) -> dict | None:
+    """The latent groups of the training individuals and each class's share of them (``GroupMix``, fitted by
+    ``GaussianDiffusion.fit_groups``), kept when guided sampling draws a class; a record for ``run.json``, or None
+    for a trait without classes."""
+    if diffusion.group_mix.shares.shape[0] == 0:
+        return None
+    k = diffusion.fit_groups(mu, logvar, torch.as_tensor(cond, dtype=torch.float32), seed)
+    if k < 2:
+        _emit(callback, "check", "latent groups: one (no class mix to keep)")
+        return {"groups": 1}
+    shares = diffusion.group_mix.shares[:, :k].cpu().numpy()
+    _emit(callback, "check", f"latent groups: {k}; each class keeps its training mix of them when guided ("
+          + "; ".join(f"class {c}: " + " ".join(f"{v:.2f}" for v in row) for c, row in enumerate(shares)) + ")")
+    return {"groups": k, "class_shares": np.round(shares, 4).tolist()}
 
 
 def _trait_shares(vae, out: Path, trait: np.ndarray, use: bool, callback) -> dict | None:
@@ -843,9 +861,11 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     cov_tr = cov_va = ()  # covariates, when given, are the batches' fourth tensor
     if covariates is not None:
         cov_tr, cov_va = (as_t(covariates[tr], torch.float32),), (as_t(covariates[va], torch.float32),)
-    if dp_plans is None:  # DP: the prior's N(0, 1) moments stand in for the training latents'
+    group_mix = None  # run.json's record of the latent groups whose mix each class keeps (group_mix.py)
+    if dp_plans is None:  # DP: the prior's N(0, 1) moments stand in for the training latents', and no groups
         diffusion.set_statistics(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev),
                                  *(c.to(dev) for c in cov_tr))
+        group_mix = _fit_groups(diffusion, mu_tr, lv_tr, cond[tr], seed, callback)
     diff_state = fit(diffusion, (mu_tr, lv_tr, as_t(cond[tr], torch.float32), *cov_tr),
                      (mu_va, lv_va, as_t(cond[va], torch.float32), *cov_va), cfg.diffusion_fit, stage="diffusion",
                      seed=seed, device=dev, callback=callback, stop_event=stop_event,
@@ -887,7 +907,7 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     others = {f"vae_{p}": fitted[p][1] for p in paths if p != chosen}
     return _write_run(out, models, {"vae": vae_state, "diffusion": diff_state, **others},
                       dosages[va] if va.size else dosages[tr], dev, t0, check, callback, dp_record, calibration,
-                      choice, trait_record, shares)
+                      choice, trait_record, shares, group_mix)
 
 
 # ---------------------------------------------------------------------------------------------------------------

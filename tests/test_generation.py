@@ -434,3 +434,45 @@ def test_generate__argmax_takes_each_snps_mode_given_its_past_and_loses_diversit
     assert argmax["maf"] < drawn["maf"] and argmax["entropy"] < drawn["entropy"]
     assert argmax["distinct"] < 0.8 * drawn["distinct"]
     assert json.loads((tmp_path / "argmax.provenance.json").read_text())["sample"] == "argmax"
+
+
+def test_generate__each_class_keeps_its_training_mix_of_populations_and_the_flag_turns_it_off(tmp_path, capsys):
+    """Two populations with opposite allele frequencies (0.1, 0.9); cases are 10% of population A and 50% of B, so
+    5 in 6 cases are from B. Training finds groups in the latent (the independent decoder and a 2-d latent, so that
+    the latent carries the populations; the mixture may split a population in two) and records each class's mix.
+    At guidance 3 the synthetic cases come out nearly all B and the controls mostly A; with the mix kept, each
+    class's share of B is the training class's. Provenance and the model card's line say which was done."""
+    from snpgen_core.export import _group_mix_text, generation_settings
+
+    rng = np.random.default_rng(3)
+    n, m = 1200, 48
+    pop_b = rng.random(n) < 0.5
+    freq = np.where(pop_b[:, None], 0.9, 0.1) + rng.normal(0, 0.03, m)[None]
+    x = rng.binomial(2, np.clip(freq, 0.05, 0.95)).astype(np.int8)
+    case = rng.random(n) < np.where(pop_b, 0.5, 0.1)
+    variants = make_variants("5", [f"rs{j}" for j in range(m)], 10_000 + 50_000 * np.arange(m), ["A"] * m, ["G"] * m)
+    write_plink(tmp_path / "cohort", Genotypes(x, variants, make_samples([f"Q{i:04d}" for i in range(n)],
+                                                                         pheno=np.where(case, "2", "1"))))
+    (tmp_path / "panel.txt").write_text("\n".join(f"rs{j}" for j in range(m)) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = train_run(tmp_path / "cohort", tmp_path / "run", panel_path=tmp_path / "panel.txt", seed=0,
+                        config={**CONFIG, "vae": {**CONFIG["vae"], "window": 0, "latent_dim": 2}}, device="cpu")
+    record = json.loads((run / "run.json").read_text())["group_mix"]
+    assert record["groups"] >= 2 and len(record["class_shares"]) == 2
+    assert np.allclose(np.sum(record["class_shares"], axis=1), 1, atol=1e-3)
+    real_share = [(~case & pop_b).sum() / (~case).sum(), (case & pop_b).sum() / case.sum()]  # 0.36, 0.83
+    share = {}
+    for args, kept in (([], True), (["--no-group-mix"], False)):
+        main(["generate", "--run", str(run), "--n", "1000", "--case-fraction", "0.5", "--seed", "2", "--out",
+              str(tmp_path / f"syn{kept}"), "--guidance", "3", *args])
+        assert json.loads((tmp_path / f"syn{kept}.provenance.json").read_text())["group_mix"] is kept
+        assert generation_settings(tmp_path / f"syn{kept}")["group_mix"] is kept  # and the model card says it:
+        assert (f"latent's {record['groups']} groups" in _group_mix_text(kept, record)) is kept
+        g = read_plink(tmp_path / f"syn{kept}")
+        synthetic_b = g.dosages.mean(1) > 1.0  # the populations' frequencies are 0.1 and 0.9: no overlap
+        cases = g.samples["pheno"].to_numpy() == "2"
+        share[kept] = [synthetic_b[~cases].mean(), synthetic_b[cases].mean()]
+    assert share[True] == pytest.approx(real_share, abs=0.05)  # each class's share of population B kept
+    assert share[False][1] - share[False][0] > real_share[1] - real_share[0] + 0.1  # guidance 3 exaggerates it
+    capsys.readouterr()

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from snpgen_core.models import (Denoiser, DenoiserConfig, DiffusionConfig, GaussianDiffusion, GenotypeVAE,
                                 IndependentSNPs, LatentGaussian, NoiseSchedule, SamplingOptions, VAEConfig,
                                 reconstruction_report, sample_genotypes)
+from snpgen_core.models.group_mix import largest_remainders
 from snpgen_core.models.vae import one_hot_genotypes
 
 
@@ -237,6 +238,108 @@ def test_ddim_sampler__exact_denoiser_transports_noise_to_the_data_distribution(
     assert z.std().item() == pytest.approx(0.5, rel=0.04)  # first-order DDIM shrinks the spread by ~3% at 50 steps
     fine = diffusion.sample(nan, guidance=1.0, steps=400, generator=torch.Generator().manual_seed(0))
     assert abs(fine.std().item() - 0.5) < abs(z.std().item() - 0.5) / 4  # and converges with more steps
+
+
+class _MixtureOracle(torch.nn.Module):
+    """The exact v-prediction for latents drawn from two isotropic Gaussian groups at -m and +m on the first axis
+    (sd s), whose mix depends on the class: group B's share is ``share_b[c]``, and with the condition dropped (NaN)
+    the classes' average. E[x0 | x_t, c] mixes each group's linear posterior mean by the group's posterior weight."""
+
+    def __init__(self, schedule: NoiseSchedule, m: float, s: float, share_b: tuple[float, float], d: int = 2):
+        super().__init__()
+        self.config = DenoiserConfig(latent_dim=d, cond_kind="binary", n_classes=2)
+        self.schedule, self.s = schedule, s
+        self.centres = torch.zeros(2, d)
+        self.centres[:, 0] = torch.tensor([-m, m])
+        self.share_b = torch.tensor([*share_b, sum(share_b) / 2])  # class 0, class 1, unconditional
+
+    def forward(self, x, t, cond, covariates=None):
+        ab = self.schedule.alphas_cumprod[t][:, None].float()
+        var = ab * self.s ** 2 + 1 - ab
+        b = self.share_b[torch.nan_to_num(cond, nan=2.0).long()]
+        weights = torch.stack([1 - b, b], 1).log() - ((x[:, None] - ab.sqrt()[:, None] * self.centres) ** 2).sum(
+            -1) / (2 * var)
+        post = torch.softmax(weights, 1)  # each group's posterior weight given x_t
+        means = self.centres + (ab.sqrt() * self.s ** 2 / var)[:, None] * (x[:, None] - ab.sqrt()[:, None]
+                                                                             * self.centres)
+        x0 = (post[..., None] * means).sum(1)
+        eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+        return ab.sqrt() * eps - (1 - ab).sqrt() * x0
+
+
+def test_group_mix__guided_classes_keep_their_training_mix_of_latent_groups():
+    """Guidance 2 pushes class 1 (60% group B in training) towards B and class 0 (30% B) away from it, the group
+    that separates them; with the group mix kept, each class's draws hold its fitted share of each group exactly."""
+    config = DiffusionConfig(schedule="cosine", sampling_steps=30)
+    oracle = _MixtureOracle(NoiseSchedule(config.timesteps, config.schedule), m=3.0, s=0.6, share_b=(0.3, 0.6))
+    diffusion = GaussianDiffusion(oracle, config)
+    rng = np.random.default_rng(0)
+    cond = np.repeat([0.0, 1.0], 1500)
+    group = rng.random(3000) < np.where(cond == 1, 0.6, 0.3)
+    latents = torch.as_tensor(rng.normal(0, 0.6, (3000, 2)) + np.where(group, 3.0, -3.0)[:, None] * [1, 0],
+                              dtype=torch.float32)
+    assert diffusion.fit_groups(latents, torch.full_like(latents, -30.0), torch.as_tensor(cond)) == 2
+    b = int(diffusion.group_mix.predict_groups(torch.tensor([[3.0, 0.0]]))[0])  # the mixture's label of group B
+    assert diffusion.group_mix.shares[:, b].tolist() == pytest.approx([0.3, 0.6], abs=0.03)
+
+    ask = torch.tensor([0.0] * 400 + [1.0] * 600 + [float("nan")] * 50)
+    shares = {}
+    for keep in (False, True):
+        z = diffusion.sample(ask, guidance=2.0, generator=torch.Generator().manual_seed(1), group_mix=keep)
+        groups = diffusion.group_mix.predict_groups(z)
+        shares[keep] = [float((groups[ask == c] == b).float().mean()) for c in (0, 1)]
+        if keep:
+            for c, n in ((0, 400), (1, 600)):  # exactly the quota of the fitted shares
+                quota = largest_remainders(diffusion.group_mix.shares[c, :2], n)
+                assert torch.equal(torch.bincount(groups[ask == c], minlength=2), quota)
+        again = diffusion.sample(ask, guidance=2.0, generator=torch.Generator().manual_seed(1), group_mix=keep)
+        assert torch.equal(z, again) and torch.isfinite(z).all()
+    assert shares[False][1] > 0.68 and shares[False][0] < 0.22  # guidance sharpens the classes' difference
+    assert shares[True] == pytest.approx(diffusion.group_mix.shares[:, b].tolist(), abs=0.003)
+    # a group the guided prior hardly reaches (guidance 6: class 0 ~0.1% B) is made up with the other group's draws
+    z = diffusion.sample(ask, guidance=6.0, generator=torch.Generator().manual_seed(1))
+    assert z.shape == (1050, 2) and torch.isfinite(z).all()
+
+
+def test_group_mix__labels_equal_sklearns_and_one_group_or_no_classes_fit_nothing():
+    from snpgen_core.models.group_mix import GroupMix, mixture_by_bic
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 4, (3, 5))
+    truth = rng.integers(0, 3, 900)
+    x = torch.as_tensor(centres[truth] + rng.normal(0, 1, (900, 5)) @ np.diag([1, 0.5, 2, 1, 1]),
+                        dtype=torch.float32)
+    cond = torch.as_tensor((rng.random(900) < np.array([0.1, 0.5, 0.9])[truth]).astype(float))
+    mix = GroupMix(5, 2)
+    assert mix.fit(x, cond, seed=0) == 3 and mix.fitted
+    labels = mix.predict_groups(x).numpy()
+    points = x.double().numpy() - x.double().numpy().mean(0)
+    sk = mixture_by_bic(points @ mix.axes.double().numpy(), seed=0)
+    assert (labels == sk.predict(points @ mix.axes.double().numpy())).mean() > 0.999  # float32 against float64
+    assert len(set(zip(labels, truth))) == 3  # the three planted groups, up to their order
+    for c in (0, 1):  # each class's share of each group, as counted
+        mine = labels[cond.numpy() == c]
+        assert mix.shares[c, :3].numpy() == pytest.approx(np.bincount(mine, minlength=3) / len(mine), abs=1e-6)
+    one = GroupMix(5, 2)
+    assert one.fit(torch.randn(900, 5), cond) == 1 and not one.fitted
+    assert GroupMix(5, 0).fit(x, cond) == 1  # a quantitative trait: no classes, no groups
+
+
+def test_largest_remainders__known_answers():
+    assert largest_remainders(torch.tensor([0.5, 0.3, 0.2]), 7).tolist() == [4, 2, 1]  # 3.5 2.1 1.4
+    assert largest_remainders(torch.tensor([1.0, 1.0, 1.0]), 10).tolist() == [4, 3, 3]  # a tie goes to the first
+    assert largest_remainders(torch.tensor([0.25, 0.0, 0.75]), 4).tolist() == [1, 0, 3]
+    assert largest_remainders(torch.tensor([0.6, 0.4]), 0).tolist() == [0, 0]
+
+
+def test_diffusion_state__a_run_written_before_the_groups_loads_without_them():
+    den = Denoiser(DenoiserConfig(latent_dim=3, hidden=8, depth=1, cond_kind="binary", n_classes=2))
+    state = {k: v for k, v in GaussianDiffusion(den, DiffusionConfig()).state_dict().items()
+             if not k.startswith("group_mix.")}
+    fresh = GaussianDiffusion(Denoiser(DenoiserConfig(latent_dim=3, hidden=8, depth=1, cond_kind="binary",
+                                                      n_classes=2)), DiffusionConfig())
+    fresh.load_state_dict(state)
+    assert not fresh.group_mix.fitted
 
 
 def test_diffusion_sample__seeded_and_standardisation_round_trip():

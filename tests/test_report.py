@@ -197,7 +197,8 @@ def populations(rng, sizes, m, fst=0.1):
 
 
 def test_training_groups__recovers_populations_and_finds_none_in_one():
-    from snpgen_core.evaluation.structure import MIN_GROUP, training_groups
+    from snpgen_core.evaluation.structure import training_groups
+    from snpgen_core.models.group_mix import MIN_GROUP
 
     rng = np.random.default_rng(0)
     pops = np.repeat(np.arange(3), 120)

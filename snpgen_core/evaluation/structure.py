@@ -69,17 +69,15 @@ def fit_pca(train: np.ndarray, n_components: int = DEFAULT_COMPONENTS, *, seed: 
 
 
 GROUP_COMPONENTS = 4  # training PCs that ``training_groups`` clusters on
-MAX_GROUPS = 8
-MIN_GROUP = 50  # training people per group at least: a smaller group's frequencies are mostly its own members'
 
 
 def training_groups(train: np.ndarray, k: int | None = None, *, seed: int = 0) -> np.ndarray | None:
     """Groups of training individuals by population structure: a Gaussian mixture (full covariances) on their
     scores on the top ``GROUP_COMPONENTS`` training PCs, with the number of groups k chosen by
     BIC among 1..``MAX_GROUPS`` and only among mixtures whose every group holds at least ``MIN_GROUP`` people
-    (``k`` given: that many groups, whatever their sizes). Returns (n,) group labels 0..k-1, or None when one group
-    fits best or the cohort is too small for two."""
-    from sklearn.mixture import GaussianMixture
+    (``models.group_mix.mixture_by_bic``; ``k`` given: that many groups, whatever their sizes). Returns (n,) group
+    labels 0..k-1, or None when one group fits best or the cohort is too small for two."""
+    from ..models.group_mix import MIN_GROUP, mixture_by_bic
 
     if k is None and len(train) < 2 * MIN_GROUP:
         return None
@@ -87,15 +85,8 @@ def training_groups(train: np.ndarray, k: int | None = None, *, seed: int = 0) -
     if pca is None:
         return None
     scores = pca.transform(train)  # raw: ancestry axes keep their weight over the noise axes
-    if k is not None:
-        return GaussianMixture(k, random_state=seed, n_init=2).fit_predict(scores)
-    best, best_bic = None, np.inf
-    for n_groups in range(1, min(MAX_GROUPS, len(train) // MIN_GROUP) + 1):
-        mixture = GaussianMixture(n_groups, random_state=seed, n_init=2).fit(scores)
-        labels, bic = mixture.predict(scores), mixture.bic(scores)
-        if np.bincount(labels, minlength=n_groups).min() >= MIN_GROUP and bic < best_bic:
-            best, best_bic = labels, bic
-    return None if best is None or best.max() == 0 else best
+    mixture = mixture_by_bic(scores, k, seed=seed)
+    return None if mixture is None else mixture.predict(scores)
 
 
 def _pc_sets(train, holdout, synthetic, pca, seed, max_points):

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..options import option
 from .denoiser import Denoiser
+from .group_mix import GroupMix
 
 DEFAULT_GUIDANCE = 1.5  # classifier-free guidance of sampling: generate's, the app's and the run's own checks
 
@@ -115,6 +116,13 @@ class GaussianDiffusion(nn.Module):
         n_cov = denoiser.config.n_covariates
         self.register_buffer("cov_mean", torch.zeros(n_cov))
         self.register_buffer("cov_std", torch.ones(n_cov))
+        classes = denoiser.config.n_classes if denoiser.config.cond_kind in ("binary", "categorical") else 0
+        self.group_mix = GroupMix(d, classes)  # each class's mix of latent groups, kept when guided
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name, value in self.group_mix.state_dict().items():  # runs written before 2026-12-05 have no groups
+            state_dict.setdefault(f"{prefix}group_mix.{name}", torch.zeros_like(value))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def set_statistics(self, mu: torch.Tensor, logvar: torch.Tensor, cond: torch.Tensor,
@@ -132,6 +140,15 @@ class GaussianDiffusion(nn.Module):
             centred = torch.nan_to_num(covariates - self.cov_mean, nan=0.0)
             n_ok = (~torch.isnan(covariates)).sum(0).clamp(min=1)
             self.cov_std.copy_(((centred ** 2).sum(0) / n_ok).sqrt().clamp(min=1e-8))
+
+    @torch.no_grad()
+    def fit_groups(self, mu: torch.Tensor, logvar: torch.Tensor, cond: torch.Tensor, seed: int = 0) -> int:
+        """Fit ``group_mix`` on one seeded posterior draw of each training latent (the distribution the prior
+        learns), standardised as the prior's latents are (``set_statistics`` first), and the training conditions.
+        Returns the number of groups (1: none kept)."""
+        generator = torch.Generator().manual_seed(seed)
+        z = mu.cpu() + torch.randn(mu.shape, generator=generator) * (0.5 * logvar.cpu()).exp()
+        return self.group_mix.fit((z - self.latent_mean.cpu()) / self.latent_std.cpu(), cond.cpu(), seed)
 
     def _condition(self, cond: torch.Tensor, covariates: torch.Tensor | None):
         if self.denoiser.config.cond_kind == "quantitative":
@@ -177,18 +194,31 @@ class GaussianDiffusion(nn.Module):
 
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, *, covariates: torch.Tensor | None = None, guidance: float = DEFAULT_GUIDANCE,
-               steps: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+               steps: int | None = None, generator: torch.Generator | None = None,
+               group_mix: bool = True) -> torch.Tensor:
         """Latents (n, d) for conditions ``cond`` (n,) (class codes or raw trait values; NaN = unconditional),
         by deterministic DDIM from Gaussian noise drawn with ``generator``. ``guidance`` 1 = plain conditional
-        model, 0 = unconditional, > 1 = stronger conditioning."""
-        n, d = cond.shape[0], self.denoiser.config.latent_dim
+        model, 0 = unconditional, > 1 = stronger conditioning. ``group_mix``: with fitted groups and no
+        covariates, each class's latents keep the training class's mix of latent groups (``GroupMix.select``;
+        a group that guidance hardly reaches is made up from the plain conditional, guidance 1)."""
         device = self.latent_mean.device
-        x = torch.randn(n, d, generator=generator, device=device)
-        cond, covariates = self._condition(cond.to(device), None if covariates is None else covariates.to(device))
-        ts = self.schedule.sampling_timesteps(steps or self.config.sampling_steps)
-        for i, t in enumerate(ts):
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            tt = torch.full((n,), t, device=device, dtype=torch.long)
-            pred = self._guided(x, tt, cond, covariates, guidance).float()
-            x = self.schedule.step(pred, t, t_prev, x, self.config.prediction)
+        cond = cond.to(device)
+        covariates = None if covariates is None else covariates.to(device)
+
+        def draw(c: torch.Tensor, plain: bool = False, cov: torch.Tensor | None = None) -> torch.Tensor:
+            n, d = c.shape[0], self.denoiser.config.latent_dim
+            x = torch.randn(n, d, generator=generator, device=device)
+            c, cov = self._condition(c, cov)
+            ts = self.schedule.sampling_timesteps(steps or self.config.sampling_steps)
+            for i, t in enumerate(ts):
+                t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+                tt = torch.full((n,), t, device=device, dtype=torch.long)
+                pred = self._guided(x, tt, c, cov, 1.0 if plain else guidance).float()
+                x = self.schedule.step(pred, t, t_prev, x, self.config.prediction)
+            return x
+
+        if group_mix and covariates is None and self.group_mix.fitted:
+            x = self.group_mix.select(cond, draw, generator)
+        else:
+            x = draw(cond, False, covariates)
         return x * self.latent_std + self.latent_mean

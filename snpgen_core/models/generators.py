@@ -32,6 +32,7 @@ class SamplingOptions:
     temperature: float = 1.0  # softmax temperature of the genotype probabilities
     mode: str = "probabilities"  # "probabilities" (draw genotypes) or "argmax"
     latent_noise: float = 0.0  # Gaussian noise added to sampled latents, in units of the latents' sd (privacy)
+    group_mix: bool = True  # each class keeps the training class's mix of latent groups (diffusion; group_mix.py)
 
 
 def perturb_latents(z: torch.Tensor, scale: torch.Tensor, options: SamplingOptions,
@@ -62,7 +63,7 @@ class LatentDiffusion:
         """The latents ``sample`` decodes."""
         self.diffusion.eval()
         z = self.diffusion.sample(cond, covariates=covariates, guidance=options.guidance, steps=options.steps,
-                                  generator=generator)
+                                  generator=generator, group_mix=options.group_mix)
         return perturb_latents(z, self.diffusion.latent_std, options, generator)
 
     @torch.no_grad()
