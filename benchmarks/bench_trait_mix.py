@@ -32,23 +32,12 @@ from _common import machine, record_row  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "trait_mix.json"
 
 
-def group_mix_tv(groups: np.ndarray, classes: np.ndarray, other_groups: np.ndarray, other_classes: np.ndarray) -> float:
-    """Total variation distance between the group shares of each class, training (``groups``, ``classes``) against
-    another cohort's, averaged over the training classes weighted by their shares."""
-    k, tv = int(groups.max()) + 1, 0.0
-    for c in np.unique(classes):
-        mine = np.bincount(groups[classes == c], minlength=k) / (classes == c).sum()
-        theirs = np.bincount(other_groups[other_classes == c], minlength=k) / max((other_classes == c).sum(), 1)
-        tv += 0.5 * np.abs(mine - theirs).sum() * (classes == c).mean()
-    return float(tv)
-
-
 def measure(train: np.ndarray, holdout: np.ndarray, y_train: np.ndarray, y_holdout: np.ndarray, kind: str,
             run_dir: Path, guidances: list[float], draws: int, k: int | None = None, group_mix: bool = True) -> dict:
     import torch
 
     from snpgen_core.evaluation.align import impute_mean, training_means
-    from snpgen_core.evaluation.structure import GROUP_COMPONENTS, fit_pca, training_groups
+    from snpgen_core.evaluation.structure import GROUP_COMPONENTS, fit_pca, group_mix_tv, training_groups
     from snpgen_core.models.generators import SamplingOptions
     from snpgen_core.runs import load_run
 

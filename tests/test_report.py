@@ -209,6 +209,34 @@ def test_training_groups__recovers_populations_and_finds_none_in_one():
     assert training_groups(populations(rng, [MIN_GROUP, MIN_GROUP - 1], 300)) is None  # too few for two groups
 
 
+def test_trait_group_mix__known_answer_for_a_release_whose_cases_are_all_of_one_population():
+    """Three populations of 300 (Fst 0.1) with case prevalence 10%, 30% and 60%; the training third's groups are
+    its populations, so the distance has a closed form: a release whose cases all come from population 3 sits at
+    TV 1 - (population 3's share of the training cases) for the cases and 0 for the controls; fresh people of the
+    same populations sit near 0. A quantitative trait is cut at its training terciles; no groups: skipped."""
+    from snpgen_core.evaluation.structure import trait_group_mix
+
+    rng = np.random.default_rng(4)
+    pops = np.repeat(np.arange(3), 300)
+    x = populations(rng, [300, 300, 300], 400)
+    y = (rng.random(900) < np.array([0.1, 0.3, 0.6])[pops]).astype(float)
+    part = rng.permutation(900) % 3  # training, holdout, synthetic: a third each, the same populations
+    t, h, s = (np.flatnonzero(part == k) for k in range(3))
+    fair = trait_group_mix(x[t], x[h], x[s], y[t], y[h], y[s], "binary", seed=0)
+    assert fair.details["groups"] == 3 and fair.value < 0.08 and fair.reference < 0.08
+    skewed = np.where(pops[s] == 2, 1.0, 0.0)  # every population-3 person a case, nobody else
+    cases, controls = pops[t][y[t] == 1], pops[t][y[t] == 0]
+    case_share = (y[t] == 1).mean()
+    expected = case_share * (1 - (cases == 2).mean()) + (1 - case_share) * (controls == 2).mean()
+    m = trait_group_mix(x[t], x[h], x[s], y[t], y[h], skewed, "binary", seed=0)
+    assert m.value == pytest.approx(expected, abs=0.03) and m.reference == fair.reference  # equal sizes: all
+    q = trait_group_mix(x[t], x[h], x[s], pops[t] + rng.normal(0, 0.1, len(t)), pops[h] + 0.0,
+                        rng.normal(1, 0.8, len(s)), "quantitative", seed=0)  # terciles = populations; noise
+    assert q.reference < 0.05 and q.value > 0.3
+    one = populations(rng, [600], 400)
+    assert trait_group_mix(one[:300], one[300:450], one[450:], y[:300], y[300:450], y[450:600], "binary").skipped
+
+
 def test_no_copy_floor__a_group_floor_beside_the_pooled_one_when_the_pcs_separate_groups():
     from snpgen_core.evaluation.report import FLOOR_ROWS, _no_copy_floor
 

@@ -120,6 +120,9 @@ DEFAULT_RULES: dict[str, Rule] = {
     "association.sign_agreement": _r("min_ratio", 0.9, 0.75, slack=0.02, explain=">= 0.9x holdout (fail < 0.75x)"),
     "association.case_control_af_diff_r": _r("min_ratio", 0.8, 0.5, slack=0.02,
                                              explain=">= 0.8x holdout (fail < 0.5x)"),
+    # a fresh sample's distance scatters (0.02-0.07 over 11 benchmark cohorts): twice it, plus 0.02, is allowed
+    "association.trait_group_mix": _r("max_ratio", 2.0, 4.0, slack=0.02,
+                                      explain="<= 2x holdout + 0.02 (fail > 4x + 0.02); ideal 0"),
     # utility: TSTR graded by its skill over chance relative to TRTR's
     "utility.tstr_auc": _r("skill_ratio", 0.8, 0.5, critical=True, ideal=0.5, slack=0.02,
                            explain="(AUC - 0.5) >= 0.8x TRTR's (fail < 0.5x)"),
@@ -239,6 +242,11 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "association.case_control_af_diff_r": (
         "agreement of case-control frequency differences with the real cohort's",
         "cases and controls differ unlike in real data; do not use the cohort for case-control studies"),
+    "association.trait_group_mix": (
+        "how far each trait class's mix of ancestry groups is from the real cohort's (0 = the same)",
+        "the trait is tied to ancestry more (or less) than in real data, so association studies of the cohort "
+        "would be confounded differently; generate with the default group mix (not --no-group-mix) or a lower "
+        "--guidance"),
     "utility.tstr_auc": (
         "a model trained on synthetic people, predicting the trait of real people (AUC)",
         "models trained on this cohort predict real people poorly; retrain with more epochs or a larger model"),

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
-from .align import TRAIN_STREAM, equal_size_rows, impute_mean, subsample_index, training_means
+from .align import TRAIN_STREAM, equal_size_rows, equal_sizes, impute_mean, subsample_index, training_means
 from .card import MetricValue, skipped
 from .frequencies import allele_frequencies
 
@@ -71,12 +71,8 @@ def fit_pca(train: np.ndarray, n_components: int = DEFAULT_COMPONENTS, *, seed: 
 GROUP_COMPONENTS = 4  # training PCs that ``training_groups`` clusters on
 
 
-def training_groups(train: np.ndarray, k: int | None = None, *, seed: int = 0) -> np.ndarray | None:
-    """Groups of training individuals by population structure: a Gaussian mixture (full covariances) on their
-    scores on the top ``GROUP_COMPONENTS`` training PCs, with the number of groups k chosen by
-    BIC among 1..``MAX_GROUPS`` and only among mixtures whose every group holds at least ``MIN_GROUP`` people
-    (``models.group_mix.mixture_by_bic``; ``k`` given: that many groups, whatever their sizes). Returns (n,) group
-    labels 0..k-1, or None when one group fits best or the cohort is too small for two."""
+def group_model(train: np.ndarray, k: int | None = None, *, seed: int = 0):
+    """``training_groups``' training PCA and group labels (n,), or None where it finds no groups."""
     from ..models.group_mix import MIN_GROUP, mixture_by_bic
 
     if k is None and len(train) < 2 * MIN_GROUP:
@@ -86,7 +82,64 @@ def training_groups(train: np.ndarray, k: int | None = None, *, seed: int = 0) -
         return None
     scores = pca.transform(train)  # raw: ancestry axes keep their weight over the noise axes
     mixture = mixture_by_bic(scores, k, seed=seed)
-    return None if mixture is None else mixture.predict(scores)
+    return None if mixture is None else (pca, mixture.predict(scores))
+
+
+def training_groups(train: np.ndarray, k: int | None = None, *, seed: int = 0) -> np.ndarray | None:
+    """Groups of training individuals by population structure: a Gaussian mixture (full covariances) on their
+    scores on the top ``GROUP_COMPONENTS`` training PCs, with the number of groups k chosen by
+    BIC among 1..``MAX_GROUPS`` and only among mixtures whose every group holds at least ``MIN_GROUP`` people
+    (``models.group_mix.mixture_by_bic``; ``k`` given: that many groups, whatever their sizes). Returns (n,) group
+    labels 0..k-1, or None when one group fits best or the cohort is too small for two."""
+    model = group_model(train, k, seed=seed)
+    return None if model is None else model[1]
+
+
+def group_mix_tv(groups: np.ndarray, classes: np.ndarray, other_groups: np.ndarray,
+                 other_classes: np.ndarray) -> float:
+    """Total variation distance between the group shares of each class, training (``groups``, ``classes``)
+    against another cohort's, averaged over the training classes weighted by their shares."""
+    k, tv = int(max(groups.max(), other_groups.max(initial=0))) + 1, 0.0
+    for c in np.unique(classes):
+        mine = np.bincount(groups[classes == c], minlength=k) / (classes == c).sum()
+        theirs = np.bincount(other_groups[other_classes == c], minlength=k) / max((other_classes == c).sum(), 1)
+        tv += 0.5 * np.abs(mine - theirs).sum() * (classes == c).mean()
+    return float(tv)
+
+
+def trait_group_mix(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, y_train: np.ndarray,
+                    y_holdout: np.ndarray, y_synthetic: np.ndarray, kind: str, *, seed: int = 0) -> MetricValue:
+    """How far each trait class's mix of ancestry groups is from the training cohort's: per class (a quantitative
+    trait's training terciles), the total variation distance between the shares of the groups ``training_groups``
+    finds, synthetic against training, averaged over the classes weighted by their training shares
+    (``group_mix_tv``). Holdout and synthetic people take the group of the nearest group mean on those PCs, at equal
+    labelled size (seeded). A trait whose prevalence differs between populations ties each class to a mix; a
+    generator that exaggerates the tie (classifier-free guidance can: ``models/group_mix.py``) releases
+    confounding the real cohort does not have, which a GWAS of the release would inherit. The holdout's distance is
+    a fresh sample's noise. Skipped where the training PCs separate no groups."""
+    model = group_model(train, seed=seed)
+    if model is None:
+        return skipped("the training PCs separate no groups of 50 or more people (no ancestry mix to compare)")
+    pca, groups = model
+    scores = pca.transform(train)
+    centres = np.stack([scores[groups == g].mean(0) for g in range(groups.max() + 1)])
+
+    def assign(x: np.ndarray) -> np.ndarray:
+        return np.argmin(((pca.transform(x)[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+
+    def classes(y: np.ndarray) -> np.ndarray:
+        if kind == "quantitative":
+            return np.digitize(y, np.nanquantile(y_train, [1 / 3, 2 / 3]))
+        return y.astype(np.int64)
+
+    known = ~np.isnan(y_train)
+    h_ok, s_ok = np.flatnonzero(~np.isnan(y_holdout)), np.flatnonzero(~np.isnan(y_synthetic))
+    h_rows, s_rows = equal_sizes(len(h_ok), len(s_ok), seed)
+    h, s = h_ok[h_rows], s_ok[s_rows]
+    mine = groups[known], classes(y_train[known])
+    return MetricValue(value=group_mix_tv(*mine, assign(synthetic[s]), classes(y_synthetic[s])),
+                       reference=group_mix_tv(*mine, assign(holdout[h]), classes(y_holdout[h])),
+                       details={"groups": int(groups.max()) + 1, "n": int(len(s))})
 
 
 def _pc_sets(train, holdout, synthetic, pca, seed, max_points):
