@@ -14,7 +14,9 @@ machine and date. Usage:
         [--config benchmarks/configs/NAME.json]
 
 ``--config`` trains with a benchmark config's settings (e.g. the frontier's 32 nearest neighbours) instead of the
-defaults, to measure what a setting costs.
+defaults, to measure what a setting costs. ``--gen-epochs`` trains the model generation is timed with for longer
+(default 2): a latent with groups (``models/group_mix.py``) draws more latents, and then the same run is also
+timed with ``--no-group-mix``.
 """
 from __future__ import annotations
 
@@ -72,8 +74,10 @@ def _child(args: argparse.Namespace) -> None:
     else:
         from snpgen_core.generation import generate
 
-        generate(args.run, args.n, out_prefix=args.out, case_fraction=0.5, seed=0, device=args.device)
-        extra = {}
+        generate(args.run, args.n, out_prefix=args.out, case_fraction=0.5, seed=0, device=args.device,
+                 group_mix=not args.no_group_mix)
+        extra = {"latent_groups": (json.loads((Path(args.run) / "run.json").read_text()).get("group_mix") or {})
+                 .get("groups")}
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     if args.device == "cuda":
@@ -119,6 +123,9 @@ def main() -> None:
     p.add_argument("--workdir", help="where cohorts and runs go (default: a temporary folder)")
     p.add_argument("--only", choices=["train", "generate"], help="measure one step only")
     p.add_argument("--config", help="a JSON file of training settings (benchmarks/configs/) instead of the defaults")
+    p.add_argument("--gen-epochs", type=int, default=2,
+                   help="epochs of the model generation is timed with (sampling costs the same after 2, except that "
+                        "a latent with groups draws more latents: models/group_mix.py)")
     # child-process arguments
     p.add_argument("--child", choices=["train", "generate"], help=argparse.SUPPRESS)
     p.add_argument("--prefix", help=argparse.SUPPRESS)
@@ -126,6 +133,7 @@ def main() -> None:
     p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--no-group-mix", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="cuda: the CPU targets' sizes on a GPU (--gpu: the GPU sizes)")
     args = p.parse_args()
@@ -150,7 +158,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     common = ["--threads", str(args.threads), "--device", device, *(["--config", args.config] if args.config else [])]
 
-    train = gen = None
+    train = gen = gen_off = None
     stamp = int(time.time())
     if args.only != "generate":
         t = time.perf_counter()
@@ -162,9 +170,14 @@ def main() -> None:
         # generation speed does not depend on how long the model trained: a 2-epoch model of the right size
         gen_prefix = _cohort(work, *gen_size, seed=1)
         run_gen = work / f"run_gen_{stamp}"
-        _measure("train", 1, [*common, "--prefix", str(gen_prefix), "--epochs", "2"], [str(run_gen)])
+        _measure("train", 1, [*common, "--prefix", str(gen_prefix), "--epochs", str(args.gen_epochs)],
+                 [str(run_gen)])
         gen = _measure("generate", args.repeats, [*common, "--run", str(run_gen), "--n", str(gen_n)],
                        [str(work / f"syn_{stamp}_{i}") for i in range(args.repeats)])
+        if (gen[0].get("latent_groups") or 1) > 1:  # the same run without the classes' group mix, for the cost
+            gen_off = _measure("generate", args.repeats, [*common, "--no-group-mix", "--run", str(run_gen), "--n",
+                                                          str(gen_n)], [str(work / f"syn_{stamp}_off{i}")
+                                                                        for i in range(args.repeats)])
         # bounded memory: peak RSS should not grow with N (the .bed is assembled on disk)
         small = _measure("generate", 1, [*common, "--run", str(run_gen), "--n", str(gen_n // 5)],
                          [str(work / f"syn_{stamp}_small")])
@@ -177,6 +190,8 @@ def main() -> None:
         extra = ""
         if "vae_epochs" in results[0]:
             extra = f" (VAE {results[0]['vae_epochs']} + diffusion {results[0]['diffusion_epochs']} epochs)"
+        if results[0].get("latent_groups"):
+            extra += f" (latent groups {results[0]['latent_groups']})"
         if "gpu_peak_mib" in results[0]:
             extra += f", GPU peak {max(r['gpu_peak_mib'] for r in results):.0f} MiB"
         ok = "yes" if med < target else "NO"
@@ -192,6 +207,8 @@ def main() -> None:
         print(row("train (defaults)", train_size, train, 300))
     if gen:
         print(row("generate (diffusion, default guidance, 50 steps)", (gen_n, gen_size[1]), gen, 60))
+        if gen_off:
+            print(row("generate --no-group-mix, the same run", (gen_n, gen_size[1]), gen_off, 60))
         print(row("generate, N / 5 (memory check)", (gen_n // 5, gen_size[1]), small, 12))
 
 

@@ -36,32 +36,18 @@ def measure(train: np.ndarray, holdout: np.ndarray, y_train: np.ndarray, y_holdo
             run_dir: Path, guidances: list[float], draws: int, k: int | None = None, group_mix: bool = True) -> dict:
     import torch
 
-    from snpgen_core.evaluation.align import impute_mean, training_means
-    from snpgen_core.evaluation.structure import GROUP_COMPONENTS, fit_pca, group_mix_tv, training_groups
+    from snpgen_core.evaluation.structure import group_assigner, group_mix_tv, trait_classes
     from snpgen_core.models.generators import SamplingOptions
     from snpgen_core.runs import load_run
 
-    means = training_means(train)
-    train, holdout = impute_mean(train, means), impute_mean(holdout, means)
-    groups = training_groups(train, k, seed=0)
-    if groups is None:
+    found = group_assigner(train, k, seed=0)
+    if found is None:
         return {"groups": 1}
-    pca = fit_pca(train, GROUP_COMPONENTS, seed=0)
-    scores = pca.transform(train)
-    centres = np.stack([scores[groups == g].mean(0) for g in range(groups.max() + 1)])
-
-    def assign(x: np.ndarray) -> np.ndarray:
-        return np.argmin(((pca.transform(x)[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
-
-    def classes(y: np.ndarray) -> np.ndarray:
-        if kind == "quantitative":
-            return np.digitize(y, np.nanquantile(y_train, [1 / 3, 2 / 3]))
-        return np.nan_to_num(y, nan=-1).astype(np.int64)
-
+    groups, assign = found
     ok = ~np.isnan(y_train)
-    mine = groups[ok], classes(y_train)[ok]
+    mine = groups[ok], trait_classes(y_train[ok], kind, y_train)
     row = {"groups": int(groups.max()) + 1,
-           "holdout_tv": round(group_mix_tv(*mine, assign(holdout), classes(y_holdout)), 4)}
+           "holdout_tv": round(group_mix_tv(*mine, assign(holdout), trait_classes(y_holdout, kind, y_train)), 4)}
     run = load_run(run_dir)
     generator = run.generator("diffusion")
     y = y_train[ok]
@@ -74,7 +60,7 @@ def measure(train: np.ndarray, holdout: np.ndarray, y_train: np.ndarray, y_holdo
             released = mix
             if run.models.trait.is_fitted:  # a quantitative trait released from the genotypes, as generate does
                 released = run.models.trait.draw(drawn, torch.Generator().manual_seed(101 + d)).numpy()
-            tvs.append(group_mix_tv(*mine, assign(drawn.numpy()), classes(released)))
+            tvs.append(group_mix_tv(*mine, assign(drawn.numpy()), trait_classes(released, kind, y_train)))
         row[f"tv_g{g:g}" + ("" if group_mix else "_nomix")] = round(float(np.mean(tvs)), 4)
     return row
 

@@ -296,9 +296,13 @@ def test_group_mix__guided_classes_keep_their_training_mix_of_latent_groups():
         assert torch.equal(z, again) and torch.isfinite(z).all()
     assert shares[False][1] > 0.68 and shares[False][0] < 0.22  # guidance sharpens the classes' difference
     assert shares[True] == pytest.approx(diffusion.group_mix.shares[:, b].tolist(), abs=0.003)
-    # a group the guided prior hardly reaches (guidance 6: class 0 ~0.1% B) is made up with the other group's draws
-    z = diffusion.sample(ask, guidance=6.0, generator=torch.Generator().manual_seed(1))
+    # a group the guided prior hardly reaches (guidance 6: class 0's B ~1%) is filled from the plain conditional
+    far = {}
+    for keep in (False, True):
+        z = diffusion.sample(ask, guidance=6.0, generator=torch.Generator().manual_seed(1), group_mix=keep)
+        far[keep] = float((diffusion.group_mix.predict_groups(z)[ask == 0] == b).float().mean())
     assert z.shape == (1050, 2) and torch.isfinite(z).all()
+    assert far[False] < 0.05 and far[True] == pytest.approx(diffusion.group_mix.shares[0, b].item(), abs=0.04)
 
 
 def test_group_mix__labels_equal_sklearns_and_one_group_or_no_classes_fit_nothing():

@@ -107,19 +107,12 @@ def group_mix_tv(groups: np.ndarray, classes: np.ndarray, other_groups: np.ndarr
     return float(tv)
 
 
-def trait_group_mix(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, y_train: np.ndarray,
-                    y_holdout: np.ndarray, y_synthetic: np.ndarray, kind: str, *, seed: int = 0) -> MetricValue:
-    """How far each trait class's mix of ancestry groups is from the training cohort's: per class (a quantitative
-    trait's training terciles), the total variation distance between the shares of the groups ``training_groups``
-    finds, synthetic against training, averaged over the classes weighted by their training shares
-    (``group_mix_tv``). Holdout and synthetic people take the group of the nearest group mean on those PCs, at equal
-    labelled size (seeded). A trait whose prevalence differs between populations ties each class to a mix; a
-    generator that exaggerates the tie (classifier-free guidance can: ``models/group_mix.py``) releases
-    confounding the real cohort does not have, which a GWAS of the release would inherit. The holdout's distance is
-    a fresh sample's noise. Skipped where the training PCs separate no groups."""
-    model = group_model(train, seed=seed)
+def group_assigner(train: np.ndarray, k: int | None = None, *, seed: int = 0):
+    """``training_groups``' labels of the training people, and a function giving anyone else's dosages the group of
+    the nearest group mean on those PCs: (labels (n,), assign); None where no groups are found."""
+    model = group_model(train, k, seed=seed)
     if model is None:
-        return skipped("the training PCs separate no groups of 50 or more people (no ancestry mix to compare)")
+        return None
     pca, groups = model
     scores = pca.transform(train)
     centres = np.stack([scores[groups == g].mean(0) for g in range(groups.max() + 1)])
@@ -127,18 +120,40 @@ def trait_group_mix(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarra
     def assign(x: np.ndarray) -> np.ndarray:
         return np.argmin(((pca.transform(x)[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
 
-    def classes(y: np.ndarray) -> np.ndarray:
-        if kind == "quantitative":
-            return np.digitize(y, np.nanquantile(y_train, [1 / 3, 2 / 3]))
-        return y.astype(np.int64)
+    return groups, assign
 
+
+def trait_classes(y: np.ndarray, kind: str, y_train: np.ndarray) -> np.ndarray:
+    """The classes the trait's group mix is compared in: class codes, or a quantitative trait's training terciles
+    (0, 1, 2); -1 where the trait is missing."""
+    if kind == "quantitative":
+        out = np.digitize(y, np.nanquantile(y_train, [1 / 3, 2 / 3]))
+    else:
+        out = np.nan_to_num(y, nan=-1).astype(np.int64)
+    return np.where(np.isnan(y), -1, out)
+
+
+def trait_group_mix(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, y_train: np.ndarray,
+                    y_holdout: np.ndarray, y_synthetic: np.ndarray, kind: str, *, seed: int = 0) -> MetricValue:
+    """How far each trait class's mix of ancestry groups is from the training cohort's: per class
+    (``trait_classes``), the total variation distance between the shares of the groups ``training_groups`` finds,
+    synthetic against training, averaged over the classes weighted by their training shares (``group_mix_tv``).
+    Holdout and synthetic people take the group of the nearest group mean on those PCs (``group_assigner``), at
+    equal labelled size (seeded). A trait whose prevalence differs between populations ties each class to a mix; a
+    generator that exaggerates the tie (classifier-free guidance can: ``models/group_mix.py``) releases
+    confounding the real cohort does not have, which a GWAS of the release would inherit. The holdout's distance is
+    a fresh sample's noise. Skipped where the training PCs separate no groups."""
+    found = group_assigner(train, seed=seed)
+    if found is None:
+        return skipped("the training PCs separate no groups of 50 or more people (no ancestry mix to compare)")
+    groups, assign = found
     known = ~np.isnan(y_train)
     h_ok, s_ok = np.flatnonzero(~np.isnan(y_holdout)), np.flatnonzero(~np.isnan(y_synthetic))
     h_rows, s_rows = equal_sizes(len(h_ok), len(s_ok), seed)
     h, s = h_ok[h_rows], s_ok[s_rows]
-    mine = groups[known], classes(y_train[known])
-    return MetricValue(value=group_mix_tv(*mine, assign(synthetic[s]), classes(y_synthetic[s])),
-                       reference=group_mix_tv(*mine, assign(holdout[h]), classes(y_holdout[h])),
+    mine = groups[known], trait_classes(y_train[known], kind, y_train)
+    return MetricValue(value=group_mix_tv(*mine, assign(synthetic[s]), trait_classes(y_synthetic[s], kind, y_train)),
+                       reference=group_mix_tv(*mine, assign(holdout[h]), trait_classes(y_holdout[h], kind, y_train)),
                        details={"groups": int(groups.max()) + 1, "n": int(len(s))})
 
 

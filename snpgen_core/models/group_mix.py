@@ -10,9 +10,9 @@ reads as confounding the real cohort does not have.
 draws of the training individuals' latents, standardised and turned onto their principal axes (at most
 ``GROUP_DIMS``), with the number of groups chosen by BIC among mixtures whose every group holds at least
 ``MIN_GROUP`` people (``mixture_by_bic``, which the report's ``structure.training_groups`` shares). It records
-each class's share of every group. ``select`` then draws a class's guided latents until each group holds that
-class's training share of them (largest remainders), so guidance acts within the groups and the mix between them
-stays the data's. What it keeps is population-level: the mixture's moments and a few shares per class (the class
+each class's share of every group. ``select`` then keeps at most each group's training share of a class's guided
+latents (largest remainders) and fills the groups guidance left short from the plain conditional (guidance 1), so
+guidance acts within the groups and the mix between them stays the data's. What it keeps is population-level: the mixture's moments and a few shares per class (the class
 counts that ``run.json`` records, split by group). Nothing is compared with any individual.
 """
 from __future__ import annotations
@@ -27,8 +27,8 @@ from torch import nn
 MAX_GROUPS = 8
 MIN_GROUP = 50  # training people per group at least: a smaller group's shares are mostly its own members'
 GROUP_DIMS = 16  # principal axes of the latent the mixture is fitted on
-MAX_ROUNDS = 8  # rounds of drawing per class before a group's shortfall is filled with other groups' draws
-MAX_DRAWS = 4  # at most this many latents drawn per latent kept, per class
+MAX_ROUNDS = 4  # rounds of plain draws per class, at most
+PLAIN_DRAWS = 1.0  # plain (guidance 1) draws per row of a class, at most, to fill the groups guidance left short
 
 
 def mixture_by_bic(points: np.ndarray, k: int | None = None, *, seed: int = 0, min_group: int = MIN_GROUP):
@@ -123,35 +123,45 @@ class GroupMix(nn.Module):
                generator: torch.Generator | None) -> torch.Tensor:
         """Standardised latents (n, d) for conditions ``cond`` (n,), from ``draw(cond_batch, plain)``, which returns
         standardised latents for a batch of conditions, guided, or with ``plain`` at guidance 1. For each class of
-        the training cohort, guided latents of that class are drawn until every group holds its quota of the
-        class's rows (``largest_remainders`` of the class's training shares). A group the guided prior still
-        leaves short after ``MAX_DRAWS`` x the rows is drawn from the plain conditional, which reaches each group at
-        about its training share, up to as many draws again; what is then still short (a group the prior does not
-        reach at all) is made up with the other groups' spare draws, in the order drawn. The kept latents of a class
-        are put in its rows in a seeded random order. Other conditions (NaN, a class training never saw) are drawn
-        as is."""
+        the training cohort: as many guided latents as the class has rows, each group keeping at most its quota
+        (``largest_remainders`` of the class's training shares); the groups guidance left short are then filled
+        from the plain conditional, which reaches each group at about its training share (at most ``PLAIN_DRAWS``
+        x the rows, in rounds sized by those shares); what is then still short (a group of a tiny share) is made up
+        with spare draws, in the order drawn. The kept latents of a class go to its rows in a seeded random order.
+        Other conditions (NaN, a class training never saw) are drawn as is. Cost: the guided draw of every row
+        (two denoiser passes each) and at most ``PLAIN_DRAWS`` plain draws per row (one pass each)."""
         out = torch.empty(0)
         rest = torch.ones(cond.shape[0], dtype=torch.bool)
         k = int(self.n_groups)
         for cls in range(self.shares.shape[0]):
             rows = torch.nonzero(cond.cpu() == cls).flatten()
             share = self.shares[cls, :k].cpu()
-            if rows.numel() == 0 or share.sum() == 0:
+            n = rows.numel()
+            if n == 0 or share.sum() == 0:
                 continue
-            quota = largest_remainders(share, rows.numel())
-            pools = []
-            for plain in (False, True):
-                self._draw_until(pools, quota, lambda size: draw(torch.full((size,), float(cls), device=cond.device),
-                                                               plain), rows.numel())
+
+            def drawn(size: int, plain: bool):
+                z = draw(torch.full((size,), float(cls), device=cond.device), plain)
+                return z, self.predict_groups(z, k).cpu()
+
+            quota = largest_remainders(share, n)
+            pools = [drawn(n, False)]
+            counts, budget = torch.bincount(pools[0][1], minlength=k), int(PLAIN_DRAWS * n)
+            for _ in range(MAX_ROUNDS):
+                need = (quota - counts).clamp(min=0)
+                if int(need.sum()) == 0 or budget <= 0:
+                    break
+                size = min(budget, max(8, math.ceil(float((need / share.clamp(min=1.0 / n)).max()) * 1.2)))
+                pools.append(drawn(size, True))
+                counts += torch.bincount(pools[-1][1], minlength=k)
+                budget -= size
             z_all, g_all = torch.cat([p[0] for p in pools]), torch.cat([p[1] for p in pools])
             keep = torch.zeros(len(g_all), dtype=torch.bool)
             for g in range(k):
                 keep[torch.nonzero(g_all == g).flatten()[: int(quota[g])]] = True
-            short = rows.numel() - int(keep.sum())
-            keep[torch.nonzero(~keep).flatten()[:max(short, 0)]] = True
+            keep[torch.nonzero(~keep).flatten()[: n - int(keep.sum())]] = True  # spare draws for what is short
             chosen = z_all[torch.nonzero(keep).flatten()]
-            order = torch.randperm(len(chosen), generator=generator,
-                                   device=generator.device if generator is not None else "cpu")
+            order = torch.randperm(n, generator=generator, device=generator.device if generator is not None else "cpu")
             if out.numel() == 0:
                 out = torch.empty(cond.shape[0], chosen.shape[1], device=chosen.device, dtype=chosen.dtype)
             out[rows.to(chosen.device)] = chosen[order.to(chosen.device)]
@@ -162,29 +172,3 @@ class GroupMix(nn.Module):
                 return others
             out[rest.to(out.device)] = others
         return out
-
-    def _draw_until(self, pools: list, quota: torch.Tensor, draw: Callable[[int], torch.Tensor], rows: int) -> None:
-        """Append (latents, groups) batches from ``draw(size)`` to ``pools`` until the latents in ``pools`` fill
-        every group's ``quota``, or ``MAX_DRAWS`` x ``rows`` latents were drawn by this call: the first batch as
-        large as what is missing, each later one sized by the rate at which the draws so far reached the short
-        groups."""
-        k = len(quota)
-        counts = torch.zeros(k, dtype=torch.long)
-        for _, groups in pools:
-            counts += torch.bincount(groups, minlength=k)
-        mine = torch.zeros(k, dtype=torch.long)
-        drawn = 0
-        for _ in range(MAX_ROUNDS):
-            need = (quota - counts).clamp(min=0)
-            if int(need.sum()) == 0 or drawn >= MAX_DRAWS * rows:
-                return
-            size = int(need.sum()) if drawn == 0 else math.ceil(float((need / (mine.double().clamp(min=0.5) / drawn))
-                                                                     .max()) * 1.2)
-            size = max(8, min(size, MAX_DRAWS * rows - drawn))
-            z = draw(size)
-            groups = self.predict_groups(z, k).cpu()
-            pools.append((z, groups))
-            batch = torch.bincount(groups, minlength=k)
-            counts += batch
-            mine += batch
-            drawn += size
