@@ -12,8 +12,9 @@ draws of the training individuals' latents, standardised and turned onto their p
 ``MIN_GROUP`` people (``mixture_by_bic``, which the report's ``structure.training_groups`` shares). It records
 each class's share of every group. ``select`` then keeps at most each group's training share of a class's guided
 latents (largest remainders) and fills the groups guidance left short from the plain conditional (guidance 1), so
-guidance acts within the groups and the mix between them stays the data's. What it keeps is population-level: the mixture's moments and a few shares per class (the class
-counts that ``run.json`` records, split by group). Nothing is compared with any individual.
+guidance acts within the groups and the mix between them stays the data's. What it keeps is population-level: the
+mixture's moments and a few shares per class (the class counts that ``run.json`` records, split by group). Nothing
+is compared with any individual.
 """
 from __future__ import annotations
 
