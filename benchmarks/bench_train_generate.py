@@ -167,7 +167,8 @@ def main() -> None:
         train = _measure("train", args.train_repeats, [*common, "--prefix", str(train_prefix)],
                          [str(work / f"run_train_{stamp}_{i}") for i in range(args.train_repeats)])
     if args.only != "train":
-        # generation speed does not depend on how long the model trained: a 2-epoch model of the right size
+        # generation speed does not depend on how long the model trained (a 2-epoch model of the right size), but
+        # for the latent groups a longer-trained latent may have (--gen-epochs)
         gen_prefix = _cohort(work, *gen_size, seed=1)
         run_gen = work / f"run_gen_{stamp}"
         _measure("train", 1, [*common, "--prefix", str(gen_prefix), "--epochs", str(args.gen_epochs)],
