@@ -234,8 +234,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 "run_provenance": read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
                 "seed": seed, "guidance": guidance, "steps": steps or run.config.diffusion.sampling_steps,
                 "sample": sample, "temperature": temperature, "latent_noise": latent_noise, "device": str(dev),
-                "group_mix": bool(group_mix) and model == "diffusion" and run.models.diffusion.group_mix.fitted
-                             and not names,  # kept only without covariates (GaussianDiffusion.sample)
+                "group_mix": model == "diffusion" and run.models.diffusion.keeps_group_mix(group_mix, bool(names)),
                 "batch_size": batch_size,
                 "trait": run.phenotype, "condition": {"case_fraction": case_fraction, "label": label,
                                                       "value": value, "values": None if values is None else "given"},

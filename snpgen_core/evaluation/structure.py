@@ -72,7 +72,8 @@ GROUP_COMPONENTS = 4  # training PCs that ``training_groups`` clusters on
 
 
 def group_model(train: np.ndarray, k: int | None = None, *, seed: int = 0):
-    """``training_groups``' training PCA and group labels (n,), or None where it finds no groups."""
+    """``training_groups``' training PCA, the training people's scores on it and their group labels (n,), or None
+    where it finds no groups."""
     from ..models.group_mix import MIN_GROUP, mixture_by_bic
 
     if k is None and len(train) < 2 * MIN_GROUP:
@@ -82,7 +83,7 @@ def group_model(train: np.ndarray, k: int | None = None, *, seed: int = 0):
         return None
     scores = pca.transform(train)  # raw: ancestry axes keep their weight over the noise axes
     mixture = mixture_by_bic(scores, k, seed=seed)
-    return None if mixture is None else (pca, mixture.predict(scores))
+    return None if mixture is None else (pca, scores, mixture.predict(scores))
 
 
 def training_groups(train: np.ndarray, k: int | None = None, *, seed: int = 0) -> np.ndarray | None:
@@ -92,7 +93,7 @@ def training_groups(train: np.ndarray, k: int | None = None, *, seed: int = 0) -
     (``models.group_mix.mixture_by_bic``; ``k`` given: that many groups, whatever their sizes). Returns (n,) group
     labels 0..k-1, or None when one group fits best or the cohort is too small for two."""
     model = group_model(train, k, seed=seed)
-    return None if model is None else model[1]
+    return None if model is None else model[2]
 
 
 def group_mix_tv(groups: np.ndarray, classes: np.ndarray, other_groups: np.ndarray,
@@ -113,8 +114,7 @@ def group_assigner(train: np.ndarray, k: int | None = None, *, seed: int = 0):
     model = group_model(train, k, seed=seed)
     if model is None:
         return None
-    pca, groups = model
-    scores = pca.transform(train)
+    pca, scores, groups = model
     centres = np.stack([scores[groups == g].mean(0) for g in range(groups.max() + 1)])
 
     def assign(x: np.ndarray) -> np.ndarray:

@@ -150,6 +150,11 @@ class GaussianDiffusion(nn.Module):
         z = mu.cpu() + torch.randn(mu.shape, generator=generator) * (0.5 * logvar.cpu()).exp()
         return self.group_mix.fit((z - self.latent_mean.cpu()) / self.latent_std.cpu(), cond.cpu(), seed)
 
+    def keeps_group_mix(self, asked: bool, covariates: bool) -> bool:
+        """Whether ``sample`` keeps each class's mix of latent groups: when ``asked``, the groups were fitted and no
+        covariates condition the draw (they may carry ancestry themselves)."""
+        return bool(asked) and not covariates and self.group_mix.fitted
+
     def _condition(self, cond: torch.Tensor, covariates: torch.Tensor | None):
         if self.denoiser.config.cond_kind == "quantitative":
             cond = (cond - self.cond_mean) / self.cond_std
@@ -217,7 +222,7 @@ class GaussianDiffusion(nn.Module):
                 x = self.schedule.step(pred, t, t_prev, x, self.config.prediction)
             return x
 
-        if group_mix and covariates is None and self.group_mix.fitted:
+        if self.keeps_group_mix(group_mix, covariates is not None):
             x = self.group_mix.select(cond, draw, generator)
         else:
             x = draw(cond, False, covariates)

@@ -88,14 +88,14 @@ class GroupMix(nn.Module):
         if self.shares.shape[0] == 0:
             return 1
         points = x.double().cpu().numpy()
-        centred = points - points.mean(0)
-        axes = np.linalg.svd(centred, full_matrices=False)[2][: self.axes.shape[1]].T  # (d, r)
-        mixture = mixture_by_bic(centred @ axes, seed=seed)
+        centre = points.mean(0)
+        axes = np.linalg.svd(points - centre, full_matrices=False)[2][: self.axes.shape[1]].T  # (d, r)
+        mixture = mixture_by_bic((points - centre) @ axes, seed=seed)
         if mixture is None:
             return 1
         k = mixture.n_components
         self.axes.copy_(torch.as_tensor(axes))
-        self.means.zero_()[:k].copy_(torch.as_tensor(mixture.means_ + points.mean(0) @ axes))
+        self.means.zero_()[:k].copy_(torch.as_tensor(mixture.means_ + centre @ axes))
         self.precision_chol.zero_()[:k].copy_(torch.as_tensor(mixture.precisions_cholesky_))
         self.weights.zero_()[:k].copy_(torch.as_tensor(mixture.weights_))
         labels = self.predict_groups(x.to(self.axes.device), k)
@@ -131,11 +131,12 @@ class GroupMix(nn.Module):
         with spare draws, in the order drawn. The kept latents of a class go to its rows in a seeded random order.
         Other conditions (NaN, a class training never saw) are drawn as is. Cost: the guided draw of every row
         (two denoiser passes each) and at most ``PLAIN_DRAWS`` plain draws per row (one pass each)."""
-        out = torch.empty(0)
+        out = None
+        codes = cond.cpu()
         rest = torch.ones(cond.shape[0], dtype=torch.bool)
         k = int(self.n_groups)
         for cls in range(self.shares.shape[0]):
-            rows = torch.nonzero(cond.cpu() == cls).flatten()
+            rows = torch.nonzero(codes == cls).flatten()
             share = self.shares[cls, :k].cpu()
             n = rows.numel()
             if n == 0 or share.sum() == 0:
@@ -163,13 +164,13 @@ class GroupMix(nn.Module):
             keep[torch.nonzero(~keep).flatten()[: n - int(keep.sum())]] = True  # spare draws for what is short
             chosen = z_all[torch.nonzero(keep).flatten()]
             order = torch.randperm(n, generator=generator, device=generator.device if generator is not None else "cpu")
-            if out.numel() == 0:
+            if out is None:
                 out = torch.empty(cond.shape[0], chosen.shape[1], device=chosen.device, dtype=chosen.dtype)
             out[rows.to(chosen.device)] = chosen[order.to(chosen.device)]
             rest[rows] = False
         if rest.any():
             others = draw(cond[rest.to(cond.device)], False)
-            if out.numel() == 0:
+            if out is None:
                 return others
             out[rest.to(out.device)] = others
         return out
