@@ -19,9 +19,11 @@ from snpgen_core.evaluation.attacks import (
     independent_snps,
     kinship_null,
     kinship_replay,
+    mosaic,
     noisy_copy,
     resample,
     shadow_model_attack,
+    shared_segment_membership,
 )
 from snpgen_core.evaluation.kinship import KING_DUPLICATE
 from snpgen_core.evaluation.structure import fit_pca
@@ -216,10 +218,65 @@ def test_shadow_models__impossible_values_are_clear_errors(cohort):
         shadow_model_attack(train, holdout, copier, resample, cond=np.zeros(3))
 
 
+def test_mosaic__every_stretch_copied_from_one_row():
+    rows = np.random.default_rng(1).integers(0, 3, (6, 10)).astype(np.int8)
+    got = mosaic(rows, 5, 4, seed=2)
+    assert got.shape == (5, 10)
+    for person in got:
+        for start in (0, 4, 8):
+            stretch = person[start:start + 4]
+            assert any(np.array_equal(stretch, r[start:start + 4]) for r in rows)
+
+
+def test_shared_segments__mosaic_caught_where_distances_miss_it_fresh_and_independent_near_half(cohort, releases):
+    """A release stitched from 60-SNP stretches of training genomes (5 donors each) sits no nearer the training
+    people than a fresh sample by whole-panel distance, but its people share long stretches with the members."""
+    from snpgen_core.evaluation.privacy import PrivacyInputs, membership_auc
+
+    train, holdout, _ = cohort
+    stitched = mosaic(train, len(train), 60, seed=1)
+    got = {name: shared_segment_membership(train, holdout, s, seed=0, device="cpu")
+           for name, s in (("fresh", releases["fresh"]), ("copy", releases["copy"]), ("mosaic", stitched),
+                           ("independent", draw_independent(independent_snps(train, None, 0), len(train), 1)))}
+    auc = {name: rows["segment_membership_auc"] for name, rows in got.items()}
+    assert auc["fresh"].details["ci"][0] < 0.5 < auc["fresh"].details["ci"][1]
+    assert abs(auc["fresh"].reference - 0.5) < 0.06
+    assert auc["independent"].details["ci"][0] < 0.5 < auc["independent"].details["ci"][1]
+    assert auc["copy"].value > 0.95 and auc["copy"].details["tpr_at_1pct_fpr"] > 0.9
+    assert auc["mosaic"].value > 0.6 and auc["mosaic"].details["ci"][0] > 0.55
+    assert membership_auc(PrivacyInputs(train, holdout, stitched, seed=0, device="cpu")).value < 0.56
+    # the length row: a fresh sample shares stretches like the holdout does; independent SNPs share far shorter ones
+    length = {name: rows["shared_segment_length"] for name, rows in got.items()}
+    assert abs(length["fresh"].value - length["fresh"].reference) <= 0.2 * length["fresh"].reference
+    assert length["independent"].value < 0.6 * length["independent"].reference
+
+
+def test_shared_segments__scores_are_the_longest_runs_and_small_sets_are_skipped(cohort, releases):
+    from sklearn.metrics import roc_auc_score
+
+    from snpgen_core.evaluation.attacks import SEGMENT_MAX_PART
+    from snpgen_core.evaluation.distances import longest_shared_runs
+
+    train, holdout, _ = cohort
+    fresh = releases["fresh"]
+    got = shared_segment_membership(train, holdout, fresh, seed=4, device="cpu")["segment_membership_auc"]
+    members, (non, part_c) = _roles(len(train), len(holdout), 2, 4)
+    rng = np.random.default_rng([4, 3])
+    n = min(len(non), len(fresh), SEGMENT_MAX_PART)
+    members, non, _ = (np.sort(rng.permutation(rows)[:n]) for rows in (members, non, part_c))
+    released = fresh[rng.permutation(len(fresh))]
+    scores = longest_shared_runs(np.r_[train[members], holdout[non]], released, device="cpu")
+    assert got.value == pytest.approx(roc_auc_score(np.r_[np.ones(n), np.zeros(n)], scores))
+    assert got.details["n_released"] == len(fresh)
+    small = shared_segment_membership(train, holdout[:15], fresh, seed=0, device="cpu")
+    assert small["segment_membership_auc"].skipped and "at least 10" in small["shared_segment_length"].note
+
+
 def test_attack_metrics__keys(cohort, releases):
     train, holdout, _ = cohort
     got = attack_metrics(train, holdout, releases["fresh"], seed=0, device="cpu")
-    assert list(got) == ["domias_auc", "domias_tpr_at_1pct_fpr", "attribute_inference_gap"]
+    assert list(got) == ["domias_auc", "domias_tpr_at_1pct_fpr", "attribute_inference_gap", "segment_membership_auc",
+                         "shared_segment_length"]
 
 
 # ------------------------------------------------------------------------------------------------ in the report
@@ -247,14 +304,15 @@ def test_evaluate__attack_rows_graded_and_kinship_explained(population):
                                     pheno=train.samples["pheno"].tolist()[::-1]))
     good = evaluate(train, holdout, fresh, seed=0, config=fast)["privacy"]
     bad = evaluate(train, holdout, copies, seed=0, config=fast)
-    for name in ("domias_auc", "domias_tpr_at_1pct_fpr", "attribute_inference_gap"):
+    for name in ("domias_auc", "domias_tpr_at_1pct_fpr", "attribute_inference_gap", "segment_membership_auc"):
         assert good[name]["status"] == "pass", name
         assert bad["privacy"][name]["status"] == "fail", name
     assert "95% CI" in good["domias_auc"]["note"]
     assert "no more than chance" in good["kinship_duplicates"]["note"]
     assert "200-SNP panel" in good["kinship_first_degree"]["note"]
     assert "more than chance: synthetic" in bad["privacy"]["kinship_duplicates"]["note"]
-    assert {"privacy.domias_auc", "privacy.attribute_inference_gap"} <= set(bad["provenance"]["critical"])
+    assert {"privacy.domias_auc", "privacy.attribute_inference_gap",
+            "privacy.segment_membership_auc"} <= set(bad["provenance"]["critical"])
     assert "privacy.domias_auc" in card_markdown(bad)
 
 

@@ -15,6 +15,7 @@ from snpgen_core.evaluation.distances import (
     FP32_EXACT_MAX_SNPS,
     impute_from_training,
     impute_missing,
+    longest_shared_runs,
     nearest_both_ways,
     nearest_distance,
     nearest_neighbours,
@@ -154,6 +155,47 @@ def test_nearest_neighbours__bad_arguments_raise():
 def test_nearest_neighbours__empty_queries_give_empty_results():
     d, i = nearest_neighbours(np.zeros((0, 4), np.int8), np.zeros((3, 4), np.int8), 2, device="cpu")
     assert d.shape == (0, 2) and i.shape == (0, 2)
+
+
+def _longest_runs_brute_force(q, r, chrom):
+    """Per query, the longest stretch of equal genotypes with any reference row, restarting at chromosome changes:
+    a plain loop over SNPs."""
+    out = []
+    for a in q:
+        best = 0
+        for b in r:
+            run = 0
+            for j in range(len(a)):
+                run = 0 if j and chrom[j] != chrom[j - 1] else run
+                run = run + 1 if a[j] == b[j] else 0
+                best = max(best, run)
+        out.append(best)
+    return np.array(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 8), st.integers(1, 30), st.integers(1, 3), st.integers(1, 200),
+       st.integers(0, 2**32 - 1))
+def test_longest_shared_runs__property_equals_brute_force(n_q, n_r, m, n_chrom, block, seed):
+    rng = np.random.default_rng(seed)
+    q = rng.integers(0, 3, size=(n_q, m), dtype=np.int8)
+    r = rng.integers(0, 2, size=(n_r, m), dtype=np.int8)  # few genotypes: long runs
+    chrom = np.sort(rng.integers(1, n_chrom + 1, m)).astype(str)
+    got = longest_shared_runs(q, r, chrom, device="cpu", block_elements=block)
+    np.testing.assert_array_equal(got, _longest_runs_brute_force(q, r, chrom))
+
+
+def test_longest_shared_runs__known_answer_and_chromosome_restart():
+    base = np.zeros((1, 60), np.int8)
+    other = np.ones((2, 60), np.int8)
+    other[0, 10:40] = 0  # a 30-SNP stretch shared with person 0 of the reference
+    other[1, 45:55] = 0
+    assert longest_shared_runs(base, other, device="cpu").tolist() == [30]
+    chrom = np.r_[np.full(25, "1"), np.full(35, "2")]  # the stretch now spans a chromosome change at SNP 25
+    assert longest_shared_runs(base, other, chrom, device="cpu").tolist() == [15]
+    assert longest_shared_runs(other, other, device="cpu").tolist() == [60, 60]  # everyone shares all with itself
+    with pytest.raises(InputError, match="segment has 3 labels for 60 SNPs"):
+        longest_shared_runs(base, other, ["1", "1", "2"], device="cpu")
 
 
 def test_impute_missing__fills_only_missing_calls_seeded_from_frequencies():

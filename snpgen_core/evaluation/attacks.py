@@ -1,5 +1,5 @@
-"""Attacks on a synthetic cohort beyond nearest-neighbour distance: density ratio (DOMIAS), attribute inference,
-kinship replay against its null, and shadow models (TAPAS).
+"""Attacks on a synthetic cohort beyond nearest-neighbour distance: density ratio (DOMIAS), shared segments (IBD
+search), attribute inference, kinship replay against its null, and shadow models (TAPAS).
 
 Inputs: ``train``, ``holdout``, ``synthetic``, each (n, m) int8 dosages 0/1/2 over the same aligned SNPs
 (samples x variants; the dosage counts the ``.bim`` column-5 allele); missing calls are refused (impute first with
@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 
 from ..errors import InputError
 from .card import MetricValue, skipped
-from .distances import check_complete_dosages, nearest_neighbours
+from .distances import check_complete_dosages, longest_shared_runs, nearest_neighbours
 from .kinship import KING_DUPLICATE, KING_FIRST_DEGREE, max_kinship
 from .privacy import auc_null_sd, tpr_at_fpr
 from .structure import fit_pca
@@ -168,6 +168,71 @@ def domias_membership(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndar
                                 f"{ref_hi:.3f}", details={"ci": [lo, hi], "reference_ci": [ref_lo, ref_hi],
                                                          "fpr": fpr, **common})
     return out
+
+
+# ------------------------------------------------------------------------------------------------ shared segments
+
+SEGMENT_MAX_PART = 500  # individuals per role of the shared-segment attack (members, non-members, fresh sample)
+SEGMENT_MAX_RELEASE = 2000  # released individuals it searches: its cost grows as 2 x part x release x SNPs
+
+
+def shared_segment_membership(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *, segment=None,
+                              seed: int = 0, device: str = "auto") -> dict[str, MetricValue]:
+    """Shared-segment membership attack: does a real person share a longer identical stretch of genome with someone
+    in the release when they were in the training data? The attack of identity-by-descent searches (genetic
+    genealogy identifies people from the long segments they share with relatives in a database: Erlich et al.
+    2018, Science 362:690). It sees what whole-panel distances dilute: a generator that copies stretches of
+    training genomes and recombines them (a haplotype mosaic) sits far from everyone in L1 distance, yet each of
+    its people shares long stretches with the training people it copied.
+
+    Score of a real individual: the longest run of consecutive panel SNPs (within a chromosome, ``segment``
+    (m,) labels) over which their genotypes equal one released individual's (``distances.longest_shared_runs``).
+    Roles (holdout cut in two seeded equal parts B and C, at most ``SEGMENT_MAX_PART`` each): non-members B;
+    members as many training individuals; the release: the synthetic set (a seeded subsample of
+    ``SEGMENT_MAX_RELEASE`` beyond that). value: the attack's AUC (members vs non-members, ties one half);
+    reference: the same with part C (a fresh real sample) as the release, 0.5 in expectation.
+
+    Returns ``{"segment_membership_auc": ..., "shared_segment_length": ...}``. The second row is fidelity: the
+    median over the non-members of their longest stretch shared with as many released people as part C holds,
+    against the same with part C. Real people share long stretches with other real people of their population
+    (common haplotypes, distant relatedness); a release whose people share shorter ones lacks that haplotype
+    structure, which a detector on principal components also sees. ``details``: ``ci``, ``reference_ci`` (95%
+    DeLong), ``tpr_at_1pct_fpr`` (None below 100 non-members), ``n_each``, ``n_released``, ``null_sd``; the length
+    row's ``quantiles`` of both."""
+    train, holdout, synthetic = _checked(train, holdout, synthetic)
+    members, (non, fresh) = _roles(len(train), len(holdout), 2, seed)
+    rng = np.random.default_rng([seed, 3])
+    n = min(len(non), len(synthetic), SEGMENT_MAX_PART)
+    if n < MIN_PART:
+        why = (f"skipped: needs at least {MIN_PART} individuals in each half of the holdout and in the synthetic "
+               f"set, has {len(non)} and {len(synthetic)}")
+        return {"segment_membership_auc": skipped(why), "shared_segment_length": skipped(why)}
+    members, non, fresh = (np.sort(rng.permutation(rows)[:n]) for rows in (members, non, fresh))
+    released = synthetic[rng.permutation(len(synthetic))[:SEGMENT_MAX_RELEASE]]
+    queries = np.r_[train[members], holdout[non]]
+    labels = _labels(n, n)
+    equal = longest_shared_runs(queries, released[:n], segment, device=device)  # as many as the fresh sample
+    scores = equal.astype(float)
+    if len(released) > n:
+        scores = np.maximum(scores, longest_shared_runs(queries, released[n:], segment, device=device))
+    ref_scores = longest_shared_runs(queries, holdout[fresh], segment, device=device).astype(float)
+    auc, lo, hi = auc_ci(labels, scores)
+    ref, ref_lo, ref_hi = auc_ci(labels, ref_scores)
+    membership = MetricValue(auc, ref, note=f"95% CI {lo:.3f}-{hi:.3f}; holdout-as-release {ref_lo:.3f}-"
+                             f"{ref_hi:.3f}; {n} members vs {n} non-members, {len(released)} released people",
+                             details={"ci": [lo, hi], "reference_ci": [ref_lo, ref_hi], "n_each": n,
+                                      "n_released": len(released), "null_sd": auc_null_sd(n, n),
+                                      "tpr_at_1pct_fpr": tpr_at_fpr(labels, scores, 0.01) if n >= 100 else None})
+    strangers, strangers_ref = equal[n:], ref_scores[n:]
+    value, reference = float(np.median(strangers)), float(np.median(strangers_ref))
+    quantiles = [50, 90, 99]
+    length = MetricValue(value, reference, note=(
+        f"median longest stretch (SNPs) a real stranger shares with one of {n} released people: {value:.0f}; with "
+        f"one of {n} people of a fresh real sample: {reference:.0f}"), details={
+        "quantiles": {"synthetic": np.percentile(strangers, quantiles).tolist(),
+                      "holdout": np.percentile(strangers_ref, quantiles).tolist(), "percent": quantiles},
+        "n_each": n})
+    return {"segment_membership_auc": membership, "shared_segment_length": length}
 
 
 # ------------------------------------------------------------------------------------------------ attribute inference
@@ -414,6 +479,17 @@ def noisy_copy(rows: np.ndarray, share: float, seed: int = 0) -> np.ndarray:
     return out
 
 
+def mosaic(rows: np.ndarray, n: int, stretch: int, seed: int = 0) -> np.ndarray:
+    """(n, m) int8: each individual stitched from stretches of ``stretch`` consecutive SNPs, each copied from a
+    random one of ``rows`` (n_r, m): a release that recombines training genomes (haplotype copying without any
+    whole-genome copy)."""
+    rows = np.asarray(rows, dtype=np.int8)
+    rng = np.random.default_rng(seed)
+    m = rows.shape[1]
+    donors = rng.integers(len(rows), size=(n, -(-m // stretch)))
+    return rows[donors.repeat(stretch, axis=1)[:, :m], np.arange(m)[None, :]]
+
+
 def copier(dosages: np.ndarray, cond: np.ndarray | None, seed: int) -> np.ndarray:
     """Shadow "training" that remembers its individuals (overfit); sample with ``resample``."""
     return dosages
@@ -437,11 +513,13 @@ def draw_independent(frequencies: np.ndarray, n: int, seed: int) -> np.ndarray:
     return (u > np.cumsum(frequencies, axis=1)[None]).sum(axis=-1).astype(np.int8)
 
 
-def attack_metrics(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *, seed: int = 0,
+def attack_metrics(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *, segment=None, seed: int = 0,
                    device: str = "auto") -> dict[str, MetricValue]:
-    """The attacks cheap enough for every evaluation: DOMIAS (AUC, TPR at 1% FPR) and attribute inference.
+    """The attacks cheap enough for every evaluation: DOMIAS (AUC, TPR at 1% FPR), attribute inference and the
+    shared-segment attack (with its fidelity row; ``segment``: (m,) chromosome labels, None = one chromosome).
     (Kinship replay explains the privacy rows' KING counts, see ``kinship_null``; the shadow-model attack trains
     generators and is run on request, see ``shadow_model_attack``.) Inputs as the module docstring."""
     out = domias_membership(train, holdout, synthetic, seed=seed)
     out["attribute_inference_gap"] = attribute_inference(train, holdout, synthetic, seed=seed, device=device)
+    out.update(shared_segment_membership(train, holdout, synthetic, segment=segment, seed=seed, device=device))
     return out

@@ -177,6 +177,13 @@ DEFAULT_RULES: dict[str, Rule] = {
     "privacy.attribute_inference_gap": _r("max", 0.02, 0.05, critical=True,
                                           explain="members' hidden genotypes recovered <= 2 points more often "
                                                   "than strangers' (fail > 5)"),
+    # the shared-segment attack is graded as the other membership attacks; the length row is fidelity (real
+    # strangers share shorter stretches with a release that lacks the population's haplotype sharing), two-sided:
+    # longer than a fresh sample's is over-sharing. It explains (the detection row), it does not decide
+    "privacy.segment_membership_auc": _r("max", 0.55, 0.60, critical=True,
+                                         explain="<= 0.55 (fail > 0.60); ideal 0.5"),
+    "privacy.shared_segment_length": _r("near_ratio", 0.2, 0.5,
+                                        explain="within 20% of a fresh real sample's (fail beyond 50%)"),
 }
 
 
@@ -322,6 +329,16 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
         "how much better an attacker recovers hidden genotypes of participants than of strangers",
         "knowing part of a participant's genome, an attacker learns the rest from the cohort; "
         + _RETRAIN_PRIVACY),
+    "privacy.segment_membership_auc": (
+        "an attacker telling participants from strangers by the longest stretch of genome they share with a "
+        "synthetic person, as relative searches in genealogy databases do (AUC)",
+        "synthetic people carry long stretches copied from participants; " + _RETRAIN_PRIVACY),
+    "privacy.shared_segment_length": (
+        "the longest stretch of genome a real stranger shares with a synthetic person, beside a fresh real "
+        "sample's (median, SNPs)",
+        "real people share stretches of genome with the synthetic people unlike with real ones (shorter: the "
+        "cohort lacks the population's shared haplotypes, which a PCA also sees; longer: it repeats a few); "
+        + _FIDELITY),
 }
 
 

@@ -216,6 +216,51 @@ def _search(q: np.ndarray, r: np.ndarray, k: int, exclude_self: bool, dev: torch
     return (distances, indices), back
 
 
+def longest_shared_runs(queries: np.ndarray, reference: np.ndarray, segment=None, *, device: str = "auto",
+                        block_elements: int | None = None) -> np.ndarray:
+    """(q,) int64: for every query individual, the longest stretch of consecutive panel SNPs over which its
+    genotypes equal those of one reference individual (identical by state on both alleles, IBS2), the longest over
+    all reference individuals. A stretch never crosses a change of ``segment`` ((m,) chromosome labels, in panel
+    order; None: one chromosome). Two people who share a haplotype identical by descent over a region share
+    such a stretch wherever neither carries a discordant allele on their other haplotypes; the lengths of the
+    longest shared stretches are what segment-matching attacks (IBD search, as genetic genealogy uses) read.
+
+    queries (q, m), reference (r, m): int8 dosages 0/1/2 (missing calls refused). Exact: per pair, the longest gap
+    between mismatching SNPs (a running maximum of the last mismatch position), computed in (queries x
+    reference x SNPs) blocks of at most ``block_elements`` entries (default: the device's block size), so memory
+    stays bounded whatever q and r. Cost O(q r m)."""
+    q, r = _checked_pair(queries, reference, 1, False)
+    n_q, m = q.shape
+    out = np.zeros(n_q, dtype=np.int64)
+    if m == 0 or n_q == 0:
+        return out
+    dev = resolve_device(device, warn=False)
+    codes = np.zeros(m, dtype=np.int64) if segment is None else np.unique(np.asarray(segment).astype(str),
+                                                                           return_inverse=True)[1]
+    if len(codes) != m:
+        raise InputError(f"segment has {len(codes)} labels for {m} SNPs")
+    starts = np.r_[True, codes[1:] != codes[:-1]]
+    position = torch.arange(m, device=dev, dtype=torch.int32)
+    # the value a matching SNP takes in the running maximum: the position just before it where a segment starts
+    # (a stretch restarts there), else -1; a mismatching SNP takes its own position
+    matched = torch.where(torch.from_numpy(starts).to(dev), position - 1, torch.tensor(-1, device=dev,
+                                                                                       dtype=torch.int32))
+    budget = block_elements or _BLOCK_ELEMENTS.get(dev.type, _BLOCK_ELEMENTS["cpu"]) // 4
+    r_chunk = max(1, min(len(r), budget // m))
+    q_chunk = max(1, budget // (r_chunk * m))
+    with torch.no_grad():
+        reference_t = torch.from_numpy(r).to(dev)
+        for qs in range(0, n_q, q_chunk):
+            block_q = torch.from_numpy(q[qs:qs + q_chunk]).to(dev)[:, None, :]
+            best = torch.zeros(len(block_q), device=dev, dtype=torch.int32)
+            for rs in range(0, len(r), r_chunk):
+                mark = torch.where(block_q != reference_t[None, rs:rs + r_chunk], position, matched)
+                run = position - torch.cummax(mark, dim=2).values  # SNPs since the last mismatch or restart
+                best = torch.maximum(best, run.amax(dim=(1, 2)))
+            out[qs:qs + len(block_q)] = best.cpu().numpy()
+    return out
+
+
 def nearest_distance(queries: np.ndarray, reference: np.ndarray, **kwargs) -> np.ndarray:
     """Distance (q,) int64 from every query individual to its closest reference individual (see
     ``nearest_neighbours`` for the arguments)."""

@@ -176,11 +176,12 @@ def _ci(ci) -> str:
     return "n/a" if ci[0] is None else f"{ci[0]:.3f}-{ci[1]:.3f}"
 
 
-def _privacy(t, h, s, seed: int, device: str, shadow_row=None,
-             conditions=None) -> tuple[dict[str, MetricValue], str]:
+def _privacy(t, h, s, seed: int, device: str, shadow_row=None, conditions=None,
+             chrom=None) -> tuple[dict[str, MetricValue], str]:
     """The privacy rows on complete genotypes; ``shadow_row(train, holdout)``, when given, adds the shadow-model
     attack's row on the same imputed rows. ``conditions``: (kind, classes, training values, synthetic values) of
-    the trait, for the no-copy floor (``_no_copy_floor``); None: the floor pools everyone."""
+    the trait, for the no-copy floor (``_no_copy_floor``); None: the floor pools everyone. ``chrom``: (m,) the
+    SNPs' chromosomes, where shared segments restart."""
     if importlib.util.find_spec(f"{__package__}.privacy") is None:
         return {}, "the privacy statistics (snpgen_core.evaluation.privacy) are not installed"
     from .distances import impute_from_training
@@ -191,7 +192,7 @@ def _privacy(t, h, s, seed: int, device: str, shadow_row=None,
         # distances need complete rows: each missing call drawn from Binomial(2, training a1 frequency), seeded
         t, h, s = impute_from_training(t, h, s, seed=seed)
         note = "privacy statistics: missing calls imputed from training allele frequencies (seeded)"
-    rows = _with_attacks(privacy_metrics(t, h, s, seed=seed, device=device), t, h, s, seed, device)
+    rows = _with_attacks(privacy_metrics(t, h, s, seed=seed, device=device), t, h, s, seed, device, chrom)
     _no_copy_floor(rows, t, h, len(s), conditions, seed, device)
     if shadow_row is not None:
         rows["shadow_model_auc"] = shadow_row(t, h)
@@ -285,7 +286,7 @@ def group_floor_cohort(train: np.ndarray, groups: np.ndarray, n: int, rng: np.ra
     return floor.sample(drawn, torch.Generator().manual_seed(seed), SamplingOptions()).numpy()
 
 
-def _with_attacks(privacy: dict, t, h, s, seed: int, device: str) -> dict:
+def _with_attacks(privacy: dict, t, h, s, seed: int, device: str, chrom=None) -> dict:
     """The privacy rows plus the cheap attacks of ``evaluation.attacks`` (DOMIAS, attribute inference), and each
     KING row's count explained against its null (the panel's own rate among real holdout strangers)."""
     from .attacks import attack_metrics, kinship_null
@@ -297,7 +298,7 @@ def _with_attacks(privacy: dict, t, h, s, seed: int, device: str) -> dict:
                                 row.details["threshold"], n_snps=t.shape[1])
             row.note = null.note
             row.details.update(null_ci=null.details["ci"], null_p_value=null.details["p_value"])
-    return {**privacy, **attack_metrics(t, h, s, seed=seed, device=device)}
+    return {**privacy, **attack_metrics(t, h, s, segment=chrom, seed=seed, device=device)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -497,7 +498,8 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
                                        cond=None if tp is None else tp.values, n_shadow=shadow.n_shadow, seed=seed,
                                        device=device)
     conditions = None if tp is None or ys is None else (tp.kind, len(tp.labels), tp.values, ys)
-    privacy, why = _privacy(t.dosages, h.dosages, s.dosages, seed, device, shadow_row, conditions)
+    privacy, why = _privacy(t.dosages, h.dosages, s.dosages, seed, device, shadow_row, conditions,
+                            t.variants["chrom"].to_numpy())
     if privacy:
         privacy.update(_copying_rows(sections, None if tp is None else tp.kind))
     sections["privacy"] = privacy
