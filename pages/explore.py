@@ -8,7 +8,8 @@ from pages._ui import BADGES, core_call, progress_reporter, require, workspace
 from snpgen_core.evaluation.card import SECTIONS, card_rows, release_summary
 from snpgen_core.evaluation.figures import (figure_af_scatter, figure_distance_histograms, figure_effects,
                                             figure_gwas_effects, figure_gwas_mirror, figure_ld_decay,
-                                            figure_ld_heatmaps, figure_pca, figure_qq, figure_tstr, figure_umap)
+                                            figure_ld_heatmaps, figure_pca, figure_qq, figure_segment_histograms,
+                                            figure_tstr, figure_umap)
 
 STATUS_COLOURS = {"pass": "#d8f3dc", "warn": "#ffe8cc", "fail": "#ffd6d6"}
 
@@ -152,10 +153,12 @@ if gwas.open:
 if privacy.open:
     with privacy:
         chart(figure_distance_histograms(plots), "distances")
+        chart(figure_segment_histograms(plots), "segments")
         rows = card[card["section"] == "privacy"].drop(columns="section")
         st.dataframe(styled(rows), hide_index=True, width="stretch")
         st.caption("Synthetic individuals should be no closer to the training individuals than fresh real ones "
-                   "(the holdout) are. Filtering synthetic individuals by their distance to real ones is not "
+                   "(the holdout) are, and training members should share no longer stretches of genome with them "
+                   "than real strangers do. Filtering synthetic individuals by their distance to real ones is not "
                    "offered: the filter itself leaks.")
 if utility.open:
     with utility:

@@ -155,7 +155,10 @@ def test_report_json__layout_and_required_names(fresh_report, tmp_path):
     assert prov["inputs"]["training"]["n_samples"] == 300 and len(prov["inputs"]["training"]["sha256_genotypes"]) == 64
     assert paths["json"].stat().st_size < 100_000  # plot data lives in plots.json
     plots = json.loads(paths["plots"].read_text())
-    assert {"af", "ld_heatmap", "ld_decay", "pca", "tstr", "distances"} <= set(plots)
+    assert {"af", "ld_heatmap", "ld_decay", "pca", "tstr", "distances", "segments"} <= set(plots)
+    seg = plots["segments"]  # the shared-segment attack's scores: as many members as strangers, stretches in SNPs
+    assert len(seg["member_scores"]) == len(seg["non_member_scores"]) > 0
+    assert all(0 < v <= 200 for v in seg["member_scores"] + seg["non_member_scores"])
     assert len(plots["ld_heatmap"]["train"]) == len(plots["ld_heatmap"]["snp"]) <= 200
 
 
@@ -167,10 +170,10 @@ def test_report_html__self_contained_card_first_then_figures(fresh_report, tmp_p
     assert not re.search(r"<link[^>]+href=[\"']https?:", page)
     assert page.count("Plotly.newPlot") >= 6
     assert len(page) > 1_000_000  # the plotly.js bundle itself
-    card, af, ld_heat, decay, pca, dist, tstr, prov = (page.index(s) for s in (
+    card, af, ld_heat, decay, pca, dist, seg, tstr, prov = (page.index(s) for s in (
         "Report card", "Allele frequencies", "Linkage disequilibrium", "LD decay", "Population structure",
-        "Distances to training", "Utility (TSTR vs TRTR)", "Provenance"))
-    assert card < af < ld_heat < decay < pca < dist < tstr < prov
+        "Distances to training", "Shared segments", "Utility (TSTR vs TRTR)", "Provenance"))
+    assert card < af < ld_heat < decay < pca < dist < seg < tstr < prov
     assert "class='pass'" in page and "@media print" in page
     assert page.count("a generator that copies no one") >= 3  # the floor beside the distance attacks
     assert fresh_report["provenance"]["inputs"]["synthetic"]["sha256_genotypes"] in page

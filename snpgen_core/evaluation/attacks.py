@@ -198,7 +198,7 @@ def shared_segment_membership(train: np.ndarray, holdout: np.ndarray, synthetic:
     (common haplotypes, distant relatedness); a release whose people share shorter ones lacks that haplotype
     structure, which a detector on principal components also sees. ``details``: ``ci``, ``reference_ci`` (95%
     DeLong), ``tpr_at_1pct_fpr`` (None below 100 non-members), ``n_each``, ``n_released``, ``null_sd``; the length
-    row's ``quantiles`` of both."""
+    row's ``quantiles`` of both; ``member_scores``, ``non_member_scores`` (float arrays, for histograms)."""
     train, holdout, synthetic = _checked(train, holdout, synthetic)
     members, (non, fresh) = _roles(len(train), len(holdout), 2, seed)
     rng = np.random.default_rng([seed, 3])
@@ -222,7 +222,8 @@ def shared_segment_membership(train: np.ndarray, holdout: np.ndarray, synthetic:
                              f"{ref_hi:.3f}; {n} members vs {n} non-members, {len(released)} released people",
                              details={"ci": [lo, hi], "reference_ci": [ref_lo, ref_hi], "n_each": n,
                                       "n_released": len(released), "null_sd": auc_null_sd(n, n),
-                                      "tpr_at_1pct_fpr": tpr_at_fpr(labels, scores, 0.01) if n >= 100 else None})
+                                      "tpr_at_1pct_fpr": tpr_at_fpr(labels, scores, 0.01) if n >= 100 else None,
+                                      "member_scores": scores[:n], "non_member_scores": scores[n:]})
     strangers, strangers_ref = equal[n:], ref_scores[n:]
     value, reference = float(np.median(strangers)), float(np.median(strangers_ref))
     quantiles = [50, 90, 99]

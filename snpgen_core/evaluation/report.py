@@ -370,6 +370,9 @@ def _plots(t, h, s, variants, fidelity, assoc, util, privacy, pca, config, seed)
     dist = _distance_histogram_data(privacy)
     if dist:
         plots["distances"] = dist
+    segments = privacy.get("segment_membership_auc")
+    if segments is not None and "member_scores" in segments.details:
+        plots["segments"] = {k: _rounded(segments.details[k], 0) for k in ("member_scores", "non_member_scores")}
     return plots
 
 
