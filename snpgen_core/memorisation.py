@@ -10,6 +10,12 @@ validation individuals (drawn from the training cohort, never trained on) are fr
 - the **attacks of the report card** (``evaluation.privacy``) on a small synthetic sample, with the validation
   individuals in the holdout's place: distance-based membership AUC (training vs validation individuals), DCR
   share and AATS privacy loss.
+- the card's **shared-segment attack** (``evaluation.attacks.shared_segment_membership``) with the validation
+  individuals as the non-members and the fresh sample, on the released generator's check only: do training people
+  share longer identical stretches of genome with synthetic ones than fresh people do? It does not decide ``passed``
+  (checkpoints and stopping are chosen by the distance attacks, as before); above its limit the release warning
+  says so. The default's releases read 0.48-0.56 on the holdout, a stitched copy of training genomes 0.98-0.99
+  (BENCHMARKS.md, thirtieth pass).
 - the card's **association copying** (``evaluation.privacy.copying``) with the validation individuals in the
   holdout's place, when the trait is binary or quantitative: how much more closely the synthetic cohort's
   case-control differences (or per-SNP effects) follow the training sample's than fresh people's do. It does not
@@ -64,6 +70,8 @@ class MemorisationCheck:
     likelihood_gap_se: float | None = None
     floor: dict | None = None  # the same attacks against the floor generator (None: not measured)
     association_copying: float | None = None  # the card's row on the validation people (None: not measured)
+    segment_membership: float | None = None  # the shared-segment attack's AUC (None: not measured)
+    segment_limit: float | None = None  # its limit at this validation size
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,6 +81,8 @@ class MemorisationCheck:
         parts = [f"{k.replace('_', ' ')} {self.values[k]:.3f} (limit {self.limits[k]:.3f})" for k in CHECKED]
         if self.likelihood_gap is not None:
             parts.append(f"likelihood gap {self.likelihood_gap:.1f} +- {self.likelihood_gap_se:.1f} nats")
+        if self.segment_membership is not None:
+            parts.append(f"shared-segment membership {self.segment_membership:.3f} (limit {self.segment_limit:.3f})")
         if self.association_copying is not None:
             parts.append(f"association copying {self.association_copying:.2f} (the card fails above "
                          f"{COPYING_FAIL:g})")
@@ -85,6 +95,12 @@ def release_warning(check: MemorisationCheck | None) -> str | None:
     if check is None:
         return None
     if check.passed:
+        a = check.segment_membership
+        if a is not None and a > check.segment_limit:
+            return (f"this run's synthetic people share longer stretches of genome with training people than with "
+                    f"fresh ones (shared-segment membership {a:.3f} > {check.segment_limit:.3f} on the validation "
+                    f"people): do not share them before `snpgen evaluate` grades them on a holdout, and retrain: "
+                    f"{WHAT_TO_DO}")
         q = check.association_copying
         if q is None or not q > COPYING_FAIL:
             return None
@@ -127,7 +143,21 @@ def _attacks(train: np.ndarray, validation: np.ndarray, synthetic: np.ndarray, s
             "aats_privacy_loss": float(aats_privacy_loss(data).value)}
 
 
+def validation_segment_membership(train, validation, synthetic, chrom=None, seed: int = 0) -> tuple[float, float]:
+    """(AUC, limit) of the card's shared-segment attack with ``validation`` in the holdout's place (its halves are
+    the non-members and the fresh sample; as many training members), against ``synthetic``. The limit is the
+    card's pass limit, widened to 2 sampling sds above 0.5 at the attack's size. NaN AUC when too few people."""
+    from .evaluation.attacks import shared_segment_membership
+
+    row = shared_segment_membership(train, validation, synthetic, segment=chrom, seed=seed, device="cpu")
+    auc = row["segment_membership_auc"]
+    n = max(int(auc.details.get("n_each", 1)), 1)
+    limit = max(DEFAULT_RULES["privacy.segment_membership_auc"].pass_at, 0.5 + 2 * auc_null_sd(n, n))
+    return float(auc.value), float(limit)
+
+
 COPYING_REPEATS = 8  # synthetic samples as large as the validation part, averaged (one alone is noisy)
+SEGMENT_REPEATS = 4  # the shared-segment attack's release: four times the validation part
 
 
 def validation_association_copying(train, validation, synthetic, traits, kind: str | None, seed: int = 0,

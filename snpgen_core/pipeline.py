@@ -391,10 +391,11 @@ class _Cohort(NamedTuple):
     train_rows: np.ndarray
     floor: np.ndarray  # as many individuals as validation ones from the independent-SNP baseline (memorisation.py)
     cov_validation: np.ndarray | None  # the validation individuals' covariates (the synthetic ones get theirs)
+    chrom: np.ndarray | None = None  # the panel SNPs' chromosomes (where shared segments restart)
 
 
 def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, independent, seed: int,
-                  covariates: np.ndarray | None = None) -> _Cohort | None:
+                  covariates: np.ndarray | None = None, chrom: np.ndarray | None = None) -> _Cohort | None:
     """None when the validation part is too small (< 10 individuals) to measure anything. ``independent``: the
     fitted independent-SNP baseline, the checks' floor."""
     from .models.generators import SamplingOptions
@@ -411,7 +412,7 @@ def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, independe
                                torch.Generator().manual_seed(seed), SamplingOptions()).numpy()
     return _Cohort(impute_missing(dosages[tr], freq, seed=rng), impute_missing(dosages[va], freq, seed=rng),
                    cond[tr], cond[va], np.sort(rng.choice(tr.size, min(tr.size, va.size), replace=False)), floor,
-                   None if covariates is None else covariates[va])
+                   None if covariates is None else covariates[va], chrom)
 
 
 @torch.no_grad()
@@ -429,32 +430,42 @@ def _reconstruction_nlls(vae, cohort: _Cohort, device: torch.device) -> dict:
 
 
 def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.device, seed: int,
-                          kind: str | None = None):
+                          kind: str | None = None, release: bool = False):
     """``fit``'s monitor: as many synthetic individuals as validation ones, drawn with the validation conditions
     from ``generator_of(model)`` (a ``models.Generator``), graded by ``memorisation.check_memorisation``; the
-    likelihood gap from ``nlls_of(model)`` (``_reconstruction_nlls`` of the VAE in use). With the trait's ``kind``
-    (the released generator's check only: per-SNP regressions are too slow for every epoch's) also the association
+    likelihood gap from ``nlls_of(model)`` (``_reconstruction_nlls`` of the VAE in use). With ``release`` (the
+    released generator's check only: too slow for every epoch's) also the shared-segment attack on
+    ``SEGMENT_REPEATS`` validation-sized samples, and, for a binary or quantitative trait ``kind``, the association
     copying."""
-    from .memorisation import COPYING_REPEATS, check_memorisation, validation_association_copying
+    from .memorisation import (COPYING_REPEATS, SEGMENT_REPEATS, check_memorisation, validation_association_copying,
+                               validation_segment_membership)
     from .models.generators import SamplingOptions
 
-    cond = torch.as_tensor(cohort.cond_validation, dtype=torch.float32, device=device)
     cov = None if cohort.cov_validation is None else torch.as_tensor(cohort.cov_validation, dtype=torch.float32,
                                                                       device=device)
 
     def monitor(model) -> dict:
         gen = torch.Generator(device=device).manual_seed(seed)
-        synthetic = generator_of(model).sample(cond, gen, SamplingOptions(), cov).cpu().numpy()
+
+        def draw(repeats: int) -> tuple[np.ndarray, np.ndarray]:  # the validation conditions, repeated
+            conditions = np.tile(cohort.cond_validation, repeats)
+            covariates = None if cov is None else cov.repeat(repeats, 1)
+            return conditions, generator_of(model).sample(torch.as_tensor(conditions, dtype=torch.float32,
+                                                                          device=device), gen, SamplingOptions(),
+                                                          covariates).cpu().numpy()
+
+        synthetic = draw(1)[1]
         check = check_memorisation(cohort.train, cohort.validation, synthetic, floor=cohort.floor, seed=seed,
                                    **nlls_of(model))
-        if kind in ("binary", "quantitative"):  # COPYING_REPEATS more validation-sized samples, its conditions
-            more = np.tile(cohort.cond_validation, COPYING_REPEATS)
-            more_cov = None if cov is None else cov.repeat(COPYING_REPEATS, 1)
-            drawn = generator_of(model).sample(torch.as_tensor(more, dtype=torch.float32, device=device), gen,
-                                               SamplingOptions(), more_cov).cpu().numpy()
+        if release and kind in ("binary", "quantitative"):  # COPYING_REPEATS more validation-sized samples
+            more, drawn = draw(COPYING_REPEATS)
             traits = (cohort.cond_train, cohort.cond_validation, more)
             check.association_copying = validation_association_copying(cohort.train, cohort.validation, drawn,
                                                                        traits, kind, seed, COPYING_REPEATS)
+        if release:  # drawn after the copying's samples, which stay as they were; the attacker holds a release
+            # larger than the validation part
+            check.segment_membership, check.segment_limit = validation_segment_membership(
+                cohort.train, cohort.validation, draw(SEGMENT_REPEATS)[1], cohort.chrom, seed)
         return check.to_dict()
 
     return monitor
@@ -602,7 +613,7 @@ def _release_check(cohort: _Cohort | None, generator, nlls: dict | None, dev: to
     None without enough validation individuals."""
     if cohort is None:
         return None
-    check = _memorisation_monitor(cohort, lambda _: generator, lambda _: nlls, dev, seed, kind)(None)
+    check = _memorisation_monitor(cohort, lambda _: generator, lambda _: nlls, dev, seed, kind, release=True)(None)
     _emit(callback, "check", MemorisationCheck(**check).summary())
     if warning := release_warning(MemorisationCheck(**check)):
         _emit(callback, "check", warning)
@@ -770,7 +781,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
 
     # memorisation is measured on the validation individuals while training (never on any evaluation holdout)
     models.independent.fit(dosages[tr], cond[tr])  # a baseline, and the floor of the memorisation checks
-    cohort = _check_cohort(dosages, cond, split, models.independent, seed, covariates)
+    cohort = _check_cohort(dosages, cond, split, models.independent, seed, covariates,
+                           bim["chrom"].to_numpy()[panel_index])
     trait_record = _fit_trait_model(models.trait, dosages, values, split, covariates, kind, cfg.dp.enabled, callback)
     if cohort is None:
         _emit(callback, "setup", f"only {va.size} validation individuals: memorisation is not checked while "

@@ -369,9 +369,11 @@ def test_generate_cli__reports_the_runs_validation_privacy_check_and_warns_when_
     assert check is not None and check.n_validation == 80 and check.likelihood_gap is not None
     assert set(check.values) == set(check.limits) == {"membership_auc", "dcr_share", "aats_privacy_loss"}
     assert check.association_copying is not None  # a binary trait: measured on the validation people too
+    assert 0 < check.segment_membership < check.segment_limit  # the shared-segment attack: no stretches copied
     assert main(["generate", "--run", str(run), "--n", "20", "--seed", "1", "--out", str(tmp_path / "a")]) == 0
     out, err = capsys.readouterr()
     assert check.summary() in out and f"association copying {check.association_copying:.2f}" in out
+    assert f"shared-segment membership {check.segment_membership:.3f}" in out
     assert json.loads((tmp_path / "a.provenance.json").read_text())["release_check"] == check.to_dict()
 
     def as_if(name, change):  # the same run with its recorded check changed (run.json is the marker, not hashed)
@@ -389,6 +391,11 @@ def test_generate_cli__reports_the_runs_validation_privacy_check_and_warns_when_
     assert len(failed) == 1 and "dcr share" in failed[0] and "snpgen evaluate" in failed[0]
     copied = as_if("copied", lambda c: c.update(association_copying=3.5))
     assert len(copied) == 1 and "association copying 3.50" in copied[0] and "--guidance 1" in copied[0]
+    stitched = as_if("stitched", lambda c: c.update(segment_membership=0.9, association_copying=1.0))
+    assert len(stitched) == 1 and "shared-segment membership 0.900" in stitched[0] and "--epochs" in stitched[0]
+    older = as_if("older", lambda c: [c.pop("segment_membership"), c.pop("segment_limit"),  # runs written before
+                                      c.update(association_copying=1.0)])
+    assert older == []
 
 
 @pytest.mark.parametrize("model", ["diffusion", "vae_gaussian"])

@@ -134,3 +134,22 @@ def test_association_copying__flags_a_copier_of_the_training_class_frequencies_a
     # the mean over subsamples of a larger synthetic sample (what the run's check records) sees the same
     repeated = validation_association_copying(x_train, x_val, x_copy, (y_train, y_val, y_copy), "binary", repeats=4)
     assert repeated > 3.0
+
+
+def test_segment_membership__flags_a_release_stitched_from_training_stretches_and_passes_fresh_people(people):
+    from snpgen_core.evaluation.attacks import mosaic
+    from snpgen_core.memorisation import MemorisationCheck, validation_segment_membership
+
+    train, validation, fresh = people
+    auc, limit = validation_segment_membership(train, validation, fresh, seed=0)
+    assert auc < limit and limit == pytest.approx(0.5 + 2 * np.sqrt((2 * 50 + 1) / (12 * 50 * 50)))
+    stitched, _ = validation_segment_membership(train, validation, mosaic(train, 200, 40, seed=0), seed=0)
+    assert stitched > limit
+
+    ideal = {"membership_auc": 0.5, "dcr_share": 0.5, "aats_privacy_loss": 0.0}
+    check = MemorisationCheck(ideal, ideal, True, 100, 400, segment_membership=stitched, segment_limit=limit)
+    warning = release_warning(check)
+    assert f"shared-segment membership {stitched:.3f} > {limit:.3f}" in warning and "--epochs" in warning
+    assert f"shared-segment membership {stitched:.3f} (limit {limit:.3f})" in check.summary()
+    assert release_warning(MemorisationCheck(ideal, ideal, True, 100, 400, segment_membership=auc,
+                                             segment_limit=limit)) is None
