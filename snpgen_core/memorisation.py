@@ -143,17 +143,20 @@ def _attacks(train: np.ndarray, validation: np.ndarray, synthetic: np.ndarray, s
             "aats_privacy_loss": float(aats_privacy_loss(data).value)}
 
 
-def validation_segment_membership(train, validation, synthetic, chrom=None, seed: int = 0) -> tuple[float, float]:
+def validation_segment_membership(train, validation, synthetic, chrom=None,
+                                  seed: int = 0) -> tuple[float | None, float | None]:
     """(AUC, limit) of the card's shared-segment attack with ``validation`` in the holdout's place (its halves are
     the non-members and the fresh sample; as many training members), against ``synthetic``. The limit is the
-    card's pass limit, widened to 2 sampling sds above 0.5 at the attack's size. NaN AUC when too few people."""
+    card's pass limit, widened to 2 sampling sds above 0.5 at the attack's size. (None, None) when a half of the
+    validation part is too small for the attack."""
     from .evaluation.attacks import shared_segment_membership
 
-    row = shared_segment_membership(train, validation, synthetic, segment=chrom, seed=seed, device="cpu")
-    auc = row["segment_membership_auc"]
-    n = max(int(auc.details.get("n_each", 1)), 1)
-    limit = max(DEFAULT_RULES["privacy.segment_membership_auc"].pass_at, 0.5 + 2 * auc_null_sd(n, n))
-    return float(auc.value), float(limit)
+    auc = shared_segment_membership(train, validation, synthetic, segment=chrom, seed=seed,
+                                    device="cpu")["segment_membership_auc"]
+    if auc.skipped:
+        return None, None
+    n = int(auc.details["n_each"])
+    return float(auc.value), max(DEFAULT_RULES["privacy.segment_membership_auc"].pass_at, 0.5 + 2 * auc_null_sd(n, n))
 
 
 COPYING_REPEATS = 8  # synthetic samples as large as the validation part, averaged (one alone is noisy)

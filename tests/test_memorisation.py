@@ -153,3 +153,4 @@ def test_segment_membership__flags_a_release_stitched_from_training_stretches_an
     assert f"shared-segment membership {stitched:.3f} (limit {limit:.3f})" in check.summary()
     assert release_warning(MemorisationCheck(ideal, ideal, True, 100, 400, segment_membership=auc,
                                              segment_limit=limit)) is None
+    assert validation_segment_membership(train, validation[:15], fresh, seed=0) == (None, None)  # halves of 7

@@ -287,7 +287,8 @@ def group_floor_cohort(train: np.ndarray, groups: np.ndarray, n: int, rng: np.ra
 
 
 def _with_attacks(privacy: dict, t, h, s, seed: int, device: str, chrom=None) -> dict:
-    """The privacy rows plus the cheap attacks of ``evaluation.attacks`` (DOMIAS, attribute inference), and each
+    """The privacy rows plus the cheap attacks of ``evaluation.attacks`` (DOMIAS, attribute inference, shared
+    segments; ``chrom``: where those restart), and each
     KING row's count explained against its null (the panel's own rate among real holdout strangers)."""
     from .attacks import attack_metrics, kinship_null
 
