@@ -103,18 +103,24 @@ def _pc_title(i: int, share) -> str:
     return f"PC{i + 1}" + (f" ({share[i]:.0%} of top)" if len(share) > i and share[i] is not None else "")
 
 
+def _overlaid_densities(series, bins: int, title: str, xaxis_title: str) -> go.Figure:
+    """Histograms as densities, overlaid: ``series`` of (values, trace name, colour)."""
+    fig = go.Figure()
+    for values, name, colour in series:
+        fig.add_trace(go.Histogram(x=_array(values), name=name, histnorm="probability density", opacity=0.6,
+                                   marker_color=colour, nbinsx=bins))
+    fig.update_layout(title=title, barmode="overlay", xaxis_title=xaxis_title, yaxis_title="density", **_LAYOUT)
+    return fig
+
+
 def figure_distance_histograms(plots: dict) -> go.Figure | None:
     """Nearest-neighbour distance to training: synthetic->train against holdout->train (densities)."""
     dist = plots.get("distances")
     if not dist:
         return None
-    fig = go.Figure()
-    for key, k in (("holdout_to_train", "holdout"), ("synthetic_to_train", "synthetic")):
-        fig.add_trace(go.Histogram(x=_array(dist[key]), name=LABELS[k] + " → training", histnorm="probability density",
-                                   opacity=0.6, marker_color=COLOURS[k], nbinsx=60))
-    fig.update_layout(title="Distance to the closest training individual", barmode="overlay",
-                      xaxis_title="L1 (identity-by-state) distance", yaxis_title="density", **_LAYOUT)
-    return fig
+    return _overlaid_densities([(dist[f"{k}_to_train"], LABELS[k] + " → training", COLOURS[k])
+                                for k in ("holdout", "synthetic")], 60,
+                               "Distance to the closest training individual", "L1 (identity-by-state) distance")
 
 
 def figure_segment_histograms(plots: dict) -> go.Figure | None:
@@ -123,14 +129,10 @@ def figure_segment_histograms(plots: dict) -> go.Figure | None:
     seg = plots.get("segments")
     if not seg:
         return None
-    fig = go.Figure()
-    for key, label, colour in (("non_member_scores", "holdout (real strangers)", COLOURS["holdout"]),
-                               ("member_scores", "training members", COLOURS["train"])):
-        fig.add_trace(go.Histogram(x=_array(seg[key]), name=label, histnorm="probability density", opacity=0.6,
-                                   marker_color=colour, nbinsx=50))
-    fig.update_layout(title="Longest stretch shared with a synthetic person", barmode="overlay",
-                      xaxis_title="consecutive SNPs with identical genotypes", yaxis_title="density", **_LAYOUT)
-    return fig
+    return _overlaid_densities([(seg["non_member_scores"], "holdout (real strangers)", COLOURS["holdout"]),
+                                (seg["member_scores"], "training members", COLOURS["train"])], 50,
+                               "Longest stretch shared with a synthetic person",
+                               "consecutive SNPs with identical genotypes")
 
 
 def figure_tstr(plots: dict) -> go.Figure | None:
