@@ -15,13 +15,24 @@ finished ``bench_targets.py`` run:
                 (``evaluation.report.group_floor_cohort``, as the report's group floor). k: the cohort's known number
                 of populations (3 for the msprime cohorts, 5 super-populations for 1000 Genomes), and the k the
                 report's group floor chooses (BIC, groups of at least 50; ``bic_groups``, 1 = none)
+  populations   with ``--populations TSV`` (IID, POP, SUPERPOP, as 1000 Genomes' ``populations.tsv``): the same with
+                the people's known populations as groups (those of fewer than 20 training people take their
+                super-population's frequencies), with their super-populations, and with each
+                population's genotype frequencies shrunk towards its super-population's (Balding-Nichols: the
+                posterior mean under a Beta prior of F_ST F, F estimated by moments within each super-population;
+                ``population_frequencies``), which is what an estimator that knows populations are noisy samples of
+                their super-population would use
   the run       the run's default generator (latent diffusion), as many individuals as the training part
 
 Membership AUC, DCR share and AATS privacy loss (``evaluation.privacy``) are means over ``DRAWS`` synthetic draws
 of each generator and, per draw, three seeded subsamples (``PrivacyInputs`` seeds 0, 1, 2): one draw's DCR share
-moves by about 0.03 at 720 people, and the rows should differ by their generators, not by their draws.
+moves by about 0.03 at 720 people, and the rows should differ by their generators, not by their draws. With
+``--detection``, also the card's detection AUC (``evaluation.structure.detection_auc``) of each generator's first
+draw: what knowing no more than those frequencies costs in fidelity.
 
     .venv/bin/python benchmarks/bench_ancestry_floor.py --cohorts sim11t720,agbl4 --config one_factor
+    .venv/bin/python benchmarks/bench_ancestry_floor.py --cohorts 805 --config group_mix --detection \
+        --populations ../shared/data/1000g_805/populations.tsv
 
 Needs the runs ``<work>/<cohort>/run_<config>_<seed>`` of ``bench_targets.py --config
 benchmarks/configs/<config>.json``. Rows are appended to ``benchmarks/results/ancestry_floor.json``.
@@ -42,28 +53,78 @@ from _common import machine  # noqa: E402
 from bench_targets import WORK, prepare_cohort  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ancestry_floor.json"
-KNOWN_GROUPS = {"sim": 3, "agbl4": 5, "805": 5}  # msprime's out-of-Africa populations; 1000G super-populations
+# msprime's out-of-Africa populations; the continental groups of 1000 Genomes (phase 1 has no South Asians) and HapMap 3
+KNOWN_GROUPS = {"sim": 3, "agbl4": 5, "805": 5, "phase1": 4, "hapmap3": 5}
 DRAWS = 3
+MIN_POPULATION = 20  # training people a population needs for frequencies of its own (else its super-population's)
 
 
 def known_groups(cohort: str) -> int:
     return next(k for prefix, k in KNOWN_GROUPS.items() if cohort.startswith(prefix))
 
 
-def attacks(train: np.ndarray, holdout: np.ndarray, draw) -> dict[str, float]:
-    """The three attacks, averaged over ``DRAWS`` cohorts ``draw(k)`` and three subsamples each."""
+def attacks(train: np.ndarray, holdout: np.ndarray, draw, detection: bool = False) -> dict[str, float]:
+    """The three attacks, averaged over ``DRAWS`` cohorts ``draw(k)`` and three subsamples each (and the detection
+    AUC of the first draw)."""
     from snpgen_core.evaluation.privacy import PrivacyInputs, aats_privacy_loss, dcr_share, membership_auc
+    from snpgen_core.evaluation.structure import detection_auc
 
-    values = []
+    values, row = [], {}
     for k in range(DRAWS):
         synthetic = draw(k)
         for seed in range(3):
             data = PrivacyInputs(train, holdout, synthetic, seed=seed, device="cpu")
             values.append([f(data).value for f in (membership_auc, dcr_share, aats_privacy_loss)])
-    return dict(zip(("membership_auc", "dcr_share", "aats_privacy_loss"), np.mean(values, 0).round(4).tolist()))
+        if detection and k == 0:
+            found = detection_auc(train, holdout, synthetic, seed=0)
+            row = {"detection_auc": round(found.value, 4), "detection_auc_holdout": round(found.reference, 4)}
+    return {**dict(zip(("membership_auc", "dcr_share", "aats_privacy_loss"), np.mean(values, 0).round(4).tolist())),
+            **row}
 
 
-def measure(cohort: str, run_dir: Path, seed: int) -> dict:
+def genotype_frequencies(train: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(m, 3) genotype frequencies of the training ``rows`` (complete dosages)."""
+    return np.stack([(train[rows] == g).mean(0) for g in range(3)], 1)
+
+
+def population_frequencies(train: np.ndarray, pop: np.ndarray, sup: np.ndarray,
+                           shrink: bool) -> dict[str, np.ndarray]:
+    """Each population's (m, 3) genotype frequencies; a population of fewer than ``MIN_POPULATION`` training
+    people gets its super-population's. With ``shrink``, each is shrunk towards its super-population's: the
+    posterior mean under the Balding-Nichols prior p_pop ~ Beta(p (1-F)/F, (1-p)(1-F)/F) around the
+    super-population's allele frequency p, i.e. (n_pop f_pop + (c / 2) f_sup) / (n_pop + c / 2) with c = (1 - F) / F
+    prior alleles. F per super-population by moments: its populations' allele-frequency variance around it beyond
+    binomial sampling noise, over p (1 - p), summed over SNPs."""
+    out = {}
+    for s in np.unique(sup):
+        f_sup = genotype_frequencies(train, sup == s)
+        members = [x for x in np.unique(pop[sup == s]) if (pop == x).sum() >= MIN_POPULATION]
+        out.update({x: f_sup for x in np.unique(pop[sup == s]) if x not in members})
+        if not members:
+            continue
+        n = np.array([(pop == x).sum() for x in members])
+        c = 0.0
+        if shrink:
+            q = train[sup == s].mean(0) / 2
+            p = np.stack([train[pop == x].mean(0) / 2 for x in members])
+            excess = ((p - q) ** 2).mean(0) - (q * (1 - q) / (2 * n[:, None])).mean(0)
+            F = float(np.clip(excess.sum() / max((q * (1 - q)).sum(), 1e-12), 1e-4, 0.5))
+            c = (1 - F) / F
+        for x, size in zip(members, n):
+            out[x] = (size * genotype_frequencies(train, pop == x) + c / 2 * f_sup) / (size + c / 2)
+    return out
+
+
+def frequency_cohort(frequencies: dict[str, np.ndarray], labels: np.ndarray, n: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """``n`` individuals, each given a label drawn from the training people's ``labels`` and each SNP on its own
+    from that label's (m, 3) genotype ``frequencies`` (inverse CDF)."""
+    drawn = rng.choice(labels, n)
+    cdf = np.stack([frequencies[x] for x in drawn]).cumsum(-1)  # (n, m, 3)
+    return (rng.random(cdf.shape[:2])[..., None] > cdf[..., :2]).sum(-1).astype(np.int8)
+
+
+def measure(cohort: str, run_dir: Path, seed: int, populations: Path | None = None, detection: bool = False) -> dict:
     import pandas as pd
     import torch
 
@@ -84,16 +145,31 @@ def measure(cohort: str, run_dir: Path, seed: int) -> dict:
     chosen = training_groups(train, seed=0)
     best = 1 if chosen is None else int(chosen.max()) + 1
     row = {"cohort": cohort, "run": run_dir.name, "n_train": n, "n_snps": train.shape[1], "bic_groups": best,
-           "pooled": attacks(train, holdout, lambda k: group_floor_cohort(train, np.zeros(n, int), n, rng, k))}
+           "pooled": attacks(train, holdout, lambda k: group_floor_cohort(train, np.zeros(n, int), n, rng, k),
+                             detection)}
     for k in sorted({known_groups(cohort), best} - {1}):
         labels = chosen if k == best else training_groups(train, k, seed=0)
-        row[f"{k} groups"] = {**attacks(train, holdout, lambda d: group_floor_cohort(train, labels, n, rng, d)),
-                              "smallest_group": int(np.bincount(labels).min())}
+        row[f"{k} groups"] = {**attacks(train, holdout, lambda d: group_floor_cohort(train, labels, n, rng, d),
+                                        detection), "smallest_group": int(np.bincount(labels).min())}
+    if populations is not None:
+        known = pd.read_csv(populations, sep="\t", dtype=str).set_index("IID")
+        missing = set(prep["train"].samples["iid"]) - set(known.index)
+        if missing:
+            sys.exit(f"{populations}: no POP and SUPERPOP for {len(missing)} training people (e.g. {min(missing)})")
+        pop, sup = (known.loc[prep["train"].samples["iid"], c].to_numpy() for c in ("POP", "SUPERPOP"))
+        supers = {x: genotype_frequencies(train, sup == x) for x in np.unique(sup)}
+        row[f"{len(supers)} super-populations"] = attacks(
+            train, holdout, lambda d: frequency_cohort(supers, sup, n, rng), detection)
+        big = sum((pop == x).sum() >= MIN_POPULATION for x in np.unique(pop))
+        for name, shrink in ((f"{big} populations", False),
+                             (f"{big} populations, shrunk to their super-population", True)):
+            frequencies = population_frequencies(train, pop, sup, shrink)
+            row[name] = attacks(train, holdout, lambda d: frequency_cohort(frequencies, pop, n, rng), detection)
     cond = prep["trait"].values[prep["split"].train].astype(np.float32)
     cond = torch.as_tensor(cond[rng.integers(0, len(cond), n)])
     generator = load_run(run_dir).generator("diffusion")
     row["run's generator"] = attacks(train, holdout, lambda k: generator.sample(
-        cond, torch.Generator().manual_seed(100 * seed + k), SamplingOptions()).numpy())
+        cond, torch.Generator().manual_seed(100 * seed + k), SamplingOptions()).numpy(), detection)
     return row
 
 
@@ -104,6 +180,8 @@ def main() -> None:
     ap.add_argument("--cohorts", default="sim11t720,sim12t720,sim13t720,sim14t720")
     ap.add_argument("--config", default="one_factor", help="the bench_targets.py config whose runs to use")
     ap.add_argument("--training-seeds", default="1")
+    ap.add_argument("--populations", type=Path, help="TSV with IID, POP and SUPERPOP of the cohort's people")
+    ap.add_argument("--detection", action="store_true", help="also each generator's detection AUC (one draw)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     for cohort in args.cohorts.split(","):
@@ -112,7 +190,7 @@ def main() -> None:
             if not (run_dir / "run.json").exists():
                 sys.exit(f"{run_dir}: no finished run; train it first with bench_targets.py --cohorts {cohort} "
                          f"--training-seeds {seed} --config benchmarks/configs/{args.config}.json")
-            row = {**measure(cohort, run_dir, seed), "machine": machine()}
+            row = {**measure(cohort, run_dir, seed, args.populations, args.detection), "machine": machine()}
             print(json.dumps(row), flush=True)
             with open(RESULTS.with_suffix(".lock"), "w") as lock:  # several cohorts may run side by side
                 fcntl.flock(lock, fcntl.LOCK_EX)

@@ -122,6 +122,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             phenos["synthetic"] = None
     elif args.pheno_col:
         raise InputError("--pheno-col needs --pheno FILE", hint="omit both to use .fam column 6")
+    populations = None
+    if args.populations:
+        from .phenotypes import read_labels
+
+        populations = read_labels(cohorts["training"].samples, args.populations, args.population_col)
+        if all(x is None for x in populations):
+            raise InputError(f"no training individual has a {args.population_col} label", path=args.populations,
+                             hint="the file's IIDs must be the training .fam's; choose the column with "
+                                  "--population-col")
     shadow, scratch = None, None
     if args.shadow_models is not None:
         import tempfile
@@ -140,7 +149,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         report = evaluate(cohorts["training"], cohorts["holdout"], cohorts["synthetic"],
                           train_pheno=phenos.get("training"), holdout_pheno=phenos.get("holdout"),
                           synthetic_pheno=phenos.get("synthetic"), seed=args.seed, device=args.device,
-                          sources=sources, model=run_summary(args.run) if args.run else None, shadow=shadow)
+                          sources=sources, model=run_summary(args.run) if args.run else None, shadow=shadow,
+                          train_populations=populations)
     finally:
         if scratch is not None:
             scratch.cleanup()
@@ -433,6 +443,12 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shadow-models", type=_whole, metavar="N",
                    help="also run the shadow-model membership attack: retrain --run's generator N (>= 4) times on "
                         "random halves of --real (N trainings of the run's pipeline: minutes each)")
+    p.add_argument("--populations", metavar="FILE",
+                   help="the training individuals' known populations (a table with IID and --population-col, e.g. "
+                        "1000 Genomes' populations.tsv): the privacy notes add what a generator that knows only "
+                        "these populations' frequencies gets (context, not a grade)")
+    p.add_argument("--population-col", default="POP", metavar="NAME",
+                   help="the population column in --populations (default %(default)s)")
     p.add_argument("--out", type=_path, required=True, metavar="DIR", help="output folder for report.json and report.html")
 
 

@@ -398,6 +398,15 @@ def read_phenotype(samples: pd.DataFrame, path: str | os.PathLike | None = None,
     return decode_trait(table.values[name], name, table.path, places=places)
 
 
+def read_labels(samples: pd.DataFrame, path: str | os.PathLike, column: str) -> np.ndarray:
+    """Each sample's label in ``column`` (e.g. its population: 1000 Genomes' ``populations.tsv`` has IID, POP and
+    SUPERPOP) as an object array in ``samples`` row order; None where the sample is absent from the file or its
+    label is missing (NA, empty). Same file conventions and sample matching as :func:`read_phenotype`."""
+    table = _read_sample_table(samples, path, "population")
+    values = table.values[_pick(table, column)]
+    return np.array([None if v is None or is_missing_text(v) else v for v in values], dtype=object)
+
+
 def read_covariates(samples: pd.DataFrame, path: str | os.PathLike,
                     columns: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
     """Covariates for each sample in ``samples``: (float64 array (n, c), column names).

@@ -375,7 +375,22 @@ CASES = {
     # evaluation
     "evaluate_one_holdout": (lambda c, t: eval_cmd(c, t, holdout=holdout_of(c, t, 1)), "holdout"),
     "evaluate_pheno_col_without_pheno": (lambda c, t: eval_cmd(c, t, "--pheno-col", "QT"), "--pheno"),
+    "evaluate_populations_missing": (lambda c, t: eval_cmd(c, t, "--populations", str(t / "none.tsv")), "not found"),
+    "evaluate_population_col_absent": (lambda c, t: eval_cmd(c, t, "--populations", str(_pops(c.train, t)),
+                                                             "--population-col", "SUPERPOP"), "SUPERPOP"),
+    "evaluate_populations_holdout_only": (lambda c, t: eval_cmd(c, t, "--populations", str(_pops(c.holdout, t))),
+                                          "none of the"),
+    "evaluate_populations_all_na": (lambda c, t: eval_cmd(c, t, "--populations", str(_pops(c.train, t, "NA"))),
+                                    "no training individual"),
 }
+
+
+def _pops(prefix, tmp, label="GBR"):
+    """A populations file (IID, POP) that gives each individual of the cohort ``prefix`` the POP ``label``."""
+    from snpgen_core.io.plink import read_bim_fam
+
+    iids = read_bim_fam(prefix)[1]["iid"]
+    return write(tmp / "pops.tsv", "IID\tPOP\n" + "".join(f"{i}\t{label}\n" for i in iids))
 
 
 def _same_alleles(ctx, tmp):

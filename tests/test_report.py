@@ -139,7 +139,7 @@ def test_report_json__layout_and_required_names(fresh_report, tmp_path):
     for section in ("fidelity", "association", "utility", "privacy"):
         for name, m in data[section].items():
             assert set(m) <= {"value", "reference", "status", "note", "no_copy_floor", "group_floor",
-                              "holdout_vs_synthetic"}
+                              "population_floor", "holdout_vs_synthetic"}
             assert {"value", "reference", "status"} <= set(m)
             assert ("no_copy_floor" in m) == (name in ("membership_auc", "dcr_share", "aats_privacy_loss"))
             assert "group_floor" not in m or "no_copy_floor" in m
@@ -238,6 +238,40 @@ def test_trait_group_mix__known_answer_for_a_release_whose_cases_are_all_of_one_
     assert q.reference < 0.05 and q.value > 0.3
     one = populations(rng, [600], 400)
     assert trait_group_mix(one[:300], one[300:450], one[450:], y[:300], y[300:450], y[450:600], "binary").skipped
+
+
+def test_no_copy_floor__a_population_floor_from_the_known_populations():
+    from snpgen_core.evaluation.report import FLOOR_ROWS, _no_copy_floor
+
+    rng = np.random.default_rng(2)
+    # one continent, four populations close to each other (F_ST 0.02): 40 training and 20 holdout people each
+    x = populations(rng, [60] * 4, 800, fst=0.02)
+    part = np.tile(np.r_[np.zeros(40, int), np.ones(20, int)], 4)
+    labels = np.repeat(np.array(["A", "B", "C", "D"], dtype=object), 60)
+    train, holdout, known = x[part == 0], x[part == 1], labels[part == 0]
+    known[:3] = None  # unknown people are left out; so is a population of fewer than 20 training people
+    known[40:45] = "E"
+    rows = {k: MetricValue(0.5) for k in FLOOR_ROWS}
+    _no_copy_floor(rows, train, holdout, 160, None, 0, "cpu", populations=known)
+    for name in FLOOR_ROWS:
+        d = rows[name].details
+        assert "the 4 populations given (1 more left out: fewer than 20 training people) gets" in rows[name].note
+        assert f"{d['population_floor']:.3f}" in rows[name].note
+    # each population's frequencies from 35-40 people: synthetic people sit nearer to its training people than to
+    # its holdout's, though no one is copied; the pooled floor, from all 160, much less so, and the groups the PCs
+    # separate (fewer, larger) in between
+    d, a = rows["dcr_share"].details, rows["aats_privacy_loss"].details
+    assert d["population_floor"] > d["no_copy_floor"] + 0.05 and a["population_floor"] > a["no_copy_floor"] + 0.05
+    assert d["population_floor"] > d.get("group_floor", 0)
+    none = {k: MetricValue(0.5) for k in FLOOR_ROWS}
+    _no_copy_floor(none, train, holdout, 160, None, 0, "cpu", populations=np.full(len(train), None, dtype=object))
+    assert all("population_floor" not in none[k].details for k in FLOOR_ROWS)
+
+
+def test_evaluate__population_labels_one_per_training_individual():
+    rng = np.random.default_rng(3)
+    with pytest.raises(InputError, match="2 population labels for 40 training individuals"):
+        evaluate(*(small(rng, 40, 10, p) for p in "THS"), config=FAST, train_populations=["A", "B"])
 
 
 def test_no_copy_floor__a_group_floor_beside_the_pooled_one_when_the_pcs_separate_groups():
@@ -373,6 +407,24 @@ def test_cli_evaluate__writes_the_report_and_prints_the_card(tmp_path, capsys):
     assert set(files) == {t + ".bed", t + ".bim", t + ".fam"} and all(len(v) == 64 for v in files.values())
     # the synthetic cohort is not in the phenotype file: its .fam column 6 (binary) disagrees with BMI
     assert data["utility"]["tstr_r"]["value"] is None and "quantitative" in data["utility"]["tstr_r"]["note"]
+
+
+def test_cli_evaluate__known_populations_add_their_floor(tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    t, h, s = write_three(tmp_path, rng)
+    pops = tmp_path / "populations.tsv"
+    pops.write_text("IID\tPOP\tSUPERPOP\n" + "".join(f"T{i}\t{'AB'[i % 2]}\tEUR\n" for i in range(60)))
+    code = main(["evaluate", "--real", t, "--holdout", h, "--synthetic", s, "--populations", str(pops),
+                 "--device", "cpu", "--out", str(tmp_path / "rep")])
+    out = capsys.readouterr().out
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    dcr = data["privacy"]["dcr_share"]
+    assert code == 0 and "the 2 populations given gets" in dcr["note"] and "populations given" in out
+    assert f"{dcr['population_floor']:.3f}" in dcr["note"]
+    main(["evaluate", "--real", t, "--holdout", h, "--synthetic", s, "--populations", str(pops),
+          "--population-col", "superpop", "--device", "cpu", "--out", str(tmp_path / "rep2")])
+    one = json.loads((tmp_path / "rep2" / "report.json").read_text())["privacy"]["dcr_share"]
+    assert "the 1 population given gets" in one["note"] and one["population_floor"] != dcr["population_floor"]
 
 
 @pytest.mark.parametrize("case, message", [
