@@ -22,7 +22,12 @@ finished ``bench_targets.py`` run:
                 posterior mean under a Beta prior of F_ST F, F estimated by moments within each super-population;
                 ``population_frequencies``), which is what an estimator that knows populations are noisy samples of
                 their super-population would use
-  the run       the run's default generator (latent diffusion), as many individuals as the training part
+  the run       the run's default generator (latent diffusion), as many individuals as the training part; with
+                ``--populations``, also a cohort drawn from the release's own per-population genotype frequencies
+                (each synthetic person given the population a logistic regression on 20 training PCs, fitted on the
+                training people, assigns; how often it is right on the holdout is recorded), in the release's mix:
+                the part of the run's privacy loss that its population frequencies alone explain (a lower bound,
+                since wrong assignments blur the populations)
 
 Membership AUC, DCR share and AATS privacy loss (``evaluation.privacy``) are means over ``DRAWS`` synthetic draws
 of each generator and, per draw, three seeded subsamples (``PrivacyInputs`` seeds 0, 1, 2): one draw's DCR share
@@ -168,8 +173,29 @@ def measure(cohort: str, run_dir: Path, seed: int, populations: Path | None = No
     cond = prep["trait"].values[prep["split"].train].astype(np.float32)
     cond = torch.as_tensor(cond[rng.integers(0, len(cond), n)])
     generator = load_run(run_dir).generator("diffusion")
-    row["run's generator"] = attacks(train, holdout, lambda k: generator.sample(
-        cond, torch.Generator().manual_seed(100 * seed + k), SamplingOptions()).numpy(), detection)
+
+    def release(k: int) -> np.ndarray:
+        return generator.sample(cond, torch.Generator().manual_seed(100 * seed + k), SamplingOptions()).numpy()
+
+    row["run's generator"] = attacks(train, holdout, release, detection)
+    if populations is not None:  # how much of it the release's own population frequencies explain
+        from sklearn.linear_model import LogisticRegression
+
+        from snpgen_core.evaluation.structure import fit_pca
+
+        pca = fit_pca(train, 20, seed=0)
+        scale = pca.transform(train).std(0)
+        assign = LogisticRegression(max_iter=5000).fit(pca.transform(train) / scale, pop)
+
+        def own_frequencies(k: int) -> np.ndarray:
+            synthetic = release(k)
+            given = assign.predict(pca.transform(synthetic) / scale)
+            return frequency_cohort({x: genotype_frequencies(synthetic, given == x) for x in np.unique(given)},
+                                    given, n, rng)
+
+        right = assign.score(pca.transform(holdout) / scale, known.loc[prep["holdout"].samples["iid"], "POP"])
+        row["run's population frequencies"] = {**attacks(train, holdout, own_frequencies, detection),
+                                               "holdout_assigned_right": round(float(right), 3)}
     return row
 
 
