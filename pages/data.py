@@ -59,6 +59,14 @@ with st.expander("Upload a cohort", expanded=ws.dataset is None):
                              disabled=pheno is None,
                              help="The trait the models are conditioned on: a column of the phenotype file, or the "
                                   ".fam column 6 without one.")
+    pops = st.file_uploader(
+        "Population labels (optional)", key="up_pops",
+        help="A header with IID (and FID) and a population column, such as 1000 Genomes' populations.tsv. The "
+             "report then adds what a generator that knows only these populations' allele frequencies gets on "
+             "the privacy rows: context for a cohort of many small populations, not a grade.",
+    )
+    labels = table_columns(pops.getvalue(), traits_only=True) if pops is not None else []
+    pops_col = st.selectbox("Population column", labels or ["POP"], key="up_pops_col", disabled=pops is None)
     if st.button("Check and load", type="primary", key="load", icon=":material/upload:"):
         if not plink:
             st.error("Choose the three PLINK files (.bed, .bim, .fam) first.")
@@ -69,6 +77,7 @@ with st.expander("Upload a cohort", expanded=ws.dataset is None):
                     gwas=(gwas.name, gwas.getvalue()) if gwas else None, gwas_columns=gwas_columns or None,
                     pheno=(pheno.name, pheno.getvalue()) if pheno else None,
                     pheno_col=pheno_col if pheno is not None and pheno_col != FAM_TRAIT else None,
+                    populations=(pops.name, pops.getvalue()) if pops else None, population_col=pops_col,
                 )
             if loaded is not None:
                 st.success(f"Loaded {loaded.name}.", icon=":material/check_circle:")

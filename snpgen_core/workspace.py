@@ -39,7 +39,8 @@ class Dataset:
     """The cohort a session works on: file paths inside the workspace (or the read-only demo), and its split.
 
     ``split`` is the recorded train / validation / holdout TSV (FID IID SPLIT); the holdout never takes part in
-    SNP selection or training. ``gwas`` is None when no summary statistics were given.
+    SNP selection or training. ``gwas`` is None when no summary statistics were given. ``populations``: a table with
+    IID and ``population_col`` (the demo's ``.pheno.tsv`` has POP), read by ``phenotypes.read_labels``.
     """
 
     name: str
@@ -50,6 +51,8 @@ class Dataset:
     pheno_col: str | None = None
     demo: bool = False
     gwas_columns: dict | None = None  # field -> file column, overriding detection (``io.gwas.read_gwas``)
+    populations: Path | None = None  # the individuals' known populations, for the report's population floor
+    population_col: str = "POP"
 
 
 @dataclass
@@ -298,17 +301,22 @@ class Workspace:
             bfile = self.path / "data" / "demo"
             write_cohort(simulate_cohort(n=n, n_snps=n_snps, seed=seed), bfile)
         dataset = Dataset("demo", bfile, Path(f"{bfile}.split.tsv"), gwas=Path(f"{bfile}.gwas.tsv"), demo=True)
+        if Path(f"{bfile}.pheno.tsv").exists():  # simulate writes each person's population there
+            dataset.populations = Path(f"{bfile}.pheno.tsv")
         self.summary = summarize(dataset)
         self.dataset = dataset
         return dataset
 
     def load_upload(self, plink_files, *, gwas=None, pheno=None, pheno_col: str | None = None,
-                    gwas_columns: dict | None = None, seed: int = 0, keep_gwas: bool = False) -> Dataset:
+                    gwas_columns: dict | None = None, seed: int = 0, keep_gwas: bool = False, populations=None,
+                    population_col: str = "POP") -> Dataset:
         """Save an uploaded cohort into the workspace, check it, and record a seeded split.
 
         ``plink_files``: (file name, bytes) pairs, exactly one each of .bed/.bim/.fam. ``gwas`` and ``pheno``:
         optional (file name, bytes); ``gwas_columns`` maps GWAS fields (snp, chrom, pos, a1, a2, beta, or, se, p,
-        log10p) to the file's column names where detection needs help. The files are checked in a staging folder
+        log10p) to the file's column names where detection needs help. ``populations``: optional (file name,
+        bytes) of the individuals' known populations (IID and ``population_col``), which the report's population
+        floor reads (``evaluation.report._no_copy_floor``). The files are checked in a staging folder
         first, so bad input leaves the previous cohort untouched; errors are InputError with the user's file names
         (not the server's paths).
         The split holds out ``HOLDOUT_FRACTION`` of the individuals, stratified on the trait.
@@ -338,11 +346,17 @@ class Workspace:
                 dataset.pheno = staging / safe_name(pheno[0], "pheno.tsv")
                 dataset.pheno.write_bytes(pheno[1])
                 dataset.pheno_col = pheno_col or None
+            if populations is not None:
+                dataset.populations = staging / safe_name(populations[0], "populations.tsv")
+                dataset.populations.write_bytes(populations[1])
+                dataset.population_col = population_col
             try:
                 from .io.plink import read_fam
 
                 samples = read_fam(plink_path(dataset.bfile, ".fam"))
                 trait = read_phenotype(samples, dataset.pheno, dataset.pheno_col)
+                if dataset.populations is not None:
+                    _population_labels(samples, dataset)
                 split = split_samples(len(samples), strata=trait_strata(trait.values, trait.kind),
                                       holdout=HOLDOUT_FRACTION, seed=seed)
                 write_split(split, samples, dataset.split)
@@ -684,9 +698,10 @@ class Workspace:
                    "synthetic": [str(p) for p in sorted(cohort.prefix.parent.glob(cohort.prefix.name + ".*"))]}
         model = run_summary(self.jobs[cohort.run_id].run_dir, cohort.generation.get("model") or "diffusion")
         model["cohort"] = self.dataset.name
+        populations = None if self.dataset.populations is None else _population_labels(train.samples, self.dataset)
         report = evaluate(train, holdout, synthetic, train_pheno=train_trait, holdout_pheno=holdout_trait,
                           synthetic_pheno=synthetic_trait, seed=seed, device="auto", sources=sources, model=model,
-                          progress=lambda text, share: say(text, 0.05 + 0.9 * share))
+                          progress=lambda text, share: say(text, 0.05 + 0.9 * share), train_populations=populations)
         chosen = self.panel_provenance()  # the report says who chose the SNPs, as the model card does
         report["provenance"]["snp_panel"] = {"training_only": chosen["training_only"], "text": chosen["panel"]}
         report["provenance"]["notes"].append(f"SNP panel: {chosen['panel']}")
@@ -939,7 +954,19 @@ def _moved(dataset: Dataset, old: Path, new: Path) -> Dataset:
         return None if p is None else new / p.relative_to(old)
 
     return Dataset(dataset.name, move(dataset.bfile), move(dataset.split), move(dataset.gwas), move(dataset.pheno),
-                   dataset.pheno_col, dataset.demo, dataset.gwas_columns)
+                   dataset.pheno_col, dataset.demo, dataset.gwas_columns, move(dataset.populations),
+                   dataset.population_col)
+
+
+def _population_labels(samples, dataset: Dataset) -> np.ndarray:
+    """The known population of each of ``samples`` (None where unknown); InputError when none of them has one."""
+    from .phenotypes import read_labels
+
+    labels = read_labels(samples, dataset.populations, dataset.population_col)
+    if all(x is None for x in labels):
+        raise InputError(f"no individual of the cohort has a {dataset.population_col} label",
+                         path=str(dataset.populations), hint="the file's IIDs must be the .fam's")
+    return labels
 
 
 def summarize(dataset: Dataset) -> DatasetSummary:

@@ -73,9 +73,10 @@ def trio(prefix: Path, corrupt: str | None = None) -> list[tuple[str, bytes, str
     return files
 
 
-def upload(at: AppTest, plink, gwas=None, pheno=None, column: str = "", gwas_columns: dict | None = None) -> AppTest:
-    """Files into the Data page's uploaders (each upload reruns the page, as in the browser), the phenotype column
-    and GWAS columns picked from the files' headers, then Check and load."""
+def upload(at: AppTest, plink, gwas=None, pheno=None, column: str = "", gwas_columns: dict | None = None,
+           pops=None, pops_column: str = "") -> AppTest:
+    """Files into the Data page's uploaders (each upload reruns the page, as in the browser), the phenotype and
+    population columns and GWAS columns picked from the files' headers, then Check and load."""
     at.file_uploader(key="up_plink").set_value(plink).run()
     if gwas is not None:
         at.file_uploader(key="up_gwas").set_value(gwas).run()
@@ -85,6 +86,10 @@ def upload(at: AppTest, plink, gwas=None, pheno=None, column: str = "", gwas_col
         at.file_uploader(key="up_pheno").set_value(pheno).run()
         if column:
             at.selectbox(key="up_pheno_col").set_value(column)
+    if pops is not None:
+        at.file_uploader(key="up_pops").set_value(pops).run()
+        if pops_column:
+            at.selectbox(key="up_pops_col").set_value(pops_column)
     return at.button(key="load").click().run()
 
 
@@ -310,6 +315,9 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     no_exceptions(at)
     report = ws.report
     assert report["overall"] in ("pass", "warn", "fail")
+    # the demo knows its people's populations (simulate's .pheno.tsv): the privacy rows' population floor
+    assert "populations given gets" in report["privacy"]["dcr_share"]["note"]
+    assert report["privacy"]["dcr_share"]["population_floor"] is not None
     assert report["provenance"]["sizes"]["holdout"] == len(split.holdout) == 60
     assert report["provenance"]["sizes"]["training"] == len(split.train)
     grades = next(m.value for m in at.markdown if m.value.startswith("**Fidelity**"))
@@ -760,6 +768,29 @@ def test_data__phenotype_column_is_picked_from_the_files_header_and_errors_name_
     assert at.session_state["workspace"].summary.phenotype.name == "QT"
     # no text box to mistype a column into: every message the page can show names widgets, never CLI flags
     assert not [t for t in at.text_input if t.key == "up_pheno_col"]
+
+
+def test_data__population_labels_upload_reaches_the_reports_population_floor_and_bad_ones_are_refused(
+        cohort_files):
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    assert at.selectbox(key="up_pops_col").disabled  # no file yet
+    pheno = Path(f"{cohort_files}.pheno.tsv")
+    any_column = ("pops.tsv", pheno.read_bytes(), "text/plain")
+    upload(at, trio(cohort_files), pops=any_column, pops_column="CASE")  # the picked column is what is read
+    no_exceptions(at)
+    ws = at.session_state["workspace"]
+    assert ws.dataset.populations.name == "pops.tsv" and ws.dataset.population_col == "CASE"
+    none = ("none.tsv", b"IID\tPOP\nnobody\tGBR\n", "text/plain")
+    upload(at, trio(cohort_files), pops=none)
+    assert at.error and "none.tsv" in at.error[0].value and "none of the 1 samples" in at.error[0].value
+    assert str(ws.path) not in at.error[0].value and ws.dataset.populations.name == "pops.tsv"  # kept as it was
+    from snpgen_core.workspace import _population_labels
+
+    fam = read_fam(plink_path(cohort_files, ".fam"))
+    upload(at, trio(cohort_files), pops=("p.tsv", pheno.read_bytes(), "text/plain"))
+    labels = _population_labels(fam, ws.dataset)
+    assert ws.dataset.population_col == "POP" and set(labels) == set(fam["fid"])  # the cohort's FID is its POP
 
 
 def test_data__re_uploading_a_corrected_trio_replaces_the_old_one(cohort_files, tmp_path):
