@@ -127,10 +127,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         from .phenotypes import read_labels
 
         populations = read_labels(cohorts["training"].samples, args.populations, args.population_col)
-        if all(x is None for x in populations):
-            raise InputError(f"no training individual has a {args.population_col} label", path=args.populations,
-                             hint="the file's IIDs must be the training .fam's; choose the column with "
-                                  "--population-col")
     shadow, scratch = None, None
     if args.shadow_models is not None:
         import tempfile

@@ -401,10 +401,15 @@ def read_phenotype(samples: pd.DataFrame, path: str | os.PathLike | None = None,
 def read_labels(samples: pd.DataFrame, path: str | os.PathLike, column: str) -> np.ndarray:
     """Each sample's label in ``column`` (e.g. its population: 1000 Genomes' ``populations.tsv`` has IID, POP and
     SUPERPOP) as an object array in ``samples`` row order; None where the sample is absent from the file or its
-    label is missing (NA, empty). Same file conventions and sample matching as :func:`read_phenotype`."""
+    label is missing (NA, empty). Same file conventions and sample matching as :func:`read_phenotype`; InputError
+    when no sample has a label."""
     table = _read_sample_table(samples, path, "population")
-    values = table.values[_pick(table, column)]
-    return np.array([None if v is None or is_missing_text(v) else v for v in values], dtype=object)
+    name = _pick(table, column)
+    labels = np.array([None if v is None or is_missing_text(v) else v for v in table.values[name]], dtype=object)
+    if all(x is None for x in labels):
+        raise InputError(f"no individual of the cohort has a {name} label", path=table.path,
+                         hint="the file's IIDs must be the .fam's, with a label (not NA) in that column")
+    return labels
 
 
 def read_covariates(samples: pd.DataFrame, path: str | os.PathLike,

@@ -959,14 +959,10 @@ def _moved(dataset: Dataset, old: Path, new: Path) -> Dataset:
 
 
 def _population_labels(samples, dataset: Dataset) -> np.ndarray:
-    """The known population of each of ``samples`` (None where unknown); InputError when none of them has one."""
+    """The known population of each of ``samples`` (None where unknown; ``phenotypes.read_labels``)."""
     from .phenotypes import read_labels
 
-    labels = read_labels(samples, dataset.populations, dataset.population_col)
-    if all(x is None for x in labels):
-        raise InputError(f"no individual of the cohort has a {dataset.population_col} label",
-                         path=str(dataset.populations), hint="the file's IIDs must be the .fam's")
-    return labels
+    return read_labels(samples, dataset.populations, dataset.population_col)
 
 
 def summarize(dataset: Dataset) -> DatasetSummary:

@@ -381,7 +381,7 @@ CASES = {
     "evaluate_populations_holdout_only": (lambda c, t: eval_cmd(c, t, "--populations", str(_pops(c.holdout, t))),
                                           "none of the"),
     "evaluate_populations_all_na": (lambda c, t: eval_cmd(c, t, "--populations", str(_pops(c.train, t, "NA"))),
-                                    "no training individual"),
+                                    "no individual of the cohort has a POP label"),
 }
 
 

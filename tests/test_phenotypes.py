@@ -11,7 +11,7 @@ from snpgen_core.errors import InputError
 from snpgen_core.genotypes import Genotypes, make_samples, make_variants
 from snpgen_core.io.plink import write_plink
 from snpgen_core.phenotypes import (Phenotype, decode_trait, decode_trait_as, encode_trait, fam_trait_is_empty,
-                                   read_covariates, read_phenotype, trait_text)
+                                   read_covariates, read_labels, read_phenotype, trait_text)
 
 NAN = np.nan
 
@@ -278,3 +278,16 @@ def test_read_covariates__bad_columns_raise(tmp_path):
         read_covariates(_samples(), path, ["mix"])
     with pytest.raises(InputError, match=r"column 'BMI' not found; available columns: AGE, SITE, NONE, MIX"):
         read_covariates(_samples(), path, ["BMI"])
+
+
+def test_read_labels__populations_by_iid_missing_and_absent_are_none(tmp_path):
+    f = tmp_path / "populations.tsv"  # 1000 Genomes' layout: no FID; rows in another order; one sample absent
+    f.write_text("IID\tPOP\tSUPERPOP\nHG00003\tYRI\tAFR\nHG00000\tGBR\tEUR\nHG00001\tNA\tEUR\n"
+                 "HG00002\tGBR,TSI\tEUR\nHG09999\tCHB\tEAS\n")
+    labels = read_labels(_samples(n=5), f, "pop")
+    assert labels.tolist() == ["GBR", None, "GBR,TSI", "YRI", None]
+    assert read_labels(_samples(n=5), f, "SUPERPOP").tolist() == ["EUR", "EUR", "EUR", "AFR", None]
+    with pytest.raises(InputError, match="no individual of the cohort has a POP label"):
+        read_labels(make_samples(["HG00001"]), f, "POP")
+    with pytest.raises(InputError, match="column 'ANCESTRY' not found"):
+        read_labels(_samples(n=5), f, "ANCESTRY")
