@@ -270,14 +270,18 @@ def _no_copy_floor(rows: dict, t, h, n: int, conditions, seed: int, device: str,
         rows[name].details["no_copy_floor"] = value
         rows[name].note = (f"a generator that copies no one (each SNP drawn on its own from the training "
                            f"genotype frequencies{per}) gets {value:.3f} on these cohorts")
+
+    def add_floor(key: str, synthetic: np.ndarray, says) -> None:  # a further floor, after the pooled one's note
+        for name, value in floor_values(synthetic).items():
+            rows[name].details[key] = value
+            rows[name].note += f"; {says(value)}"
+
     groups = structure.training_groups(t[keep[0]], seed=seed) if shown else None
     if groups is not None:
         k = int(groups.max()) + 1
-        for name, value in floor_values(group_floor_cohort(t[keep[0]], groups, len(cond_s), rng, seed + 1)).items():
-            rows[name].details["group_floor"] = value
-            rows[name].note += (f"; one that also knows the frequencies of the {k} groups the training PCs separate "
-                                f"(ancestry, on most panels) gets {value:.3f}: what any model of that structure "
-                                "carries from groups of this size")
+        add_floor("group_floor", group_floor_cohort(t[keep[0]], groups, len(cond_s), rng, seed + 1), lambda v: (
+            f"one that also knows the frequencies of the {k} groups the training PCs separate (ancestry, on most "
+            f"panels) gets {v:.3f}: what any model of that structure carries from groups of this size"))
     if populations is None or not shown:
         return
     labels = np.asarray(populations, dtype=object)[keep[0]]
@@ -290,12 +294,9 @@ def _no_copy_floor(rows: dict, t, h, n: int, conditions, seed: int, device: str,
     k = int(codes.max()) + 1
     left_out = (f" ({len(known) - k} more left out: fewer than {MIN_POPULATION} training people)"
                 if len(known) > k else "")
-    for name, value in floor_values(group_floor_cohort(t[keep[0]][counted], codes, len(cond_s), rng,
-                                                       seed + 2)).items():
-        rows[name].details["population_floor"] = value
-        rows[name].note += (f"; one that knows the frequencies of the {k} population{'s' * (k != 1)} given"
-                            f"{left_out} gets "
-                            f"{value:.3f}: what a release faithful to them carries from their sizes alone")
+    add_floor("population_floor", group_floor_cohort(t[keep[0]][counted], codes, len(cond_s), rng, seed + 2),
+              lambda v: (f"one that knows the frequencies of the {k} population{'s' * (k != 1)} given{left_out} "
+                         f"gets {v:.3f}: what a release faithful to them carries from their sizes alone"))
 
 
 def group_floor_cohort(train: np.ndarray, groups: np.ndarray, n: int, rng: np.random.Generator,
