@@ -71,17 +71,14 @@ def copy_cohort(train: np.ndarray, chrom: np.ndarray, n: int, k: int, pool: int,
             if j > 0 and chrom[j] != chrom[j - 1]:
                 agree.zero_()
                 context.zero_()
-            weights, used, found = None, None, None
-            for level in (context, context.clamp(max=window), torch.zeros_like(context)):
+            weights, used = torch.zeros(rows, 3), context.clone()
+            found = torch.zeros(rows, dtype=torch.bool)
+            for level in (context, context.clamp(max=window), torch.zeros_like(context)):  # the longest that allows
                 counts = (mask & (agree >= level[:, None])).float() @ onehot[:, j]  # (rows, 3)
                 allowed = counts * (counts >= k)
-                ok = allowed.sum(1) > 0
-                if weights is None:
-                    weights, used, found = allowed, level.clone(), ok
-                else:
-                    fill = ~found & ok
-                    weights[fill], used[fill] = allowed[fill], level[fill]
-                    found |= ok
+                fill = ~found & (allowed.sum(1) > 0)
+                weights[fill], used[fill] = allowed[fill], level[fill]
+                found |= fill
                 if bool(found.all()):
                     break
             if not bool(found.all()):
