@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import json
 import sys
 from pathlib import Path
@@ -88,8 +89,11 @@ def attacks(train: np.ndarray, holdout: np.ndarray, draw, detection: bool = Fals
 
 
 def genotype_frequencies(train: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """(m, 3) genotype frequencies of the training ``rows`` (complete dosages)."""
-    return np.stack([(train[rows] == g).mean(0) for g in range(3)], 1)
+    """(m, 3) genotype frequencies of the training ``rows`` (complete dosages): what the attacks' independent-SNP
+    generator keeps."""
+    from snpgen_core.evaluation.attacks import independent_snps
+
+    return independent_snps(train[rows], None, 0)
 
 
 def population_frequencies(train: np.ndarray, pop: np.ndarray, sup: np.ndarray,
@@ -174,6 +178,7 @@ def measure(cohort: str, run_dir: Path, seed: int, populations: Path | None = No
     cond = torch.as_tensor(cond[rng.integers(0, len(cond), n)])
     generator = load_run(run_dir).generator("diffusion")
 
+    @functools.cache  # the run's draws, scored as they are and, with --populations, for their frequencies
     def release(k: int) -> np.ndarray:
         return generator.sample(cond, torch.Generator().manual_seed(100 * seed + k), SamplingOptions()).numpy()
 
