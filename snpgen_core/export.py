@@ -230,8 +230,9 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
     condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
                       if (v := g.get(k)) is not None), "the training distribution of the trait")
     if g.get("trait_drawn_from", "condition") != "condition":
-        condition += ("; the released trait is not that value but a draw of the run's trait model (ridge regression "
-                      "on the training individuals) given each individual's genotypes")
+        penalty = (done.get("trait_model") or {}).get("penalty", "ridge")  # runs before the lasso: ridge
+        condition += (f"; the released trait is not that value but a draw of the run's trait model ({penalty} "
+                      "regression on the training individuals) given each individual's genotypes")
     notes = "".join(f"- {n}\n" for n in report["provenance"].get("notes", []))
     panel = panel or prov.get("snp_panel") or panel_provenance(None, (prov.get("n_train") or 0)
                                                                + (prov.get("n_validation") or 0))

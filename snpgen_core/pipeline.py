@@ -566,33 +566,47 @@ def _trait_shares(vae, out: Path, trait: np.ndarray, use: bool, callback) -> dic
 
 
 def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Split, covariates: np.ndarray | None,
-                     kind: str, dp: bool, callback) -> dict | None:
+                     kind: str, dp: bool, choice: str, callback) -> dict | None:
     """A quantitative trait's model given the genotypes (``models/trait_model.py``), fitted on the training part
-    and scored on the validation part (r of its prediction with the trait); run.json's record, or None (no such
-    trait, or differential privacy)."""
+    with the penalty ``choice`` (``TrainConfig.trait_model``; ``"auto"``: ridge and lasso both, the one whose
+    prediction correlates better with the validation individuals' trait kept, ridge on a tie or without 10 of
+    them); run.json's record, with each fit's validation r, or None (no such trait, or differential privacy)."""
     if kind != "quantitative" or dp:
         return None
     tr, va = split.train, split.validation
-    try:
-        record = model.fit(dosages[tr], values[tr], None if covariates is None else covariates[tr])
-    except ValueError as err:  # too few differing values: the condition is released, as without a model
-        _emit(callback, "check", f"no trait model: {err}")
-        return None
     known = va[np.isfinite(values[va])]
-    if known.size >= 10:
+    scored = known.size >= 10
+    if scored:
         from .evaluation.align import impute_mean, training_means
 
-        x = impute_mean(dosages[known], training_means(dosages[tr]))
-        cov = None
+        x_va = torch.as_tensor(impute_mean(dosages[known], training_means(dosages[tr])))
+        cov_va = None
         if covariates is not None:
-            cov = np.where(np.isfinite(covariates[known]), covariates[known], np.nanmean(covariates[tr], axis=0))
-            cov = torch.as_tensor(cov)
-        pred = model.predict(torch.as_tensor(x), cov).numpy()
-        record["validation_r"] = float(np.corrcoef(pred, values[known])[0, 1]) if np.ptp(pred) > 0 else 0.0
-    _emit(callback, "check", f"trait model (the released trait is drawn from it given the genotypes): ridge "
-                             f"penalty {record['alpha']:.3g}, residual sd {record['noise_sd']:.3g}"
-                             + (f", r {record['validation_r']:.3f} on the validation individuals"
-                                if "validation_r" in record else ""))
+            cov_va = torch.as_tensor(np.where(np.isfinite(covariates[known]), covariates[known],
+                                              np.nanmean(covariates[tr], axis=0)))
+    penalties = (("ridge", "lasso") if scored else ("ridge",)) if choice == "auto" else (choice,)
+    fits = []
+    for penalty in penalties:
+        try:
+            record = model.fit(dosages[tr], values[tr], None if covariates is None else covariates[tr], penalty)
+        except ValueError as err:  # too few differing values: the condition is released, as without a model
+            _emit(callback, "check", f"no trait model: {err}")
+            return None
+        if scored:
+            pred = model.predict(x_va, cov_va).numpy()
+            record["validation_r"] = float(np.corrcoef(pred, values[known])[0, 1]) if np.ptp(pred) > 0 else 0.0
+        fits.append((record, {k: t.clone() for k, t in model.state_dict().items()}))
+    record, state = max(fits, key=lambda f: f[0].get("validation_r", 0.0))  # the first (ridge) on a tie
+    model.load_state_dict(state)
+    if len(fits) > 1:
+        record["validation_r_by_penalty"] = {f[0]["penalty"]: f[0]["validation_r"] for f in fits}
+    kept = f", {record['nonzero']} columns kept" if "nonzero" in record else ""
+    scores = "; ".join(f"{p} {r:.3f}" for p, r in record.get("validation_r_by_penalty", {}).items())
+    _emit(callback, "check", f"trait model (the released trait is drawn from it given the genotypes): "
+                             f"{record['penalty']} penalty {record['alpha']:.3g}{kept}, residual sd "
+                             f"{record['noise_sd']:.3g}"
+                             + (f", r {record['validation_r']:.3f} on the validation individuals" if scored else "")
+                             + (f" (kept of {scores})" if scores else ""))
     return record
 
 
@@ -783,7 +797,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     models.independent.fit(dosages[tr], cond[tr])  # a baseline, and the floor of the memorisation checks
     cohort = _check_cohort(dosages, cond, split, models.independent, seed, covariates,
                            bim["chrom"].to_numpy()[panel_index])
-    trait_record = _fit_trait_model(models.trait, dosages, values, split, covariates, kind, cfg.dp.enabled, callback)
+    trait_record = _fit_trait_model(models.trait, dosages, values, split, covariates, kind, cfg.dp.enabled,
+                                    cfg.trait_model, callback)
     if cohort is None:
         _emit(callback, "setup", f"only {va.size} validation individuals: memorisation is not checked while "
                                  "training (give the run more individuals or a larger validation share)")

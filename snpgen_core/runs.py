@@ -113,6 +113,13 @@ class TrainConfig:
                                          "selection bias expects to be real (empirical Bayes over every tested "
                                          "SNP, Tweedie's formula); off: the training cohort's own differences, "
                                          "chance included (DP runs: off)")
+    # 1000 Genomes AGBL4 QT (20 causal SNPs): validation r 0.669 (ridge) / 0.724 (lasso, 75 columns kept), TSTR
+    # over 3 draws 0.930 -> 0.961x (BENCHMARKS.md, thirty-second pass)
+    trait_model: str = option("auto", "a quantitative trait's model given the genotypes, from which the released "
+                                      "trait is drawn: ridge (L2: many small effects), lasso (L1: few SNPs carry "
+                                      "the trait) or auto (both fitted on the training individuals, the one that "
+                                      "predicts the validation individuals better kept; ridge without them)",
+                              choices=("auto", "ridge", "lasso"))
     # one factor per lag lowers the LD-decay error on msprime (medians over 3 seeds: sim1 / sim2 1.76 / 1.74 ->
     # 1.58 / 1.51x; 720 training people 4.7 -> 2.8x; seventh pass). With the linked neighbours (VAEConfig.window),
     # whose weights it leaves alone, it is the default: one shared factor over the nearest 16 left msprime sim1's

@@ -1,12 +1,15 @@
 """The quantitative trait's model given the genotypes (models/trait_model.py): ridge regression with the penalty
-chosen by generalised cross-validation, checked against scikit-learn's RidgeCV; missing calls, covariates and
-seeded draws."""
+chosen by generalised cross-validation, checked against scikit-learn's RidgeCV; the lasso, checked against
+scikit-learn's Lasso fitted on the n x p matrix itself; missing calls, covariates and seeded draws; and training's
+choice between the two on the validation individuals (pipeline._fit_trait_model)."""
 import numpy as np
 import pytest
 import torch
-from sklearn.linear_model import RidgeCV
+from sklearn.linear_model import Lasso, RidgeCV
 
-from snpgen_core.models.trait_model import ALPHAS, TraitModel
+from snpgen_core.models.trait_model import ALPHAS, LASSO_PATH, TraitModel
+from snpgen_core.pipeline import _fit_trait_model
+from snpgen_core.splits import Split
 
 
 def _cohort(n=900, m=40, seed=0):
@@ -67,3 +70,68 @@ def test_fit__a_constant_column_gets_no_weight_and_too_few_values_are_refused():
     assert float(model.weight[0]) == 0.0 and np.isfinite(model.weight.numpy()).all()
     with pytest.raises(ValueError, match="3 or more"):
         TraitModel(x.shape[1]).fit(x[:5], np.full(5, 1.0))
+
+
+def test_lasso__the_same_weights_as_sklearn_on_the_full_matrix_and_the_penalty_of_least_gcv():
+    """Independent implementation: scikit-learn's Lasso on the standardised n x p matrix, at every penalty of the
+    path; the model (which only ever sees the p x p cross-products) keeps the same weights at the penalty whose
+    GCV (df = columns kept + 1) is least, and the same residual sd."""
+    x, beta, rng = _cohort()
+    y = 2.0 + x @ beta + rng.normal(0, 0.8, len(x))
+    model = TraitModel(x.shape[1])
+    record = model.fit(x, y, penalty="lasso")
+    mean, sd = x.mean(0), x.std(0)
+    z, n = (x - mean) / sd, len(x)
+    alphas = np.abs(z.T @ (y - y.mean())).max() / n * np.logspace(0, -3, LASSO_PATH)
+    gcv, fits = [], []
+    for a in alphas:
+        ref = Lasso(alpha=a, tol=1e-10, max_iter=100_000).fit(z, y)
+        rss = ((y - ref.predict(z)) ** 2).sum()
+        df = np.count_nonzero(ref.coef_) + 1
+        gcv.append(n * rss / (n - df) ** 2)
+        fits.append((ref, rss, df))
+    k = int(np.argmin(gcv))
+    ref, rss, df = fits[k]
+    assert record["penalty"] == "lasso" and record["alpha"] == pytest.approx(alphas[k])
+    np.testing.assert_allclose(model.weight.numpy(), ref.coef_ / sd, atol=2e-4)
+    assert float(model.intercept) == pytest.approx(ref.intercept_ - (mean / sd) @ ref.coef_, abs=2e-3)
+    assert record["noise_sd"] == pytest.approx(np.sqrt(rss / (n - df)), rel=1e-3)
+    # sparse: the three causal SNPs kept, nearly every other one at exactly zero
+    w = model.weight.numpy()
+    assert np.all(w[[3, 11, 25]] != 0) and record["nonzero"] == np.count_nonzero(w) <= 15
+    with pytest.raises(ValueError, match="penalty 'l0' unknown"):
+        model.fit(x, y, penalty="l0")
+
+
+def _fit_choice(y, x, choice="auto", validation=200):
+    n = len(x)
+    split = Split(train=np.arange(validation, n), validation=np.arange(validation), holdout=np.array([], int))
+    model = TraitModel(x.shape[1])
+    return _fit_trait_model(model, x, y, split, None, "quantitative", False, choice, None), model
+
+
+def test_training_keeps_the_penalty_that_predicts_the_validation_individuals_better():
+    """Known answers: a trait of 3 causal SNPs among 150 keeps the lasso (higher validation r), one of 150 small
+    effects the ridge; the kept weights are the kept fit's; a fixed choice fits only that one, and with fewer than
+    10 validation individuals "auto" fits the ridge alone."""
+    rng = np.random.default_rng(3)
+    n, m = 1200, 150
+    x = rng.binomial(2, rng.uniform(0.1, 0.5, m), (n, m)).astype(np.int8)
+    xs = (x - x.mean(0)) / x.std(0)
+    sparse = xs[:, [3, 60, 120]] @ np.array([0.5, -0.4, 0.4]) + rng.normal(0, 0.8, n)
+    dense = xs @ rng.normal(0, 0.08, m) + rng.normal(0, 0.8, n)
+
+    record, model = _fit_choice(sparse, x)
+    by = record["validation_r_by_penalty"]
+    assert record["penalty"] == "lasso" and by["lasso"] > by["ridge"] and record["validation_r"] == by["lasso"]
+    assert np.count_nonzero(model.weight.numpy()) == record["nonzero"] < m
+
+    record, model = _fit_choice(dense, x)
+    by = record["validation_r_by_penalty"]
+    assert record["penalty"] == "ridge" and by["ridge"] > by["lasso"]
+    assert np.count_nonzero(model.weight.numpy()) == m
+
+    record, _ = _fit_choice(sparse, x, choice="ridge")
+    assert record["penalty"] == "ridge" and "validation_r_by_penalty" not in record
+    record, _ = _fit_choice(sparse, x, validation=5)
+    assert record["penalty"] == "ridge" and "validation_r" not in record
