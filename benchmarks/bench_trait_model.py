@@ -6,7 +6,9 @@ penalty and scored on the run's validation individuals (the r ``train`` reports;
 ``--draws`` K synthetic genotype cohorts as large as the training part are drawn once from the run's generator (draw
 k seeded 100 + k, the condition values drawn from the training part's), each penalty's model releases a trait for
 the same genotypes with the same noise seed, and the report's TSTR / TRTR ratio (linear model, on the real holdout)
-is scored for each. Rows go to ``benchmarks/results/trait_model.json``.
+is scored for each, with the per-SNP effects' agreement with the training's over the holdout's (effect-r ratio)
+and the card's association copying (``privacy.copying`` of that agreement). Rows go to
+``benchmarks/results/trait_model.json``.
 
 Runs: ``bench_targets.py``'s (``--cohorts agbl4_qt --training-seeds 1 --config trait_shrinkage``: run
 ``run_<config>_<seed>`` of the cohort), and with ``--unseen DIR ...`` folders laid out as the command line leaves
@@ -39,6 +41,8 @@ def score(run_dir: Path, train, holdout, y_train: np.ndarray, y_holdout: np.ndar
     import torch
 
     from snpgen_core.evaluation.align import impute_mean, training_means
+    from snpgen_core.evaluation.association import effect_r
+    from snpgen_core.evaluation.privacy import copying
     from snpgen_core.evaluation.utility import tstr
     from snpgen_core.models.generators import SamplingOptions
     from snpgen_core.models.trait_model import PENALTIES, TraitModel
@@ -58,7 +62,8 @@ def score(run_dir: Path, train, holdout, y_train: np.ndarray, y_holdout: np.ndar
         record["seconds"] = round(time.perf_counter() - t, 2)
         pred = model.predict(x_val).numpy()
         record["validation_r"] = float(np.corrcoef(pred[known], y_train[val][known])[0, 1])
-        models[penalty], out[penalty] = model, {"fit": record, "tstr_ratio": []}
+        models[penalty] = model
+        out[penalty] = {"fit": record, "tstr_ratio": [], "effect_r_ratio": [], "association_copying": []}
     out["auto"] = max(PENALTIES, key=lambda p: out[p]["fit"]["validation_r"])  # ridge first on a tie, as train
     generator = load_run(run_dir).generator("diffusion")
     y = y_train[np.isfinite(y_train)]
@@ -72,6 +77,9 @@ def score(run_dir: Path, train, holdout, y_train: np.ndarray, y_holdout: np.ndar
             v = tstr(x, holdout.dosages, drawn.numpy(), y_train, y_holdout, released, "quantitative", n_boot=10,
                      seed=seed)
             out[penalty]["tstr_ratio"].append(v.value / v.reference)
+            e = effect_r(x, holdout.dosages, drawn.numpy(), y_train, y_holdout, released, "quantitative", seed=seed)
+            out[penalty]["effect_r_ratio"].append(e.value / e.reference)
+            out[penalty]["association_copying"].append(float(copying(e, "effects").value))
         print(f"  draw {k}: " + ", ".join(f"{p} {out[p]['tstr_ratio'][-1]:.4f}" for p in PENALTIES), flush=True)
     return out
 
@@ -118,7 +126,9 @@ def main() -> None:
                **score(run_dir, train, holdout, y_train, y_holdout, args.draws)}
         record_row(RESULTS, row, key=lambda r: (r["cohort"], r["run"]))
         fits = "; ".join(f"{p}: validation r {row[p]['fit']['validation_r']:.3f}, TSTR ratio "
-                         f"{np.mean(row[p]['tstr_ratio']):.4f}" for p in ("ridge", "lasso"))
+                         f"{np.mean(row[p]['tstr_ratio']):.4f}, effect-r ratio "
+                         f"{np.mean(row[p]['effect_r_ratio']):.3f}, association copying {np.mean(row[p]['association_copying']):.2f}"
+                         for p in ("ridge", "lasso"))
         print(f"| {cohort} | {run_name} | {fits} | auto keeps {row['auto']} |", flush=True)
 
 

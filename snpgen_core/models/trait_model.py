@@ -17,8 +17,9 @@ keeps a small weight) or L1 (lasso: most weights exactly 0; Tibshirani 1996), it
 cross-validation over ``ALPHAS`` or the lasso's path. Training fits both and keeps the one that predicts the
 validation individuals better (``pipeline._fit_trait_model``, ``TrainConfig.trait_model``). Why both: the trait
 model's weights are what a model trained on the synthetic cohort can learn at best, and a ridge spreads a few causal
-SNPs' effects over every SNP in LD with them (AGBL4 QT: validation r 0.669 ridge, 0.724 lasso with 75 of 1,362 SNPs;
-BENCHMARKS.md, thirty-second pass), while for a trait of many small effects the ridge is as good or better.
+SNPs' effects over every SNP in LD with them (AGBL4 QT, 3 runs: validation r 0.676 ridge, 0.714 lasso keeping 70-97 of
+1,362 SNPs, TSTR 0.938x -> 0.952x; BENCHMARKS.md, thirty-second pass), while for a trait of many small effects the two
+predict alike.
 ``noise_sd^2`` is the residual variance over the residual degrees of freedom (the lasso's: the columns it keeps).
 Not fitted (no effect) for binary, categorical or absent traits, and under differential privacy (the fit is outside
 the accounting).
