@@ -41,7 +41,7 @@ from .models.baselines import IndependentSNPs, LatentGaussian, VAEGaussian
 from .models.denoiser import Denoiser, DenoiserConfig
 from .models.gan import ConditionalWGAN, GANConfig
 from .models.markov import MarkovChainSNPs
-from .models.trait_model import TraitModel
+from .models.trait_model import PENALTIES, TraitModel
 from .models.diffusion import DiffusionConfig, GaussianDiffusion
 from .models.generators import Generator, LatentDiffusion
 from .models.vae import GenotypeVAE, VAEConfig
@@ -119,7 +119,7 @@ class TrainConfig:
                                       "trait is drawn: ridge (L2: many small effects), lasso (L1: few SNPs carry "
                                       "the trait) or auto (both fitted on the training individuals, the one that "
                                       "predicts the validation individuals better kept; ridge without them)",
-                              choices=("auto", "ridge", "lasso"))
+                              choices=("auto",) + PENALTIES)
     # one factor per lag lowers the LD-decay error on msprime (medians over 3 seeds: sim1 / sim2 1.76 / 1.74 ->
     # 1.58 / 1.51x; 720 training people 4.7 -> 2.8x; seventh pass). With the linked neighbours (VAEConfig.window),
     # whose weights it leaves alone, it is the default: one shared factor over the nearest 16 left msprime sim1's
