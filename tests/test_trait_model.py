@@ -135,3 +135,21 @@ def test_training_keeps_the_penalty_that_predicts_the_validation_individuals_bet
     assert record["penalty"] == "ridge" and "validation_r_by_penalty" not in record
     record, _ = _fit_choice(sparse, x, validation=5)
     assert record["penalty"] == "ridge" and "validation_r" not in record
+
+
+@pytest.mark.parametrize("penalty", ["ridge", "lasso"])
+def test_covariates_are_not_penalised(penalty):
+    """Property of an unpenalised covariate: its weight is the least-squares fit of what the SNPs leave of the trait
+    (a penalised one would be shrunk towards 0: a weak covariate among many SNPs, here 0.01 sd per unit, would
+    lose part of its effect). The SNPs' penalised weights see the covariate taken out first."""
+    x, beta, rng = _cohort(n=600, m=80)
+    cov = rng.normal(0, 1, (len(x), 2))
+    y = x @ beta + cov @ np.array([0.15, 0.01]) + rng.normal(0, 1.0, len(x))
+    model = TraitModel(x.shape[1], n_covariates=2)
+    record = model.fit(x, y, cov, penalty=penalty)
+    w = model.weight.numpy()
+    left = y - x @ w[:-2]
+    ls = np.linalg.lstsq(np.c_[np.ones(len(x)), cov], left, rcond=None)[0]
+    np.testing.assert_allclose(w[-2:], ls[1:], rtol=1e-8, atol=1e-10)
+    assert float(model.intercept) == pytest.approx(ls[0], abs=1e-8)
+    assert record["effective_df"] >= 3  # the intercept and two covariates at least

@@ -14,7 +14,8 @@ The model: y = intercept + w . [x, c] + N(0, noise_sd^2), fitted on the training
 (missing calls at the column mean) and covariates from one eigendecomposition of the (p, p) cross-product, which is
 accumulated in blocks (a biobank's n x p matrix is never held in float64). The penalty is L2 (ridge: every SNP
 keeps a small weight) or L1 (lasso: most weights exactly 0; Tibshirani 1996), its strength chosen by generalised
-cross-validation over ``ALPHAS`` or the lasso's path. Training fits both and keeps the one that predicts the
+cross-validation over ``ALPHAS`` or the lasso's path. Covariates are not penalised (as in polygenic-score practice:
+an age or sex effect is not shrunk towards 0 with the SNPs'). Training fits both and keeps the one that predicts the
 validation individuals better (``pipeline._fit_trait_model``, ``TrainConfig.trait_model``). Why both: the trait
 model's weights are what a model trained on the synthetic cohort can learn at best, and a ridge spreads a few causal
 SNPs' effects over every SNP in LD with them (AGBL4 QT, 3 runs: validation r 0.676 ridge, 0.714 lasso keeping 70-97 of
@@ -96,13 +97,23 @@ class TraitModel(nn.Module):
             z[~np.isfinite(z)] = 0.0  # missing values at the mean
             gram += z.T @ z
             xty += z.T @ yc[start:start + BLOCK]
-        d, v = np.linalg.eigh(gram)
+        # covariates are not penalised: the SNPs' penalised fit is made on what the covariates leave of the SNPs and
+        # the trait (Frisch-Waugh-Lovell), and the covariates' weights are then least squares given the SNPs'
+        m = self.n_snps
+        cc_inv = np.linalg.pinv(gram[m:, m:])  # (c, c); a constant covariate's row and column are 0
+        to_snps = gram[:m, m:] @ cc_inv  # (m, c): each SNP regressed on the covariates
+        snp_gram, snp_xty = gram[:m, :m] - to_snps @ gram[m:, :m], xty[:m] - to_snps @ xty[m:]
+        yy = yc @ yc - xty[m:] @ cc_inv @ xty[m:]
+        fixed_df = 1.0 + (np.linalg.matrix_rank(gram[m:, m:]) if self.n_covariates else 0)  # intercept, covariates
+        d, v = np.linalg.eigh(snp_gram)
         d = np.maximum(d, 0.0)
         pos = d > d.max() * 1e-10
         d, v = d[pos], v[:, pos]
-        q = (v.T @ xty) / np.sqrt(d)  # y's coordinates along the left singular vectors
-        outside = yc @ yc - q @ q  # the part of y no column reaches
-        beta, alpha, rss, df = (_ridge if penalty == "ridge" else _lasso)(gram, xty, d, v, q, outside, n)
+        q = (v.T @ snp_xty) / np.sqrt(d)  # y's coordinates along the left singular vectors
+        outside = yy - q @ q  # the part of y no column reaches
+        solve = _ridge if penalty == "ridge" else _lasso
+        beta, alpha, rss, df = solve(snp_gram, snp_xty, d, v, q, outside, n, fixed_df)
+        beta = np.r_[beta, cc_inv @ (xty[m:] - gram[m:, :m] @ beta)]
         w = beta / sd
         with torch.no_grad():
             self.weight.copy_(torch.as_tensor(w))
@@ -112,7 +123,7 @@ class TraitModel(nn.Module):
         record = {"penalty": penalty, "alpha": alpha, "effective_df": float(df), "noise_sd": float(self.noise_sd),
                   "n": int(n)}
         if penalty == "lasso":
-            record["nonzero"] = int(np.count_nonzero(w))
+            record["nonzero"] = int(np.count_nonzero(w[:m]))  # SNPs kept
         return record
 
     def predict(self, dosages: torch.Tensor, covariates: torch.Tensor | None = None) -> torch.Tensor:
@@ -134,23 +145,23 @@ def _gcv(n: int, rss: np.ndarray, df: np.ndarray) -> np.ndarray:
     return n * rss / np.maximum(n - df, 1.0) ** 2
 
 
-def _ridge(gram, xty, d, v, q, outside, n) -> tuple[np.ndarray, float, float, float]:
+def _ridge(gram, xty, d, v, q, outside, n, fixed_df) -> tuple[np.ndarray, float, float, float]:
     """Ridge weights on the standardised columns, the penalty of ``ALPHAS`` with the least GCV: (weights, penalty,
-    residual sum of squares, degrees of freedom, the intercept's included). ``d``, ``v``: the eigenvalues above
-    zero and eigenvectors of ``gram``; ``q``: y's coordinates along the left singular vectors; ``outside``: the
-    part of y's sum of squares no column reaches."""
+    residual sum of squares, degrees of freedom, ``fixed_df`` (the intercept's and covariates') included). ``d``,
+    ``v``: the eigenvalues above zero and eigenvectors of ``gram``; ``q``: y's coordinates along the left singular
+    vectors; ``outside``: the part of y's sum of squares no column reaches."""
     f = d[None, :] / (d[None, :] + ALPHAS[:, None])
     rss = outside + (((1 - f) * q) ** 2).sum(1)
-    df = f.sum(1) + 1
+    df = f.sum(1) + fixed_df
     k = int(np.argmin(_gcv(n, rss, df)))
     beta = v @ (q * np.sqrt(d) / (d + ALPHAS[k]))
     return beta, float(ALPHAS[k]), float(rss[k]), float(df[k])
 
 
-def _lasso(gram, xty, d, v, q, outside, n) -> tuple[np.ndarray, float, float, float]:
+def _lasso(gram, xty, d, v, q, outside, n, fixed_df) -> tuple[np.ndarray, float, float, float]:
     """Lasso weights on the standardised columns (minimising ||y - Z b||^2 / 2n + alpha |b|_1), along a path of
     ``LASSO_PATH`` penalties from the one that keeps no column down to a thousandth of it, the one with the least
-    GCV kept; the degrees of freedom are the columns kept, plus the intercept (Zou, Hastie & Tibshirani 2007).
+    GCV kept; the degrees of freedom are the columns kept, plus ``fixed_df`` (Zou, Hastie & Tibshirani 2007).
     Returns what ``_ridge`` returns. Solved by scikit-learn's coordinate descent on the cross-products: the rows
     sqrt(d) v' (at most p of them) have ``gram`` as their own, and ``q`` as the y they see, so the n x p matrix is
     never held."""
@@ -162,13 +173,13 @@ def _lasso(gram, xty, d, v, q, outside, n) -> tuple[np.ndarray, float, float, fl
     rows = np.sqrt(d)[:, None] * v.T
     top = np.abs(xty).max() / n
     if top == 0:  # no column tells anything: the mean alone
-        return np.zeros(len(xty)), 0.0, float(outside + q @ q), 1.0
+        return np.zeros(len(xty)), 0.0, float(outside + q @ q), fixed_df
     alphas = top * np.logspace(0, -3, LASSO_PATH)
     with warnings.catch_warnings():  # the path's weakest penalties (near least squares) converge slowly; GCV
         warnings.simplefilter("ignore", ConvergenceWarning)  # does not keep them where n is not far above p
         # scikit-learn scales the loss by its own row count (len(rows)), not n
         _, coefs, _ = lasso_path(rows, q, alphas=alphas * n / len(rows), precompute=gram, Xy=xty, max_iter=5000)
     rss = outside + ((q[:, None] - rows @ coefs) ** 2).sum(0)
-    df = np.count_nonzero(coefs, axis=0) + 1.0
+    df = np.count_nonzero(coefs, axis=0) + fixed_df
     k = int(np.argmin(_gcv(n, rss, df)))
     return coefs[:, k], float(alphas[k]), float(rss[k]), float(df[k])
