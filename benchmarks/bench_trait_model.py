@@ -12,7 +12,8 @@ and the card's association copying (``privacy.copying`` of that agreement). Rows
 
 Runs: ``bench_targets.py``'s (``--cohorts agbl4_qt --training-seeds 1 --config trait_shrinkage``: run
 ``run_<config>_<seed>`` of the cohort), and with ``--unseen DIR ...`` folders laid out as the command line leaves
-them: ``cohort.train`` / ``cohort.holdout`` (PLINK), ``cohort.pheno.tsv`` (column ``QT``) and the run in ``run``.
+them: ``cohort.train`` / ``cohort.holdout`` (PLINK), ``cohort.pheno.tsv`` (column ``QT``) and the run in ``run``
+(``--unseen-run``; ``bench_unseen.py --trait QT`` leaves it in ``run_default_qt``).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_trait_model.py --cohorts agbl4_qt --training-seeds 1 \\
         --config trait_shrinkage --draws 4
@@ -84,7 +85,7 @@ def score(run_dir: Path, train, holdout, y_train: np.ndarray, y_holdout: np.ndar
     return out
 
 
-def unseen_cohort(folder: Path):
+def unseen_cohort(folder: Path, run: str):
     """(train, holdout, y_train, y_holdout) of a command-line folder, on its run's panel in the panel's order."""
     from snpgen_core.io.plink import read_plink
     from snpgen_core.phenotypes import read_phenotype
@@ -93,7 +94,7 @@ def unseen_cohort(folder: Path):
     out = []
     for part in ("train", "holdout"):
         g = read_plink(folder / f"cohort.{part}")
-        out.append(g.subset(variants=panel_indices(folder / "run" / "panel.bim", g.variants)))
+        out.append(g.subset(variants=panel_indices(folder / run / "panel.bim", g.variants)))
     ys = [read_phenotype(g.samples, folder / "cohort.pheno.tsv", "QT").values for g in out]
     return out[0], out[1], ys[0], ys[1]
 
@@ -104,6 +105,7 @@ def main() -> None:
     ap.add_argument("--training-seeds", default="1")
     ap.add_argument("--config", default="trait_shrinkage")
     ap.add_argument("--unseen", nargs="*", default=[], type=Path, help="command-line folders (see above)")
+    ap.add_argument("--unseen-run", default="run", help="the run's folder name in each --unseen folder")
     ap.add_argument("--draws", type=int, default=4)
     args = ap.parse_args()
 
@@ -111,10 +113,10 @@ def main() -> None:
     for cohort in [] if args.cohorts == "none" else args.cohorts.split(","):
         for seed in args.training_seeds.split(","):
             jobs.append((cohort, f"{args.config}_{seed}", WORK / cohort / f"run_{args.config}_{seed}"))
-    jobs += [(f"unseen {folder.name}", "default", folder / "run") for folder in args.unseen]
+    jobs += [(f"unseen {folder.name}", args.unseen_run, folder / args.unseen_run) for folder in args.unseen]
     for cohort, run_name, run_dir in jobs:
         if cohort.startswith("unseen"):
-            train, holdout, y_train, y_holdout = unseen_cohort(run_dir.parent)
+            train, holdout, y_train, y_holdout = unseen_cohort(run_dir.parent, run_dir.name)
         else:
             prep = prepare_cohort(cohort, WORK)
             values = prep["trait"].values

@@ -10,6 +10,10 @@ Per msprime seed S (pick them fresh, e.g. from ``$RANDOM``, so no setting was ch
     snpgen evaluate --real cohort.train --holdout cohort.holdout --synthetic syn_<variant> --run run_<variant> \\
                     --out eval_<variant>
 
+``--trait QT`` runs the same protocol on the simulated quantitative trait instead of CASE: ``gwas``, ``train`` and
+``evaluate`` get ``--pheno cohort.pheno.tsv --pheno-col QT``, ``generate`` no case fraction, and every file and row
+of the variant is labelled ``<variant>_qt``.
+
 Variants: ``default`` (every default; the GWAS of ``snpgen gwas`` as it comes, not adjusted for ancestry) and
 ``pcsK`` (``snpgen gwas --pcs K``: the panel chosen from an association adjusted for the training individuals'
 top K principal components). Then ``--draws`` synthetic cohorts as large as the training part are scored against
@@ -47,29 +51,38 @@ def snpgen(work: Path, log: str, *args: str) -> None:
         subprocess.run([*SNPGEN, *args], cwd=work, stdout=out, stderr=subprocess.STDOUT, check=True)
 
 
-def release(work: Path, seed: int, variant: str) -> None:
-    """The command-line protocol of the module docstring for one cohort and variant (steps already done are kept)."""
+def release(work: Path, seed: int, variant: str, trait: str = "CASE") -> None:
+    """The command-line protocol of the module docstring for one cohort, variant and trait (steps already done are
+    kept)."""
     work.mkdir(parents=True, exist_ok=True)
     if not (work / "cohort.bed").exists():
         snpgen(work, "simulate.log", "simulate", "--out", "cohort", "--n", "3000", "--snps", "6000",
                "--seed", str(seed))
     if not (work / "cohort.train.bed").exists():
         snpgen(work, "split.log", "split", "--bfile", "cohort", "--seed", "1", "--out", "cohort")
+    tag = label(variant, trait)
+    pheno = [] if trait == "CASE" else ["--pheno", "cohort.pheno.tsv", "--pheno-col", trait]
     pcs = int(variant[3:]) if variant.startswith("pcs") else 0
-    gwas = f"gwas_pc{pcs}.tsv" if pcs else "gwas.tsv"
+    gwas = (f"gwas_pc{pcs}" if pcs else "gwas") + ("" if trait == "CASE" else f"_{trait.lower()}") + ".tsv"
     if not (work / gwas).exists():
-        snpgen(work, f"gwas_{variant}.log", "gwas", "--bfile", "cohort.train", "--out", gwas, "--pcs", str(pcs))
-    if not (work / f"run_{variant}" / "run.json").exists():
-        snpgen(work, f"train_{variant}.log", "train", "--bfile", "cohort.train", "--gwas", gwas, "--top", "1000",
-               "--seed", "1", "--out", f"run_{variant}")
-    if not (work / f"eval_{variant}" / "report.json").exists():
-        snpgen(work, f"generate_{variant}.log", "generate", "--run", f"run_{variant}", "--n", "2400",
-               "--case-fraction", "0.25", "--seed", "1", "--out", f"syn_{variant}")
-        snpgen(work, f"evaluate_{variant}.log", "evaluate", "--real", "cohort.train", "--holdout", "cohort.holdout",
-               "--synthetic", f"syn_{variant}", "--run", f"run_{variant}", "--out", f"eval_{variant}")
+        snpgen(work, f"gwas_{tag}.log", "gwas", "--bfile", "cohort.train", *pheno, "--out", gwas, "--pcs", str(pcs))
+    if not (work / f"run_{tag}" / "run.json").exists():
+        snpgen(work, f"train_{tag}.log", "train", "--bfile", "cohort.train", *pheno, "--gwas", gwas, "--top",
+               "1000", "--seed", "1", "--out", f"run_{tag}")
+    if not (work / f"eval_{tag}" / "report.json").exists():
+        mix = ["--case-fraction", "0.25"] if trait == "CASE" else []
+        snpgen(work, f"generate_{tag}.log", "generate", "--run", f"run_{tag}", "--n", "2400", *mix, "--seed", "1",
+               "--out", f"syn_{tag}")
+        snpgen(work, f"evaluate_{tag}.log", "evaluate", "--real", "cohort.train", "--holdout", "cohort.holdout",
+               "--synthetic", f"syn_{tag}", "--run", f"run_{tag}", *pheno, "--out", f"eval_{tag}")
 
 
-def cli_cohort(work: Path, variant: str) -> dict:
+def label(variant: str, trait: str) -> str:
+    """The files' and rows' name of a variant: ``default``, ``pcs10``; ``default_qt`` for the quantitative trait."""
+    return variant if trait == "CASE" else f"{variant}_{trait.lower()}"
+
+
+def cli_cohort(work: Path, variant: str, trait: str = "CASE") -> dict:
     """The cohort as the command line left it, on the run's panel: ``bench_privacy_draws``' prep dict (train,
     holdout, trait over both, split)."""
     from snpgen_core.io.plink import read_plink
@@ -77,29 +90,32 @@ def cli_cohort(work: Path, variant: str) -> dict:
     from snpgen_core.runs import panel_indices
 
     train, holdout = read_plink(work / "cohort.train"), read_plink(work / "cohort.holdout")
-    keep = panel_indices(work / f"run_{variant}" / "panel.bim", train.variants)
-    a, b = (read_phenotype(g.samples) for g in (train, holdout))
+    keep = panel_indices(work / f"run_{label(variant, trait)}" / "panel.bim", train.variants)
+    pheno = () if trait == "CASE" else (work / "cohort.pheno.tsv", trait)  # CASE: the .fam's column 6
+    a, b = (read_phenotype(g.samples, *pheno) for g in (train, holdout))
     return {"train": train.subset(variants=keep), "holdout": holdout.subset(variants=keep),
             "trait": Phenotype(a.name, a.kind, np.concatenate([a.values, b.values]), a.labels),
             "split": SimpleNamespace(train=np.arange(train.n_samples),
                                      holdout=train.n_samples + np.arange(holdout.n_samples))}
 
 
-def scored(work: Path, variant: str, draws: int, guidance: float | None = None, group_mix: bool = True) -> dict:
+def scored(work: Path, variant: str, draws: int, guidance: float | None = None, group_mix: bool = True,
+           trait: str = "CASE") -> dict:
     """``bench_privacy_draws.score_run`` on the run."""
     from bench_privacy_draws import score_run
 
-    return score_run(cli_cohort(work, variant), work / f"run_{variant}", draws, utility=True, detection=True,
-                     guidance=guidance, group_mix=group_mix)
+    return score_run(cli_cohort(work, variant, trait), work / f"run_{label(variant, trait)}", draws, utility=True,
+                     detection=True, guidance=guidance, group_mix=group_mix)
 
 
-def card(work: Path, variant: str) -> dict:
-    """The single card's grade and trait rows, and how many of the simulated causal SNPs the panel holds."""
+def card(work: Path, tag: str) -> dict:
+    """The single card's grade and trait rows, and how many of the simulated causal SNPs the panel holds (``tag``:
+    the variant's ``label``)."""
     import pandas as pd
 
-    report = json.loads((work / f"eval_{variant}" / "report.json").read_text())
+    report = json.loads((work / f"eval_{tag}" / "report.json").read_text())
     tstr = next(v for k, v in report["utility"].items() if k in ("tstr_auc", "tstr_r"))
-    panel = pd.read_csv(work / f"run_{variant}" / "panel.bim", sep="\t", header=None)[1].astype(str)
+    panel = pd.read_csv(work / f"run_{tag}" / "panel.bim", sep="\t", header=None)[1].astype(str)
     causal = pd.read_csv(work / "cohort.causal.tsv", sep="\t")["SNP"].astype(str)
     return {"card": report["overall"], "card_tstr": tstr["value"], "card_trtr": tstr["reference"],
             "causal_in_panel": int(causal.isin(set(panel)).sum()), "causal": len(causal)}
@@ -114,6 +130,7 @@ def main() -> None:
     ap.add_argument("--no-group-mix", dest="group_mix", action="store_false",
                     help="the draws without the classes' latent group mix (SamplingOptions.group_mix); rows "
                          "labelled <variant>_nomix")
+    ap.add_argument("--trait", default="CASE", choices=("CASE", "QT"), help="the simulated trait (default CASE)")
     ap.add_argument("--work", default=str(WORK))
     args = ap.parse_args()
     for variant in args.variants.split(","):
@@ -126,14 +143,15 @@ def main() -> None:
         for variant in args.variants.split(","):
             work = Path(args.work) / f"s{seed}"
             t0 = time.perf_counter()
-            release(work, seed, variant)
-            draws = scored(work, variant, args.draws, args.guidance, args.group_mix)
-            graded = card(work, variant)
+            release(work, seed, variant, args.trait)
+            draws = scored(work, variant, args.draws, args.guidance, args.group_mix, args.trait)
+            tag = label(variant, args.trait)
+            graded = card(work, tag)
             if args.guidance is not None or not args.group_mix:  # the card graded generate's own default draw
                 graded = {"causal_in_panel": graded["causal_in_panel"], "causal": graded["causal"]}
-            label = (variant if args.guidance is None else f"{variant}_g{args.guidance:g}") + (
-                "" if args.group_mix else "_nomix")
-            row = {"seed": seed, "variant": label, "draws": args.draws,
+            name = tag if args.guidance is None else f"{tag}_g{args.guidance:g}"
+            name += "" if args.group_mix else "_nomix"
+            row = {"seed": seed, "variant": name, "draws": args.draws,
                    **{m: round(float(np.mean(v)), 4) for m, v in draws.items()}, **graded,
                    "per_draw": draws, "machine": machine(), "load": os.getloadavg(),
                    "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}

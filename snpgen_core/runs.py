@@ -113,8 +113,8 @@ class TrainConfig:
                                          "selection bias expects to be real (empirical Bayes over every tested "
                                          "SNP, Tweedie's formula); off: the training cohort's own differences, "
                                          "chance included (DP runs: off)")
-    # the lasso was kept on 6 of 6 runs: 1000 Genomes AGBL4 QT (3 seeds) validation r 0.676 -> 0.714, TSTR 0.938 ->
-    # 0.952x; three unseen msprime cohorts 0.637 -> 0.703, 0.888 -> 0.959x (BENCHMARKS.md, thirty-second pass)
+    # the lasso was kept on 7 of 7 runs: 1000 Genomes AGBL4 QT (3 seeds) validation r 0.676 -> 0.714, TSTR 0.938 ->
+    # 0.952x; four unseen msprime cohorts 0.618 -> 0.689, 0.895 -> 0.963x (BENCHMARKS.md, thirty-second pass)
     trait_model: str = option("auto", "a quantitative trait's model given the genotypes, from which the released "
                                       "trait is drawn: ridge (L2: many small effects), lasso (L1: few SNPs carry "
                                       "the trait) or auto (both fitted on the training individuals, the one that "
