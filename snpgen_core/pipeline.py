@@ -585,13 +585,14 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
             cov_va = torch.as_tensor(np.where(np.isfinite(covariates[known]), covariates[known],
                                               np.nanmean(covariates[tr], axis=0)))
     penalties = (("ridge", "lasso") if scored else ("ridge",)) if choice == "auto" else (choice,)
+    try:  # the pass over the individuals, once for every penalty
+        equations = model.normal_equations(dosages[tr], values[tr], None if covariates is None else covariates[tr])
+    except ValueError as err:  # too few differing values: the condition is released, as without a model
+        _emit(callback, "check", f"no trait model: {err}")
+        return None
     fits = []
     for penalty in penalties:
-        try:
-            record = model.fit(dosages[tr], values[tr], None if covariates is None else covariates[tr], penalty)
-        except ValueError as err:  # too few differing values: the condition is released, as without a model
-            _emit(callback, "check", f"no trait model: {err}")
-            return None
+        record = model.fit_equations(equations, penalty)
         if scored:
             pred = model.predict(x_va, cov_va).numpy()
             record["validation_r"] = float(np.corrcoef(pred, values[known])[0, 1]) if np.ptp(pred) > 0 else 0.0

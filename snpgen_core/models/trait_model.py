@@ -27,6 +27,8 @@ the accounting).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from torch import nn
@@ -35,6 +37,29 @@ ALPHAS = np.logspace(-2, 7, 37)  # ridge penalties tried, on standardised column
 LASSO_PATH = 40  # lasso penalties tried (GCV picks one)
 PENALTIES = ("ridge", "lasso")
 BLOCK = 8192  # individuals per block of the cross-product
+
+
+class NormalEquations(NamedTuple):
+    """``TraitModel.normal_equations``: the data's part of a fit, whatever the penalty. On the standardised
+    columns: ``gram`` (m, m) and ``xty`` (m,) of the SNPs once the covariates are taken out, their eigenvalues above
+    zero ``d`` and eigenvectors ``v``, y's coordinates ``q`` along the left singular vectors and the part of its
+    sum of squares no SNP reaches (``outside``); ``fixed_df`` the intercept's and covariates' degrees of freedom;
+    the covariates' least-squares weights on the trait (``cov_on_trait``, (c,)) and on each SNP (``cov_on_snps``,
+    (c, m)); the columns' ``mean`` and ``sd``, y's mean, and ``n`` individuals."""
+
+    n: int
+    y_mean: float
+    mean: np.ndarray
+    sd: np.ndarray
+    gram: np.ndarray
+    xty: np.ndarray
+    d: np.ndarray
+    v: np.ndarray
+    q: np.ndarray
+    outside: float
+    fixed_df: float
+    cov_on_trait: np.ndarray
+    cov_on_snps: np.ndarray
 
 
 class TraitModel(nn.Module):
@@ -62,9 +87,15 @@ class TraitModel(nn.Module):
         """Fit on dosages (n, m) int8 (-1 missing), trait ``y`` (n,) (NaN left out) and ``covariates`` (n, c)
         (NaN at the column mean), with an L2 (``"ridge"``) or L1 (``"lasso"``) penalty. Returns the record for
         run.json: the penalty's kind and strength, its effective degrees of freedom, the residual sd and the number
-        of individuals (and for the lasso the SNPs and covariates it keeps)."""
-        if penalty not in PENALTIES:
-            raise ValueError(f"penalty {penalty!r} unknown; choose from {PENALTIES}")
+        of individuals (and for the lasso the SNPs it keeps). ``normal_equations`` then ``fit_equations``: fitting
+        with both penalties needs the first (the pass over the individuals and the eigendecomposition) once."""
+        return self.fit_equations(self.normal_equations(dosages, y, covariates), penalty)
+
+    def normal_equations(self, dosages: np.ndarray, y: np.ndarray,
+                         covariates: np.ndarray | None = None) -> NormalEquations:
+        """What every penalty's fit needs from the data (arguments as ``fit``): the standardised cross-products,
+        the covariates taken out, and the SNPs' eigendecomposition. ValueError with fewer than 3 trait values or
+        a constant trait."""
         keep = np.flatnonzero(np.isfinite(np.asarray(y, np.float64)))
         y = np.asarray(y, np.float64)[keep]
         n = len(keep)
@@ -110,20 +141,25 @@ class TraitModel(nn.Module):
         pos = d > d.max() * 1e-10
         d, v = d[pos], v[:, pos]
         q = (v.T @ snp_xty) / np.sqrt(d)  # y's coordinates along the left singular vectors
-        outside = yy - q @ q  # the part of y no column reaches
+        return NormalEquations(n, float(y.mean()), mean, sd, snp_gram, snp_xty, d, v, q, yy - q @ q, fixed_df,
+                               cc_inv @ xty[m:], cc_inv @ gram[m:, :m])
+
+    def fit_equations(self, eq: NormalEquations, penalty: str = "ridge") -> dict:
+        """``fit`` from ``normal_equations``' result."""
+        if penalty not in PENALTIES:
+            raise ValueError(f"penalty {penalty!r} unknown; choose from {PENALTIES}")
         solve = _ridge if penalty == "ridge" else _lasso
-        beta, alpha, rss, df = solve(snp_gram, snp_xty, d, v, q, outside, n, fixed_df)
-        beta = np.r_[beta, cc_inv @ (xty[m:] - gram[m:, :m] @ beta)]
-        w = beta / sd
+        beta, alpha, rss, df = solve(eq.gram, eq.xty, eq.d, eq.v, eq.q, eq.outside, eq.n, eq.fixed_df)
+        w = np.r_[beta, eq.cov_on_trait - eq.cov_on_snps @ beta] / eq.sd
         with torch.no_grad():
             self.weight.copy_(torch.as_tensor(w))
-            self.intercept.fill_(float(y.mean() - mean @ w))
-            self.noise_sd.fill_(float(np.sqrt(rss / max(n - df, 1.0))))
+            self.intercept.fill_(float(eq.y_mean - eq.mean @ w))
+            self.noise_sd.fill_(float(np.sqrt(rss / max(eq.n - df, 1.0))))
             self.fitted.fill_(1.0)
         record = {"penalty": penalty, "alpha": alpha, "effective_df": float(df), "noise_sd": float(self.noise_sd),
-                  "n": int(n)}
+                  "n": int(eq.n)}
         if penalty == "lasso":
-            record["nonzero"] = int(np.count_nonzero(w[:m]))  # SNPs kept
+            record["nonzero"] = int(np.count_nonzero(w[:self.n_snps]))  # SNPs kept
         return record
 
     def predict(self, dosages: torch.Tensor, covariates: torch.Tensor | None = None) -> torch.Tensor:
