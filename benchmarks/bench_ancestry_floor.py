@@ -57,12 +57,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import machine  # noqa: E402
 from bench_targets import WORK, prepare_cohort  # noqa: E402
+# training people a population needs for frequencies of its own (else its super-population's), as the report's floor
+from snpgen_core.evaluation.report import MIN_POPULATION  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ancestry_floor.json"
 # msprime's out-of-Africa populations; the continental groups of 1000 Genomes (phase 1 has no South Asians) and HapMap 3
 KNOWN_GROUPS = {"sim": 3, "agbl4": 5, "805": 5, "phase1": 4, "hapmap3": 5}
 DRAWS = 3
-MIN_POPULATION = 20  # training people a population needs for frequencies of its own (else its super-population's)
 
 
 def known_groups(cohort: str) -> int:
