@@ -63,7 +63,7 @@ def release(work: Path, seed: int, variant: str, trait: str = "CASE") -> None:
     tag = label(variant, trait)
     pheno = [] if trait == "CASE" else ["--pheno", "cohort.pheno.tsv", "--pheno-col", trait]
     pcs = int(variant[3:]) if variant.startswith("pcs") else 0
-    gwas = (f"gwas_pc{pcs}" if pcs else "gwas") + ("" if trait == "CASE" else f"_{trait.lower()}") + ".tsv"
+    gwas = label(f"gwas_pc{pcs}" if pcs else "gwas", trait) + ".tsv"
     if not (work / gwas).exists():
         snpgen(work, f"gwas_{tag}.log", "gwas", "--bfile", "cohort.train", *pheno, "--out", gwas, "--pcs", str(pcs))
     if not (work / f"run_{tag}" / "run.json").exists():

@@ -148,8 +148,7 @@ class TraitModel(nn.Module):
         """``fit`` from ``normal_equations``' result."""
         if penalty not in PENALTIES:
             raise ValueError(f"penalty {penalty!r} unknown; choose from {PENALTIES}")
-        solve = _ridge if penalty == "ridge" else _lasso
-        beta, alpha, rss, df = solve(eq.gram, eq.xty, eq.d, eq.v, eq.q, eq.outside, eq.n, eq.fixed_df)
+        beta, alpha, rss, df = (_ridge if penalty == "ridge" else _lasso)(eq)
         w = np.r_[beta, eq.cov_on_trait - eq.cov_on_snps @ beta] / eq.sd
         with torch.no_grad():
             self.weight.copy_(torch.as_tensor(w))
@@ -181,41 +180,42 @@ def _gcv(n: int, rss: np.ndarray, df: np.ndarray) -> np.ndarray:
     return n * rss / np.maximum(n - df, 1.0) ** 2
 
 
-def _ridge(gram, xty, d, v, q, outside, n, fixed_df) -> tuple[np.ndarray, float, float, float]:
+def _ridge(eq: NormalEquations) -> tuple[np.ndarray, float, float, float]:
     """Ridge weights on the standardised columns, the penalty of ``ALPHAS`` with the least GCV: (weights, penalty,
-    residual sum of squares, degrees of freedom, ``fixed_df`` (the intercept's and covariates') included). ``d``,
-    ``v``: the eigenvalues above zero and eigenvectors of ``gram``; ``q``: y's coordinates along the left singular
-    vectors; ``outside``: the part of y's sum of squares no column reaches."""
+    residual sum of squares, degrees of freedom, ``eq.fixed_df`` (the intercept's and covariates') included), from
+    the eigendecomposition of the cross-products."""
+    d, q = eq.d, eq.q
     f = d[None, :] / (d[None, :] + ALPHAS[:, None])
-    rss = outside + (((1 - f) * q) ** 2).sum(1)
-    df = f.sum(1) + fixed_df
-    k = int(np.argmin(_gcv(n, rss, df)))
-    beta = v @ (q * np.sqrt(d) / (d + ALPHAS[k]))
+    rss = eq.outside + (((1 - f) * q) ** 2).sum(1)
+    df = f.sum(1) + eq.fixed_df
+    k = int(np.argmin(_gcv(eq.n, rss, df)))
+    beta = eq.v @ (q * np.sqrt(d) / (d + ALPHAS[k]))
     return beta, float(ALPHAS[k]), float(rss[k]), float(df[k])
 
 
-def _lasso(gram, xty, d, v, q, outside, n, fixed_df) -> tuple[np.ndarray, float, float, float]:
+def _lasso(eq: NormalEquations) -> tuple[np.ndarray, float, float, float]:
     """Lasso weights on the standardised columns (minimising ||y - Z b||^2 / 2n + alpha |b|_1), along a path of
     ``LASSO_PATH`` penalties from the one that keeps no column down to a thousandth of it, the one with the least
-    GCV kept; the degrees of freedom are the columns kept, plus ``fixed_df`` (Zou, Hastie & Tibshirani 2007).
+    GCV kept; the degrees of freedom are the columns kept, plus ``eq.fixed_df`` (Zou, Hastie & Tibshirani 2007).
     Returns what ``_ridge`` returns. Solved by scikit-learn's coordinate descent on the cross-products: the rows
-    sqrt(d) v' (at most p of them) have ``gram`` as their own, and ``q`` as the y they see, so the n x p matrix is
-    never held."""
+    sqrt(d) v' (at most p of them) have ``eq.gram`` as their own, and ``eq.q`` as the y they see, so the n x p matrix
+    is never held."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import lasso_path
 
-    rows = np.sqrt(d)[:, None] * v.T
+    n, q, xty = eq.n, eq.q, eq.xty
+    rows = np.sqrt(eq.d)[:, None] * eq.v.T
     top = np.abs(xty).max() / n
     if top == 0:  # no column tells anything: the mean alone
-        return np.zeros(len(xty)), 0.0, float(outside + q @ q), fixed_df
+        return np.zeros(len(xty)), 0.0, float(eq.outside + q @ q), eq.fixed_df
     alphas = top * np.logspace(0, -3, LASSO_PATH)
     with warnings.catch_warnings():  # the path's weakest penalties (near least squares) converge slowly; GCV
         warnings.simplefilter("ignore", ConvergenceWarning)  # does not keep them where n is not far above p
         # scikit-learn scales the loss by its own row count (len(rows)), not n
-        _, coefs, _ = lasso_path(rows, q, alphas=alphas * n / len(rows), precompute=gram, Xy=xty, max_iter=5000)
-    rss = outside + ((q[:, None] - rows @ coefs) ** 2).sum(0)
-    df = np.count_nonzero(coefs, axis=0) + fixed_df
+        _, coefs, _ = lasso_path(rows, q, alphas=alphas * n / len(rows), precompute=eq.gram, Xy=xty, max_iter=5000)
+    rss = eq.outside + ((q[:, None] - rows @ coefs) ** 2).sum(0)
+    df = np.count_nonzero(coefs, axis=0) + eq.fixed_df
     k = int(np.argmin(_gcv(n, rss, df)))
     return coefs[:, k], float(alphas[k]), float(rss[k]), float(df[k])
