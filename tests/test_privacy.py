@@ -178,6 +178,45 @@ def test_adversarial_accuracy__separated_sets_score_one_and_copies_zero():
     assert aats == 0.0 and truth == 0.0 and syn == 0.0
 
 
+def test_aats__averages_disjoint_equal_size_sets_of_a_larger_release(three_parts):
+    """A release and training set four times the holdout's size are read whole: four disjoint (training,
+    synthetic) sets of the holdout's size, each against the same holdout set, checked against a brute-force AA on
+    L1 distances. A release whose copies of training people all lie outside the first set is still caught."""
+    from scipy.spatial.distance import cdist
+
+    from snpgen_core.evaluation.privacy import aats, aats_privacy_loss
+
+    train, holdout, _ = three_parts
+    train, holdout = train[:200].astype(np.int8), holdout[:50].astype(np.int8)
+    rng = np.random.default_rng(5)
+    synthetic = rng.binomial(2, train.mean(0) / 2, (200, train.shape[1])).astype(np.int8)
+    data = PrivacyInputs(train, holdout, synthetic, seed=3, device="cpu")
+    assert data.aa_rounds == 4 and [data.size(s) for pair in data.aa_sets() for s in pair] == [50] * 8
+    rows = np.concatenate([data.index[s] for _, s in data.aa_sets()])
+    assert len(np.unique(rows)) == 200  # disjoint, the whole release
+
+    def aa(real, syn):
+        own = lambda x: np.sort(cdist(x, x, "cityblock"), axis=1)[:, 1]  # nearest other member
+        cross = cdist(real, syn, "cityblock")
+        return 0.5 * (share_closer(own(real), cross.min(1)) + share_closer(own(syn), cross.min(0)))
+
+    sets = [(data.sets[t], data.sets[s]) for t, s in data.aa_sets()]
+    h = data.sets["holdout_aa"]
+    assert aats(data).value == pytest.approx(np.mean([aa(t, s) for t, s in sets]))
+    assert aats(data).details["rounds"] == 4
+    loss = np.mean([aa(h, s) - aa(t, s) for t, s in sets])
+    assert aats_privacy_loss(data).value == pytest.approx(loss)
+
+    copied = synthetic.copy()  # copies of training people in every set but the first (the same seeded sets)
+    for t_set, s_set in data.aa_sets()[1:]:
+        copied[data.index[s_set]] = train[data.index[t_set]]
+    leaky = PrivacyInputs(train, holdout, copied, seed=3, device="cpu")
+    t0, s0 = (leaky.sets[k] for k in ("train_aa", "synthetic_aa"))
+    first_only = aa(h, s0) - aa(t0, s0)  # what one seeded set saw: no copies
+    assert first_only < 0.15 < 0.3 < aats_privacy_loss(leaky).value
+    assert abs(aats_privacy_loss(data).value) < 0.1
+
+
 def test_allele_frequency_lr__detects_a_pool_of_members_with_many_snps():
     rng = np.random.default_rng(3)
     p = rng.uniform(0.05, 0.95, size=4000)  # many independent SNPs, few individuals: the regime of the attack
