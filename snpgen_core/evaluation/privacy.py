@@ -33,8 +33,10 @@ from .kinship import KING_DUPLICATE, KING_FIRST_DEGREE, max_kinship
 MIN_PERCENTILE_SAMPLE = 100  # below this many holdout individuals per half, a 1st percentile is a coarse estimate
 # adversarial accuracy compares equal-size sets; a release (or training set) several times the holdout's size is
 # cut into up to this many disjoint sets of that size and the accuracies averaged over them, so that the whole
-# release is read, not one seeded subset of it. On msprime releases of 2,400 people against a 600-person holdout
-# the AATS loss of one subset moved by 0.00-0.06 between the four (BENCHMARKS.md, thirty-fourth pass)
+# release is read, not one seeded subset of it. On the 17 default releases of the issue's cohorts (2,000-2,400
+# people against a 500-600-person holdout) the AATS loss of one set moved by sd 0.004-0.039 within a release; the
+# mean over the sets came within 0.010 (rms) of the mean of four releases' one-set values, one set within 0.022
+# (BENCHMARKS.md, thirty-fourth pass)
 AA_ROUNDS = 4
 
 
