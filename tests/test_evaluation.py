@@ -72,6 +72,18 @@ def test_equal_sizes__subsamples_the_larger_set_seeded():
     assert not np.array_equal(h, equal_sizes(10, 4, seed=2)[0])
 
 
+def test_disjoint_rows__disjoint_seeded_sets_as_many_as_fit():
+    from snpgen_core.evaluation.align import disjoint_rows
+
+    sets = disjoint_rows(10, 3, seed=1, stream=5)
+    assert [len(s) for s in sets] == [3, 3, 3]  # 10 // 3 sets, at most four
+    assert len(np.unique(np.concatenate(sets))) == 9 and all((np.diff(s) > 0).all() for s in sets)
+    assert [s.tolist() for s in sets] == [s.tolist() for s in disjoint_rows(10, 3, seed=1, stream=5)]
+    assert [s.tolist() for s in sets] != [s.tolist() for s in disjoint_rows(10, 3, seed=1, stream=6)]
+    assert len(disjoint_rows(100, 3, seed=1, stream=5)) == 4 and len(disjoint_rows(100, 3, 1, stream=5, rounds=2)) == 2
+    assert [s.tolist() for s in disjoint_rows(3, 5, seed=1, stream=5)] == [[0, 1, 2]]  # fewer rows than asked
+
+
 def brute_force_hwe_p(n0, n1, n2):
     """Enumerate every genotype configuration with the observed allele counts (Levene's exact distribution)."""
     from fractions import Fraction
@@ -315,6 +327,29 @@ def test_detection_auc__tells_shuffled_genotypes_from_real_ones(sim_cohort):
     assert again.value == m.value  # seeded
     small = structure.detection_auc(train[:4], holdout[:4], shuffled[:4])
     assert small.skipped and "cross-validation" in small.note
+
+
+@pytest.mark.slow
+def test_detection_auc__reads_a_release_four_times_the_holdout_in_disjoint_sets(sim_cohort):
+    """Training and synthetic cohorts four times the holdout's size: every AUC is the mean over four disjoint
+    (training, synthetic) sets of the holdout's size against the same holdout set, computed here from the sets."""
+    from snpgen_core.evaluation.align import HOLDOUT_STREAM, SYNTHETIC_STREAM, TRAIN_STREAM, disjoint_rows
+
+    x = sim_cohort.genotypes.dosages
+    rng = np.random.default_rng(2)
+    train, holdout = x[:400], x[400:500]
+    synthetic = np.column_stack([rng.permutation(train[:, j]) for j in range(x.shape[1])])  # LD broken
+    m = structure.detection_auc(train, holdout, synthetic, seed=3)
+    assert m.details["rounds"] == 4 and m.details["n_per_class"] == 100
+    pca = structure.fit_pca(train, structure.DETECTION_COMPONENTS, seed=3)
+    h = pca.transform(holdout[subsample_index(100, 100, 3, stream=HOLDOUT_STREAM)])
+    pairs = [(pca.transform(train[a]), pca.transform(synthetic[b])) for a, b in
+             zip(disjoint_rows(400, 100, 3, stream=TRAIN_STREAM), disjoint_rows(400, 100, 3, stream=SYNTHETIC_STREAM))]
+    auc = structure.classifier_auc
+    assert m.value == pytest.approx(np.mean([auc(a, b, seed=3) for a, b in pairs])) and m.value > 0.8
+    assert m.reference == pytest.approx(np.mean([auc(a, h, seed=3) for a, _ in pairs])) and m.reference < 0.75
+    one = structure.detection_auc(train, holdout, synthetic[:100], seed=3)  # a release of the holdout's size
+    assert one.details["rounds"] == 1
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -26,18 +26,12 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from ..errors import InputError
+from .align import EQUAL_SIZE_ROUNDS
 from .card import MetricValue
 from .distances import check_complete_dosages, nearest_both_ways, nearest_neighbours
 from .kinship import KING_DUPLICATE, KING_FIRST_DEGREE, max_kinship
 
 MIN_PERCENTILE_SAMPLE = 100  # below this many holdout individuals per half, a 1st percentile is a coarse estimate
-# adversarial accuracy compares equal-size sets; a release (or training set) several times the holdout's size is
-# cut into up to this many disjoint sets of that size and the accuracies averaged over them, so that the whole
-# release is read, not one seeded subset of it. On the 17 default releases of the issue's cohorts (2,000-2,400
-# people against a 500-600-person holdout) the AATS loss of one set moved by sd 0.004-0.039 within a release; the
-# mean over the sets came within 0.010 (rms) of the mean of four releases' one-set values, one set within 0.022
-# (BENCHMARKS.md, thirty-fourth pass)
-AA_ROUNDS = 4
 
 
 class PrivacyInputs:
@@ -49,7 +43,8 @@ class PrivacyInputs:
       training individuals, a subset of ``train_eq``;
       ``train_aa``, ``holdout_aa``, ``synthetic_aa``: n_aa = min(n_eq, |synthetic|) each, for adversarial
       accuracy; ``train_aa<r>`` and ``synthetic_aa<r>`` for r = 1 .. ``aa_rounds`` - 1: further disjoint sets of
-      n_aa training and synthetic individuals (``aa_sets``), as many as both cohorts hold, at most ``AA_ROUNDS``.
+      n_aa training and synthetic individuals (``aa_sets``), as many as both cohorts hold, at most
+      ``align.EQUAL_SIZE_ROUNDS``.
     Nearest-neighbour searches and kinship scans are run once, on first use, and kept (``nearest``,
     ``max_kinship``), so that ``privacy_metrics`` pays for each distance computation only once.
     """
@@ -70,7 +65,7 @@ class PrivacyInputs:
         self.n_eq = min(n_t, n_h)
         self.n_half = self.n_eq // 2
         self.n_aa = min(self.n_eq, n_s)
-        self.aa_rounds = max(1, min(AA_ROUNDS, n_t // max(self.n_aa, 1), n_s // max(self.n_aa, 1)))
+        self.aa_rounds = max(1, min(EQUAL_SIZE_ROUNDS, n_t // max(self.n_aa, 1), n_s // max(self.n_aa, 1)))
         subsets = {  # rows of train / holdout / synthetic behind every subset
             "train_eq": perm_t[: self.n_eq], "holdout_eq": perm_h[: self.n_eq],
             "holdout_a": perm_h[: self.n_half], "holdout_b": perm_h[self.n_half: 2 * self.n_half],
@@ -284,8 +279,9 @@ def aats(data: PrivacyInputs) -> MetricValue:
 
     See ``adversarial_accuracy``; Yelmen et al. 2021 (PLoS Genetics 17:e1009303) after Yale et al. 2020, on L1
     (IBS) distances. Equal sizes: min(|train|, |holdout|, |synthetic|) of each, seeded; where the training and
-    synthetic cohorts hold several such sets, the mean over up to ``AA_ROUNDS`` disjoint ones (``aa_sets``), each
-    against the same holdout set. reference: the same with the holdout in the synthetic individuals' place."""
+    synthetic cohorts hold several such sets, the mean over up to ``align.EQUAL_SIZE_ROUNDS`` disjoint ones
+    (``aa_sets``), each against the same holdout set. reference: the same with the holdout in the synthetic
+    individuals' place."""
     note = _too_small(data, train_aa=2, synthetic_aa=2)
     if note:
         return _skipped(note)

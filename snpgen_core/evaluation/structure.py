@@ -21,7 +21,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
-from .align import TRAIN_STREAM, equal_size_rows, equal_sizes, impute_mean, subsample_index, training_means
+from .align import (HOLDOUT_STREAM, SYNTHETIC_STREAM, TRAIN_STREAM, disjoint_rows, equal_size_rows, equal_sizes,
+                    impute_mean, subsample_index, training_means)
 from .card import MetricValue, skipped
 from .frequencies import allele_frequencies
 
@@ -348,21 +349,27 @@ def detection_auc(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray,
     as the detection AUC of SNPgen (Lampis et al. 2026) and Xie et al. (GigaScience 2026).
 
     value: AUC(training subsample vs synthetic); reference: AUC(training subsample vs holdout), the same
-    training rows, equal class sizes (at most ``max_per_class``). A PCA fitted on training spreads training rows a
-    little more than fresh ones, so the reference may sit above 0.5: that is the floor a perfect generator gets.
-    details: ``holdout_vs_synthetic`` AUC (the GUIDE's "telling real holdout from synthetic").
+    training rows, equal class sizes n = min(|holdout|, |synthetic|, ``max_per_class``). Where the training and
+    synthetic cohorts hold several sets of n, each AUC is the mean over up to ``align.EQUAL_SIZE_ROUNDS`` disjoint
+    (training, synthetic) pairs of them, against the same holdout set. A PCA fitted on training spreads training
+    rows a little more than fresh ones, so the reference may sit above 0.5: that is the floor a perfect generator
+    gets. details: ``holdout_vs_synthetic`` AUC (the GUIDE's "telling real holdout from synthetic"), ``rounds``.
     """
     if min(len(train), len(holdout), len(synthetic)) < 2 * n_folds:
         return skipped(f"needs at least {2 * n_folds} individuals in each cohort for {n_folds}-fold cross-validation")
     pca = _ensure_pca(train, pca, n_components, seed)
     if pca is None:
         return skipped("PCA needs at least 3 training individuals and 2 polymorphic SNPs")
-    t, h, s = _pc_sets(train, holdout, synthetic, pca, seed, max_per_class)
-    value, reference = (classifier_auc(t, x, n_folds=n_folds, seed=seed) for x in (s, h))
-    fresh = classifier_auc(h, s, n_folds=n_folds, seed=seed)
+    n = min(len(holdout), len(synthetic), max_per_class)
+    h = pca.transform(holdout[subsample_index(len(holdout), n, seed, stream=HOLDOUT_STREAM)])
+    pairs = [(pca.transform(train[t]), pca.transform(synthetic[s])) for t, s in zip(
+        disjoint_rows(len(train), n, seed, stream=TRAIN_STREAM),
+        disjoint_rows(len(synthetic), n, seed, stream=SYNTHETIC_STREAM))]
+    value, reference, fresh = (float(np.mean([classifier_auc(a, b, n_folds=n_folds, seed=seed) for a, b in ab]))
+                               for ab in (pairs, [(t, h) for t, _ in pairs], [(h, s) for _, s in pairs]))
     note = (f"real holdout people told from synthetic ones: AUC {fresh:.3f} (0.5 = indistinguishable). Against "
             f"training people even a fresh real sample scores {reference:.3f}: the PCs are fitted on them, and spread "
             "them more than anyone else")
     return MetricValue(value, reference, note=note,
-                       details={"holdout_vs_synthetic": fresh, "n_per_class": int(len(t)),
+                       details={"holdout_vs_synthetic": fresh, "n_per_class": int(len(h)), "rounds": len(pairs),
                                 "n_components": int(pca.components.shape[0])})
