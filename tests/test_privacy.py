@@ -217,6 +217,39 @@ def test_aats__averages_disjoint_equal_size_sets_of_a_larger_release(three_parts
     assert abs(aats_privacy_loss(data).value) < 0.1
 
 
+def test_dcr_share_and_membership__average_disjoint_training_sets_of_the_holdouts_size(three_parts):
+    """A training set four times the holdout's size is read whole by DCR share and the membership attack: the mean
+    over four disjoint training sets of the holdout's size (brute-force L1 here); copies of training people outside
+    the first set raise both."""
+    from scipy.spatial.distance import cdist
+    from sklearn.metrics import roc_auc_score
+
+    from snpgen_core.evaluation.privacy import dcr_share, membership_auc
+
+    train, holdout, synthetic = (x.astype(np.int8) for x in three_parts)
+    train, holdout = train[:200], holdout[:50]
+    data = PrivacyInputs(train, holdout, synthetic, seed=4, device="cpu")
+    sets = [data.index[t] for t in data.train_sets()]
+    assert len(sets) == 4 and len(np.unique(np.concatenate(sets))) == 200
+
+    def nearest(a, b):
+        return cdist(a, b, "cityblock").min(1)
+
+    to_h = nearest(synthetic, holdout)
+    dcr = np.mean([share_closer(nearest(synthetic, train[rows]), to_h) for rows in sets])
+    assert dcr_share(data).value == pytest.approx(dcr) and dcr_share(data).details["rounds"] == 4
+    labels = np.r_[np.ones(50), np.zeros(50)]
+    auc = np.mean([roc_auc_score(labels, -np.r_[nearest(train[rows], synthetic), nearest(holdout, synthetic)])
+                   for rows in sets])
+    assert membership_auc(data).value == pytest.approx(auc)
+
+    copied = train[np.concatenate(sets[1:])]  # a release of copies of everyone but the first set's people
+    leaky = PrivacyInputs(train, holdout, copied, seed=4, device="cpu")
+    first_dcr = share_closer(nearest(copied, train[sets[0]]), nearest(copied, holdout))
+    assert first_dcr < 0.6 < dcr_share(leaky).value
+    assert membership_auc(leaky).value > 0.8 > 0.6 > membership_auc(data).value
+
+
 def test_allele_frequency_lr__detects_a_pool_of_members_with_many_snps():
     rng = np.random.default_rng(3)
     p = rng.uniform(0.05, 0.95, size=4000)  # many independent SNPs, few individuals: the regime of the attack

@@ -39,6 +39,8 @@ class PrivacyInputs:
 
     Subsets (row indices drawn once from ``seed``):
       ``train_eq``, ``holdout_eq``: n_eq = min(|train|, |holdout|) individuals each (usually all the holdout);
+      ``train_eq<r>`` for r = 1 .. ``eq_rounds`` - 1: further disjoint sets of n_eq training individuals
+      (``train_sets``), as many as the training set holds, at most ``align.EQUAL_SIZE_ROUNDS``;
       ``holdout_a``, ``holdout_b``: two disjoint halves of ``holdout_eq``, n_eq // 2 each; ``train_half``: as many
       training individuals, a subset of ``train_eq``;
       ``train_aa``, ``holdout_aa``, ``synthetic_aa``: n_aa = min(n_eq, |synthetic|) each, for adversarial
@@ -65,6 +67,7 @@ class PrivacyInputs:
         self.n_eq = min(n_t, n_h)
         self.n_half = self.n_eq // 2
         self.n_aa = min(self.n_eq, n_s)
+        self.eq_rounds = max(1, min(EQUAL_SIZE_ROUNDS, n_t // max(self.n_eq, 1)))
         self.aa_rounds = max(1, min(EQUAL_SIZE_ROUNDS, n_t // max(self.n_aa, 1), n_s // max(self.n_aa, 1)))
         subsets = {  # rows of train / holdout / synthetic behind every subset
             "train_eq": perm_t[: self.n_eq], "holdout_eq": perm_h[: self.n_eq],
@@ -72,6 +75,8 @@ class PrivacyInputs:
             "train_half": perm_t[: self.n_half],
             "train_aa": perm_t[: self.n_aa], "holdout_aa": perm_h[: self.n_aa], "synthetic_aa": perm_s[: self.n_aa],
         }
+        for r in range(1, self.eq_rounds):
+            subsets[f"train_eq{r}"] = perm_t[r * self.n_eq:(r + 1) * self.n_eq]
         for r in range(1, self.aa_rounds):
             rows = slice(r * self.n_aa, (r + 1) * self.n_aa)
             subsets[f"train_aa{r}"], subsets[f"synthetic_aa{r}"] = perm_t[rows], perm_s[rows]
@@ -89,6 +94,10 @@ class PrivacyInputs:
 
     def size(self, name: str) -> int:
         return len(self.sets[name])
+
+    def train_sets(self) -> list[str]:
+        """The disjoint training sets of the holdout's size that DCR share and membership average over."""
+        return [f"train_eq{r or ''}" for r in range(self.eq_rounds)]
 
     def aa_sets(self) -> list[tuple[str, str]]:
         """The (training, synthetic) pairs of disjoint equal-size sets adversarial accuracy averages over."""
@@ -200,16 +209,18 @@ def exact_copies(data: PrivacyInputs) -> MetricValue:
 def dcr_share(data: PrivacyInputs) -> MetricValue:
     """Distance-to-closest-record share: P[d(s, T) < d(s, H)] + 1/2 P[d(s, T) = d(s, H)] over synthetic s.
 
-    T: training subsampled to |H| (seeded), H: holdout; ideal 0.5 (a synthetic individual is no nearer to the
-    training individuals than to equally many unseen ones), 1 for copies. Source: SNPgen (Lampis et al. 2026);
-    SDMetrics ``DCROverfittingProtection``. reference: the same share for holdout half A against training
+    T: training subsampled to |H| (seeded; the mean over up to ``align.EQUAL_SIZE_ROUNDS`` disjoint such sets,
+    ``train_sets``, where the training set holds several), H: holdout; ideal 0.5 (a synthetic individual is no
+    nearer to the training individuals than to equally many unseen ones), 1 for copies. Source: SNPgen (Lampis et
+    al. 2026); SDMetrics ``DCROverfittingProtection``. reference: the same share for holdout half A against training
     (subsampled to |B|) and holdout half B: 0.5 in expectation, with the sampling noise of that size.
     ``details``: per-individual nearest distances to the whole training set, ``synthetic_to_train`` and
     ``holdout_to_train`` (int64 arrays, for histograms)."""
     note = _too_small(data, synthetic=1, train_eq=1)
     if note:
         return _skipped(note)
-    value = share_closer(data.nearest("synthetic", "train_eq")[:, 0], data.nearest("synthetic", "holdout_eq")[:, 0])
+    to_holdout = data.nearest("synthetic", "holdout_eq")[:, 0]
+    value = float(np.mean([share_closer(data.nearest("synthetic", t)[:, 0], to_holdout) for t in data.train_sets()]))
     reference, note = None, "reference skipped: fewer than 2 holdout individuals to split in halves"
     if data.n_half >= 1:
         reference = share_closer(data.nearest("holdout_a", "train_half")[:, 0],
@@ -218,7 +229,7 @@ def dcr_share(data: PrivacyInputs) -> MetricValue:
     return MetricValue(value, reference, note=note, details={
         "synthetic_to_train": data.nearest("synthetic", "train")[:, 0],
         "holdout_to_train": data.nearest("holdout", "train")[:, 0],
-        "n_compared": data.n_eq, "n_reference_half": data.n_half})
+        "n_compared": data.n_eq, "n_reference_half": data.n_half, "rounds": data.eq_rounds})
 
 
 def closer_than_holdout_p1(data: PrivacyInputs) -> MetricValue:
@@ -326,19 +337,23 @@ def membership_auc(data: PrivacyInputs) -> MetricValue:
     """AUC of the distance-to-closest-synthetic membership attack (ideal 0.5; ties count one half).
 
     Score of a real individual: minus its L1 distance to the nearest synthetic individual. Members: training
-    individuals subsampled to |holdout| (seeded); non-members: the holdout. Source: TAPAS (Houssiau et al. 2022,
-    closest-distance attack); SNPgen (Lampis et al. 2026). reference: the same attack when the "synthetic" set is
-    holdout half A, members as many training individuals, non-members half B (0.5 in expectation)."""
+    individuals subsampled to |holdout| (seeded; the mean AUC over up to ``align.EQUAL_SIZE_ROUNDS`` disjoint such
+    sets, ``train_sets``, where the training set holds several); non-members: the holdout. Source: TAPAS
+    (Houssiau et al. 2022, closest-distance attack); SNPgen (Lampis et al. 2026). reference: the same attack when
+    the "synthetic" set is holdout half A, members as many training individuals, non-members half B (0.5 in
+    expectation)."""
     note = _too_small(data, train_eq=1, synthetic=1)
     if note:
         return _skipped(note)
-    labels, scores = _membership_scores(data, "train_eq", "holdout_eq", "synthetic")
+    value = float(np.mean([roc_auc_score(*_membership_scores(data, t, "holdout_eq", "synthetic"))
+                           for t in data.train_sets()]))
     reference, note = None, "reference skipped: fewer than 2 holdout individuals to split in halves"
     if data.n_half >= 1:
         reference = float(roc_auc_score(*_membership_scores(data, "train_half", "holdout_b", "holdout_a")))
         note = ""
-    return MetricValue(float(roc_auc_score(labels, scores)), reference, note=note, details={
-        "n_members": data.n_eq, "n_non_members": data.n_eq, "null_sd": auc_null_sd(data.n_eq, data.n_eq)})
+    return MetricValue(value, reference, note=note, details={
+        "n_members": data.n_eq, "n_non_members": data.n_eq, "null_sd": auc_null_sd(data.n_eq, data.n_eq),
+        "rounds": data.eq_rounds})
 
 
 def membership_tpr(data: PrivacyInputs, fpr: float) -> MetricValue:
@@ -347,14 +362,15 @@ def membership_tpr(data: PrivacyInputs, fpr: float) -> MetricValue:
     Undefined (NaN, with a note) when there are fewer than 1 / fpr non-members: no threshold can then reach that
     false-positive rate by counting, and any value would be an extrapolation. See ``tpr_at_fpr`` for ties and
     interpolation; Carlini et al. 2022 ("Membership inference attacks from first principles") for why the low-FPR
-    region matters."""
+    region matters. Members as in ``membership_auc``: the mean over its training sets."""
     note = _too_small(data, train_eq=1, synthetic=1)
     if note:
         return _skipped(note)
     need = math.ceil(1 / fpr - 1e-9)
     if data.n_eq < need:
         return _skipped(f"undefined: {data.n_eq} holdout non-members, at least {need} needed to resolve {fpr:.1%} FPR")
-    value = tpr_at_fpr(*_membership_scores(data, "train_eq", "holdout_eq", "synthetic"), fpr)
+    value = float(np.mean([tpr_at_fpr(*_membership_scores(data, t, "holdout_eq", "synthetic"), fpr)
+                           for t in data.train_sets()]))
     reference, note = None, f"reference undefined: each holdout half has {data.n_half} < {need} non-members"
     if data.n_half >= need:
         reference = tpr_at_fpr(*_membership_scores(data, "train_half", "holdout_b", "holdout_a"), fpr)
