@@ -159,10 +159,11 @@ def equal_size_rows(holdout: np.ndarray, synthetic: np.ndarray, seed: int = 0) -
 # A two-sample statistic compares equal-size sets; where the training or synthetic cohort holds several sets of
 # the holdout's size (a release as large as the training part, say), it is cut into up to this many disjoint ones
 # and the statistic averaged over them, so that the whole cohort is read, not one seeded subset of it (the
-# expectation at that size is unchanged, the noise smaller). On the 17 default releases of issue 13's cohorts
+# expectation at that size is unchanged, the noise smaller). On the 18 default releases of issue 13's cohorts
 # (2,000-2,400 people against a 500-600-person holdout) one set's AATS privacy loss moved by sd 0.004-0.039 within
-# a release and its detection AUC by 0.005-0.053; the mean over the sets put the AATS loss within 0.010 (rms) of
-# the mean of four releases' one-set values, one set within 0.022 (BENCHMARKS.md, thirty-fourth pass)
+# a release and its detection AUC by 0.005-0.053; on the 17 runs with four releases measured, the mean over the
+# sets put the AATS loss within 0.010 (rms) of the mean of the releases' one-set values, one set within 0.022
+# (BENCHMARKS.md, thirty-fourth pass)
 EQUAL_SIZE_ROUNDS = 4
 
 
