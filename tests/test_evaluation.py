@@ -340,7 +340,7 @@ def test_detection_auc__reads_a_release_four_times_the_holdout_in_disjoint_sets(
     train, holdout = x[:400], x[400:500]
     synthetic = np.column_stack([rng.permutation(train[:, j]) for j in range(x.shape[1])])  # LD broken
     m = structure.detection_auc(train, holdout, synthetic, seed=3)
-    assert m.details["rounds"] == 4 and m.details["n_per_class"] == 100
+    assert m.details["rounds"] == 4 and m.details["n_per_class"] == 100 and "over 4 disjoint" in m.note
     pca = structure.fit_pca(train, structure.DETECTION_COMPONENTS, seed=3)
     h = pca.transform(holdout[subsample_index(100, 100, 3, stream=HOLDOUT_STREAM)])
     pairs = [(pca.transform(train[a]), pca.transform(synthetic[b])) for a, b in
@@ -349,7 +349,7 @@ def test_detection_auc__reads_a_release_four_times_the_holdout_in_disjoint_sets(
     assert m.value == pytest.approx(np.mean([auc(a, b, seed=3) for a, b in pairs])) and m.value > 0.8
     assert m.reference == pytest.approx(np.mean([auc(a, h, seed=3) for a, _ in pairs])) and m.reference < 0.75
     one = structure.detection_auc(train, holdout, synthetic[:100], seed=3)  # a release of the holdout's size
-    assert one.details["rounds"] == 1
+    assert one.details["rounds"] == 1 and "disjoint" not in one.note
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -203,7 +203,8 @@ def test_aats__averages_disjoint_equal_size_sets_of_a_larger_release(three_parts
     sets = [(data.sets[t], data.sets[s]) for t, s in data.aa_sets()]
     h = data.sets["holdout_aa"]
     assert aats(data).value == pytest.approx(np.mean([aa(t, s) for t, s in sets]))
-    assert aats(data).details["rounds"] == 4
+    assert aats(data).details["rounds"] == 4 and "the mean over 4 disjoint training and synthetic sets of 50" in (
+        aats(data).note)
     loss = np.mean([aa(h, s) - aa(t, s) for t, s in sets])
     assert aats_privacy_loss(data).value == pytest.approx(loss)
 
@@ -238,6 +239,7 @@ def test_dcr_share_and_membership__average_disjoint_training_sets_of_the_holdout
     to_h = nearest(synthetic, holdout)
     dcr = np.mean([share_closer(nearest(synthetic, train[rows]), to_h) for rows in sets])
     assert dcr_share(data).value == pytest.approx(dcr) and dcr_share(data).details["rounds"] == 4
+    assert dcr_share(data).note.endswith("the mean over 4 disjoint training sets of 50")
     labels = np.r_[np.ones(50), np.zeros(50)]
     auc = np.mean([roc_auc_score(labels, -np.r_[nearest(train[rows], synthetic), nearest(holdout, synthetic)])
                    for rows in sets])

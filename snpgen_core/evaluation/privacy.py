@@ -143,6 +143,17 @@ _SET_LABELS = {
 }
 
 
+AA_SETS = "training and synthetic sets"
+
+
+def _over_sets(note: str, rounds: int, n: int, what: str) -> str:
+    """``note`` with the disjoint equal-size sets a row averaged over (nothing added for one set)."""
+    if rounds < 2:
+        return note
+    part = f"the mean over {rounds} disjoint {what} of {n}"
+    return f"{note}; {part}" if note else part
+
+
 def _too_small(data: PrivacyInputs, **needs: int) -> str | None:
     """A note naming the first set smaller than it must be, or None when every set is large enough."""
     for name, need in needs.items():
@@ -226,7 +237,7 @@ def dcr_share(data: PrivacyInputs) -> MetricValue:
         reference = share_closer(data.nearest("holdout_a", "train_half")[:, 0],
                                  data.nearest("holdout_a", "holdout_b")[:, 0])
         note = ""
-    return MetricValue(value, reference, note=note, details={
+    return MetricValue(value, reference, note=_over_sets(note, data.eq_rounds, data.n_eq, "training sets"), details={
         "synthetic_to_train": data.nearest("synthetic", "train")[:, 0],
         "holdout_to_train": data.nearest("holdout", "train")[:, 0],
         "n_compared": data.n_eq, "n_reference_half": data.n_half, "rounds": data.eq_rounds})
@@ -299,7 +310,8 @@ def aats(data: PrivacyInputs) -> MetricValue:
     pairs = data.aa_sets()
     value, truth, syn = np.mean([adversarial_accuracy(data, t, s) for t, s in pairs], axis=0)
     ref, ref_truth, ref_syn = np.mean([adversarial_accuracy(data, t, "holdout_aa") for t, _ in pairs], axis=0)
-    return MetricValue(float(value), float(ref), details={
+    note = _over_sets("", len(pairs), data.n_aa, AA_SETS)
+    return MetricValue(float(value), float(ref), note=note, details={
         "aa_truth": float(truth), "aa_syn": float(syn), "reference_aa_truth": float(ref_truth),
         "reference_aa_syn": float(ref_syn), "n_each": data.n_aa, "rounds": len(pairs)})
 
@@ -322,7 +334,7 @@ def aats_privacy_loss(data: PrivacyInputs) -> MetricValue:
         reference = (adversarial_accuracy(data, "holdout_b", "holdout_a")[0]
                      - adversarial_accuracy(data, "train_half", "holdout_a")[0])
         note = ""
-    return MetricValue(test - train, reference, note=note,
+    return MetricValue(test - train, reference, note=_over_sets(note, len(pairs), data.n_aa, AA_SETS),
                        details={"aats_test": test, "aats_train": train, "n_each": data.n_aa, "rounds": len(pairs)})
 
 
@@ -351,7 +363,7 @@ def membership_auc(data: PrivacyInputs) -> MetricValue:
     if data.n_half >= 1:
         reference = float(roc_auc_score(*_membership_scores(data, "train_half", "holdout_b", "holdout_a")))
         note = ""
-    return MetricValue(value, reference, note=note, details={
+    return MetricValue(value, reference, note=_over_sets(note, data.eq_rounds, data.n_eq, "training sets"), details={
         "n_members": data.n_eq, "n_non_members": data.n_eq, "null_sd": auc_null_sd(data.n_eq, data.n_eq),
         "rounds": data.eq_rounds})
 
@@ -375,7 +387,8 @@ def membership_tpr(data: PrivacyInputs, fpr: float) -> MetricValue:
     if data.n_half >= need:
         reference = tpr_at_fpr(*_membership_scores(data, "train_half", "holdout_b", "holdout_a"), fpr)
         note = ""
-    return MetricValue(value, reference, note=note, details={"fpr": fpr})
+    return MetricValue(value, reference, note=_over_sets(note, data.eq_rounds, data.n_eq, "training sets"),
+                       details={"fpr": fpr})
 
 
 def kinship_matches(data: PrivacyInputs, threshold: float) -> MetricValue:

@@ -367,9 +367,10 @@ def detection_auc(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray,
         disjoint_rows(len(synthetic), n, seed, stream=SYNTHETIC_STREAM))]
     value, reference, fresh = (float(np.mean([classifier_auc(a, b, n_folds=n_folds, seed=seed) for a, b in ab]))
                                for ab in (pairs, [(t, h) for t, _ in pairs], [(h, s) for _, s in pairs]))
+    over = f"; each the mean over {len(pairs)} disjoint training and synthetic sets of {n}" if len(pairs) > 1 else ""
     note = (f"real holdout people told from synthetic ones: AUC {fresh:.3f} (0.5 = indistinguishable). Against "
             f"training people even a fresh real sample scores {reference:.3f}: the PCs are fitted on them, and spread "
-            "them more than anyone else")
+            f"them more than anyone else{over}")
     return MetricValue(value, reference, note=note,
                        details={"holdout_vs_synthetic": fresh, "n_per_class": int(len(h)), "rounds": len(pairs),
                                 "n_components": int(pca.components.shape[0])})
