@@ -106,6 +106,22 @@ def test_evaluate__independent_snp_draws_fail_ld_and_detection(population):
 
 
 @pytest.mark.slow
+def test_evaluate__a_release_three_times_the_holdout_is_read_in_disjoint_sets(population):
+    """Training part and release three times the holdout's size: the equal-size rows say they are the mean over
+    three disjoint sets, and the no-copy floor's note follows the row's own note instead of replacing it."""
+    train, holdout, fresh = population
+    synthetic = independent_draws(train, 300, seed=2, pheno=fresh.samples["pheno"].tolist())
+    report = evaluate(train, holdout.subset(samples=np.arange(100)), synthetic, seed=0, config=FAST)
+    p = report["privacy"]
+    for name in ("dcr_share", "membership_auc"):
+        assert p[name]["note"].startswith("the mean over 3 disjoint training sets of 100; a generator that copies "
+                                          "no one"), name
+    assert p["aats_privacy_loss"]["note"].startswith("the mean over 3 disjoint training and synthetic sets of 100;")
+    assert "each the mean over 3 disjoint training and synthetic sets of 100" in report["fidelity"]["detection_auc"][
+        "note"]
+
+
+@pytest.mark.slow
 def test_evaluate__fresh_real_individuals_stay_within_their_holdout_reference(fresh_report):
     report = fresh_report
     failed = [name for name, status in statuses(report).items() if status == "fail"]

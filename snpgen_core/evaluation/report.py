@@ -268,8 +268,9 @@ def _no_copy_floor(rows: dict, t, h, n: int, conditions, seed: int, device: str,
     per = " per condition" if kind != "none" else ""
     for name, value in floor_values(synthetic).items():
         rows[name].details["no_copy_floor"] = value
-        rows[name].note = (f"a generator that copies no one (each SNP drawn on its own from the training "
-                           f"genotype frequencies{per}) gets {value:.3f} on these cohorts")
+        says = (f"a generator that copies no one (each SNP drawn on its own from the training genotype "
+                f"frequencies{per}) gets {value:.3f} on these cohorts")
+        rows[name].note = f"{rows[name].note}; {says}" if rows[name].note else says  # after the row's own note
 
     def add_floor(key: str, synthetic: np.ndarray, says) -> None:  # a further floor, after the pooled one's note
         for name, value in floor_values(synthetic).items():
