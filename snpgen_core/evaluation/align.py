@@ -167,13 +167,18 @@ def equal_size_rows(holdout: np.ndarray, synthetic: np.ndarray, seed: int = 0) -
 EQUAL_SIZE_ROUNDS = 4
 
 
+def sets_that_fit(n: int, *n_rows: int, rounds: int = EQUAL_SIZE_ROUNDS) -> int:
+    """How many disjoint sets of ``n`` rows every cohort of ``n_rows`` holds, at most ``rounds``, at least one."""
+    return max(1, min(rounds, *(k // max(n, 1) for k in n_rows)))
+
+
 def disjoint_rows(n_rows: int, n: int, seed: int, *, stream: int, rounds: int = EQUAL_SIZE_ROUNDS) -> list[np.ndarray]:
     """Up to ``rounds`` disjoint sorted sets of ``n`` of ``n_rows`` rows (seeded; as many as fit, at least one), or
     one set of all rows if there are no more than ``n``."""
     if n_rows <= n:
         return [np.arange(n_rows)]
     perm = np.random.default_rng([seed, stream]).permutation(n_rows)
-    return [np.sort(perm[r * n:(r + 1) * n]) for r in range(max(1, min(rounds, n_rows // max(n, 1))))]
+    return [np.sort(perm[r * n:(r + 1) * n]) for r in range(sets_that_fit(n, n_rows, rounds=rounds))]
 
 
 def subsample_index(n_rows: int, n: int, seed: int, *, stream: int = 0) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from ..errors import InputError
-from .align import EQUAL_SIZE_ROUNDS
+from .align import sets_that_fit
 from .card import MetricValue
 from .distances import check_complete_dosages, nearest_both_ways, nearest_neighbours
 from .kinship import KING_DUPLICATE, KING_FIRST_DEGREE, max_kinship
@@ -67,8 +67,7 @@ class PrivacyInputs:
         self.n_eq = min(n_t, n_h)
         self.n_half = self.n_eq // 2
         self.n_aa = min(self.n_eq, n_s)
-        self.eq_rounds = max(1, min(EQUAL_SIZE_ROUNDS, n_t // max(self.n_eq, 1)))
-        self.aa_rounds = max(1, min(EQUAL_SIZE_ROUNDS, n_t // max(self.n_aa, 1), n_s // max(self.n_aa, 1)))
+        self.eq_rounds, self.aa_rounds = sets_that_fit(self.n_eq, n_t), sets_that_fit(self.n_aa, n_t, n_s)
         subsets = {  # rows of train / holdout / synthetic behind every subset
             "train_eq": perm_t[: self.n_eq], "holdout_eq": perm_h[: self.n_eq],
             "holdout_a": perm_h[: self.n_half], "holdout_b": perm_h[self.n_half: 2 * self.n_half],
