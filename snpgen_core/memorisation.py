@@ -7,9 +7,11 @@ validation individuals (drawn from the training cohort, never trained on) are fr
 - the **likelihood gap**: mean negative log-likelihood (or loss) per individual on validation minus the same on an
   equal-size subsample of training individuals, in nats, with its standard error (a model that fits its
   training individuals better than fresh ones has learnt something about them in particular);
-- the **attacks of the report card** (``evaluation.privacy``) on a small synthetic sample, with the validation
+- the **attacks of the report card** (``evaluation.privacy``) on a synthetic sample, with the validation
   individuals in the holdout's place: distance-based membership AUC (training vs validation individuals), DCR
-  share and AATS privacy loss.
+  share and AATS privacy loss. An epoch's check draws as many synthetic people as validation ones; the released
+  generator's check draws ``RELEASE_REPEATS`` times as many, and each attack is the mean over that many disjoint
+  validation-sized sets (as the report card reads a whole release).
 - the card's **shared-segment attack** (``evaluation.attacks.shared_segment_membership``) with the validation
   individuals as the non-members and the fresh sample, on the released generator's check only: do training people
   share longer identical stretches of genome with synthetic ones than fresh people do? It does not decide ``passed``
@@ -160,7 +162,10 @@ def validation_segment_membership(train, validation, synthetic, chrom=None,
 
 
 COPYING_REPEATS = 8  # synthetic samples as large as the validation part, averaged (one alone is noisy)
-SEGMENT_REPEATS = 4  # the shared-segment attack's release: four times the validation part
+# the released generator's check: a release four times the validation part, read as that many validation-sized
+# sets by the distance attacks (one set's AATS loss moved by 0.027 sd between seeds of the check, four sets' by
+# 0.014; BENCHMARKS.md, thirty-fifth pass) and whole by the shared-segment attack
+RELEASE_REPEATS = 4
 
 
 def validation_association_copying(train, validation, synthetic, traits, kind: str | None, seed: int = 0,

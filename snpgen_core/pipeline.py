@@ -389,7 +389,8 @@ class _Cohort(NamedTuple):
     cond_train: np.ndarray
     cond_validation: np.ndarray
     train_rows: np.ndarray
-    floor: np.ndarray  # as many individuals as validation ones from the independent-SNP baseline (memorisation.py)
+    floor: np.ndarray  # RELEASE_REPEATS times as many individuals as validation ones from the independent-SNP
+    # baseline (memorisation.py), drawn with their conditions: the release check's floor; an epoch's, the first set
     cov_validation: np.ndarray | None  # the validation individuals' covariates (the synthetic ones get theirs)
     chrom: np.ndarray | None = None  # the panel SNPs' chromosomes (where shared segments restart)
 
@@ -398,6 +399,7 @@ def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, independe
                   covariates: np.ndarray | None = None, chrom: np.ndarray | None = None) -> _Cohort | None:
     """None when the validation part is too small (< 10 individuals) to measure anything. ``independent``: the
     fitted independent-SNP baseline, the checks' floor."""
+    from .memorisation import RELEASE_REPEATS
     from .models.generators import SamplingOptions
 
     from .evaluation.distances import impute_missing
@@ -408,7 +410,7 @@ def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, independe
     called = dosages[tr] >= 0
     freq = np.where(called, dosages[tr], 0).sum(0) / np.maximum(2 * called.sum(0), 1)
     rng = np.random.default_rng([seed, 7])
-    floor = independent.sample(torch.as_tensor(cond[va], dtype=torch.float32),
+    floor = independent.sample(torch.as_tensor(np.tile(cond[va], RELEASE_REPEATS), dtype=torch.float32),
                                torch.Generator().manual_seed(seed), SamplingOptions()).numpy()
     return _Cohort(impute_missing(dosages[tr], freq, seed=rng), impute_missing(dosages[va], freq, seed=rng),
                    cond[tr], cond[va], np.sort(rng.choice(tr.size, min(tr.size, va.size), replace=False)), floor,
@@ -434,10 +436,11 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
     """``fit``'s monitor: as many synthetic individuals as validation ones, drawn with the validation conditions
     from ``generator_of(model)`` (a ``models.Generator``), graded by ``memorisation.check_memorisation``; the
     likelihood gap from ``nlls_of(model)`` (``_reconstruction_nlls`` of the VAE in use). With ``release`` (the
-    released generator's check only: too slow for every epoch's) also the shared-segment attack on
-    ``SEGMENT_REPEATS`` validation-sized samples, and, for a binary or quantitative trait ``kind``, the association
-    copying."""
-    from .memorisation import (COPYING_REPEATS, SEGMENT_REPEATS, check_memorisation, validation_association_copying,
+    released generator's check only: too slow for every epoch's) the release is ``RELEASE_REPEATS`` times as
+    large, so the distance attacks average over that many validation-sized sets (their floor too), and the same
+    release meets the shared-segment attack; for a binary or quantitative trait ``kind``, the association copying
+    too."""
+    from .memorisation import (COPYING_REPEATS, RELEASE_REPEATS, check_memorisation, validation_association_copying,
                                validation_segment_membership)
     from .models.generators import SamplingOptions
 
@@ -454,18 +457,18 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
                                                                           device=device), gen, SamplingOptions(),
                                                           covariates).cpu().numpy()
 
-        synthetic = draw(1)[1]
-        check = check_memorisation(cohort.train, cohort.validation, synthetic, floor=cohort.floor, seed=seed,
+        synthetic = draw(RELEASE_REPEATS if release else 1)[1]
+        floor = cohort.floor if release else cohort.floor[:len(cohort.validation)]
+        check = check_memorisation(cohort.train, cohort.validation, synthetic, floor=floor, seed=seed,
                                    **nlls_of(model))
         if release and kind in ("binary", "quantitative"):  # COPYING_REPEATS more validation-sized samples
             more, drawn = draw(COPYING_REPEATS)
             traits = (cohort.cond_train, cohort.cond_validation, more)
             check.association_copying = validation_association_copying(cohort.train, cohort.validation, drawn,
                                                                        traits, kind, seed, COPYING_REPEATS)
-        if release:  # drawn after the copying's samples, which stay as they were; the attacker holds a release
-            # larger than the validation part
+        if release:  # the attacker holds a release larger than the validation part
             check.segment_membership, check.segment_limit = validation_segment_membership(
-                cohort.train, cohort.validation, draw(SEGMENT_REPEATS)[1], cohort.chrom, seed)
+                cohort.train, cohort.validation, synthetic, cohort.chrom, seed)
         return check.to_dict()
 
     return monitor

@@ -101,6 +101,47 @@ def test_check__floor_generator_shifts_the_limits_and_a_copier_still_fails(peopl
     assert not check_memorisation(train, validation, copies, floor=floor, seed=0).passed
 
 
+class _PlantedRelease:
+    """A generator (``models.Generator``'s interface) whose first ``n`` people are fresh real ones and the rest
+    noisy copies of training people: one validation-sized set reads private, the whole release does not."""
+
+    def __init__(self, fresh, copied):
+        self.fresh, self.copied = fresh, copied
+
+    def sample(self, cond, generator, options, covariates=None):
+        rows = np.concatenate([self.fresh, self.copied])[:len(cond)]
+        return torch.as_tensor(rows)
+
+
+def test_release_check__reads_every_validation_sized_set_of_a_release_four_times_as_large(people):
+    """The released generator's check draws RELEASE_REPEATS validation-sized sets and its distance attacks average
+    over them (the card reads a whole release so too); an epoch's check reads one. A release whose copies lie
+    outside its first set fails the release check and passes the epoch's."""
+    from snpgen_core.memorisation import RELEASE_REPEATS
+    from snpgen_core.pipeline import _Cohort, _memorisation_monitor
+
+    train, validation, fresh = people
+    n = len(validation)
+    rng = np.random.default_rng(4)
+    copies = train[rng.integers(0, len(train), (RELEASE_REPEATS - 1) * n)]
+    copies = np.where(rng.random(copies.shape) < 0.02, rng.integers(0, 3, copies.shape), copies).astype(np.int8)
+    floor = rng.binomial(2, train.mean(0) / 2, size=(RELEASE_REPEATS * n, train.shape[1])).astype(np.int8)
+    cohort = _Cohort(train, validation, np.zeros(len(train)), np.zeros(n), np.arange(n), floor, None)
+    release = _PlantedRelease(fresh[:n], copies)
+    epoch = _memorisation_monitor(cohort, lambda _: release, lambda _: {}, torch.device("cpu"), 0)(None)
+    whole = _memorisation_monitor(cohort, lambda _: release, lambda _: {}, torch.device("cpu"), 0, release=True)(None)
+    assert epoch["passed"] and epoch["n_synthetic"] == n
+    assert not whole["passed"] and whole["n_synthetic"] == RELEASE_REPEATS * n
+    assert whole["values"]["aats_privacy_loss"] > 0.15 > 0.0 > epoch["values"]["aats_privacy_loss"]
+    assert whole["values"]["membership_auc"] > 0.8 > 0.5 > epoch["values"]["membership_auc"]
+    # the DCR share is the mean over the sets (the same training sets for each): the fresh set's below 0.5, the
+    # copies' near 0.75 (a copied person lies in one of the two training sets of 100 it is compared with)
+    sets = [check_memorisation(train, validation, np.concatenate([fresh[:n], copies])[k * n:(k + 1) * n],
+                               seed=0).values["dcr_share"] for k in range(RELEASE_REPEATS)]
+    assert sets[0] < 0.5 and min(sets[1:]) > 0.7
+    assert whole["values"]["dcr_share"] == pytest.approx(np.mean(sets))
+
+
 def test_association_copying__flags_a_copier_of_the_training_class_frequencies_and_passes_fresh_people():
     """No true trait effect: a fresh sample's case-control differences agree with the training sample's chance ones
     no better than the validation people's (about 1); a generator that draws each class from the training class's
