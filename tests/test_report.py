@@ -154,11 +154,14 @@ def test_report_json__layout_and_required_names(fresh_report, tmp_path):
         assert metric in data[section], name
     for section in ("fidelity", "association", "utility", "privacy"):
         for name, m in data[section].items():
-            assert set(m) <= {"value", "reference", "status", "note", "no_copy_floor", "group_floor",
-                              "population_floor", "holdout_vs_synthetic"}
+            floors = {"no_copy_floor", "group_floor", "population_floor"}
+            assert set(m) <= {"value", "reference", "status", "note", "holdout_vs_synthetic", *floors,
+                              *(f"{k}_hub_share" for k in floors)}
             assert {"value", "reference", "status"} <= set(m)
             assert ("no_copy_floor" in m) == (name in ("membership_auc", "dcr_share", "aats_privacy_loss"))
             assert "group_floor" not in m or "no_copy_floor" in m
+            assert ("no_copy_floor_hub_share" in m) == (name == "dcr_share")
+            assert ("group_floor_hub_share" in m) == (name == "dcr_share" and "group_floor" in m)
             assert ("holdout_vs_synthetic" in m) == (name == "detection_auc")
             assert m["status"] in ("pass", "warn", "fail")
             assert m["value"] is None or isinstance(m["value"], (int, float))
@@ -282,6 +285,31 @@ def test_no_copy_floor__a_population_floor_from_the_known_populations():
     none = {k: MetricValue(0.5) for k in FLOOR_ROWS}
     _no_copy_floor(none, train, holdout, 160, None, 0, "cpu", populations=np.full(len(train), None, dtype=object))
     assert all("population_floor" not in none[k].details for k in FLOOR_ROWS)
+
+
+def test_no_copy_floor__says_when_its_dcr_share_is_decided_by_a_few_hub_people():
+    """Rare variants: people drawn SNP by SNP carry few minor alleles, as do a few training people who carry
+    none. Those few are the nearest training people of nearly every floor person, and the DCR note says so; on a
+    cohort of two populations with common variants the floor's nearest people are spread, and the note is plain."""
+    from snpgen_core.evaluation.report import FLOOR_ROWS, HUB_SHARE, _no_copy_floor
+
+    rng = np.random.default_rng(5)
+    x = rng.binomial(2, 0.03, size=(600, 300)).astype(np.int8)
+    x[:3] = 0  # three training people with no minor allele at all
+    train, holdout = x[:400], x[400:]
+    rows = {k: MetricValue(0.5) for k in FLOOR_ROWS}
+    _no_copy_floor(rows, train, holdout, 400, None, 0, "cpu")
+    share = rows["dcr_share"].details["no_copy_floor_hub_share"]
+    assert share > 0.9 > HUB_SHARE and "one of the same 10 training people" in rows["dcr_share"].note
+    assert rows["dcr_share"].note.count("one of the same 10") == 1 + ("group_floor" in rows["dcr_share"].details)
+    assert all("the same 10" not in rows[k].note for k in ("membership_auc", "aats_privacy_loss"))
+    # two populations, common variants: no handful of training people is nearest to most of the floor
+    x2 = populations(rng, [220, 220], 600)
+    train2, holdout2 = x2[np.r_[0:160, 220:380]], x2[np.r_[160:220, 380:440]]
+    plain = {k: MetricValue(0.5) for k in FLOOR_ROWS}
+    _no_copy_floor(plain, train2, holdout2, 320, None, 0, "cpu")
+    assert plain["dcr_share"].details["no_copy_floor_hub_share"] < HUB_SHARE
+    assert "the same 10" not in plain["dcr_share"].note and "copies no one" in plain["dcr_share"].note
 
 
 def test_evaluate__population_labels_one_per_training_individual():
