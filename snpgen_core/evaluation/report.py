@@ -217,7 +217,7 @@ def _copying_rows(sections: dict, kind: str | None) -> dict[str, MetricValue]:
 FLOOR_ROWS = ("membership_auc", "dcr_share", "aats_privacy_loss")
 FLOOR_MAX = 2000  # individuals per cohort for the floor (seeded subsamples): it is context, not the graded value
 MIN_POPULATION = 20  # training people a given population needs to count in the population floor
-HUB_SHARE = 0.5  # the pooled floor's DCR share is hub-dominated when 10 training people are the nearest of this share
+HUB_SHARE = 0.5  # a floor's DCR share is hub-dominated when 10 training people are the nearest of this share
 
 
 def _no_copy_floor(rows: dict, t, h, n: int, conditions, seed: int, device: str, populations=None) -> None:
