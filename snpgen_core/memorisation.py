@@ -34,9 +34,9 @@ more or less typical of the population than the training subsample it is compare
 that offset is the same in every check of a run. Measured on a 3,000-person msprime cohort: the independent-SNP
 generator got membership AUC 0.52-0.54 against the validation set and 0.47-0.49 against a fresh holdout.
 Where most of that floor's people have one of the same few typical training people as their nearest (hubs;
-1000 Genomes AGBL4, ``evaluation.report._hub_warning``), its DCR share says where those few fell in the split, and the DCR limit
-is wide or narrow by chance (the floor's DCR share read 0.36-0.75 on six AGBL4 runs; BENCHMARKS.md, thirty-fifth
-pass).
+1000 Genomes AGBL4, ``evaluation.report._hub_warning``), its DCR share says where those few fell in the split,
+and the DCR limit is wide or narrow by chance (the floor's DCR share read 0.36-0.75 on six AGBL4 runs;
+BENCHMARKS.md, thirty-fifth pass).
 A check that fails is a clear sign of memorisation; one that passes is necessary, not sufficient: the release is
 graded on the holdout by ``snpgen evaluate``. Checkpoint choice and early stopping use the check (``training.fit``'s ``monitor``), and the
 run records the final check in ``run.json`` (``generate`` reports it).
