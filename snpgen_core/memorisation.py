@@ -35,8 +35,15 @@ that offset is the same in every check of a run. Measured on a 3,000-person mspr
 generator got membership AUC 0.52-0.54 against the validation set and 0.47-0.49 against a fresh holdout.
 Where most of that floor's people have one of the same few typical training people as their nearest (hubs;
 1000 Genomes AGBL4, ``evaluation.report._hub_warning``), its DCR share says where those few fell in the split,
-and the DCR limit is wide or narrow by chance (the floor's DCR share read 0.36-0.75 on six AGBL4 runs;
-BENCHMARKS.md, thirty-fifth pass).
+not what copying no one gets (it read 0.36-0.75 on six AGBL4 runs). So the DCR share's and the AATS loss's limits
+are shifted instead by a ``reference`` of real people: training people, each in the place of a synthetic person
+with the same condition (``reference_people``), left out of the training sets they are compared with. They copy no
+one and are as typical of the training part as real people are. Over the 18 default runs of the benchmark table
+(4 seeds of the release check each) their DCR share moved by 0.004-0.019 with the seed (the floor's by
+0.013-0.072) and followed the check's own value with r = 0.74 (the floor's 0.58); the check's excess over them
+followed the holdout card's DCR share with r = 0.50 (over the floor's: 0.09) and its AATS loss with r = 0.80
+(0.49). For the membership AUC the floor stays: the excess over it follows the card with r = 0.53 (over the
+reference: 0.17). BENCHMARKS.md, thirty-sixth pass.
 A check that fails is a clear sign of memorisation; one that passes is necessary, not sufficient: the release is
 graded on the holdout by ``snpgen evaluate``. Checkpoint choice and early stopping use the check (``training.fit``'s ``monitor``), and the
 run records the final check in ``run.json`` (``generate`` reports it).
@@ -75,6 +82,7 @@ class MemorisationCheck:
     likelihood_gap: float | None = None
     likelihood_gap_se: float | None = None
     floor: dict | None = None  # the same attacks against the floor generator (None: not measured)
+    reference: dict | None = None  # the same attacks with real training people in the synthetic role (None: not)
     association_copying: float | None = None  # the card's row on the validation people (None: not measured)
     segment_membership: float | None = None  # the shared-segment attack's AUC (None: not measured)
     segment_limit: float | None = None  # its limit at this validation size
@@ -141,6 +149,29 @@ def limits(n_validation: int, n_synthetic: int) -> dict[str, float]:
 
 
 IDEAL = {"membership_auc": 0.5, "dcr_share": 0.5, "aats_privacy_loss": 0.0}
+# the attacks whose limit the real-people reference shifts (the others: the floor generator; module docstring)
+SHIFTED_BY_REFERENCE = ("dcr_share", "aats_privacy_loss")
+
+
+def reference_people(cond_train: np.ndarray, cond_validation: np.ndarray, repeats: int,
+                     rng: np.random.Generator) -> np.ndarray | None:
+    """Rows of the training part for the check's ``reference``: ``repeats`` validation-sized sets, set r's i-th
+    person with (or, for a quantitative trait, near) validation person i's condition, all distinct; as many sets as
+    leave one validation-sized set of other training people (None: not one). Each condition's people in random
+    order; for a continuous one each validation person takes the first free training person at or above its rank."""
+    n_t, n_v = len(cond_train), len(cond_validation)
+    repeats = min(repeats, n_t // n_v - 1) if n_v else 0
+    if repeats < 1:
+        return None
+    order = np.lexsort((rng.random(n_t), cond_train))  # by condition, ties in random order
+    wanted = np.tile(cond_validation, repeats)
+    by_value = np.argsort(wanted, kind="stable")
+    k = np.arange(len(wanted))
+    slot = np.searchsorted(cond_train[order], wanted[by_value])  # the first training person of that condition
+    slot = np.minimum(np.maximum.accumulate(slot - k) + k, n_t - len(wanted) + k)  # distinct, in range, in order
+    rows = np.empty(len(wanted), dtype=np.int64)
+    rows[by_value] = order[slot]
+    return rows
 
 
 def _attacks(train: np.ndarray, validation: np.ndarray, synthetic: np.ndarray, seed: int) -> dict[str, float]:
@@ -200,19 +231,28 @@ def validation_association_copying(train, validation, synthetic, traits, kind: s
 
 
 def check_memorisation(train: np.ndarray, validation: np.ndarray, synthetic: np.ndarray, *,
-                       floor: np.ndarray | None = None, nll_train: np.ndarray | None = None,
-                       nll_validation: np.ndarray | None = None, seed: int = 0) -> MemorisationCheck:
+                       floor: np.ndarray | None = None, reference: np.ndarray | None = None,
+                       nll_train: np.ndarray | None = None, nll_validation: np.ndarray | None = None,
+                       seed: int = 0) -> MemorisationCheck:
     """Grade ``synthetic`` (n_s, m) int8 dosages against ``train`` (n_t, m) and ``validation`` (n_v, m), complete
     0/1/2 calls (impute first). ``floor``: as many individuals from a generator that cannot memorise (see the
     module docstring); each limit is then raised to the floor's value plus the limit's margin over the ideal.
-    ``nll_*``: optional per-individual losses for the likelihood gap. (``association_copying`` is left to the
-    caller: ``validation_association_copying`` on a larger synthetic sample.)"""
+    ``reference``: rows of ``train`` (``reference_people``) that take the synthetic people's place, compared with
+    the other training people; the limits in ``SHIFTED_BY_REFERENCE`` are raised by their values instead of the
+    floor's. ``nll_*``: optional per-individual losses for the likelihood gap. (``association_copying`` is left to
+    the caller: ``validation_association_copying`` on a larger synthetic sample.)"""
     values = _attacks(train, validation, synthetic, seed)
     lim = limits(len(validation), len(synthetic))
-    floor_values = None
+    shifts = {}
+    floor_values = reference_values = None
     if floor is not None:
         floor_values = _attacks(train, validation, floor, seed)  # same seed: the same subsets of individuals
-        lim = {k: max(lim[k], floor_values[k] + lim[k] - IDEAL[k]) for k in CHECKED}
+        shifts = dict(floor_values)
+    if reference is not None:
+        reference_values = _attacks(np.delete(train, reference, axis=0), validation, train[reference], seed)
+        shifts.update({k: reference_values[k] for k in SHIFTED_BY_REFERENCE})
+    lim = {k: max(lim[k], shifts[k] + lim[k] - IDEAL[k]) if k in shifts else lim[k] for k in CHECKED}
     passed = all(np.isfinite(values[k]) and values[k] <= lim[k] for k in CHECKED)
     gap, se = likelihood_gap(nll_train, nll_validation) if nll_train is not None else (None, None)
-    return MemorisationCheck(values, lim, passed, len(validation), len(synthetic), gap, se, floor_values)
+    return MemorisationCheck(values, lim, passed, len(validation), len(synthetic), gap, se, floor_values,
+                             reference=reference_values)

@@ -393,13 +393,16 @@ class _Cohort(NamedTuple):
     # baseline (memorisation.py), drawn with their conditions: the release check's floor; an epoch's, the first set
     cov_validation: np.ndarray | None  # the validation individuals' covariates (the synthetic ones get theirs)
     chrom: np.ndarray | None = None  # the panel SNPs' chromosomes (where shared segments restart)
+    reference: np.ndarray | None = None  # rows of train in the synthetic people's place (memorisation.
+    # reference_people): up to RELEASE_REPEATS validation-sized sets, the release check's; an epoch's, the first
 
 
 def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, independent, seed: int,
                   covariates: np.ndarray | None = None, chrom: np.ndarray | None = None) -> _Cohort | None:
     """None when the validation part is too small (< 10 individuals) to measure anything. ``independent``: the
-    fitted independent-SNP baseline, the checks' floor."""
-    from .memorisation import RELEASE_REPEATS
+    fitted independent-SNP baseline, the checks' floor; training people with the validation people's conditions
+    are the checks' reference."""
+    from .memorisation import RELEASE_REPEATS, reference_people
     from .models.generators import SamplingOptions
 
     from .evaluation.distances import impute_missing
@@ -414,7 +417,8 @@ def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, independe
                                torch.Generator().manual_seed(seed), SamplingOptions()).numpy()
     return _Cohort(impute_missing(dosages[tr], freq, seed=rng), impute_missing(dosages[va], freq, seed=rng),
                    cond[tr], cond[va], np.sort(rng.choice(tr.size, min(tr.size, va.size), replace=False)), floor,
-                   None if covariates is None else covariates[va], chrom)
+                   None if covariates is None else covariates[va], chrom,
+                   reference_people(cond[tr], cond[va], RELEASE_REPEATS, rng))
 
 
 @torch.no_grad()
@@ -437,9 +441,9 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
     from ``generator_of(model)`` (a ``models.Generator``), graded by ``memorisation.check_memorisation``; the
     likelihood gap from ``nlls_of(model)`` (``_reconstruction_nlls`` of the VAE in use). With ``release`` (the
     released generator's check only: too slow for every epoch's) the release is ``RELEASE_REPEATS`` times as
-    large, so the distance attacks average over that many validation-sized sets (their floor too), and the same
-    release meets the shared-segment attack; for a binary or quantitative trait ``kind``, the association copying
-    too."""
+    large, so the distance attacks average over that many validation-sized sets (their floor and reference too),
+    and the same release meets the shared-segment attack; for a binary or quantitative trait ``kind``, the
+    association copying too."""
     from .memorisation import (COPYING_REPEATS, RELEASE_REPEATS, check_memorisation, validation_association_copying,
                                validation_segment_membership)
     from .models.generators import SamplingOptions
@@ -458,9 +462,10 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
                                                           covariates).cpu().numpy()
 
         synthetic = draw(RELEASE_REPEATS if release else 1)[1]
-        floor = cohort.floor if release else cohort.floor[:len(cohort.validation)]
-        check = check_memorisation(cohort.train, cohort.validation, synthetic, floor=floor, seed=seed,
-                                   **nlls_of(model))
+        n = None if release else len(cohort.validation)
+        reference = None if cohort.reference is None else cohort.reference[:n]
+        check = check_memorisation(cohort.train, cohort.validation, synthetic, floor=cohort.floor[:n],
+                                   reference=reference, seed=seed, **nlls_of(model))
         if release and kind in ("binary", "quantitative"):  # COPYING_REPEATS more validation-sized samples
             more, drawn = draw(COPYING_REPEATS)
             traits = (cohort.cond_train, cohort.cond_validation, more)

@@ -5,6 +5,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__),
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,3 +44,10 @@ def sim_prefix(sim_cohort, tmp_path_factory) -> Path:
     prefix = tmp_path_factory.mktemp("sim_cohort") / "sim"
     write_cohort(sim_cohort, prefix)
     return prefix
+
+
+def populations(rng, sizes, m, fst=0.1):
+    """Dosages (sum(sizes), m) of len(sizes) populations, Balding-Nichols frequencies around a common one."""
+    p = rng.uniform(0.1, 0.9, m)
+    return np.concatenate([rng.binomial(2, rng.beta(p * (1 - fst) / fst, (1 - p) * (1 - fst) / fst), (n, m))
+                           for n in sizes]).astype(np.int8)

@@ -362,12 +362,15 @@ def test_generate__a_quantitative_trait_is_drawn_from_the_trait_model_given_the_
 
 
 def test_generate_cli__reports_the_runs_validation_privacy_check_and_warns_when_it_failed(planted, tmp_path, capsys):
+    from snpgen_core.memorisation import limits
     from snpgen_core.runs import read_privacy_check
 
     _, run = planted
     check = read_privacy_check(run)
     assert check is not None and check.n_validation == 80 and check.likelihood_gap is not None
     assert set(check.values) == set(check.limits) == {"membership_auc", "dcr_share", "aats_privacy_loss"}
+    plain = limits(check.n_validation, check.n_synthetic)  # the DCR limit shifted by training people (the reference)
+    assert check.limits["dcr_share"] == pytest.approx(max(plain["dcr_share"], check.reference["dcr_share"] + plain["dcr_share"] - 0.5))
     assert check.association_copying is not None  # a binary trait: measured on the validation people too
     assert 0 < check.segment_membership < check.segment_limit  # the shared-segment attack: no stretches copied
     assert main(["generate", "--run", str(run), "--n", "20", "--seed", "1", "--out", str(tmp_path / "a")]) == 0

@@ -101,6 +101,52 @@ def test_check__floor_generator_shifts_the_limits_and_a_copier_still_fails(peopl
     assert not check_memorisation(train, validation, copies, floor=floor, seed=0).passed
 
 
+def test_reference_people__the_validation_peoples_conditions_in_distinct_training_people():
+    from snpgen_core.memorisation import reference_people
+
+    rng = np.random.default_rng(0)
+    classes, wanted = rng.integers(0, 3, 900).astype(np.float32), rng.integers(0, 3, 100).astype(np.float32)
+    rows = reference_people(classes, wanted, 4, rng)
+    assert len(set(rows)) == len(rows) == 400 and np.array_equal(classes[rows], np.tile(wanted, 4))
+    assert len(reference_people(classes[:450], wanted, 4, rng)) == 300  # 3 sets leave one validation-sized set
+    assert reference_people(classes[:150], wanted, 4, rng) is None
+    values, near = rng.normal(size=900), rng.normal(size=100)  # a quantitative trait: near, not equal
+    rows = reference_people(values, near, 4, rng)
+    assert len(set(rows)) == 400 and np.abs(values[rows] - np.tile(near, 4)).mean() < 0.05
+    again = reference_people(classes, wanted, 4, np.random.default_rng(1))
+    assert not np.array_equal(again, reference_people(classes, wanted, 4, np.random.default_rng(2)))  # random order
+
+
+def test_check__training_people_set_the_dcr_limit_where_the_floor_lands_on_a_few_hub_people():
+    """Two populations, and three training people at the pooled genotype mode: people drawn SNP by SNP (the floor)
+    all have one of those three as their nearest, so the floor's DCR share is near 1 and a DCR limit shifted by it
+    lets noisy copies of those three training people through. Training people in the synthetic people's place (the
+    reference) have their own population's people as their nearest: their DCR share shifts the limit instead, and
+    the copies fail. The AATS loss's limit is the reference's too, the membership AUC's stays the floor's."""
+    from snpgen_core.memorisation import reference_people
+    from conftest import populations
+
+    rng = np.random.default_rng(1)
+    x = populations(rng, [350, 350], 200, fst=0.2)[rng.permutation(700)]
+    train, validation, fresh = x[:500].copy(), x[500:600], x[600:]
+    train[:3] = np.rint(train.mean(0))
+    floor = rng.binomial(2, train.mean(0) / 2, size=(100, 200)).astype(np.int8)
+    rows = reference_people(np.zeros(500), np.zeros(100), 1, rng)
+    copies = train[rng.integers(0, 3, 100)]
+    copies = np.where(rng.random(copies.shape) < 0.02, rng.integers(0, 3, copies.shape), copies).astype(np.int8)
+    by_floor = check_memorisation(train, validation, copies, floor=floor, seed=0)
+    check = check_memorisation(train, validation, copies, floor=floor, reference=rows, seed=0)
+    assert by_floor.floor["dcr_share"] > 0.85 and by_floor.passed
+    assert check.reference == check_memorisation(np.delete(train, rows, axis=0), validation, train[rows],
+                                                 seed=0).values
+    plain = limits(100, 100)
+    assert check.limits["dcr_share"] == max(plain["dcr_share"], check.reference["dcr_share"] + plain["dcr_share"] - 0.5) < 0.8
+    assert check.limits["aats_privacy_loss"] == max(plain["aats_privacy_loss"], check.reference["aats_privacy_loss"] + plain["aats_privacy_loss"])
+    assert check.limits["membership_auc"] == by_floor.limits["membership_auc"]  # the floor's, as before
+    assert not check.passed and check.values["dcr_share"] > check.limits["dcr_share"]
+    assert check_memorisation(train, validation, fresh, floor=floor, reference=rows, seed=0).passed
+
+
 class _PlantedRelease:
     """A generator (``models.Generator``'s interface) whose first ``n`` people are fresh real ones and the rest
     noisy copies of training people: one validation-sized set reads private, the whole release does not."""

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from conftest import populations
 from snpgen_core.cli import main
 from snpgen_core.errors import InputError
 from snpgen_core.genotypes import Genotypes, make_samples
@@ -209,13 +210,6 @@ def small(rng, n, m, prefix, pheno=True):
     variants = make_variants("1", [f"rs{j}" for j in range(m)], np.arange(1, m + 1) * 1000, ["A"] * m, ["G"] * m)
     ph = rng.integers(1, 3, n) if pheno else None
     return Genotypes(x, variants, make_samples([f"{prefix}{i}" for i in range(n)], pheno=ph))
-
-
-def populations(rng, sizes, m, fst=0.1):
-    """Dosages (sum(sizes), m) of len(sizes) populations, Balding-Nichols frequencies around a common one."""
-    p = rng.uniform(0.1, 0.9, m)
-    return np.concatenate([rng.binomial(2, rng.beta(p * (1 - fst) / fst, (1 - p) * (1 - fst) / fst), (n, m))
-                           for n in sizes]).astype(np.int8)
 
 
 def test_training_groups__recovers_populations_and_finds_none_in_one():
