@@ -159,7 +159,8 @@ def reference_people(cond_train: np.ndarray, cond_validation: np.ndarray, repeat
     """Rows of the training part for the check's ``reference``: ``repeats`` validation-sized sets, set r's i-th
     person with (or, for a quantitative trait, near) validation person i's condition, all distinct; as many sets as
     leave one validation-sized set of other training people (None: not one). Each condition's people in random
-    order; for a continuous one each validation person takes the first free training person at or above its rank."""
+    order; for a continuous one each validation person takes the first free training person at or above its value
+    (below it at the top end). A class with fewer training people than it needs lends the next class's."""
     n_t, n_v = len(cond_train), len(cond_validation)
     repeats = min(repeats, n_t // n_v - 1) if n_v else 0
     if repeats < 1:
