@@ -11,11 +11,14 @@ the three attacks' values, the floor's, the reference's, the limits and the verd
 with the floor alone (the rule before the thirty-sixth pass). Rows go to ``benchmarks/results/check.json``;
 ``--table`` prints per run the release check's DCR share against both limits and the failures per rule, then,
 over the runs, how well the check's excess over each shift follows the card's value on the holdout (the mean over
-the run's releases in ``privacy_draws.json``, where ``bench_privacy_draws.py`` recorded them).
+the run's releases in ``privacy_draws.json``, where ``bench_privacy_draws.py`` recorded them). ``--runs`` takes
+run folders of ``bench_unseen.py`` instead (``<work>/s<seed>/run_<variant>``; rows labelled cohort ``s<seed>``,
+config ``run_<variant>``, the card's values from ``unseen.json``: the means over that cohort's last recorded draws).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_check.py --cohorts sim1,sim2,sim3 --training-seeds 1,2,3 \\
         --config group_mix --seeds 4
     .venv/bin/python benchmarks/bench_check.py --cohorts sim1,sim2,sim3,805,agbl4,agbl4_qt --config group_mix --table
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_check.py --runs /tmp/a36/unseen/s*/run_default [--table]
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from bench_targets import WORK  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "check.json"
 DRAWS = Path(__file__).resolve().parent / "results" / "privacy_draws.json"
+UNSEEN = Path(__file__).resolve().parent / "results" / "unseen.json"
 
 
 def check_rows(run_dir: Path, seeds: range) -> list[dict]:
@@ -45,9 +49,10 @@ def check_rows(run_dir: Path, seeds: range) -> list[dict]:
     from snpgen_core.splits import read_split
 
     provenance = json.loads((run_dir / "provenance.json").read_text())
-    prefix = plink_prefix(provenance["parameters"]["bfile"])
+    here = lambda path: path and str(run_dir.parent / path)  # noqa: E731 (bench_unseen trains in the cohort's folder)
+    prefix = plink_prefix(here(provenance["parameters"]["bfile"]))
     bim, fam = read_bim_fam(prefix)
-    pheno = (provenance["inputs"].get("pheno") or {}).get("path")
+    pheno = here((provenance["inputs"].get("pheno") or {}).get("path"))
     _, values, _, _ = pipeline._read_trait(fam, pheno, provenance["parameters"].get("pheno_col"))
     split = read_split(run_dir / "split.tsv", fam)
     panel = runs.panel_indices(run_dir / "panel.bim", bim)
@@ -74,9 +79,13 @@ def check_rows(run_dir: Path, seeds: range) -> list[dict]:
 
 
 def _card(cohort: str, seed: int, config: str, metric: str) -> float:
-    rows = json.loads(DRAWS.read_text())["rows"] if DRAWS.exists() else []
-    found = [r[metric] for r in rows if (r.get("cohort"), r.get("training_seed"), r.get("config")) ==
-             (cohort, seed, config) and metric in r]
+    if config.startswith("run_") and cohort[1:].isdigit():  # a bench_unseen run: s<seed>/run_<variant>
+        rows = json.loads(UNSEEN.read_text())["rows"] if UNSEEN.exists() else []
+        found = [r[metric] for r in rows if (r.get("seed"), r.get("variant")) == (int(cohort[1:]), config[4:])]
+    else:
+        rows = json.loads(DRAWS.read_text())["rows"] if DRAWS.exists() else []
+        found = [r[metric] for r in rows if (r.get("cohort"), r.get("training_seed"), r.get("config")) ==
+                 (cohort, seed, config) and metric in r]
     return float(np.mean(found)) if found else float("nan")
 
 
@@ -120,22 +129,24 @@ def main() -> None:
     ap.add_argument("--config", default="group_mix", help="the runs' config name (run_<config>_<seed>)")
     ap.add_argument("--seeds", type=int, default=4, help="seeds of the check per run")
     ap.add_argument("--work", default=str(WORK))
+    ap.add_argument("--runs", nargs="+", type=Path, help="bench_unseen run folders instead of --cohorts")
     ap.add_argument("--table", action="store_true", help="print the recorded rows of these runs")
     args = ap.parse_args()
-    cohorts, seeds = args.cohorts.split(","), [int(s) for s in args.training_seeds.split(",")]
+    if args.runs:  # (cohort, training seed, config) of each run folder
+        runs = [(d.parent.name, 1, d.name, d) for d in args.runs]
+    else:
+        runs = [(cohort, int(seed), args.config, Path(args.work) / cohort / f"run_{args.config}_{seed}")
+                for cohort in args.cohorts.split(",") for seed in args.training_seeds.split(",")]
     if args.table:
         rows = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
-        print(table([r for r in rows if r["cohort"] in cohorts and r["training_seed"] in seeds
-                     and r["config"] == args.config]))
+        keys = {key[:3] for key in runs}
+        print(table([r for r in rows if (r["cohort"], r["training_seed"], r["config"]) in keys]))
         return
-    for cohort in cohorts:
-        for seed in seeds:
-            run_dir = Path(args.work) / cohort / f"run_{args.config}_{seed}"
-            for row in check_rows(run_dir, range(args.seeds)):
-                row = {"cohort": cohort, "training_seed": seed, "config": args.config, **row, "machine": machine()}
-                record_row(RESULTS, row, lambda r: (r["cohort"], r["training_seed"], r["config"], r["seed"],
-                                                    r["sets"]))
-                print(json.dumps(row), flush=True)
+    for cohort, seed, config, run_dir in runs:
+        for row in check_rows(run_dir, range(args.seeds)):
+            row = {"cohort": cohort, "training_seed": seed, "config": config, **row, "machine": machine()}
+            record_row(RESULTS, row, lambda r: (r["cohort"], r["training_seed"], r["config"], r["seed"], r["sets"]))
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
