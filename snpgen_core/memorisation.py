@@ -235,23 +235,25 @@ def validation_association_copying(train, validation, synthetic, traits, kind: s
 def check_memorisation(train: np.ndarray, validation: np.ndarray, synthetic: np.ndarray, *,
                        floor: np.ndarray | None = None, reference: np.ndarray | None = None,
                        nll_train: np.ndarray | None = None, nll_validation: np.ndarray | None = None,
-                       seed: int = 0) -> MemorisationCheck:
+                       seed: int = 0, known: tuple[dict | None, dict | None] | None = None) -> MemorisationCheck:
     """Grade ``synthetic`` (n_s, m) int8 dosages against ``train`` (n_t, m) and ``validation`` (n_v, m), complete
     0/1/2 calls (impute first). ``floor``: as many individuals from a generator that cannot memorise (see the
     module docstring); each limit is then raised to the floor's value plus the limit's margin over the ideal.
     ``reference``: rows of ``train`` (``reference_people``) that take the synthetic people's place, compared with
     the other training people; the limits in ``SHIFTED_BY_REFERENCE`` are raised by their values instead of the
-    floor's. ``nll_*``: optional per-individual losses for the likelihood gap. (``association_copying`` is left to
-    the caller: ``validation_association_copying`` on a larger synthetic sample.)"""
+    floor's. ``known``: (``floor``, ``reference``) of an earlier check with the same people, floor, reference and
+    seed, whose values are then not measured again (they involve no model: a run's checks all share them).
+    ``nll_*``: optional per-individual losses for the likelihood gap. (``association_copying`` is left to the
+    caller: ``validation_association_copying`` on a larger synthetic sample.)"""
     values = _attacks(train, validation, synthetic, seed)
     lim = limits(len(validation), len(synthetic))
-    shifts = {}
-    floor_values = reference_values = None
-    if floor is not None:
+    floor_values, reference_values = known or (None, None)
+    if floor is not None and floor_values is None:
         floor_values = _attacks(train, validation, floor, seed)  # same seed: the same subsets of individuals
-        shifts = dict(floor_values)
-    if reference is not None:
+    if reference is not None and reference_values is None:
         reference_values = _attacks(np.delete(train, reference, axis=0), validation, train[reference], seed)
+    shifts = dict(floor_values or {})
+    if reference_values is not None:
         shifts.update({k: reference_values[k] for k in SHIFTED_BY_REFERENCE})
     lim = {k: max(lim[k], shifts[k] + lim[k] - IDEAL[k]) if k in shifts else lim[k] for k in CHECKED}
     passed = all(np.isfinite(values[k]) and values[k] <= lim[k] for k in CHECKED)

@@ -450,6 +450,7 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
 
     cov = None if cohort.cov_validation is None else torch.as_tensor(cohort.cov_validation, dtype=torch.float32,
                                                                       device=device)
+    known = [None]  # the floor's and the reference's values, measured at the first check (the same at every one)
 
     def monitor(model) -> dict:
         gen = torch.Generator(device=device).manual_seed(seed)
@@ -465,7 +466,8 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
         n = None if release else len(cohort.validation)
         reference = None if cohort.reference is None else cohort.reference[:n]
         check = check_memorisation(cohort.train, cohort.validation, synthetic, floor=cohort.floor[:n],
-                                   reference=reference, seed=seed, **nlls_of(model))
+                                   reference=reference, seed=seed, known=known[0], **nlls_of(model))
+        known[0] = (check.floor, check.reference)
         if release and kind in ("binary", "quantitative"):  # COPYING_REPEATS more validation-sized samples
             more, drawn = draw(COPYING_REPEATS)
             traits = (cohort.cond_train, cohort.cond_validation, more)

@@ -145,6 +145,10 @@ def test_check__training_people_set_the_dcr_limit_where_the_floor_lands_on_a_few
     assert check.limits["membership_auc"] == by_floor.limits["membership_auc"]  # the floor's, as before
     assert not check.passed and check.values["dcr_share"] > check.limits["dcr_share"]
     assert check_memorisation(train, validation, fresh, floor=floor, reference=rows, seed=0).passed
+    # a run's later checks take the floor's and the reference's values from its first: the same grade
+    again = check_memorisation(train, validation, copies, floor=floor, reference=rows, seed=0,
+                               known=(check.floor, check.reference))
+    assert again == check
 
 
 class _PlantedRelease:
