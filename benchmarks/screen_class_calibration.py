@@ -1,0 +1,191 @@
+"""Screen: where a binary trait's TSTR ratio is lost, how large the release's case-control differences are, and a
+frequency calibration per class. Not part of the package (issue 13, thirty-seventh pass).
+
+Per run of a binary trait (a default run of ``bench_targets.py`` or of ``bench_unseen.py``):
+
+- *The model's own association.* The TSTR classifier (the card's logistic regression) fitted on a release of
+  20,000 people, scored on the real holdout, over TRTR fitted on the whole training part: how good the trait signal
+  the model learnt is, with almost no sampling noise of the release's own. Beside it the card's ratio at equal n
+  (a release as large as the training part), where the classifier fitted on the release adds that noise.
+- *The size of the case-control differences.* Per SNP d = a1 frequency in cases - in controls. The least-squares
+  slope (through 0, over the panel) of the 20,000-person release's d on the training's, beside the real holdout's
+  slope on the training's. A fresh sample's slope is below 1 where the panel was chosen by the training GWAS (the
+  winner's curse) or the training differences are noisy; a release at 1 carries the training sample's own noise.
+- *A calibration per class* (``class_share``; today's release: ``base``). The decoder's frequency offsets fitted
+  again for each class on its own, aimed at the release's pooled genotype frequencies plus the training class's
+  deviation from the pooled training frequencies, shrunk per SNP by the decoder's trait share (the selection-bias
+  share of the twenty-sixth pass, Tweedie's formula on the GWAS of every tested SNP): target_c = q + s (p_c - p).
+  Today's offsets are one per SNP, fitted with the training mix of classes, and the trait share scales only the
+  decoder's own trait path, so a class's deviation carried by the latent reaches the release unshrunk. Three
+  rounds of 8,000 draws per class (log target / sampled, as ``generators.calibrate_marginals``). Releases at the
+  training mix, as large as the training part, ``--draws`` each, scored by the card's functions (AATS loss, DCR
+  share, membership AUC, TSTR ratio, association copying, case-control difference r over the holdout's, detection).
+
+Rows to ``benchmarks/results/class_calibration.json``.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/screen_class_calibration.py --cohorts phase1,agbl4 --draws 3
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/screen_class_calibration.py --cohorts none \\
+        --unseen /tmp/snpgen-bench/unseen/s22880 --draws 3
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, record_row  # noqa: E402
+from bench_privacy_draws import METRICS  # noqa: E402
+from bench_targets import WORK, prepare_cohort  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "class_calibration.json"
+LARGE = 20_000
+
+
+def differences(dosages: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per SNP, a1 frequency in cases - in controls (missing calls left out)."""
+    x = np.where(dosages < 0, np.nan, dosages)
+    return (np.nanmean(x[y == 1], 0) - np.nanmean(x[y == 0], 0)) / 2
+
+
+def slope(d: np.ndarray, on: np.ndarray) -> float:
+    """Least-squares slope of ``d`` on ``on`` through 0."""
+    return float((d * on).sum() / (on * on).sum())
+
+
+def release(generator, y: np.ndarray, seed: int, per_class: dict | None = None) -> np.ndarray:
+    """``len(y)`` people with conditions ``y``; with ``per_class`` {class: offsets (m, 3)}, each class drawn with its
+    own offsets in the decoder's ``calibration``."""
+    from snpgen_core.models.generators import SamplingOptions
+
+    if per_class is None:
+        return generator.sample(torch.as_tensor(y, dtype=torch.float32), torch.Generator().manual_seed(seed),
+                                SamplingOptions()).numpy()
+    calibration = generator.vae.decoder.calibration
+    kept = calibration.clone()
+    out = np.empty((len(y), calibration.shape[0]), np.int8)
+    try:
+        for c, offsets in per_class.items():
+            calibration.copy_(offsets)
+            rows = np.flatnonzero(y == c)
+            out[rows] = generator.sample(torch.full((len(rows),), float(c)),
+                                         torch.Generator().manual_seed(seed + 1000 * c), SamplingOptions()).numpy()
+    finally:
+        calibration.copy_(kept)
+    return out
+
+
+def class_offsets(generator, train: np.ndarray, y: np.ndarray, *, draws: int = 8000, rounds: int = 3) -> dict:
+    """The per-class frequency offsets of the module docstring: {class: (m, 3)}."""
+    from snpgen_core.models.generators import _shares
+
+    decoder = generator.vae.decoder
+    kept = decoder.calibration.clone()
+    share = decoder.trait_share.numpy().astype(float)[:, None]
+    pooled = _shares(train)[0]
+    mix = y[np.random.default_rng(11).integers(0, len(y), 4 * draws)]
+    q = _shares(release(generator, mix, 11))[0]
+    out = {}
+    try:
+        for c in (0, 1):
+            target = np.clip(q + share * (_shares(train[y == c])[0] - pooled), 1e-4, None)
+            target /= target.sum(1, keepdims=True)
+            decoder.calibration.copy_(kept)
+            for r in range(rounds):
+                got = _shares(release(generator, np.full(draws, c), 31 + 10 * c + r))[0]
+                decoder.calibration.add_(torch.as_tensor(np.log(target + 1e-4) - np.log(got + 1e-4),
+                                                         dtype=decoder.calibration.dtype))
+            out[c] = decoder.calibration.clone()
+    finally:
+        decoder.calibration.copy_(kept)
+    return out
+
+
+def scored(train, holdout, y_train, y_holdout, synthetic, y_synthetic, seed: int) -> dict:
+    """The card's functions on one release."""
+    from snpgen_core.evaluation import privacy
+    from snpgen_core.evaluation.association import case_control_af_diff_r
+    from snpgen_core.evaluation.privacy import copying
+    from snpgen_core.evaluation.structure import detection_auc
+    from snpgen_core.evaluation.utility import tstr
+
+    data = privacy.PrivacyInputs(train, holdout, synthetic, seed=seed, device="cpu")
+    row = {m: float(getattr(privacy, m)(data).value) for m in METRICS}
+    v = tstr(train, holdout, synthetic, y_train, y_holdout, y_synthetic, "binary", n_boot=2, seed=seed)
+    a = case_control_af_diff_r(train, holdout, synthetic, y_train, y_holdout, y_synthetic, "binary", seed=seed)
+    return {**row, "tstr_ratio": v.value / v.reference, "association_copying": float(copying(a, "differences").value),
+            "cc_diff_r_ratio": a.value / a.reference,
+            "slope": slope(differences(synthetic, y_synthetic), differences(train, y_train)),
+            "detection_auc": float(detection_auc(train, holdout, synthetic, seed=seed).value)}
+
+
+def screen(prep: dict, run_dir: Path, draws: int) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    from snpgen_core.evaluation.utility import _make_model, _predict, impute_mean, training_means
+    from snpgen_core.runs import load_run
+
+    train, holdout = prep["train"].dosages, prep["holdout"].dosages
+    y = prep["trait"].values
+    y_train, y_holdout = y[prep["split"].train], y[prep["split"].holdout]
+    generator = load_run(run_dir).generator("diffusion")
+    means = training_means(train)
+
+    def holdout_auc(x, labels, seed):
+        fitted = _make_model("binary", "linear", seed, len(labels)).fit(impute_mean(x, means), labels)
+        return roc_auc_score(y_holdout, _predict(fitted, impute_mean(holdout, means), "binary"))
+
+    trtr = holdout_auc(train, y_train, 0)
+    mix = y_train[np.random.default_rng(7).integers(0, len(y_train), LARGE)]
+    large = release(generator, mix, 7)
+    d_train = differences(train, y_train)
+    row = {"trtr_auc": trtr, "tstr_large_ratio": holdout_auc(large, mix, 7) / trtr,
+           "holdout_slope": slope(differences(holdout, y_holdout), d_train),
+           "release_slope": slope(differences(large, mix), d_train),
+           "mean_trait_share": float(generator.vae.decoder.trait_share.mean())}
+    variants = {"base": None, "class_share": class_offsets(generator, train, y_train)}
+    for name, per_class in variants.items():
+        rows = []
+        for k in range(draws):
+            seed = 100 + k
+            labels = y_train[np.random.default_rng(seed).integers(0, len(y_train), len(y_train))]
+            rows.append(scored(train, holdout, y_train, y_holdout, release(generator, labels, seed, per_class),
+                               labels, seed))
+        row[name] = {m: round(float(np.mean([r[m] for r in rows])), 4) for m in rows[0]}
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cohorts", default="phase1,agbl4", help="bench_targets cohorts with a binary trait, or none")
+    ap.add_argument("--training-seeds", default="1")
+    ap.add_argument("--config", default="group_mix", help="the runs' config name (run_<config>_<seed>)")
+    ap.add_argument("--unseen", nargs="*", default=[], help="bench_unseen.py cohort folders (their run_default)")
+    ap.add_argument("--draws", type=int, default=3)
+    ap.add_argument("--work", default=str(WORK))
+    args = ap.parse_args()
+    from bench_unseen import cli_cohort
+
+    torch.set_num_threads(1)
+    runs = [(name, seed, lambda n=name: prepare_cohort(n, Path(args.work)),
+             Path(args.work) / name / f"run_{args.config}_{seed}")
+            for name in args.cohorts.split(",") if name != "none"
+            for seed in (int(s) for s in args.training_seeds.split(","))]
+    runs += [(Path(u).name, 1, lambda u=u: cli_cohort(Path(u), "default"), Path(u) / "run_default")
+             for u in args.unseen]
+    for name, seed, prep, run_dir in runs:
+        t0 = time.perf_counter()
+        row = {"cohort": name, "training_seed": seed, "run": str(run_dir), "draws": args.draws,
+               **screen(prep(), run_dir, args.draws), "machine": machine(), "load": os.getloadavg(),
+               "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
+        print(row, flush=True)
+        record_row(RESULTS, row, lambda r: (r["cohort"], r["training_seed"], r["run"]))
+
+
+if __name__ == "__main__":
+    main()
