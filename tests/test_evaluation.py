@@ -562,3 +562,39 @@ def test_cohort_effects__known_tables_are_reused_only_when_the_holdout_is_used_w
     assert small.holdout is not first.holdout
     pd.testing.assert_frame_equal(small.holdout,
                                   cohort_effects(xt, xh, xs[:60], yt, yh, ys[:60], "binary", seed=1).holdout)
+
+
+def test_case_control_af_diff_size__slopes_recover_a_doubled_difference_and_the_card_flags_it():
+    """Cases and controls drawn at a1 frequencies p +- delta (training, holdout, and a synthetic cohort drawn like
+    them) or p +- 2 delta (a synthetic cohort with every difference doubled): the size row's slope is about 2 for
+    the doubled one and 1 for the others, equals the least-squares slope through 0 computed by hand on the rows the
+    correlation row reads, and the card's rule grades the doubled cohort fail and the faithful one pass. The
+    correlation row sees no difference between the two (r is blind to size)."""
+    from snpgen_core.evaluation.association import (case_control_af_diff_r, case_control_af_diff_size,
+                                                    cohort_effects)
+
+    rng = np.random.default_rng(3)
+    m = 60
+    p, delta = rng.uniform(0.3, 0.7, m), rng.uniform(0.02, 0.1, m) * rng.choice([-1, 1], m)
+
+    def cohort(n, scale):
+        y = (np.arange(n) < n // 2).astype(float)
+        freq = np.where(y[:, None] == 1, p + scale * delta, p - scale * delta)
+        return rng.binomial(2, freq).astype(np.int8), y
+
+    (xt, yt), (xh, yh), (xf, yf), (xd, yd) = cohort(4000, 1), cohort(4000, 1), cohort(4000, 1), cohort(4000, 2)
+    rule = CardThresholds().rules["association.case_control_af_diff_size"]
+    doubled = case_control_af_diff_size(xt, xh, xd, yt, yh, yd, "binary", top=40)
+    faithful = case_control_af_diff_size(xt, xh, xf, yt, yh, yf, "binary", top=40)
+    assert abs(doubled.value - 2) < 0.1 and abs(faithful.value - 1) < 0.1 and abs(doubled.reference - 1) < 0.1
+    assert grade(doubled, rule)[0] == "fail" and grade(faithful, rule)[0] == "pass"
+    r = case_control_af_diff_r(xt, xh, xd, yt, yh, yd, "binary", top=40)
+    assert r.value > 0.95 and abs(r.value - r.reference) < 0.03
+
+    effects = cohort_effects(xt, xh, xd, yt, yh, yd, "binary")
+    idx = np.argsort(effects.train["p"].to_numpy(), kind="stable")[:40]
+    d = {who: (x[y == 1][:, idx].mean(0) - x[y == 0][:, idx].mean(0)) / 2 for who, (x, y) in effects.rows.items()}
+    by_hand = np.linalg.lstsq(d["train"][:, None], d["synthetic"], rcond=None)[0][0]
+    assert doubled.value == pytest.approx(by_hand, rel=1e-9)
+    assert doubled.details["n_snps"] == 40
+    assert case_control_af_diff_size(xt, xh, xd, yt, yh, yd, "quantitative").skipped

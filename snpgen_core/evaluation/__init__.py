@@ -7,7 +7,7 @@ One function per statistic, each returning a :class:`MetricValue` (synthetic's v
     ld            ld_r, ld_decay (r^2 itself: snpgen_core.ld)
     structure     pca_distance, knn_precision, knn_recall, fst, detection_auc (fit_pca, hudson_fst,
                   knn_precision_recall, classifier_auc, energy_coefficient, training_groups)
-    association   effect_r, sign_agreement, case_control_af_diff_r (cohort_effects)
+    association   effect_r, sign_agreement, case_control_af_diff_r, case_control_af_diff_size (cohort_effects)
     utility       tstr (TSTR with its TRTR reference and bootstrap intervals)
     privacy       privacy_metrics (distances, kinship, membership attacks)
     attacks       domias_membership, attribute_inference, kinship_null / kinship_replay, shadow_model_attack

@@ -123,6 +123,25 @@ def sign_agreement(train, holdout, synthetic, y_train, y_holdout, y_synthetic, k
                        float((sign["holdout"] == sign["train"]).mean()), details={"n_snps": int(len(idx))})
 
 
+def _case_control_differences(args, kind: str, effects, top: int, seed: int) -> dict | str:
+    """Each cohort's case-control allele-frequency differences d = p_cases - p_controls (a1 frequencies) over the
+    ``top`` SNPs by training p-value: {"train", "holdout", "synthetic"} -> (top,), or a string saying why not."""
+    if kind != "binary":
+        return "case-control allele-frequency differences need a binary trait"
+    effects = _ensure_effects(effects, args, kind, seed)
+    if isinstance(effects, str):
+        return effects
+    idx = _top_snps(effects, top)
+    if len(idx) < 3:
+        return "fewer than 3 SNPs with an estimable effect in all three cohorts"
+
+    def difference(x, y):
+        x = x[:, idx]
+        return allele_frequencies(x[y == 1]) - allele_frequencies(x[y == 0])
+
+    return {who: difference(*effects.rows[who]) for who in ("train", "holdout", "synthetic")}
+
+
 def case_control_af_diff_r(train, holdout, synthetic, y_train, y_holdout, y_synthetic, kind: str, *,
                            effects: CohortEffects | None = None, top: int = TOP_SNPS,
                            seed: int = 0) -> MetricValue:
@@ -132,19 +151,34 @@ def case_control_af_diff_r(train, holdout, synthetic, y_train, y_holdout, y_synt
     value: r(d_synthetic, d_train); reference: r(d_holdout, d_train). details: the three difference vectors on
     those SNPs.
     """
-    if kind != "binary":
-        return skipped("case-control allele-frequency differences need a binary trait")
-    effects = _ensure_effects(effects, (train, holdout, synthetic, y_train, y_holdout, y_synthetic), kind, seed)
-    if isinstance(effects, str):
-        return skipped(effects)
-    idx = _top_snps(effects, top)
-    if len(idx) < 3:
-        return skipped("fewer than 3 SNPs with an estimable effect in all three cohorts")
-
-    def difference(x, y):
-        x = x[:, idx]
-        return allele_frequencies(x[y == 1]) - allele_frequencies(x[y == 0])
-
-    d = {who: difference(*effects.rows[who]) for who in ("train", "holdout", "synthetic")}
+    d = _case_control_differences((train, holdout, synthetic, y_train, y_holdout, y_synthetic), kind, effects, top,
+                                  seed)
+    if isinstance(d, str):
+        return skipped(d)
     return MetricValue(pearson_r(d["synthetic"], d["train"]), pearson_r(d["holdout"], d["train"]),
-                       details={"n_snps": int(len(idx)), **{k: v.tolist() for k, v in d.items()}})
+                       details={"n_snps": int(len(d["train"])), **{k: v.tolist() for k, v in d.items()}})
+
+
+def case_control_af_diff_size(train, holdout, synthetic, y_train, y_holdout, y_synthetic, kind: str, *,
+                              effects: CohortEffects | None = None, top: int = TOP_SNPS,
+                              seed: int = 0) -> MetricValue:
+    """How large a cohort's case-control allele-frequency differences are against training's, over the same SNPs
+    as :func:`case_control_af_diff_r`: the least-squares slope through 0 of d_cohort on d_train (1 = as large as
+    training's). Binary traits only.
+
+    value: the synthetic cohort's slope; reference: the holdout's. A fresh sample's slope sits below 1 where the
+    panel was chosen by the training GWAS (the winner's curse) or training's differences are noisy. A release at 1
+    keeps training's chance differences at full size, and one above the holdout's would make a GWAS of it find
+    larger effects than a fresh sample shows (BENCHMARKS.md, thirty-seventh pass: at guidance 1.5, AGBL4 CASE 1.2x
+    the holdout's). The correlation rows cannot see this: they ignore size.
+    """
+    d = _case_control_differences((train, holdout, synthetic, y_train, y_holdout, y_synthetic), kind, effects, top,
+                                  seed)
+    if isinstance(d, str):
+        return skipped(d)
+    ok = np.isfinite(d["train"]) & np.isfinite(d["holdout"]) & np.isfinite(d["synthetic"])
+    t = d["train"][ok]
+    if t @ t == 0:
+        return skipped("the training cohort's cases and controls have the same allele frequencies on these SNPs")
+    return MetricValue(float(d["synthetic"][ok] @ t / (t @ t)), float(d["holdout"][ok] @ t / (t @ t)),
+                       details={"n_snps": int(ok.sum())})

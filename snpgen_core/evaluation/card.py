@@ -120,6 +120,9 @@ DEFAULT_RULES: dict[str, Rule] = {
     "association.sign_agreement": _r("min_ratio", 0.9, 0.75, slack=0.02, explain=">= 0.9x holdout (fail < 0.75x)"),
     "association.case_control_af_diff_r": _r("min_ratio", 0.8, 0.5, slack=0.02,
                                              explain=">= 0.8x holdout (fail < 0.5x)"),
+    # how large, not how alike: explains (guidance inflates the differences; the r rows cannot see it)
+    "association.case_control_af_diff_size": _r("near_ratio", 0.25, 0.5,
+                                                explain="within 25% of the holdout's (fail beyond 50%)"),
     # a fresh sample's distance scatters (0.02-0.07 over 11 benchmark cohorts): twice it, plus 0.02, is allowed
     "association.trait_group_mix": _r("max_ratio", 2.0, 4.0, slack=0.02,
                                       explain="<= 2x holdout + 0.02 (fail > 4x + 0.02); ideal 0"),
@@ -249,6 +252,12 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "association.case_control_af_diff_r": (
         "agreement of case-control frequency differences with the real cohort's",
         "cases and controls differ unlike in real data; do not use the cohort for case-control studies"),
+    "association.case_control_af_diff_size": (
+        "how large the case-control frequency differences are, against the real cohort's (1 = as large), beside a "
+        "fresh real sample's",
+        "association studies of the cohort would find effects larger (or smaller) than a fresh sample shows; above "
+        "the holdout's, the release carries the training cohort's chance differences at full size or guidance "
+        "inflates them: generate with a lower --guidance and check that TSTR holds"),
     "association.trait_group_mix": (
         "how far each trait class's mix of ancestry groups is from the real cohort's (0 = the same)",
         "the trait is tied to ancestry more (or less) than in real data, so association studies of the cohort "

@@ -144,6 +144,8 @@ def _association(t, h, s, yt, yh, ys, kind, config, seed) -> dict[str, MetricVal
     if kind == "binary":  # no row (rather than a "warn" for what was not measured) where it does not apply
         rows["case_control_af_diff_r"] = association.case_control_af_diff_r(*args, effects=effects,
                                                                             top=config.top_snps, seed=seed)
+        rows["case_control_af_diff_size"] = association.case_control_af_diff_size(*args, effects=effects,
+                                                                                  top=config.top_snps, seed=seed)
     mix = structure.trait_group_mix(*args, seed=seed)
     if not mix.skipped:  # likewise where the training PCs separate no groups: no ancestry mix to compare
         rows["trait_group_mix"] = mix
@@ -619,7 +621,8 @@ def _jsonable(obj):
 
 def _assoc_names(kind: str) -> list[str]:
     names = ["association.effect_r", "association.sign_agreement"]
-    return names + (["association.case_control_af_diff_r"] if kind == "binary" else [])
+    return names + (["association.case_control_af_diff_r", "association.case_control_af_diff_size"]
+                    if kind == "binary" else [])
 
 
 def _util_names(kind: str) -> list[str]:
