@@ -566,10 +566,11 @@ def test_cohort_effects__known_tables_are_reused_only_when_the_holdout_is_used_w
 
 def test_case_control_af_diff_size__slopes_recover_a_doubled_difference_and_the_card_flags_it():
     """Cases and controls drawn at a1 frequencies p +- delta (training, holdout, and a synthetic cohort drawn like
-    them) or p +- 2 delta (a synthetic cohort with every difference doubled): the size row's slope is about 2 for
-    the doubled one and 1 for the others, equals the least-squares slope through 0 computed by hand on the rows the
-    correlation row reads, and the card's rule grades the doubled cohort fail and the faithful one pass. The
-    correlation row sees no difference between the two (r is blind to size)."""
+    them) or p +- 2 delta (a synthetic cohort with every difference doubled, larger than the holdout): the size
+    row's slope is about 2 for the doubled one and 1 for the others, equals the least-squares slope through 0
+    computed by hand on the SNPs the correlation row reads and the whole synthetic cohort, and the card's rule
+    grades the doubled cohort fail and the faithful one pass. The correlation row sees no difference between the
+    two (r is blind to size)."""
     from snpgen_core.evaluation.association import (case_control_af_diff_r, case_control_af_diff_size,
                                                     cohort_effects)
 
@@ -582,7 +583,7 @@ def test_case_control_af_diff_size__slopes_recover_a_doubled_difference_and_the_
         freq = np.where(y[:, None] == 1, p + scale * delta, p - scale * delta)
         return rng.binomial(2, freq).astype(np.int8), y
 
-    (xt, yt), (xh, yh), (xf, yf), (xd, yd) = cohort(4000, 1), cohort(4000, 1), cohort(4000, 1), cohort(4000, 2)
+    (xt, yt), (xh, yh), (xf, yf), (xd, yd) = cohort(4000, 1), cohort(4000, 1), cohort(4000, 1), cohort(6000, 2)
     rule = CardThresholds().rules["association.case_control_af_diff_size"]
     doubled = case_control_af_diff_size(xt, xh, xd, yt, yh, yd, "binary", top=40)
     faithful = case_control_af_diff_size(xt, xh, xf, yt, yh, yf, "binary", top=40)
@@ -593,7 +594,8 @@ def test_case_control_af_diff_size__slopes_recover_a_doubled_difference_and_the_
 
     effects = cohort_effects(xt, xh, xd, yt, yh, yd, "binary")
     idx = np.argsort(effects.train["p"].to_numpy(), kind="stable")[:40]
-    d = {who: (x[y == 1][:, idx].mean(0) - x[y == 0][:, idx].mean(0)) / 2 for who, (x, y) in effects.rows.items()}
+    d = {who: (x[y == 1][:, idx].mean(0) - x[y == 0][:, idx].mean(0)) / 2
+         for who, (x, y) in {"train": (xt, yt), "synthetic": (xd, yd)}.items()}
     by_hand = np.linalg.lstsq(d["train"][:, None], d["synthetic"], rcond=None)[0][0]
     assert doubled.value == pytest.approx(by_hand, rel=1e-9)
     assert doubled.details["n_snps"] == 40

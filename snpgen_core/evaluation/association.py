@@ -123,9 +123,12 @@ def sign_agreement(train, holdout, synthetic, y_train, y_holdout, y_synthetic, k
                        float((sign["holdout"] == sign["train"]).mean()), details={"n_snps": int(len(idx))})
 
 
-def _case_control_differences(args, kind: str, effects, top: int, seed: int) -> dict | str:
+def _case_control_differences(args, kind: str, effects, top: int, seed: int, *,
+                               whole_synthetic: bool = False) -> dict | str:
     """Each cohort's case-control allele-frequency differences d = p_cases - p_controls (a1 frequencies) over the
-    ``top`` SNPs by training p-value: {"train", "holdout", "synthetic"} -> (top,), or a string saying why not."""
+    ``top`` SNPs by training p-value: {"train", "holdout", "synthetic"} -> (top,), or a string saying why not. The
+    holdout and synthetic cohorts at equal size (``cohort_effects``), or with ``whole_synthetic`` every labelled
+    synthetic individual."""
     if kind != "binary":
         return "case-control allele-frequency differences need a binary trait"
     effects = _ensure_effects(effects, args, kind, seed)
@@ -139,7 +142,10 @@ def _case_control_differences(args, kind: str, effects, top: int, seed: int) -> 
         x = x[:, idx]
         return allele_frequencies(x[y == 1]) - allele_frequencies(x[y == 0])
 
-    return {who: difference(*effects.rows[who]) for who in ("train", "holdout", "synthetic")}
+    rows = dict(effects.rows)
+    if whole_synthetic:
+        rows["synthetic"] = _labelled(args[2], np.asarray(args[5], float))
+    return {who: difference(*rows[who]) for who in ("train", "holdout", "synthetic")}
 
 
 def case_control_af_diff_r(train, holdout, synthetic, y_train, y_holdout, y_synthetic, kind: str, *,
@@ -170,10 +176,12 @@ def case_control_af_diff_size(train, holdout, synthetic, y_train, y_holdout, y_s
     panel was chosen by the training GWAS (the winner's curse) or training's differences are noisy. A release at 1
     keeps training's chance differences at full size, and one above the holdout's would make a GWAS of it find
     larger effects than a fresh sample shows (BENCHMARKS.md, thirty-seventh pass: at guidance 1.5, AGBL4 CASE 1.2x
-    the holdout's). The correlation rows cannot see this: they ignore size.
+    the holdout's). The correlation rows cannot see this: they ignore size. The synthetic side reads the whole
+    release, not an equal-size subsample: noise in a cohort's differences does not move the slope's expectation,
+    only its spread.
     """
     d = _case_control_differences((train, holdout, synthetic, y_train, y_holdout, y_synthetic), kind, effects, top,
-                                  seed)
+                                  seed, whole_synthetic=True)
     if isinstance(d, str):
         return skipped(d)
     ok = np.isfinite(d["train"]) & np.isfinite(d["holdout"]) & np.isfinite(d["synthetic"])
