@@ -393,8 +393,9 @@ class _Cohort(NamedTuple):
     # baseline (memorisation.py), drawn with their conditions: the release check's floor; an epoch's, the first set
     cov_validation: np.ndarray | None  # the validation individuals' covariates (the synthetic ones get theirs)
     chrom: np.ndarray | None = None  # the panel SNPs' chromosomes (where shared segments restart)
-    reference: np.ndarray | None = None  # rows of train in the synthetic people's place (memorisation.
-    # reference_people): up to RELEASE_REPEATS validation-sized sets, the release check's; an epoch's, the first
+    # rows of train in the synthetic people's place (memorisation.reference_people): up to RELEASE_REPEATS
+    # validation-sized sets, the release check's; an epoch's, the first
+    reference: np.ndarray | None = None
 
 
 def _check_cohort(dosages: np.ndarray, cond: np.ndarray, split: Split, independent, seed: int,

@@ -124,11 +124,11 @@ def sign_agreement(train, holdout, synthetic, y_train, y_holdout, y_synthetic, k
 
 
 def _case_control_differences(args, kind: str, effects, top: int, seed: int, *,
-                               whole_synthetic: bool = False) -> dict | str:
+                               synthetic: tuple[np.ndarray, np.ndarray] | None = None) -> dict | str:
     """Each cohort's case-control allele-frequency differences d = p_cases - p_controls (a1 frequencies) over the
     ``top`` SNPs by training p-value: {"train", "holdout", "synthetic"} -> (top,), or a string saying why not. The
-    holdout and synthetic cohorts at equal size (``cohort_effects``), or with ``whole_synthetic`` every labelled
-    synthetic individual."""
+    holdout and synthetic cohorts at equal size (``cohort_effects``), or the synthetic one's labelled (dosages, y)
+    ``synthetic`` instead."""
     if kind != "binary":
         return "case-control allele-frequency differences need a binary trait"
     effects = _ensure_effects(effects, args, kind, seed)
@@ -142,9 +142,7 @@ def _case_control_differences(args, kind: str, effects, top: int, seed: int, *,
         x = x[:, idx]
         return allele_frequencies(x[y == 1]) - allele_frequencies(x[y == 0])
 
-    rows = dict(effects.rows)
-    if whole_synthetic:
-        rows["synthetic"] = _labelled(args[2], np.asarray(args[5], float))
+    rows = effects.rows if synthetic is None else {**effects.rows, "synthetic": synthetic}
     return {who: difference(*rows[who]) for who in ("train", "holdout", "synthetic")}
 
 
@@ -181,12 +179,13 @@ def case_control_af_diff_size(train, holdout, synthetic, y_train, y_holdout, y_s
     only its spread.
     """
     d = _case_control_differences((train, holdout, synthetic, y_train, y_holdout, y_synthetic), kind, effects, top,
-                                  seed, whole_synthetic=True)
+                                  seed, synthetic=_labelled(synthetic, np.asarray(y_synthetic, float)))
     if isinstance(d, str):
         return skipped(d)
     ok = np.isfinite(d["train"]) & np.isfinite(d["holdout"]) & np.isfinite(d["synthetic"])
     t = d["train"][ok]
-    if t @ t == 0:
+    scale = float(t @ t)
+    if scale == 0:
         return skipped("the training cohort's cases and controls have the same allele frequencies on these SNPs")
-    return MetricValue(float(d["synthetic"][ok] @ t / (t @ t)), float(d["holdout"][ok] @ t / (t @ t)),
+    return MetricValue(float(d["synthetic"][ok] @ t) / scale, float(d["holdout"][ok] @ t) / scale,
                        details={"n_snps": int(ok.sum())})
