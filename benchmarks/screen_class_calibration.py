@@ -11,6 +11,11 @@ Per run of a binary trait (a default run of ``bench_targets.py`` or of ``bench_u
   slope (through 0, over the panel) of the 20,000-person release's d on the training's, beside the real holdout's
   slope on the training's. A fresh sample's slope is below 1 where the panel was chosen by the training GWAS (the
   winner's curse) or the training differences are noisy; a release at 1 carries the training sample's own noise.
+- *The label attack* (``utility.label_membership``, thirty-eighth pass): a model fitted on each release, scored on
+  how much better it predicts training people's own trait than strangers'; per run also on two bracketing releases
+  (``label_references``: class-conditional independent SNPs from the training frequencies, and the training people
+  themselves).
+- *Plain conditional sampling* (``guidance_1``): the same releases drawn with classifier-free guidance 1.
 - *A calibration per class* (``class_share``; today's release: ``base``). The decoder's frequency offsets fitted
   again for each class on its own, aimed at the release's pooled genotype frequencies plus the training class's
   deviation from the pooled training frequencies, shrunk per SNP by the decoder's trait share (the selection-bias
@@ -58,14 +63,16 @@ def slope(d: np.ndarray, on: np.ndarray) -> float:
     return float((d * on).sum() / (on * on).sum())
 
 
-def release(generator, y: np.ndarray, seed: int, per_class: dict | None = None) -> np.ndarray:
+def release(generator, y: np.ndarray, seed: int, per_class: dict | None = None, guidance: float | None = None
+            ) -> np.ndarray:
     """``len(y)`` people with conditions ``y``; with ``per_class`` {class: offsets (m, 3)}, each class drawn with its
-    own offsets in the decoder's ``calibration``."""
+    own offsets in the decoder's ``calibration``; ``guidance``: that classifier-free guidance, not the default."""
     from snpgen_core.models.generators import SamplingOptions
 
+    options = SamplingOptions() if guidance is None else SamplingOptions(guidance=guidance)
     if per_class is None:
         return generator.sample(torch.as_tensor(y, dtype=torch.float32), torch.Generator().manual_seed(seed),
-                                SamplingOptions()).numpy()
+                                options).numpy()
     calibration = generator.vae.decoder.calibration
     kept = calibration.clone()
     out = np.empty((len(y), calibration.shape[0]), np.int8)
@@ -74,26 +81,35 @@ def release(generator, y: np.ndarray, seed: int, per_class: dict | None = None) 
             calibration.copy_(offsets)
             rows = np.flatnonzero(y == c)
             out[rows] = generator.sample(torch.full((len(rows),), float(c)),
-                                         torch.Generator().manual_seed(seed + 1000 * c), SamplingOptions()).numpy()
+                                         torch.Generator().manual_seed(seed + 1000 * c), options).numpy()
     finally:
         calibration.copy_(kept)
     return out
 
 
-def class_offsets(generator, train: np.ndarray, y: np.ndarray, *, draws: int = 8000, rounds: int = 3) -> dict:
-    """The per-class frequency offsets of the module docstring: {class: (m, 3)}."""
+def class_offsets(generator, train: np.ndarray, y: np.ndarray, *, draws: int = 8000, rounds: int = 3,
+                  ancestry: bool = False) -> dict:
+    """The per-class frequency offsets of the module docstring: {class: (m, 3)}. ``ancestry``: only the part of a
+    class's deviation that its mix of ancestry groups (``structure.training_groups``) does not explain is shrunk,
+    target_c = q + (a_c - p) + s (p_c - a_c), a_c = sum_g share of group g in class c x p_g."""
+    from snpgen_core.evaluation.structure import training_groups
     from snpgen_core.models.generators import _shares
 
     decoder = generator.vae.decoder
     kept = decoder.calibration.clone()
     share = decoder.trait_share.numpy().astype(float)[:, None]
     pooled = _shares(train)[0]
+    groups = training_groups(train) if ancestry else None
     mix = y[np.random.default_rng(11).integers(0, len(y), 4 * draws)]
     q = _shares(release(generator, mix, 11))[0]
     out = {}
     try:
         for c in (0, 1):
-            target = np.clip(q + share * (_shares(train[y == c])[0] - pooled), 1e-4, None)
+            p_c, a_c = _shares(train[y == c])[0], pooled
+            if groups is not None:
+                a_c = sum((groups[y == c] == g).mean() * _shares(train[groups == g])[0]
+                          for g in np.unique(groups))
+            target = np.clip(q + (a_c - pooled) + share * (p_c - a_c), 1e-4, None)
             target /= target.sum(1, keepdims=True)
             decoder.calibration.copy_(kept)
             for r in range(rounds):
@@ -106,13 +122,29 @@ def class_offsets(generator, train: np.ndarray, y: np.ndarray, *, draws: int = 8
     return out
 
 
+def label_references(train, holdout, y_train, y_holdout) -> dict:
+    """The label attack (``utility.label_membership``) on two releases that bracket a generator's: each class's
+    SNPs drawn on their own from the training class's genotype frequencies (copies no one, but carries the class
+    differences of the training sample), and the training people themselves with their own trait (a copier)."""
+    from snpgen_core.evaluation.attacks import draw_independent
+    from snpgen_core.evaluation.utility import label_membership
+
+    floor = np.empty_like(train)
+    for c in (0, 1):
+        rows = train[y_train == c]
+        counts = np.stack([(rows == g).sum(0) for g in (0, 1, 2)], axis=1) + 0.5
+        floor[y_train == c] = draw_independent(counts / counts.sum(1, keepdims=True), len(rows), 5 + c)
+    return {"label_floor": label_membership(train, holdout, floor, y_train, y_holdout, y_train, "binary").value,
+            "label_copier": label_membership(train, holdout, train, y_train, y_holdout, y_train, "binary").value}
+
+
 def scored(train, holdout, y_train, y_holdout, synthetic, y_synthetic, seed: int) -> dict:
     """The card's functions on one release."""
     from snpgen_core.evaluation import privacy
     from snpgen_core.evaluation.association import case_control_af_diff_r
     from snpgen_core.evaluation.privacy import copying
     from snpgen_core.evaluation.structure import detection_auc
-    from snpgen_core.evaluation.utility import tstr
+    from snpgen_core.evaluation.utility import label_membership, tstr
 
     data = privacy.PrivacyInputs(train, holdout, synthetic, seed=seed, device="cpu")
     row = {m: float(getattr(privacy, m)(data).value) for m in METRICS}
@@ -121,13 +153,15 @@ def scored(train, holdout, y_train, y_holdout, synthetic, y_synthetic, seed: int
     return {**row, "tstr_ratio": v.value / v.reference, "association_copying": float(copying(a, "differences").value),
             "cc_diff_r_ratio": a.value / a.reference,
             "slope": slope(differences(synthetic, y_synthetic), differences(train, y_train)),
-            "detection_auc": float(detection_auc(train, holdout, synthetic, seed=seed).value)}
+            "detection_auc": float(detection_auc(train, holdout, synthetic, seed=seed).value),
+            "label_membership_auc": float(label_membership(train, holdout, synthetic, y_train, y_holdout, y_synthetic,
+                                                           "binary", seed=seed).value)}
 
 
 def screen(prep: dict, run_dir: Path, draws: int) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    from snpgen_core.evaluation.utility import _make_model, _predict, impute_mean, training_means
+    from snpgen_core.evaluation.utility import prediction_model, _predict, impute_mean, training_means
     from snpgen_core.runs import load_run
 
     train, holdout = prep["train"].dosages, prep["holdout"].dosages
@@ -137,7 +171,7 @@ def screen(prep: dict, run_dir: Path, draws: int) -> dict:
     means = training_means(train)
 
     def holdout_auc(x, labels, seed):
-        fitted = _make_model("binary", "linear", seed, len(labels)).fit(impute_mean(x, means), labels)
+        fitted = prediction_model("binary", "linear", seed, len(labels)).fit(impute_mean(x, means), labels)
         return roc_auc_score(y_holdout, _predict(fitted, impute_mean(holdout, means), "binary"))
 
     trtr = holdout_auc(train, y_train, 0)
@@ -147,15 +181,18 @@ def screen(prep: dict, run_dir: Path, draws: int) -> dict:
     row = {"trtr_auc": trtr, "tstr_large_ratio": holdout_auc(large, mix, 7) / trtr,
            "holdout_slope": slope(differences(holdout, y_holdout), d_train),
            "release_slope": slope(differences(large, mix), d_train),
-           "mean_trait_share": float(generator.vae.decoder.trait_share.mean())}
-    variants = {"base": None, "class_share": class_offsets(generator, train, y_train)}
-    for name, per_class in variants.items():
+           "mean_trait_share": float(generator.vae.decoder.trait_share.mean()),
+           **label_references(train, holdout, y_train, y_holdout)}
+    variants = {"base": (None, None), "class_share": (class_offsets(generator, train, y_train), None),
+                "class_share_ancestry": (class_offsets(generator, train, y_train, ancestry=True), None),
+                "guidance_1": (None, 1.0)}
+    for name, (per_class, guidance) in variants.items():
         rows = []
         for k in range(draws):
             seed = 100 + k
             labels = y_train[np.random.default_rng(seed).integers(0, len(y_train), len(y_train))]
-            rows.append(scored(train, holdout, y_train, y_holdout, release(generator, labels, seed, per_class),
-                               labels, seed))
+            rows.append(scored(train, holdout, y_train, y_holdout, release(generator, labels, seed, per_class,
+                                                                           guidance), labels, seed))
         row[name] = {m: round(float(np.mean([r[m] for r in rows])), 4) for m in rows[0]}
     return row
 

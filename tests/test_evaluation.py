@@ -391,6 +391,59 @@ def test_tstr__too_few_cases_is_skipped_with_a_reason():
     assert m.skipped and "at least 10" in m.note
 
 
+def _label_cohort(seed: int, n: int = 1400, m: int = 150):
+    """Independent SNPs and a binary trait of 10 of them plus noise (liability threshold, a third cases)."""
+    rng = np.random.default_rng(seed)
+    x = random_dosages(rng, n, m)
+    liability = x[:, :10].sum(1) * 0.3 + rng.normal(0, 1, n)
+    return x, (liability > np.quantile(liability, 2 / 3)).astype(float)
+
+
+def test_label_membership__a_release_of_the_training_people_leaks_and_a_fresh_sample_does_not():
+    x, y = _label_cohort(0)
+    train, holdout, fresh = slice(0, 300), slice(300, 900), slice(900, 1400)
+    args = (x[train], x[holdout])
+    copier = utility.label_membership(*args, x[train], y[train], y[holdout], y[train], "binary", seed=1)
+    independent = utility.label_membership(*args, x[fresh], y[train], y[holdout], y[fresh], "binary", seed=1)
+    # a model fitted on its own 300 people with 150 SNPs fits their labels better than strangers'
+    assert copier.value > 0.58 and copier.details["ci"][0] > 0.5
+    assert abs(independent.value - 0.5) < 3 * independent.details["null_sd"]
+    assert abs(copier.reference - 0.5) < 3 * copier.details["null_sd"]  # the fresh half of the holdout's model
+    assert copier.details["n_each"] == 300 and copier.details["rounds"] == 1 and "within each class" in copier.note
+    labels_swapped = utility.label_membership(*args, x[train], y[train], y[holdout], 1 - y[train], "binary", seed=1)
+    assert labels_swapped.value < 0.45  # a model of the opposite labels fits members' own labels worst
+
+
+def test_label_membership__compares_members_and_non_members_within_each_class():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    member = rng.random(400) < 0.5
+    classes = rng.integers(0, 2, 400).astype(float)
+    score = rng.normal(size=400) + 2 * classes  # one class easier: pooled, it would mix with membership
+    auc, sd = utility._class_auc(member, score, classes)
+    pairs = [(member[classes == c].sum() * (~member[classes == c]).sum(),
+              roc_auc_score(member[classes == c], score[classes == c])) for c in (0, 1)]
+    assert auc == pytest.approx(sum(p * a for p, a in pairs) / sum(p for p, _ in pairs))
+    assert 0 < sd < 0.05
+    # members mostly of the easy class: the pooled AUC reads a leak, the within-class one does not
+    members_easy = np.r_[np.ones(200, bool), np.zeros(200, bool)]
+    cls = np.r_[(rng.random(200) < 0.8), (rng.random(200) < 0.2)].astype(float)
+    s2 = rng.normal(size=400) + 2 * cls
+    assert roc_auc_score(members_easy, s2) > 0.65
+    assert abs(utility._class_auc(members_easy, s2, cls)[0] - 0.5) < 0.08
+
+
+def test_label_membership__quantitative_trait_and_too_small_holdout():
+    x, y = _label_cohort(1)
+    q = x[:, :10].sum(1) * 0.3 + np.random.default_rng(2).normal(0, 1, len(x))
+    copies = np.tile(x[:300], (4, 1)), np.tile(q[:300], 4)  # a copier's release: each training person 4 times
+    m = utility.label_membership(x[:300], x[300:900], copies[0], q[:300], q[300:900], copies[1], "quantitative")
+    assert m.value > 0.65 and "within each class" not in m.note and m.details["n_fit"] == 1200
+    small = utility.label_membership(x[:300], x[300:315], x[:300], y[:300], y[300:315], y[:300], "binary")
+    assert small.skipped and "at least 20 holdout" in small.note
+
+
 def test_bootstrap_auc__matches_scikit_learn():
     from sklearn.metrics import roc_auc_score
 

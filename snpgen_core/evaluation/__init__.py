@@ -8,7 +8,8 @@ One function per statistic, each returning a :class:`MetricValue` (synthetic's v
     structure     pca_distance, knn_precision, knn_recall, fst, detection_auc (fit_pca, hudson_fst,
                   knn_precision_recall, classifier_auc, energy_coefficient, training_groups)
     association   effect_r, sign_agreement, case_control_af_diff_r, case_control_af_diff_size (cohort_effects)
-    utility       tstr (TSTR with its TRTR reference and bootstrap intervals)
+    utility       tstr (TSTR with its TRTR reference and bootstrap intervals), label_membership (the membership
+                  attack through a model fitted on the release)
     privacy       privacy_metrics (distances, kinship, membership attacks)
     attacks       domias_membership, attribute_inference, kinship_null / kinship_replay, shadow_model_attack
 

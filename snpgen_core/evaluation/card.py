@@ -177,6 +177,8 @@ DEFAULT_RULES: dict[str, Rule] = {
     "privacy.domias_tpr_at_1pct_fpr": _r("max_shifted", 0.02, 0.05, ideal=0.01,
                                          explain="<= 2% (fail > 5%), raised by the holdout's excess over 1%"),
     "privacy.shadow_model_auc": _r("max", 0.55, 0.60, critical=True, explain="<= 0.55 (fail > 0.60); ideal 0.5"),
+    # utility.label_membership: graded as the other membership attacks
+    "privacy.label_membership_auc": _r("max", 0.55, 0.60, critical=True, explain="<= 0.55 (fail > 0.60); ideal 0.5"),
     "privacy.attribute_inference_gap": _r("max", 0.02, 0.05, critical=True,
                                           explain="members' hidden genotypes recovered <= 2 points more often "
                                                   "than strangers' (fail > 5)"),
@@ -325,6 +327,11 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
         "sample's do (disagreement ratio)",
         "the synthetic cohort reproduces the training sample's chance associations with the trait, which the "
         "population does not share; " + ASSOCIATION_COPYING_ADVICE),
+    "privacy.label_membership_auc": (
+        "an attacker telling participants from strangers by how well a model fitted on the synthetic cohort predicts "
+        "their own trait (AUC)",
+        "a model fitted on the cohort predicts its participants' trait better than a stranger's: the cohort carries "
+        "the training sample's chance associations with the trait; " + ASSOCIATION_COPYING_ADVICE),
     "privacy.domias_auc": (
         "a density attacker telling participants from strangers where synthetic people crowd (AUC)",
         "synthetic people crowd around participants; membership can be inferred; " + _RETRAIN_PRIVACY),

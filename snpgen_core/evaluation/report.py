@@ -532,6 +532,7 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
     sections["fidelity"] = _fidelity(t.dosages, h.dosages, s.dosages, t.variants, config, seed, pca)
 
     phenotype_info: dict = {}
+    trait_args = None  # (dosages, trait values, kind) where every cohort has the trait: its privacy row
     tp, why = _cohort_phenotype(t, train_pheno, "training")
     if tp is None:
         notes.append(why + "; association and utility not evaluated")
@@ -549,7 +550,7 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
                 section, metric = name.split(".")
                 sections[section][metric] = skipped(reason)
         else:
-            args = (t.dosages, h.dosages, s.dosages, tp.values, yh, ys, tp.kind)
+            args = trait_args = (t.dosages, h.dosages, s.dosages, tp.values, yh, ys, tp.kind)
             say("association: per-SNP effects", 0.35)
             sections["association"] = _association(*args, config, seed)
             say("utility: train on synthetic, test on real", 0.45)
@@ -570,6 +571,8 @@ def _evaluate(train, holdout, synthetic, train_pheno, holdout_pheno, synthetic_p
                             t.variants["chrom"].to_numpy(), populations)
     if privacy:
         privacy.update(_copying_rows(sections, None if tp is None else tp.kind))
+        if trait_args is not None:
+            privacy["label_membership_auc"] = utility.label_membership(*trait_args, seed=seed)
     sections["privacy"] = privacy
     if why:
         notes.append(why)

@@ -17,6 +17,9 @@ Scores: binary ROC AUC, quantitative Pearson r (details also hold R^2), categori
 
 Sources: TSTR/TRTR, Esteban, Hyland & Ratsch (2017); for synthetic genotypes SNPgen (Lampis et al. 2026) and
 Xie et al. (GigaScience 2026).
+
+The same linear model, fitted on the release, is also attacked (``label_membership``, a privacy row): does it
+predict the training individuals' own trait values better than strangers'?
 """
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ MIN_PER_CLASS = 10
 DEFAULT_BOOTSTRAP = 200
 
 
-def _make_model(kind: str, model: str, seed: int, n_fit: int):
+def prediction_model(kind: str, model: str, seed: int, n_fit: int):
+    """The unfitted prediction model of the trait (see the module docstring), for ``n_fit`` fitting individuals."""
     from sklearn.linear_model import LogisticRegressionCV, RidgeCV
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.pipeline import make_pipeline
@@ -128,7 +132,7 @@ def tstr(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, y_train:
     # busy shared cores spin-waiting threads made them 10x slower (measured: 1.6 s vs 15 s, 2 cores)
     with threadpool_limits(limits=1):
         for who, (x, y) in fit_sets.items():
-            fitted = _make_model(kind, model, seed, n_fit).fit(impute_mean(x, means), y)
+            fitted = prediction_model(kind, model, seed, n_fit).fit(impute_mean(x, means), y)
             preds[who] = _predict(fitted, x_test, kind)
 
     everything = np.arange(len(y_test))[None, :]
@@ -154,3 +158,106 @@ def tstr(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, y_train:
         details["r2"] = float(1 - ((y_test - preds["synthetic"]) ** 2).sum() / sst)
         details["reference_r2"] = float(1 - ((y_test - preds["training"]) ** 2).sum() / sst)
     return MetricValue(value, reference, details=details)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The trait's privacy: what a model fitted on the release knows of the training individuals' own trait values
+
+LABEL_MAX_FIT = 5000  # synthetic individuals the attacked model is fitted on (a seeded subsample beyond that)
+
+
+def _losses(fitted, x: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
+    """Each individual's loss under ``fitted``: the squared error of a quantitative trait, else minus the log
+    probability the model gives the individual's own class (1e-12 for a class it never saw)."""
+    if kind == "quantitative":
+        return (fitted.predict(x) - y) ** 2
+    proba, classes = fitted.predict_proba(x), np.asarray(fitted.classes_)
+    col = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+    own = np.where(classes[col] == y, proba[np.arange(len(y)), col], 0.0)
+    return -np.log(np.maximum(own, 1e-12))
+
+
+def _class_auc(member: np.ndarray, score: np.ndarray, classes: np.ndarray | None) -> tuple[float, float]:
+    """(AUC, its DeLong sd) of ``score`` for ``member`` (bool); with ``classes``, members and non-members are
+    compared within each class only: the mean of the classes' AUCs weighted by their member x non-member pairs
+    (variance: the sum of weight^2 x variance). Classes without both roles are left out."""
+    from .attacks import Z95, auc_ci
+
+    groups = [np.ones(len(member), bool)] if classes is None else [classes == c for c in np.unique(classes)]
+    parts = [(int(member[g].sum()) * int((~member[g]).sum()), auc_ci(member[g], score[g])) for g in groups
+             if member[g].sum() >= 2 and (~member[g]).sum() >= 2]
+    pairs = np.array([p for p, _ in parts], float)
+    w = pairs / pairs.sum()
+    auc = float(sum(wi * a for wi, (_, (a, _, _)) in zip(w, parts)))
+    sd = float(np.sqrt(sum(wi ** 2 * ((hi - lo) / (2 * Z95)) ** 2 for wi, (_, (_, lo, hi)) in zip(w, parts))))
+    return auc, sd
+
+
+def label_membership(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, y_train: np.ndarray,
+                     y_holdout: np.ndarray, y_synthetic: np.ndarray, kind: str, *, seed: int = 0) -> MetricValue:
+    """Membership attack through a model fitted on the release: the loss attack of Yeom, Giacomelli, Fredrikson &
+    Jha (2018, IEEE CSF 268), which tells a model's training individuals by how well it fits their labels. Here the
+    model is the card's linear TSTR model fitted on the synthetic cohort, as a user of the release would fit it. A
+    release that carries the training sample's chance associations between genotypes and trait (what
+    ``privacy.association_copying`` measures as a ratio) hands them to every model fitted on it, and that model then
+    predicts the training individuals' own trait values better than a stranger's: the attacker needs a person's
+    genotypes and trait, as in every membership attack on a prediction model.
+
+    Score of a real individual: minus their loss (``_losses``). Roles (the convention of ``attacks``): the holdout
+    cut into two seeded halves, non-members B and a fresh sample C; members as many training individuals, up to
+    ``align.EQUAL_SIZE_ROUNDS`` disjoint such sets (the value is the mean of their AUCs). For a class trait members
+    and non-members are compared within their own class (``_class_auc``), so that classes that are easier to
+    predict cannot pass for a leak where the cohorts' class shares differ. value: the AUC with the model fitted on
+    the synthetic cohort (a seeded subsample of at most ``LABEL_MAX_FIT``); reference: the same attack, same people,
+    with the model fitted on C, a fresh real sample that never saw a training individual (0.5 in expectation).
+    details: ``ci`` and ``reference_ci`` (95%, from the DeLong sd of the first member set), ``n_each``, ``rounds``,
+    ``n_fit``, ``null_sd``."""
+    from threadpoolctl import threadpool_limits
+
+    from .align import disjoint_rows
+    from .attacks import MIN_PART, Z95, _roles
+    from .privacy import auc_null_sd
+
+    y_train, y_holdout, y_synthetic = (np.asarray(y, float) for y in (y_train, y_holdout, y_synthetic))
+    t_ok, h_ok, s_ok = (np.flatnonzero(~np.isnan(y)) for y in (y_train, y_holdout, y_synthetic))
+    _, (non, fresh) = _roles(len(t_ok), len(h_ok), 2, seed)
+    if len(non) < MIN_PART:
+        return skipped(f"needs at least {2 * MIN_PART} holdout individuals with a trait value, has {len(h_ok)}")
+    non, fresh = h_ok[non], h_ok[fresh]
+    fit_rows = s_ok[subsample_index(len(s_ok), LABEL_MAX_FIT, seed, stream=34)]
+    if (why := _unusable(y_synthetic[fit_rows], kind, "synthetic", MIN_PER_CLASS)) is not None:
+        return skipped(why)
+    means = training_means(train)
+    member_sets = [t_ok[r] for r in disjoint_rows(len(t_ok), len(non), seed, stream=35)]
+    members = np.concatenate(member_sets)
+    x = impute_mean(np.concatenate([train[members], holdout[non]]), means)  # member sets in turn, then B
+    y = np.r_[y_train[members], y_holdout[non]]
+    is_member = np.r_[np.ones(len(members), bool), np.zeros(len(non), bool)]
+
+    def attack(fit_x, fit_y) -> tuple[float, float]:
+        with threadpool_limits(limits=1):  # as ``tstr``
+            fitted = prediction_model(kind, "linear", seed, len(fit_y)).fit(impute_mean(fit_x, means), fit_y)
+        score = -_losses(fitted, x, y, kind)
+        aucs, sds = [], []
+        for r, rows in enumerate(member_sets):
+            pick = np.r_[r * len(non):r * len(non) + len(rows), len(members):len(y)]
+            auc, sd = _class_auc(is_member[pick], score[pick], None if kind == "quantitative" else y[pick])
+            aucs.append(auc)
+            sds.append(sd)
+        return float(np.mean(aucs)), sds[0]
+
+    value, sd = attack(synthetic[fit_rows], y_synthetic[fit_rows])
+    reference, ref_sd = None, None
+    if _unusable(y_holdout[fresh], kind, "fresh", MIN_PER_CLASS) is None:
+        reference, ref_sd = attack(holdout[fresh], y_holdout[fresh])
+    ci = [max(0.0, value - Z95 * sd), min(1.0, value + Z95 * sd)]
+    ref_ci = None if reference is None else [max(0.0, reference - Z95 * ref_sd), min(1.0, reference + Z95 * ref_sd)]
+    n_each = len(non)
+    note = (f"95% CI {ci[0]:.3f}-{ci[1]:.3f}"
+            + ("" if ref_ci is None else f"; a model fitted on a fresh real sample {ref_ci[0]:.3f}-{ref_ci[1]:.3f}")
+            + f"; the linear model fitted on {len(fit_rows)} synthetic people; {n_each} members (the mean over "
+            f"{len(member_sets)} disjoint training sets) vs {n_each} non-members"
+            + ("" if kind == "quantitative" else ", compared within each class"))
+    return MetricValue(value, reference, note=note, details={
+        "ci": ci, "reference_ci": ref_ci, "n_each": n_each, "rounds": len(member_sets), "n_fit": len(fit_rows),
+        "null_sd": auc_null_sd(n_each, n_each)})
