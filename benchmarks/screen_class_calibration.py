@@ -88,28 +88,36 @@ def release(generator, y: np.ndarray, seed: int, per_class: dict | None = None, 
 
 
 def class_offsets(generator, train: np.ndarray, y: np.ndarray, *, draws: int = 8000, rounds: int = 3,
-                  ancestry: bool = False) -> dict:
-    """The per-class frequency offsets of the module docstring: {class: (m, 3)}. ``ancestry``: only the part of a
-    class's deviation that its mix of ancestry groups (``structure.training_groups``) does not explain is shrunk,
-    target_c = q + (a_c - p) + s (p_c - a_c), a_c = sum_g share of group g in class c x p_g."""
-    from snpgen_core.evaluation.structure import training_groups
+                  ancestry: str = "") -> dict:
+    """The per-class frequency offsets of the module docstring: {class: (m, 3)}. ``ancestry`` "training": only the
+    part of a class's deviation that its mix of ancestry groups (``structure.training_groups``) does not explain is
+    shrunk, target_c = q + (a_c - p) + s (p_c - a_c), a_c = sum_g share of group g in class c x p_g; "release": the
+    same with the ancestry-explained part taken from the release's own group frequencies q_g (its people assigned to
+    the nearest group mean, ``structure.group_assigner``), target_c = sum_g share x q_g + s (p_c - a_c)."""
+    from snpgen_core.evaluation.structure import group_assigner
     from snpgen_core.models.generators import _shares
 
     decoder = generator.vae.decoder
     kept = decoder.calibration.clone()
     share = decoder.trait_share.numpy().astype(float)[:, None]
     pooled = _shares(train)[0]
-    groups = training_groups(train) if ancestry else None
+    found = group_assigner(train) if ancestry else None
+    groups = None if found is None else found[0]
     mix = y[np.random.default_rng(11).integers(0, len(y), 4 * draws)]
-    q = _shares(release(generator, mix, 11))[0]
+    drawn = release(generator, mix, 11)
+    q = _shares(drawn)[0]
+    drawn_groups = found[1](drawn) if found is not None and ancestry == "release" else None
     out = {}
     try:
         for c in (0, 1):
-            p_c, a_c = _shares(train[y == c])[0], pooled
+            p_c, a_c, base = _shares(train[y == c])[0], pooled, q - pooled
             if groups is not None:
-                a_c = sum((groups[y == c] == g).mean() * _shares(train[groups == g])[0]
-                          for g in np.unique(groups))
-            target = np.clip(q + (a_c - pooled) + share * (p_c - a_c), 1e-4, None)
+                weights = {g: (groups[y == c] == g).mean() for g in np.unique(groups)}
+                a_c = sum(w * _shares(train[groups == g])[0] for g, w in weights.items())
+                base = q + (a_c - pooled) - a_c
+                if drawn_groups is not None:
+                    base = sum(w * _shares(drawn[drawn_groups == g])[0] for g, w in weights.items()) - a_c
+            target = np.clip(base + a_c + share * (p_c - a_c), 1e-4, None)
             target /= target.sum(1, keepdims=True)
             decoder.calibration.copy_(kept)
             for r in range(rounds):
@@ -184,7 +192,8 @@ def screen(prep: dict, run_dir: Path, draws: int) -> dict:
            "mean_trait_share": float(generator.vae.decoder.trait_share.mean()),
            **label_references(train, holdout, y_train, y_holdout)}
     variants = {"base": (None, None), "class_share": (class_offsets(generator, train, y_train), None),
-                "class_share_ancestry": (class_offsets(generator, train, y_train, ancestry=True), None),
+                "class_share_ancestry": (class_offsets(generator, train, y_train, ancestry="training"), None),
+                "class_share_release_groups": (class_offsets(generator, train, y_train, ancestry="release"), None),
                 "guidance_1": (None, 1.0)}
     for name, (per_class, guidance) in variants.items():
         rows = []

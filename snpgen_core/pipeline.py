@@ -29,8 +29,9 @@ from .errors import InputError
 from .provenance import now_utc, sha256_file, software_versions, write_json
 from .splits import Split, read_split, split_samples, trait_strata, write_split
 from .memorisation import MemorisationCheck, release_warning
-from .models.generators import LatentDiffusion, calibrate, calibration_summary
-from .models.vae import LATENT_PATHS, GenotypeVAE
+from .models.generators import (LatentDiffusion, calibrate, calibrate_classes, calibration_summary,
+                                class_calibration_summary)
+from .models.vae import CLASS_KINDS, LATENT_PATHS, GenotypeVAE
 from .training import Callback, Cancelled, FitState, default_threads, fit
 
 
@@ -921,6 +922,13 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
         calibration = calibrate(LatentDiffusion(vae, diffusion), vae, dosages[tr], cond[tr], seed=seed,
                                 per_lag=cfg.ld_calibration == "lag", rounds=cfg.calibration_rounds)
         _emit(callback, "check", calibration_summary(calibration))
+        if cfg.class_calibration and shares is not None and kind in CLASS_KINDS:
+            from .evaluation.structure import training_groups
+
+            calibration["classes"] = calibrate_classes(LatentDiffusion(vae, diffusion), vae, dosages[tr], cond[tr],
+                                                       training_groups(dosages[tr], seed=seed), seed=seed,
+                                                       rounds=cfg.calibration_rounds)
+            _emit(callback, "check", class_calibration_summary(calibration["classes"]))
 
     # 4. baselines (seconds; the independent SNPs were fitted first)
     models.latent_gaussian.to(dev).fit(mu_tr.to(dev), lv_tr.to(dev), torch.as_tensor(cond[tr], device=dev))

@@ -113,6 +113,13 @@ class TrainConfig:
                                          "selection bias expects to be real (empirical Bayes over every tested "
                                          "SNP, Tweedie's formula); off: the training cohort's own differences, "
                                          "chance included (DP runs: off)")
+    # msprime sim2 (3 releases): a model fitted on the release told training people from strangers at AUC 0.558 ->
+    # 0.514, TSTR 0.968 -> 1.018x, case-control r 0.95x a fresh sample's (without the ancestry groups 0.72x);
+    # BENCHMARKS.md, thirty-eighth pass
+    class_calibration: bool = option(True, "after the calibration, fit each class of a class trait its own genotype "
+                                           "frequency offsets, aimed at the class differences its ancestry mix "
+                                           "explains plus the rest shrunk by the trait shares (runs with trait "
+                                           "shrinkage only); off: one set of offsets for every class")
     # the lasso was kept on 7 of 7 runs: 1000 Genomes AGBL4 QT (3 seeds) validation r 0.676 -> 0.714, TSTR 0.938 ->
     # 0.952x; four unseen msprime cohorts 0.618 -> 0.689, 0.895 -> 0.963x (BENCHMARKS.md, thirty-second pass)
     trait_model: str = option("auto", "a quantitative trait's model given the genotypes, from which the released "

@@ -589,3 +589,94 @@ def test_trait_share__each_snp_moves_from_the_base_logits_by_its_share_in_likeli
     fresh.trait_share.fill_(0.5)
     fresh.load_state_dict(state)
     assert fresh.trait_share.tolist() == [1.0] * 40
+
+
+def test_class_calibration__each_individual_gets_its_class_offsets_on_both_sampling_paths_and_in_the_likelihood():
+    class Wrapped(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, z):
+            return self.net(z)
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.GELU(), nn.Linear(8, 3 * 20))
+    dec = GenotypeDecoder(20, 2, net, window=3, classes=3).eval()  # classes 0, 1 and the unknown row
+    with torch.no_grad():
+        dec.W.normal_()
+    z = torch.randn(60, 2)
+    cls = torch.arange(60) % 3
+    plain = dec.global_logits(z)
+    assert dec.class_offsets(cls) is None  # never set: nothing added
+    torch.testing.assert_close(dec.global_logits(z, cls=cls), plain)
+    with torch.no_grad():
+        dec.class_calibration[1].normal_()
+    offsets = dec.class_calibration[cls]
+    torch.testing.assert_close(dec.global_logits(z, cls=cls), plain + offsets)
+    x = dec.sample(z, torch.Generator().manual_seed(1), mode="argmax", cls=cls)
+    assert torch.equal(x, dec.logits(x, z, cls=cls).argmax(-1).to(torch.int8))  # sampling reads the offsets
+    dec.global_net = Wrapped(net)  # the other sampling path
+    assert torch.equal(dec.sample(z, torch.Generator().manual_seed(1), mode="argmax", cls=cls), x)
+    dec.global_net = net
+    class0 = cls != 1
+    torch.testing.assert_close(dec.log_prob(x, z, cls=cls)[class0], dec.log_prob(x, z)[class0])
+    assert not torch.allclose(dec.log_prob(x, z, cls=cls)[~class0], dec.log_prob(x, z)[~class0])
+    state = {k: v for k, v in dec.state_dict().items() if k != "class_calibration"}  # a run written before
+    fresh = GenotypeDecoder(20, 2, nn.Sequential(nn.Linear(2, 8), nn.GELU(), nn.Linear(8, 60)), window=3, classes=3)
+    fresh.class_calibration.fill_(1.0)
+    fresh.load_state_dict(state)
+    assert float(fresh.class_calibration.abs().sum()) == 0.0
+
+
+def test_class_targets__keep_what_ancestry_explains_and_shrink_the_rest_by_the_share():
+    from snpgen_core.models.generators import _shares, class_targets
+
+    rng = np.random.default_rng(0)
+    n, m = 4000, 30
+    groups = (rng.random(n) < 0.5).astype(int)
+    cond = np.where(rng.random(n) < np.where(groups == 1, 0.6, 0.2), 1.0, 0.0)  # cases more often in group 1
+    p = np.where(groups[:, None] == 1, 0.7, 0.2) * np.ones((n, m))
+    p[:, :5] += 0.1 * cond[:, None]  # SNPs 0-4 also differ by class within each group
+    x = ((rng.random((n, m)) < p).astype(np.int8) + (rng.random((n, m)) < p)).astype(np.int8)
+    q = _shares(x)[0]  # a release already at the training frequencies
+    share = np.r_[np.zeros(5), np.ones(m - 5)]
+    with_groups = class_targets(x, cond, q, share, groups)
+    pooled = class_targets(x, cond, q, share, None)
+    for c in (0, 1):
+        by_group = sum((groups[cond == c] == g).mean() * _shares(x[groups == g])[0] for g in (0, 1))
+        # share 0: exactly the ancestry-explained frequencies (normalised); without groups: the pooled ones
+        np.testing.assert_allclose(with_groups[c][:5], by_group[:5] / by_group[:5].sum(1, keepdims=True), atol=1e-9)
+        np.testing.assert_allclose(pooled[c][:5], q[:5], atol=1e-9)
+        # share 1: the training class's own frequencies either way
+        np.testing.assert_allclose(with_groups[c][5:], _shares(x[cond == c])[0][5:], atol=1e-9)
+    # the class difference at a share-0 SNP that ancestry explains survives with the groups, not without
+    diff = lambda t: t[1][:5, 2] - t[0][:5, 2]  # noqa: E731
+    assert diff(with_groups).mean() > 0.05 and np.abs(diff(pooled)).max() < 1e-9
+    few = class_targets(x[:30], cond[:30], q, share, None)  # classes under MIN_CLASS keep the pooled offsets
+    assert set(few) <= {0} and 1 not in few
+
+
+def test_calibrate_classes__each_class_moves_to_its_target_and_a_trait_without_classes_is_left_alone():
+    from snpgen_core.models.generators import SamplingOptions, calibrate_classes, calibrate_marginals
+    from snpgen_core.models.vae import GenotypeVAE, VAEConfig
+    from snpgen_core.models.baselines import LatentGaussian, VAEGaussian
+
+    rng = np.random.default_rng(1)
+    n, m = 1500, 25
+    cond = (rng.random(n) < 0.4).astype(float)
+    p = np.where(cond[:, None] == 1, 0.6, 0.3) * np.ones((n, m))
+    x = ((rng.random((n, m)) < p).astype(np.int8) + (rng.random((n, m)) < p)).astype(np.int8)
+    vae = GenotypeVAE(VAEConfig(n_snps=m, latent_dim=2, hidden=8, window=0, pheno_kind="binary", n_classes=2)).eval()
+    with torch.no_grad():
+        vae.decoder.global_net[-1].weight.zero_()  # every class sampled from the same (uniform) frequencies
+    gen = VAEGaussian(vae, LatentGaussian(2, kind="binary", n_classes=2))
+    calibrate_marginals(gen, vae, x, cond, rounds=3, seed=0)  # first the pooled offsets, as ``train`` does
+    record = calibrate_classes(gen, vae, x, cond, None, rounds=3, seed=0)
+    assert record["classes"] == [0, 1] and all(a < 0.02 < b for a, b in zip(record["mae_after"],
+                                                                           record["mae_before"]))
+    for c, freq in ((0, 0.3), (1, 0.6)):  # share 1 (no shrinkage): each class at its own a1 frequency
+        drawn = gen.sample(torch.full((3000,), float(c)), torch.Generator().manual_seed(5), SamplingOptions())
+        assert abs(drawn.numpy().mean() / 2 - freq) < 0.02
+    qt = GenotypeVAE(VAEConfig(n_snps=m, latent_dim=2, hidden=8, window=0, pheno_kind="quantitative")).eval()
+    assert calibrate_classes(gen, qt, x, cond, None) == {}

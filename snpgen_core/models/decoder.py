@@ -32,13 +32,15 @@ contributes nothing, and a missing x_j is left out of the likelihood (``log_prob
 autoregressive, so the probability of the called genotypes is the product of their conditionals given the
 observed past). Sampling runs SNP by SNP, batched over individuals.
 
-Three corrections are set after training and left neutral while training. ``trait_share`` (m,) scales each SNP's
+The corrections are set after training and left neutral while training. ``trait_share`` (m,) scales each SNP's
 trait effect in ``g`` for the panel's selection bias (``GenotypeVAE.set_trait_share``). Two are fitted
 (``generators.calibrate_ld`` and ``calibrate_marginals``): ``ld_scale`` (a factor per neighbour k) multiplies the
 neighbour weights ``W`` (the sampled LD between neighbours is 8-17% weaker than the training cohort's otherwise,
 most at the shortest lags: while training, the posterior latent of each individual also explains part of it), and
 ``calibration`` (m, 3) is added to every SNP's logits (the sampled genotype frequencies are otherwise 1.2-1.5x
-further from the training ones than a fresh real sample's are).
+further from the training ones than a fresh real sample's are). A class trait's decoder has a fourth,
+``class_calibration`` (classes + 1, m, 3): each individual's class's row added too (``generators.calibrate_classes``;
+the last row, for an unknown class, stays zero).
 
 ``window = 0`` is the independent decoder (every SNP drawn on its own given z: the SNPgen / Xie et al. design),
 kept for comparison; it samples all SNPs at once.
@@ -203,7 +205,7 @@ class GenotypeDecoder(nn.Module):
 
     def __init__(self, n_snps: int, latent_dim: int, global_net: nn.Module, *, window: int = 16, hidden: int = 0,
                  context_dim: int = 16, gain: float = 1.0, nearest: int | None = None, far_rank: int = 0,
-                 far_reach: int = 256):
+                 far_reach: int = 256, classes: int = 0):
         super().__init__()
         if window < 0 or hidden < 0:
             raise ValueError(f"decoder window {window} and hidden units {hidden} must be >= 0")
@@ -238,12 +240,15 @@ class GenotypeDecoder(nn.Module):
         # neighbour k of SNP j: SNP neighbours[j, k] (the nearest, j-1-k, unless ``choose_neighbours``), if mask[j, k]
         self.register_buffer("neighbours", _nearest(n_snps, window))
         self.register_buffer("calibration", torch.zeros(n_snps, 3))
+        # a class trait's offsets per class (``classes`` rows, the last for an unknown class: zero), set after training
+        self.register_buffer("class_calibration", torch.zeros(classes, n_snps, 3))
         self.register_buffer("ld_scale", torch.ones(window))  # the weights of neighbour k: factor ld_scale[k]
         self.register_buffer("trait_share", torch.ones(n_snps))  # set after training (``set_trait_share``)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # runs written before the corrections existed: none; before the per-lag factors: one for every lag
         state_dict.setdefault(prefix + "calibration", torch.zeros_like(self.calibration))
+        state_dict.setdefault(prefix + "class_calibration", torch.zeros_like(self.class_calibration))  # 2026-12-05
         state_dict.setdefault(prefix + "trait_share", torch.ones_like(self.trait_share))  # before 2026-12-04
         state_dict.setdefault(prefix + "neighbours", _nearest(self.n_snps, self.window))  # before they were chosen
         scale = state_dict.setdefault(prefix + "ld_scale", torch.ones_like(self.ld_scale))
@@ -280,17 +285,28 @@ class GenotypeDecoder(nn.Module):
             raise ValueError(f"trait shares must be {self.n_snps} values in [0, 1]")
         self.trait_share.copy_(share)
 
-    def global_logits(self, z: torch.Tensor, z_base: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, d) -> (B, m, 3): the latent's share of each SNP's logits, with the calibration. ``z_base``: the same
-        latent with the trait's average in place of each individual's trait (``GenotypeVAE.set_trait_share``); each
-        SNP's logits then move from z_base's towards z's by its ``trait_share``."""
+    def class_offsets(self, cls: torch.Tensor | None) -> torch.Tensor | None:
+        """Each individual's row (B, m, 3) of ``class_calibration``, for class indices ``cls`` (B,) long; None when
+        none are given or the offsets were never set."""
+        if cls is None or not bool(self.class_calibration.any()):
+            return None
+        return self.class_calibration[cls]
+
+    def global_logits(self, z: torch.Tensor, z_base: torch.Tensor | None = None,
+                      cls: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, d) -> (B, m, 3): the latent's share of each SNP's logits, with the calibration (and each individual's
+        class offsets, for class indices ``cls`` (B,)). ``z_base``: the same latent with the trait's average in place
+        of each individual's trait (``GenotypeVAE.set_trait_share``); each SNP's logits then move from z_base's
+        towards z's by its ``trait_share``."""
         out = self.global_net(z).view(z.shape[0], 3, self.n_snps).transpose(1, 2)
         if z_base is not None:
             base = self.global_net(z_base).view(z.shape[0], 3, self.n_snps).transpose(1, 2)
             out = base + self.trait_share[:, None] * (out - base)
-        return out + self.calibration
+        offsets = self.class_offsets(cls)
+        return out + self.calibration + (0.0 if offsets is None else offsets)
 
-    def _snp_major_logits(self, z: torch.Tensor, z_base: torch.Tensor | None = None) -> torch.Tensor:
+    def _snp_major_logits(self, z: torch.Tensor, z_base: torch.Tensor | None = None,
+                          cls: torch.Tensor | None = None) -> torch.Tensor:
         """``global_logits`` as sampling reads them: those of genotypes 1 and 2 less that of genotype 0, laid out
         (m, 2, B). A global net ending in a linear layer (the VAE's) gets that layer's rows differenced and reordered
         instead, so the product comes out in this layout with two thirds of the work: transposing its output
@@ -305,25 +321,30 @@ class GenotypeDecoder(nn.Module):
             if z_base is not None:
                 base = torch.addmm(bias, weight, net[:-1](z_base).float().T)
                 out = base.add_(self.trait_share.float().repeat_interleave(2)[:, None] * (out - base))
-            return out.view(m, 2, n)
-        return _against_first(self.global_logits(z, z_base).float(), 2).permute(1, 2, 0).contiguous()
+            out = out.view(m, 2, n)
+            if self.class_offsets(cls) is not None:  # (K, m, 2) against genotype 0, each individual's class's
+                out += _against_first(self.class_calibration.float(), 2).permute(1, 2, 0)[:, :, cls]
+            return out
+        return _against_first(self.global_logits(z, z_base, cls).float(), 2).permute(1, 2, 0).contiguous()
 
     @property
     def independent(self) -> bool:
         return self.window == 0
 
-    def logits(self, dosages: torch.Tensor, z: torch.Tensor, z_base: torch.Tensor | None = None) -> torch.Tensor:
-        """Teacher-forced logits (B, m, 3) of every SNP given z and the observed preceding genotypes (``z_base``:
-        ``global_logits``')."""
+    def logits(self, dosages: torch.Tensor, z: torch.Tensor, z_base: torch.Tensor | None = None,
+               cls: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits (B, m, 3) of every SNP given z and the observed preceding genotypes (``z_base``,
+        ``cls``: ``global_logits``')."""
         if self.independent:
-            return self.global_logits(z, z_base)
+            return self.global_logits(z, z_base, cls)
         history = self._history(dosages, z.dtype)
         if self.hidden > 0:  # the hidden units' neighbour sums in the same products, as outputs 3..
             sums = self._neighbour_sum(history, torch.cat([self._scaled_W(), self.A], -1))
             pre = sums[..., 3:] + self._context(z).permute(2, 0, 1)
-            out = self.global_logits(z, z_base) + sums[..., :3] + torch.einsum("bmh,mho->bmo", F.gelu(pre), self.B)
+            out = self.global_logits(z, z_base, cls) + sums[..., :3] + torch.einsum("bmh,mho->bmo", F.gelu(pre),
+                                                                                      self.B)
         else:
-            out = self.global_logits(z, z_base) + self._neighbour_sum(history, self._scaled_W())
+            out = self.global_logits(z, z_base, cls) + self._neighbour_sum(history, self._scaled_W())
         if self.far_rank > 0:
             y = torch.bmm(self.V.transpose(1, 2), history[self.nearest:])  # (m, r, B): each SNP's share
             total = F.pad(y.cumsum(0), (0, 0, 0, 0, 1, 0))  # (m + 1, r, B): total[i] = sum of the first i
@@ -421,10 +442,11 @@ class GenotypeDecoder(nn.Module):
         b = (w * bilinear).sum((2, 3), keepdim=True) / 4.0
         return ((w - b * bilinear).pow(2) * self.mask[:, :, None, None]).sum()
 
-    def log_prob(self, dosages: torch.Tensor, z: torch.Tensor, z_base: torch.Tensor | None = None) -> torch.Tensor:
-        """log p(called genotypes | z) per individual, (B,) nats; missing calls (-1) are left out (``z_base``:
-        ``global_logits``')."""
-        logits = self.logits(dosages, z, z_base).float()
+    def log_prob(self, dosages: torch.Tensor, z: torch.Tensor, z_base: torch.Tensor | None = None,
+                 cls: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(called genotypes | z) per individual, (B,) nats; missing calls (-1) are left out (``z_base``,
+        ``cls``: ``global_logits``')."""
+        logits = self.logits(dosages, z, z_base, cls).float()
         ce = F.cross_entropy(logits.reshape(-1, 3), dosages.long().clamp(min=0).reshape(-1), reduction="none")
         return -(ce.view(dosages.shape) * (dosages >= 0)).sum(1)
 
@@ -432,21 +454,23 @@ class GenotypeDecoder(nn.Module):
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, generator: torch.Generator | None = None, *, temperature: float = 1.0,
-               mode: str = "probabilities", z_base: torch.Tensor | None = None) -> torch.Tensor:
+               mode: str = "probabilities", z_base: torch.Tensor | None = None,
+               cls: torch.Tensor | None = None) -> torch.Tensor:
         """Genotypes (B, m) int8 for latents ``z`` (B, d), SNP by SNP: each drawn from softmax(logits / T) with
-        one uniform per genotype from ``generator`` (``mode="argmax"``: the most probable class, no randomness)."""
+        one uniform per genotype from ``generator`` (``mode="argmax"``: the most probable class, no randomness).
+        ``z_base``, ``cls``: ``global_logits``'."""
         if mode not in ("probabilities", "argmax"):
             raise ValueError(f"sampling mode {mode!r} unknown; choose 'probabilities' or 'argmax'")
         n, m = z.shape[0], self.n_snps
         if self.independent:
-            return sample_genotypes(self.global_logits(z, z_base), generator=generator, temperature=temperature,
-                                    mode=mode)
+            return sample_genotypes(self.global_logits(z, z_base, cls), generator=generator,
+                                    temperature=temperature, mode=mode)
         # Everything is laid out individuals-last, so that each step works on contiguous rows of length B, and in
         # differences against genotype 0, which are all a draw needs: d (2, B) = logits of genotypes 1, 2 less that
         # of 0 = base + W_j (2, 2k) @ the nearest k SNPs' indicator rows (2k, B) + W'_j (2, 2v) @ the linked ones'.
         # Indicators of genotypes 1 and 2, not three one-hot rows, since a drawn genotype is exactly one of three
         # (``_indicator_weights``): 4/9 of the products' work and 2/3 of the memory.
-        base = self._snp_major_logits(z, z_base)  # (m, 2, B)
+        base = self._snp_major_logits(z, z_base, cls)  # (m, 2, B)
         k = self.nearest
         W, shift = self._indicator_weights(self._scaled_W().float())
         W, shift = _against_first(W, 3), _against_first(shift, 1)  # (m, w, 2, 2), (m, 2): outputs against genotype 0

@@ -32,6 +32,7 @@ from ..options import option
 from .decoder import GenotypeDecoder, chromosome_segments, linked_neighbours, one_hot_genotypes
 
 PHENO_KINDS = ("none", "binary", "categorical", "quantitative")
+CLASS_KINDS = ("binary", "categorical")  # traits whose classes get offsets of their own (``class_index``)
 ENCODERS = ("mlp", "conv")
 LATENT_PATHS = ("mlp", "linear")
 DECODER_LATENT = ("auto",) + LATENT_PATHS
@@ -215,7 +216,8 @@ class GenotypeVAE(nn.Module):
         ) if c.decoder_latent != "linear" else nn.Sequential(nn.Linear(d_in, 3 * c.n_snps))
         self.decoder = GenotypeDecoder(c.n_snps, d_in, global_net, window=c.window, hidden=c.decoder_hidden,
                                        gain=c.decoder_gain, nearest=c.neighbour_nearest,
-                                       far_rank=c.decoder_far_rank, far_reach=c.decoder_far_reach)
+                                       far_rank=c.decoder_far_rank, far_reach=c.decoder_far_reach,
+                                       classes=c.n_classes + 1 if c.pheno_kind in CLASS_KINDS else 0)
         self.pheno_head = (
             nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.latent_dim, 64), nn.GELU(), nn.Dropout(c.dropout),
                           nn.Linear(64, n_out)) if n_out else None
@@ -346,18 +348,27 @@ class GenotypeVAE(nn.Module):
             return None
         return torch.cat([z, self.trait_base.to(z.dtype).expand(z.shape[0], -1)], -1)
 
+    def class_index(self, trait: torch.Tensor) -> torch.Tensor | None:
+        """Each individual's row of the decoder's ``class_calibration`` (B,) long: the class code, the last row for
+        an unknown class (NaN); None for a trait without classes."""
+        if self.config.pheno_kind not in CLASS_KINDS:
+            return None
+        unknown = self.decoder.class_calibration.shape[0] - 1
+        return torch.where(torch.isnan(trait), float(unknown), torch.nan_to_num(trait)).long()
+
     def sample_genotypes(self, z: torch.Tensor, trait: torch.Tensor, generator: torch.Generator | None = None, *,
                          temperature: float = 1.0, mode: str = "probabilities") -> torch.Tensor:
         """(B, d) latents and (B,) conditions (NaN = unknown) -> (B, m) int8 genotypes drawn from the decoder
         (``GenotypeDecoder.sample``)."""
         return self.decoder.sample(self.decoder_input(z, trait), generator, temperature=temperature, mode=mode,
-                                   z_base=self._decoder_base(z))
+                                   z_base=self._decoder_base(z), cls=self.class_index(trait))
 
     @torch.no_grad()
     def log_likelihood(self, dosages: torch.Tensor, trait: torch.Tensor) -> torch.Tensor:
         """log p(x | posterior mean, trait) per individual (B,), nats: the reconstruction likelihood."""
         mu = self.encode(dosages)[0]
-        return self.decoder.log_prob(dosages, self.decoder_input(mu, trait), self._decoder_base(mu))
+        return self.decoder.log_prob(dosages, self.decoder_input(mu, trait), self._decoder_base(mu),
+                                     self.class_index(trait))
 
     def kl_beta(self, epoch: float | None) -> float:
         """KL weight at ``epoch`` (0-based; ``None`` = after warm-up, used for validation)."""
