@@ -468,9 +468,10 @@ def test_load_run__verifies_hashes_schema_and_weights(ctx, tmp_path):
         return edit
     # a run written before the decoder's calibration existed loads, with none; any other gap is refused
     old = load_run(copy_run(ctx.run, tmp_path / "d", **{"model.safetensors": without(
-        "vae.decoder.calibration", "vae.decoder.ld_scale", "trait.weight", "trait.intercept", "trait.noise_sd",
-        "trait.fitted")}))
+        "vae.decoder.calibration", "vae.decoder.ld_scale", "vae.decoder.class_calibration", "trait.weight",
+        "trait.intercept", "trait.noise_sd", "trait.fitted")}))
     assert float(old.models.vae.decoder.calibration.abs().sum()) == 0.0
+    assert float(old.models.vae.decoder.class_calibration.abs().sum()) == 0.0
     assert not old.models.trait.is_fitted  # nor a trait model: generate releases the condition
     assert set(old.models.vae.decoder.ld_scale.tolist()) == {1.0}
     new = load_run(ctx.run).models.vae.decoder  # this run was calibrated, and its factors load as recorded
