@@ -24,7 +24,15 @@ Per run of a binary trait (a default run of ``bench_targets.py`` or of ``bench_u
   decoder's own trait path, so a class's deviation carried by the latent reaches the release unshrunk. Three
   rounds of 8,000 draws per class (log target / sampled, as ``generators.calibrate_marginals``). Releases at the
   training mix, as large as the training part, ``--draws`` each, scored by the card's functions (AATS loss, DCR
-  share, membership AUC, TSTR ratio, association copying, case-control difference r over the holdout's, detection).
+  share, membership AUC, TSTR ratio, association copying, case-control difference r over the holdout's, detection,
+  and the label attack). Three more variants (thirty-eighth pass, ``class_offsets``'s ``ancestry``):
+  ``class_share_ancestry`` keeps whole the part of a class's deviation its mix of ancestry groups explains
+  (``structure.training_groups``) and shrinks only the rest, target_c = q + (a_c - p) + s (p_c - a_c) (the package's
+  ``generators.class_targets``); ``class_share_release_groups`` takes that part from the release's own group
+  frequencies; ``class_share_eb`` also shrinks the rest by how much of it sampling noise explains.
+
+The runs screened were trained before the thirty-eighth pass built the ancestry-aware variant into the package
+(``generators.calibrate_classes``, the decoder's ``class_calibration``): their ``base`` has no class offsets.
 
 Rows to ``benchmarks/results/class_calibration.json``.
 
@@ -93,7 +101,9 @@ def class_offsets(generator, train: np.ndarray, y: np.ndarray, *, draws: int = 8
     part of a class's deviation that its mix of ancestry groups (``structure.training_groups``) does not explain is
     shrunk, target_c = q + (a_c - p) + s (p_c - a_c), a_c = sum_g share of group g in class c x p_g; "release": the
     same with the ancestry-explained part taken from the release's own group frequencies q_g (its people assigned to
-    the nearest group mean, ``structure.group_assigner``), target_c = sum_g share x q_g + s (p_c - a_c)."""
+    the nearest group mean, ``structure.group_assigner``), target_c = sum_g share x q_g + s (p_c - a_c);
+    "training_eb": as "training", the residual p_c - a_c also shrunk by lambda = tau^2 / (tau^2 + p_c (1 - p_c) /
+    n_c), tau^2 its mean square beyond sampling noise over the panel (empirical Bayes, as the pooled calibration)."""
     from snpgen_core.evaluation.structure import group_assigner
     from snpgen_core.models.generators import _shares
 
@@ -117,7 +127,12 @@ def class_offsets(generator, train: np.ndarray, y: np.ndarray, *, draws: int = 8
                 base = q + (a_c - pooled) - a_c
                 if drawn_groups is not None:
                     base = sum(w * _shares(drawn[drawn_groups == g])[0] for g, w in weights.items()) - a_c
-            target = np.clip(base + a_c + share * (p_c - a_c), 1e-4, None)
+            residual = share * (p_c - a_c)
+            if ancestry == "training_eb":  # the residual also shrunk by how much of it sampling noise explains
+                noise = p_c * (1 - p_c) / max(int((y == c).sum()), 1)
+                tau2 = max(float(np.mean((p_c - a_c) ** 2 - noise)), 0.0)
+                residual = residual * (tau2 / (tau2 + noise) if tau2 > 0 else 0.0)
+            target = np.clip(base + a_c + residual, 1e-4, None)
             target /= target.sum(1, keepdims=True)
             decoder.calibration.copy_(kept)
             for r in range(rounds):
@@ -194,6 +209,7 @@ def screen(prep: dict, run_dir: Path, draws: int) -> dict:
     variants = {"base": (None, None), "class_share": (class_offsets(generator, train, y_train), None),
                 "class_share_ancestry": (class_offsets(generator, train, y_train, ancestry="training"), None),
                 "class_share_release_groups": (class_offsets(generator, train, y_train, ancestry="release"), None),
+                "class_share_eb": (class_offsets(generator, train, y_train, ancestry="training_eb"), None),
                 "guidance_1": (None, 1.0)}
     for name, (per_class, guidance) in variants.items():
         rows = []
