@@ -96,12 +96,13 @@ def release(generator, y: np.ndarray, seed: int, per_class: dict | None = None, 
 
 
 def class_offsets(generator, train: np.ndarray, y: np.ndarray, *, draws: int = 8000, rounds: int = 3,
-                  ancestry: str = "") -> dict:
+                  ancestry: str = "", guidance: float | None = None) -> dict:
     """The per-class frequency offsets of the module docstring: {class: (m, 3)}. ``ancestry`` "training": only the
     part of a class's deviation that its mix of ancestry groups (``structure.training_groups``) does not explain is
     shrunk, target_c = q + (a_c - p) + s (p_c - a_c), a_c = sum_g share of group g in class c x p_g; "release": the
     same with the ancestry-explained part taken from the release's own group frequencies q_g (its people assigned to
     the nearest group mean, ``structure.group_assigner``), target_c = sum_g share x q_g + s (p_c - a_c);
+    ``guidance``: the offsets fitted on draws at that classifier-free guidance (None: the default);
     "training_eb": as "training", the residual p_c - a_c also shrunk by lambda = tau^2 / (tau^2 + p_c (1 - p_c) /
     n_c), tau^2 its mean square beyond sampling noise over the panel (empirical Bayes, as the pooled calibration)."""
     from snpgen_core.evaluation.structure import group_assigner
@@ -114,7 +115,7 @@ def class_offsets(generator, train: np.ndarray, y: np.ndarray, *, draws: int = 8
     found = group_assigner(train) if ancestry else None
     groups = None if found is None else found[0]
     mix = y[np.random.default_rng(11).integers(0, len(y), 4 * draws)]
-    drawn = release(generator, mix, 11)
+    drawn = release(generator, mix, 11, guidance=guidance)
     q = _shares(drawn)[0]
     drawn_groups = found[1](drawn) if found is not None and ancestry == "release" else None
     out = {}
@@ -136,7 +137,7 @@ def class_offsets(generator, train: np.ndarray, y: np.ndarray, *, draws: int = 8
             target /= target.sum(1, keepdims=True)
             decoder.calibration.copy_(kept)
             for r in range(rounds):
-                got = _shares(release(generator, np.full(draws, c), 31 + 10 * c + r))[0]
+                got = _shares(release(generator, np.full(draws, c), 31 + 10 * c + r, guidance=guidance))[0]
                 decoder.calibration.add_(torch.as_tensor(np.log(target + 1e-4) - np.log(got + 1e-4),
                                                          dtype=decoder.calibration.dtype))
             out[c] = decoder.calibration.clone()
