@@ -23,6 +23,17 @@ def _decoder(m: int, window: int, hidden: int = 0, latent: int = 2, seed: int = 
     return dec
 
 
+class _Wrapped(nn.Module):
+    """A global net whose last linear layer sampling cannot reorder: the decoder's other sampling path."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, z):
+        return self.net(z)
+
+
 class _WithoutLatent(nn.Module):
     """Trains a decoder on genotypes alone (z = 0): what it learns is the neighbours' share."""
 
@@ -281,14 +292,6 @@ def test_sample__one_snp_at_a_time_equals_teacher_forced_logits(window, nearest,
 
 
 def test_snp_major_logits__the_global_logits_differenced_and_reordered_with_or_without_a_final_linear_layer():
-    class Wrapped(nn.Module):  # a global net sampling cannot reorder the last layer of
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, z):
-            return self.net(z)
-
     dec = _decoder(30, window=4)
     with torch.no_grad():
         dec.calibration.normal_()
@@ -296,7 +299,7 @@ def test_snp_major_logits__the_global_logits_differenced_and_reordered_with_or_w
     logits = dec.global_logits(z)
     expected = (logits[..., 1:] - logits[..., :1]).permute(1, 2, 0)  # (m, 2, B): genotypes 1, 2 against 0
     assert torch.allclose(dec._snp_major_logits(z), expected, atol=1e-5)
-    dec.global_net = Wrapped(dec.global_net)
+    dec.global_net = _Wrapped(dec.global_net)
     assert torch.allclose(dec._snp_major_logits(z), expected, atol=1e-5)
 
 
@@ -552,14 +555,6 @@ def test_trait_share__each_snp_moves_from_the_base_logits_by_its_share_in_likeli
     """``trait_share`` s_j: SNP j's latent logits are base + s_j (trait's - base), base those of ``z_base`` (the
     input with the trait averaged); s = 1 everywhere or no base: unchanged; s = 0: the base's; on both sampling
     paths (a final linear layer reordered, or any global net) and in the likelihood; old weights load with 1."""
-    class Wrapped(nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, z):
-            return self.net(z)
-
     dec = _decoder(40, window=3).eval()
     with torch.no_grad():
         dec.W.normal_()
@@ -572,7 +567,7 @@ def test_trait_share__each_snp_moves_from_the_base_logits_by_its_share_in_likeli
     x = dec.sample(z, torch.Generator().manual_seed(1), mode="argmax", z_base=z_base)
     assert torch.equal(x, dec.logits(x, z, z_base).argmax(-1).to(torch.int8))  # sampling reads the mixed logits
     plain = dec.global_net
-    for net in (plain, Wrapped(plain)):
+    for net in (plain, _Wrapped(plain)):
         dec.global_net = net
         dec.set_trait_share(torch.zeros(40))
         drawn = dec.sample(z, torch.Generator().manual_seed(2), z_base=z_base)
@@ -592,14 +587,6 @@ def test_trait_share__each_snp_moves_from_the_base_logits_by_its_share_in_likeli
 
 
 def test_class_calibration__each_individual_gets_its_class_offsets_on_both_sampling_paths_and_in_the_likelihood():
-    class Wrapped(nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, z):
-            return self.net(z)
-
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(2, 8), nn.GELU(), nn.Linear(8, 3 * 20))
     dec = GenotypeDecoder(20, 2, net, window=3, classes=3).eval()  # classes 0, 1 and the unknown row
@@ -616,7 +603,7 @@ def test_class_calibration__each_individual_gets_its_class_offsets_on_both_sampl
     torch.testing.assert_close(dec.global_logits(z, cls=cls), plain + offsets)
     x = dec.sample(z, torch.Generator().manual_seed(1), mode="argmax", cls=cls)
     assert torch.equal(x, dec.logits(x, z, cls=cls).argmax(-1).to(torch.int8))  # sampling reads the offsets
-    dec.global_net = Wrapped(net)  # the other sampling path
+    dec.global_net = _Wrapped(net)  # the other sampling path
     assert torch.equal(dec.sample(z, torch.Generator().manual_seed(1), mode="argmax", cls=cls), x)
     dec.global_net = net
     class0 = cls != 1
