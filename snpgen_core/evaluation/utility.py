@@ -180,12 +180,15 @@ def _losses(fitted, x: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
 def _class_auc(member: np.ndarray, score: np.ndarray, classes: np.ndarray | None) -> tuple[float, float]:
     """(AUC, its DeLong sd) of ``score`` for ``member`` (bool); with ``classes``, members and non-members are
     compared within each class only: the mean of the classes' AUCs weighted by their member x non-member pairs
-    (variance: the sum of weight^2 x variance). Classes without both roles are left out."""
+    (variance: the sum of weight^2 x variance). Classes without two of each role are left out; (NaN, NaN) when
+    none is left."""
     from .attacks import Z95, auc_ci
 
     groups = [np.ones(len(member), bool)] if classes is None else [classes == c for c in np.unique(classes)]
     parts = [(int(member[g].sum()) * int((~member[g]).sum()), auc_ci(member[g], score[g])) for g in groups
              if member[g].sum() >= 2 and (~member[g]).sum() >= 2]
+    if not parts:
+        return float("nan"), float("nan")
     pairs = np.array([p for p, _ in parts], float)
     w = pairs / pairs.sum()
     auc = float(sum(wi * a for wi, (_, (a, _, _)) in zip(w, parts)))
@@ -247,6 +250,8 @@ def label_membership(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarr
         return float(np.mean(aucs)), sds[0]
 
     value, sd = attack(synthetic[fit_rows], y_synthetic[fit_rows])
+    if not np.isfinite(value):
+        return skipped("no class holds two members and two non-members to compare")
     reference, ref_sd = None, None
     if _unusable(y_holdout[fresh], kind, "fresh", MIN_PER_CLASS) is None:
         reference, ref_sd = attack(holdout[fresh], y_holdout[fresh])

@@ -285,12 +285,14 @@ class GenotypeDecoder(nn.Module):
             raise ValueError(f"trait shares must be {self.n_snps} values in [0, 1]")
         self.trait_share.copy_(share)
 
+    def _uses_class_offsets(self, cls: torch.Tensor | None) -> bool:
+        """Whether class indices were given and ``class_calibration`` was ever set."""
+        return cls is not None and bool(self.class_calibration.any())
+
     def class_offsets(self, cls: torch.Tensor | None) -> torch.Tensor | None:
         """Each individual's row (B, m, 3) of ``class_calibration``, for class indices ``cls`` (B,) long; None when
         none are given or the offsets were never set."""
-        if cls is None or not bool(self.class_calibration.any()):
-            return None
-        return self.class_calibration[cls]
+        return self.class_calibration[cls] if self._uses_class_offsets(cls) else None
 
     def global_logits(self, z: torch.Tensor, z_base: torch.Tensor | None = None,
                       cls: torch.Tensor | None = None) -> torch.Tensor:
@@ -322,7 +324,7 @@ class GenotypeDecoder(nn.Module):
                 base = torch.addmm(bias, weight, net[:-1](z_base).float().T)
                 out = base.add_(self.trait_share.float().repeat_interleave(2)[:, None] * (out - base))
             out = out.view(m, 2, n)
-            if self.class_offsets(cls) is not None:  # (K, m, 2) against genotype 0, each individual's class's
+            if self._uses_class_offsets(cls):  # (K, m, 2) against genotype 0, each individual's class's
                 out += _against_first(self.class_calibration.float(), 2).permute(1, 2, 0)[:, :, cls]
             return out
         return _against_first(self.global_logits(z, z_base, cls).float(), 2).permute(1, 2, 0).contiguous()
