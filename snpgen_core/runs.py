@@ -113,9 +113,10 @@ class TrainConfig:
                                          "selection bias expects to be real (empirical Bayes over every tested "
                                          "SNP, Tweedie's formula); off: the training cohort's own differences, "
                                          "chance included (DP runs: off)")
-    # msprime sim2 (3 releases): a model fitted on the release told training people from strangers at AUC 0.558 ->
-    # 0.514, TSTR 0.968 -> 1.018x, case-control r 0.95x a fresh sample's (without the ancestry groups 0.72x);
-    # BENCHMARKS.md, thirty-eighth pass
+    # 3 releases per run: 14 fresh msprime cohorts TSTR 0.944 -> 0.954x; msprime sim1-3 0.966 -> 0.998x, and a model
+    # fitted on the release told training people from strangers at AUC 0.573 -> 0.537; 1000 Genomes phase 1 AATS
+    # loss 0.061 -> 0.045; AGBL4 CASE TSTR 0.966 -> 0.950x (guidance's inflation gone); without the ancestry groups
+    # sim2's case-control r fell to 0.72x a fresh sample's (BENCHMARKS.md, thirty-eighth pass)
     class_calibration: bool = option(True, "after the calibration, fit each class of a class trait its own genotype "
                                            "frequency offsets, aimed at the class differences its ancestry mix "
                                            "explains plus the rest shrunk by the trait shares (runs with trait "
