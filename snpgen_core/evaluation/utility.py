@@ -241,13 +241,10 @@ def label_membership(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarr
         with threadpool_limits(limits=1):  # as ``tstr``
             fitted = prediction_model(kind, "linear", seed, len(fit_y)).fit(impute_mean(fit_x, means), fit_y)
         score = -_losses(fitted, x, y, kind)
-        aucs, sds = [], []
-        for r, rows in enumerate(member_sets):
-            pick = np.r_[r * len(non):r * len(non) + len(rows), len(members):len(y)]
-            auc, sd = _class_auc(is_member[pick], score[pick], None if kind == "quantitative" else y[pick])
-            aucs.append(auc)
-            sds.append(sd)
-        return float(np.mean(aucs)), sds[0]
+        per_set = [_class_auc(is_member[pick], score[pick], None if kind == "quantitative" else y[pick])
+                   for pick in (np.r_[r * len(non):r * len(non) + len(rows), len(members):len(y)]
+                                for r, rows in enumerate(member_sets))]
+        return float(np.mean([auc for auc, _ in per_set])), per_set[0][1]
 
     value, sd = attack(synthetic[fit_rows], y_synthetic[fit_rows])
     if not np.isfinite(value):

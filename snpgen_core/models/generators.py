@@ -184,6 +184,18 @@ def calibrate_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, co
 
 
 @torch.no_grad()
+def _aim_offsets(offsets: torch.Tensor, target: np.ndarray, sampled: np.ndarray, floor: float, rounds: int,
+                 redraw) -> np.ndarray:
+    """``rounds`` times: add log(target / sampled) (both (m, 3) genotype frequencies, ``floor`` added against a log
+    of zero) to ``offsets`` (the decoder's logit offsets, or one class's row of them, changed in place), then
+    ``redraw(r)`` the frequencies the generator now samples. Returns the last ones."""
+    for r in range(rounds):
+        offsets.add_(torch.as_tensor(np.log(target + floor) - np.log(sampled + floor), dtype=offsets.dtype,
+                                     device=offsets.device))
+        sampled = redraw(r)
+    return sampled
+
+
 def calibrate_marginals(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond: np.ndarray, *,
                         rounds: int = 3, seed: int = 0, max_draws: int = 20_000,
                         target: np.ndarray | None = None) -> dict:
@@ -219,11 +231,8 @@ def calibrate_marginals(generator: Generator, vae: GenotypeVAE, dosages: np.ndar
         shrink = tau2 / (tau2 + noise) if tau2 > 0 else np.zeros_like(p)
         target = q + shrink * (p - q)
         target = target / target.sum(1, keepdims=True)
-    sampled = q
-    for r in range(rounds):
-        calibration.add_(torch.as_tensor(np.log(target + floor) - np.log(sampled + floor), dtype=torch.float32,
-                                         device=calibration.device))
-        sampled = _shares(_draw(generator, cond, draws, seed + r + 1, calibration.device))[0]
+    sampled = _aim_offsets(calibration, target, q, floor, rounds,
+                           lambda r: _shares(_draw(generator, cond, draws, seed + r + 1, calibration.device))[0])
     return {"rounds": rounds, "draws": draws, "shrinkage": float(shrink.mean()),
             "mae_before": float(np.abs(q - p).mean()), "mae_after": float(np.abs(sampled - p).mean()),
             "target": target}
@@ -292,13 +301,11 @@ def calibrate_classes(generator: Generator, vae: GenotypeVAE, dosages: np.ndarra
               "mae_before": [], "mae_after": []}
     for c, target in targets.items():
         n = int(np.clip(4 * (cond == c).sum(), 1_000, max_draws))
-        only = np.full(1, float(c))
-        sampled = _shares(_draw(generator, only, n, seed + 17 * (c + 1), device))[0]
+        only, first = np.full(1, float(c)), seed + 17 * (c + 1)
+        sampled = _shares(_draw(generator, only, n, first, device))[0]
         record["mae_before"].append(float(np.abs(sampled - target).mean()))
-        for r in range(rounds):
-            table[c] += torch.as_tensor(np.log(target + floor) - np.log(sampled + floor), dtype=table.dtype,
-                                        device=device)
-            sampled = _shares(_draw(generator, only, n, seed + 17 * (c + 1) + r + 1, device))[0]
+        sampled = _aim_offsets(table[c], target, sampled, floor, rounds,
+                               lambda r: _shares(_draw(generator, only, n, first + r + 1, device))[0])
         record["mae_after"].append(float(np.abs(sampled - target).mean()))
     return record
 
