@@ -72,9 +72,10 @@ def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, dete
         drawn = generator.sample(torch.as_tensor(mix, dtype=torch.float32), torch.Generator().manual_seed(seed),
                                  options)
         synthetic = drawn.numpy()
-        released = mix  # the trait generate releases: a quantitative one drawn from the trait model (if fitted)
-        if run.models.trait.is_fitted:
-            released = run.models.trait.draw(drawn, torch.Generator().manual_seed(seed + 1)).numpy()
+        released = mix  # the trait generate releases: drawn from the trait model (if fitted) given the genotypes
+        if run.models.trait.is_fitted:  # (a binary trait at the training mix: no class counts to fill)
+            released = run.models.trait.draw(drawn, torch.Generator().manual_seed(seed + 1),
+                                             binary=trait.kind == "binary").numpy()
         cohorts = (train, holdout, synthetic)  # HapMap 3 has 0.15% missing calls: imputed as the report does
         if any((x < 0).any() for x in cohorts):
             cohorts = impute_from_training(*cohorts, seed=seed)
@@ -95,8 +96,9 @@ def score_run(prep: dict, run_dir: Path, draws: int, utility: bool = False, dete
             if released is not mix:  # the same genotypes with the condition released instead (trait_from)
                 v = tstr(train, holdout, synthetic, y_train, y_holdout, mix, trait.kind, n_boot=10, seed=seed)
                 out.setdefault("tstr_ratio_condition", []).append(v.value / v.reference)
-                e = effect_r(train, holdout, synthetic, y_train, y_holdout, mix, trait.kind, seed=seed)
-                out.setdefault("effect_r_ratio_condition", []).append(e.value / e.reference)
+                if trait.kind == "quantitative":
+                    e = effect_r(train, holdout, synthetic, y_train, y_holdout, mix, trait.kind, seed=seed)
+                    out.setdefault("effect_r_ratio_condition", []).append(e.value / e.reference)
         if detection:
             out["detection_auc"].append(float(detection_auc(train, holdout, synthetic, seed=seed).value))
     return out

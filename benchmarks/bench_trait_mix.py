@@ -58,8 +58,9 @@ def measure(train: np.ndarray, holdout: np.ndarray, y_train: np.ndarray, y_holdo
             drawn = generator.sample(torch.as_tensor(mix, dtype=torch.float32), torch.Generator().manual_seed(100 + d),
                                      SamplingOptions(guidance=g, group_mix=group_mix))
             released = mix
-            if run.models.trait.is_fitted:  # a quantitative trait released from the genotypes, as generate does
-                released = run.models.trait.draw(drawn, torch.Generator().manual_seed(101 + d)).numpy()
+            if run.models.trait.is_fitted:  # the trait released from the genotypes, as generate does
+                released = run.models.trait.draw(drawn, torch.Generator().manual_seed(101 + d),
+                                                 binary=kind == "binary").numpy()
             tvs.append(group_mix_tv(*mine, assign(drawn.numpy()), trait_classes(released, kind, y_train)))
         row[f"tv_g{g:g}" + ("" if group_mix else "_nomix")] = round(float(np.mean(tvs)), 4)
     return row

@@ -53,7 +53,10 @@ with st.form("generate_form"):
         condition["case_fraction"] = st.slider(
             f"Share of cases ({trait['name']})", 0.0, 1.0, round(float(share), 2), 0.01,
             help=f"The training individuals have {share:.0%} cases"
-                 + (" (a differentially private estimate)." if "counts_noise_sd" in trait else "."))
+                 + (" (a differentially private estimate)." if "counts_noise_sd" in trait else ".")
+                 + " With both classes, each individual's genotypes are drawn first, then its class from the run's "
+                   "trait model given them (kept until each class has its count; not under DP; snpgen generate "
+                   "--trait-from).")
     elif kind == "categorical":
         choice = st.selectbox(f"Class ({trait['name']})", ["training mix"] + list(trait["labels"]),
                               help="Everyone in one class, or the class shares of the training individuals.")

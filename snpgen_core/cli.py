@@ -343,9 +343,13 @@ def _cmd_generate(args: argparse.Namespace) -> None:
                       sample=args.sample, temperature=args.temperature, latent_noise=args.latent_noise,
                       group_mix=args.group_mix, covariate_values=args.covar_value, model=args.model, device=args.device,
                       trait_from=args.trait_from, overwrite=args.force)
-    model = args.model or read_json(prefix.with_name(prefix.name + ".provenance.json"))["model"]
+    prov = read_json(prefix.with_name(prefix.name + ".provenance.json"))
     extra = ", .covar.tsv" if Path(f"{prefix}.covar.tsv").exists() else ""
-    print(f"generated {args.n} individuals ({model}) -> {prefix}.bed/.bim/.fam, {prefix}.pheno.tsv{extra}")
+    print(f"generated {args.n} individuals ({args.model or prov['model']}) -> {prefix}.bed/.bim/.fam, "
+          f"{prefix}.pheno.tsv{extra}")
+    if prov["trait_drawn_from"] != "condition":
+        kept = f" ({args.n:,} kept of {prov['draws']:,} drawn to fill each class)" if prov["draws"] > args.n else ""
+        print(f"the released trait is the run's trait model's draw given each individual's genotypes{kept}")
     _print_release_check(args.run)
 
 
@@ -555,8 +559,10 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
                    help="draw the guided latent prior as is; by default each class keeps the training class's mix of "
                         "the latent groups (ancestry), which guidance would otherwise exaggerate")
     p.add_argument("--trait-from", choices=["genotypes", "condition"], default="genotypes",
-                   help="quantitative trait without --value: release a draw of the run's trait model given each "
-                        "individual's genotypes (default), or the value the genotypes were drawn given")
+                   help="a quantitative trait without --value, or a binary trait's mix of both classes: release a "
+                        "draw of the run's trait model given each individual's genotypes (default; a binary trait's "
+                        "draws are kept until each class has its count), or the condition the genotypes were drawn "
+                        "given")
     p.add_argument("--covar-value", action="append", metavar="NAME=X",
                    help="fix a covariate of a run trained with --covar for everyone (repeatable; the others are "
                         "drawn given it; default: all drawn from the training distribution of each class)")

@@ -97,8 +97,8 @@ def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:
     """What made a synthetic cohort, from its ``.provenance.json`` (``generation.generate``): n, model, guidance,
     whether each class kept its training mix of latent groups (group_mix), seed, the condition (case_fraction,
     label or value), the covariates ({"names", "fixed", "conditioned"}) and
-    where the released trait came from (``trait_drawn_from``: "condition", or a quantitative trait's model given
-    the genotypes)."""
+    where the released trait came from (``trait_drawn_from``: "condition", or the run's trait model given the
+    genotypes)."""
     prefix = Path(synthetic_prefix)
     prov = read_json(prefix.with_name(prefix.name + ".provenance.json")) or {}
     if not prov:
@@ -231,8 +231,10 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
                       if (v := g.get(k)) is not None), "the training distribution of the trait")
     if g.get("trait_drawn_from", "condition") != "condition":
         penalty = (done.get("trait_model") or {}).get("penalty", "ridge")  # runs before the lasso: ridge
-        condition += (f"; the released trait is not that value but a draw of the run's trait model ({penalty} "
-                      "regression on the training individuals) given each individual's genotypes")
+        what = "class" if trait.get("kind") == "binary" else "value"
+        condition += (f"; the released trait is not the {what} the genotypes were drawn given but a draw of the "
+                      f"run's trait model ({penalty} regression on the training individuals) given each "
+                      "individual's genotypes")
     notes = "".join(f"- {n}\n" for n in report["provenance"].get("notes", []))
     panel = panel or prov.get("snp_panel") or panel_provenance(None, (prov.get("n_train") or 0)
                                                                + (prov.get("n_validation") or 0))

@@ -8,7 +8,12 @@ quantitative the value, categorical and unconditioned -9). ``PREFIX.pheno.tsv`` 
 quantitative as its value, NA when unconditioned), readable by ``phenotypes.read_phenotype``. A quantitative
 trait in the training distribution (no ``value`` / ``values``) is, by default (``trait_from`` "genotypes"), not
 the value the genotypes were drawn given but a draw of the run's trait model given them (``models/trait_model.py``:
-genotype to trait, as in real genetics); ``trait_from`` "condition" releases the condition itself. A run trained
+genotype to trait, as in real genetics); ``trait_from`` "condition" releases the condition itself. A binary
+trait with both classes asked for (the training mix or ``case_fraction`` strictly between 0 and 1) is released
+the same way: individuals are drawn given classes at the training mix (with the sex and covariates of that
+class), each gets its class from the trait model given its genotypes, and draws are kept in order until each
+class has its count (at most ``MAX_PROPOSALS`` draws per individual asked for). One class for everyone (``label``,
+a case fraction of 0 or 1) releases the condition. A run trained
 with covariates also gives ``PREFIX.covar.tsv`` (FID IID and one column per covariate in the run's coding,
 readable by ``phenotypes.read_covariates``): the values each individual was generated with.
 ``PREFIX.provenance.json`` records the run, the model, the condition mix and every sampling setting.
@@ -41,6 +46,7 @@ MAX_INDIVIDUALS = 10_000_000  # per call: the sample table and IDs are held in m
 OUTPUT_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv", ".provenance.json")
 SAMPLE_MODES = ("probabilities", "argmax")
 TRAIT_FROM = ("genotypes", "condition")
+MAX_PROPOSALS = 50  # draws per individual asked for, at most, when a binary trait's classes come from its genotypes
 
 
 def condition_mix(phenotype: dict, n: int, *, case_fraction: float | None = None, label: str | None = None,
@@ -104,6 +110,37 @@ def condition_mix(phenotype: dict, n: int, *, case_fraction: float | None = None
         return rng.normal(phenotype["mean"], phenotype["sd"], size=n)
     counts = np.asarray(phenotype["counts"], dtype=np.float64)
     return rng.choice(len(counts), size=n, p=counts / counts.sum()).astype(np.float64)
+
+
+def _classes_from_genotypes(drawn_given, trait_model, trait_gen: torch.Generator, cond: np.ndarray, phenotype: dict,
+                            batch_size: int, seed: int):
+    """A binary trait's individuals with classes from the trait model (the module docstring): batches of
+    (covariates, genotypes, classes, sex) of draws kept in order until the class counts of ``cond`` are filled.
+    ``drawn_given(c)``: (covariates, their tensor, genotypes, sex) drawn given conditions ``c``. InputError when
+    more than ``MAX_PROPOSALS`` draws per individual would be needed."""
+    want = np.bincount(cond.astype(np.int64), minlength=2)
+    n, proposed, round_ = len(cond), 0, 0
+    while want.sum() > 0:
+        if proposed >= MAX_PROPOSALS * n:
+            c = int(np.argmax(want))
+            raise InputError(f"after {proposed:,} draws, {want[c]:,} of the {phenotype['labels'][c]} individuals "
+                             f"asked for were still missing: the run's trait model gives that class to too few of "
+                             f"the genotypes drawn", hint="ask for a case fraction nearer the training cohort's, or "
+                                                          "release the condition with --trait-from condition")
+        size = int(min(batch_size, max(2 * want.sum(), 256)))
+        proposal = condition_mix(phenotype, size, seed=int(np.random.SeedSequence([seed, 17, round_])
+                                                            .generate_state(1)[0]))
+        cv, ct, x, sx = drawn_given(proposal)
+        released = trait_model.draw(x, trait_gen, ct, binary=True).cpu().numpy()
+        keep = np.zeros(size, dtype=bool)
+        for c in (0, 1):
+            rows = np.flatnonzero(released == c)[:want[c]]
+            keep[rows] = True
+            want[c] -= rows.size
+        proposed, round_ = proposed + size, round_ + 1
+        if keep.any():
+            rows = torch.as_tensor(np.flatnonzero(keep), device=x.device)
+            yield cv[keep], x[rows], released[keep], sx[keep]
 
 
 def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None, label: str | None = None,
@@ -181,14 +218,16 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     drawn = run.covariates()
     names = [] if drawn is None else drawn["names"]
     fixed = parse_fixed(covariate_values, names)
-    covs, sex = draw_covariates(drawn, cond, np.random.default_rng([int(seed), 11]), fixed)
+    covariate_rng = np.random.default_rng([int(seed), 11])
     width = max(6, len(str(n)))
     ids = [f"SYN{i:0{width}d}" for i in range(1, n + 1)]
-    # a quantitative trait in the training distribution: drawn from the trait model given the genotypes
-    trait_model = run.models.trait if (trait_from == "genotypes" and run.models.trait.is_fitted
-                                       and value is None and values is None) else None
-    sidecar = []  # the released trait of each individual, in the phenotype file's coding
     kind, labels = run.phenotype["kind"], run.phenotype.get("labels") or []
+    # a quantitative trait in the training distribution, or a binary trait's mix of both classes: drawn from the
+    # trait model given the genotypes
+    mixed = kind == "binary" and label is None and 0 < np.nansum(cond) < n
+    trait_model = run.models.trait if (trait_from == "genotypes" and run.models.trait.is_fitted and (
+        (kind == "quantitative" and value is None and values is None) or mixed)) else None
+    sidecar = []  # the released trait of each individual, in the phenotype file's coding
     trait = run.phenotype.get("name") or "PHENO"
     gen = run.generator(model)
     check = run.privacy_check()
@@ -200,32 +239,48 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     pheno_path = prefix.with_name(prefix.name + ".pheno.tsv")
     covar_path = prefix.with_name(prefix.name + ".covar.tsv")
     prov_path = prefix.with_name(prefix.name + ".provenance.json")
+
+    written, stats = [0], {"draws": 0}
+
+    def drawn_given(c: np.ndarray):
+        """(covariates, their tensor, genotypes (B, m), sex) of individuals drawn given conditions ``c``."""
+        if stop_event is not None and stop_event.is_set():
+            raise Cancelled(f"generation cancelled after {written[0]} of {n} individuals")
+        stats["draws"] += len(c)
+        cv, sx = draw_covariates(drawn, c, covariate_rng, fixed)
+        ct = torch.as_tensor(cv, dtype=torch.float32, device=dev) if names else None
+        return cv, ct, gen.sample(torch.as_tensor(c, dtype=torch.float32, device=dev), torch_gen, options, ct), sx
+
+    def each_given_its_condition():
+        for begin in range(0, n, batch_size):
+            cv, ct, x, sx = drawn_given(cond[begin:begin + batch_size])
+            released = (cond[begin:begin + batch_size] if trait_model is None
+                        else trait_model.draw(x, trait_gen, ct).cpu().numpy())
+            yield cv, x, released, sx
+
+    batches = (each_given_its_condition() if not mixed or trait_model is None else
+               _classes_from_genotypes(drawn_given, trait_model, trait_gen, cond, run.phenotype, batch_size, seed))
     t0 = time.perf_counter()
     writer = PlinkWriter(prefix, run.variants, n)
     try:
         outputs = (pheno_path, prov_path, *([covar_path] if names else []))
         with atomic_paths(*outputs) as (tmp_pheno, tmp_prov, *tmp_cov):
-            for start in range(0, n, batch_size):
-                if stop_event is not None and stop_event.is_set():
-                    raise Cancelled(f"generation cancelled after {start} of {n} individuals")
-                stop = min(start + batch_size, n)
-                c = torch.as_tensor(cond[start:stop], dtype=torch.float32, device=dev)
-                cv = torch.as_tensor(covs[start:stop], dtype=torch.float32, device=dev) if names else None
-                drawn_x = gen.sample(c, torch_gen, options, cv)
-                released = (cond[start:stop] if trait_model is None
-                            else trait_model.draw(drawn_x, trait_gen, cv).cpu().numpy())
+            start, covs = 0, []
+            for cv, drawn_x, released, batch_sex in batches:
+                stop = start + len(released)
                 dosages = drawn_x.cpu().numpy().astype(np.int8, copy=False)
                 fam6, column = encode_trait(released, kind, labels)
                 sidecar += column
-                samples = make_samples(ids[start:stop], sex=sex[start:stop], pheno=fam6)
-                writer.write(dosages, samples)
+                covs.append(cv)
+                writer.write(dosages, make_samples(ids[start:stop], sex=batch_sex, pheno=fam6))
+                start = written[0] = stop
                 if callback is not None:
                     elapsed = time.perf_counter() - t0
                     callback({"event": "batch", "stage": "generate", "done": stop, "total": n,
                               "eta_s": elapsed / stop * (n - stop)})
             pd.DataFrame({"FID": ids, "IID": ids, trait: sidecar}).to_csv(tmp_pheno, sep="\t", index=False)
             if names:
-                table = pd.DataFrame(covs, columns=names)
+                table = pd.DataFrame(np.concatenate(covs), columns=names)
                 table.insert(0, "IID", ids)
                 table.insert(0, "FID", ids)
                 table.to_csv(tmp_cov[0], sep="\t", index=False, float_format="%.6g")
@@ -239,6 +294,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 "trait": run.phenotype, "condition": {"case_fraction": case_fraction, "label": label,
                                                       "value": value, "values": None if values is None else "given"},
                 "trait_drawn_from": "genotypes (the run's trait model)" if trait_model is not None else "condition",
+                "draws": stats["draws"],  # individuals drawn (more than n where a binary trait's classes were kept)
                 "covariates": {"names": names, "fixed": fixed, "conditioned": bool(names) and model == "diffusion",
                                "drawn_from": "the run's per-class counts of discrete combinations and Gaussian of "
                                              "the others (covariates.py)"},

@@ -320,7 +320,7 @@ class RunModels:
     latent_gaussian: LatentGaussian
     gan: ConditionalWGAN | None = None  # model "wgan": then the VAE, diffusion and latent Gaussian are not trained
     markov: MarkovChainSNPs | None = None  # model "markov": likewise
-    trait: TraitModel | None = None  # a quantitative trait's model given the genotypes (fitted: trait.is_fitted)
+    trait: TraitModel | None = None  # a quantitative or binary trait's model given the genotypes (trait.is_fitted)
 
     @classmethod
     def build(cls, config: TrainConfig, pheno_kind: str, n_classes: int) -> "RunModels":

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -361,6 +362,62 @@ def test_generate__a_quantitative_trait_is_drawn_from_the_trait_model_given_the_
         generate(run, 5, out_prefix=tmp_path / "x", trait_from="phenotype")
 
 
+def test_generate__a_binary_traits_classes_come_from_the_trait_model_given_the_genotypes(planted, tmp_path,
+                                                                                       monkeypatch):
+    """Known answer: SNP ``CAUSAL`` raises the odds of being a case ~4.5x per copy. Each individual's class is
+    drawn from the run's trait model given its genotypes: at the training mix the released case rate by genotype
+    follows the training's; with more cases asked for, the odds ratio stays; every count asked for is met
+    exactly; the same seed repeats the files; ``trait_from="condition"`` and a single class
+    release the conditions; a count the model cannot fill within ``MAX_PROPOSALS`` draws is refused and leaves
+    nothing behind."""
+    import snpgen_core.generation as generation
+
+    cohort, run = planted
+    real = read_plink(cohort)
+    real_case = real.samples["pheno"].to_numpy() == "2"
+    model = load_run(run).models.trait
+    assert model.is_fitted and json.loads((run / "run.json").read_text())["trait_model"]["validation_r"] > 0.1
+
+    def rates(x, case):  # the case rate by genotype at the causal SNP
+        return np.array([case[x[:, CAUSAL] == genotype].mean() for genotype in (0, 1, 2)])
+
+    def log_odds_ratio(r):  # of genotype 2 against genotype 0
+        return np.log(r[2] / (1 - r[2])) - np.log(r[0] / (1 - r[0]))
+
+    mix = read_plink(generate(run, 3000, out_prefix=tmp_path / "mix", seed=5))  # the training mix
+    np.testing.assert_allclose(rates(mix.dosages, mix.samples["pheno"].to_numpy() == "2"),
+                               rates(real.dosages, real_case), atol=0.08)
+    out = generate(run, 3000, out_prefix=tmp_path / "syn", case_fraction=0.5, seed=4)
+    g = read_plink(out)
+    case = g.samples["pheno"].to_numpy() == "2"
+    assert case.sum() == 1500  # round(0.5 * 3000), exactly
+    assert (pd.read_csv(tmp_path / "syn.pheno.tsv", sep="\t")["PHENO"] == np.where(case, 2, 1)).all()
+    # more cases than the training's ~22% raise every genotype's case rate, as a case-control study's sampling
+    # does, and leave the odds ratio near the planted 2 x 1.5 (classes by a ranking of risk would not)
+    assert rates(g.dosages, case)[0] > rates(real.dosages, real_case)[0] + 0.05
+    assert log_odds_ratio(rates(g.dosages, case)) == pytest.approx(3.0, abs=0.75)
+    p = model.predict(torch.as_tensor(g.dosages)).numpy()
+    assert p[case].mean() - p[~case].mean() > 0.15  # cases are those the model gives a higher risk
+    prov = json.loads((tmp_path / "syn.provenance.json").read_text())
+    assert prov["trait_drawn_from"].startswith("genotypes") and prov["draws"] >= 3000
+    again = generate(run, 3000, out_prefix=tmp_path / "again", case_fraction=0.5, seed=4)
+    assert Path(str(again) + ".bed").read_bytes() == Path(str(out) + ".bed").read_bytes()
+    assert Path(str(again) + ".fam").read_bytes() == Path(str(out) + ".fam").read_bytes()
+
+    cond = generate(run, 200, out_prefix=tmp_path / "cond", case_fraction=0.3, seed=4, trait_from="condition")
+    given = read_plink(cond).samples["pheno"].to_numpy() == "2"
+    assert np.array_equal(given, condition_mix(load_run(run).phenotype, 200, case_fraction=0.3, seed=4) == 1)
+    assert json.loads((tmp_path / "cond.provenance.json").read_text())["trait_drawn_from"] == "condition"
+    cases = generate(run, 40, out_prefix=tmp_path / "cases", label="case")
+    assert (read_plink(cases).samples["pheno"] == "2").all()
+
+    monkeypatch.setattr(generation, "MAX_PROPOSALS", 1)
+    with pytest.raises(InputError, match="still missing") as err:
+        generate(run, 300, out_prefix=tmp_path / "many", case_fraction=0.9, seed=4)
+    assert "--trait-from condition" in err.value.hint
+    assert not list(tmp_path.glob("many*"))
+
+
 def test_generate_cli__reports_the_runs_validation_privacy_check_and_warns_when_it_failed(planted, tmp_path, capsys):
     from snpgen_core.memorisation import limits
     from snpgen_core.runs import read_privacy_check
@@ -475,7 +532,7 @@ def test_generate__each_class_keeps_its_training_mix_of_populations_and_the_flag
     share = {}
     for args, kept in (([], True), (["--no-group-mix"], False)):
         main(["generate", "--run", str(run), "--n", "1000", "--case-fraction", "0.5", "--seed", "2", "--out",
-              str(tmp_path / f"syn{kept}"), "--guidance", "3", *args])
+              str(tmp_path / f"syn{kept}"), "--guidance", "3", "--trait-from", "condition", *args])
         assert json.loads((tmp_path / f"syn{kept}.provenance.json").read_text())["group_mix"] is kept
         assert generation_settings(tmp_path / f"syn{kept}")["group_mix"] is kept  # and the model card says it:
         assert (f"latent's {record['groups']} groups" in _group_mix_text(kept, record)) is kept

@@ -153,3 +153,52 @@ def test_covariates_are_not_penalised(penalty):
     np.testing.assert_allclose(w[-2:], ls[1:], rtol=1e-8, atol=1e-10)
     assert float(model.intercept) == pytest.approx(ls[0], abs=1e-8)
     assert record["effective_df"] >= 3  # the intercept and two covariates at least
+
+
+def test_binary__a_class_drawn_with_the_clipped_prediction_and_fitted_for_binary_traits_only():
+    """Known answers: a linear probability model P(case) = 0.1 + 0.3 x (x = dosage at SNP 0) is recovered by the
+    fit on the 0/1 class and drawn back with those probabilities (clipped to [0, 1] where the weights are pushed
+    beyond); training fits it for a binary trait and not for a categorical one."""
+    rng = np.random.default_rng(8)
+    n = 6000
+    x = rng.binomial(2, rng.uniform(0.2, 0.5, 6), (n, 6)).astype(np.int8)
+    y = (rng.random(n) < 0.1 + 0.3 * x[:, 0]).astype(float)
+    model = TraitModel(6)
+    model.fit(x, y)
+    w = model.weight.numpy()
+    assert w[0] == pytest.approx(0.3, abs=0.03) and np.abs(w[1:]).max() < 0.03
+    assert model.intercept.item() == pytest.approx(0.1, abs=0.04)
+    drawn = model.draw(torch.as_tensor(x), torch.Generator().manual_seed(1), binary=True).numpy()
+    assert set(np.unique(drawn)) == {0.0, 1.0}
+    for g, p in enumerate((0.1, 0.4, 0.7)):
+        assert drawn[x[:, 0] == g].mean() == pytest.approx(p, abs=0.04)
+    with torch.no_grad():
+        model.weight[0] = 0.8  # predictions 0.1, 0.9, 1.7: the last is a case every time
+    drawn = model.draw(torch.as_tensor(x), torch.Generator().manual_seed(2), binary=True).numpy()
+    assert drawn[x[:, 0] == 2].mean() == 1.0 and drawn[x[:, 0] == 1].mean() == pytest.approx(0.9, abs=0.03)
+
+    split = Split(train=np.arange(1000, n), validation=np.arange(1000), holdout=np.array([], int))
+    record = _fit_trait_model(TraitModel(6), x, y, split, None, "binary", False, "auto", None)
+    assert record["validation_r"] > 0.3 and record["link"]["b"] > 0 and record["link"]["n"] == 5000
+    assert _fit_trait_model(TraitModel(6), x, y, split, None, "categorical", False, "auto", None) is None
+    assert _fit_trait_model(TraitModel(6), x, y, split, None, "binary", True, "auto", None) is None  # under DP
+
+
+def test_binary__the_logistic_link_gives_a_logistic_traits_probabilities_where_the_line_cannot():
+    """Known answer: P(case) = sigmoid(-2.2 + 1.5 x) is 0.100, 0.332 and 0.690 by genotype, which no line through
+    the three genotypes fits (the clipped line misses by 0.05 or more somewhere); the link recovers all three."""
+    rng = np.random.default_rng(9)
+    n = 12000
+    x = rng.binomial(2, rng.uniform(0.25, 0.5, 4), (n, 4)).astype(np.int8)
+    truth = 1 / (1 + np.exp(-(-2.2 + 1.5 * np.arange(3))))
+    y = (rng.random(n) < truth[x[:, 0]]).astype(float)
+    model = TraitModel(4)
+    model.fit(x[:8000], y[:8000])
+    line = model.probability(torch.as_tensor(np.repeat(np.arange(3), 4).reshape(3, 4))).numpy()
+    assert np.abs(line - truth).max() > 0.05
+    record = model.fit_link(model.predict(torch.as_tensor(x[:8000])).numpy(), y[:8000])
+    assert record["n"] == 8000 and record["b"] > 0
+    fitted = model.probability(torch.as_tensor(np.repeat(np.arange(3), 4).reshape(3, 4))).numpy()
+    own = np.array([model.probability(torch.as_tensor(x[x[:, 0] == g])).numpy().mean() for g in range(3)])
+    np.testing.assert_allclose(own, truth, atol=0.03)  # at each genotype, over the others' mix
+    assert np.abs(fitted - truth).max() < 0.06  # all others at 2 copies: their small weights move it a little

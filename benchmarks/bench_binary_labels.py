@@ -1,0 +1,93 @@
+"""Benchmark: a binary trait released as the condition its genotypes were drawn given, or drawn from the run's trait
+model given the genotypes (issue 13, thirty-ninth pass; ``generate --trait-from condition|genotypes``).
+
+Per run (trained with the current code, so that its trait model is fitted for a binary trait): ``--draws`` K
+cohorts as large as the training part, drawn with the training part's condition mix (draw k seeded 100 + k).
+Each draw's genotypes are scored twice, with the two released traits: the conditions themselves
+(``condition``), and a draw of the run's trait model given the genotypes (``genotypes``, the default; at the
+training mix no class count needs filling). The scores are ``screen_class_calibration.scored``'s: the card's
+AATS loss, DCR share, membership AUC, TSTR / TRTR at equal n, association copying, case-control difference r over
+the holdout's, the slope of the release's case-control differences on the training's, detection AUC and the
+label attack (``utility.label_membership``). Genotype-only rows are the same for both (the same genotypes).
+
+Runs: ``--unseen`` folders of ``bench_unseen.py`` (their ``run_default``) and ``--cohorts`` of
+``bench_targets.py`` (their ``run_<seed>``, for ``--training-seeds``). Rows (means, and each draw) to
+``benchmarks/results/binary_labels.json``.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_binary_labels.py --unseen /tmp/a39/new/s16124 --draws 4
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_binary_labels.py --cohorts agbl4,sim2 --draws 4
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, record_row  # noqa: E402
+from bench_targets import WORK, prepare_cohort  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "binary_labels.json"
+
+
+def measure(prep: dict, run_dir: Path, draws: int) -> dict:
+    from screen_class_calibration import release, scored
+
+    from snpgen_core.runs import load_run
+
+    train, holdout = prep["train"].dosages, prep["holdout"].dosages
+    y = prep["trait"].values
+    y_train, y_holdout = y[prep["split"].train], y[prep["split"].holdout]
+    run = load_run(run_dir)
+    if not run.models.trait.is_fitted:
+        raise SystemExit(f"{run_dir}: no trait model (trained before the thirty-ninth pass, or under DP)")
+    generator = run.generator("diffusion")
+    row = {"trait_model": json.loads((run_dir / "run.json").read_text())["trait_model"]}
+    per = {"condition": [], "genotypes": []}
+    for k in range(draws):
+        seed = 100 + k
+        labels = y_train[np.random.default_rng(seed).integers(0, len(y_train), len(y_train))]
+        x = release(generator, labels, seed)
+        drawn = run.models.trait.draw(torch.as_tensor(x), torch.Generator().manual_seed(seed + 7), binary=True)
+        for name, released in (("condition", labels), ("genotypes", drawn.numpy())):
+            per[name].append({**scored(train, holdout, y_train, y_holdout, x, released, seed),
+                              "case_fraction": float(released.mean())})
+    for name, rows in per.items():
+        row[name] = {m: round(float(np.mean([r[m] for r in rows])), 4) for m in rows[0]}
+        row[name + "_draws"] = rows
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cohorts", default="none", help="bench_targets cohorts with a binary trait, or none")
+    ap.add_argument("--training-seeds", default="1")
+    ap.add_argument("--unseen", nargs="*", default=[], help="bench_unseen.py cohort folders (their run_default)")
+    ap.add_argument("--draws", type=int, default=4)
+    ap.add_argument("--work", default=str(WORK))
+    args = ap.parse_args()
+    from bench_unseen import cli_cohort
+
+    torch.set_num_threads(1)
+    runs = [(name, seed, lambda n=name: prepare_cohort(n, Path(args.work)), Path(args.work) / name / f"run_{seed}")
+            for name in args.cohorts.split(",") if name != "none"
+            for seed in (int(s) for s in args.training_seeds.split(","))]
+    runs += [(Path(u).name, 1, lambda u=u: cli_cohort(Path(u), "default"), Path(u) / "run_default")
+             for u in args.unseen]
+    for name, seed, prep, run_dir in runs:
+        t0 = time.perf_counter()
+        row = {"cohort": name, "training_seed": seed, "run": str(run_dir), "draws": args.draws,
+               **measure(prep(), run_dir, args.draws), "machine": machine(), "load": os.getloadavg(),
+               "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
+        print({k: v for k, v in row.items() if not k.endswith("_draws")}, flush=True)
+        record_row(RESULTS, row, lambda r: (r["cohort"], r["training_seed"], r["run"]))
+
+
+if __name__ == "__main__":
+    main()
