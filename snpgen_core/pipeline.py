@@ -475,8 +475,9 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
             more, drawn = draw(COPYING_REPEATS)
             if trait_model is not None and trait_model.is_fitted:
                 on = trait_model.weight.device
+                covariates = None if cov is None else cov.repeat(COPYING_REPEATS, 1).to(on)
                 more = trait_model.draw(torch.as_tensor(drawn, device=on), torch.Generator(device=on).manual_seed(
-                    seed + 1), binary=kind == "binary").cpu().numpy()
+                    seed + 1), covariates, binary=kind == "binary").cpu().numpy()
             traits = (cohort.cond_train, cohort.cond_validation, more)
             check.association_copying = validation_association_copying(cohort.train, cohort.validation, drawn,
                                                                        traits, kind, seed, COPYING_REPEATS)
@@ -587,13 +588,15 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
     """A quantitative or binary trait's model given the genotypes (``models/trait_model.py``; a binary trait's on
     its 0/1 class), fitted on the training part with the penalty ``choice`` (``TrainConfig.trait_model``;
     ``"auto"``: ridge and lasso both, the one whose prediction correlates better with the validation individuals'
-    trait kept, ridge on a tie or without 10 of them), and a binary trait's logistic link on the training part's
-    out-of-fold predictions (``_fit_link``); run.json's record, with each fit's validation r, or None (no such trait, or
-    differential privacy)."""
+    trait kept, ridge on a tie or without 10 of them; for a binary trait the lasso), and a binary trait's logistic
+    link on the training part's out-of-fold predictions (``_fit_link``); run.json's record, with each fit's
+    validation r, or None (no such trait, or differential privacy)."""
     from .models.trait_model import KINDS
 
     if kind not in KINDS or dp:
         return None
+    if choice == "auto" and kind == "binary":  # the released classes tell the fewer of the training sample's chance
+        choice = "lasso"  # associations, the fewer directions the model fits (TrainConfig.trait_model)
     tr, va = split.train, split.validation
     known = va[np.isfinite(values[va])]
     scored = known.size >= 10
@@ -644,7 +647,8 @@ def _fit_link(model, dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, 
     ``penalty`` fitted on the others (missing calls and covariates at those others' means). In-sample predictions
     carry the fit's own noise, so a link fitted on them is too steep, and a release drawn through it has larger
     case-control differences than the training cohort (thirty-ninth pass: slope 1.11-1.25 of the training's, on
-    two fresh msprime cohorts)."""
+    two fresh msprime cohorts). None (the clipped line, ``TraitModel.probability``) where a fold's others hold one
+    class only."""
     from .evaluation.align import impute_mean, training_means
     from .models.trait_model import TraitModel
 
@@ -655,7 +659,10 @@ def _fit_link(model, dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, 
         fit, out = rows[fold != k], rows[fold == k]
         cov_fit = None if covariates is None else covariates[fit]
         part = TraitModel(model.n_snps, model.n_covariates)
-        part.fit(dosages[fit], values[fit], cov_fit, penalty=penalty)
+        try:
+            part.fit(dosages[fit], values[fit], cov_fit, penalty=penalty)
+        except ValueError:  # too few of one class
+            return None
         cov = None
         if covariates is not None:
             cov = torch.as_tensor(np.where(np.isfinite(covariates[out]), covariates[out], np.nanmean(cov_fit, axis=0)))

@@ -11,8 +11,8 @@ Layout of ``RUN_DIR`` (every file written atomically; ``run.json`` last, as the 
     gwas_train.tsv      only when the given GWAS stated more individuals than the cohort: the one recomputed on
                         the training part, which ranked the SNPs
     model.safetensors   weights: vae.*, diffusion.* (EMA), independent.*, latent_gaussian.* (model wgan: gan.*,
-                        independent.*; model markov: markov.*, independent.*), and trait.* (a quantitative
-                        trait's model given the genotypes, models/trait_model.py; zeros and unused otherwise)
+                        independent.*; model markov: markov.*, independent.*), and trait.* (a quantitative or
+                        binary trait's model given the genotypes, models/trait_model.py; zeros and unused otherwise)
     history.json        per-epoch losses of each stage (the app's loss curves)
     reconstruction.tsv  VAE reconstruction accuracy on the validation individuals, by MAF bin and genotype
     run.json            format version, completion date, SHA-256 of the files above
@@ -123,10 +123,14 @@ class TrainConfig:
                                            "shrinkage only); off: one set of offsets for every class")
     # the lasso was kept on 7 of 7 runs: 1000 Genomes AGBL4 QT (3 seeds) validation r 0.676 -> 0.714, TSTR 0.938 ->
     # 0.952x; four unseen msprime cohorts 0.618 -> 0.689, 0.895 -> 0.963x (BENCHMARKS.md, thirty-second pass)
-    trait_model: str = option("auto", "a quantitative trait's model given the genotypes, from which the released "
-                                      "trait is drawn: ridge (L2: many small effects), lasso (L1: few SNPs carry "
-                                      "the trait) or auto (both fitted on the training individuals, the one that "
-                                      "predicts the validation individuals better kept; ridge without them)",
+    # a binary trait's auto is the lasso: on msprime sim2 the ridge (validation r 0.558 against 0.511; 311 effective
+    # degrees of freedom against 56) gave the label attack 0.564 and TSTR 0.974x, the lasso 0.517 and 1.027x
+    # (BENCHMARKS.md, thirty-ninth pass)
+    trait_model: str = option("auto", "a quantitative or binary trait's model given the genotypes, from which the "
+                                      "released trait is drawn: ridge (L2: many small effects), lasso (L1: few SNPs "
+                                      "carry the trait) or auto (a quantitative trait: both fitted on the training "
+                                      "individuals, the one that predicts the validation individuals better kept, "
+                                      "ridge without them; a binary trait: the lasso)",
                               choices=("auto",) + PENALTIES)
     # one factor per lag lowers the LD-decay error on msprime (medians over 3 seeds: sim1 / sim2 1.76 / 1.74 ->
     # 1.58 / 1.51x; 720 training people 4.7 -> 2.8x; seventh pass). With the linked neighbours (VAEConfig.window),

@@ -396,7 +396,7 @@ def test_generate__a_binary_traits_classes_come_from_the_trait_model_given_the_g
     # does, and leave the odds ratio near the planted 2 x 1.5 (classes by a ranking of risk would not)
     assert rates(g.dosages, case)[0] > rates(real.dosages, real_case)[0] + 0.05
     assert log_odds_ratio(rates(g.dosages, case)) == pytest.approx(3.0, abs=0.75)
-    p = model.predict(torch.as_tensor(g.dosages)).numpy()
+    p = model.probability(torch.as_tensor(g.dosages)).numpy()
     assert p[case].mean() - p[~case].mean() > 0.15  # cases are those the model gives a higher risk
     prov = json.loads((tmp_path / "syn.provenance.json").read_text())
     assert prov["trait_drawn_from"].startswith("genotypes") and prov["draws"] >= 3000

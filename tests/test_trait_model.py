@@ -158,7 +158,7 @@ def test_covariates_are_not_penalised(penalty):
 def test_binary__a_class_drawn_with_the_clipped_prediction_and_fitted_for_binary_traits_only():
     """Known answers: a linear probability model P(case) = 0.1 + 0.3 x (x = dosage at SNP 0) is recovered by the
     fit on the 0/1 class and drawn back with those probabilities (clipped to [0, 1] where the weights are pushed
-    beyond); training fits it for a binary trait and not for a categorical one."""
+    beyond); training fits it for a binary trait (the lasso, under "auto") and not for a categorical one."""
     rng = np.random.default_rng(8)
     n = 6000
     x = rng.binomial(2, rng.uniform(0.2, 0.5, 6), (n, 6)).astype(np.int8)
@@ -180,6 +180,7 @@ def test_binary__a_class_drawn_with_the_clipped_prediction_and_fitted_for_binary
     split = Split(train=np.arange(1000, n), validation=np.arange(1000), holdout=np.array([], int))
     record = _fit_trait_model(TraitModel(6), x, y, split, None, "binary", False, "auto", None)
     assert record["validation_r"] > 0.3 and record["link"]["b"] > 0 and record["link"]["n"] == 5000
+    assert record["penalty"] == "lasso" and "validation_r_by_penalty" not in record  # auto: the lasso for a class
     assert _fit_trait_model(TraitModel(6), x, y, split, None, "categorical", False, "auto", None) is None
     assert _fit_trait_model(TraitModel(6), x, y, split, None, "binary", True, "auto", None) is None  # under DP
 

@@ -17,8 +17,8 @@ their joint structure, chance included, and a classifier fitted on such a releas
 individuals' own case status better than a stranger's (the card's ``privacy.label_membership_auc``: 0.55-0.58 on
 fresh msprime cohorts, where a classifier fitted on the training individuals themselves reads about 0.58). The
 model is the same penalised regression on the 0/1 class, one fit from the normal equations for both penalties as
-the quantitative trait's, with a logistic link along its prediction fitted on the validation individuals
-(``fit_link``): P(case) = sigmoid(a + b prediction).
+the quantitative trait's, with a logistic link along its prediction (``fit_link``, on the training part's
+out-of-fold predictions): P(case) = sigmoid(a + b prediction).
 
 The model: y = intercept + w . [x, c] + N(0, noise_sd^2), fitted on the training part on the standardised dosages
 (missing calls at the column mean) and covariates from one eigendecomposition of the (p, p) cross-product, which is
