@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, record_row  # noqa: E402
-from bench_targets import WORK, prepare_cohort  # noqa: E402
+from bench_targets import WORK  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "binary_labels.json"
 
@@ -72,22 +69,9 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=4)
     ap.add_argument("--work", default=str(WORK))
     args = ap.parse_args()
-    from bench_unseen import cli_cohort
+    from screen_class_calibration import record_runs
 
-    torch.set_num_threads(1)
-    runs = [(name, seed, lambda n=name: prepare_cohort(n, Path(args.work)), Path(args.work) / name / f"run_{seed}")
-            for name in args.cohorts.split(",") if name != "none"
-            for seed in (int(s) for s in args.training_seeds.split(","))]
-    runs += [(Path(u).name, 1, lambda u=u: cli_cohort(Path(u), "default"), Path(u) / "run_default")
-             for u in args.unseen]
-    for name, seed, prep, run_dir in runs:
-        t0 = time.perf_counter()
-        row = {"cohort": name, "training_seed": seed, "run": str(run_dir), "draws": args.draws,
-               **measure(prep(), run_dir, args.draws), "machine": machine(), "load": os.getloadavg(),
-               "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
-        print({k: v for k, v in row.items() if not k.endswith("_draws")}, flush=True)
-        record_row(RESULTS, row, lambda r: (r["cohort"], r["training_seed"], r["run"]))
-
+    record_runs(args, lambda seed: f"run_{seed}", measure, RESULTS)
 
 if __name__ == "__main__":
     main()

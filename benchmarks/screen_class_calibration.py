@@ -232,11 +232,17 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--work", default=str(WORK))
     args = ap.parse_args()
+    record_runs(args, lambda seed: f"run_{args.config}_{seed}", screen, RESULTS)
+
+
+def record_runs(args, run_name, measure, results: Path) -> None:
+    """``measure(prep dict, run folder, draws)`` on each run of ``--cohorts`` x ``--training-seeds``
+    (``bench_targets`` runs ``run_name(seed)``) and of the ``--unseen`` folders (their ``run_default``), each row
+    printed (without its per-draw lists, keys ending ``_draws``) and recorded in ``results``."""
     from bench_unseen import cli_cohort
 
     torch.set_num_threads(1)
-    runs = [(name, seed, lambda n=name: prepare_cohort(n, Path(args.work)),
-             Path(args.work) / name / f"run_{args.config}_{seed}")
+    runs = [(name, seed, lambda n=name: prepare_cohort(n, Path(args.work)), Path(args.work) / name / run_name(seed))
             for name in args.cohorts.split(",") if name != "none"
             for seed in (int(s) for s in args.training_seeds.split(","))]
     runs += [(Path(u).name, 1, lambda u=u: cli_cohort(Path(u), "default"), Path(u) / "run_default")
@@ -244,10 +250,10 @@ def main() -> None:
     for name, seed, prep, run_dir in runs:
         t0 = time.perf_counter()
         row = {"cohort": name, "training_seed": seed, "run": str(run_dir), "draws": args.draws,
-               **screen(prep(), run_dir, args.draws), "machine": machine(), "load": os.getloadavg(),
+               **measure(prep(), run_dir, args.draws), "machine": machine(), "load": os.getloadavg(),
                "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.perf_counter() - t0, 1)}
-        print(row, flush=True)
-        record_row(RESULTS, row, lambda r: (r["cohort"], r["training_seed"], r["run"]))
+        print({k: v for k, v in row.items() if not k.endswith("_draws")}, flush=True)
+        record_row(results, row, lambda r: (r["cohort"], r["training_seed"], r["run"]))
 
 
 if __name__ == "__main__":

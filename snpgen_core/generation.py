@@ -22,7 +22,6 @@ Memory is bounded by ``batch_size`` (the ``.bed`` is assembled on disk by ``Plin
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Callable
