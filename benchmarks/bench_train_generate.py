@@ -74,10 +74,11 @@ def _child(args: argparse.Namespace) -> None:
     else:
         from snpgen_core.generation import generate
 
-        generate(args.run, args.n, out_prefix=args.out, case_fraction=0.5, seed=0, device=args.device,
-                 group_mix=not args.no_group_mix)
+        generate(args.run, args.n, out_prefix=args.out, case_fraction=None if args.training_mix else 0.5, seed=0,
+                 device=args.device, group_mix=not args.no_group_mix)
         extra = {"latent_groups": (json.loads((Path(args.run) / "run.json").read_text()).get("group_mix") or {})
-                 .get("groups")}
+                 .get("groups"),
+                 "draws": json.loads(Path(args.out + ".provenance.json").read_text())["draws"]}
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     if args.device == "cuda":
@@ -134,6 +135,7 @@ def main() -> None:
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
     p.add_argument("--no-group-mix", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--training-mix", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="cuda: the CPU targets' sizes on a GPU (--gpu: the GPU sizes)")
     args = p.parse_args()
@@ -158,7 +160,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     common = ["--threads", str(args.threads), "--device", device, *(["--config", args.config] if args.config else [])]
 
-    train = gen = gen_off = None
+    train = gen = gen_off = gen_mix = None
     stamp = int(time.time())
     if args.only != "generate":
         t = time.perf_counter()
@@ -179,6 +181,11 @@ def main() -> None:
             gen_off = _measure("generate", args.repeats, [*common, "--no-group-mix", "--run", str(run_gen), "--n",
                                                           str(gen_n)], [str(work / f"syn_{stamp}_off{i}")
                                                                         for i in range(args.repeats)])
+        # a binary trait's classes come from the trait model (thirty-ninth pass): half cases asked of a cohort with
+        # 30% costs about 0.5 / 0.3 times the draws, the training mix about 1
+        gen_mix = _measure("generate", args.repeats, [*common, "--training-mix", "--run", str(run_gen), "--n",
+                                                      str(gen_n)], [str(work / f"syn_{stamp}_mix{i}")
+                                                                    for i in range(args.repeats)])
         # bounded memory: peak RSS should not grow with N (the .bed is assembled on disk)
         small = _measure("generate", 1, [*common, "--run", str(run_gen), "--n", str(gen_n // 5)],
                          [str(work / f"syn_{stamp}_small")])
@@ -191,6 +198,8 @@ def main() -> None:
         extra = ""
         if "vae_epochs" in results[0]:
             extra = f" (VAE {results[0]['vae_epochs']} + diffusion {results[0]['diffusion_epochs']} epochs)"
+        if results[0].get("draws", size[0]) > size[0]:
+            extra += f" ({results[0]['draws'] / size[0]:.2f} draws per individual)"
         if results[0].get("latent_groups"):
             extra += f" (latent groups {results[0]['latent_groups']})"
         if "gpu_peak_mib" in results[0]:
@@ -207,7 +216,9 @@ def main() -> None:
     if train:
         print(row("train (defaults)", train_size, train, 300))
     if gen:
-        print(row("generate (diffusion, default guidance, 50 steps)", (gen_n, gen_size[1]), gen, 60))
+        print(row("generate (diffusion, default guidance, 50 steps, --case-fraction 0.5)", (gen_n, gen_size[1]),
+                  gen, 60))
+        print(row("generate at the training mix of classes (no --case-fraction)", (gen_n, gen_size[1]), gen_mix, 60))
         if gen_off:
             print(row("generate --no-group-mix, the same run", (gen_n, gen_size[1]), gen_off, 60))
         print(row("generate, N / 5 (memory check)", (gen_n // 5, gen_size[1]), small, 12))

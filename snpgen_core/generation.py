@@ -119,6 +119,7 @@ def _classes_from_genotypes(drawn_given, trait_model, trait_gen: torch.Generator
     more than ``MAX_PROPOSALS`` draws per individual would be needed."""
     want = np.bincount(cond.astype(np.int64), minlength=2)
     n, proposed, round_ = len(cond), 0, 0
+    labelled = np.asarray(phenotype["counts"], np.float64)[:2] + 1  # each class's share of the draws, so far
     while want.sum() > 0:
         if proposed >= MAX_PROPOSALS * n:
             c = int(np.argmax(want))
@@ -126,11 +127,13 @@ def _classes_from_genotypes(drawn_given, trait_model, trait_gen: torch.Generator
                              f"asked for were still missing: the run's trait model gives that class to too few of "
                              f"the genotypes drawn", hint="ask for a case fraction nearer the training cohort's, or "
                                                           "release the condition with --trait-from condition")
-        size = int(min(batch_size, max(2 * want.sum(), 256)))
+        share = labelled / labelled.sum()  # enough draws for the class that needs the most, 10% over
+        size = int(min(batch_size, max(256, 1.1 * (want / share).max()), MAX_PROPOSALS * n - proposed))
         proposal = condition_mix(phenotype, size, seed=int(np.random.SeedSequence([seed, 17, round_])
                                                             .generate_state(1)[0]))
         cv, ct, x, sx = drawn_given(proposal)
         released = trait_model.draw(x, trait_gen, ct, binary=True).cpu().numpy()
+        labelled += np.bincount(released.astype(np.int64), minlength=2)
         keep = np.zeros(size, dtype=bool)
         for c in (0, 1):
             rows = np.flatnonzero(released == c)[:want[c]]
