@@ -588,7 +588,8 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
     """A quantitative or binary trait's model given the genotypes (``models/trait_model.py``; a binary trait's on
     its 0/1 class), fitted on the training part with the penalty ``choice`` (``TrainConfig.trait_model``;
     ``"auto"``: ridge and lasso both, the one whose prediction correlates better with the validation individuals'
-    trait kept, ridge on a tie or without 10 of them; for a binary trait the lasso), and a binary trait's logistic
+    trait kept, ridge on a tie or without 10 of them; for a binary trait the lasso, keeping at most one SNP per
+    ``PER_KEPT_SNP`` training individuals), and a binary trait's logistic
     link on the training part's out-of-fold predictions (``_fit_link``); run.json's record, with each fit's
     validation r, or None (no such trait, or differential privacy)."""
     from .models.trait_model import KINDS
@@ -598,6 +599,7 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
     if choice == "auto" and kind == "binary":  # the released classes tell the fewer of the training sample's chance
         choice = "lasso"  # associations, the fewer directions the model fits (TrainConfig.trait_model)
     tr, va = split.train, split.validation
+    max_kept = max(1, tr.size // PER_KEPT_SNP) if kind == "binary" else None
     known = va[np.isfinite(values[va])]
     scored = known.size >= 10
     if scored:
@@ -616,7 +618,7 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
         return None
     fits = []
     for penalty in penalties:
-        record = model.fit_equations(equations, penalty)
+        record = model.fit_equations(equations, penalty, max_kept)
         if scored:
             pred = model.predict(x_va, cov_va).numpy()
             record["validation_r"] = float(np.corrcoef(pred, values[known])[0, 1]) if np.ptp(pred) > 0 else 0.0
@@ -626,7 +628,7 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
     if len(fits) > 1:
         record["validation_r_by_penalty"] = {f[0]["penalty"]: f[0]["validation_r"] for f in fits}
     if kind == "binary":
-        record["link"] = _fit_link(model, dosages, values, tr, covariates, record["penalty"], seed)
+        record["link"] = _fit_link(model, dosages, values, tr, covariates, record["penalty"], seed, max_kept)
     kept = f", {record['nonzero']} columns kept" if "nonzero" in record else ""
     scores = "; ".join(f"{p} {r:.3f}" for p, r in record.get("validation_r_by_penalty", {}).items())
     _emit(callback, "check", f"trait model (the released trait is drawn from it given the genotypes): "
@@ -638,10 +640,14 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
 
 
 LINK_FOLDS = 5  # a binary trait model's link is fitted on out-of-fold predictions of the training part
+# a binary trait's lasso keeps at most one SNP per this many training individuals: its classes carry what each kept
+# SNP learnt of the training sample (msprime sim1: GCV kept 495 of 1,000, label attack 0.553; at most 100: 0.505,
+# and TSTR 1.009 -> 1.030x; BENCHMARKS.md, thirty-ninth pass)
+PER_KEPT_SNP = 20
 
 
 def _fit_link(model, dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, covariates: np.ndarray | None,
-              penalty: str, seed: int) -> dict:
+              penalty: str, seed: int, max_kept: int | None = None) -> dict:
     """A binary trait model's link (``TraitModel.fit_link``), fitted on out-of-fold predictions: the training
     individuals ``rows`` with a class cut into ``LINK_FOLDS`` seeded folds, each predicted by a model of the same
     ``penalty`` fitted on the others (missing calls and covariates at those others' means). In-sample predictions
@@ -660,7 +666,7 @@ def _fit_link(model, dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, 
         cov_fit = None if covariates is None else covariates[fit]
         part = TraitModel(model.n_snps, model.n_covariates)
         try:
-            part.fit(dosages[fit], values[fit], cov_fit, penalty=penalty)
+            part.fit(dosages[fit], values[fit], cov_fit, penalty=penalty, max_kept=max_kept)
         except ValueError:  # too few of one class
             return None
         cov = None

@@ -203,3 +203,21 @@ def test_binary__the_logistic_link_gives_a_logistic_traits_probabilities_where_t
     own = np.array([model.probability(torch.as_tensor(x[x[:, 0] == g])).numpy().mean() for g in range(3)])
     np.testing.assert_allclose(own, truth, atol=0.03)  # at each genotype, over the others' mix
     assert np.abs(fitted - truth).max() < 0.06  # all others at 2 copies: their small weights move it a little
+
+
+def test_lasso__keeps_at_most_max_kept_snps_and_a_binary_trait_one_per_20_training_individuals():
+    """Known answer: 30 SNPs of equal effect among 60; GCV keeps more than 10, a cap of 10 keeps at most 10 (the
+    path's best within it, so its strongest columns), and a binary trait's training (200 individuals: at most 10)
+    keeps at most 10."""
+    rng = np.random.default_rng(4)
+    n, m = 2000, 60
+    x = rng.binomial(2, 0.4, (n, m)).astype(np.int8)
+    y = (x[:, :30].sum(1) + rng.normal(0, 2, n) > 24).astype(float)
+    free = TraitModel(m).fit(x, y, penalty="lasso")
+    assert free["nonzero"] > 10
+    model = TraitModel(m)
+    capped = model.fit(x, y, penalty="lasso", max_kept=10)
+    assert 0 < capped["nonzero"] <= 10 and np.flatnonzero(model.weight.numpy()).max() < 30
+    split = Split(train=np.arange(200), validation=np.arange(200, 400), holdout=np.array([], int))
+    record = _fit_trait_model(TraitModel(m), x, y, split, None, "binary", False, "auto", None)
+    assert record["nonzero"] <= 10

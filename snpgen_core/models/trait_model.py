@@ -96,13 +96,14 @@ class TraitModel(nn.Module):
         return bool(self.fitted.item())
 
     def fit(self, dosages: np.ndarray, y: np.ndarray, covariates: np.ndarray | None = None,
-            penalty: str = "ridge") -> dict:
+            penalty: str = "ridge", max_kept: int | None = None) -> dict:
         """Fit on dosages (n, m) int8 (-1 missing), trait ``y`` (n,) (NaN left out) and ``covariates`` (n, c)
         (NaN at the column mean), with an L2 (``"ridge"``) or L1 (``"lasso"``) penalty. Returns the record for
         run.json: the penalty's kind and strength, its effective degrees of freedom, the residual sd and the number
         of individuals (and for the lasso the SNPs it keeps). ``normal_equations`` then ``fit_equations``: fitting
-        with both penalties needs the first (the pass over the individuals and the eigendecomposition) once."""
-        return self.fit_equations(self.normal_equations(dosages, y, covariates), penalty)
+        with both penalties needs the first (the pass over the individuals and the eigendecomposition) once.
+        ``max_kept``: the lasso keeps at most that many SNPs (``_lasso``)."""
+        return self.fit_equations(self.normal_equations(dosages, y, covariates), penalty, max_kept)
 
     def normal_equations(self, dosages: np.ndarray, y: np.ndarray,
                          covariates: np.ndarray | None = None) -> NormalEquations:
@@ -157,11 +158,11 @@ class TraitModel(nn.Module):
         return NormalEquations(n, float(y.mean()), mean, sd, snp_gram, snp_xty, d, v, q, yy - q @ q, fixed_df,
                                cc_inv @ xty[m:], cc_inv @ gram[m:, :m])
 
-    def fit_equations(self, eq: NormalEquations, penalty: str = "ridge") -> dict:
+    def fit_equations(self, eq: NormalEquations, penalty: str = "ridge", max_kept: int | None = None) -> dict:
         """``fit`` from ``normal_equations``' result."""
         if penalty not in PENALTIES:
             raise ValueError(f"penalty {penalty!r} unknown; choose from {PENALTIES}")
-        beta, alpha, rss, df = (_ridge if penalty == "ridge" else _lasso)(eq)
+        beta, alpha, rss, df = _ridge(eq) if penalty == "ridge" else _lasso(eq, max_kept)
         w = np.r_[beta, eq.cov_on_trait - eq.cov_on_snps @ beta] / eq.sd
         with torch.no_grad():
             self.weight.copy_(torch.as_tensor(w))
@@ -239,10 +240,11 @@ def _ridge(eq: NormalEquations) -> tuple[np.ndarray, float, float, float]:
     return beta, float(ALPHAS[k]), float(rss[k]), float(df[k])
 
 
-def _lasso(eq: NormalEquations) -> tuple[np.ndarray, float, float, float]:
+def _lasso(eq: NormalEquations, max_kept: int | None = None) -> tuple[np.ndarray, float, float, float]:
     """Lasso weights on the standardised columns (minimising ||y - Z b||^2 / 2n + alpha |b|_1), along a path of
     ``LASSO_PATH`` penalties from the one that keeps no column down to a thousandth of it, the one with the least
-    GCV kept; the degrees of freedom are the columns kept, plus ``eq.fixed_df`` (Zou, Hastie & Tibshirani 2007).
+    GCV kept (among those keeping at most ``max_kept`` columns, if given); the degrees of freedom are the columns
+    kept, plus ``eq.fixed_df`` (Zou, Hastie & Tibshirani 2007).
     Returns what ``_ridge`` returns. Solved by scikit-learn's coordinate descent on the cross-products: the rows
     sqrt(d) v' (at most p of them) have ``eq.gram`` as their own, and ``eq.q`` as the y they see, so the n x p matrix
     is never held."""
@@ -262,6 +264,10 @@ def _lasso(eq: NormalEquations) -> tuple[np.ndarray, float, float, float]:
         # scikit-learn scales the loss by its own row count (len(rows)), not n
         _, coefs, _ = lasso_path(rows, q, alphas=alphas * n / len(rows), precompute=eq.gram, Xy=xty, max_iter=5000)
     rss = eq.outside + ((q[:, None] - rows @ coefs) ** 2).sum(0)
-    df = np.count_nonzero(coefs, axis=0) + eq.fixed_df
-    k = int(np.argmin(_gcv(n, rss, df)))
+    kept = np.count_nonzero(coefs, axis=0)
+    df = kept + eq.fixed_df
+    gcv = _gcv(n, rss, df)
+    if max_kept is not None:  # the path's first penalty keeps no column, so one is always allowed
+        gcv = np.where(kept <= max_kept, gcv, np.inf)
+    k = int(np.argmin(gcv))
     return coefs[:, k], float(alphas[k]), float(rss[k]), float(df[k])
