@@ -183,22 +183,17 @@ class TraitModel(nn.Module):
         return x @ self.weight + self.intercept
 
     def fit_link(self, score: np.ndarray, y: np.ndarray) -> dict:
-        """A binary trait's link: P(case) = sigmoid(a + b ``predict``), a and b by maximum likelihood (Newton's
-        method) on individuals' predictions ``score`` (n,) and classes ``y`` (n,) 0/1, as Platt (1999) scaling.
+        """A binary trait's link: P(case) = sigmoid(a + b ``predict``), a and b by maximum likelihood
+        (scikit-learn's logistic regression, all but unpenalised: C = 1e6 keeps b finite should the classes
+        separate) on individuals' predictions ``score`` (n,) and classes ``y`` (n,) 0/1, as Platt (1999) scaling.
         The linear model gives the direction, which for a single-index model is the logistic one's up to scale (Li
         & Duan 1989); the link gives a logistic model's shape along it, which the clipped line misses for a SNP of
         large effect. Returns {"a", "b", "n"}."""
-        score = np.asarray(score, np.float64)
-        design = np.stack([np.ones_like(score), score], axis=1)
+        from sklearn.linear_model import LogisticRegression
+
         y = np.asarray(y, np.float64)
-        theta = np.array([np.log((y.mean() + 0.5 / len(y)) / (1 - y.mean() + 0.5 / len(y))), 0.0])
-        for _ in range(50):
-            p = 1 / (1 + np.exp(-design @ theta))
-            hessian = design.T @ (design * (p * (1 - p))[:, None]) + 1e-6 * np.eye(2)
-            step = np.linalg.solve(hessian, design.T @ (y - p))
-            theta = theta + step
-            if np.abs(step).max() < 1e-10:
-                break
+        fitted = LogisticRegression(C=1e6, tol=1e-10, max_iter=1000).fit(np.asarray(score, np.float64)[:, None], y)
+        theta = np.r_[fitted.intercept_, fitted.coef_.ravel()]
         with torch.no_grad():
             self.link.copy_(torch.as_tensor(theta))
         return {"a": float(theta[0]), "b": float(theta[1]), "n": int(len(y))}
