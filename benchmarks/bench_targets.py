@@ -180,7 +180,7 @@ def main() -> None:
                                                               "(a variant; its file name labels the rows)")
     ap.add_argument("--model", default="diffusion", help="the run's generator to score: diffusion, vae_gaussian "
                                                          "or independent (the baselines of the same runs)")
-    ap.add_argument("--steps", type=int, default=None, help="DDIM steps of generate (default: the run's)")
+    ap.add_argument("--steps", type=int, default=None, help="ODE steps of generate (default: the run's)")
     ap.add_argument("--table", action="store_true", help="print the table of medians from the recorded rows")
     args = ap.parse_args()
     old = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []

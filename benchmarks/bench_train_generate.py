@@ -1,7 +1,7 @@
 """Speed of training and generation with default settings, against the targets of issue 4.
 
     train:    2,500 individuals x 1,000 SNPs, default TrainConfig          target < 5 min on 2 CPU cores
-    generate: 100,000 individuals x 2,000 SNPs, default sampling (diffusion, guidance 1.5, 50 DDIM steps, CFG)
+    generate: 100,000 individuals x 2,000 SNPs, default sampling (diffusion, guidance 1.5, 25 DPM-Solver++ steps, CFG)
                                                                             target < 60 s on CPU, bounded memory
     --gpu:    50,000 x 2,000 for both, on CUDA
 

@@ -205,8 +205,8 @@ SETTING_LABELS = {
     "Input dropout", "kl_weight": "KL weight", "kl_warmup_epochs": "KL warm-up epochs", "pheno_weight":
     "Phenotype loss weight", "depth": "Residual blocks", "mlp_ratio": "Block width ratio", "time_dim":
     "Timestep features", "timesteps": "Diffusion timesteps", "schedule": "Noise schedule", "prediction":
-    "Network predicts", "cond_drop": "Unconditional share (guidance)", "sampling_steps": "Sampling steps (DDIM)",
-    "posterior_samples": "Train on posterior samples", "epochs": "Maximum epochs", "batch_size": "Batch size",
+    "Network predicts", "cond_drop": "Unconditional share (guidance)", "sampling_steps": "Sampling steps",
+    "sampler": "Sampler (ODE solver)", "posterior_samples": "Train on posterior samples", "epochs": "Maximum epochs", "batch_size": "Batch size",
     "lr": "Learning rate", "weight_decay": "Weight decay", "patience": "Early-stopping patience (epochs)",
     "min_epochs": "Minimum epochs", "keep_from": "First epoch that can be kept", "ema_decay":
     "Weight averaging (EMA) decay", "grad_clip": "Gradient clipping norm", "val_repeats": "Validation passes",
@@ -218,7 +218,8 @@ SETTING_LABELS = {
 }
 CHOICE_LABELS = {"auto": "auto (train both, keep the lower validation loss)", "mlp": "MLP",
                  "conv": "1-D convolution", "cosine": "cosine", "linear": "linear",
-                 "v": "v (velocity)", "eps": "eps (noise)"}
+                 "v": "v (velocity)", "eps": "eps (noise)", "dpm-solver++": "DPM-Solver++(2M)",
+                 "ddim": "DDIM (first order)"}
 
 
 def setting_label(o) -> str:

@@ -1,4 +1,4 @@
-"""Models: VAE encoding and loss, genotype sampling, noise schedule and DDIM, denoiser conditioning, baselines."""
+"""Models: VAE encoding and loss, genotype sampling, noise schedule and ODE samplers, denoiser conditioning, baselines."""
 import math
 
 import numpy as np
@@ -207,10 +207,13 @@ def test_ddim_step__exact_prediction_recovers_the_clean_data(prediction):
     t = torch.full((8,), 600)
     x_t = s.add_noise(x0, noise, t)
     pred = s.velocity(x0, noise, t) if prediction == "v" else noise
-    assert torch.allclose(s.step(pred, 600, -1, x_t, prediction), x0, atol=1e-4)
+    assert torch.allclose(s.step(pred, 600, -1, x_t, prediction)[0], x0, atol=1e-4)
     # one step to an intermediate time lands exactly on the same noise path
-    assert torch.allclose(s.step(pred, 600, 200, x_t, prediction), s.add_noise(x0, noise, torch.full((8,), 200)),
+    assert torch.allclose(s.step(pred, 600, 200, x_t, prediction)[0], s.add_noise(x0, noise, torch.full((8,), 200)),
                           atol=1e-4)
+    # and so does a second-order step: the x0 prediction of the step before is the same x0
+    assert torch.allclose(s.step(pred, 600, 200, x_t, prediction, before=(x0, 0.3))[0],
+                          s.add_noise(x0, noise, torch.full((8,), 200)), atol=1e-4)
 
 
 class _GaussianOracle(torch.nn.Module):
@@ -229,7 +232,7 @@ class _GaussianOracle(torch.nn.Module):
 
 
 def test_ddim_sampler__exact_denoiser_transports_noise_to_the_data_distribution():
-    config = DiffusionConfig(schedule="cosine", sampling_steps=50)
+    config = DiffusionConfig(schedule="cosine", sampling_steps=50, sampler="ddim")
     schedule = NoiseSchedule(config.timesteps, config.schedule)
     diffusion = GaussianDiffusion(_GaussianOracle(schedule, m=2.0, s=0.5, d=4), config)
     nan = torch.full((20000,), float("nan"))
@@ -238,6 +241,29 @@ def test_ddim_sampler__exact_denoiser_transports_noise_to_the_data_distribution(
     assert z.std().item() == pytest.approx(0.5, rel=0.04)  # first-order DDIM shrinks the spread by ~3% at 50 steps
     fine = diffusion.sample(nan, guidance=1.0, steps=400, generator=torch.Generator().manual_seed(0))
     assert abs(fine.std().item() - 0.5) < abs(z.std().item() - 0.5) / 4  # and converges with more steps
+
+
+def test_dpm_solver__second_order_in_the_steps_and_closer_than_ddim_at_half_the_steps():
+    """With the exact denoiser of a Gaussian, each draw's distance from the ODE's solution (1,000 steps, the same
+    noise) falls about 4x when the steps double (second order; DDIM, first order, about 2x), and DPM-Solver++(2M) at
+    25 steps is closer to it, and to its spread, than DDIM at 50."""
+    nan = torch.full((4000,), float("nan"))
+
+    def draw(sampler: str, steps: int) -> torch.Tensor:
+        config = DiffusionConfig(schedule="cosine", sampler=sampler)
+        diffusion = GaussianDiffusion(_GaussianOracle(NoiseSchedule(config.timesteps, config.schedule), m=2.0, s=0.5,
+                                                      d=4), config)
+        return diffusion.sample(nan, guidance=1.0, steps=steps, generator=torch.Generator().manual_seed(0)).double()
+
+    solution = draw("dpm-solver++", 1000)
+    assert solution.mean().item() == pytest.approx(2.0, abs=0.02) and solution.std().item() == pytest.approx(0.5,
+                                                                                                              rel=0.01)
+    error = {(s, k): (draw(s, k) - solution).abs().mean().item() for s in ("ddim", "dpm-solver++") for k in (25, 50)}
+    assert 3.0 < error["dpm-solver++", 25] / error["dpm-solver++", 50] < 5.5
+    assert 1.5 < error["ddim", 25] / error["ddim", 50] < 2.5
+    assert error["dpm-solver++", 25] < error["ddim", 50] / 2
+    spread = solution.std().item()  # the data's 0.5, up to the sampling noise of these 4,000 draws
+    assert abs(draw("dpm-solver++", 25).std().item() - spread) < abs(draw("ddim", 50).std().item() - spread) / 2
 
 
 class _MixtureOracle(torch.nn.Module):

@@ -29,7 +29,7 @@ class SamplingOptions:
     """Knobs of sampling; each generator uses those that apply to it."""
 
     guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance scale (diffusion only); 1 = plain conditional
-    steps: int | None = None  # DDIM steps (diffusion only); None = the trained default
+    steps: int | None = None  # ODE steps of the sampler (diffusion only); None = the trained default
     temperature: float = 1.0  # softmax temperature of the genotype probabilities
     mode: str = "probabilities"  # "probabilities" (draw genotypes) or "argmax"
     latent_noise: float = 0.0  # Gaussian noise added to sampled latents, in units of the latents' sd (privacy)
@@ -52,7 +52,7 @@ class Generator(Protocol):
 
 
 class LatentDiffusion:
-    """Diffusion-sampled latents decoded by the VAE: noise -> DDIM -> latent -> decoder -> genotypes."""
+    """Diffusion-sampled latents decoded by the VAE: noise -> ODE solver -> latent -> decoder -> genotypes."""
 
     def __init__(self, vae: GenotypeVAE, diffusion: GaussianDiffusion):
         self.vae = vae
