@@ -216,7 +216,7 @@ def main() -> None:
     if train:
         print(row("train (defaults)", train_size, train, 300))
     if gen:
-        print(row("generate (diffusion, default guidance, 50 steps, --case-fraction 0.5)", (gen_n, gen_size[1]),
+        print(row("generate (diffusion, default guidance and sampler, --case-fraction 0.5)", (gen_n, gen_size[1]),
                   gen, 60))
         print(row("generate at the training mix of classes (no --case-fraction)", (gen_n, gen_size[1]), gen_mix, 60))
         if gen_off:

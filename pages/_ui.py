@@ -206,7 +206,8 @@ SETTING_LABELS = {
     "Phenotype loss weight", "depth": "Residual blocks", "mlp_ratio": "Block width ratio", "time_dim":
     "Timestep features", "timesteps": "Diffusion timesteps", "schedule": "Noise schedule", "prediction":
     "Network predicts", "cond_drop": "Unconditional share (guidance)", "sampling_steps": "Sampling steps",
-    "sampler": "Sampler (ODE solver)", "posterior_samples": "Train on posterior samples", "epochs": "Maximum epochs", "batch_size": "Batch size",
+    "sampler": "Sampler (ODE solver)", "posterior_samples": "Train on posterior samples", "epochs": "Maximum epochs",
+    "batch_size": "Batch size",
     "lr": "Learning rate", "weight_decay": "Weight decay", "patience": "Early-stopping patience (epochs)",
     "min_epochs": "Minimum epochs", "keep_from": "First epoch that can be kept", "ema_decay":
     "Weight averaging (EMA) decay", "grad_clip": "Gradient clipping norm", "val_repeats": "Validation passes",

@@ -167,7 +167,7 @@ def _cmd_select(args: argparse.Namespace) -> None:
     import numpy as np
 
     from .io.gwas import align_gwas, panel_provenance, parse_column_mapping, read_gwas
-    from .io.plink import plink_path, plink_prefix, read_bim_fam, read_plink
+    from .io.plink import plink_prefix, read_bim_fam, read_plink
     from .phenotypes import read_phenotype
     from .clumping import check_clump_parameters
     from .panel import PanelWarning, read_snp_list, select_panel, write_panel

@@ -499,7 +499,11 @@ def load_run(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> 
     if info["format_version"] != FORMAT_VERSION:
         raise InputError(f"format version {info['format_version']}, this snpgen reads version {FORMAT_VERSION}",
                          path=where, hint="train the model again with this version of snpgen")
-    config = TrainConfig.from_dict(info["train"], where)
+    train = info["train"]
+    if isinstance(train, dict) and isinstance(train.get("diffusion"), dict) and "sampler" not in train["diffusion"]:
+        # written before the sampler was a setting (2026-12-06): its releases stay DDIM's, seed for seed
+        train = {**train, "diffusion": {**train["diffusion"], "sampler": "ddim"}}
+    config = TrainConfig.from_dict(train, where)
     pheno = _checked_phenotype(info["phenotype"], where, damaged)
     n_cov = len((info.get("covariates") or {}).get("names", []))
     if n_cov != config.denoiser.n_covariates:

@@ -474,6 +474,10 @@ def test_load_run__verifies_hashes_schema_and_weights(ctx, tmp_path):
     assert float(old.models.vae.decoder.class_calibration.abs().sum()) == 0.0
     assert not old.models.trait.is_fitted  # nor a trait model: generate releases the condition
     assert set(old.models.vae.decoder.ld_scale.tolist()) == {1.0}
+    # and one written before the diffusion's sampler was a setting keeps DDIM, its steps as recorded
+    ddim = load_run(copy_run(ctx.run, tmp_path / "ddim", **{"config.json": edit_config(lambda i: {**i, "train": {
+        **i["train"], "diffusion": {k: v for k, v in i["train"]["diffusion"].items() if k != "sampler"}}})}))
+    assert ddim.config.diffusion.sampler == "ddim" and load_run(ctx.run).config.diffusion.sampler == "dpm-solver++"
     new = load_run(ctx.run).models.vae.decoder  # this run was calibrated, and its factors load as recorded
     assert float(new.calibration.abs().sum()) > 0.0
     recorded = json.loads((ctx.run / "run.json").read_text())["calibration"]["ld_scale"]

@@ -356,7 +356,7 @@ def test_generate__a_quantitative_trait_is_drawn_from_the_trait_model_given_the_
     given = pd.read_csv(tmp_path / "cond.pheno.tsv", sep="\t")["QT"].to_numpy()
     np.testing.assert_allclose(given, condition_mix(load_run(run).phenotype, 3000, seed=3), rtol=1e-5)
     assert json.loads((tmp_path / "cond.provenance.json").read_text())["trait_drawn_from"] == "condition"
-    fixed = generate(run, 50, out_prefix=tmp_path / "fixed", value=0.5)  # a given value is released as given
+    generate(run, 50, out_prefix=tmp_path / "fixed", value=0.5)  # a given value is released as given
     assert (pd.read_csv(tmp_path / "fixed.pheno.tsv", sep="\t")["QT"] == 0.5).all()
     with pytest.raises(InputError, match="trait source"):
         generate(run, 5, out_prefix=tmp_path / "x", trait_from="phenotype")

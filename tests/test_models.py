@@ -1,4 +1,5 @@
-"""Models: VAE encoding and loss, genotype sampling, noise schedule and ODE samplers, denoiser conditioning, baselines."""
+"""Models: VAE encoding and loss, genotype sampling, noise schedule and ODE samplers, denoiser conditioning,
+baselines."""
 import math
 
 import numpy as np

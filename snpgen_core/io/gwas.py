@@ -645,7 +645,7 @@ def align_gwas(gwas: GwasTable, variants: pd.DataFrame) -> AlignedGwas:
     """
     t = gwas.table.reset_index(drop=True)
     v = variants.reset_index(drop=True)
-    m, n = len(v), len(t)
+    n = len(t)
     al = _Alleles(t["a1"], t["a2"], v["a1"], v["a2"])
     e1_all, e2_all, g1_all, g2_all = al.codes
 

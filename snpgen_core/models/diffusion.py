@@ -18,9 +18,9 @@ Sampling solves the probability-flow ODE from Gaussian noise in ``sampling_steps
 multistep DPM-Solver++(2M) of Lu et al. (2022, arXiv:2211.01095), second order, on timesteps evenly spaced in
 log signal-to-noise ratio; or deterministic DDIM (Song et al. 2021, eta = 0), its first-order case, on timesteps
 evenly spaced in time (the default until 2026-12-06, at 50 steps). Against the ODE's solution (1,000 steps), on
-four trained runs, DPM-Solver++(2M) at 25 steps erred by a mean of 0.008-0.009 latent sd per coordinate and
-spread the latents 0.7-1.0% too wide; DDIM at 50 steps, twice the work, by 0.018-0.019, 2.1-2.4% too narrow
-(BENCHMARKS.md, fortieth pass).
+nine trained runs, DPM-Solver++(2M) at 25 steps erred by a mean of 0.008-0.009 latent sd per coordinate and
+spread the latents 0.7-1.0% too wide; DDIM at 50 steps, twice the work, by 0.018-0.020, 2.1-2.4% too narrow; their
+releases read the same on every card row, within its noise (BENCHMARKS.md, fortieth pass).
 """
 from __future__ import annotations
 
@@ -232,10 +232,11 @@ class GaussianDiffusion(nn.Module):
                steps: int | None = None, generator: torch.Generator | None = None,
                group_mix: bool = True) -> torch.Tensor:
         """Latents (n, d) for conditions ``cond`` (n,) (class codes or raw trait values; NaN = unconditional),
-        by the config's ``sampler`` from Gaussian noise drawn with ``generator`` (``steps``: None = the config's). ``guidance`` 1 = plain conditional
-        model, 0 = unconditional, > 1 = stronger conditioning. ``group_mix``: with fitted groups and no
-        covariates, each class's latents keep the training class's mix of latent groups (``GroupMix.select``;
-        a group that guidance hardly reaches is made up from the plain conditional, guidance 1)."""
+        by the config's ``sampler`` from Gaussian noise drawn with ``generator`` (``steps``: None = the config's).
+        ``guidance`` 1 = plain conditional model, 0 = unconditional, > 1 = stronger conditioning. ``group_mix``:
+        with fitted groups and no covariates, each class's latents keep the training class's mix of latent groups
+        (``GroupMix.select``; a group that guidance hardly reaches is made up from the plain conditional,
+        guidance 1)."""
         device = self.latent_mean.device
         cond = cond.to(device)
         covariates = None if covariates is None else covariates.to(device)
