@@ -19,7 +19,6 @@ Runs: ``--unseen`` folders of ``bench_unseen.py`` (their ``run_default``) and ``
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -28,7 +27,6 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_targets import WORK  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "binary_labels.json"
 
@@ -62,16 +60,10 @@ def measure(prep: dict, run_dir: Path, draws: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cohorts", default="none", help="bench_targets cohorts with a binary trait, or none")
-    ap.add_argument("--training-seeds", default="1")
-    ap.add_argument("--unseen", nargs="*", default=[], help="bench_unseen.py cohort folders (their run_default)")
-    ap.add_argument("--draws", type=int, default=4)
-    ap.add_argument("--work", default=str(WORK))
-    args = ap.parse_args()
-    from screen_class_calibration import record_runs
+    from screen_class_calibration import record_runs, runs_parser
 
-    record_runs(args, lambda seed: f"run_{seed}", measure, RESULTS)
+    record_runs(runs_parser(__doc__).parse_args(), lambda seed: f"run_{seed}", measure, RESULTS)
+
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,6 @@ Runs: ``--unseen`` folders of ``bench_unseen.py`` (their ``run_default``) and ``
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,6 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_targets import WORK  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sampler.json"
 SETTINGS = (("ddim", 50), ("dpm-solver++", 15), ("dpm-solver++", 20), ("dpm-solver++", 25), ("dpm-solver++", 30),
@@ -103,16 +101,9 @@ def measure(prep: dict, run_dir: Path, draws: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cohorts", default="none", help="bench_targets cohorts with a binary trait, or none")
-    ap.add_argument("--training-seeds", default="1")
-    ap.add_argument("--unseen", nargs="*", default=[], help="bench_unseen.py cohort folders (their run_default)")
-    ap.add_argument("--draws", type=int, default=4)
-    ap.add_argument("--work", default=str(WORK))
-    args = ap.parse_args()
-    from screen_class_calibration import record_runs
+    from screen_class_calibration import record_runs, runs_parser
 
-    record_runs(args, lambda seed: f"run_{seed}", measure, RESULTS)
+    record_runs(runs_parser(__doc__).parse_args(), lambda seed: f"run_{seed}", measure, RESULTS)
 
 
 if __name__ == "__main__":

@@ -224,15 +224,22 @@ def screen(prep: dict, run_dir: Path, draws: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cohorts", default="phase1,agbl4", help="bench_targets cohorts with a binary trait, or none")
-    ap.add_argument("--training-seeds", default="1")
+    ap = runs_parser(__doc__, cohorts="phase1,agbl4", draws=3)
     ap.add_argument("--config", default="group_mix", help="the runs' config name (run_<config>_<seed>)")
-    ap.add_argument("--unseen", nargs="*", default=[], help="bench_unseen.py cohort folders (their run_default)")
-    ap.add_argument("--draws", type=int, default=3)
-    ap.add_argument("--work", default=str(WORK))
     args = ap.parse_args()
     record_runs(args, lambda seed: f"run_{args.config}_{seed}", screen, RESULTS)
+
+
+def runs_parser(doc: str, cohorts: str = "none", draws: int = 4) -> argparse.ArgumentParser:
+    """The command line of a script that scores runs with ``record_runs``: ``--cohorts``, ``--training-seeds``,
+    ``--unseen``, ``--draws``, ``--work``."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cohorts", default=cohorts, help="bench_targets cohorts with a binary trait, or none")
+    ap.add_argument("--training-seeds", default="1")
+    ap.add_argument("--unseen", nargs="*", default=[], help="bench_unseen.py cohort folders (their run_default)")
+    ap.add_argument("--draws", type=int, default=draws)
+    ap.add_argument("--work", default=str(WORK))
+    return ap
 
 
 def record_runs(args, run_name, measure, results: Path) -> None:
