@@ -545,7 +545,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=_number, default=DEFAULT_GUIDANCE, metavar="G",
                    help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE:g}; 1 = plain conditional, 0 = "
                         "unconditional)")
-    p.add_argument("--steps", type=_count, metavar="S", help="ODE steps of the diffusion's sampler (default: the run's: 25, 50 for runs trained before 2026-12-06)")
+    p.add_argument("--steps", type=_count, metavar="S",
+                   help="ODE steps of the diffusion's sampler (default: the run's; 25, or 50 for a run trained before "
+                        "2026-12-06)")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--model", choices=["diffusion", "vae_gaussian", "independent", "wgan", "markov"],
                    help="the generator: default the one the run trained (diffusion, or wgan / markov for snpgen "

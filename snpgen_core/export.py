@@ -93,9 +93,16 @@ def _group_mix_text(kept: bool, record: dict | None) -> str:
             "which guidance would otherwise exaggerate")
 
 
+def _sampler_text(g: dict) -> str:
+    """The latent diffusion's solver in the card's generation line (nothing for another generator)."""
+    names = {"dpm-solver++": "DPM-Solver++(2M)", "ddim": "DDIM"}
+    return f"; latents by {names.get(g['sampler'], g['sampler'])} in {g.get('steps')} steps" if g.get("sampler") else ""
+
+
 def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:
     """What made a synthetic cohort, from its ``.provenance.json`` (``generation.generate``): n, model, guidance,
-    whether each class kept its training mix of latent groups (group_mix), seed, the condition (case_fraction,
+    whether each class kept its training mix of latent groups (group_mix), seed, the diffusion's ODE solver and its
+    steps (``sampler`` None for another generator or an older cohort, ``steps``), the condition (case_fraction,
     label or value), the covariates ({"names", "fixed", "conditioned"}) and
     where the released trait came from (``trait_drawn_from``: "condition", or the run's trait model given the
     genotypes)."""
@@ -107,8 +114,8 @@ def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:
     condition = prov.get("condition") or {}
     return {"n": prov.get("n"), "model": prov.get("model"), "guidance": prov.get("guidance"),
             "group_mix": bool(prov.get("group_mix")), "seed": prov.get("seed"), "covariates": prov.get("covariates"),
-            "trait_drawn_from": prov.get("trait_drawn_from", "condition"),
-            **{k: condition.get(k) for k in ("case_fraction", "label", "value")}}
+            "trait_drawn_from": prov.get("trait_drawn_from", "condition"), "sampler": prov.get("sampler"),
+            "steps": prov.get("steps"), **{k: condition.get(k) for k in ("case_fraction", "label", "value")}}
 
 
 def _cohort_from_run(prov: dict) -> dict:
@@ -286,7 +293,7 @@ sampled from a generative model trained on a real cohort. Overall report-card gr
 ## Generation
 
 - {g['n']} individuals from the `{g.get('model')}` generator, condition: {condition}; guidance
-  {g.get('guidance')}{_group_mix_text(g.get('group_mix'), done.get('group_mix'))}; seed {g['seed']}.
+  {g.get('guidance')}{_group_mix_text(g.get('group_mix'), done.get('group_mix'))}{_sampler_text(g)}; seed {g['seed']}.
 
 ## Evaluation against the real holdout
 

@@ -71,7 +71,9 @@ def test_cli_export__folder_zip_and_model_card(made, tmp_path, capsys):
     assert "60 synthetic individuals x 40 SNPs" in card  # from the generation record and the run's panel
     flat = " ".join(card.split())
     assert ("condition: case fraction 0.5; the released trait is not the class the genotypes were drawn given but a "
-            "draw of the run's trait model") in flat and "individual's genotypes; guidance 1.5; seed 3" in flat
+            "draw of the run's trait model") in flat
+    steps = json.loads((run / "config.json").read_text())["train"]["diffusion"]["sampling_steps"]  # and the solver
+    assert f"individual's genotypes; guidance 1.5; latents by DPM-Solver++(2M) in {steps} steps; seed 3" in flat
     assert f"Cohort `c.train`: {prov['n_samples']} individuals,\n  200 SNPs" in card  # as the run recorded it
     assert f"{graded['provenance']['sizes']['holdout']} real **holdout** individuals" in card
     assert "| **overall** |" in card  # the report card table

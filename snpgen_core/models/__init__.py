@@ -3,7 +3,7 @@
     decoder.py     GenotypeDecoder: p(x | z) with each SNP depending on its preceding neighbours (window 0 = independent)
     vae.py         GenotypeVAE, VAEConfig: phenotype-supervised VAE, genotypes as 3-class categorical data
     denoiser.py    Denoiser, DenoiserConfig: residual MLP with timestep and condition embeddings
-    diffusion.py   NoiseSchedule, GaussianDiffusion, DiffusionConfig: conditional DDPM on VAE latents, sampled by DPM-Solver++ or DDIM
+    diffusion.py   NoiseSchedule, GaussianDiffusion, DiffusionConfig: conditional DDPM on VAE latents (DPM-Solver++)
     generators.py  Generator (the shared sample interface), SamplingOptions, LatentDiffusion (our model)
     baselines.py   IndependentSNPs (the floor), LatentGaussian + VAEGaussian (the VAE alone)
     gan.py         ConditionalWGAN, GANConfig: conditional WGAN-GP (train --model wgan)
