@@ -339,8 +339,8 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     from .provenance import read_json
 
     prefix = generate(args.run, args.n, out_prefix=args.out, case_fraction=args.case_fraction, label=args.label,
-                      value=args.value, guidance=args.guidance, steps=args.steps, seed=args.seed,
-                      sample=args.sample, temperature=args.temperature, latent_noise=args.latent_noise,
+                      value=args.value, guidance=args.guidance, steps=args.steps, sampler=args.sampler,
+                      seed=args.seed, sample=args.sample, temperature=args.temperature, latent_noise=args.latent_noise,
                       group_mix=args.group_mix, covariate_values=args.covar_value, model=args.model, device=args.device,
                       trait_from=args.trait_from, overwrite=args.force)
     prov = read_json(prefix.with_name(prefix.name + ".provenance.json"))
@@ -540,7 +540,7 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     cond.add_argument("--case-fraction", type=_number, metavar="F", help="binary trait: share of cases in [0, 1]")
     cond.add_argument("--label", metavar="VALUE", help="one class for everyone (categorical label; case/control)")
     cond.add_argument("--value", type=_number, metavar="X", help="quantitative trait: this value for everyone")
-    from .models.diffusion import DEFAULT_GUIDANCE
+    from .models.diffusion import DEFAULT_GUIDANCE, SAMPLERS
 
     p.add_argument("--guidance", type=_number, default=DEFAULT_GUIDANCE, metavar="G",
                    help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE:g}; 1 = plain conditional, 0 = "
@@ -548,6 +548,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=_count, metavar="S",
                    help="ODE steps of the diffusion's sampler (default: the run's; 25, or 50 for a run trained before "
                         "2026-12-06)")
+    p.add_argument("--sampler", choices=SAMPLERS,
+                   help="the diffusion's ODE solver (default: the run's; DPM-Solver++(2M), or DDIM for a run trained "
+                        "before 2026-12-06)")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--model", choices=["diffusion", "vae_gaussian", "independent", "wgan", "markov"],
                    help="the generator: default the one the run trained (diffusion, or wgan / markov for snpgen "

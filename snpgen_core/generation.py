@@ -35,7 +35,7 @@ from .errors import InputError
 from .genotypes import make_samples
 from .io.atomic import atomic_paths, check_output_path
 from .io.plink import PlinkWriter, plink_prefix
-from .models.diffusion import DEFAULT_GUIDANCE
+from .models.diffusion import DEFAULT_GUIDANCE, SAMPLERS
 from .models.generators import SamplingOptions
 from .phenotypes import encode_trait
 from .provenance import now_utc, read_json, software_versions, write_json
@@ -147,14 +147,16 @@ def _classes_from_genotypes(drawn_given, trait_model, trait_gen: torch.Generator
 
 def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None, label: str | None = None,
              value: float | None = None, values=None, guidance: float = DEFAULT_GUIDANCE, steps: int | None = None,
+             sampler: str | None = None,
              seed: int = 0, sample: str = "probabilities", temperature: float = 1.0, latent_noise: float = 0.0,
              group_mix: bool = True, covariate_values=None, batch_size: int = 4096, trait_from: str = "genotypes",
              model: str | None = None, device: str = "cpu", callback: Callable[[dict], None] | None = None,
              stop_event=None, overwrite: bool = False) -> Path:
     """Generate ``n`` synthetic individuals from the run in ``run_dir`` and write the PLINK trio ``out_prefix``
     (see the module docstring for the files). Conditions: ``condition_mix``; ``trait_from``: the module docstring.
-    ``guidance``: classifier-free guidance scale (diffusion). ``sample``: "probabilities" draws each genotype from
-    the decoder's softmax at ``temperature``; "argmax" takes the most probable one. ``latent_noise`` adds Gaussian
+    ``guidance``: classifier-free guidance scale (diffusion); ``steps`` and ``sampler`` (``diffusion.SAMPLERS``): the
+    diffusion's ODE solver and its steps, None = the run's (``DiffusionConfig``). ``sample``: "probabilities" draws
+    each genotype from the decoder's softmax at ``temperature``; "argmax" takes the most probable one. ``latent_noise`` adds Gaussian
     noise of that many latent standard deviations to each sampled latent before decoding (a privacy knob; not for
     "independent"). ``group_mix`` (diffusion): each class's latents keep the training class's mix of latent groups
     (``models/group_mix.py``); False draws the guided prior as is.
@@ -194,6 +196,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
         raise InputError(f"batch size {batch_size} must be a positive whole number", hint="e.g. 4096")
     if steps is not None and (int(steps) != steps or steps < 1):
         raise InputError(f"steps = {steps} must be a positive whole number", hint="e.g. 50")
+    if sampler is not None and sampler not in SAMPLERS:
+        raise InputError(f"sampler {sampler!r} unknown", hint=f"choose from {', '.join(SAMPLERS)}")
     from .devices import resolve_device
     from .training import Cancelled
 
@@ -233,8 +237,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     trait = run.phenotype.get("name") or "PHENO"
     gen = run.generator(model)
     check = run.privacy_check()
-    options = SamplingOptions(guidance=float(guidance), steps=steps, temperature=float(temperature), mode=sample,
-                              latent_noise=float(latent_noise), group_mix=bool(group_mix))
+    options = SamplingOptions(guidance=float(guidance), steps=steps, sampler=sampler, temperature=float(temperature),
+                              mode=sample, latent_noise=float(latent_noise), group_mix=bool(group_mix))
     torch_gen = torch.Generator(device=dev).manual_seed(int(seed))
     trait_seed = int(np.random.SeedSequence([int(seed), 13]).generate_state(1)[0])  # apart from the genotypes'
     trait_gen = torch.Generator(device=dev).manual_seed(trait_seed)
@@ -290,7 +294,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 "software": software_versions("torch", "pandas"), "created": now_utc(), "run_dir": str(Path(run_dir).resolve()),
                 "run_provenance": read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
                 "seed": seed, "guidance": guidance, "steps": steps or run.config.diffusion.sampling_steps,
-                "sampler": run.config.diffusion.sampler if model == "diffusion" else None,
+                "sampler": (sampler or run.config.diffusion.sampler) if model == "diffusion" else None,
                 "sample": sample, "temperature": temperature, "latent_noise": latent_noise, "device": str(dev),
                 "group_mix": model == "diffusion" and run.models.diffusion.keeps_group_mix(group_mix, bool(names)),
                 "batch_size": batch_size,

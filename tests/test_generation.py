@@ -284,6 +284,15 @@ def test_cli_generate__writes_and_bad_input_exits_2(planted, tmp_path, capsys):
     assert main(["generate", "--run", str(run), "--n", "30", "--case-fraction", "0.5", "--seed", "4",
                  "--model", "independent", "--out", str(tmp_path / "ok")]) == 0
     assert read_plink(tmp_path / "ok").n_samples == 30
+    for sampler in ("ddim", "dpm-solver++"):  # the diffusion's solver, recorded; the run's (the default) unless given
+        args = [] if sampler == "dpm-solver++" else ["--sampler", sampler]
+        assert main(["generate", "--run", str(run), "--n", "30", "--steps", "6", *args, "--out",
+                     str(tmp_path / sampler)]) == 0
+        prov = json.loads((tmp_path / f"{sampler}.provenance.json").read_text())
+        assert (prov["sampler"], prov["steps"]) == (sampler, 6)
+    assert (tmp_path / "ddim.bed").read_bytes() != (tmp_path / "dpm-solver++.bed").read_bytes()
+    with pytest.raises(InputError, match="sampler 'euler' unknown"):
+        generate(run, 5, out_prefix=tmp_path / "bad", sampler="euler")
     capsys.readouterr()
     bad = [
         (["--run", str(tmp_path / "nowhere"), "--n", "5"], "run directory not found"),

@@ -104,7 +104,8 @@ class NoiseSchedule:
         steps = max(1, min(steps, self.timesteps))
         if spacing == "log-snr":
             lam = self.log_snr()
-            targets = torch.linspace(max(float(lam[-1]), LOG_SNR_START), float(lam[0]), steps, dtype=torch.float64)
+            targets = torch.linspace(max(float(lam[-1]), LOG_SNR_START), float(lam[0]), steps, dtype=torch.float64,
+                                     device="cpu")  # host numbers, as below
             return sorted({int(torch.argmin((lam - v).abs())) for v in targets}, reverse=True)
         grid = torch.linspace(0, self.timesteps - 1, steps, device="cpu")  # host numbers, whatever the default device
         return sorted({round(x) for x in grid.tolist()}, reverse=True)
@@ -230,13 +231,16 @@ class GaussianDiffusion(nn.Module):
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, *, covariates: torch.Tensor | None = None, guidance: float = DEFAULT_GUIDANCE,
                steps: int | None = None, generator: torch.Generator | None = None,
-               group_mix: bool = True) -> torch.Tensor:
+               group_mix: bool = True, sampler: str | None = None) -> torch.Tensor:
         """Latents (n, d) for conditions ``cond`` (n,) (class codes or raw trait values; NaN = unconditional),
-        by the config's ``sampler`` from Gaussian noise drawn with ``generator`` (``steps``: None = the config's).
+        by ``sampler`` (``SAMPLERS``) from Gaussian noise drawn with ``generator`` (``steps``, ``sampler``: None =
+        the config's).
         ``guidance`` 1 = plain conditional model, 0 = unconditional, > 1 = stronger conditioning. ``group_mix``:
         with fitted groups and no covariates, each class's latents keep the training class's mix of latent groups
         (``GroupMix.select``; a group that guidance hardly reaches is made up from the plain conditional,
         guidance 1)."""
+        if sampler is not None and sampler not in SAMPLERS:
+            raise ValueError(f"sampler {sampler!r} unknown; choose from {SAMPLERS}")
         device = self.latent_mean.device
         cond = cond.to(device)
         covariates = None if covariates is None else covariates.to(device)
@@ -245,7 +249,7 @@ class GaussianDiffusion(nn.Module):
             n, d = c.shape[0], self.denoiser.config.latent_dim
             x = torch.randn(n, d, generator=generator, device=device)
             c, cov = self._condition(c, cov)
-            second_order = self.config.sampler == "dpm-solver++"
+            second_order = (sampler or self.config.sampler) == "dpm-solver++"
             ts = self.schedule.sampling_timesteps(steps or self.config.sampling_steps,
                                                   "log-snr" if second_order else "time")
             before = None

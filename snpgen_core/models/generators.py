@@ -30,6 +30,7 @@ class SamplingOptions:
 
     guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance scale (diffusion only); 1 = plain conditional
     steps: int | None = None  # ODE steps of the sampler (diffusion only); None = the trained default
+    sampler: str | None = None  # the diffusion's ODE solver (diffusion.SAMPLERS); None = the run's
     temperature: float = 1.0  # softmax temperature of the genotype probabilities
     mode: str = "probabilities"  # "probabilities" (draw genotypes) or "argmax"
     latent_noise: float = 0.0  # Gaussian noise added to sampled latents, in units of the latents' sd (privacy)
@@ -64,7 +65,7 @@ class LatentDiffusion:
         """The latents ``sample`` decodes."""
         self.diffusion.eval()
         z = self.diffusion.sample(cond, covariates=covariates, guidance=options.guidance, steps=options.steps,
-                                  generator=generator, group_mix=options.group_mix)
+                                  generator=generator, group_mix=options.group_mix, sampler=options.sampler)
         return perturb_latents(z, self.diffusion.latent_std, options, generator)
 
     @torch.no_grad()
