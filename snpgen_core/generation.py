@@ -158,8 +158,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     diffusion's ODE solver and its steps, None = the run's (``DiffusionConfig``). ``sample``: "probabilities" draws
     each genotype from the decoder's softmax at ``temperature``; "argmax" takes the most probable one.
     ``latent_noise`` adds Gaussian noise of that many latent standard deviations to each sampled latent before
-    decoding (a privacy knob; not for "independent"). ``group_mix`` (diffusion): each class's latents keep the training class's mix of latent groups
-    (``models/group_mix.py``); False draws the guided prior as is.
+    decoding (a privacy knob; not for "independent"). ``group_mix`` (diffusion): each class's latents keep the
+    training class's mix of latent groups (``models/group_mix.py``); False draws the guided prior as is.
     Covariates and sex: drawn per individual given its condition (``covariates.draw``); ``covariate_values``
     (``["AGE=50", ...]``, CLI ``--covar-value``) fixes some covariates for everyone. Only the latent diffusion
     conditions its genotypes on covariates; the other generators' cohorts carry them but ignore them.

@@ -286,7 +286,7 @@ def _resume_setup(out: Path, fam, bim, hashes: dict, pheno_path, covar_path, cal
         if (old or {}).get("sha256") != (new or {}).get("sha256"):
             raise InputError(f"the {k} input differs from the one this run started with", path=str(out),
                              hint="resume with the same --bfile, --pheno and --covar, or start a new run")
-    cfg = runs.TrainConfig.from_dict(info["train"], str(out / "config.json"))
+    cfg = runs.run_config(info["train"], str(out / "config.json"))
     trait = info["phenotype"]
     kind, values, _, _ = _read_trait(fam, pheno_path, prov["parameters"].get("pheno_col"))
     covariates, _ = _read_covariates(fam, covar_path, prov["parameters"].get("covar_names"))

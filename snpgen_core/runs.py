@@ -225,8 +225,17 @@ def read_config(path: str | os.PathLike) -> TrainConfig:
         raise InputError("config file not found", path=str(p))
     data = _read_json_file(p)
     if isinstance(data, dict) and "train" in data and "format_version" in data:  # a run directory's config.json
-        data = data["train"]
+        return run_config(data["train"], str(p))
     return TrainConfig.from_dict(data, str(p))
+
+
+def run_config(train, where: str) -> TrainConfig:
+    """The TrainConfig a run directory's config.json records (its "train" section). A run written before the
+    diffusion's sampler was a setting (2026-12-06) used DDIM, and keeps it: its releases stay what they were, seed
+    for seed; any other missing setting takes its default, as in a partial config."""
+    if isinstance(train, dict) and isinstance(train.get("diffusion"), dict) and "sampler" not in train["diffusion"]:
+        train = {**train, "diffusion": {**train["diffusion"], "sampler": "ddim"}}
+    return TrainConfig.from_dict(train, where)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -499,11 +508,7 @@ def load_run(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> 
     if info["format_version"] != FORMAT_VERSION:
         raise InputError(f"format version {info['format_version']}, this snpgen reads version {FORMAT_VERSION}",
                          path=where, hint="train the model again with this version of snpgen")
-    train = info["train"]
-    if isinstance(train, dict) and isinstance(train.get("diffusion"), dict) and "sampler" not in train["diffusion"]:
-        # written before the sampler was a setting (2026-12-06): its releases stay DDIM's, seed for seed
-        train = {**train, "diffusion": {**train["diffusion"], "sampler": "ddim"}}
-    config = TrainConfig.from_dict(train, where)
+    config = run_config(info["train"], where)
     pheno = _checked_phenotype(info["phenotype"], where, damaged)
     n_cov = len((info.get("covariates") or {}).get("names", []))
     if n_cov != config.denoiser.n_covariates:

@@ -445,7 +445,7 @@ def test_cli__bad_input_is_one_line_exit_2_and_leaves_nothing(ctx, tmp_path, cap
 
 
 def test_load_run__verifies_hashes_schema_and_weights(ctx, tmp_path):
-    from snpgen_core.runs import load_run
+    from snpgen_core.runs import load_run, read_config
 
     assert load_run(ctx.run).config.vae.n_snps == 20  # the untouched run loads
     with pytest.raises(InputError, match="SHA-256"):
@@ -478,6 +478,7 @@ def test_load_run__verifies_hashes_schema_and_weights(ctx, tmp_path):
     ddim = load_run(copy_run(ctx.run, tmp_path / "ddim", **{"config.json": edit_config(lambda i: {**i, "train": {
         **i["train"], "diffusion": {k: v for k, v in i["train"]["diffusion"].items() if k != "sampler"}}})}))
     assert ddim.config.diffusion.sampler == "ddim" and load_run(ctx.run).config.diffusion.sampler == "dpm-solver++"
+    assert read_config(ddim.path / "config.json").diffusion.sampler == "ddim"  # --config with that run's settings
     new = load_run(ctx.run).models.vae.decoder  # this run was calibrated, and its factors load as recorded
     assert float(new.calibration.abs().sum()) > 0.0
     recorded = json.loads((ctx.run / "run.json").read_text())["calibration"]["ld_scale"]
