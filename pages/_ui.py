@@ -207,6 +207,8 @@ SETTING_LABELS = {
     "Timestep features", "timesteps": "Diffusion timesteps", "schedule": "Noise schedule", "prediction":
     "Network predicts", "cond_drop": "Unconditional share (guidance)", "sampling_steps": "Sampling steps",
     "sampler": "Sampler (ODE solver)", "posterior_samples": "Train on posterior samples", "epochs": "Maximum epochs",
+    "steps": "Sampling steps", "guidance": "Guidance scale", "temperature": "Genotype temperature",
+    "latent_noise": "Latent noise (latent sds)", "group_mix": "Each class keeps its mix of latent groups",
     "batch_size": "Batch size",
     "lr": "Learning rate", "weight_decay": "Weight decay", "patience": "Early-stopping patience (epochs)",
     "min_epochs": "Minimum epochs", "keep_from": "First epoch that can be kept", "ema_decay":
@@ -228,24 +230,25 @@ def setting_label(o) -> str:
     return SETTING_LABELS.get(o.path[-1], o.path[-1].replace("_", " ").capitalize())
 
 
-def _option_widget(o, key: str):
+def option_widget(o, key: str, empty: str = ""):
     """The widget of one declared setting (``snpgen_core.options``): a picker for choices, a checkbox for a switch,
-    a bounded number input for a number; help text, default and bounds from the declaration."""
+    a bounded number input for a number; help text, default and bounds from the declaration. A setting whose
+    default is None (left to the run) starts empty, shown as ``empty`` (e.g. "the run's (25)"), and gives None."""
     label, help_text = setting_label(o), f"{o.describe()} [{o.name}]"
     if o.choices is not None:
-        return st.selectbox(label, list(o.choices), index=list(o.choices).index(o.default), help=help_text, key=key,
-                            format_func=lambda c: CHOICE_LABELS.get(c, str(c)))
+        choices = ([None] if o.default is None else []) + list(o.choices)
+        return st.selectbox(label, choices, index=choices.index(o.default), help=help_text, key=key,
+                            format_func=lambda c: empty if c is None else CHOICE_LABELS.get(c, str(c)))
     if o.type is bool:
         return st.checkbox(label, value=o.default, help=help_text, key=key)
-    if o.type is int:
-        return int(st.number_input(label, value=o.default, step=1, help=help_text, key=key,
-                                   min_value=None if o.low is None else int(o.low),
-                                   max_value=None if o.high is None else int(o.high)))
-    if o.type is float:
-        step = abs(o.default) / 10 if o.default else 0.01
-        return float(st.number_input(label, value=o.default, step=step, format="%g", help=help_text, key=key,
-                                     min_value=None if o.low is None else float(o.low),
-                                     max_value=None if o.high is None else float(o.high)))
+    if o.type in (int, float):
+        whole = o.type is int
+        step = 1 if whole else abs(o.default) / 10 if o.default else 0.01
+        value = st.number_input(label, value=o.default, step=step, format="%d" if whole else "%g", help=help_text,
+                                key=key, placeholder=empty or None,
+                                min_value=None if o.low is None else o.type(o.low),
+                                max_value=None if o.high is None else o.type(o.high))
+        return None if value is None else o.type(value)
     raise TypeError(f"setting {o.name} has no widget for {o.type.__name__} values: declare choices")
 
 
@@ -264,5 +267,5 @@ def config_widgets(config, skip: set = frozenset({"vae_fit.epochs", "diffusion_f
             cols = st.columns(3)
             for i, o in enumerate(here):
                 with cols[i % 3]:
-                    out[o.name] = _option_widget(o, key=f"cfg.{o.name if section else '__top__.' + o.name}")
+                    out[o.name] = option_widget(o, key=f"cfg.{o.name if section else '__top__.' + o.name}")
     return out

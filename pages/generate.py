@@ -3,8 +3,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages._ui import core_call, require, workspace
-from snpgen_core.generation import DEFAULT_GUIDANCE, SAMPLE_MODES
+from pages._ui import CHOICE_LABELS, core_call, option_widget, require, workspace
+from snpgen_core.generation import TRAIT_FROM, TRAIT_FROM_HELP
+from snpgen_core.models.generators import SamplingOptions
+from snpgen_core.options import options
 from snpgen_core.memorisation import release_warning
 from snpgen_core.runs import read_privacy_check
 
@@ -35,15 +37,15 @@ elif check.passed:
 else:
     st.error(release_warning(check), icon=":material/gpp_bad:")
 holdout_n = ws.summary.split_counts["holdout"]
+declared = {o.name: o for o in options(SamplingOptions())}  # snpgen generate's flags: the same declarations
 
 with st.form("generate_form"):
     c1, c2, c3 = st.columns(3)
     n = c1.number_input("Individuals (N)", min_value=1, max_value=1_000_000, value=max(holdout_n, 1), step=100,
                         help=f"The evaluation compares equal-size sets: N = the holdout size ({holdout_n}) "
                              "uses every holdout individual.")
-    guidance = c2.number_input("Guidance scale", min_value=0.0, max_value=20.0, value=float(DEFAULT_GUIDANCE),
-                               step=0.5, help="Classifier-free guidance: 1 = plain conditional sampling; higher "
-                                              "values push individuals towards their condition.")
+    with c2:
+        guidance = option_widget(declared["guidance"], key="gen.guidance")
     seed = c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=1,
                            help="Same run, settings and seed: the same cohort.")
     condition = {}
@@ -80,17 +82,28 @@ with st.form("generate_form"):
                                       "vae_gaussian": "baseline: VAE + per-class Gaussian latent",
                                       "independent": "baseline: independent SNPs (floor)"}.get,
                          help="The baselines show what the trained model adds.")
-    sample = st.radio("Genotypes", SAMPLE_MODES, horizontal=True,
+    mode = declared["mode"]
+    sample = st.radio("Genotypes", mode.choices, horizontal=True, help=mode.describe(),
                       format_func={"probabilities": "drawn from the model's probabilities",
-                                   "argmax": "most probable (as SNPgen and Xie et al. decode)"}.get,
-                      help="argmax decoding removes the sampling noise: rarer genotypes are under-drawn, so "
-                           "allele frequencies shift towards the common allele and diversity falls.")
+                                   "argmax": "most probable (as SNPgen and Xie et al. decode)"}.get)
+    with st.expander("Sampling settings (snpgen generate's flags)"):
+        sampling, cols = {}, st.columns(3)
+        runs_own = {"sampler": f"the run's ({CHOICE_LABELS.get(info['sampler'], info['sampler'])})",
+                    "steps": f"the run's ({info['sampling_steps']})"}
+        for i, name in enumerate(("sampler", "steps", "temperature", "latent_noise", "group_mix")):
+            with cols[i % 3]:
+                sampling[name] = option_widget(declared[name], key=f"gen.{name}", empty=runs_own.get(name, ""))
+        if kind in ("binary", "quantitative"):
+            sampling["trait_from"] = st.radio("Released trait", TRAIT_FROM, horizontal=True, help=TRAIT_FROM_HELP,
+                                              format_func={"genotypes": "drawn from the trait model given the "
+                                                                        "genotypes",
+                                                           "condition": "the condition drawn given"}.get)
     go = st.form_submit_button("Generate", type="primary")
 
 if go:
     with st.spinner(f"Generating {int(n):,} individuals..."):
-        core_call(ws.generate, int(n), guidance=float(guidance), seed=int(seed), model=model, sample=sample,
-                  **condition)
+        core_call(ws.generate, int(n), guidance=guidance, seed=int(seed), model=model, sample=sample,
+                  **condition, **sampling)
 
 if ws.synthetic is None:
     st.info("Choose the settings and generate.", icon=":material/info:")

@@ -540,34 +540,23 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     cond.add_argument("--case-fraction", type=_number, metavar="F", help="binary trait: share of cases in [0, 1]")
     cond.add_argument("--label", metavar="VALUE", help="one class for everyone (categorical label; case/control)")
     cond.add_argument("--value", type=_number, metavar="X", help="quantitative trait: this value for everyone")
-    from .models.diffusion import DEFAULT_GUIDANCE, SAMPLERS
-
-    p.add_argument("--guidance", type=_number, default=DEFAULT_GUIDANCE, metavar="G",
-                   help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE:g}; 1 = plain conditional, 0 = "
-                        "unconditional)")
-    p.add_argument("--steps", type=_count, metavar="S",
-                   help="ODE steps of the diffusion's sampler (default: the run's; 25, or 50 for a run trained before "
-                        "2026-12-06)")
-    p.add_argument("--sampler", choices=SAMPLERS,
-                   help="the diffusion's ODE solver (default: the run's; DPM-Solver++(2M), or DDIM for a run trained "
-                        "before 2026-12-06)")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--model", choices=["diffusion", "vae_gaussian", "independent", "wgan", "markov"],
                    help="the generator: default the one the run trained (diffusion, or wgan / markov for snpgen "
                         "train --model wgan / markov); vae_gaussian and independent are baselines")
-    p.add_argument("--sample", choices=["probabilities", "argmax"], default="probabilities",
-                   help="draw genotypes from the decoder's probabilities (default) or take the most probable")
-    p.add_argument("--temperature", type=_number, default=1.0, help="softmax temperature of genotype draws")
-    p.add_argument("--latent-noise", type=_number, default=0.0, metavar="S",
-                   help="add Gaussian noise of S latent sds before decoding (privacy knob; default 0)")
-    p.add_argument("--no-group-mix", dest="group_mix", action="store_false",
-                   help="draw the guided latent prior as is; by default each class keeps the training class's mix of "
-                        "the latent groups (ancestry), which guidance would otherwise exaggerate")
-    p.add_argument("--trait-from", choices=["genotypes", "condition"], default="genotypes",
-                   help="a quantitative trait without --value, or a binary trait's mix of both classes: release a "
-                        "draw of the run's trait model given each individual's genotypes (default; a binary trait's "
-                        "draws are kept until each class has its count), or the condition the genotypes were drawn "
-                        "given")
+    from .generation import SAMPLING_KEYWORDS, TRAIT_FROM, TRAIT_FROM_HELP, sampling_flag
+    from .models.generators import SamplingOptions
+    from .options import options
+
+    for o in options(SamplingOptions()):  # declared once, with the Generate page's widgets
+        dest = SAMPLING_KEYWORDS.get(o.name, o.name)
+        if o.type is bool:
+            p.add_argument(sampling_flag(o.name), dest=dest, action="store_false", help=o.help)
+        else:
+            typed = {"choices": o.choices} if o.choices else {"type": _count if o.type is int else _number}
+            p.add_argument(sampling_flag(o.name), dest=dest, default=o.default, help=o.describe(), **typed)
+    p.add_argument("--trait-from", choices=TRAIT_FROM, default=TRAIT_FROM[0],
+                   help=TRAIT_FROM_HELP + f" (default {TRAIT_FROM[0]})")
     p.add_argument("--covar-value", action="append", metavar="NAME=X",
                    help="fix a covariate of a run trained with --covar for everyone (repeatable; the others are "
                         "drawn given it; default: all drawn from the training distribution of each class)")

@@ -35,17 +35,29 @@ from .errors import InputError
 from .genotypes import make_samples
 from .io.atomic import atomic_paths, check_output_path
 from .io.plink import PlinkWriter, plink_prefix
-from .models.diffusion import DEFAULT_GUIDANCE, SAMPLERS
+from .models.diffusion import DEFAULT_GUIDANCE
 from .models.generators import SamplingOptions
+from .options import options as declared
 from .phenotypes import encode_trait
 from .provenance import now_utc, read_json, software_versions, write_json
 from .runs import MODELS, load_run
 
 MAX_INDIVIDUALS = 10_000_000  # per call: the sample table and IDs are held in memory (~1 GB at this size)
 OUTPUT_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv", ".provenance.json")
-SAMPLE_MODES = ("probabilities", "argmax")
 TRAIT_FROM = ("genotypes", "condition")
+TRAIT_FROM_HELP = ("a quantitative trait in the training distribution, or a binary trait's mix of both classes: "
+                   "release a draw of the run's trait model given each individual's genotypes (genotype to trait, "
+                   "as in real genetics; a binary trait's draws are kept until each class has its count), or the "
+                   "condition the genotypes were drawn given")
+# the ``generate`` keyword (and ``snpgen generate`` flag) of a ``SamplingOptions`` field named otherwise
+SAMPLING_KEYWORDS = {"mode": "sample"}
 MAX_PROPOSALS = 50  # draws per individual asked for, at most, when a binary trait's classes come from its genotypes
+
+
+def sampling_flag(name: str) -> str:
+    """The ``snpgen generate`` flag of the ``SamplingOptions`` field ``name`` (a switch on by default: --no-...)."""
+    flag = SAMPLING_KEYWORDS.get(name, name).replace("_", "-")
+    return f"--no-{flag}" if isinstance(getattr(SamplingOptions(), name), bool) else f"--{flag}"
 
 
 def condition_mix(phenotype: dict, n: int, *, case_fraction: float | None = None, label: str | None = None,
@@ -179,25 +191,18 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                          hint="generate several cohorts with different --seed values and merge them")
     if int(seed) != seed or not 0 <= seed < 2**63:
         raise InputError(f"seed {seed} must be a whole number in [0, 2^63)", hint="e.g. --seed 0")
-    if sample not in SAMPLE_MODES:
-        raise InputError(f"sampling mode {sample!r} unknown", hint=f"choose from {', '.join(SAMPLE_MODES)}")
+    options = SamplingOptions(guidance=guidance, steps=steps, sampler=sampler, temperature=temperature, mode=sample,
+                              latent_noise=latent_noise, group_mix=group_mix)
+    for o in declared(options):
+        if (why := o.problem(setting := getattr(options, o.name))) is not None:
+            raise InputError(f"{o.name.replace('_', ' ')} {setting!r} {why}",
+                             hint=f"{sampling_flag(o.name)}: {o.describe()}")
     if trait_from not in TRAIT_FROM:
         raise InputError(f"trait source {trait_from!r} unknown", hint=f"choose from {', '.join(TRAIT_FROM)}")
     if model is not None and model not in MODELS:
         raise InputError(f"model {model!r} unknown", hint=f"choose from {', '.join(MODELS)}")
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise InputError(f"temperature {temperature} must be a positive finite number",
-                         hint="1.0 samples the model as trained")
-    if not np.isfinite(latent_noise) or latent_noise < 0:
-        raise InputError(f"latent noise {latent_noise} must be a number >= 0", hint="0 = none, e.g. 0.2")
-    if not np.isfinite(guidance) or guidance < 0:
-        raise InputError(f"guidance {guidance} must be a number >= 0", hint="1 = plain conditional, e.g. 2")
     if int(batch_size) != batch_size or batch_size < 1:
         raise InputError(f"batch size {batch_size} must be a positive whole number", hint="e.g. 4096")
-    if steps is not None and (int(steps) != steps or steps < 1):
-        raise InputError(f"steps = {steps} must be a positive whole number", hint="e.g. 50")
-    if sampler is not None and sampler not in SAMPLERS:
-        raise InputError(f"sampler {sampler!r} unknown", hint=f"choose from {', '.join(SAMPLERS)}")
     from .devices import resolve_device
     from .training import Cancelled
 
@@ -237,8 +242,6 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     trait = run.phenotype.get("name") or "PHENO"
     gen = run.generator(model)
     check = run.privacy_check()
-    options = SamplingOptions(guidance=float(guidance), steps=steps, sampler=sampler, temperature=float(temperature),
-                              mode=sample, latent_noise=float(latent_noise), group_mix=bool(group_mix))
     torch_gen = torch.Generator(device=dev).manual_seed(int(seed))
     trait_seed = int(np.random.SeedSequence([int(seed), 13]).generate_state(1)[0])  # apart from the genotypes'
     trait_gen = torch.Generator(device=dev).manual_seed(trait_seed)

@@ -25,6 +25,11 @@ validation individuals (drawn from the training cohort, never trained on) are fr
   warning says so and names what acts on it. On 1000 Genomes phase 1 (87 validation people) it read 2.5 / 3.0 /
   4.6 for three training seeds where the holdout's card read 3.2-3.8, and 1.2-2.7 without the decoder's trait
   path; msprime sim1 1.3 (BENCHMARKS.md, twenty-fourth pass).
+- the card's **label attack** (``evaluation.utility.label_membership``) with the validation individuals in the
+  holdout's place, for the same kinds of trait and on the same draws: a model fitted on the release, as its user
+  would fit one, asked whether it predicts the training people's own trait better than fresh people's. It does not
+  decide ``passed`` either; above its limit (the card's pass limit, widened to 2 sampling sds above 0.5 at the
+  validation size) the release warning says so.
 
 The attacks are graded with the card's pass limits widened by twice their sampling noise at the validation size
 (a validation set of a few hundred people cannot resolve a 0.01 excess), and shifted by the value the same attack
@@ -87,6 +92,8 @@ class MemorisationCheck:
     association_copying: float | None = None  # the card's row on the validation people (None: not measured)
     segment_membership: float | None = None  # the shared-segment attack's AUC (None: not measured)
     segment_limit: float | None = None  # its limit at this validation size
+    label_membership: float | None = None  # the label attack's AUC (None: not measured)
+    label_limit: float | None = None  # its limit at this validation size
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +105,8 @@ class MemorisationCheck:
             parts.append(f"likelihood gap {self.likelihood_gap:.1f} +- {self.likelihood_gap_se:.1f} nats")
         if self.segment_membership is not None:
             parts.append(f"shared-segment membership {self.segment_membership:.3f} (limit {self.segment_limit:.3f})")
+        if self.label_membership is not None:
+            parts.append(f"label attack {self.label_membership:.3f} (limit {self.label_limit:.3f})")
         if self.association_copying is not None:
             parts.append(f"association copying {self.association_copying:.2f} (the card fails above "
                          f"{COPYING_FAIL:g})")
@@ -117,10 +126,15 @@ def release_warning(check: MemorisationCheck | None) -> str | None:
                     f"people): do not share them before `snpgen evaluate` grades them on a holdout, and retrain: "
                     f"{WHAT_TO_DO}")
         q = check.association_copying
-        if q is None or not q > COPYING_FAIL:
-            return None
-        return (f"this run's synthetic trait associations follow the training sample's chance ones (association "
-                f"copying {q:.2f} on the validation people > {COPYING_FAIL:g}): {ASSOCIATION_COPYING_ADVICE}")
+        if q is not None and q > COPYING_FAIL:
+            return (f"this run's synthetic trait associations follow the training sample's chance ones (association "
+                    f"copying {q:.2f} on the validation people > {COPYING_FAIL:g}): {ASSOCIATION_COPYING_ADVICE}")
+        a = check.label_membership
+        if a is not None and a > check.label_limit:
+            return (f"a model fitted on this run's synthetic cohort predicts the training people's own trait better "
+                    f"than fresh people's (label attack {a:.3f} > {check.label_limit:.3f} on the validation people): "
+                    f"{ASSOCIATION_COPYING_ADVICE}")
+        return None
     worst = max(CHECKED, key=lambda k: check.values[k] - check.limits[k])
     return (f"this run failed its validation privacy check ({worst.replace('_', ' ')} {check.values[worst]:.3f} > "
             f"{check.limits[worst]:.3f}): its synthetic individuals may reveal training individuals; do not "
@@ -196,6 +210,24 @@ def validation_segment_membership(train, validation, synthetic, chrom=None,
         return None, None
     n = int(auc.details["n_each"])
     return float(auc.value), max(DEFAULT_RULES["privacy.segment_membership_auc"].pass_at, 0.5 + 2 * auc_null_sd(n, n))
+
+
+def validation_label_membership(train, validation, synthetic, traits, kind: str | None,
+                                seed: int = 0) -> tuple[float | None, float | None]:
+    """(AUC, limit) of the card's label attack (``evaluation.utility.label_membership``) with ``validation`` in the
+    holdout's place (its halves are the non-members and the fresh sample), the linear model fitted on ``synthetic``
+    with its traits. ``traits``: (training, validation, synthetic) trait values. The limit is the card's pass limit,
+    widened to 2 sampling sds above 0.5 at the attack's size. (None, None) for a trait that is neither binary nor
+    quantitative, or when the validation part is too small for the attack."""
+    from .evaluation.utility import label_membership
+
+    if kind not in ("binary", "quantitative"):
+        return None, None
+    auc = label_membership(train, validation, synthetic, *traits, kind, seed=seed)
+    if auc.skipped:
+        return None, None
+    return float(auc.value), max(DEFAULT_RULES["privacy.label_membership_auc"].pass_at,
+                                 0.5 + 2 * float(auc.details["null_sd"]))
 
 
 COPYING_REPEATS = 8  # synthetic samples as large as the validation part, averaged (one alone is noisy)

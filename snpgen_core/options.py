@@ -1,5 +1,6 @@
 """Options declared once: each config dataclass field carries its help, choices and bounds (:func:`option`), and
-the ``snpgen train`` flags, the app's widgets and the checks of a config are all built from that declaration."""
+the ``snpgen train`` flags, the app's widgets and the checks of a config are all built from that declaration (the
+sampling settings of ``snpgen generate`` and the Generate page likewise: ``models.generators.SamplingOptions``)."""
 from __future__ import annotations
 
 import argparse
@@ -10,10 +11,12 @@ from dataclasses import dataclass
 from .errors import InputError
 
 
-def option(default, help: str, *, choices=None, low=None, high=None, data: bool = False):
+def option(default, help: str, *, choices=None, low=None, high=None, data: bool = False, kind: type | None = None):
     """A dataclass field with its documentation: ``help`` (one line), ``choices`` (allowed values), ``low`` /
-    ``high`` (inclusive bounds of a number), ``data`` (set from the data by ``train_run``: no flag, no widget)."""
-    meta = {"help": help, "choices": tuple(choices) if choices else None, "low": low, "high": high, "data": data}
+    ``high`` (inclusive bounds of a number), ``data`` (set from the data by ``train_run``: no flag, no widget).
+    ``kind``: the type of a value, for a setting whose default is None ("left to the run", allowed as a value)."""
+    meta = {"help": help, "choices": tuple(choices) if choices else None, "low": low, "high": high, "data": data,
+            "kind": kind}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -28,6 +31,7 @@ class Option:
     low: float | None
     high: float | None
     data: bool
+    kind: type | None = None  # declared where the default is None
 
     @property
     def name(self) -> str:
@@ -39,10 +43,12 @@ class Option:
 
     @property
     def type(self) -> type:
-        return type(self.default)
+        return self.kind or type(self.default)
 
     def problem(self, value) -> str | None:
-        """Why ``value`` is not allowed here (None when it is)."""
+        """Why ``value`` is not allowed here (None when it is; None is allowed where it is the default)."""
+        if value is None and self.default is None:
+            return None
         if self.type is bool:
             return None if isinstance(value, bool) else "must be true or false"
         if self.type in (int, float):
@@ -65,7 +71,8 @@ class Option:
         elif self.low is not None or self.high is not None:
             allowed = f"; from {'-inf' if self.low is None else f'{self.low:g}'} to " \
                       f"{'inf' if self.high is None else f'{self.high:g}'}"
-        return f"{self.help} (default {self.default}{allowed})"
+        default = "" if self.default is None else f"default {self.default}"
+        return f"{self.help} ({default}{allowed.lstrip('; ') if not default else allowed})"
 
 
 def options(config) -> list[Option]:
@@ -78,7 +85,8 @@ def options(config) -> list[Option]:
             out += [dataclasses.replace(o, path=(f.name, *o.path)) for o in options(value)]
         elif "help" in f.metadata:
             m = f.metadata
-            out.append(Option((f.name,), value, m["help"], m["choices"], m["low"], m["high"], m["data"]))
+            out.append(Option((f.name,), value, m["help"], m["choices"], m["low"], m["high"], m["data"],
+                              m.get("kind")))
     return out
 
 

@@ -446,9 +446,9 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
     large, so the distance attacks average over that many validation-sized sets (their floor and reference too),
     and the same release meets the shared-segment attack; for a binary or quantitative trait ``kind``, the
     association copying too, of the trait as ``generate`` releases it (drawn from a fitted ``trait_model`` given
-    the genotypes, else the conditions)."""
+    the genotypes, else the conditions), and the label attack on the same draws."""
     from .memorisation import (COPYING_REPEATS, RELEASE_REPEATS, check_memorisation, validation_association_copying,
-                               validation_segment_membership)
+                               validation_label_membership, validation_segment_membership)
     from .models.generators import SamplingOptions
 
     cov = None if cohort.cov_validation is None else torch.as_tensor(cohort.cov_validation, dtype=torch.float32,
@@ -481,6 +481,8 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
             traits = (cohort.cond_train, cohort.cond_validation, more)
             check.association_copying = validation_association_copying(cohort.train, cohort.validation, drawn,
                                                                        traits, kind, seed, COPYING_REPEATS)
+            check.label_membership, check.label_limit = validation_label_membership(
+                cohort.train, cohort.validation, drawn, traits, kind, seed)
         if release:  # the attacker holds a release larger than the validation part
             check.segment_membership, check.segment_limit = validation_segment_membership(
                 cohort.train, cohort.validation, synthetic, cohort.chrom, seed)

@@ -570,7 +570,7 @@ def _read_weights(weights: Path, damaged: str) -> dict[str, torch.Tensor]:
 # tensors that runs written before they existed lack; their modules load them as "no effect"
 ADDED_LATER = ("vae.decoder.calibration", "vae.decoder.ld_scale", "vae.decoder.neighbours", "vae.decoder.trait_share",
                "vae.decoder.class_calibration",
-               "vae.trait_base", "trait.weight", "trait.intercept", "trait.noise_sd", "trait.fitted",
+               "vae.trait_base", "trait.weight", "trait.intercept", "trait.noise_sd", "trait.fitted", "trait.link",
                *(f"diffusion.group_mix.{name}" for name in ("n_groups", "axes", "weights", "means", "precision_chol",
                                                             "shares")))
 # tensors that were one number in earlier runs; their modules expand it (one LD factor for every lag)

@@ -123,7 +123,7 @@ class SyntheticCohort:
     id: str
     run_id: str
     prefix: Path  # PLINK prefix
-    generation: dict  # run_id, n, case_fraction, label, value, guidance, seed, model
+    generation: dict  # run_id, n, case_fraction, label, value, guidance, seed, model, sample and sampling settings
     report: dict | None = None
     report_dir: Path | None = None
     exported: dict | None = None
@@ -578,10 +578,12 @@ class Workspace:
 
     def generate(self, n: int, *, case_fraction: float | None = None, label: str | None = None,
                  value: float | None = None, guidance: float | None = None, seed: int = 0,
-                 model: str | None = None, sample: str = "probabilities") -> Path:
+                 model: str | None = None, sample: str = "probabilities", trait_from: str = "genotypes",
+                 **sampling) -> Path:
         """Generate ``n`` individuals from the run in use (``generation.generate``; ``model`` None = the one the run
-        trained, ``sample`` "probabilities" or "argmax") into ``synthetic/<id>/``: a new cohort beside the earlier
-        ones (at most ``MAX_COHORTS`` are kept), which becomes the current one."""
+        trained, ``sample`` "probabilities" or "argmax"; ``sampling``: the other ``SamplingOptions`` settings, e.g.
+        ``steps``, ``sampler``, ``temperature``) into ``synthetic/<id>/``: a new cohort beside the earlier ones (at
+        most ``MAX_COHORTS`` are kept), which becomes the current one."""
         from .generation import DEFAULT_GUIDANCE, generate
 
         job = self.current_run()
@@ -593,14 +595,14 @@ class Workspace:
         guidance = DEFAULT_GUIDANCE if guidance is None else guidance
         try:
             generate(job.run_dir, n, out_prefix=prefix, case_fraction=case_fraction, label=label, value=value,
-                     guidance=guidance, seed=seed, model=model, sample=sample)
+                     guidance=guidance, seed=seed, model=model, sample=sample, trait_from=trait_from, **sampling)
         except BaseException:
             shutil.rmtree(prefix.parent, ignore_errors=True)
             raise
         model = model or self.run_info()["models"][0]
         generation = {"run_id": job.run_id, "n": int(n), "case_fraction": case_fraction, "label": label,
                       "value": value, "guidance": float(guidance), "seed": int(seed), "model": model,
-                      "sample": sample}
+                      "sample": sample, "trait_from": trait_from, **sampling}
         self.cohorts[cohort_id] = SyntheticCohort(cohort_id, job.run_id, prefix, generation)
         self.cohort_id = cohort_id
         while len(self.cohorts) > MAX_COHORTS:
@@ -771,7 +773,7 @@ class Workspace:
 
     def run_info(self, run_id: str | None = None) -> dict:
         """A run (default the run in use), as the Generate page needs it: ``phenotype`` (name, kind, labels,
-        counts / mean, sd), ``n_snps``, ``sampling_steps``, ``models`` (the generators it holds, its trained one
+        counts / mean, sd), ``n_snps``, ``sampling_steps`` and ``sampler`` (the diffusion's), ``models`` (the generators it holds, its trained one
         first) (from ``runs.load_run``; read once per run)."""
         from .runs import load_run
 
@@ -781,7 +783,8 @@ class Workspace:
         if key not in self.cache:
             run = load_run(job.run_dir)
             self.cache[key] = {"phenotype": run.phenotype, "n_snps": len(run.variants),
-                               "sampling_steps": run.config.diffusion.sampling_steps, "history": run.history(),
+                               "sampling_steps": run.config.diffusion.sampling_steps,
+                               "sampler": run.config.diffusion.sampler, "history": run.history(),
                                "models": list(run.models.available)}
         return self.cache[key]
 
@@ -869,7 +872,7 @@ class Workspace:
                 "n_variants": self.summary.n_variants}
         zip_path = self.path / "export" / f"{export_name(name)}.zip"
         cohort.exported = export_cohort(cohort.prefix, cohort.report_dir, self.jobs[cohort.run_id].run_dir, out_root,
-                                        name, report=report, generation=cohort.generation, cohort=info,
+                                        name, report=report, cohort=info,  # settings: the cohort's provenance
                                         panel=self.panel_provenance(), confirm_release=confirm_release, fmt=fmt,
                                         zip_path=zip_path)
         return cohort.exported

@@ -4,6 +4,7 @@ input shown as the CLI's one line, and the whole demo flow with tiny settings. A
 """
 from __future__ import annotations
 
+import json
 import gc
 import io
 import os
@@ -396,6 +397,10 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     assert np.array_equal(exported.dosages, synthetic.dosages)
     card = (folder / "MODEL_CARD.md").read_text()
     assert "No row is a real person" in card and "60 real **holdout** individuals" in card
+    # the card's generation line is the cohort's provenance: the solver, and where the released trait came from
+    prov = json.loads(Path(f"{ws.synthetic}.provenance.json").read_text())
+    assert "latents by DPM-Solver++(2M) in 25 steps" in card and prov["sampler"] == "dpm-solver++"
+    assert ("a draw of the run's trait model" in card) == (prov["trait_drawn_from"] != "condition")
     # the demo GWAS states its N (the training part): no claim beyond it, in the card and in the report
     assert "chose a SNP" not in card and "no more than the" in card
     assert "SNP panel: ranked by a GWAS computed on at most" in (folder / "report.html").read_text()
@@ -696,8 +701,17 @@ def test_generate__quantitative_and_categorical_traits_get_their_own_condition(c
         next(n for n in at.number_input if n.label == "Value of QT for everyone").set_value(1.5)
     else:
         next(s for s in at.selectbox if s.label.startswith("Class")).set_value("EUR")
+    # the sampling settings of snpgen generate: the run's solver and steps unless chosen
+    solver = at.selectbox(key="gen.sampler")
+    assert solver.value is None and at.number_input(key="gen.steps").value is None
+    assert solver.options == ["the run's (DPM-Solver++(2M))", "DPM-Solver++(2M)", "DDIM (first order)"]
+    solver.set_value("ddim")
+    at.number_input(key="gen.steps").set_value(10)
+    at.number_input(key="gen.temperature").set_value(1.2)
     at.button(key="FormSubmitter:generate_form-Generate").click().run()
     no_exceptions(at)
+    prov = json.loads(Path(f"{ws.synthetic}.provenance.json").read_text())
+    assert (prov["sampler"], prov["steps"], prov["temperature"]) == ("ddim", 10, 1.2)
     synthetic, trait = ws.synthetic_cohort()
     recorded = pd.read_csv(f"{ws.synthetic}.pheno.tsv", sep="\t", dtype=str)[column]
     if column == "QT":

@@ -469,10 +469,13 @@ def test_load_run__verifies_hashes_schema_and_weights(ctx, tmp_path):
     # a run written before the decoder's calibration existed loads, with none; any other gap is refused
     old = load_run(copy_run(ctx.run, tmp_path / "d", **{"model.safetensors": without(
         "vae.decoder.calibration", "vae.decoder.ld_scale", "vae.decoder.class_calibration", "trait.weight",
-        "trait.intercept", "trait.noise_sd", "trait.fitted")}))
+        "trait.intercept", "trait.noise_sd", "trait.fitted", "trait.link")}))
     assert float(old.models.vae.decoder.calibration.abs().sum()) == 0.0
     assert float(old.models.vae.decoder.class_calibration.abs().sum()) == 0.0
     assert not old.models.trait.is_fitted  # nor a trait model: generate releases the condition
+    # one written before a binary trait's link (2026-12-05) keeps its fitted trait model, clipped as it was
+    linkless = load_run(copy_run(ctx.run, tmp_path / "l", **{"model.safetensors": without("trait.link")}))
+    assert float(linkless.models.trait.link.abs().sum()) == 0.0
     assert set(old.models.vae.decoder.ld_scale.tolist()) == {1.0}
     # and one written before the diffusion's sampler was a setting keeps DDIM, its steps as recorded
     ddim = load_run(copy_run(ctx.run, tmp_path / "ddim", **{"config.json": edit_config(lambda i: {**i, "train": {

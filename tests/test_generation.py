@@ -271,8 +271,11 @@ def test_generate__bad_run_directories_and_arguments(planted, tmp_path):
     with pytest.raises(InputError, match="format version 0"):
         generate(old, 10, out_prefix=out)
     for kwargs, message in [({"n": 0}, "positive"), ({"n": -5}, "positive"), ({"n": 10, "model": "gan"}, "unknown"),
-                            ({"n": 10, "sample": "mode"}, "unknown"), ({"n": 10, "temperature": 0}, "positive"),
-                            ({"n": 10, "guidance": -1}, ">= 0"), ({"n": 10, "label": "sick"}, "never seen")]:
+                            ({"n": 10, "sample": "mode"}, "mode 'mode' must be one of probabilities, argmax"),
+                            ({"n": 10, "temperature": 0}, "temperature 0 must be at least 0.01"),
+                            ({"n": 10, "guidance": -1}, "guidance -1 must be at least 0"),
+                            ({"n": 10, "steps": 2.5}, "steps 2.5 must be a whole number"),
+                            ({"n": 10, "label": "sick"}, "never seen")]:
         n = kwargs.pop("n")
         with pytest.raises(InputError, match=message):
             generate(run, n, out_prefix=out, **kwargs)
@@ -291,7 +294,7 @@ def test_cli_generate__writes_and_bad_input_exits_2(planted, tmp_path, capsys):
         prov = json.loads((tmp_path / f"{sampler}.provenance.json").read_text())
         assert (prov["sampler"], prov["steps"]) == (sampler, 6)
     assert (tmp_path / "ddim.bed").read_bytes() != (tmp_path / "dpm-solver++.bed").read_bytes()
-    with pytest.raises(InputError, match="sampler 'euler' unknown"):
+    with pytest.raises(InputError, match="sampler 'euler' must be one of dpm-solver\\+\\+, ddim"):
         generate(run, 5, out_prefix=tmp_path / "bad", sampler="euler")
     capsys.readouterr()
     bad = [
@@ -443,6 +446,7 @@ def test_generate_cli__reports_the_runs_validation_privacy_check_and_warns_when_
     out, err = capsys.readouterr()
     assert check.summary() in out and f"association copying {check.association_copying:.2f}" in out
     assert f"shared-segment membership {check.segment_membership:.3f}" in out
+    assert check.label_membership is not None and f"label attack {check.label_membership:.3f}" in out
     assert json.loads((tmp_path / "a.provenance.json").read_text())["release_check"] == check.to_dict()
 
     def as_if(name, change):  # the same run with its recorded check changed (run.json is the marker, not hashed)
@@ -462,8 +466,11 @@ def test_generate_cli__reports_the_runs_validation_privacy_check_and_warns_when_
     assert len(copied) == 1 and "association copying 3.50" in copied[0] and "--guidance 1" in copied[0]
     stitched = as_if("stitched", lambda c: c.update(segment_membership=0.9, association_copying=1.0))
     assert len(stitched) == 1 and "shared-segment membership 0.900" in stitched[0] and "--epochs" in stitched[0]
-    older = as_if("older", lambda c: [c.pop("segment_membership"), c.pop("segment_limit"),  # runs written before
-                                      c.update(association_copying=1.0)])
+    labelled = as_if("labelled", lambda c: c.update(label_membership=0.7, label_limit=0.575, association_copying=1.0))
+    assert len(labelled) == 1 and "label attack 0.700 > 0.575" in labelled[0] and "--guidance 1" in labelled[0]
+    older = as_if("older", lambda c: [c.pop(k, None) for k in ("segment_membership", "segment_limit",  # runs before
+                                                                "label_membership", "label_limit")]
+                  + [c.update(association_copying=1.0)])
     assert older == []
 
 

@@ -227,6 +227,38 @@ def test_association_copying__flags_a_copier_of_the_training_class_frequencies_a
     assert repeated > 3.0
 
 
+def test_label_membership__flags_a_release_of_the_training_people_and_passes_a_fresh_sample():
+    """The card's label attack with the validation people in the holdout's place: a model fitted on a release that is
+    the training people themselves (150 SNPs, 300 people: it fits their own labels) reads above the widened limit and
+    the passed check still warns; a fresh sample of the same population reads about 0.5 and says nothing."""
+    from snpgen_core.memorisation import MemorisationCheck, validation_label_membership
+
+    rng = np.random.default_rng(0)
+    x = rng.binomial(2, rng.uniform(0.1, 0.9, 150), (1400, 150)).astype(np.int8)
+    liability = x[:, :10].sum(1) * 0.3 + rng.normal(0, 1, 1400)
+    y = (liability > np.quantile(liability, 2 / 3)).astype(float)
+    train, validation, fresh = slice(0, 300), slice(300, 600), slice(600, 1400)
+    copied, limit = validation_label_membership(x[train], x[validation], x[train], (y[train], y[validation],
+                                                                                    y[train]), "binary", seed=1)
+    alone, same_limit = validation_label_membership(x[train], x[validation], x[fresh], (y[train], y[validation],
+                                                                                        y[fresh]), "binary", seed=1)
+    assert limit == same_limit and 0.55 <= limit < 0.62  # the card's 0.55, or 2 null sds at 150 people a half
+    assert copied > limit and alone < limit
+    assert validation_label_membership(x[train], x[validation], x[train], (y[train], y[validation], y[train]),
+                                       "categorical") == (None, None)
+    assert validation_label_membership(x[train], x[300:315], x[train], (y[train], y[300:315], y[train]),
+                                       "binary") == (None, None)  # halves of 7: too few for the attack
+
+    def passed(auc):
+        ideal = {"membership_auc": 0.5, "dcr_share": 0.5, "aats_privacy_loss": 0.0}
+        return MemorisationCheck(ideal, ideal, True, 300, 800, label_membership=auc, label_limit=limit)
+
+    assert release_warning(passed(alone)) is None
+    warning = release_warning(passed(copied))
+    assert f"label attack {copied:.3f} > {limit:.3f}" in warning and "--guidance 1" in warning
+    assert f"label attack {copied:.3f} (limit {limit:.3f})" in passed(copied).summary()
+
+
 def test_segment_membership__flags_a_release_stitched_from_training_stretches_and_passes_fresh_people(people):
     from snpgen_core.evaluation.attacks import mosaic
     from snpgen_core.memorisation import MemorisationCheck, validation_segment_membership

@@ -20,21 +20,36 @@ import numpy as np
 import torch
 
 from .decoder import standardised
-from .diffusion import DEFAULT_GUIDANCE, GaussianDiffusion
+from ..options import option
+from .diffusion import DEFAULT_GUIDANCE, SAMPLERS, GaussianDiffusion
 from .vae import GenotypeVAE
+
+
+SAMPLE_MODES = ("probabilities", "argmax")
 
 
 @dataclass
 class SamplingOptions:
-    """Knobs of sampling; each generator uses those that apply to it."""
+    """Knobs of sampling; each generator uses those that apply to it. Declared once (``options.option``): the
+    flags of ``snpgen generate``, the Generate page's widgets and ``generation.generate``'s checks read them here."""
 
-    guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance scale (diffusion only); 1 = plain conditional
-    steps: int | None = None  # ODE steps of the sampler (diffusion only); None = the trained default
-    sampler: str | None = None  # the diffusion's ODE solver (diffusion.SAMPLERS); None = the run's
-    temperature: float = 1.0  # softmax temperature of the genotype probabilities
-    mode: str = "probabilities"  # "probabilities" (draw genotypes) or "argmax"
-    latent_noise: float = 0.0  # Gaussian noise added to sampled latents, in units of the latents' sd (privacy)
-    group_mix: bool = True  # each class keeps the training class's mix of latent groups (diffusion; group_mix.py)
+    guidance: float = option(DEFAULT_GUIDANCE, "classifier-free guidance scale of the latent diffusion: 1 = plain "
+                                               "conditional, 0 = unconditional, higher pushes individuals towards "
+                                               "their condition", low=0.0, high=100.0)
+    steps: int | None = option(None, "ODE steps of the latent diffusion's sampler; by default the run's (25, or 50 "
+                                     "for a run trained before 2026-12-06)", low=1, kind=int)
+    sampler: str | None = option(None, "the latent diffusion's ODE solver; by default the run's (DPM-Solver++(2M), "
+                                       "or DDIM for a run trained before 2026-12-06)", choices=SAMPLERS, kind=str)
+    temperature: float = option(1.0, "softmax temperature of the genotype draws: 1 samples the model as trained, "
+                                     "higher flattens every genotype's probabilities", low=0.01, high=100.0)
+    mode: str = option("probabilities", "draw each genotype from the decoder's probabilities, or take the most "
+                                        "probable (argmax, as SNPgen and Xie et al. decode: rarer genotypes are "
+                                        "under-drawn)", choices=SAMPLE_MODES)
+    latent_noise: float = option(0.0, "Gaussian noise added to the sampled latents before decoding, in latent sds "
+                                      "(a privacy knob; 0 = none)", low=0.0, high=100.0)
+    group_mix: bool = option(True, "each class keeps the training class's mix of latent groups (ancestry), which "
+                                   "guidance would otherwise exaggerate (latent diffusion); off draws the guided "
+                                   "prior as is")
 
 
 def perturb_latents(z: torch.Tensor, scale: torch.Tensor, options: SamplingOptions,
