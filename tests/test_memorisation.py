@@ -268,6 +268,12 @@ def test_segment_membership__flags_a_release_stitched_from_training_stretches_an
     assert auc < limit and limit == pytest.approx(0.5 + 2 * np.sqrt((2 * 50 + 1) / (12 * 50 * 50)))
     stitched, _ = validation_segment_membership(train, validation, mosaic(train, 200, 40, seed=0), seed=0)
     assert stitched > limit
+    # the mean over role splits: each split alone is the card's attack with that seed
+    from snpgen_core.evaluation.attacks import shared_segment_membership
+    splits = [shared_segment_membership(train, validation, fresh, seed=k, device="cpu")["segment_membership_auc"].value
+              for k in range(4)]
+    assert auc == pytest.approx(np.mean(splits)) and len(set(splits)) > 1
+    assert validation_segment_membership(train, validation, fresh, seed=2, repeats=1)[0] == pytest.approx(splits[2])
 
     ideal = {"membership_auc": 0.5, "dcr_share": 0.5, "aats_privacy_loss": 0.0}
     check = MemorisationCheck(ideal, ideal, True, 100, 400, segment_membership=stitched, segment_limit=limit)
