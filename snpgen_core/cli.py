@@ -551,10 +551,10 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     for o in options(SamplingOptions()):  # declared once, with the Generate page's widgets
         dest = SAMPLING_KEYWORDS.get(o.name, o.name)
         if o.type is bool:
-            p.add_argument(sampling_flag(o.name), dest=dest, action="store_false", help=o.help)
+            p.add_argument(sampling_flag(o), dest=dest, action="store_false", help=o.help)
         else:
             typed = {"choices": o.choices} if o.choices else {"type": _count if o.type is int else _number}
-            p.add_argument(sampling_flag(o.name), dest=dest, default=o.default, help=o.describe(), **typed)
+            p.add_argument(sampling_flag(o), dest=dest, default=o.default, help=o.describe(), **typed)
     p.add_argument("--trait-from", choices=TRAIT_FROM, default=TRAIT_FROM[0],
                    help=TRAIT_FROM_HELP + f" (default {TRAIT_FROM[0]})")
     p.add_argument("--covar-value", action="append", metavar="NAME=X",

@@ -54,10 +54,11 @@ SAMPLING_KEYWORDS = {"mode": "sample"}
 MAX_PROPOSALS = 50  # draws per individual asked for, at most, when a binary trait's classes come from its genotypes
 
 
-def sampling_flag(name: str) -> str:
-    """The ``snpgen generate`` flag of the ``SamplingOptions`` field ``name`` (a switch on by default: --no-...)."""
-    flag = SAMPLING_KEYWORDS.get(name, name).replace("_", "-")
-    return f"--no-{flag}" if isinstance(getattr(SamplingOptions(), name), bool) else f"--{flag}"
+def sampling_flag(o) -> str:
+    """The ``snpgen generate`` flag of the declared ``SamplingOptions`` setting ``o`` (``options.Option``; a switch
+    on by default: --no-...)."""
+    flag = SAMPLING_KEYWORDS.get(o.name, o.name).replace("_", "-")
+    return f"--no-{flag}" if o.type is bool else f"--{flag}"
 
 
 def condition_mix(phenotype: dict, n: int, *, case_fraction: float | None = None, label: str | None = None,
@@ -196,7 +197,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     for o in declared(options):
         if (why := o.problem(setting := getattr(options, o.name))) is not None:
             raise InputError(f"{o.name.replace('_', ' ')} {setting!r} {why}",
-                             hint=f"{sampling_flag(o.name)}: {o.describe()}")
+                             hint=f"{sampling_flag(o)}: {o.describe()}")
     if trait_from not in TRAIT_FROM:
         raise InputError(f"trait source {trait_from!r} unknown", hint=f"choose from {', '.join(TRAIT_FROM)}")
     if model is not None and model not in MODELS:

@@ -773,8 +773,8 @@ class Workspace:
 
     def run_info(self, run_id: str | None = None) -> dict:
         """A run (default the run in use), as the Generate page needs it: ``phenotype`` (name, kind, labels,
-        counts / mean, sd), ``n_snps``, ``sampling_steps`` and ``sampler`` (the diffusion's), ``models`` (the generators it holds, its trained one
-        first) (from ``runs.load_run``; read once per run)."""
+        counts / mean, sd), ``n_snps``, ``sampling_steps`` and ``sampler`` (the diffusion's), ``models`` (the
+        generators it holds, its trained one first) (from ``runs.load_run``; read once per run)."""
         from .runs import load_run
 
         job = self.jobs.get(run_id) if run_id else self.current_run()
