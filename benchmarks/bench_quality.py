@@ -61,10 +61,12 @@ def dataset_spec(name: str, work: Path, seed: int) -> dict:
         d = DATA / "1000g_805"
         return {"prefix": d / "real", "pheno": d / "populations.tsv", "column": "SUPERPOP", "gwas": None,
                 "peers": {p: d / "peers" / p for p in ("yelmen_gan", "yelmen_rbm")}}
-    if name == "phase1":  # an 873-person real cohort like the hidden evaluator's: 14 populations, genome-wide SNPs
-        d = DATA / "1000g_phase1"
+    if name in ("phase1", "phase1_qt"):  # an 873-person real cohort like the hidden evaluator's: 14 populations,
+        d = DATA / "1000g_phase1"  # genome-wide SNPs; phase1_qt: the same trait's liability, quantitative
+        qt = name == "phase1_qt"
         return {"prefix": d / "1000g_phase1", "pheno": polygenic_trait(d / "1000g_phase1", work / name, seed),
-                "column": "CASE", "gwas": "logistic", "top": 1000, "clump_r2": 0.5}
+                "column": "QT" if qt else "CASE", "gwas": "linear" if qt else "logistic", "top": 1000,
+                "clump_r2": 0.5}
     if name == "hapmap3":  # a second small real cohort: HapMap 3 founders, 957 people of 11 populations
         d = DATA / "hapmap3"
         return {"prefix": d / "hapmap3", "pheno": polygenic_trait(d / "hapmap3", work / name, seed),
@@ -77,14 +79,16 @@ def dataset_spec(name: str, work: Path, seed: int) -> dict:
             prefix.parent.mkdir(parents=True, exist_ok=True)
             write_cohort(simulate_cohort(n=2500, n_snps=1000, seed=seed), prefix)
         return {"prefix": prefix, "pheno": Path(str(prefix) + ".pheno.tsv"), "column": "QT", "gwas": "linear"}
-    raise SystemExit(f"dataset {name!r} unknown; choose agbl4, agbl4_qt, 805, phase1, hapmap3, sim_qt or all")
+    raise SystemExit(f"dataset {name!r} unknown; choose agbl4, agbl4_qt, 805, phase1, phase1_qt, hapmap3, sim_qt "
+                     "or all")
 
 
 def polygenic_trait(prefix: Path, folder: Path, seed: int, n_causal: int = 200, h2: float = 0.5,
                     case_share: float = 0.3) -> Path:
     """A seeded case/control trait for a real cohort without one: liability = sqrt(h2) x standardised polygenic
     score (``n_causal`` SNPs with MAF >= 0.05, normal effects on standardised genotypes) + sqrt(1 - h2) x noise;
-    the top ``case_share`` are cases (PLINK 2), the rest controls (1). Written once to ``folder``/pheno.tsv."""
+    the top ``case_share`` are cases (PLINK 2), the rest controls (1), in column CASE; the liability itself, a
+    quantitative trait, in column QT. Written once to ``folder``/pheno.tsv."""
     import pandas as pd
     from snpgen_core.io.plink import read_plink
 
@@ -102,7 +106,8 @@ def polygenic_trait(prefix: Path, folder: Path, seed: int, n_causal: int = 200, 
     liability = np.sqrt(h2) * (score - score.mean()) / score.std() + np.sqrt(1 - h2) * rng.normal(size=len(score))
     case = 1 + (liability > np.quantile(liability, 1 - case_share))
     folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"FID": g.samples["fid"], "IID": g.samples["iid"], "CASE": case}).to_csv(path, sep="\t", index=False)
+    pd.DataFrame({"FID": g.samples["fid"], "IID": g.samples["iid"], "CASE": case, "QT": liability}).to_csv(
+        path, sep="\t", index=False, float_format="%.6g")
     return path
 
 

@@ -17,6 +17,7 @@ real holdout, which never trained a model or chose a SNP. Cohorts (the same file
                     a seeded polygenic case/control trait (``bench_quality.polygenic_trait``), PLINK 1.9
                     --logistic on the training part, clump r^2 0.5, top 1,000: a cohort shaped like the hidden
                     evaluator's 873-person one (not among the issue's named cohorts)
+  phase1_qt         the same cohort with the trait's liability as a quantitative trait (PLINK 1.9 --linear)
   hapmap3           HapMap 3 founders (957 people, 11 populations, the same 14,079 SNPs), built as phase1
 
     .venv/bin/python benchmarks/bench_targets.py --cohorts sim1,sim2,sim3,805,agbl4,agbl4_qt --training-seeds 1,2,3

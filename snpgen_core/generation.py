@@ -10,7 +10,7 @@ trait in the training distribution (no ``value`` / ``values``) is, by default (`
 the value the genotypes were drawn given but a draw of the run's trait model given them (``models/trait_model.py``:
 genotype to trait, as in real genetics); ``trait_from`` "condition" releases the condition itself. A binary
 trait with both classes asked for (the training mix or ``case_fraction`` strictly between 0 and 1) is released
-the same way: individuals are drawn given classes at the training mix (with the sex and covariates of that
+the same way, where the run's trait model tells the classes apart (``TraitModel.releases``): individuals are drawn given classes at the training mix (with the sex and covariates of that
 class), each gets its class from the trait model given its genotypes, and draws are kept in order until each
 class has its count (at most ``MAX_PROPOSALS`` draws per individual asked for). One class for everyone (``label``,
 a case fraction of 0 or 1) releases the condition. A run trained
@@ -237,7 +237,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     # a quantitative trait in the training distribution, or a binary trait's mix of both classes: drawn from the
     # trait model given the genotypes
     mixed = kind == "binary" and label is None and 0 < np.nansum(cond) < n
-    trait_model = run.models.trait if (trait_from == "genotypes" and run.models.trait.is_fitted and (
+    trait_model = run.models.trait if (trait_from == "genotypes" and run.models.trait.releases and (
         (kind == "quantitative" and value is None and values is None) or mixed)) else None
     sidecar = []  # the released trait of each individual, in the phenotype file's coding
     trait = run.phenotype.get("name") or "PHENO"

@@ -446,7 +446,7 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
     large, so the distance attacks average over that many validation-sized sets (their floor and reference too),
     and the same release meets the shared-segment attack; for a binary or quantitative trait ``kind``, the
     association copying too, of the trait as ``generate`` releases it (drawn from a fitted ``trait_model`` given
-    the genotypes, else the conditions), and the label attack on the same draws."""
+    the genotypes where it ``releases``, else the conditions), and the label attack on the same draws."""
     from .memorisation import (COPYING_REPEATS, RELEASE_REPEATS, check_memorisation, validation_association_copying,
                                validation_label_membership, validation_segment_membership)
     from .models.generators import SamplingOptions
@@ -473,7 +473,7 @@ def _memorisation_monitor(cohort: _Cohort, generator_of, nlls_of, device: torch.
         known[0] = (check.floor, check.reference)
         if release and kind in ("binary", "quantitative"):  # COPYING_REPEATS more validation-sized samples
             more, drawn = draw(COPYING_REPEATS)
-            if trait_model is not None and trait_model.is_fitted:
+            if trait_model is not None and trait_model.releases:
                 on = trait_model.weight.device
                 covariates = None if cov is None else cov.repeat(COPYING_REPEATS, 1).to(on)
                 more = trait_model.draw(torch.as_tensor(drawn, device=on), torch.Generator(device=on).manual_seed(
@@ -592,8 +592,10 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
     ``"auto"``: ridge and lasso both, the one whose prediction correlates better with the validation individuals'
     trait kept, ridge on a tie or without 10 of them; for a binary trait the lasso, keeping at most one SNP per
     ``PER_KEPT_SNP`` training individuals), and a binary trait's logistic
-    link on the training part's out-of-fold predictions (``_fit_link``); run.json's record, with each fit's
-    validation r, or None (no such trait, or differential privacy)."""
+    link on the training part's out-of-fold predictions (``_fit_link``): where its slope is not positive beyond
+    chance (``LINK_Z``) the model is unfitted again, and the condition is released. run.json's record, with each
+    fit's validation r and whether the trait is ``released`` from the model, or None (no such trait, or
+    differential privacy)."""
     from .models.trait_model import KINDS
 
     if kind not in KINDS or dp:
@@ -630,10 +632,17 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
     if len(fits) > 1:
         record["validation_r_by_penalty"] = {f[0]["penalty"]: f[0]["validation_r"] for f in fits}
     if kind == "binary":
-        record["link"] = _fit_link(model, dosages, values, tr, covariates, record["penalty"], seed, max_kept)
+        record["link"] = link = _fit_link(model, dosages, values, tr, covariates, record["penalty"], seed, max_kept)
+        if link is not None and link["z"] < LINK_Z:
+            model.unfit()
+    record["released"] = model.releases
     kept = f", {record['nonzero']} columns kept" if "nonzero" in record else ""
     scores = "; ".join(f"{p} {r:.3f}" for p, r in record.get("validation_r_by_penalty", {}).items())
-    _emit(callback, "check", f"trait model (the released trait is drawn from it given the genotypes): "
+    what = ("the released trait is drawn from it given the genotypes" if model.releases else
+            "not used: its predictions for training individuals left out of its fit told cases from controls no "
+            f"better than chance (link slope z {record['link']['z']:.2f}, under {LINK_Z}), so the released class "
+            "is the condition the genotypes were drawn given")
+    _emit(callback, "check", f"trait model ({what}): "
                              f"{record['penalty']} penalty {record['alpha']:.3g}{kept}"
                              + (f", residual sd {record['noise_sd']:.3g}" if kind == "quantitative" else "")
                              + (f", r {record['validation_r']:.3f} on the validation individuals" if scored else "")
@@ -642,6 +651,13 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
 
 
 LINK_FOLDS = 5  # a binary trait model's link is fitted on out-of-fold predictions of the training part
+# ... and the model releases the classes only where the link's slope is positive beyond chance (Wald z, one-sided 5%).
+# A weak trait in a small cohort gives a slope of either sign with the folds (1000 Genomes phase 1, 786 training
+# individuals: z -1.3 to 1.2 over 8 fold seeds, b -5.5 to 3.9), and classes drawn through it carried no association
+# or an inverted one (case-control difference r -0.24x and -0.03x the holdout's, TSTR 0.85-0.90x; the condition:
+# 1.08x / 0.78x, 1.03-1.05x); a real one is far beyond it (HapMap 3: z 1.9-5.0; msprime, AGBL4: b 6.6-7.6 on every
+# fold seed). BENCHMARKS.md, forty-second pass.
+LINK_Z = 1.645
 # a binary trait's lasso keeps at most one SNP per this many training individuals: its classes carry what each kept
 # SNP learnt of the training sample (msprime sim1: GCV kept 495 of 1,000, label attack 0.553; at most 100: 0.505,
 # and TSTR 1.009 -> 1.030x; BENCHMARKS.md, thirty-ninth pass)

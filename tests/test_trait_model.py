@@ -8,7 +8,7 @@ import torch
 from sklearn.linear_model import Lasso, RidgeCV
 
 from snpgen_core.models.trait_model import ALPHAS, LASSO_PATH, TraitModel
-from snpgen_core.pipeline import _fit_trait_model
+from snpgen_core.pipeline import LINK_Z, _fit_trait_model
 from snpgen_core.splits import Split
 
 
@@ -180,6 +180,7 @@ def test_binary__a_class_drawn_with_the_clipped_prediction_and_fitted_for_binary
     split = Split(train=np.arange(1000, n), validation=np.arange(1000), holdout=np.array([], int))
     record = _fit_trait_model(TraitModel(6), x, y, split, None, "binary", False, "auto", None)
     assert record["validation_r"] > 0.3 and record["link"]["b"] > 0 and record["link"]["n"] == 5000
+    assert record["link"]["z"] > 10 and record["released"]  # a real association, far beyond chance
     assert record["penalty"] == "lasso" and "validation_r_by_penalty" not in record  # auto: the lasso for a class
     assert _fit_trait_model(TraitModel(6), x, y, split, None, "categorical", False, "auto", None) is None
     assert _fit_trait_model(TraitModel(6), x, y, split, None, "binary", True, "auto", None) is None  # under DP
@@ -221,3 +222,53 @@ def test_lasso__keeps_at_most_max_kept_snps_and_a_binary_trait_one_per_20_traini
     split = Split(train=np.arange(200), validation=np.arange(200, 400), holdout=np.array([], int))
     record = _fit_trait_model(TraitModel(m), x, y, split, None, "binary", False, "auto", None)
     assert record["nonzero"] <= 10
+
+
+def test_binary__the_links_z_is_its_slope_over_the_standard_error_of_the_likelihoods_curvature():
+    """Independent check: the standard error of the link's slope from the numerical second derivatives (finite
+    differences) of the logistic log-likelihood at the fit, against ``fit_link``'s analytic Fisher information."""
+    rng = np.random.default_rng(3)
+    score = rng.normal(0, 0.2, 1500)
+    y = (rng.random(1500) < 1 / (1 + np.exp(-(-0.8 + 2.0 * score)))).astype(float)
+    record = TraitModel(1).fit_link(score, y)
+
+    def loglik(t):
+        eta = t[0] + t[1] * score
+        return float(y @ eta - np.logaddexp(0, eta).sum())
+
+    theta, h = np.array([record["a"], record["b"]]), 1e-3
+    hessian = np.empty((2, 2))
+    for i in range(2):
+        for j in range(2):
+            e_i, e_j = np.eye(2)[i] * h, np.eye(2)[j] * h
+            hessian[i, j] = (loglik(theta + e_i + e_j) - loglik(theta + e_i - e_j) - loglik(theta - e_i + e_j)
+                             + loglik(theta - e_i - e_j)) / (4 * h * h)
+    se = np.sqrt(np.linalg.inv(-hessian)[1, 1])
+    assert record["z"] == pytest.approx(record["b"] / se, rel=1e-3)
+    assert 2 < record["z"] < 12  # a slope of 2 on predictions of sd 0.2, 1,500 individuals
+
+
+def test_binary__a_trait_the_genotypes_do_not_predict_releases_the_condition():
+    """A binary trait drawn independently of the genotypes: the trait model's out-of-fold predictions tell nothing,
+    so its link's slope is not beyond chance and the model is not used (``releases`` False: ``generate`` releases
+    the condition); a run trained before that rule, whose link's slope is negative, is not used either."""
+    rng = np.random.default_rng(12)
+    n, m = 900, 60
+    x = rng.binomial(2, rng.uniform(0.1, 0.5, m), (n, m)).astype(np.int8)
+    split = Split(train=np.arange(150, n), validation=np.arange(150), holdout=np.array([], int))
+    zs = []
+    for seed in range(4):
+        y = (rng.random(n) < 0.3).astype(float)
+        model = TraitModel(m)
+        record = _fit_trait_model(model, x, y, split, None, "binary", False, "auto", None, seed=seed)
+        zs.append(record["link"]["z"])
+        assert record["released"] == model.releases == (record["link"]["z"] >= LINK_Z)
+    assert sum(z < LINK_Z for z in zs) >= 3  # about 95% of null traits
+    old = TraitModel(2)
+    old.fit(x[:, :2], (rng.random(n) < 0.3).astype(float))
+    with torch.no_grad():
+        old.link.copy_(torch.tensor([-0.5, 1.0]))
+    assert old.releases
+    with torch.no_grad():
+        old.link[1] = -1.3
+    assert old.is_fitted and not old.releases

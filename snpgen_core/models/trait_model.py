@@ -18,7 +18,10 @@ individuals' own case status better than a stranger's (the card's ``privacy.labe
 fresh msprime cohorts, where a classifier fitted on the training individuals themselves reads about 0.58). The
 model is the same penalised regression on the 0/1 class, one fit from the normal equations for both penalties as
 the quantitative trait's, with a logistic link along its prediction (``fit_link``, on the training part's
-out-of-fold predictions): P(case) = sigmoid(a + b prediction).
+out-of-fold predictions): P(case) = sigmoid(a + b prediction). Where those out-of-fold predictions do not tell
+cases from controls beyond chance (the link's slope, ``pipeline.LINK_Z``), the model is not used and the condition
+is released (``releases``): a weak trait in a small cohort gave a slope of either sign with the folds, and classes
+drawn through it carried no association, or an inverted one (BENCHMARKS.md, forty-second pass).
 
 The model: y = intercept + w . [x, c] + N(0, noise_sd^2), fitted on the training part on the standardised dosages
 (missing calls at the column mean) and covariates from one eigendecomposition of the (p, p) cross-product, which is
@@ -94,6 +97,20 @@ class TraitModel(nn.Module):
     @property
     def is_fitted(self) -> bool:
         return bool(self.fitted.item())
+
+    @property
+    def releases(self) -> bool:
+        """Whether the released trait is drawn from this model (``generation.generate``, the release check): fitted,
+        and a binary trait's link, where set, of positive slope. ``pipeline._fit_trait_model`` unfits a binary
+        trait's model whose out-of-fold predictions do not tell cases from controls beyond chance; a run trained
+        before that rule may keep a link of negative slope, through which the released classes would turn the
+        association round."""
+        return self.is_fitted and (bool((self.link == 0).all()) or float(self.link[1]) > 0)
+
+    def unfit(self) -> None:
+        """Mark the model as not fitted: the condition is released instead (its weights stay, unused)."""
+        with torch.no_grad():
+            self.fitted.zero_()
 
     def fit(self, dosages: np.ndarray, y: np.ndarray, covariates: np.ndarray | None = None,
             penalty: str = "ridge", max_kept: int | None = None) -> dict:
@@ -188,15 +205,21 @@ class TraitModel(nn.Module):
         separate) on individuals' predictions ``score`` (n,) and classes ``y`` (n,) 0/1, as Platt (1999) scaling.
         The linear model gives the direction, which for a single-index model is the logistic one's up to scale (Li
         & Duan 1989); the link gives a logistic model's shape along it, which the clipped line misses for a SNP of
-        large effect. Returns {"a", "b", "n"}."""
+        large effect. Returns {"a", "b", "z", "n"}: ``z`` is b over its standard error (Wald, from the fit's Fisher
+        information), how far the predictions tell cases from controls beyond chance."""
         from sklearn.linear_model import LogisticRegression
 
-        y = np.asarray(y, np.float64)
-        fitted = LogisticRegression(C=1e6, tol=1e-10, max_iter=1000).fit(np.asarray(score, np.float64)[:, None], y)
+        y, score = np.asarray(y, np.float64), np.asarray(score, np.float64)
+        fitted = LogisticRegression(C=1e6, tol=1e-10, max_iter=1000).fit(score[:, None], y)
         theta = np.r_[fitted.intercept_, fitted.coef_.ravel()]
+        p = 1.0 / (1.0 + np.exp(-(theta[0] + theta[1] * score)))
+        design = np.c_[np.ones_like(score), score]
+        information = design.T @ (design * (p * (1.0 - p))[:, None])
+        se = float(np.sqrt(max(np.linalg.pinv(information)[1, 1], 0.0)))
         with torch.no_grad():
             self.link.copy_(torch.as_tensor(theta))
-        return {"a": float(theta[0]), "b": float(theta[1]), "n": int(len(y))}
+        return {"a": float(theta[0]), "b": float(theta[1]), "z": float(theta[1] / se) if se > 0 else 0.0,
+                "n": int(len(y))}
 
     def probability(self, dosages: torch.Tensor, covariates: torch.Tensor | None = None) -> torch.Tensor:
         """A binary trait's P(case) of each row (B,) float64: through the fitted link, or ``predict`` clipped to
