@@ -17,6 +17,7 @@ import streamlit as st
 from snpgen_core.errors import InputError
 from snpgen_core.io.atomic import disk_full_message
 from snpgen_core.jobs import find_job_by_link
+from snpgen_core.models.diffusion import SAMPLER_NAMES
 from snpgen_core.options import options
 from snpgen_core.workspace import Workspace, sweep_idle_workspaces
 
@@ -221,8 +222,8 @@ SETTING_LABELS = {
 }
 CHOICE_LABELS = {"auto": "auto (train both, keep the lower validation loss)", "mlp": "MLP",
                  "conv": "1-D convolution", "cosine": "cosine", "linear": "linear",
-                 "v": "v (velocity)", "eps": "eps (noise)", "dpm-solver++": "DPM-Solver++(2M)",
-                 "ddim": "DDIM (first order)"}
+                 "v": "v (velocity)", "eps": "eps (noise)", **SAMPLER_NAMES,
+                 "ddim": f"{SAMPLER_NAMES['ddim']} (first order)"}
 
 
 def setting_label(o) -> str:

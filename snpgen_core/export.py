@@ -95,8 +95,10 @@ def _group_mix_text(kept: bool, record: dict | None) -> str:
 
 def _sampler_text(g: dict) -> str:
     """The latent diffusion's solver in the card's generation line (nothing for another generator)."""
-    names = {"dpm-solver++": "DPM-Solver++(2M)", "ddim": "DDIM"}
-    return f"; latents by {names.get(g['sampler'], g['sampler'])} in {g.get('steps')} steps" if g.get("sampler") else ""
+    from .models.diffusion import SAMPLER_NAMES
+
+    return (f"; latents by {SAMPLER_NAMES.get(g['sampler'], g['sampler'])} in {g.get('steps')} steps"
+            if g.get("sampler") else "")
 
 
 def generation_settings(synthetic_prefix: str | os.PathLike) -> dict:

@@ -35,7 +35,8 @@ from ..options import option
 from .denoiser import Denoiser
 from .group_mix import GroupMix
 
-SAMPLERS = ("dpm-solver++", "ddim")
+SAMPLER_NAMES = {"dpm-solver++": "DPM-Solver++(2M)", "ddim": "DDIM"}  # the ODE solvers of sampling, as written
+SAMPLERS = tuple(SAMPLER_NAMES)
 LOG_SNR_START = -5.0  # where DPM-Solver++'s grid starts: signal e^-5 (0.7%) of the noise (``sampling_timesteps``)
 DEFAULT_GUIDANCE = 1.5  # classifier-free guidance of sampling: generate's, the app's and the run's own checks
 
