@@ -350,6 +350,10 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     if prov["trait_drawn_from"] != "condition":
         kept = f" ({args.n:,} kept of {prov['draws']:,} drawn to fill each class)" if prov["draws"] > args.n else ""
         print(f"the released trait is the run's trait model's draw given each individual's genotypes{kept}")
+    elif args.trait_from == "genotypes" and ((read_json(Path(args.run) / "run.json") or {}).get("trait_model")
+                                             or {}).get("released") is False:
+        print("the released trait is the condition the genotypes were drawn given: the run's trait model did not "
+              "tell cases from controls beyond chance in training")
     _print_release_check(args.run)
 
 

@@ -47,7 +47,8 @@ OUTPUT_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv", ".provena
 TRAIT_FROM = ("genotypes", "condition")
 TRAIT_FROM_HELP = ("a quantitative trait in the training distribution, or a binary trait's mix of both classes: "
                    "release a draw of the run's trait model given each individual's genotypes (genotype to trait, "
-                   "as in real genetics; a binary trait's draws are kept until each class has its count), or the "
+                   "as in real genetics; a binary trait's draws are kept until each class has its count; a binary "
+                   "trait whose model did not tell cases from controls in training releases the condition), or the "
                    "condition the genotypes were drawn given")
 # the ``generate`` keyword (and ``snpgen generate`` flag) of a ``SamplingOptions`` field named otherwise
 SAMPLING_KEYWORDS = {"mode": "sample"}

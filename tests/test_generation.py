@@ -374,6 +374,30 @@ def test_generate__a_quantitative_trait_is_drawn_from_the_trait_model_given_the_
         generate(run, 5, out_prefix=tmp_path / "x", trait_from="phenotype")
 
 
+def test_generate__a_trait_the_genotypes_do_not_predict_is_released_as_the_condition(tmp_path, capsys):
+    """The planted cohort with its classes shuffled among the individuals (no SNP tells them): training says the
+    trait model is not used and records it, and ``snpgen generate`` at the training mix releases the condition
+    the genotypes were drawn given (the seeded ``condition_mix``), and says so."""
+    g = _planted_cohort(n=400, seed=3)
+    shuffled = np.random.default_rng(5).permutation(g.samples["pheno"].to_numpy())
+    write_plink(tmp_path / "cohort", Genotypes(g.dosages, g.variants, make_samples(
+        g.samples["iid"].tolist(), pheno=shuffled)))
+    (tmp_path / "panel.txt").write_text("\n".join(g.variants["snp"]) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = train_run(tmp_path / "cohort", tmp_path / "run", panel_path=tmp_path / "panel.txt", config={**CONFIG, "vae_fit": {
+            **CONFIG["vae_fit"], "epochs": 4}, "diffusion_fit": {**CONFIG["diffusion_fit"], "epochs": 4}}, seed=0,
+                        device="cpu")
+    record = json.loads((run / "run.json").read_text())["trait_model"]
+    assert record["released"] is False and record["link"]["z"] < 1.645 and not load_run(run).models.trait.releases
+    capsys.readouterr()
+    assert main(["generate", "--run", str(run), "--n", "60", "--out", str(tmp_path / "syn"), "--seed", "2"]) == 0
+    assert "the released trait is the condition the genotypes were drawn given" in capsys.readouterr().out
+    assert json.loads((tmp_path / "syn.provenance.json").read_text())["trait_drawn_from"] == "condition"
+    released = read_plink(tmp_path / "syn").samples["pheno"].to_numpy() == "2"
+    assert np.array_equal(released, condition_mix(load_run(run).phenotype, 60, seed=2) == 1)
+
+
 def test_generate__a_binary_traits_classes_come_from_the_trait_model_given_the_genotypes(planted, tmp_path,
                                                                                        monkeypatch):
     """Known answer: SNP ``CAUSAL`` raises the odds of being a case ~4.5x per copy. Each individual's class is
