@@ -633,15 +633,16 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
         record["validation_r_by_penalty"] = {f[0]["penalty"]: f[0]["validation_r"] for f in fits}
     if kind == "binary":
         record["link"] = link = _fit_link(model, dosages, values, tr, covariates, record["penalty"], seed, max_kept)
-        if link is not None and link["z"] < LINK_Z:
+        if link is None or link["z"] < LINK_Z:
             model.unfit()
     record["released"] = model.releases
     kept = f", {record['nonzero']} columns kept" if "nonzero" in record else ""
     scores = "; ".join(f"{p} {r:.3f}" for p, r in record.get("validation_r_by_penalty", {}).items())
+    why = ("no link: a fold's others held one class only" if record.get("link") is None else
+           f"link slope z {record['link']['z']:.2f}, under {LINK_Z}")
     what = ("the released trait is drawn from it given the genotypes" if model.releases else
             "not used: its predictions for training individuals left out of its fit told cases from controls no "
-            f"better than chance (link slope z {record['link']['z']:.2f}, under {LINK_Z}), so the released class "
-            "is the condition the genotypes were drawn given")
+            f"better than chance ({why}), so the released class is the condition the genotypes were drawn given")
     _emit(callback, "check", f"trait model ({what}): "
                              f"{record['penalty']} penalty {record['alpha']:.3g}{kept}"
                              + (f", residual sd {record['noise_sd']:.3g}" if kind == "quantitative" else "")
@@ -671,8 +672,7 @@ def _fit_link(model, dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, 
     ``penalty`` fitted on the others (missing calls and covariates at those others' means). In-sample predictions
     carry the fit's own noise, so a link fitted on them is too steep, and a release drawn through it has larger
     case-control differences than the training cohort (thirty-ninth pass: slope 1.11-1.25 of the training's, on
-    two fresh msprime cohorts). None (the clipped line, ``TraitModel.probability``) where a fold's others hold one
-    class only."""
+    two fresh msprime cohorts). None where a fold's others hold one class only (the model is then not used)."""
     from .evaluation.align import impute_mean, training_means
     from .models.trait_model import TraitModel
 
