@@ -10,10 +10,11 @@ trait in the training distribution (no ``value`` / ``values``) is, by default (`
 the value the genotypes were drawn given but a draw of the run's trait model given them (``models/trait_model.py``:
 genotype to trait, as in real genetics); ``trait_from`` "condition" releases the condition itself. A binary
 trait with both classes asked for (the training mix or ``case_fraction`` strictly between 0 and 1) is released
-the same way, where the run's trait model tells the classes apart (``TraitModel.releases``): individuals are drawn given classes at the training mix (with the sex and covariates of that
-class), each gets its class from the trait model given its genotypes, and draws are kept in order until each
-class has its count (at most ``MAX_PROPOSALS`` draws per individual asked for). One class for everyone (``label``,
-a case fraction of 0 or 1) releases the condition. A run trained
+the same way, where the run's trait model tells the classes apart (``TraitModel.releases``): individuals are drawn
+given classes at the training mix (with the sex and covariates of that class), each gets its class from the trait
+model given its genotypes, and draws are kept in order until each class has its count (at most ``MAX_PROPOSALS``
+draws per individual asked for). One class for everyone (``label``, a case fraction of 0 or 1) releases the
+condition. A run trained
 with covariates also gives ``PREFIX.covar.tsv`` (FID IID and one column per covariate in the run's coding,
 readable by ``phenotypes.read_covariates``): the values each individual was generated with.
 ``PREFIX.provenance.json`` records the run, the model, the condition mix and every sampling setting.
