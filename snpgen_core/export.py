@@ -209,6 +209,24 @@ def _release_text(decision: dict | None) -> str:
             f"\"{decision['reason']}\". Read the report card's non-passing rows before using these files.")
 
 
+def condition_text(generation: dict, trait_model: dict | None, kind: str | None) -> str:
+    """The model card's condition: what the cohort was generated given (``generation_settings``), and where the
+    released trait came from (the run's ``trait_model`` record from run.json; ``kind``: the trait's)."""
+    g = generation
+    condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
+                      if (v := g.get(k)) is not None), "the training distribution of the trait")
+    if g.get("trait_drawn_from", "condition") != "condition":
+        penalty = (trait_model or {}).get("penalty", "ridge")  # runs before the lasso: ridge
+        what = "class" if kind == "binary" else "value"
+        condition += (f"; the released trait is not the {what} the genotypes were drawn given but a draw of the "
+                      f"run's trait model ({penalty} regression on the training individuals) given each "
+                      "individual's genotypes")
+    elif (trait_model or {}).get("released") is False:
+        condition += ("; the released class is the one the genotypes were drawn given: the run's trait model did not "
+                      "tell cases from controls beyond chance in training, so it was not used")
+    return condition
+
+
 def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generation: dict,
                cohort: dict | None = None, panel: dict | None = None, release: dict | None = None,
                fmt: str = "bed") -> str:
@@ -236,14 +254,7 @@ def model_card(name: str, report: dict, *, run_dir: str | os.PathLike, generatio
     cohort = cohort or _cohort_from_run(prov)
     g = generation
     sizes = report["provenance"]["sizes"]
-    condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
-                      if (v := g.get(k)) is not None), "the training distribution of the trait")
-    if g.get("trait_drawn_from", "condition") != "condition":
-        penalty = (done.get("trait_model") or {}).get("penalty", "ridge")  # runs before the lasso: ridge
-        what = "class" if trait.get("kind") == "binary" else "value"
-        condition += (f"; the released trait is not the {what} the genotypes were drawn given but a draw of the "
-                      f"run's trait model ({penalty} regression on the training individuals) given each "
-                      "individual's genotypes")
+    condition = condition_text(g, done.get("trait_model"), trait.get("kind"))
     notes = "".join(f"- {n}\n" for n in report["provenance"].get("notes", []))
     panel = panel or prov.get("snp_panel") or panel_provenance(None, (prov.get("n_train") or 0)
                                                                + (prov.get("n_validation") or 0))

@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from snpgen_core.cli import main
 from snpgen_core.errors import InputError
+from snpgen_core.export import condition_text, generation_settings
 from snpgen_core.genotypes import make_samples, make_variants, Genotypes
 from snpgen_core.generation import condition_mix, generate
 from snpgen_core.io.plink import read_plink, write_plink
@@ -396,6 +397,9 @@ def test_generate__a_trait_the_genotypes_do_not_predict_is_released_as_the_condi
     assert json.loads((tmp_path / "syn.provenance.json").read_text())["trait_drawn_from"] == "condition"
     released = read_plink(tmp_path / "syn").samples["pheno"].to_numpy() == "2"
     assert np.array_equal(released, condition_mix(load_run(run).phenotype, 60, seed=2) == 1)
+    line = condition_text(generation_settings(tmp_path / "syn"), record, "binary")  # the model card's
+    assert line.startswith("the training distribution of the trait; the released class is the one the genotypes")
+    assert "the run's trait model did not tell cases from controls beyond chance" in line
 
 
 def test_generate__a_binary_traits_classes_come_from_the_trait_model_given_the_genotypes(planted, tmp_path,
