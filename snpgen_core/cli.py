@@ -335,7 +335,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
-    from .generation import generate
+    from .generation import INDEPENDENT, generate
     from .provenance import read_json
 
     prefix = generate(args.run, args.n, out_prefix=args.out, case_fraction=args.case_fraction, label=args.label,
@@ -347,13 +347,16 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     extra = ", .covar.tsv" if Path(f"{prefix}.covar.tsv").exists() else ""
     print(f"generated {args.n} individuals ({args.model or prov['model']}) -> {prefix}.bed/.bim/.fam, "
           f"{prefix}.pheno.tsv{extra}")
-    if prov["trait_drawn_from"] != "condition":
-        kept = f" ({args.n:,} kept of {prov['draws']:,} drawn to fill each class)" if prov["draws"] > args.n else ""
+    kept = f" ({args.n:,} kept of {prov['draws']:,} drawn to fill each class)" if prov["draws"] > args.n else ""
+    if prov["trait_drawn_from"] == INDEPENDENT:
+        print(f"the released trait is drawn independently of the genotypes{kept}: in training neither the run's trait "
+              "model nor the individuals' ancestry told cases from controls beyond chance")
+    elif prov["trait_drawn_from"] != "condition":
         print(f"the released trait is the run's trait model's draw given each individual's genotypes{kept}")
     elif args.trait_from == "genotypes" and ((read_json(Path(args.run) / "run.json") or {}).get("trait_model")
-                                             or {}).get("released") is False:
-        print("the released trait is the condition the genotypes were drawn given: the run's trait model did not "
-              "tell cases from controls beyond chance in training")
+                                             or {}).get("released") == "condition":
+        print("the released trait is the condition the genotypes were drawn given: in training the run's trait "
+              "model did not tell cases from controls beyond chance, and the individuals' ancestry did")
     _print_release_check(args.run)
 
 

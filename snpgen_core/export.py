@@ -215,15 +215,21 @@ def condition_text(generation: dict, trait_model: dict | None, kind: str | None)
     g = generation
     condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
                       if (v := g.get(k)) is not None), "the training distribution of the trait")
-    if g.get("trait_drawn_from", "condition") != "condition":
+    from .generation import INDEPENDENT
+
+    drawn = g.get("trait_drawn_from", "condition")
+    if drawn == INDEPENDENT:
+        condition += ("; the released trait was drawn independently of the genotypes: in training neither the run's "
+                      "trait model nor the individuals' ancestry told cases from controls beyond chance")
+    elif drawn != "condition":
         penalty = (trait_model or {}).get("penalty", "ridge")  # runs before the lasso: ridge
         what = "class" if kind == "binary" else "value"
         condition += (f"; the released trait is not the {what} the genotypes were drawn given but a draw of the "
                       f"run's trait model ({penalty} regression on the training individuals) given each "
                       "individual's genotypes")
-    elif (trait_model or {}).get("released") is False:
-        condition += ("; the released class is the one the genotypes were drawn given: the run's trait model did not "
-                      "tell cases from controls beyond chance in training, so it was not used")
+    elif (trait_model or {}).get("released") == "condition":
+        condition += ("; the released class is the one the genotypes were drawn given: in training the run's trait "
+                      "model did not tell cases from controls beyond chance, and the individuals' ancestry did")
     return condition
 
 

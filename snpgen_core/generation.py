@@ -10,11 +10,13 @@ trait in the training distribution (no ``value`` / ``values``) is, by default (`
 the value the genotypes were drawn given but a draw of the run's trait model given them (``models/trait_model.py``:
 genotype to trait, as in real genetics); ``trait_from`` "condition" releases the condition itself. A binary
 trait with both classes asked for (the training mix or ``case_fraction`` strictly between 0 and 1) is released
-the same way, where the run's trait model tells the classes apart (``TraitModel.releases``): individuals are drawn
-given classes at the training mix (with the sex and covariates of that class), each gets its class from the trait
-model given its genotypes, and draws are kept in order until each class has its count (at most ``MAX_PROPOSALS``
-draws per individual asked for). One class for everyone (``label``, a case fraction of 0 or 1) releases the
-condition. A run trained
+the same way: individuals are drawn given classes at the training mix (with the sex and covariates of that
+class), each gets its class from the trait model given its genotypes, and draws are kept in order until each class
+has its count (at most ``MAX_PROPOSALS`` draws per individual asked for). Where training found that the trait model
+did not tell cases from controls (``pipeline._fit_trait_model``), the condition is released if the individuals'
+ancestry did (``TraitModel.releases`` False), and otherwise the model is an empty one and the classes come out
+independent of the genotypes (provenance ``INDEPENDENT``). One class for everyone (``label``, a case fraction of 0
+or 1) releases the condition. A run trained
 with covariates also gives ``PREFIX.covar.tsv`` (FID IID and one column per covariate in the run's coding,
 readable by ``phenotypes.read_covariates``): the values each individual was generated with.
 ``PREFIX.provenance.json`` records the run, the model, the condition mix and every sampling setting.
@@ -48,9 +50,11 @@ OUTPUT_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv", ".provena
 TRAIT_FROM = ("genotypes", "condition")
 TRAIT_FROM_HELP = ("a quantitative trait in the training distribution, or a binary trait's mix of both classes: "
                    "release a draw of the run's trait model given each individual's genotypes (genotype to trait, "
-                   "as in real genetics; a binary trait's draws are kept until each class has its count; a binary "
-                   "trait whose model did not tell cases from controls in training releases the condition), or the "
-                   "condition the genotypes were drawn given")
+                   "as in real genetics; a binary trait's draws are kept until each class has its count; where its "
+                   "model did not tell cases from controls in training, the condition if their ancestry did, else "
+                   "classes independent of the genotypes), or the condition the genotypes were drawn given")
+# provenance's ``trait_drawn_from`` where the run's trait model tells nothing (``TraitModel.tells``)
+INDEPENDENT = "independent of the genotypes (the run's trait model tells nothing of it)"
 # the ``generate`` keyword (and ``snpgen generate`` flag) of a ``SamplingOptions`` field named otherwise
 SAMPLING_KEYWORDS = {"mode": "sample"}
 MAX_PROPOSALS = 50  # draws per individual asked for, at most, when a binary trait's classes come from its genotypes
@@ -306,7 +310,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 "batch_size": batch_size,
                 "trait": run.phenotype, "condition": {"case_fraction": case_fraction, "label": label,
                                                       "value": value, "values": None if values is None else "given"},
-                "trait_drawn_from": "genotypes (the run's trait model)" if trait_model is not None else "condition",
+                "trait_drawn_from": ("condition" if trait_model is None else "genotypes (the run's trait model)"
+                                     if trait_model.tells else INDEPENDENT),
                 "draws": stats["draws"],  # individuals drawn (more than n where a binary trait's classes were kept)
                 "covariates": {"names": names, "fixed": fixed, "conditioned": bool(names) and model == "diffusion",
                                "drawn_from": "the run's per-class counts of discrete combinations and Gaussian of "

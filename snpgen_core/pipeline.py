@@ -592,9 +592,11 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
     ``"auto"``: ridge and lasso both, the one whose prediction correlates better with the validation individuals'
     trait kept, ridge on a tie or without 10 of them; for a binary trait the lasso, keeping at most one SNP per
     ``PER_KEPT_SNP`` training individuals), and a binary trait's logistic
-    link on the training part's out-of-fold predictions (``_fit_link``): where its slope is not positive beyond
-    chance (``LINK_Z``) the model is unfitted again, and the condition is released. run.json's record, with each
-    fit's validation r and whether the trait is ``released`` from the model, or None (no such trait, or
+    link on the training part's out-of-fold predictions (``_fit_link``). Where its slope is not positive beyond
+    chance (``LINK_Z``), the individuals' ancestry is asked (``_ancestry_z``): if it tells the classes, the model is
+    unfitted again and the condition is released; if not, the model is emptied (``TraitModel.forget``) and the
+    classes are released independently of the genotypes. run.json's record, with each fit's validation r and where
+    the trait is ``released`` from ("model", "condition" or "independent"), or None (no such trait, or
     differential privacy)."""
     from .models.trait_model import KINDS
 
@@ -631,18 +633,26 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
     model.load_state_dict(state)
     if len(fits) > 1:
         record["validation_r_by_penalty"] = {f[0]["penalty"]: f[0]["validation_r"] for f in fits}
+    what = "the released trait is drawn from it given the genotypes"
     if kind == "binary":
         record["link"] = link = _fit_link(model, dosages, values, tr, covariates, record["penalty"], seed, max_kept)
         if link is None or link["z"] < LINK_Z:
-            model.unfit()
-    record["released"] = model.releases
+            record["ancestry_z"] = z = _ancestry_z(dosages, values, tr, seed)
+            if z >= LINK_Z:
+                model.unfit()
+            else:
+                model.forget(float(np.nanmean(values[tr])))
+            why = ("no link: a fold's others held one class only" if link is None else
+                   f"link slope z {link['z']:.2f}, under {LINK_Z}")
+            what = ("not used: its predictions for training individuals left out of its fit told cases from "
+                    f"controls no better than chance ({why}); "
+                    + (f"their ancestry did (z {z:.2f}), which the class-conditional generator carries, so the "
+                       "released class is the condition the genotypes were drawn given" if z >= LINK_Z else
+                       f"nor did their ancestry (z {z:.2f}), so the released classes are drawn independently of the "
+                       "genotypes, at the training prevalence"))
+    record["released"] = ("condition" if not model.releases else "model" if model.tells else "independent")
     kept = f", {record['nonzero']} columns kept" if "nonzero" in record else ""
     scores = "; ".join(f"{p} {r:.3f}" for p, r in record.get("validation_r_by_penalty", {}).items())
-    why = ("no link: a fold's others held one class only" if record.get("link") is None else
-           f"link slope z {record['link']['z']:.2f}, under {LINK_Z}")
-    what = ("the released trait is drawn from it given the genotypes" if model.releases else
-            "not used: its predictions for training individuals left out of its fit told cases from controls no "
-            f"better than chance ({why}), so the released class is the condition the genotypes were drawn given")
     _emit(callback, "check", f"trait model ({what}): "
                              f"{record['penalty']} penalty {record['alpha']:.3g}{kept}"
                              + (f", residual sd {record['noise_sd']:.3g}" if kind == "quantitative" else "")
@@ -655,10 +665,41 @@ LINK_FOLDS = 5  # a binary trait model's link is fitted on out-of-fold predictio
 # ... and the model releases the classes only where the link's slope is positive beyond chance (Wald z, one-sided 5%).
 # A weak trait in a small cohort gives a slope of either sign with the folds (1000 Genomes phase 1, 786 training
 # individuals: z -1.3 to 1.2 over 8 fold seeds, b -5.5 to 3.9), and classes drawn through it carried no association
-# or an inverted one (case-control difference r -0.24x and -0.03x the holdout's, TSTR 0.85-0.90x; the condition:
-# 1.08x / 0.78x, 1.03-1.05x); a real one is far beyond it (HapMap 3: z 1.9-5.0; msprime, AGBL4: b 6.6-7.6 on every
-# fold seed). BENCHMARKS.md, forty-second pass.
+# or an inverted one (case-control difference r -0.24x and -0.03x the holdout's, TSTR 0.85-0.90x); a real one is far
+# beyond it (HapMap 3: z 1.9-5.0; msprime, AGBL4: z 16.9-20.4). Where it is not, the individuals' ancestry is asked
+# the same (``_ancestry_z``): phase 1's trait differs between its 14 populations (z 13-14), which the sparse model
+# misses and the class-conditional generator carries (the condition: r 1.08x / 0.78x, TSTR 1.03-1.05x); a trait that
+# neither tells (msprime sim1's classes shuffled) is released independently of the genotypes, for its condition
+# copies the training sample's chance differences (association copying 4.9, label attack 0.59; independent classes
+# 1.3, 0.50). BENCHMARKS.md, forty-second pass.
 LINK_Z = 1.645
+ANCESTRY_PCS = 10  # principal components of the training genotypes standing for ancestry in ``_ancestry_z``
+ANCESTRY_ROWS = 5000  # training individuals at most in its decomposition (seeded)
+
+
+def _ancestry_z(dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, seed: int) -> float:
+    """How far the training individuals' ancestry tells a binary trait's classes beyond chance: the Wald z of the
+    link (``trait_model.logistic_link``) on out-of-fold predictions of a logistic regression on the top
+    ``ANCESTRY_PCS`` principal components of the standardised training genotypes (``LINK_FOLDS`` seeded folds;
+    at most ``ANCESTRY_ROWS`` individuals). 0 where a fold's others hold one class only."""
+    from sklearn.linear_model import LogisticRegression
+
+    from .models.decoder import standardised
+    from .models.trait_model import logistic_link
+
+    rng = np.random.default_rng([seed, 29])
+    rows = rows[np.isfinite(values[rows])]
+    rows = np.sort(rng.choice(rows, ANCESTRY_ROWS, replace=False)) if rows.size > ANCESTRY_ROWS else rows
+    u, sv, _ = np.linalg.svd(standardised(dosages[rows], np.float32), full_matrices=False)
+    pcs, y = u[:, :ANCESTRY_PCS] * sv[:ANCESTRY_PCS], values[rows]
+    fold = rng.permutation(rows.size) % LINK_FOLDS
+    score = np.empty(rows.size)
+    for k in range(LINK_FOLDS):
+        fit = fold != k
+        if np.ptp(y[fit]) == 0:
+            return 0.0
+        score[~fit] = LogisticRegression(max_iter=1000).fit(pcs[fit], y[fit]).decision_function(pcs[~fit])
+    return logistic_link(score, y)["z"]
 # a binary trait's lasso keeps at most one SNP per this many training individuals: its classes carry what each kept
 # SNP learnt of the training sample (msprime sim1: GCV kept 495 of 1,000, label attack 0.553; at most 100: 0.505,
 # and TSTR 1.009 -> 1.030x; BENCHMARKS.md, thirty-ninth pass)

@@ -248,22 +248,27 @@ def test_binary__the_links_z_is_its_slope_over_the_standard_error_of_the_likelih
     assert 2 < record["z"] < 12  # a slope of 2 on predictions of sd 0.2, 1,500 individuals
 
 
-def test_binary__a_trait_the_genotypes_do_not_predict_releases_the_condition():
-    """A binary trait drawn independently of the genotypes: the trait model's out-of-fold predictions tell nothing,
-    so its link's slope is not beyond chance and the model is not used (``releases`` False: ``generate`` releases
-    the condition); a run trained before that rule, whose link's slope is negative, is not used either."""
+def test_binary__a_trait_the_genotypes_do_not_predict_is_released_independently_of_them():
+    """A binary trait drawn independently of the genotypes (no population structure either): the trait model's
+    out-of-fold predictions tell nothing, so its link's slope is not beyond chance, nor does ancestry tell the
+    classes; the model is emptied (``tells`` False: the released classes are independent of the genotypes, at the
+    training prevalence). A run trained before that rule, whose link's slope is negative, does not release."""
     rng = np.random.default_rng(12)
     n, m = 900, 60
     x = rng.binomial(2, rng.uniform(0.1, 0.5, m), (n, m)).astype(np.int8)
     split = Split(train=np.arange(150, n), validation=np.arange(150), holdout=np.array([], int))
-    zs = []
+    released = []
     for seed in range(4):
         y = (rng.random(n) < 0.3).astype(float)
         model = TraitModel(m)
         record = _fit_trait_model(model, x, y, split, None, "binary", False, "auto", None, seed=seed)
-        zs.append(record["link"]["z"])
-        assert record["released"] == model.releases == (record["link"]["z"] >= LINK_Z)
-    assert sum(z < LINK_Z for z in zs) >= 3  # about 95% of null traits
+        released.append(record["released"])
+        if record["link"]["z"] < LINK_Z:
+            assert record["ancestry_z"] < LINK_Z and record["released"] == "independent"
+            assert model.releases and not model.tells
+            p = model.probability(torch.as_tensor(x[:5])).numpy()
+            np.testing.assert_allclose(p, y[split.train].mean())  # everyone at the training prevalence
+    assert released.count("independent") >= 3  # about 95% of null traits
     old = TraitModel(2)
     old.fit(x[:, :2], (rng.random(n) < 0.3).astype(float))
     with torch.no_grad():
@@ -272,3 +277,25 @@ def test_binary__a_trait_the_genotypes_do_not_predict_releases_the_condition():
     with torch.no_grad():
         old.link[1] = -1.3
     assert old.is_fitted and not old.releases
+
+
+def test_binary__a_trait_only_ancestry_tells_releases_the_condition():
+    """Six populations (Fst 0.005 over 300 SNPs) whose case rates rise from 10% to 60%: no few SNPs tell the
+    classes out of fold (the capped lasso's link z under ``LINK_Z``), the top principal components do, so the model
+    is not used and the condition, which the class-conditional generator carries, is released. The same classes
+    shuffled among the individuals: neither tells, and the classes are released independently."""
+    from conftest import populations
+
+    rng = np.random.default_rng(0)
+    x = populations(rng, [150] * 6, 300, fst=0.005)
+    pop = np.repeat(np.arange(6), 150)
+    y = (rng.random(len(pop)) < np.linspace(0.1, 0.6, 6)[pop]).astype(float)
+    perm = rng.permutation(len(y))
+    x, y = x[perm], y[perm]
+    split = Split(train=np.arange(100, len(y)), validation=np.arange(100), holdout=np.array([], int))
+    model = TraitModel(300)
+    record = _fit_trait_model(model, x, y, split, None, "binary", False, "auto", None, seed=0)
+    assert record["link"]["z"] < LINK_Z < record["ancestry_z"] and record["released"] == "condition"
+    assert not model.releases
+    shuffled = _fit_trait_model(TraitModel(300), x, rng.permutation(y), split, None, "binary", False, "auto", None)
+    assert shuffled["ancestry_z"] < LINK_Z and shuffled["released"] == "independent"

@@ -19,9 +19,11 @@ fresh msprime cohorts, where a classifier fitted on the training individuals the
 model is the same penalised regression on the 0/1 class, one fit from the normal equations for both penalties as
 the quantitative trait's, with a logistic link along its prediction (``fit_link``, on the training part's
 out-of-fold predictions): P(case) = sigmoid(a + b prediction). Where those out-of-fold predictions do not tell
-cases from controls beyond chance (the link's slope, ``pipeline.LINK_Z``), the model is not used and the condition
-is released (``releases``): a weak trait in a small cohort gave a slope of either sign with the folds, and classes
-drawn through it carried no association, or an inverted one (BENCHMARKS.md, forty-second pass).
+cases from controls beyond chance (the link's slope, ``pipeline.LINK_Z``), the model is not used: a weak trait in a
+small cohort gave a slope of either sign with the folds, and classes drawn through it carried no association, or an
+inverted one. Training then asks the individuals' ancestry: if it tells the classes, the condition is released
+(``releases`` False); if not, the model is emptied (``forget``: everyone at the training prevalence, ``tells``
+False) and the classes come out independent of the genotypes (BENCHMARKS.md, forty-second pass).
 
 The model: y = intercept + w . [x, c] + N(0, noise_sd^2), fitted on the training part on the standardised dosages
 (missing calls at the column mean) and covariates from one eigendecomposition of the (p, p) cross-product, which is
@@ -102,9 +104,9 @@ class TraitModel(nn.Module):
     def releases(self) -> bool:
         """Whether the released trait is drawn from this model (``generation.generate``, the release check): fitted,
         and a binary trait's link, where set, of positive slope. ``pipeline._fit_trait_model`` unfits a binary
-        trait's model whose out-of-fold predictions do not tell cases from controls beyond chance; a run trained
-        before that rule may keep a link of negative slope, through which the released classes would turn the
-        association round."""
+        trait's model whose out-of-fold predictions do not tell cases from controls beyond chance where ancestry
+        does (the condition is released); a run trained before that rule may keep a link of negative slope, through
+        which the released classes would turn the association round."""
         return self.is_fitted and (bool((self.link == 0).all()) or float(self.link[1]) > 0)
 
     def unfit(self) -> None:
@@ -200,26 +202,29 @@ class TraitModel(nn.Module):
         return x @ self.weight + self.intercept
 
     def fit_link(self, score: np.ndarray, y: np.ndarray) -> dict:
-        """A binary trait's link: P(case) = sigmoid(a + b ``predict``), a and b by maximum likelihood
-        (scikit-learn's logistic regression, all but unpenalised: C = 1e6 keeps b finite should the classes
-        separate) on individuals' predictions ``score`` (n,) and classes ``y`` (n,) 0/1, as Platt (1999) scaling.
-        The linear model gives the direction, which for a single-index model is the logistic one's up to scale (Li
-        & Duan 1989); the link gives a logistic model's shape along it, which the clipped line misses for a SNP of
-        large effect. Returns {"a", "b", "z", "n"}: ``z`` is b over its standard error (Wald, from the fit's Fisher
-        information), how far the predictions tell cases from controls beyond chance."""
-        from sklearn.linear_model import LogisticRegression
-
-        y, score = np.asarray(y, np.float64), np.asarray(score, np.float64)
-        fitted = LogisticRegression(C=1e6, tol=1e-10, max_iter=1000).fit(score[:, None], y)
-        theta = np.r_[fitted.intercept_, fitted.coef_.ravel()]
-        p = 1.0 / (1.0 + np.exp(-(theta[0] + theta[1] * score)))
-        design = np.c_[np.ones_like(score), score]
-        information = design.T @ (design * (p * (1.0 - p))[:, None])
-        se = float(np.sqrt(max(np.linalg.pinv(information)[1, 1], 0.0)))
+        """A binary trait's link: P(case) = sigmoid(a + b ``predict``) (``logistic_link`` on individuals'
+        predictions ``score`` (n,) and classes ``y`` (n,) 0/1, as Platt (1999) scaling). The linear model gives the
+        direction, which for a single-index model is the logistic one's up to scale (Li & Duan 1989); the link gives
+        a logistic model's shape along it, which the clipped line misses for a SNP of large effect. Returns {"a",
+        "b", "z", "n"}."""
+        record = logistic_link(score, y)
         with torch.no_grad():
-            self.link.copy_(torch.as_tensor(theta))
-        return {"a": float(theta[0]), "b": float(theta[1]), "z": float(theta[1] / se) if se > 0 else 0.0,
-                "n": int(len(y))}
+            self.link.copy_(torch.tensor([record["a"], record["b"]], dtype=torch.float64))
+        return record
+
+    def forget(self, prevalence: float) -> None:
+        """A binary trait model that tells nothing: no weights, P(case) = ``prevalence`` for everyone (the released
+        classes are independent of the genotypes)."""
+        with torch.no_grad():
+            self.weight.zero_()
+            self.link.zero_()
+            self.intercept.fill_(float(prevalence))
+
+    @property
+    def tells(self) -> bool:
+        """Whether any genotype (or covariate) moves the prediction: False for a model that ``forget`` emptied, or
+        a lasso that kept no column."""
+        return bool(self.weight.abs().sum() > 0)
 
     def probability(self, dosages: torch.Tensor, covariates: torch.Tensor | None = None) -> torch.Tensor:
         """A binary trait's P(case) of each row (B,) float64: through the fitted link, or ``predict`` clipped to
@@ -289,3 +294,20 @@ def _lasso(eq: NormalEquations, max_kept: int | None = None) -> tuple[np.ndarray
         gcv = np.where(kept <= max_kept, gcv, np.inf)
     k = int(np.argmin(gcv))
     return coefs[:, k], float(alphas[k]), float(rss[k]), float(df[k])
+
+
+def logistic_link(score: np.ndarray, y: np.ndarray) -> dict:
+    """P(y = 1) = sigmoid(a + b score) by maximum likelihood (scikit-learn's logistic regression, all but
+    unpenalised: C = 1e6 keeps b finite should the classes separate). Returns {"a", "b", "z", "n"}: ``z`` is b over
+    its standard error (Wald, from the fit's Fisher information), how far ``score`` tells the classes apart beyond
+    chance."""
+    from sklearn.linear_model import LogisticRegression
+
+    y, score = np.asarray(y, np.float64), np.asarray(score, np.float64)
+    fitted = LogisticRegression(C=1e6, tol=1e-10, max_iter=1000).fit(score[:, None], y)
+    a, b = float(fitted.intercept_[0]), float(fitted.coef_.ravel()[0])
+    p = 1.0 / (1.0 + np.exp(-(a + b * score)))
+    design = np.c_[np.ones_like(score), score]
+    information = design.T @ (design * (p * (1.0 - p))[:, None])
+    se = float(np.sqrt(max(np.linalg.pinv(information)[1, 1], 0.0)))
+    return {"a": a, "b": b, "z": b / se if se > 0 else 0.0, "n": int(len(y))}
