@@ -400,7 +400,7 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     # the card's generation line is the cohort's provenance: the solver, and where the released trait came from
     prov = json.loads(Path(f"{ws.synthetic}.provenance.json").read_text())
     assert "latents by DPM-Solver++(2M) in 25 steps" in card and prov["sampler"] == "dpm-solver++"
-    assert ("a draw of the run's trait model" in card) == (prov["trait_drawn_from"] != "condition")
+    assert ("a draw of the run's trait model" in card) == prov["trait_drawn_from"].startswith("genotypes")
     # the demo GWAS states its N (the training part): no claim beyond it, in the card and in the report
     assert "chose a SNP" not in card and "no more than the" in card
     assert "SNP panel: ranked by a GWAS computed on at most" in (folder / "report.html").read_text()
