@@ -700,6 +700,8 @@ def _ancestry_z(dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, seed:
             return 0.0
         score[~fit] = LogisticRegression(max_iter=1000).fit(pcs[fit], y[fit]).decision_function(pcs[~fit])
     return logistic_link(score, y)["z"]
+
+
 # a binary trait's lasso keeps at most one SNP per this many training individuals: its classes carry what each kept
 # SNP learnt of the training sample (msprime sim1: GCV kept 495 of 1,000, label attack 0.553; at most 100: 0.505,
 # and TSTR 1.009 -> 1.030x; BENCHMARKS.md, thirty-ninth pass)
@@ -713,7 +715,8 @@ def _fit_link(model, dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, 
     ``penalty`` fitted on the others (missing calls and covariates at those others' means). In-sample predictions
     carry the fit's own noise, so a link fitted on them is too steep, and a release drawn through it has larger
     case-control differences than the training cohort (thirty-ninth pass: slope 1.11-1.25 of the training's, on
-    two fresh msprime cohorts). None where a fold's others hold one class only (the model is then not used)."""
+    two fresh msprime cohorts). None where a fold's others hold one class only (ancestry is then asked, as where the
+    link's slope is not beyond chance)."""
     from .evaluation.align import impute_mean, training_means
     from .models.trait_model import TraitModel
 
