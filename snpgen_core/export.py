@@ -212,11 +212,11 @@ def _release_text(decision: dict | None) -> str:
 def condition_text(generation: dict, trait_model: dict | None, kind: str | None) -> str:
     """The model card's condition: what the cohort was generated given (``generation_settings``), and where the
     released trait came from (the run's ``trait_model`` record from run.json; ``kind``: the trait's)."""
+    from .generation import INDEPENDENT
+
     g = generation
     condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
                       if (v := g.get(k)) is not None), "the training distribution of the trait")
-    from .generation import INDEPENDENT
-
     drawn = g.get("trait_drawn_from", "condition")
     if drawn == INDEPENDENT:
         condition += ("; the released trait was drawn independently of the genotypes: in training neither the run's "
