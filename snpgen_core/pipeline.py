@@ -679,19 +679,22 @@ ANCESTRY_ROWS = 5000  # training individuals at most in its decomposition (seede
 
 def _ancestry_z(dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, seed: int) -> float:
     """How far the training individuals' ancestry tells a binary trait's classes beyond chance: the Wald z of the
-    link (``trait_model.logistic_link``) on out-of-fold predictions of a logistic regression on the top
-    ``ANCESTRY_PCS`` principal components of the standardised training genotypes (``LINK_FOLDS`` seeded folds;
-    at most ``ANCESTRY_ROWS`` individuals). 0 where a fold's others hold one class only."""
+    link (``trait_model.logistic_link``) on out-of-fold predictions of a logistic regression on their scores on the
+    top ``ANCESTRY_PCS`` training principal components (``evaluation.structure.fit_pca``; ``LINK_FOLDS`` seeded
+    folds; at most ``ANCESTRY_ROWS`` individuals). 0 where there are no components, or a fold's others hold one
+    class only."""
     from sklearn.linear_model import LogisticRegression
 
-    from .models.decoder import standardised
+    from .evaluation.structure import fit_pca
     from .models.trait_model import logistic_link
 
     rng = np.random.default_rng([seed, 29])
     rows = rows[np.isfinite(values[rows])]
     rows = np.sort(rng.choice(rows, ANCESTRY_ROWS, replace=False)) if rows.size > ANCESTRY_ROWS else rows
-    u, sv, _ = np.linalg.svd(standardised(dosages[rows], np.float32), full_matrices=False)
-    pcs, y = u[:, :ANCESTRY_PCS] * sv[:ANCESTRY_PCS], values[rows]
+    pca = fit_pca(dosages[rows], ANCESTRY_PCS, seed=seed)
+    if pca is None:
+        return 0.0
+    pcs, y = pca.transform(dosages[rows]), values[rows]
     fold = rng.permutation(rows.size) % LINK_FOLDS
     score = np.empty(rows.size)
     for k in range(LINK_FOLDS):
