@@ -335,7 +335,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
-    from .generation import INDEPENDENT, generate
+    from .generation import INDEPENDENT, WHY_CONDITION, WHY_INDEPENDENT, generate
     from .provenance import read_json
 
     prefix = generate(args.run, args.n, out_prefix=args.out, case_fraction=args.case_fraction, label=args.label,
@@ -349,14 +349,12 @@ def _cmd_generate(args: argparse.Namespace) -> None:
           f"{prefix}.pheno.tsv{extra}")
     kept = f" ({args.n:,} kept of {prov['draws']:,} drawn to fill each class)" if prov["draws"] > args.n else ""
     if prov["trait_drawn_from"] == INDEPENDENT:
-        print(f"the released trait is drawn independently of the genotypes{kept}: in training neither the run's trait "
-              "model nor the individuals' ancestry told cases from controls beyond chance")
+        print(f"the released trait is drawn independently of the genotypes{kept}: {WHY_INDEPENDENT}")
     elif prov["trait_drawn_from"] != "condition":
         print(f"the released trait is the run's trait model's draw given each individual's genotypes{kept}")
     elif args.trait_from == "genotypes" and ((read_json(Path(args.run) / "run.json") or {}).get("trait_model")
                                              or {}).get("released") == "condition":
-        print("the released trait is the condition the genotypes were drawn given: in training the run's trait "
-              "model did not tell cases from controls beyond chance, and the individuals' ancestry did")
+        print(f"the released trait is the condition the genotypes were drawn given: {WHY_CONDITION}")
     _print_release_check(args.run)
 
 

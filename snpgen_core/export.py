@@ -212,15 +212,14 @@ def _release_text(decision: dict | None) -> str:
 def condition_text(generation: dict, trait_model: dict | None, kind: str | None) -> str:
     """The model card's condition: what the cohort was generated given (``generation_settings``), and where the
     released trait came from (the run's ``trait_model`` record from run.json; ``kind``: the trait's)."""
-    from .generation import INDEPENDENT
+    from .generation import INDEPENDENT, WHY_CONDITION, WHY_INDEPENDENT
 
     g = generation
     condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
                       if (v := g.get(k)) is not None), "the training distribution of the trait")
     drawn = g.get("trait_drawn_from", "condition")
     if drawn == INDEPENDENT:
-        condition += ("; the released trait was drawn independently of the genotypes: in training neither the run's "
-                      "trait model nor the individuals' ancestry told cases from controls beyond chance")
+        condition += f"; the released trait was drawn independently of the genotypes: {WHY_INDEPENDENT}"
     elif drawn != "condition":
         penalty = (trait_model or {}).get("penalty", "ridge")  # runs before the lasso: ridge
         what = "class" if kind == "binary" else "value"
@@ -228,8 +227,7 @@ def condition_text(generation: dict, trait_model: dict | None, kind: str | None)
                       f"run's trait model ({penalty} regression on the training individuals) given each "
                       "individual's genotypes")
     elif (trait_model or {}).get("released") == "condition":
-        condition += ("; the released class is the one the genotypes were drawn given: in training the run's trait "
-                      "model did not tell cases from controls beyond chance, and the individuals' ancestry did")
+        condition += f"; the released class is the one the genotypes were drawn given: {WHY_CONDITION}"
     return condition
 
 

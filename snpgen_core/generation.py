@@ -13,8 +13,8 @@ trait with both classes asked for (the training mix or ``case_fraction`` strictl
 the same way: individuals are drawn given classes at the training mix (with the sex and covariates of that
 class), each gets its class from the trait model given its genotypes, and draws are kept in order until each class
 has its count (at most ``MAX_PROPOSALS`` draws per individual asked for). Where training found that the trait model
-did not tell cases from controls (``pipeline._fit_trait_model``), the condition is released if the individuals'
-ancestry did (``TraitModel.releases`` False), and otherwise the model is an empty one and the classes come out
+did not tell cases from controls (``pipeline._fit_trait_model``), the condition is released if the panel's
+principal components did (``TraitModel.releases`` False), and otherwise the model is an empty one and the classes come out
 independent of the genotypes (provenance ``INDEPENDENT``). One class for everyone (``label``, a case fraction of 0
 or 1) releases the condition. A run trained
 with covariates also gives ``PREFIX.covar.tsv`` (FID IID and one column per covariate in the run's coding,
@@ -51,10 +51,16 @@ TRAIT_FROM = ("genotypes", "condition")
 TRAIT_FROM_HELP = ("a quantitative trait in the training distribution, or a binary trait's mix of both classes: "
                    "release a draw of the run's trait model given each individual's genotypes (genotype to trait, "
                    "as in real genetics; a binary trait's draws are kept until each class has its count; where its "
-                   "model did not tell cases from controls in training, the condition if their ancestry did, else "
-                   "classes independent of the genotypes), or the condition the genotypes were drawn given")
+                   "model did not tell cases from controls in training, the condition if the panel's principal components "
+                   "did, else classes independent of the genotypes), or the condition the genotypes were drawn given")
 # provenance's ``trait_drawn_from`` where the run's trait model tells nothing (``TraitModel.tells``)
 INDEPENDENT = "independent of the genotypes (the run's trait model tells nothing of it)"
+# why a binary trait's classes were released independently of the genotypes, or as the condition, though the
+# generation asked for the trait model's draws (``pipeline._fit_trait_model``; said by ``snpgen generate`` and the card)
+WHY_INDEPENDENT = ("in training neither the run's trait model nor the panel's principal components told cases from "
+                   "controls beyond chance")
+WHY_CONDITION = ("in training the run's trait model did not tell cases from controls beyond chance, and the panel's "
+                 "principal components did")
 # the ``generate`` keyword (and ``snpgen generate`` flag) of a ``SamplingOptions`` field named otherwise
 SAMPLING_KEYWORDS = {"mode": "sample"}
 MAX_PROPOSALS = 50  # draws per individual asked for, at most, when a binary trait's classes come from its genotypes

@@ -586,18 +586,19 @@ def _trait_shares(vae, out: Path, trait: np.ndarray, use: bool, callback) -> dic
 
 
 def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Split, covariates: np.ndarray | None,
-                     kind: str, dp: bool, choice: str, callback, seed: int = 0) -> dict | None:
+                     kind: str, dp: bool, choice: str, callback, seed: int = 0, outside=None) -> dict | None:
     """A quantitative or binary trait's model given the genotypes (``models/trait_model.py``; a binary trait's on
     its 0/1 class), fitted on the training part with the penalty ``choice`` (``TrainConfig.trait_model``;
     ``"auto"``: ridge and lasso both, the one whose prediction correlates better with the validation individuals'
     trait kept, ridge on a tie or without 10 of them; for a binary trait the lasso, keeping at most one SNP per
     ``PER_KEPT_SNP`` training individuals), and a binary trait's logistic
     link on the training part's out-of-fold predictions (``_fit_link``). Where its slope is not positive beyond
-    chance (``LINK_Z``), the individuals' ancestry is asked (``_ancestry_z``): if it tells the classes, the model is
-    unfitted again and the condition is released; if not, the model is emptied (``TraitModel.forget``) and the
-    classes are released independently of the genotypes. run.json's record, with each fit's validation r and where
-    the trait is ``released`` from ("model", "condition" or "independent"), or None (no such trait, or
-    differential privacy)."""
+    chance (``LINK_Z``), the panel's principal components are asked (``_ancestry_z``): if they tell the classes, the
+    model is unfitted again and the condition is released; if not, the model is emptied (``TraitModel.forget``) and
+    the classes are released independently of the genotypes. ``outside``: a reader of genotypes of SNPs the panel
+    does not hold (``_outside_panel``), whose components are asked the same and recorded, for ancestry apart from the
+    panel's choice. run.json's record, with each fit's validation r and where the trait is ``released`` from
+    ("model", "condition" or "independent"), or None (no such trait, or differential privacy)."""
     from .models.trait_model import KINDS
 
     if kind not in KINDS or dp:
@@ -638,6 +639,14 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
         record["link"] = link = _fit_link(model, dosages, values, tr, covariates, record["penalty"], seed, max_kept)
         if link is None or link["z"] < LINK_Z:
             record["ancestry_z"] = z = _ancestry_z(dosages, values, tr, seed)
+            other = None if outside is None else outside()
+            aside = ""
+            if other is not None and other.shape[1]:  # ancestry apart from the GWAS's choice of the panel
+                record["outside_panel_z"] = u = _ancestry_z(other, values, tr, seed)
+                record["outside_panel_snps"] = int(other.shape[1])
+                aside = (f"; those of {other.shape[1]} SNPs outside the panel: z {u:.2f}"
+                         + ("" if u >= LINK_Z or z < LINK_Z else ", so it is the panel's choice on these individuals' "
+                            "own associations, not their ancestry"))
             if z >= LINK_Z:
                 model.unfit()
             else:
@@ -646,10 +655,11 @@ def _fit_trait_model(model, dosages: np.ndarray, values: np.ndarray, split: Spli
                    f"link slope z {link['z']:.2f}, under {LINK_Z}")
             what = ("not used: its predictions for training individuals left out of its fit told cases from "
                     f"controls no better than chance ({why}); "
-                    + (f"their ancestry did (z {z:.2f}), which the class-conditional generator carries, so the "
-                       "released class is the condition the genotypes were drawn given" if z >= LINK_Z else
-                       f"nor did their ancestry (z {z:.2f}), so the released classes are drawn independently of the "
-                       "genotypes, at the training prevalence"))
+                    + (f"the panel's principal components did (z {z:.2f}{aside}), which the class-conditional "
+                       "generator carries, so the released class is the condition the genotypes were drawn given"
+                       if z >= LINK_Z else
+                       f"nor did the panel's principal components (z {z:.2f}{aside}), so the released classes are "
+                       "drawn independently of the genotypes, at the training prevalence"))
     record["released"] = ("condition" if not model.releases else "model" if model.tells else "independent")
     kept = f", {record['nonzero']} columns kept" if "nonzero" in record else ""
     scores = "; ".join(f"{p} {r:.3f}" for p, r in record.get("validation_r_by_penalty", {}).items())
@@ -666,23 +676,29 @@ LINK_FOLDS = 5  # a binary trait model's link is fitted on out-of-fold predictio
 # A weak trait in a small cohort gives a slope of either sign with the folds (1000 Genomes phase 1, 786 training
 # individuals: z -1.3 to 1.2 over 8 fold seeds, b -5.5 to 3.9), and classes drawn through it carried no association
 # or an inverted one (case-control difference r -0.24x and -0.03x the holdout's, TSTR 0.85-0.90x); a real one is far
-# beyond it (HapMap 3: z 1.9-5.0; msprime, AGBL4: z 16.9-20.4). Where it is not, the individuals' ancestry is asked
-# the same (``_ancestry_z``): phase 1's trait differs between its 14 populations (z 13-14), which the sparse model
-# misses and the class-conditional generator carries (the condition: r 1.08x / 0.78x, TSTR 1.03-1.05x); a trait that
-# neither tells (msprime sim1's classes shuffled) is released independently of the genotypes, for its condition
-# copies the training sample's chance differences (association copying 4.9, label attack 0.59; independent classes
-# 1.3, 0.50). BENCHMARKS.md, forty-second pass.
+# beyond it (HapMap 3: z 1.9-5.0; msprime, AGBL4: z 16.9-20.4). Where it is not, the panel's principal components are
+# asked the same (``_ancestry_z``): phase 1's tell its classes (z 13-14), and the class-conditional generator carries
+# what they tell (the condition: r 1.08x / 0.78x, TSTR 1.03-1.05x); a panel whose components tell nothing (msprime
+# sim1's classes shuffled, on a panel chosen for another trait) releases classes independent of the genotypes, for its
+# condition copies the training sample's chance differences (association copying 4.9, label attack 0.59; independent
+# classes 1.3, 0.50). BENCHMARKS.md, forty-second pass. A panel chosen by a GWAS of the same individuals tells their
+# classes by that choice alone: a trait drawn independently of msprime genotypes reads z 7.9 on its own GWAS's panel
+# and -0.4 on SNPs outside it; phase 1 -0.6 to 0.3 outside its panel (forty-third pass). The condition is then released
+# with each SNP's class difference shrunk for that selection by the trait shares (the null trait: association copying
+# 2.05, label attack 0.49; independent classes 1.44, 0.50); run.json records the outside z beside the panel's.
 LINK_Z = 1.645
 ANCESTRY_PCS = 10  # principal components of the training genotypes standing for ancestry in ``_ancestry_z``
 ANCESTRY_ROWS = 5000  # training individuals at most in its decomposition (seeded)
+OUTSIDE_SNPS = 1000  # SNPs of the cohort outside the panel at most (seeded) whose components are asked too
 
 
 def _ancestry_z(dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, seed: int) -> float:
-    """How far the training individuals' ancestry tells a binary trait's classes beyond chance: the Wald z of the
-    link (``trait_model.logistic_link``) on out-of-fold predictions of a logistic regression on their scores on the
-    top ``ANCESTRY_PCS`` training principal components (``evaluation.structure.fit_pca``; ``LINK_FOLDS`` seeded
-    folds; at most ``ANCESTRY_ROWS`` individuals). 0 where there are no components, or a fold's others hold one
-    class only."""
+    """How far the training individuals' principal components of ``dosages`` tell a binary trait's classes beyond
+    chance: the Wald z of the link (``trait_model.logistic_link``) on out-of-fold predictions of a logistic
+    regression on their scores on the top ``ANCESTRY_PCS`` training components (``evaluation.structure.fit_pca``;
+    ``LINK_FOLDS`` seeded folds; at most ``ANCESTRY_ROWS`` individuals). 0 where there are no components, or a
+    fold's others hold one class only. The folds do not undo a choice of the SNPs made on the same individuals'
+    classes (a panel from their own GWAS): its components tell the classes by that choice alone."""
     from sklearn.linear_model import LogisticRegression
 
     from .evaluation.structure import fit_pca
@@ -703,6 +719,18 @@ def _ancestry_z(dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, seed:
             return 0.0
         score[~fit] = LogisticRegression(max_iter=1000).fit(pcs[fit], y[fit]).decision_function(pcs[~fit])
     return logistic_link(score, y)["z"]
+
+
+def _outside_panel(prefix: Path, n_variants: int, panel_index: np.ndarray, seed: int) -> np.ndarray:
+    """Genotypes (n, k) of at most ``OUTSIDE_SNPS`` seeded SNPs of the cohort's .bed that the panel does not hold:
+    no GWAS of the trait chose them; k = 0 where the panel holds every SNP."""
+    from .io.plink import read_plink
+
+    rest = np.setdiff1d(np.arange(n_variants), panel_index)
+    if rest.size == 0:
+        return np.zeros((0, 0), np.int8)
+    pick = np.random.default_rng([seed, 31]).choice(rest, min(OUTSIDE_SNPS, rest.size), replace=False)
+    return read_plink(prefix, variants=np.sort(pick)).dosages
 
 
 # a binary trait's lasso keeps at most one SNP per this many training individuals: its classes carry what each kept
@@ -931,7 +959,8 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     cohort = _check_cohort(dosages, cond, split, models.independent, seed, covariates,
                            bim["chrom"].to_numpy()[panel_index])
     trait_record = _fit_trait_model(models.trait, dosages, values, split, covariates, kind, cfg.dp.enabled,
-                                    cfg.trait_model, callback, seed)
+                                    cfg.trait_model, callback, seed,
+                                    outside=lambda: _outside_panel(prefix, len(bim), panel_index, seed))
     if cohort is None:
         _emit(callback, "setup", f"only {va.size} validation individuals: memorisation is not checked while "
                                  "training (give the run more individuals or a larger validation share)")

@@ -376,8 +376,9 @@ def test_generate__a_quantitative_trait_is_drawn_from_the_trait_model_given_the_
 
 
 def test_generate__a_trait_nothing_predicts_is_released_independently_of_the_genotypes(tmp_path, capsys):
-    """The planted cohort with its classes shuffled among the individuals (no SNP, nor ancestry, tells them):
-    training says the trait model is not used and records it, and ``snpgen generate`` at the training mix releases
+    """The planted cohort with its classes shuffled among the individuals (no SNP, nor ancestry, tells them), on a
+    panel of 18 of its 24 SNPs: training says the trait model is not used and records it (the z of the 6 SNPs
+    outside the panel too), and ``snpgen generate`` at the training mix releases
     classes drawn independently of the genotypes, exactly as many cases as asked for, and says so (the model card
     too). The same classes drawn given the genotypes' condition would copy the training sample's chance
     differences (BENCHMARKS.md, forty-second pass)."""
@@ -385,7 +386,7 @@ def test_generate__a_trait_nothing_predicts_is_released_independently_of_the_gen
     shuffled = np.random.default_rng(5).permutation(g.samples["pheno"].to_numpy())
     write_plink(tmp_path / "cohort", Genotypes(g.dosages, g.variants, make_samples(
         g.samples["iid"].tolist(), pheno=shuffled)))
-    (tmp_path / "panel.txt").write_text("\n".join(g.variants["snp"]) + "\n")
+    (tmp_path / "panel.txt").write_text("\n".join(g.variants["snp"][:18]) + "\n")  # 6 SNPs outside it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run = train_run(tmp_path / "cohort", tmp_path / "run", panel_path=tmp_path / "panel.txt", config={
@@ -393,6 +394,7 @@ def test_generate__a_trait_nothing_predicts_is_released_independently_of_the_gen
                 **CONFIG["diffusion_fit"], "epochs": 4}}, seed=0, device="cpu")
     record = json.loads((run / "run.json").read_text())["trait_model"]
     assert record["released"] == "independent" and record["link"]["z"] < 1.645 and record["ancestry_z"] < 1.645
+    assert record["outside_panel_snps"] == 6 and record["outside_panel_z"] < 1.645  # read from the .bed
     model = load_run(run).models.trait
     assert model.releases and not model.tells
     capsys.readouterr()

@@ -299,3 +299,26 @@ def test_binary__a_trait_only_ancestry_tells_releases_the_condition():
     assert not model.releases
     shuffled = _fit_trait_model(TraitModel(300), x, rng.permutation(y), split, None, "binary", False, "auto", None)
     assert shuffled["ancestry_z"] < LINK_Z and shuffled["released"] == "independent"
+
+
+def test_binary__a_panel_chosen_by_the_same_individuals_classes_tells_them_by_that_choice_alone():
+    """Structureless genotypes and classes drawn independently of them; the panel is the 80 of 800 SNPs most
+    associated with the classes over the whole training file (as ``snpgen gwas`` then ``train --top`` choose it,
+    validation individuals included). Out-of-fold folds do not undo that choice: the panel's principal components
+    tell the classes (z over ``LINK_Z``, so the condition is released), while those of the 720 SNPs outside it do
+    not; run.json's record keeps both (``outside_panel_z``, ``outside_panel_snps``), and without a reader of other
+    SNPs only the panel's."""
+    rng = np.random.default_rng(1)
+    n, m = 900, 800
+    x = rng.binomial(2, rng.uniform(0.1, 0.5, m), (n, m)).astype(np.int8)
+    y = (rng.random(n) < 0.3).astype(float)
+    centred = x - x.mean(0)
+    top = np.sort(np.argsort(-np.abs(centred.T @ (y - y.mean())) / centred.std(0))[:80])
+    rest = np.setdiff1d(np.arange(m), top)
+    split = Split(train=np.arange(150, n), validation=np.arange(150), holdout=np.array([], int))
+    record = _fit_trait_model(TraitModel(80), x[:, top], y, split, None, "binary", False, "auto", None, seed=0,
+                              outside=lambda: x[:, rest])
+    assert record["link"]["z"] < LINK_Z < record["ancestry_z"] and record["released"] == "condition"
+    assert record["outside_panel_z"] < LINK_Z and record["outside_panel_snps"] == 720
+    alone = _fit_trait_model(TraitModel(80), x[:, top], y, split, None, "binary", False, "auto", None, seed=0)
+    assert alone["ancestry_z"] == record["ancestry_z"] and "outside_panel_z" not in alone
