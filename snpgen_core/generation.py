@@ -14,9 +14,9 @@ the same way: individuals are drawn given classes at the training mix (with the 
 class), each gets its class from the trait model given its genotypes, and draws are kept in order until each class
 has its count (at most ``MAX_PROPOSALS`` draws per individual asked for). Where training found that the trait model
 did not tell cases from controls (``pipeline._fit_trait_model``), the condition is released if the panel's
-principal components did (``TraitModel.releases`` False), and otherwise the model is an empty one and the classes come out
-independent of the genotypes (provenance ``INDEPENDENT``). One class for everyone (``label``, a case fraction of 0
-or 1) releases the condition. A run trained
+principal components did (``TraitModel.releases`` False), and otherwise the model is an empty one and the classes
+come out independent of the genotypes (provenance ``INDEPENDENT``). One class for everyone (``label``, a case
+fraction of 0 or 1) releases the condition. A run trained
 with covariates also gives ``PREFIX.covar.tsv`` (FID IID and one column per covariate in the run's coding,
 readable by ``phenotypes.read_covariates``): the values each individual was generated with.
 ``PREFIX.provenance.json`` records the run, the model, the condition mix and every sampling setting.
@@ -51,8 +51,9 @@ TRAIT_FROM = ("genotypes", "condition")
 TRAIT_FROM_HELP = ("a quantitative trait in the training distribution, or a binary trait's mix of both classes: "
                    "release a draw of the run's trait model given each individual's genotypes (genotype to trait, "
                    "as in real genetics; a binary trait's draws are kept until each class has its count; where its "
-                   "model did not tell cases from controls in training, the condition if the panel's principal components "
-                   "did, else classes independent of the genotypes), or the condition the genotypes were drawn given")
+                   "model did not tell cases from controls in training, the condition if the panel's principal "
+                   "components did, else classes independent of the genotypes), or the condition the genotypes were "
+                   "drawn given")
 # provenance's ``trait_drawn_from`` where the run's trait model tells nothing (``TraitModel.tells``)
 INDEPENDENT = "independent of the genotypes (the run's trait model tells nothing of it)"
 # why a binary trait's classes were released independently of the genotypes, or as the condition, though the

@@ -747,8 +747,8 @@ def _fit_link(model, dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, 
     ``penalty`` fitted on the others (missing calls and covariates at those others' means). In-sample predictions
     carry the fit's own noise, so a link fitted on them is too steep, and a release drawn through it has larger
     case-control differences than the training cohort (thirty-ninth pass: slope 1.11-1.25 of the training's, on
-    two fresh msprime cohorts). None where a fold's others hold one class only (ancestry is then asked, as where the
-    link's slope is not beyond chance)."""
+    two fresh msprime cohorts). None where a fold's others hold one class only (the panel's principal components are
+    then asked, as where the link's slope is not beyond chance)."""
     from .evaluation.align import impute_mean, training_means
     from .models.trait_model import TraitModel
 

@@ -21,9 +21,10 @@ the quantitative trait's, with a logistic link along its prediction (``fit_link`
 out-of-fold predictions): P(case) = sigmoid(a + b prediction). Where those out-of-fold predictions do not tell
 cases from controls beyond chance (the link's slope, ``pipeline.LINK_Z``), the model is not used: a weak trait in a
 small cohort gave a slope of either sign with the folds, and classes drawn through it carried no association, or an
-inverted one. Training then asks the individuals' ancestry: if it tells the classes, the condition is released
-(``releases`` False); if not, the model is emptied (``forget``: everyone at the training prevalence, ``tells``
-False) and the classes come out independent of the genotypes (BENCHMARKS.md, forty-second pass).
+inverted one. Training then asks the panel's principal components: if they tell the classes, the condition is
+released (``releases`` False); if not, the model is emptied (``forget``: everyone at the training prevalence,
+``tells`` False) and the classes come out independent of the genotypes (BENCHMARKS.md, forty-second pass; a panel
+chosen by the same individuals' GWAS tells their classes by that choice alone: forty-third pass).
 
 The model: y = intercept + w . [x, c] + N(0, noise_sd^2), fitted on the training part on the standardised dosages
 (missing calls at the column mean) and covariates from one eigendecomposition of the (p, p) cross-product, which is
@@ -104,9 +105,9 @@ class TraitModel(nn.Module):
     def releases(self) -> bool:
         """Whether the released trait is drawn from this model (``generation.generate``, the release check): fitted,
         and a binary trait's link, where set, of positive slope. ``pipeline._fit_trait_model`` unfits a binary
-        trait's model whose out-of-fold predictions do not tell cases from controls beyond chance where ancestry
-        does (the condition is released); a run trained before that rule may keep a link of negative slope, through
-        which the released classes would turn the association round."""
+        trait's model whose out-of-fold predictions do not tell cases from controls beyond chance where the
+        panel's principal components do (the condition is released); a run trained before that rule may keep a
+        link of negative slope, through which the released classes would turn the association round."""
         return self.is_fitted and (bool((self.link == 0).all()) or float(self.link[1]) > 0)
 
     def unfit(self) -> None:
