@@ -113,8 +113,6 @@ def run(name: str, seed: int, work: Path, reuse: bool = False, guidance: float |
     """One row: cohort ``name``, training seed ``seed``; ``config``: a JSON file of settings that differ from the
     defaults (its run is ``run_<file stem>_<seed>``), ``model``: the run's generator to score (the baselines come
     from the same run), ``guidance`` and ``steps``: generate's (None: its defaults)."""
-    from snpgen_core.generation import DEFAULT_GUIDANCE
-
     prep = prepare_cohort(name, work)
     tag = config.stem if config is not None else None
     run_dir = work / name / (f"run_{tag}_{seed}" if tag else f"run_{seed}")
@@ -125,9 +123,9 @@ def run(name: str, seed: int, work: Path, reuse: bool = False, guidance: float |
     out = work / name / (f"syn_{tag}_{seed}" if tag else f"syn_{seed}")  # configs may run side by side
     for old in (work / name).glob(f"{out.name}.*"):
         old.unlink()
-    guidance = DEFAULT_GUIDANCE if guidance is None else guidance
     args = {"guidance": guidance, "temperature": 1.0, "latent_noise": 0.0}  # snpgen generate's other defaults
     synthetic, pheno, gen_s = synthesize(prep, run_dir, model, out, seed, **args, steps=steps)
+    guidance = json.loads(Path(f"{out}.provenance.json").read_text())["guidance"]  # the run's where None
     report = score(prep, synthetic, pheno, seed)
     check = json.loads((run_dir / "run.json").read_text()).get("privacy_check") or {}
     return {"cohort": name, "training_seed": seed, "config": tag, "model": model, "guidance": guidance,

@@ -45,7 +45,7 @@ with st.form("generate_form"):
                         help=f"The evaluation compares equal-size sets: N = the holdout size ({holdout_n}) "
                              "uses every holdout individual.")
     with c2:
-        guidance = option_widget(declared["guidance"], key="gen.guidance")
+        guidance = option_widget(declared["guidance"], key="gen.guidance", empty=f"the run's ({info['guidance']:g})")
     seed = c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=1,
                            help="Same run, settings and seed: the same cohort.")
     condition = {}

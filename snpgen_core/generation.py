@@ -38,7 +38,6 @@ from .errors import InputError
 from .genotypes import make_samples
 from .io.atomic import atomic_paths, check_output_path
 from .io.plink import PlinkWriter, plink_prefix
-from .models.diffusion import DEFAULT_GUIDANCE
 from .models.generators import SamplingOptions
 from .options import options as declared
 from .phenotypes import encode_trait
@@ -172,7 +171,7 @@ def _classes_from_genotypes(drawn_given, trait_model, trait_gen: torch.Generator
 
 
 def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None, label: str | None = None,
-             value: float | None = None, values=None, guidance: float = DEFAULT_GUIDANCE, steps: int | None = None,
+             value: float | None = None, values=None, guidance: float | None = None, steps: int | None = None,
              sampler: str | None = None,
              seed: int = 0, sample: str = "probabilities", temperature: float = 1.0, latent_noise: float = 0.0,
              group_mix: bool = True, covariate_values=None, batch_size: int = 4096, trait_from: str = "genotypes",
@@ -180,7 +179,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
              stop_event=None, overwrite: bool = False) -> Path:
     """Generate ``n`` synthetic individuals from the run in ``run_dir`` and write the PLINK trio ``out_prefix``
     (see the module docstring for the files). Conditions: ``condition_mix``; ``trait_from``: the module docstring.
-    ``guidance``: classifier-free guidance scale (diffusion); ``steps`` and ``sampler`` (``diffusion.SAMPLERS``): the
+    ``guidance``: classifier-free guidance scale (diffusion), None = the run's (``GaussianDiffusion.guidance``: 1 for
+    a quantitative trait, 1.5 for a class); ``steps`` and ``sampler`` (``diffusion.SAMPLERS``): the
     diffusion's ODE solver and its steps, None = the run's (``DiffusionConfig``). ``sample``: "probabilities" draws
     each genotype from the decoder's softmax at ``temperature``; "argmax" takes the most probable one.
     ``latent_noise`` adds Gaussian noise of that many latent standard deviations to each sampled latent before
@@ -310,7 +310,7 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
             write_json(tmp_prov, {
                 "software": software_versions("torch", "pandas"), "created": now_utc(), "run_dir": str(Path(run_dir).resolve()),
                 "run_provenance": read_json(Path(run_dir) / "provenance.json"), "model": model, "n": n,
-                "seed": seed, "guidance": guidance, "steps": steps or run.config.diffusion.sampling_steps,
+                "seed": seed, "guidance": run.models.diffusion.guidance if guidance is None else guidance, "steps": steps or run.config.diffusion.sampling_steps,
                 "sampler": (sampler or run.config.diffusion.sampler) if model == "diffusion" else None,
                 "sample": sample, "temperature": temperature, "latent_noise": latent_noise, "device": str(dev),
                 "group_mix": model == "diffusion" and run.models.diffusion.keeps_group_mix(group_mix, bool(names)),

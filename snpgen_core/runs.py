@@ -42,7 +42,7 @@ from .models.denoiser import Denoiser, DenoiserConfig
 from .models.gan import ConditionalWGAN, GANConfig
 from .models.markov import MarkovChainSNPs
 from .models.trait_model import PENALTIES, TraitModel
-from .models.diffusion import DiffusionConfig, GaussianDiffusion
+from .models.diffusion import CLASS_GUIDANCE, DiffusionConfig, GaussianDiffusion
 from .models.generators import Generator, LatentDiffusion
 from .models.vae import GenotypeVAE, VAEConfig
 from .differential_privacy import DPConfig
@@ -231,10 +231,12 @@ def read_config(path: str | os.PathLike) -> TrainConfig:
 
 def run_config(train, where: str) -> TrainConfig:
     """The TrainConfig a run directory's config.json records (its "train" section). A run written before the
-    diffusion's sampler was a setting (2026-12-06) used DDIM, and keeps it: its releases stay what they were, seed
-    for seed; any other missing setting takes its default, as in a partial config."""
-    if isinstance(train, dict) and isinstance(train.get("diffusion"), dict) and "sampler" not in train["diffusion"]:
-        train = {**train, "diffusion": {**train["diffusion"], "sampler": "ddim"}}
+    diffusion's sampler was a setting (2026-12-06) used DDIM, and one written before its guidance was a setting
+    (the same day, later) guidance ``CLASS_GUIDANCE`` whatever its trait; each keeps it, so its releases stay what
+    they were, seed for seed. Any other missing setting takes its default, as in a partial config."""
+    if isinstance(train, dict) and isinstance(diffusion := train.get("diffusion"), dict):
+        kept = {"sampler": "ddim", "guidance": CLASS_GUIDANCE}
+        train = {**train, "diffusion": {**{k: v for k, v in kept.items() if k not in diffusion}, **diffusion}}
     return TrainConfig.from_dict(train, where)
 
 

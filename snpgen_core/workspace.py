@@ -584,7 +584,8 @@ class Workspace:
         trained, ``sample`` "probabilities" or "argmax"; ``sampling``: the other ``SamplingOptions`` settings, e.g.
         ``steps``, ``sampler``, ``temperature``) into ``synthetic/<id>/``: a new cohort beside the earlier ones (at
         most ``MAX_COHORTS`` are kept), which becomes the current one."""
-        from .generation import DEFAULT_GUIDANCE, generate
+        from .generation import generate
+        from .provenance import read_json
 
         job = self.current_run()
         self._need("a finished training run", job is not None and job.state == "done",
@@ -592,13 +593,13 @@ class Workspace:
         self._cohort_count += 1
         cohort_id = f"c{self._cohort_count}"
         prefix = self.path / "synthetic" / cohort_id / f"synthetic_n{int(n)}_seed{int(seed)}"
-        guidance = DEFAULT_GUIDANCE if guidance is None else guidance
         try:
             generate(job.run_dir, n, out_prefix=prefix, case_fraction=case_fraction, label=label, value=value,
                      guidance=guidance, seed=seed, model=model, sample=sample, trait_from=trait_from, **sampling)
         except BaseException:
             shutil.rmtree(prefix.parent, ignore_errors=True)
             raise
+        guidance = read_json(prefix.with_name(prefix.name + ".provenance.json"))["guidance"]  # as used: the run's if None
         model = model or self.run_info()["models"][0]
         generation = {"run_id": job.run_id, "n": int(n), "case_fraction": case_fraction, "label": label,
                       "value": value, "guidance": float(guidance), "seed": int(seed), "model": model,
@@ -773,7 +774,7 @@ class Workspace:
 
     def run_info(self, run_id: str | None = None) -> dict:
         """A run (default the run in use), as the Generate page needs it: ``phenotype`` (name, kind, labels,
-        counts / mean, sd), ``n_snps``, ``sampling_steps`` and ``sampler`` (the diffusion's), ``models`` (the
+        counts / mean, sd), ``n_snps``, ``sampling_steps``, ``sampler`` and ``guidance`` (the diffusion's), ``models`` (the
         generators it holds, its trained one first) (from ``runs.load_run``; read once per run)."""
         from .runs import load_run
 
@@ -784,7 +785,8 @@ class Workspace:
             run = load_run(job.run_dir)
             self.cache[key] = {"phenotype": run.phenotype, "n_snps": len(run.variants),
                                "sampling_steps": run.config.diffusion.sampling_steps,
-                               "sampler": run.config.diffusion.sampler, "history": run.history(),
+                               "sampler": run.config.diffusion.sampler, "guidance": run.models.diffusion.guidance,
+                               "history": run.history(),
                                "models": list(run.models.available)}
         return self.cache[key]
 

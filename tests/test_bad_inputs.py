@@ -477,10 +477,13 @@ def test_load_run__verifies_hashes_schema_and_weights(ctx, tmp_path):
     linkless = load_run(copy_run(ctx.run, tmp_path / "l", **{"model.safetensors": without("trait.link")}))
     assert float(linkless.models.trait.link.abs().sum()) == 0.0
     assert set(old.models.vae.decoder.ld_scale.tolist()) == {1.0}
-    # and one written before the diffusion's sampler was a setting keeps DDIM, its steps as recorded
+    # and one written before the diffusion's sampler and guidance were settings keeps DDIM and 1.5, its steps as
+    # recorded
     ddim = load_run(copy_run(ctx.run, tmp_path / "ddim", **{"config.json": edit_config(lambda i: {**i, "train": {
-        **i["train"], "diffusion": {k: v for k, v in i["train"]["diffusion"].items() if k != "sampler"}}})}))
+        **i["train"], "diffusion": {k: v for k, v in i["train"]["diffusion"].items()
+                                    if k not in ("sampler", "guidance")}}})}))
     assert ddim.config.diffusion.sampler == "ddim" and load_run(ctx.run).config.diffusion.sampler == "dpm-solver++"
+    assert ddim.config.diffusion.guidance == 1.5 and load_run(ctx.run).config.diffusion.guidance is None
     assert read_config(ddim.path / "config.json").diffusion.sampler == "ddim"  # --config with that run's settings
     new = load_run(ctx.run).models.vae.decoder  # this run was calibrated, and its factors load as recorded
     assert float(new.calibration.abs().sum()) > 0.0

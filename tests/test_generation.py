@@ -20,7 +20,7 @@ from snpgen_core.generation import INDEPENDENT, condition_mix, generate
 from snpgen_core.io.plink import read_plink, write_plink
 from snpgen_core.models import SamplingOptions
 from snpgen_core.phenotypes import read_phenotype
-from snpgen_core.runs import RunModels, load_run
+from snpgen_core.runs import RunModels, load_run, run_config
 from snpgen_core.pipeline import train_run
 
 CAUSAL = 7  # the planted causal SNP (column of the panel)
@@ -329,6 +329,17 @@ def test_generate__categorical_and_quantitative_runs(sim_prefix, tmp_path):
     qt = generate(runs["QT"], 12, out_prefix=tmp_path / "qt", value=1.25)
     assert (read_plink(qt).samples["pheno"] == "1.25").all()
     assert (pd.read_csv(tmp_path / "qt.pheno.tsv", sep="\t")["QT"] == 1.25).all()
+    # guidance by default: 1.5 for classes, the plain conditional model (1) for a quantitative trait, recorded
+    provenance = {k: json.loads((tmp_path / f"{k}.provenance.json").read_text()) for k in ("pop", "qt")}
+    assert (provenance["pop"]["guidance"], provenance["qt"]["guidance"]) == (1.5, 1.0)
+    latents = {g: load_run(runs["QT"]).generator("diffusion").sample_latents(
+        torch.full((50,), 1.25), torch.Generator().manual_seed(0), SamplingOptions(guidance=g)) for g in (None, 1, 1.5)}
+    assert torch.equal(latents[None], latents[1]) and not torch.allclose(latents[None], latents[1.5])
+    # a run written before guidance was a setting keeps 1.5, whatever its trait
+    train = json.loads((runs["QT"] / "config.json").read_text())["train"]
+    assert train["diffusion"]["guidance"] is None and run_config(train, "x").diffusion.guidance is None
+    del train["diffusion"]["guidance"]
+    assert run_config(train, "x").diffusion.guidance == 1.5
     with pytest.raises(InputError, match="never seen"):
         generate(runs["POP"], 5, out_prefix=tmp_path / "x", label="MARS")
     with pytest.raises(InputError, match="case/control"):

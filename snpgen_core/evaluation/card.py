@@ -201,9 +201,9 @@ _FIDELITY = "retrain longer or with a larger model; the cohort may mislead analy
 # association copying: the trait's own paths, not memorised individuals (BENCHMARKS.md, twenty-fourth pass: on a
 # 1000 Genomes phase 1 cohort of 873 people, 3.5 -> 2.8 with guidance 1, 2.0 without the decoder's trait path, 1.3 with
 # both; without the path two unseen msprime cohorts' TSTR fell, 0.98x -> 0.88x and 0.97x -> 0.95x: hence the check)
-ASSOCIATION_COPYING_ADVICE = ("generate again with --guidance 1, or retrain with --no-vae-decoder-trait (the trait "
-                              "then reaches the genotypes through the latent alone), and check that TSTR holds; do "
-                              "not release this cohort")
+ASSOCIATION_COPYING_ADVICE = ("generate again with a lower guidance (--guidance 1 where it was higher, 0.5 where it "
+                              "was 1), or retrain with --no-vae-decoder-trait (the trait then reaches the genotypes "
+                              "through the latent alone), and check that TSTR holds; do not release this cohort")
 DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "fidelity.allele_frequency_r": (
         "how well each SNP's allele frequency matches the real cohort's (correlation)",

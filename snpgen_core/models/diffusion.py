@@ -38,7 +38,19 @@ from .group_mix import GroupMix
 SAMPLER_NAMES = {"dpm-solver++": "DPM-Solver++(2M)", "ddim": "DDIM"}  # the ODE solvers of sampling, as written
 SAMPLERS = tuple(SAMPLER_NAMES)
 LOG_SNR_START = -5.0  # where DPM-Solver++'s grid starts: signal e^-5 (0.7%) of the noise (``sampling_timesteps``)
-DEFAULT_GUIDANCE = 1.5  # classifier-free guidance of sampling: generate's, the app's and the run's own checks
+# classifier-free guidance of sampling (generate's, the app's and the run's own checks) where the run does not set
+# it: a class condition's, and every trait's in a run trained before 2026-12-06 (``runs.run_config``)
+CLASS_GUIDANCE = 1.5
+
+
+def default_guidance(cond_kind: str) -> float:
+    """The guidance a run samples at unless told: 1 (the plain conditional model) for a quantitative trait, whose
+    release (in the training distribution) is not the condition but the trait model's draw given the genotypes, so
+    a guided draw only sharpens the genotypes towards a value then not released (BENCHMARKS.md, forty-fourth pass,
+    9 runs against 1.5: association copying lower on all 9, TSTR held, AATS loss and DCR share within the draws'
+    noise); ``CLASS_GUIDANCE`` for a class, whose genotypes are drawn per class with each class's ancestry mix kept
+    (guidance 1 raised the AATS loss on 5 of 6 binary runs)."""
+    return 1.0 if cond_kind == "quantitative" else CLASS_GUIDANCE
 
 
 @dataclass
@@ -52,6 +64,9 @@ class DiffusionConfig:
                                  high=100_000)
     sampler: str = option("dpm-solver++", "ODE solver when generating: DPM-Solver++(2M), or DDIM (its first order; "
                           "the default before 2026-12-06, at 50 steps)", choices=SAMPLERS)
+    guidance: float | None = option(None, "classifier-free guidance scale when generating (default of snpgen "
+                                          "generate --guidance); none: 1 for a quantitative trait, 1.5 for a class",
+                                    low=0.0, high=100.0, kind=float)
     posterior_samples: bool = option(True, "train on z ~ q(z|x) rather than on the posterior means")
 
     def __post_init__(self) -> None:
@@ -229,19 +244,26 @@ class GaussianDiffusion(nn.Module):
         pred_cond, pred_null = out.chunk(2)
         return pred_null + guidance * (pred_cond - pred_null)
 
+    @property
+    def guidance(self) -> float:
+        """The guidance scale ``sample`` uses unless told: the config's, else ``default_guidance`` of the trait."""
+        return default_guidance(self.denoiser.config.cond_kind) if self.config.guidance is None else self.config.guidance
+
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor, *, covariates: torch.Tensor | None = None, guidance: float = DEFAULT_GUIDANCE,
+    def sample(self, cond: torch.Tensor, *, covariates: torch.Tensor | None = None, guidance: float | None = None,
                steps: int | None = None, generator: torch.Generator | None = None,
                group_mix: bool = True, sampler: str | None = None) -> torch.Tensor:
         """Latents (n, d) for conditions ``cond`` (n,) (class codes or raw trait values; NaN = unconditional),
         by ``sampler`` (``SAMPLERS``) from Gaussian noise drawn with ``generator`` (``steps``, ``sampler``: None =
         the config's).
-        ``guidance`` 1 = plain conditional model, 0 = unconditional, > 1 = stronger conditioning. ``group_mix``:
+        ``guidance`` 1 = plain conditional model, 0 = unconditional, > 1 = stronger conditioning; None =
+        ``self.guidance``. ``group_mix``:
         with fitted groups and no covariates, each class's latents keep the training class's mix of latent groups
         (``GroupMix.select``; a group that guidance hardly reaches is made up from the plain conditional,
         guidance 1)."""
         if sampler is not None and sampler not in SAMPLERS:
             raise ValueError(f"sampler {sampler!r} unknown; choose from {SAMPLERS}")
+        guidance = self.guidance if guidance is None else guidance
         device = self.latent_mean.device
         cond = cond.to(device)
         covariates = None if covariates is None else covariates.to(device)

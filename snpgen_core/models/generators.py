@@ -21,7 +21,7 @@ import torch
 
 from .decoder import standardised
 from ..options import option
-from .diffusion import DEFAULT_GUIDANCE, SAMPLERS, GaussianDiffusion
+from .diffusion import SAMPLERS, GaussianDiffusion
 from .vae import GenotypeVAE
 
 
@@ -33,9 +33,11 @@ class SamplingOptions:
     """Knobs of sampling; each generator uses those that apply to it. Declared once (``options.option``): the
     flags of ``snpgen generate``, the Generate page's widgets and ``generation.generate``'s checks read them here."""
 
-    guidance: float = option(DEFAULT_GUIDANCE, "classifier-free guidance scale of the latent diffusion: 1 = plain "
-                                               "conditional, 0 = unconditional, higher pushes individuals towards "
-                                               "their condition", low=0.0, high=100.0)
+    guidance: float | None = option(None, "classifier-free guidance scale of the latent diffusion: 1 = plain "
+                                          "conditional, 0 = unconditional, higher pushes individuals towards their "
+                                          "condition; by default the run's (1 for a quantitative trait, 1.5 for a "
+                                          "class, or 1.5 for a run trained before 2026-12-06)", low=0.0, high=100.0,
+                                    kind=float)
     steps: int | None = option(None, "ODE steps of the latent diffusion's sampler; by default the run's (25, or 50 "
                                      "for a run trained before 2026-12-06)", low=1, kind=int)
     sampler: str | None = option(None, "the latent diffusion's ODE solver; by default the run's (DPM-Solver++(2M), "
