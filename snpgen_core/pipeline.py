@@ -711,14 +711,27 @@ def _ancestry_z(dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, seed:
     if pca is None:
         return 0.0
     pcs, y = pca.transform(dosages[rows]), values[rows]
-    fold = rng.permutation(rows.size) % LINK_FOLDS
-    score = np.empty(rows.size)
-    for k in range(LINK_FOLDS):
-        fit = fold != k
+
+    def predict(fit: np.ndarray, out: np.ndarray) -> np.ndarray | None:
         if np.ptp(y[fit]) == 0:
-            return 0.0
-        score[~fit] = LogisticRegression(max_iter=1000).fit(pcs[fit], y[fit]).decision_function(pcs[~fit])
-    return logistic_link(score, y)["z"]
+            return None
+        return LogisticRegression(max_iter=1000).fit(pcs[fit], y[fit]).decision_function(pcs[out])
+
+    score = _out_of_fold(rows.size, rng, predict)
+    return 0.0 if score is None else logistic_link(score, y)["z"]
+
+
+def _out_of_fold(n: int, rng: np.random.Generator, predict) -> np.ndarray | None:
+    """Scores (n,) of n individuals, each predicted by a fit on the others: cut into ``LINK_FOLDS`` folds by
+    ``rng``, fold k scored by ``predict(fit, out)`` (boolean masks over the n). None where ``predict`` gives None
+    (a fold's others cannot be fitted)."""
+    fold = rng.permutation(n) % LINK_FOLDS
+    score = np.empty(n)
+    for k in range(LINK_FOLDS):
+        if (part := predict(fold != k, fold == k)) is None:
+            return None
+        score[fold == k] = part
+    return score
 
 
 def _outside_panel(prefix: Path, n_variants: int, panel_index: np.ndarray, seed: int) -> np.ndarray:
@@ -753,10 +766,9 @@ def _fit_link(model, dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, 
     from .models.trait_model import TraitModel
 
     rows = rows[np.isfinite(values[rows])]
-    fold = np.random.default_rng([seed, 23]).permutation(rows.size) % LINK_FOLDS
-    score = np.empty(rows.size)
-    for k in range(LINK_FOLDS):
-        fit, out = rows[fold != k], rows[fold == k]
+
+    def predict(fit: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+        fit, out = rows[fit], rows[out]
         cov_fit = None if covariates is None else covariates[fit]
         part = TraitModel(model.n_snps, model.n_covariates)
         try:
@@ -766,9 +778,10 @@ def _fit_link(model, dosages: np.ndarray, values: np.ndarray, rows: np.ndarray, 
         cov = None
         if covariates is not None:
             cov = torch.as_tensor(np.where(np.isfinite(covariates[out]), covariates[out], np.nanmean(cov_fit, axis=0)))
-        score[fold == k] = part.predict(torch.as_tensor(impute_mean(dosages[out], training_means(dosages[fit]))),
-                                        cov).numpy()
-    return model.fit_link(score, values[rows])
+        return part.predict(torch.as_tensor(impute_mean(dosages[out], training_means(dosages[fit]))), cov).numpy()
+
+    score = _out_of_fold(rows.size, np.random.default_rng([seed, 23]), predict)
+    return None if score is None else model.fit_link(score, values[rows])
 
 
 def _private_counts(trait: dict, dp, n: int) -> dict:
