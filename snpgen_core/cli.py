@@ -335,7 +335,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
-    from .generation import INDEPENDENT, WHY_CONDITION, WHY_INDEPENDENT, generate
+    from .generation import INDEPENDENT, RULED_CONDITION, WHY_CONDITION, WHY_INDEPENDENT, generate
     from .provenance import read_json
 
     prefix = generate(args.run, args.n, out_prefix=args.out, case_fraction=args.case_fraction, label=args.label,
@@ -348,13 +348,13 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     print(f"generated {args.n} individuals ({args.model or prov['model']}) -> {prefix}.bed/.bim/.fam, "
           f"{prefix}.pheno.tsv{extra}")
     kept = f" ({args.n:,} kept of {prov['draws']:,} drawn to fill each class)" if prov["draws"] > args.n else ""
-    if prov["trait_drawn_from"] == INDEPENDENT:
+    drawn = prov["trait_drawn_from"]
+    if drawn == INDEPENDENT:
         print(f"the released trait is drawn independently of the genotypes{kept}: {WHY_INDEPENDENT}")
-    elif prov["trait_drawn_from"] != "condition":
-        print(f"the released trait is the run's trait model's draw given each individual's genotypes{kept}")
-    elif args.trait_from == "genotypes" and ((read_json(Path(args.run) / "run.json") or {}).get("trait_model")
-                                             or {}).get("released") == "condition":
+    elif drawn == RULED_CONDITION:
         print(f"the released trait is the condition the genotypes were drawn given: {WHY_CONDITION}")
+    elif drawn != "condition":
+        print(f"the released trait is the run's trait model's draw given each individual's genotypes{kept}")
     _print_release_check(args.run)
 
 

@@ -212,7 +212,7 @@ def _release_text(decision: dict | None) -> str:
 def condition_text(generation: dict, trait_model: dict | None, kind: str | None) -> str:
     """The model card's condition: what the cohort was generated given (``generation_settings``), and where the
     released trait came from (the run's ``trait_model`` record from run.json; ``kind``: the trait's)."""
-    from .generation import INDEPENDENT, WHY_CONDITION, WHY_INDEPENDENT
+    from .generation import INDEPENDENT, RULED_CONDITION, WHY_CONDITION, WHY_INDEPENDENT
 
     g = generation
     condition = next((f"{k.replace('_', ' ')} {v}" for k in ("case_fraction", "label", "value")
@@ -220,14 +220,14 @@ def condition_text(generation: dict, trait_model: dict | None, kind: str | None)
     drawn = g.get("trait_drawn_from", "condition")
     if drawn == INDEPENDENT:
         condition += f"; the released trait was drawn independently of the genotypes: {WHY_INDEPENDENT}"
+    elif drawn == RULED_CONDITION:
+        condition += f"; the released class is the one the genotypes were drawn given: {WHY_CONDITION}"
     elif drawn != "condition":
         penalty = (trait_model or {}).get("penalty", "ridge")  # runs before the lasso: ridge
         what = "class" if kind == "binary" else "value"
         condition += (f"; the released trait is not the {what} the genotypes were drawn given but a draw of the "
                       f"run's trait model ({penalty} regression on the training individuals) given each "
                       "individual's genotypes")
-    elif (trait_model or {}).get("released") == "condition":
-        condition += f"; the released class is the one the genotypes were drawn given: {WHY_CONDITION}"
     return condition
 
 

@@ -53,8 +53,10 @@ TRAIT_FROM_HELP = ("a quantitative trait in the training distribution, or a bina
                    "model did not tell cases from controls in training, the condition if the panel's principal "
                    "components did, else classes independent of the genotypes), or the condition the genotypes were "
                    "drawn given")
-# provenance's ``trait_drawn_from`` where the run's trait model tells nothing (``TraitModel.tells``)
+# provenance's ``trait_drawn_from`` where the run's trait model tells nothing (``TraitModel.tells``), and where
+# training's rule released the condition in its place (``pipeline._fit_trait_model``: run.json's record "released")
 INDEPENDENT = "independent of the genotypes (the run's trait model tells nothing of it)"
+RULED_CONDITION = "condition (training did not use the run's trait model)"
 # why a binary trait's classes were released independently of the genotypes, or as the condition, though the
 # generation asked for the trait model's draws (``pipeline._fit_trait_model``; said by ``snpgen generate`` and the card)
 WHY_INDEPENDENT = ("in training neither the run's trait model nor the panel's principal components told cases from "
@@ -250,8 +252,9 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     # a quantitative trait in the training distribution, or a binary trait's mix of both classes: drawn from the
     # trait model given the genotypes
     mixed = kind == "binary" and label is None and 0 < np.nansum(cond) < n
-    trait_model = run.models.trait if (trait_from == "genotypes" and run.models.trait.releases and (
-        (kind == "quantitative" and value is None and values is None) or mixed)) else None
+    wanted = trait_from == "genotypes" and ((kind == "quantitative" and value is None and values is None) or mixed)
+    trait_model = run.models.trait if wanted and run.models.trait.releases else None
+    ruled = wanted and trait_model is None and (run.record().get("trait_model") or {}).get("released") == "condition"
     sidecar = []  # the released trait of each individual, in the phenotype file's coding
     trait = run.phenotype.get("name") or "PHENO"
     gen = run.generator(model)
@@ -317,8 +320,8 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
                 "batch_size": batch_size,
                 "trait": run.phenotype, "condition": {"case_fraction": case_fraction, "label": label,
                                                       "value": value, "values": None if values is None else "given"},
-                "trait_drawn_from": ("condition" if trait_model is None else "genotypes (the run's trait model)"
-                                     if trait_model.tells else INDEPENDENT),
+                "trait_drawn_from": (RULED_CONDITION if ruled else "condition" if trait_model is None else
+                                     "genotypes (the run's trait model)" if trait_model.tells else INDEPENDENT),
                 "draws": stats["draws"],  # individuals drawn (more than n where a binary trait's classes were kept)
                 "covariates": {"names": names, "fixed": fixed, "conditioned": bool(names) and model == "diffusion",
                                "drawn_from": "the run's per-class counts of discrete combinations and Gaussian of "

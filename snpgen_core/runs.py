@@ -431,10 +431,21 @@ class Run:
     def privacy_check(self):
         return read_privacy_check(self.path)
 
+    def record(self) -> dict:
+        return read_record(self.path)
+
     def covariates(self) -> dict | None:
         """The covariate and sex summary generation draws from (``covariates.summarise``); None for a run
         written before it was recorded."""
         return self.info.get("covariates")
+
+
+def read_record(run_dir: str | os.PathLike) -> dict:
+    """A finished run's ``run.json``: what training measured and decided (privacy check, trait model, ...)."""
+    try:
+        return json.loads((Path(run_dir) / "run.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read run.json ({err})", path=str(run_dir), hint="train the run again") from None
 
 
 def read_privacy_check(run_dir: str | os.PathLike):
@@ -442,10 +453,7 @@ def read_privacy_check(run_dir: str | os.PathLike):
     None when the run made none (too few validation individuals)."""
     from .memorisation import MemorisationCheck
 
-    try:
-        check = json.loads((Path(run_dir) / "run.json").read_text()).get("privacy_check")
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"cannot read run.json ({err})", path=str(run_dir), hint="train the run again") from None
+    check = read_record(run_dir).get("privacy_check")
     return MemorisationCheck(**check) if check else None
 
 

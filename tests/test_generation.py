@@ -16,7 +16,7 @@ from snpgen_core.cli import main
 from snpgen_core.errors import InputError
 from snpgen_core.export import condition_text, generation_settings
 from snpgen_core.genotypes import make_samples, make_variants, Genotypes
-from snpgen_core.generation import INDEPENDENT, condition_mix, generate
+from snpgen_core.generation import INDEPENDENT, RULED_CONDITION, WHY_CONDITION, condition_mix, generate
 from snpgen_core.io.plink import read_plink, write_plink
 from snpgen_core.models import SamplingOptions
 from snpgen_core.phenotypes import read_phenotype
@@ -416,6 +416,43 @@ def test_generate__a_trait_nothing_predicts_is_released_independently_of_the_gen
     assert released.sum() == (condition_mix(load_run(run).phenotype, 60, seed=2) == 1).sum()  # the count asked for
     line = condition_text(generation_settings(tmp_path / "syn"), record, "binary")  # the model card's
     assert "drawn independently of the genotypes: in training neither the run's trait model nor" in line
+
+
+def test_generate__where_training_released_the_condition_generate_and_the_card_say_why(tmp_path, capsys):
+    """Six populations whose case rates rise from 10% to 60% (``test_trait_model``'s known answer): training does
+    not use the trait model and releases the condition, which ``snpgen generate`` at the training mix records
+    (``RULED_CONDITION``) and says why, as the model card does; one class asked for is the condition as asked,
+    and says nothing of the rule."""
+    from conftest import populations
+
+    rng = np.random.default_rng(0)
+    x = populations(rng, [150] * 6, 300, fst=0.005)
+    pop = np.repeat(np.arange(6), 150)
+    case = rng.random(len(pop)) < np.linspace(0.1, 0.6, 6)[pop]
+    variants = make_variants("3", [f"rs{j}" for j in range(300)], 10_000 + 5_000 * np.arange(300), ["A"] * 300,
+                             ["G"] * 300)
+    write_plink(tmp_path / "cohort", Genotypes(x, variants, make_samples(
+        [f"P{i:04d}" for i in range(len(pop))], pheno=np.where(case, "2", "1"))))
+    (tmp_path / "panel.txt").write_text("\n".join(variants["snp"]) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = train_run(tmp_path / "cohort", tmp_path / "run", panel_path=tmp_path / "panel.txt", config={
+            **CONFIG, "vae_fit": {**CONFIG["vae_fit"], "epochs": 2}, "diffusion_fit": {
+                **CONFIG["diffusion_fit"], "epochs": 2}}, seed=0, device="cpu")
+    record = json.loads((run / "run.json").read_text())["trait_model"]
+    assert record["released"] == "condition"
+    capsys.readouterr()
+    assert main(["generate", "--run", str(run), "--n", "40", "--out", str(tmp_path / "syn"), "--seed", "2"]) == 0
+    said = capsys.readouterr().out
+    assert f"the released trait is the condition the genotypes were drawn given: {WHY_CONDITION}" in said
+    generation = generation_settings(tmp_path / "syn")
+    assert generation["trait_drawn_from"] == RULED_CONDITION
+    assert f"the released class is the one the genotypes were drawn given: {WHY_CONDITION}" in condition_text(
+        generation, record, "binary")
+    assert main(["generate", "--run", str(run), "--n", "40", "--out", str(tmp_path / "cases"), "--label", "case"]) == 0
+    assert "drawn given" not in capsys.readouterr().out
+    cases = generation_settings(tmp_path / "cases")
+    assert cases["trait_drawn_from"] == "condition" and WHY_CONDITION not in condition_text(cases, record, "binary")
 
 
 def test_generate__a_binary_traits_classes_come_from_the_trait_model_given_the_genotypes(planted, tmp_path,
