@@ -47,9 +47,10 @@ def default_guidance(cond_kind: str) -> float:
     """The guidance a run samples at unless told: 1 (the plain conditional model) for a quantitative trait, whose
     release (in the training distribution) is not the condition but the trait model's draw given the genotypes, so
     a guided draw only sharpens the genotypes towards a value then not released (BENCHMARKS.md, forty-fourth pass,
-    9 runs against 1.5: association copying lower on all 9, TSTR held, AATS loss and DCR share within the draws'
-    noise); ``CLASS_GUIDANCE`` for a class, whose genotypes are drawn per class with each class's ancestry mix kept
-    (guidance 1 raised the AATS loss on 5 of 6 binary runs)."""
+    10 runs against 1.5: association copying lower on all 10; the AATS loss, DCR share, TSTR and detection within
+    the draws' noise; 1000 Genomes phase 1's LD r ratio 0.03 lower); ``CLASS_GUIDANCE`` for a class, whose
+    genotypes are drawn per class with each class's ancestry mix kept (guidance 1 raised the AATS loss on 5 of 6
+    binary runs)."""
     return 1.0 if cond_kind == "quantitative" else CLASS_GUIDANCE
 
 
@@ -247,7 +248,8 @@ class GaussianDiffusion(nn.Module):
     @property
     def guidance(self) -> float:
         """The guidance scale ``sample`` uses unless told: the config's, else ``default_guidance`` of the trait."""
-        return default_guidance(self.denoiser.config.cond_kind) if self.config.guidance is None else self.config.guidance
+        given = self.config.guidance
+        return default_guidance(self.denoiser.config.cond_kind) if given is None else given
 
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, *, covariates: torch.Tensor | None = None, guidance: float | None = None,
