@@ -244,7 +244,7 @@ def option_widget(o, key: str, empty: str = ""):
         return st.checkbox(label, value=o.default, help=help_text, key=key)
     if o.type in (int, float):
         whole = o.type is int
-        step = 1 if whole else abs(o.default) / 10 if o.default else 0.01
+        step = 1 if whole else abs(o.default) / 10 if o.default else 0.1
         value = st.number_input(label, value=o.default, step=step, format="%d" if whole else "%g", help=help_text,
                                 key=key, placeholder=empty or None,
                                 min_value=None if o.low is None else o.type(o.low),
