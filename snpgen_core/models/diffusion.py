@@ -47,9 +47,9 @@ def default_guidance(cond_kind: str) -> float:
     """The guidance a run samples at unless told: 1 (the plain conditional model) for a quantitative trait, whose
     release (in the training distribution) is not the condition but the trait model's draw given the genotypes, so
     a guided draw only sharpens the genotypes towards a value then not released (BENCHMARKS.md, forty-fourth pass,
-    10 runs against 1.5: association copying lower on all 10; the AATS loss, DCR share, TSTR and detection within
+    11 runs against 1.5: association copying lower on all 11; the AATS loss, DCR share, TSTR and detection within
     the draws' noise; 1000 Genomes phase 1's LD r ratio 0.03 lower); ``CLASS_GUIDANCE`` for a class, whose
-    genotypes are drawn per class with each class's ancestry mix kept (guidance 1 raised the AATS loss on 5 of 6
+    genotypes are drawn per class with each class's ancestry mix kept (guidance 1 raised the AATS loss on 5 of 8
     binary runs)."""
     return 1.0 if cond_kind == "quantitative" else CLASS_GUIDANCE
 
