@@ -42,7 +42,7 @@ from .models.generators import SamplingOptions
 from .options import options as declared
 from .phenotypes import encode_trait
 from .provenance import now_utc, read_json, software_versions, write_json
-from .runs import MODELS, load_run
+from .runs import MODELS, load_run, recorded_privacy_check
 
 MAX_INDIVIDUALS = 10_000_000  # per call: the sample table and IDs are held in memory (~1 GB at this size)
 OUTPUT_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv", ".provenance.json")
@@ -254,11 +254,12 @@ def generate(run_dir, n: int, *, out_prefix, case_fraction: float | None = None,
     mixed = kind == "binary" and label is None and 0 < np.nansum(cond) < n
     wanted = trait_from == "genotypes" and ((kind == "quantitative" and value is None and values is None) or mixed)
     trait_model = run.models.trait if wanted and run.models.trait.releases else None
-    ruled = wanted and trait_model is None and (run.record().get("trait_model") or {}).get("released") == "condition"
+    record = run.record()  # run.json: the release check, and where training released the trait from
+    ruled = wanted and trait_model is None and (record.get("trait_model") or {}).get("released") == "condition"
     sidecar = []  # the released trait of each individual, in the phenotype file's coding
     trait = run.phenotype.get("name") or "PHENO"
     gen = run.generator(model)
-    check = run.privacy_check()
+    check = recorded_privacy_check(record)
     torch_gen = torch.Generator(device=dev).manual_seed(int(seed))
     trait_seed = int(np.random.SeedSequence([int(seed), 13]).generate_state(1)[0])  # apart from the genotypes'
     trait_gen = torch.Generator(device=dev).manual_seed(trait_seed)

@@ -428,9 +428,6 @@ class Run:
     def history(self) -> dict:
         return json.loads((self.path / "history.json").read_text())
 
-    def privacy_check(self):
-        return read_privacy_check(self.path)
-
     def record(self) -> dict:
         return read_record(self.path)
 
@@ -451,9 +448,14 @@ def read_record(run_dir: str | os.PathLike) -> dict:
 def read_privacy_check(run_dir: str | os.PathLike):
     """The validation privacy check recorded in a run's ``run.json`` (``memorisation.MemorisationCheck``), or
     None when the run made none (too few validation individuals)."""
+    return recorded_privacy_check(read_record(run_dir))
+
+
+def recorded_privacy_check(record: dict):
+    """``read_privacy_check`` of a run.json already read (``read_record``)."""
     from .memorisation import MemorisationCheck
 
-    check = read_record(run_dir).get("privacy_check")
+    check = record.get("privacy_check")
     return MemorisationCheck(**check) if check else None
 
 
