@@ -235,8 +235,7 @@ def run_config(train, where: str) -> TrainConfig:
     (the same day, later) guidance ``CLASS_GUIDANCE`` whatever its trait; each keeps it, so its releases stay what
     they were, seed for seed. Any other missing setting takes its default, as in a partial config."""
     if isinstance(train, dict) and isinstance(diffusion := train.get("diffusion"), dict):
-        kept = {"sampler": "ddim", "guidance": CLASS_GUIDANCE}
-        train = {**train, "diffusion": {**{k: v for k, v in kept.items() if k not in diffusion}, **diffusion}}
+        train = {**train, "diffusion": {"sampler": "ddim", "guidance": CLASS_GUIDANCE, **diffusion}}
     return TrainConfig.from_dict(train, where)
 
 
