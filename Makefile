@@ -28,5 +28,7 @@ data/demo/demo.bed: | setup
 demo: setup data/demo/demo.bed
 	$(BIN)/streamlit run app.py
 
+# two workers, each test file on one (its module fixtures built once): 7.5 minutes on 2 cores against 9-10 in
+# one process (BENCHMARKS.md, forty-fifth pass)
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
