@@ -253,6 +253,59 @@ def test_trait_group_mix__known_answer_for_a_release_whose_cases_are_all_of_one_
     assert trait_group_mix(one[:300], one[300:450], one[450:], y[:300], y[300:450], y[450:600], "binary").skipped
 
 
+def _admixed(rng, freqs, q, n):
+    """n people whose every allele copy comes from source k with probability q[k], then is the counted allele
+    with that source's frequency freqs[k] (the admixture model ``ancestry_proportions`` inverts)."""
+    source = rng.choice(len(q), size=(n, freqs.shape[1], 2), p=q)
+    return (rng.random(source.shape) < freqs[source, np.arange(freqs.shape[1])[None, :, None]]).sum(-1).astype(np.int8)
+
+
+def test_admixed_share__admixed_people_read_as_admixed_and_their_proportions_are_recovered():
+    """Three populations (Balding-Nichols, F 0.1, 1,000 SNPs). With the true frequencies, people drawn half from
+    population 1 and half from population 2 get proportions near (0.5, 0.5, 0), pure people their own population
+    with a median largest share above 0.97. The card's share: a release of pure people sits at the holdout's (a
+    few pure people read under 0.9), one whose every other person is such a half-and-half mix at 0.5 more. Two
+    groups of one population (Fst about 0.008 between them), which the mixture on the PCs tells apart, count as one
+    source; one population alone: skipped."""
+    from snpgen_core.evaluation.structure import (admixed_share, ancestry_proportions, source_groups,
+                                                  training_groups)
+
+    rng = np.random.default_rng(11)
+    m, f = 1000, 0.1
+    base = rng.uniform(0.1, 0.9, m)
+    freqs = np.clip(rng.beta(base * (1 - f) / f, (1 - base) * (1 - f) / f, (3, m)), 0.01, 0.99)
+    half = _admixed(rng, freqs, [0.5, 0.5, 0.0], 100)
+    q = ancestry_proportions(half, freqs)
+    # the maximum likelihood of a proportion bounded at 0 sits a little above it
+    assert np.abs(q.mean(0) - [0.5, 0.5, 0.0]).max() < 0.05 and np.abs(q - [0.5, 0.5, 0.0]).max() < 0.25
+    pure = np.concatenate([_admixed(rng, freqs, np.eye(3)[k], 60) for k in range(3)])
+    q = ancestry_proportions(pure, freqs)
+    # each its own population (the estimate scatters: a few pure people read under 0.9)
+    assert np.median(q.max(1)) > 0.97 and (q.argmax(1) == np.repeat(np.arange(3), 60)).all()
+
+    train = np.concatenate([_admixed(rng, freqs, np.eye(3)[k], 150) for k in range(3)])
+    holdout = np.concatenate([_admixed(rng, freqs, np.eye(3)[k], 60) for k in range(3)])
+    fresh = np.concatenate([_admixed(rng, freqs, np.eye(3)[k], 60) for k in range(3)])
+    fair = admixed_share(train, holdout, fresh)
+    assert fair.details["groups"] == 3 and max(fair.value, fair.reference) < 0.15
+    assert abs(fair.value - fair.reference) < 0.08
+    blurred = fresh.copy()
+    blurred[::2] = _admixed(rng, freqs, [0.5, 0.5, 0.0], 90)
+    m_ = admixed_share(train, holdout, blurred)
+    assert m_.value == pytest.approx(0.5 + fair.value / 2, abs=0.06) and m_.reference == fair.reference
+
+    # population 2 split in two sub-populations (F 0.008 each around it): the mixture finds 4 groups, sources 3
+    g = 0.008
+    subs = np.clip(rng.beta(freqs[1] * (1 - g) / g, (1 - freqs[1]) * (1 - g) / g, (2, m)), 0.01, 0.99)
+    split = np.concatenate([_admixed(rng, freqs, np.eye(3)[0], 150), _admixed(rng, freqs, np.eye(3)[2], 150),
+                            _admixed(rng, subs, [1.0, 0.0], 150), _admixed(rng, subs, [0.0, 1.0], 150)])
+    assert training_groups(split).max() + 1 == 4
+    merged = source_groups(split)
+    assert merged.max() + 1 == 3 and len(np.unique(merged[300:])) == 1
+    one = populations(rng, [600], 400)
+    assert admixed_share(one[:300], one[300:450], one[450:]).skipped
+
+
 def test_no_copy_floor__a_population_floor_from_the_known_populations():
     from snpgen_core.evaluation.report import FLOOR_ROWS, _no_copy_floor
 

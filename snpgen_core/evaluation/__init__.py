@@ -5,8 +5,9 @@ One function per statistic, each returning a :class:`MetricValue` (synthetic's v
     frequencies   allele_frequency_r, allele_frequency_mae, genotype_class_mae, heterozygosity_mae,
                   hwe_deviation, hwe_failure_share (hwe_exact_p)
     ld            ld_r, ld_decay (r^2 itself: snpgen_core.ld)
-    structure     pca_distance, knn_precision, knn_recall, fst, detection_auc (fit_pca, hudson_fst,
-                  knn_precision_recall, classifier_auc, energy_coefficient, training_groups)
+    structure     pca_distance, knn_precision, knn_recall, fst, admixed_share, detection_auc (fit_pca,
+                  hudson_fst, knn_precision_recall, classifier_auc, energy_coefficient, training_groups,
+                  source_groups, ancestry_proportions)
     association   effect_r, sign_agreement, case_control_af_diff_r, case_control_af_diff_size (cohort_effects)
     utility       tstr (TSTR with its TRTR reference and bootstrap intervals), label_membership (the membership
                   attack through a model fitted on the release)

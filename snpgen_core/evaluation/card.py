@@ -113,6 +113,8 @@ DEFAULT_RULES: dict[str, Rule] = {
     "fidelity.knn_precision": _r("min_ratio", 0.9, 0.75, explain=">= 0.9x holdout (fail < 0.75x)"),
     "fidelity.knn_recall": _r("min_ratio", 0.9, 0.75, explain=">= 0.9x holdout (fail < 0.75x)"),
     "fidelity.fst": _r("max_excess", 0.002, 0.01, explain="at most 0.002 above holdout (fail > 0.01)"),
+    # a share: its sampling sd at 200 people is up to 0.035 a side, so a fresh sample can warn on small cohorts
+    "fidelity.admixed_share": _r("max_excess", 0.05, 0.2, explain="at most 0.05 above holdout (fail > 0.2)"),
     "fidelity.detection_auc": _r("max_shifted", 0.6, 0.75, critical=True, ideal=0.5,
                                  explain="<= 0.6 (fail > 0.75), raised by the holdout's excess over 0.5"),
     # association
@@ -242,6 +244,12 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "fidelity.fst": (
         "genetic differentiation (Fst) between synthetic and real people",
         "synthetic people form a population apart from the real one; " + _FIDELITY),
+    "fidelity.admixed_share": (
+        "share of people whose ancestry mixes the training cohort's populations (largest ADMIXTURE proportion under "
+        "0.9), beside a fresh real sample's",
+        "more synthetic people than real ones carry parts of several populations along their genomes (the model "
+        "blurs the populations); ancestry-stratified analyses of the cohort would see admixture the real cohort "
+        "does not have. A known limit of this version's default (BENCHMARKS.md, forty-fifth pass)"),
     "fidelity.detection_auc": (
         "how easily a classifier tells synthetic people from real ones (0.5 = not at all)",
         "synthetic people are easy to tell from real ones; " + _FIDELITY),

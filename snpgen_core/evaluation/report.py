@@ -119,6 +119,9 @@ def _fidelity(t, h, s, variants, config: EvaluationConfig, seed: int, pca) -> di
         "ld_decay_mae": ld.ld_decay(t, h, s, chrom, pos, window=config.ld_window, seed=seed),
         "fst": structure.fst(t, h, s, seed=seed),
     }
+    admixed = structure.admixed_share(t, h, s, seed=seed)
+    if not admixed.skipped:  # no row where the training PCs separate no populations (nothing to be admixed between)
+        out["admixed_share"] = admixed
     if pca is None:
         reason = "PCA needs at least 3 training individuals and 2 polymorphic SNPs"
         for name in ("pca_distance", "knn_precision", "knn_recall", "detection_auc"):
