@@ -1084,15 +1084,17 @@ def train_run(bfile, out_dir, *, pheno_path=None, pheno_col: str | None = None, 
     shares = _trait_shares(vae, out, values[tr], cfg.trait_shrinkage and dp_plans is None, callback)
     calibration = None
     if dp_plans is None and cfg.calibration_rounds > 0:
+        cov_calibration = None if covariates is None else covariates[tr]  # drawn with their conditions' rows
         calibration = calibrate(LatentDiffusion(vae, diffusion), vae, dosages[tr], cond[tr], seed=seed,
-                                per_lag=cfg.ld_calibration == "lag", rounds=cfg.calibration_rounds)
+                                per_lag=cfg.ld_calibration == "lag", rounds=cfg.calibration_rounds,
+                                covariates=cov_calibration)
         _emit(callback, "check", calibration_summary(calibration))
         if cfg.class_calibration and shares is not None and kind in CLASS_KINDS:
             from .evaluation.structure import training_groups
 
             calibration["classes"] = calibrate_classes(LatentDiffusion(vae, diffusion), vae, dosages[tr], cond[tr],
                                                        training_groups(dosages[tr], seed=seed), seed=seed,
-                                                       rounds=cfg.calibration_rounds)
+                                                       rounds=cfg.calibration_rounds, covariates=cov_calibration)
             _emit(callback, "check", class_calibration_summary(calibration["classes"]))
 
     # 4. baselines (seconds; the independent SNPs were fitted first)

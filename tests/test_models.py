@@ -466,6 +466,35 @@ def test_diffusion_training_loss__finite_and_covariates_condition_the_denoiser()
         assert not torch.allclose(den(x, t, c, cov[:4]), den(x, t, c, cov[4:8]))
 
 
+def test_denoiser__covariates_not_given_are_unknown_for_every_row():
+    """A denoiser trained with covariates and called without them (calibration draws, the shadow models' retraining)
+    sees the null covariate embedding it trained with for dropped rows, not an embedding it never met: the same
+    prediction as all-NaN covariates, on the sampling path (one timestep) and the training one."""
+    torch.manual_seed(0)
+    den = Denoiser(DenoiserConfig(latent_dim=4, hidden=16, depth=1, cond_kind="binary", n_classes=2, n_covariates=2))
+    for p in den.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x, c = torch.randn(6, 4), torch.tensor([0.0, 1.0, float("nan"), 0.0, 1.0, 1.0])
+    unknown, cov = torch.full((6, 2), float("nan")), torch.randn(6, 2)
+    with torch.no_grad():
+        for t in (torch.full((6,), 300), torch.arange(6) * 100):
+            assert torch.allclose(den(x, t, c, None), den(x, t, c, unknown), atol=1e-6)
+            assert not torch.allclose(den(x, t, c, None), den(x, t, c, cov))
+
+
+def test_calibration_draws__covariates_come_from_the_training_rows_of_their_conditions():
+    from snpgen_core.models.generators import _seeded_mix
+
+    cond = np.arange(50, dtype=float) % 5
+    covariates = np.column_stack([np.arange(50.0), -np.arange(50.0)])
+    mix, _, cov = _seeded_mix(cond, 200, 3, "cpu", covariates)
+    rows = cov[:, 0].long().numpy()
+    assert torch.equal(mix, torch.as_tensor(cond[rows], dtype=torch.float32)) and torch.equal(cov[:, 1], -cov[:, 0])
+    assert len(np.unique(rows)) > 40  # drawn over the training rows, with their own conditions
+    same, _, none = _seeded_mix(cond, 200, 3, "cpu")
+    assert none is None and torch.equal(same, mix)  # without covariates: the draw of the conditions is unchanged
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Baselines
 

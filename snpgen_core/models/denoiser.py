@@ -6,7 +6,8 @@ target (B, d) (``v`` or ``eps``, see ``models/diffusion.py``). It knows nothing 
 Conditions (B,) float, NaN = unconditional:
   binary / categorical: class codes 0..k-1 through a class embedding whose extra row k is the learned null token;
   quantitative: the standardised value through a small MLP, with a learned null vector;
-  covariates (optional, (B, c), a NaN row = unconditional) through a linear layer with its own null vector.
+  covariates (optional, (B, c), a NaN row = unconditional; none given = unconditional for every row) through a
+  linear layer with its own null vector.
 Classifier-free guidance trains the null embeddings by dropping conditions at random (``GaussianDiffusion``).
 """
 from __future__ import annotations
@@ -76,10 +77,13 @@ class ConditionEmbedding(nn.Module):
             out = torch.where(missing[:, None], self.null.expand_as(v), v)
         else:
             out = cond.new_zeros(cond.shape[0], 0)
-        if self.covariates is not None and covariates is not None:
-            cov_missing = torch.isnan(covariates).any(dim=1, keepdim=True)
-            e = self.covariates(torch.nan_to_num(covariates, nan=0.0))
-            e = torch.where(cov_missing, self.cov_null.expand_as(e), e)
+        if self.covariates is not None:  # none given = unknown for every row: the null embedding it trained with
+            if covariates is None:
+                e = self.cov_null.expand(cond.shape[0], -1)
+            else:
+                cov_missing = torch.isnan(covariates).any(dim=1, keepdim=True)
+                e = self.covariates(torch.nan_to_num(covariates, nan=0.0))
+                e = torch.where(cov_missing, self.cov_null.expand_as(e), e)
             out = e if out.shape[1] == 0 else out + e
         return out
 

@@ -110,27 +110,33 @@ def _lag_r2(dosages: np.ndarray, lags: int) -> np.ndarray:
     return np.asarray(r2) - 1.0 / len(x)
 
 
-def _seeded_mix(cond: np.ndarray, n: int, seed: int, device) -> tuple[torch.Tensor, torch.Generator]:
-    """``n`` conditions drawn from ``cond`` (the training mix) and the random generator of a draw, both seeded."""
-    mix = cond[np.random.default_rng(seed).integers(0, len(cond), n)]
-    return (torch.as_tensor(mix, dtype=torch.float32, device=device),
-            torch.Generator(device=device).manual_seed(seed))
+def _seeded_mix(cond: np.ndarray, n: int, seed: int, device, covariates: np.ndarray | None = None):
+    """``n`` conditions drawn from ``cond`` (the training mix), the random generator of a draw, both seeded, and
+    the covariates (n, c) of the same training rows (``covariates`` (len(cond), c)), or None without them."""
+    rows = np.random.default_rng(seed).integers(0, len(cond), n)
+    return (torch.as_tensor(cond[rows], dtype=torch.float32, device=device),
+            torch.Generator(device=device).manual_seed(seed),
+            None if covariates is None else torch.as_tensor(covariates[rows], dtype=torch.float32, device=device))
 
 
-def _draw(generator: Generator, cond: np.ndarray, n: int, seed: int, device) -> np.ndarray:
-    """``n`` individuals from ``generator`` with conditions drawn from ``cond`` (the training mix), seeded."""
-    mix, rng = _seeded_mix(cond, n, seed, device)
-    return generator.sample(mix, rng, SamplingOptions()).cpu().numpy()
+def _draw(generator: Generator, cond: np.ndarray, n: int, seed: int, device,
+          covariates: np.ndarray | None = None) -> np.ndarray:
+    """``n`` individuals from ``generator`` with conditions drawn from ``cond`` (the training mix), with the same
+    training rows' ``covariates`` where the run conditions on them, seeded."""
+    mix, rng, cov = _seeded_mix(cond, n, seed, device, covariates)
+    return generator.sample(mix, rng, SamplingOptions(), cov).cpu().numpy()
 
 
-def _redraw(generator: Generator, vae: GenotypeVAE, cond: np.ndarray, n: int, seed: int, device):
-    """A function returning ``_draw(generator, cond, n, seed, device)`` as decoded by ``vae``'s decoder at the time
-    of the call: the latents of a generator that decodes through ``vae`` (``sample_latents``) are drawn once and
-    kept with the random state after them, since the prior does not change while the decoder is calibrated."""
+def _redraw(generator: Generator, vae: GenotypeVAE, cond: np.ndarray, n: int, seed: int, device,
+            covariates: np.ndarray | None = None):
+    """A function returning ``_draw(generator, cond, n, seed, device, covariates)`` as decoded by ``vae``'s decoder
+    at the time of the call: the latents of a generator that decodes through ``vae`` (``sample_latents``) are
+    drawn once and kept with the random state after them, since the prior does not change while the decoder is
+    calibrated."""
     if not hasattr(generator, "sample_latents"):
-        return lambda: _draw(generator, cond, n, seed, device)
-    mix, rng = _seeded_mix(cond, n, seed, device)
-    z = generator.sample_latents(mix, rng, SamplingOptions())
+        return lambda: _draw(generator, cond, n, seed, device, covariates)
+    mix, rng, cov = _seeded_mix(cond, n, seed, device, covariates)
+    z = generator.sample_latents(mix, rng, SamplingOptions(), cov)
     state = rng.get_state()
 
     def decode() -> np.ndarray:
@@ -140,17 +146,19 @@ def _redraw(generator: Generator, vae: GenotypeVAE, cond: np.ndarray, n: int, se
     return decode
 
 
-def _ld_draw(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond: np.ndarray, seed: int):
+def _ld_draw(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond: np.ndarray, seed: int,
+             covariates: np.ndarray | None = None):
     """The lags whose LD ``calibrate_ld`` matches (neighbour k < lags: k + 1 back) and its seeded draw (``_redraw``,
     4 n individuals, at least 1,000, at most 4,000)."""
     lags = vae.decoder.nearest or vae.decoder.window
     draws = int(np.clip(4 * len(dosages), 1_000, 4_000))
-    return lags, _redraw(generator, vae, cond, draws, seed, vae.decoder.ld_scale.device)
+    return lags, _redraw(generator, vae, cond, draws, seed, vae.decoder.ld_scale.device, covariates)
 
 
 @torch.no_grad()
 def calibrate_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond: np.ndarray, *, seed: int = 0,
-                 per_lag: bool = False, rounds: int = 6, high: float = 3.0) -> dict:
+                 per_lag: bool = False, rounds: int = 6, high: float = 3.0,
+                 covariates: np.ndarray | None = None) -> dict:
     """Set the decoder's ``ld_scale`` (a factor for each lag k on the weights of the neighbour k SNPs back) so that
     the LD that ``generator`` samples between SNPs within its nearest neighbours matches that of the training
     individuals ``dosages`` (n, m) (conditions ``cond`` (n,)): the mean r^2 of pairs k apart, less each cohort's
@@ -176,7 +184,7 @@ def calibrate_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, co
     decoder = vae.decoder
     if decoder.independent:
         return {}
-    lags, draw = _ld_draw(generator, vae, dosages, cond, seed)  # the same draw every round
+    lags, draw = _ld_draw(generator, vae, dosages, cond, seed, covariates)  # the same draw every round
     target = _lag_r2(dosages, lags)
     scale = np.ones(decoder.window)
 
@@ -216,7 +224,7 @@ def _aim_offsets(offsets: torch.Tensor, target: np.ndarray, sampled: np.ndarray,
 
 def calibrate_marginals(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond: np.ndarray, *,
                         rounds: int = 3, seed: int = 0, max_draws: int = 20_000,
-                        target: np.ndarray | None = None) -> dict:
+                        target: np.ndarray | None = None, covariates: np.ndarray | None = None) -> dict:
     """Bring the genotype frequencies that ``generator`` (which decodes through ``vae``) samples towards those of
     its training individuals ``dosages`` (n, m), with their conditions ``cond`` (n,), by the decoder's
     ``calibration`` (added to its logits).
@@ -241,7 +249,7 @@ def calibrate_marginals(generator: Generator, vae: GenotypeVAE, dosages: np.ndar
     calibration = vae.decoder.calibration
     floor = 0.5 / max(len(dosages), 1)  # half a training individual: no log of zero
 
-    q = _shares(_draw(generator, cond, draws, seed, calibration.device))[0]
+    q = _shares(_draw(generator, cond, draws, seed, calibration.device, covariates))[0]
     shrink = np.full(1, np.nan)  # a target given: no shrinkage estimated here
     if target is None:
         noise = p * (1 - p) / called
@@ -250,7 +258,8 @@ def calibrate_marginals(generator: Generator, vae: GenotypeVAE, dosages: np.ndar
         target = q + shrink * (p - q)
         target = target / target.sum(1, keepdims=True)
     sampled = _aim_offsets(calibration, target, q, floor, rounds,
-                           lambda r: _shares(_draw(generator, cond, draws, seed + r + 1, calibration.device))[0])
+                           lambda r: _shares(_draw(generator, cond, draws, seed + r + 1, calibration.device,
+                                                   covariates))[0])
     return {"rounds": rounds, "draws": draws, "shrinkage": float(shrink.mean()),
             "mae_before": float(np.abs(q - p).mean()), "mae_after": float(np.abs(sampled - p).mean()),
             "target": target}
@@ -289,7 +298,8 @@ def class_targets(dosages: np.ndarray, cond: np.ndarray, q: np.ndarray, share: n
 
 @torch.no_grad()
 def calibrate_classes(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond: np.ndarray,
-                      groups: np.ndarray | None, *, rounds: int = 3, seed: int = 0, max_draws: int = 8_000) -> dict:
+                      groups: np.ndarray | None, *, rounds: int = 3, seed: int = 0, max_draws: int = 8_000,
+                      covariates: np.ndarray | None = None) -> dict:
     """Each class's own frequency offsets (the decoder's ``class_calibration``, added to ``calibration``), fitted
     after ``calibrate`` on draws of that class alone, aimed at ``class_targets``.
 
@@ -311,19 +321,20 @@ def calibrate_classes(generator: Generator, vae: GenotypeVAE, dosages: np.ndarra
         return {}
     device = table.device
     draws = int(np.clip(4 * len(dosages), 1_000, max_draws))
-    q = _shares(_draw(generator, cond, draws, seed, device))[0]
+    q = _shares(_draw(generator, cond, draws, seed, device, covariates))[0]
     share = vae.decoder.trait_share.cpu().numpy().astype(np.float64)
     targets = class_targets(dosages, cond, q, share, groups)
     floor = 0.5 / max(len(dosages), 1)
     record = {"classes": sorted(targets), "groups": 1 if groups is None else int(len(np.unique(groups))),
               "mae_before": [], "mae_after": []}
     for c, target in targets.items():
-        n = int(np.clip(4 * (cond == c).sum(), 1_000, max_draws))
-        only, first = np.full(1, float(c)), seed + 17 * (c + 1)
-        sampled = _shares(_draw(generator, only, n, first, device))[0]
+        rows = cond == c  # the class's own training rows: their covariates, where the run has them
+        n, first = int(np.clip(4 * rows.sum(), 1_000, max_draws)), seed + 17 * (c + 1)
+        only, own = cond[rows], None if covariates is None else covariates[rows]
+        sampled = _shares(_draw(generator, only, n, first, device, own))[0]
         record["mae_before"].append(float(np.abs(sampled - target).mean()))
         sampled = _aim_offsets(table[c], target, sampled, floor, rounds,
-                               lambda r: _shares(_draw(generator, only, n, first + r + 1, device))[0])
+                               lambda r: _shares(_draw(generator, only, n, first + r + 1, device, own))[0])
         record["mae_after"].append(float(np.abs(sampled - target).mean()))
     return record
 
@@ -342,7 +353,7 @@ def class_calibration_summary(record: dict) -> str:
 
 @torch.no_grad()
 def released_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond: np.ndarray, *,
-                seed: int = 0) -> dict:
+                seed: int = 0, covariates: np.ndarray | None = None) -> dict:
     """The neighbour LD that ``calibrate_ld`` matched, measured again on ``generator`` as it is released, after
     ``calibrate_marginals`` has moved the decoder's logits: {"ld_r2_released"}, a list over the lags (the same
     seeded draw as ``calibrate_ld``'s, so the difference from its "ld_r2_after" is the frequency calibration's
@@ -355,15 +366,19 @@ def released_ld(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, con
     fourteenth pass)."""
     if vae.decoder.independent:
         return {}
-    lags, draw = _ld_draw(generator, vae, dosages, cond, seed)
+    lags, draw = _ld_draw(generator, vae, dosages, cond, seed, covariates)
     return {"ld_r2_released": _lag_r2(draw(), lags).tolist()}
 
 
 def calibrate(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond: np.ndarray, *, seed: int = 0,
-              per_lag: bool = False, rounds: int = 3, passes: int = 2) -> dict:
+              per_lag: bool = False, rounds: int = 3, passes: int = 2, covariates: np.ndarray | None = None) -> dict:
     """``calibrate_ld`` then ``calibrate_marginals``, ``passes`` times in turn, then ``released_ld``: the record of
     both (the LD and frequencies before it and the frequency shrinkage from the first pass, everything else from
-    the last), the released LD and the number of passes.
+    the last), the released LD and the number of passes. A run that conditions on covariates draws each synthetic
+    individual with the covariates of the training row its condition came from (``covariates`` (n, c), rows as
+    ``dosages``), as ``generate`` draws them with its condition: calibrated on draws without them, the neighbour
+    weights of an msprime run conditioned on its populations were scaled x3 to make up for LD the release then had
+    (detection 0.91; BENCHMARKS.md, forty-fifth pass).
 
     Why twice: the per-SNP offsets move the LD that the factors had matched, up or down, so the second pass fits
     the factors again on the generator with the offsets (and refits the offsets after them). Against one pass, 3
@@ -379,11 +394,12 @@ def calibrate(generator: Generator, vae: GenotypeVAE, dosages: np.ndarray, cond:
     target = None  # the first pass's frequency target, aimed at again by the second
     first_only = ("ld_r2_before", "mae_before", "shrinkage")  # the state before, and the target, set once
     for _ in range(passes):
-        step = calibrate_ld(generator, vae, dosages, cond, seed=seed, per_lag=per_lag)
-        step.update(calibrate_marginals(generator, vae, dosages, cond, rounds=rounds, seed=seed, target=target))
+        step = calibrate_ld(generator, vae, dosages, cond, seed=seed, per_lag=per_lag, covariates=covariates)
+        step.update(calibrate_marginals(generator, vae, dosages, cond, rounds=rounds, seed=seed, target=target,
+                                        covariates=covariates))
         target = step.pop("target")
         record.update({k: v for k, v in step.items() if not record or k not in first_only})
-    record.update(released_ld(generator, vae, dosages, cond, seed=seed), passes=passes)
+    record.update(released_ld(generator, vae, dosages, cond, seed=seed, covariates=covariates), passes=passes)
     return record
 
 
