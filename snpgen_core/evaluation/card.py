@@ -249,7 +249,9 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
         "0.9), beside a fresh real sample's",
         "more synthetic people than real ones carry parts of several populations along their genomes (the model "
         "blurs the populations); ancestry-stratified analyses of the cohort would see admixture the real cohort "
-        "does not have. A known limit of this version's default (BENCHMARKS.md, forty-fifth pass)"),
+        "does not have. Where the populations are known, train with them as a covariate (--covar FILE "
+        "--covar-name POP): on two simulated cohorts that brought the share to a fresh sample's (BENCHMARKS.md, "
+        "forty-fifth pass)"),
     "fidelity.detection_auc": (
         "how easily a classifier tells synthetic people from real ones (0.5 = not at all)",
         "synthetic people are easy to tell from real ones; " + _FIDELITY),
