@@ -1,13 +1,13 @@
 """Explore: the evaluation report of one synthetic cohort (which one, said at the top) against the training
-individuals and the real holdout: report card, LD, allele frequencies, PCA and UMAP views, the cohort's own GWAS
-beside the real one, privacy distances, TSTR."""
+individuals and the real holdout: report card, LD, allele frequencies, PCA, ancestry proportions and UMAP views, the
+cohort's own GWAS beside the real one, privacy distances, TSTR."""
 import pandas as pd
 import streamlit as st
 
 from pages._ui import BADGES, core_call, progress_reporter, require, workspace
 from snpgen_core.evaluation.card import SECTIONS, card_rows, release_summary
-from snpgen_core.evaluation.figures import (figure_af_scatter, figure_distance_histograms, figure_effects,
-                                            figure_gwas_effects, figure_gwas_mirror, figure_ld_decay,
+from snpgen_core.evaluation.figures import (figure_admixture, figure_af_scatter, figure_distance_histograms,
+                                            figure_effects, figure_gwas_effects, figure_gwas_mirror, figure_ld_decay,
                                             figure_ld_heatmaps, figure_pca, figure_qq, figure_segment_histograms,
                                             figure_tstr, figure_umap)
 
@@ -109,6 +109,7 @@ if fidelity.open:
 if structure.open:
     with structure:
         chart(figure_pca(plots), "pca")
+        chart(figure_admixture(plots), "admixture")
         have = ws.cache.get(("synthetic", ws.cohort_id, "umap", 0, 1000)) is not None
         if not have:
             st.caption("UMAP views are computed on request (the first one in a server's life compiles for ~30 s).")

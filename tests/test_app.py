@@ -338,7 +338,8 @@ def test_demo_flow__demo_panel_train_generate_explore_export(tmp_path):
     at.run()
     no_exceptions(at)
     at.button[0].click().run()  # Compute UMAP views
-    assert len(at.get("plotly_chart")) == 3  # PCA, UMAP of individuals, UMAP of the latent space
+    # PCA, ancestry proportions (the demo's three populations), UMAP of individuals, UMAP of the latent space
+    assert [c.key for c in at.get("plotly_chart")] == ["pca", "admixture", "umap_individuals", "umap_latent"]
     no_exceptions(at)
     umap_real = ws.umap_individuals()
     assert umap_real["cohort"].value_counts().to_dict() == {"training": 240, "holdout": 60, "synthetic": 60}
@@ -925,7 +926,8 @@ def test_markov_model__trains_from_the_settings_generates_and_explore_says_it_ha
     at.run()
     at.button[0].click().run()  # Compute UMAP views
     no_exceptions(at)
-    assert len(at.get("plotly_chart")) == 2  # PCA and the UMAP of individuals; no latent space to draw
+    # PCA, ancestry proportions and the UMAP of individuals; no latent space to draw
+    assert [c.key for c in at.get("plotly_chart")] == ["pca", "admixture", "umap_individuals"]
     assert any("no VAE latent space" in c.value for c in at.caption)
 
 

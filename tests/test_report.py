@@ -293,6 +293,16 @@ def test_admixed_share__admixed_people_read_as_admixed_and_their_proportions_are
     blurred[::2] = _admixed(rng, freqs, [0.5, 0.5, 0.0], 90)
     m_ = admixed_share(train, holdout, blurred)
     assert m_.value == pytest.approx(0.5 + fair.value / 2, abs=0.06) and m_.reference == fair.reference
+    # the report's bar plot: each person's proportions (summing to 1), holdout above synthetic, one bar each
+    from snpgen_core.evaluation.figures import figure_admixture
+
+    q = m_.details["proportions"]
+    assert len(q["synthetic"]) == len(q["holdout"]) == 180 and np.allclose(np.sum(q["synthetic"], 1), 1, atol=0.01)
+    fig = figure_admixture({"admixture": q})
+    assert len(fig.data) == 6 and {t.name for t in fig.data} == {"group 1", "group 2", "group 3"}
+    mixed = np.array([t.y for t in fig.data[3:]]).T  # the synthetic panel's bars
+    assert np.mean(mixed.max(1) < 0.9) == pytest.approx(m_.value, abs=0.02)  # rounded to 3 decimals
+    assert figure_admixture({}) is None
 
     # population 2 split in two sub-populations (F 0.008 each around it): the mixture finds 4 groups, sources 3
     g = 0.008

@@ -98,6 +98,29 @@ def figure_pca(plots: dict) -> go.Figure | None:
     return fig
 
 
+def figure_admixture(plots: dict) -> go.Figure | None:
+    """Each person's ancestry proportions over the training cohort's groups (ADMIXTURE's projection, as
+    ``evaluation.structure.admixed_share``), one stacked bar per person, holdout above synthetic; people ordered by
+    their largest group, then by its share. A blurred release shows as bars that mix colours."""
+    q = plots.get("admixture")
+    if not q:
+        return None
+    k = len(q["holdout"][0]) if q["holdout"] else 0
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=False, vertical_spacing=0.12,
+                        subplot_titles=[LABELS["holdout"], LABELS["synthetic"]])
+    for row, cohort in enumerate(("holdout", "synthetic"), start=1):
+        p = np.array([_array(r) for r in q[cohort]])
+        order = np.lexsort((-p.max(1), p.argmax(1)))
+        for g in range(k):
+            fig.add_trace(go.Bar(x=np.arange(len(p)), y=p[order, g], name=f"group {g + 1}", legendgroup=str(g),
+                                 showlegend=(row == 1), width=1.0, marker=dict(line=dict(width=0))), row=row, col=1)
+        fig.update_yaxes(title_text="proportion", range=[0, 1], row=row, col=1)
+        fig.update_xaxes(showticklabels=False, row=row, col=1)
+    fig.update_layout(barmode="stack", bargap=0, title="Ancestry proportions over the training cohort's groups",
+                      **{**_LAYOUT, "height": 460})
+    return fig
+
+
 def _pc_title(i: int, share) -> str:
     """An axis title for PC i+1 with its share of the variance the top PCs explain, on every axis alike."""
     return f"PC{i + 1}" + (f" ({share[i]:.0%} of top)" if len(share) > i and share[i] is not None else "")
@@ -180,6 +203,7 @@ FIGURES = {  # report order
     "Linkage disequilibrium": figure_ld_heatmaps,
     "LD decay": figure_ld_decay,
     "Population structure": figure_pca,
+    "Ancestry proportions": figure_admixture,
     "Association effects": figure_effects,
     "Distances to training": figure_distance_histograms,
     "Shared segments": figure_segment_histograms,

@@ -418,6 +418,9 @@ def _plots(t, h, s, variants, fidelity, assoc, util, privacy, pca, config, seed)
         plots["pca"] = {**{k: _rounded(v, 3) for k, v in coords.items()},
                         "explained_variance": _rounded(pca.explained_variance, 4),
                         "explained_share_of_top": _rounded(pca.explained_variance / total, 4)}
+    admixed = fidelity.get("admixed_share")
+    if admixed is not None and admixed.details.get("proportions"):
+        plots["admixture"] = admixed.details["proportions"]
     effects = assoc.get("effect_r")
     if effects is not None and effects.details.get("beta"):
         plots["effects"] = {k: _rounded(v) for k, v in effects.details["beta"].items()}

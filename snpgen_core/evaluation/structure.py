@@ -126,6 +126,7 @@ def group_assigner(train: np.ndarray, k: int | None = None, *, seed: int = 0):
 
 
 ADMIXED_BELOW = 0.9  # a person whose largest ancestry proportion is under this reads as admixed
+PLOT_PEOPLE = 300  # people of each cohort whose proportions the report keeps for its bar plot
 SOURCE_FST = 0.02  # groups less differentiated than this are one source population for admixture
 
 
@@ -210,9 +211,12 @@ def admixed_share(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray,
     freq = np.stack([(copies[groups == g].sum(0) + 0.5) / (2 * called[groups == g].sum(0) + 1)
                      for g in range(int(groups.max()) + 1)])
     h, s = equal_size_rows(holdout, synthetic, seed)
-    share = [float(np.mean(ancestry_proportions(x, freq).max(1) < ADMIXED_BELOW)) for x in (s, h)]
-    return MetricValue(value=share[0], reference=share[1], details={"groups": len(freq), "n": int(len(s)),
-                                                                      "below": ADMIXED_BELOW})
+    q = {"synthetic": ancestry_proportions(s, freq), "holdout": ancestry_proportions(h, freq)}
+    shown = subsample_index(len(s), min(len(s), PLOT_PEOPLE), seed)  # the report's bar plot: a few hundred each
+    share = [float(np.mean(q[k].max(1) < ADMIXED_BELOW)) for k in ("synthetic", "holdout")]
+    return MetricValue(value=share[0], reference=share[1], details={
+        "groups": len(freq), "n": int(len(s)), "below": ADMIXED_BELOW,
+        "proportions": {k: np.round(v[shown], 3).tolist() for k, v in q.items()}})
 
 
 def trait_classes(y: np.ndarray, kind: str, y_train: np.ndarray) -> np.ndarray:
