@@ -300,6 +300,7 @@ def test_admixed_share__admixed_people_read_as_admixed_and_their_proportions_are
     assert len(q["synthetic"]) == len(q["holdout"]) == 180 and np.allclose(np.sum(q["synthetic"], 1), 1, atol=0.01)
     fig = figure_admixture({"admixture": q})
     assert len(fig.data) == 6 and {t.name for t in fig.data} == {"group 1", "group 2", "group 3"}
+    assert [t.marker.color for t in fig.data[:3]] == [t.marker.color for t in fig.data[3:]]  # a group, a colour
     mixed = np.array([t.y for t in fig.data[3:]]).T  # the synthetic panel's bars
     assert np.mean(mixed.max(1) < 0.9) == pytest.approx(m_.value, abs=0.02)  # rounded to 3 decimals
     assert figure_admixture({}) is None

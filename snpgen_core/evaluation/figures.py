@@ -18,6 +18,7 @@ from ..genotypes import chromosome_rank
 COLOURS = {"train": "#1f77b4", "synthetic": "#d62728", "holdout": "#7f7f7f"}
 LABELS = {"train": "training (real)", "synthetic": "synthetic", "holdout": "holdout (real, reference)"}
 _LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=50), height=420)
+GROUP_COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#9d755d")
 
 
 def _array(values) -> np.ndarray:
@@ -111,9 +112,11 @@ def figure_admixture(plots: dict) -> go.Figure | None:
     for row, cohort in enumerate(("holdout", "synthetic"), start=1):
         p = np.array([_array(r) for r in q[cohort]])
         order = np.lexsort((-p.max(1), p.argmax(1)))
-        for g in range(k):
+        for g in range(k):  # one colour per group in both panels
+            colour = GROUP_COLOURS[g % len(GROUP_COLOURS)]
             fig.add_trace(go.Bar(x=np.arange(len(p)), y=p[order, g], name=f"group {g + 1}", legendgroup=str(g),
-                                 showlegend=(row == 1), width=1.0, marker=dict(line=dict(width=0))), row=row, col=1)
+                                 showlegend=(row == 1), width=1.0, marker=dict(color=colour, line=dict(width=0))),
+                          row=row, col=1)
         fig.update_yaxes(title_text="proportion", range=[0, 1], row=row, col=1)
         fig.update_xaxes(showticklabels=False, row=row, col=1)
     fig.update_layout(barmode="stack", bargap=0, title="Ancestry proportions over the training cohort's groups",
