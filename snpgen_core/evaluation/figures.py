@@ -107,7 +107,7 @@ def figure_admixture(plots: dict) -> go.Figure | None:
     if not q:
         return None
     k = len(q["holdout"][0]) if q["holdout"] else 0
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=False, vertical_spacing=0.12,
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.12,
                         subplot_titles=[LABELS["holdout"], LABELS["synthetic"]])
     for row, cohort in enumerate(("holdout", "synthetic"), start=1):
         p = np.array([_array(r) for r in q[cohort]])

@@ -136,16 +136,14 @@ def source_groups(train: np.ndarray, *, seed: int = 0) -> np.ndarray | None:
     proportions between two groups of one population are not ancestry. (n,) labels 0..k-1, or None when fewer
     than two groups remain."""
     groups = training_groups(train, seed=seed)
-    while groups is not None:
-        labels = np.unique(groups)
-        if len(labels) < 2:
-            return None
-        pairs = [(hudson_fst(train[groups == a], train[groups == b]), a, b)
-                 for i, a in enumerate(labels) for b in labels[i + 1:]]
-        closest, a, b = min(pairs)
+    labels = [] if groups is None else list(np.unique(groups))
+    while len(labels) > 1:
+        closest, a, b = min((hudson_fst(train[groups == a], train[groups == b]), a, b)
+                            for i, a in enumerate(labels) for b in labels[i + 1:])
         if not closest < SOURCE_FST:
             return np.unique(groups, return_inverse=True)[1]
         groups = np.where(groups == b, a, groups)
+        labels.remove(b)
     return None
 
 
